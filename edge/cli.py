@@ -1,0 +1,184 @@
+"""The `edge` command: run a node, and the few things store IT does by hand."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from edge import __version__
+from edge.config import Config, ConfigError, load_config
+
+log = logging.getLogger("edge")
+
+DESCRIPTION = """\
+edge: the in-store server for shops with several tills.
+
+With no config, `edge serve` runs an embedded demo store in ./edge-data and
+prints the address to open in a browser. A real store passes --config (see
+docs/operations.md).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"edge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def with_store_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, help="store config file (TOML); none = demo store")
+        p.add_argument("--data", type=Path, help="data folder (default ./edge-data)")
+
+    serve = sub.add_parser("serve", help="run this node (the demo store without --config)")
+    with_store_options(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument("--no-advertise", action="store_true",
+                       help="do not announce the node with zeroconf")
+    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+
+    pair = sub.add_parser("pair", help="make a one-time code to pair a till")
+    with_store_options(pair)
+    pair.add_argument("--minutes", type=int, default=15, help="how long the code is valid")
+
+    check = sub.add_parser("check", help="check a config file and say what is wrong")
+    check.add_argument("--config", type=Path, required=True, help="store config file (TOML)")
+
+    verify = sub.add_parser("verify", help="check every hash chain of a journal, offline")
+    with_store_options(verify)
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config) if args.config else Config()
+    return config.with_overrides(
+        data_dir=args.data,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        advertise=False if getattr(args, "no_advertise", False) else None,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = resolve_config(args) if args.command != "check" else None
+        if args.command == "serve":
+            return run_serve(config, args.log_level)  # type: ignore[arg-type]
+        if args.command == "pair":
+            return run_pair(config, args.minutes)  # type: ignore[arg-type]
+        if args.command == "check":
+            return run_check(args.config)
+        if args.command == "verify":
+            return run_verify(config)  # type: ignore[arg-type]
+    except ConfigError as error:
+        print("The configuration has problems:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    return 2
+
+
+def run_serve(config: Config, log_level: str) -> int:
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from edge.node import StoreMismatch
+
+    try:
+        asyncio.run(serve(config))
+    except StoreMismatch as error:
+        log.error("%s", error)
+        return 1
+    except OSError as error:
+        log.error("cannot listen on %s:%s: %s", config.host, config.port, error.strerror)
+        return 1
+    return 0
+
+
+async def serve(config: Config) -> None:
+    from edge.demo import demo_cashier_lines
+    from edge.server import NODE, make_app
+    from edge.tills import create_pairing_code
+
+    app = make_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, config.host, config.port).start()
+        node = app[NODE]
+        url = f"http://{'127.0.0.1' if config.host == '0.0.0.0' else config.host}:{config.port}/"
+        banner = [
+            f"edge {__version__}: {config.store_name} (store {config.store_id}), "
+            f"node {node.node_id}",
+            f"Data folder: {config.data_dir.resolve()}",
+            f"Till app: {url}",
+        ]
+        if config.host == "0.0.0.0":
+            banner.append(f"On the shop network: http://edge-{node.node_id}.local:{config.port}/")
+        if config.demo:
+            code = create_pairing_code(config.database, ttl=3600)
+            banner.append(f"Pair a till (valid 1 hour): {url}#pair={code}")
+            banner.append("Demo cashiers:")
+            banner += demo_cashier_lines()
+        for printer in node.printers.values():
+            banner.append(f"Printer {printer.name}: receipts in {printer.text_path}")
+        print("\n".join(banner), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()
+
+
+def run_pair(config: Config, minutes: int) -> int:
+    from edge.tills import create_pairing_code
+
+    if not config.database.exists():
+        print(f"No store data in {config.data_dir}: start `edge serve` once first.",
+              file=sys.stderr)
+        return 1
+    code = create_pairing_code(config.database, ttl=minutes * 60)
+    print(f"Pairing code: {code} (valid {minutes} min, once)")
+    print(f"On the till, open http://<this node>:{config.port}/#pair={code}")
+    print("or open the till app and type the code.")
+    return 0
+
+
+def run_check(path: Path) -> int:
+    config = load_config(path)
+    print(f"{path}: OK")
+    print(f"  store {config.store_id} ({config.store_name})")
+    print(f"  listens on {config.host}:{config.port}, data in {config.data_dir}")
+    for printer in config.all_printers():
+        print(f"  printer {printer.name}: {printer.kind}, {printer.width} characters wide")
+    return 0
+
+
+def run_verify(config: Config) -> int:
+    from edge.chain import chain_problems
+    from edge.journal import read_events
+
+    if not config.database.exists():
+        print(f"No journal in {config.data_dir}.", file=sys.stderr)
+        return 1
+    events = read_events(config.database)
+    problems = chain_problems(events)
+    origins = {event.origin for event in events}
+    if problems:
+        print(f"BROKEN: {len(problems)} problem(s) in {len(events)} events:")
+        for problem in problems[:50]:
+            print(f"  - {problem}")
+        return 1
+    print(f"OK: {len(events)} events from {len(origins)} origin(s), every hash chain intact")
+    return 0

@@ -1,0 +1,213 @@
+"""The till commands (docs/protocol.md documents each one).
+
+Each handler is thin: its arguments are already checked, it calls the module
+that owns the concept and returns what the till should see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from edge import PROTOCOL_VERSION, catalogue, sales, staff, tills
+from edge.chain import Event
+from edge.messages import INVALID_FIELD, EdgeError, event_message
+from edge.schema import limits
+from edge.websocket_api import Connection, NoArgs, command
+
+
+def client_id() -> Any:
+    """An id the till made up (a UUID, in practice)."""
+    return field(metadata=limits(min=1, max_length=64))
+
+
+# Pushed to subscribers. Credentials (till_paired, cashier_added) never are.
+PUBLIC_EVENT_TYPES = frozenset({
+    "product_upserted", "product_delisted",
+    "basket_line_added", "basket_quantity_set", "basket_line_removed", "basket_voided",
+    "sale_completed", "print_requested", "print_job_done", "drawer_opened",
+})
+
+
+def _seller(conn: Connection) -> sales.Seller:
+    assert conn.till is not None and conn.cashier is not None
+    return sales.Seller(till=conn.till["code"], cashier=conn.cashier["id"])
+
+
+@dataclass(frozen=True)
+class AuthArgs:
+    token: str = field(metadata=limits(min=1, max_length=200))
+
+
+@command("auth", AuthArgs, access="anyone")
+async def auth(conn: Connection, args: AuthArgs) -> dict[str, Any]:
+    node = conn.node
+    conn.till = await tills.authenticate(node.journal, args.token)
+    conn.cashier = None
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "store": {"id": node.config.store_id, "name": node.config.store_name, "currency": "EUR"},
+        "node": {"id": node.node_id},
+        "till": conn.till,
+        "cashiers": await staff.list_cashiers(node.journal),
+    }
+
+
+@dataclass(frozen=True)
+class LoginArgs:
+    cashier_id: str = client_id()
+    pin: str = field(metadata=limits(min=1, max_length=16))
+
+
+@command("login", LoginArgs, access="till")
+async def login(conn: Connection, args: LoginArgs) -> dict[str, Any]:
+    assert conn.till is not None
+    conn.cashier = await staff.login(
+        conn.node.journal, conn.node.login_throttle, conn.till["code"], args.cashier_id, args.pin
+    )
+    return {"cashier": conn.cashier}
+
+
+@command("logout", NoArgs, access="till")
+async def logout(conn: Connection, args: NoArgs) -> None:
+    conn.cashier = None
+
+
+@dataclass(frozen=True)
+class LookupArgs:
+    barcode: str = field(metadata=limits(min=1, max_length=32))
+
+
+@command("catalogue/lookup", LookupArgs, access="till")
+async def lookup(conn: Connection, args: LookupArgs) -> dict[str, Any]:
+    return await catalogue.lookup(conn.node.journal, args.barcode)
+
+
+@dataclass(frozen=True)
+class SearchArgs:
+    query: str = field(metadata=limits(max_length=100))
+    limit: int = field(default=20, metadata=limits(min=1, max=50))
+
+
+@command("catalogue/search", SearchArgs, access="till")
+async def search(conn: Connection, args: SearchArgs) -> list[dict[str, Any]]:
+    return await catalogue.search(conn.node.journal, args.query, args.limit)
+
+
+@command("basket/get")
+async def basket_get(conn: Connection, args: NoArgs) -> dict[str, Any] | None:
+    return await sales.open_basket(conn.node.journal, _seller(conn).till)
+
+
+@dataclass(frozen=True)
+class AddArgs:
+    basket_id: str = client_id()
+    line_id: str = client_id()
+    barcode: str | None = field(default=None, metadata=limits(min=1, max_length=32))
+    product_id: str | None = field(default=None, metadata=limits(min=1, max_length=64))
+    quantity: int = field(default=1, metadata=limits(min=1, max=9999))
+
+
+@command("basket/add", AddArgs)
+async def basket_add(conn: Connection, args: AddArgs) -> dict[str, Any]:
+    if (args.barcode is None) == (args.product_id is None):
+        raise EdgeError(INVALID_FIELD, "give exactly one of 'barcode' or 'product_id'")
+    return await sales.add_line(
+        conn.node.journal, _seller(conn), args.basket_id, args.line_id, args.quantity,
+        barcode=args.barcode, product_id=args.product_id,
+    )
+
+
+@dataclass(frozen=True)
+class QuantityArgs:
+    basket_id: str = client_id()
+    line_id: str = client_id()
+    quantity: int = field(metadata=limits(min=1, max=9999))
+
+
+@command("basket/set_quantity", QuantityArgs)
+async def basket_set_quantity(conn: Connection, args: QuantityArgs) -> dict[str, Any]:
+    return await sales.set_quantity(
+        conn.node.journal, _seller(conn), args.basket_id, args.line_id, args.quantity
+    )
+
+
+@dataclass(frozen=True)
+class LineArgs:
+    basket_id: str = client_id()
+    line_id: str = client_id()
+
+
+@command("basket/remove_line", LineArgs)
+async def basket_remove_line(conn: Connection, args: LineArgs) -> dict[str, Any]:
+    return await sales.remove_line(conn.node.journal, _seller(conn), args.basket_id, args.line_id)
+
+
+@dataclass(frozen=True)
+class BasketArgs:
+    basket_id: str = client_id()
+
+
+@command("basket/clear", BasketArgs)
+async def basket_clear(conn: Connection, args: BasketArgs) -> None:
+    await sales.void_basket(conn.node.journal, _seller(conn), args.basket_id)
+
+
+@dataclass(frozen=True)
+class Tender:
+    method: Literal["cash", "card"]
+    amount: int = field(metadata=limits(min=1, max=100_000_000))
+    reference: str | None = field(default=None, metadata=limits(max_length=64))
+
+
+@dataclass(frozen=True)
+class CompleteArgs:
+    basket_id: str = client_id()
+    tenders: list[Tender] = field(metadata=limits(min=1, max_length=10))
+
+
+@command("sale/complete", CompleteArgs)
+async def sale_complete(conn: Connection, args: CompleteArgs) -> dict[str, Any]:
+    sale = await sales.complete_sale(
+        conn.node.journal,
+        _seller(conn),
+        args.basket_id,
+        [tender.__dict__ for tender in args.tenders],
+        conn.node.printer_for(_seller(conn).till),
+    )
+    conn.node.metrics.sales += 1
+    return sale
+
+
+@dataclass(frozen=True)
+class SubscribeArgs:
+    event_types: list[str] | None = field(default=None, metadata=limits(max_length=20))
+
+
+@command("subscribe_events", SubscribeArgs, access="till")
+async def subscribe_events(conn: Connection, args: SubscribeArgs) -> None:
+    wanted = PUBLIC_EVENT_TYPES & set(args.event_types or PUBLIC_EVENT_TYPES)
+    subscription = conn.current_id
+
+    def push(events: list[Event]) -> None:
+        for event in events:
+            if event.type in wanted:
+                conn.send(event_message(subscription, {
+                    "origin": event.origin, "seq": event.seq, "type": event.type,
+                    "time": event.time, "body": event.body,
+                }))
+
+    conn.subscriptions[subscription] = conn.node.journal.add_listener(push)
+
+
+@dataclass(frozen=True)
+class UnsubscribeArgs:
+    subscription: int
+
+
+@command("unsubscribe_events", UnsubscribeArgs, access="till")
+async def unsubscribe_events(conn: Connection, args: UnsubscribeArgs) -> None:
+    unsubscribe = conn.subscriptions.pop(args.subscription, None)
+    if unsubscribe is None:
+        raise EdgeError(INVALID_FIELD, f"no subscription {args.subscription} on this connection")
+    unsubscribe()

@@ -1,0 +1,41 @@
+"""The embedded demo store: a bakery's catalogue and three cashiers.
+
+Loaded into an empty data folder when `edge serve` runs without a config, so a
+newcomer can sell at once. The PINs are demo data, printed on start.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from edge.catalogue import DEMO_CATALOGUE, import_products, parse_catalogue_csv
+from edge.journal import Journal, Tx
+from edge.staff import cashier_added_body
+
+log = logging.getLogger(__name__)
+
+DEMO_CASHIERS = (
+    ("alice", "Alice", "cashier", "1234"),
+    ("bruno", "Bruno", "manager", "5678"),
+    ("chloe", "Chloé", "cashier", "2468"),
+)
+
+
+async def seed_demo_store(journal: Journal) -> bool:
+    """Fill an empty store; returns False if it already had a catalogue."""
+    if await journal.read_one("SELECT 1 FROM products LIMIT 1"):
+        return False
+    products = parse_catalogue_csv(DEMO_CATALOGUE.read_text(encoding="utf-8"))
+    count = await import_products(journal, products)
+
+    async def add_cashiers(tx: Tx) -> None:
+        for cashier_id, name, role, pin in DEMO_CASHIERS:
+            await tx.append("cashier_added", cashier_added_body(cashier_id, name, role, pin))
+
+    await journal.write(add_cashiers)
+    log.info("demo store created: %d products, %d cashiers", count, len(DEMO_CASHIERS))
+    return True
+
+
+def demo_cashier_lines() -> list[str]:
+    return [f"  {name} ({role}): PIN {pin}" for _, name, role, pin in DEMO_CASHIERS]

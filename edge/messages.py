@@ -1,0 +1,59 @@
+"""Websocket message builders and the error codes every reply draws from.
+
+Handlers raise `EdgeError`; the connection turns it into an error reply in
+one place. Codes are part of the protocol (docs/protocol.md): add, never
+rename.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+INVALID_JSON = "invalid_json"
+INVALID_MESSAGE = "invalid_message"
+UNKNOWN_COMMAND = "unknown_command"
+MISSING_FIELD = "missing_field"
+INVALID_FIELD = "invalid_field"
+UNAUTHORIZED = "unauthorized"
+INVALID_TOKEN = "invalid_token"
+NOT_LOGGED_IN = "not_logged_in"
+INVALID_PIN = "invalid_pin"
+TOO_MANY_ATTEMPTS = "too_many_attempts"
+UNKNOWN_BARCODE = "unknown_barcode"
+UNKNOWN_PRODUCT = "unknown_product"
+NO_OPEN_BASKET = "no_open_basket"
+BASKET_MISMATCH = "basket_mismatch"
+UNKNOWN_LINE = "unknown_line"
+EMPTY_BASKET = "empty_basket"
+PAYMENT_SHORT = "payment_short"
+CARD_OVERPAY = "card_overpay"
+MISSING_REFERENCE = "missing_reference"
+INVALID_PAIRING_CODE = "invalid_pairing_code"
+INVALID_REQUEST = "invalid_request"
+INTERNAL_ERROR = "internal_error"
+
+
+class EdgeError(Exception):
+    """A command that cannot be carried out, with the code the till will see."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def result_message(msg_id: int, result: Any) -> dict[str, Any]:
+    return {"id": msg_id, "type": "result", "success": True, "result": result}
+
+
+def error_message(msg_id: int | None, code: str, message: str) -> dict[str, Any]:
+    return {
+        "id": msg_id,
+        "type": "result",
+        "success": False,
+        "error": {"code": code, "message": message},
+    }
+
+
+def event_message(subscription_id: int, event: Any) -> dict[str, Any]:
+    return {"id": subscription_id, "type": "event", "event": event}

@@ -1,0 +1,135 @@
+"""The database schema, one migration per step, applied in order at open.
+
+`PRAGMA user_version` records how many have run. Never edit a released step:
+add a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: journal, projections the tills read, local-only secrets.
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+    CREATE TABLE events (
+        position INTEGER PRIMARY KEY,
+        origin TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        id TEXT NOT NULL UNIQUE,
+        time TEXT NOT NULL,
+        type TEXT NOT NULL,
+        body TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        UNIQUE (origin, seq)
+    );
+
+    CREATE TABLE products (
+        rowid INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        barcode TEXT UNIQUE,
+        name TEXT NOT NULL,
+        price INTEGER NOT NULL,
+        vat_rate INTEGER NOT NULL,
+        category TEXT NOT NULL DEFAULT '',
+        active INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE VIRTUAL TABLE products_fts USING fts5 (
+        name, category, content='products', content_rowid='rowid',
+        tokenize='unicode61 remove_diacritics 2', prefix='1 2 3'
+    );
+    CREATE TRIGGER products_ai AFTER INSERT ON products BEGIN
+        INSERT INTO products_fts (rowid, name, category)
+        VALUES (new.rowid, new.name, new.category);
+    END;
+    CREATE TRIGGER products_ad AFTER DELETE ON products BEGIN
+        INSERT INTO products_fts (products_fts, rowid, name, category)
+        VALUES ('delete', old.rowid, old.name, old.category);
+    END;
+    CREATE TRIGGER products_au AFTER UPDATE ON products BEGIN
+        INSERT INTO products_fts (products_fts, rowid, name, category)
+        VALUES ('delete', old.rowid, old.name, old.category);
+        INSERT INTO products_fts (rowid, name, category)
+        VALUES (new.rowid, new.name, new.category);
+    END;
+
+    CREATE TABLE cashiers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        pin_salt TEXT NOT NULL,
+        pin_hash TEXT NOT NULL
+    );
+
+    CREATE TABLE tills (
+        code TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        paired_at TEXT NOT NULL
+    );
+
+    CREATE TABLE baskets (
+        id TEXT PRIMARY KEY,
+        till TEXT NOT NULL,
+        cashier TEXT NOT NULL,
+        opened_at TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'sold', 'voided'))
+    );
+    CREATE UNIQUE INDEX one_open_basket_per_till ON baskets (till) WHERE status = 'open';
+
+    CREATE TABLE basket_lines (
+        basket_id TEXT NOT NULL REFERENCES baskets (id),
+        line_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        product_id TEXT NOT NULL,
+        barcode TEXT,
+        name TEXT NOT NULL,
+        unit_price INTEGER NOT NULL,
+        vat_rate INTEGER NOT NULL,
+        quantity INTEGER NOT NULL,
+        PRIMARY KEY (basket_id, line_id)
+    );
+
+    CREATE TABLE sales (
+        id TEXT PRIMARY KEY,
+        till TEXT NOT NULL,
+        receipt_no INTEGER NOT NULL,
+        cashier TEXT NOT NULL,
+        time TEXT NOT NULL,
+        total INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        UNIQUE (till, receipt_no)
+    );
+
+    CREATE TABLE print_jobs (
+        id TEXT PRIMARY KEY,
+        printer TEXT NOT NULL,
+        node TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        created_at TEXT NOT NULL
+    );
+
+    -- Local to this node, never journaled: secrets and one-time codes.
+    CREATE TABLE pairing_codes (
+        code_sha256 TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
+    """,
+]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to date; returns the version reached."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"the database is schema version {version}, newer than this edge "
+            f"({len(MIGRATIONS)}): upgrade edge before opening it"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    return len(MIGRATIONS)

@@ -1,0 +1,105 @@
+"""A node: one `edge serve` process and everything it owns.
+
+Its journal (the SQLite file in the data folder), its devices, and the
+counters `/metrics` reports. Its id is made once per data folder and kept in
+`node-id` there; the journal origin of everything it writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass
+
+from edge import (
+    commands,  # noqa: F401  (registers the till commands)
+    devices,
+)
+from edge.config import Config
+from edge.demo import seed_demo_store
+from edge.journal import Journal
+from edge.receipt import Store
+from edge.staff import LoginThrottle
+from edge.tills import PairingThrottle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Metrics:
+    connections: int = 0
+    commands: int = 0
+    command_errors: int = 0
+    sales: int = 0
+
+
+class StoreMismatch(Exception):
+    pass
+
+
+def load_node_id(config: Config) -> str:
+    path = config.data_dir / "node-id"
+    if path.exists():
+        return path.read_text().strip()
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    node_id = secrets.token_hex(3)
+    path.write_text(node_id + "\n")
+    return node_id
+
+
+class Node:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.node_id = load_node_id(config)
+        self.journal = Journal(config.database, origin=self.node_id)
+        self.metrics = Metrics()
+        self.login_throttle = LoginThrottle()
+        self.pairing_throttle = PairingThrottle()
+        self.printers = {
+            printer.name: devices.FilePrinter(printer, config.data_dir)
+            for printer in config.all_printers()
+        }
+        self.print_queue = devices.PrintQueue(
+            self.journal, self.printers, Store(config.store_name, config.store_address)
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.journal.open()
+        await self._claim_store()
+        if self.config.demo:
+            await seed_demo_store(self.journal)
+        self.journal.add_listener(self.print_queue.on_events)
+        self._tasks.append(asyncio.create_task(self.print_queue.run(), name="print-queue"))
+
+    async def _claim_store(self) -> None:
+        """A data folder belongs to one store: refuse to mix two."""
+        store_id = await self.journal.meta("store_id")
+        if store_id is None:
+            async def claim(tx):  # type: ignore[no-untyped-def]
+                await tx.db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('store_id', ?)", (self.config.store_id,)
+                )
+
+            await self.journal.write(claim)
+        elif store_id != self.config.store_id:
+            await self.journal.close()
+            raise StoreMismatch(
+                f"{self.config.data_dir} holds the data of store {store_id!r}, "
+                f"not {self.config.store_id!r}: use another data folder"
+            )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.journal.close()
+
+    def printer_for(self, till: str) -> str | None:
+        """The printer a till's receipts go to: the first configured one, for now."""
+        return next(iter(self.printers), None)

@@ -1,0 +1,175 @@
+"""The HTTP side of a node: the till app, health, metrics, pairing and the till websocket.
+
+Only the static app, `/healthz`, `/metrics` and pairing answer without
+credentials; everything else happens on the websocket after `auth`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+from aiohttp import web
+
+from edge import __version__, tills
+from edge.config import Config
+from edge.discovery import Advertiser
+from edge.messages import INVALID_REQUEST, EdgeError
+from edge.node import Node
+from edge.websocket_api import MAX_MESSAGE_BYTES, Connection
+
+log = logging.getLogger(__name__)
+
+NODE = web.AppKey("node", Node)
+STARTED = web.AppKey("started", float)
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+HTTP_STATUS = {"invalid_pairing_code": 403, "too_many_attempts": 429}
+
+
+def json_response(data: object, status: int = 200) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json"
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    journal = node.journal
+    return json_response({
+        "status": "ok",
+        "store_id": node.config.store_id,
+        "node_id": node.node_id,
+        "version": __version__,
+        "uptime_s": round(time.monotonic() - request.app[STARTED], 1),
+        "journal": {"origin": journal.origin, "seq": journal.head.seq},
+        "printers": [printer.status() for printer in node.printers.values()],
+        "tills_connected": node.metrics.connections,
+    })
+
+
+async def metrics(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    rows = [
+        ("edge_info", "gauge", "Node identity.",
+         f'{{store="{node.config.store_id}",node="{node.node_id}",version="{__version__}"}}', 1),
+        ("edge_till_connections", "gauge", "Till websockets open now.", "",
+         node.metrics.connections),
+        ("edge_commands_total", "counter", "Till commands handled.", "", node.metrics.commands),
+        ("edge_command_errors_total", "counter", "Till commands answered with an error.", "",
+         node.metrics.command_errors),
+        ("edge_sales_total", "counter", "Sales completed through this node.", "",
+         node.metrics.sales),
+        ("edge_journal_commits_total", "counter", "Journal transactions committed.", "",
+         node.journal.commits),
+        ("edge_journal_events_total", "counter", "Journal events committed since start.", "",
+         node.journal.committed_events),
+        ("edge_journal_seq", "gauge", "Last sequence number of this node's journal.", "",
+         node.journal.head.seq),
+        ("edge_receipts_printed_total", "counter", "Receipts printed by this node.", "",
+         node.print_queue.printed),
+    ]
+    lines = []
+    for name, kind, help_text, labels, value in rows:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name}{labels} {value}"]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
+
+
+async def pair(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    try:
+        data = await request.json(loads=orjson.loads)
+        if not isinstance(data, dict):
+            raise ValueError
+    except ValueError:
+        return _error(EdgeError(INVALID_REQUEST, "send a JSON object: {\"code\", \"name\"}"))
+    code, name = data.get("code"), data.get("name") or "Caisse"
+    if not isinstance(code, str) or not code.isdigit() or len(code) != 6:
+        return _error(EdgeError(INVALID_REQUEST, "'code' must be the 6-digit pairing code"))
+    if not isinstance(name, str) or len(name) > 40:
+        return _error(EdgeError(INVALID_REQUEST, "'name' must be a till name of 40 characters"))
+    try:
+        node.pairing_throttle.check()
+        token, till = await tills.pair(node.journal, code, name.strip() or "Caisse")
+    except EdgeError as error:
+        if error.code == "invalid_pairing_code":
+            node.pairing_throttle.failed()
+        return _error(error)
+    log.info("till %s (%s) paired", till["code"], till["name"])
+    return json_response({"token": token, "till": till})
+
+
+def _error(error: EdgeError) -> web.Response:
+    return json_response(
+        {"error": {"code": error.code, "message": error.message}},
+        status=HTTP_STATUS.get(error.code, 400),
+    )
+
+
+async def till_websocket(request: web.Request) -> web.WebSocketResponse:
+    node = request.app[NODE]
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=10.0)
+    await ws.prepare(request)
+    node.metrics.connections += 1
+    try:
+        await Connection(node, ws).serve()
+    finally:
+        node.metrics.connections -= 1
+    return ws
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / "index.html")
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Cache-Control", "no-cache")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+        "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+    )
+    return response
+
+
+def make_app(config: Config) -> web.Application:
+    app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
+    app[NODE] = Node(config)
+    app[STARTED] = time.monotonic()
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/api/pair", pair)
+    app.router.add_get("/api/ws", till_websocket)
+    app.router.add_static("/", WEB_DIR, show_index=False, follow_symlinks=False)
+    app.cleanup_ctx.append(_run_node)
+    if config.advertise:
+        app.cleanup_ctx.append(_advertise)
+    return app
+
+
+async def _run_node(app: web.Application) -> AsyncIterator[None]:
+    node = app[NODE]
+    await node.start()
+    yield
+    await node.stop()
+
+
+async def _advertise(app: web.Application) -> AsyncIterator[None]:
+    node = app[NODE]
+    advertiser = Advertiser(node.config.store_id, node.node_id, node.config.host, node.config.port)
+    # Announcing takes a second or two; the node serves meanwhile.
+    announce = asyncio.create_task(advertiser.start(), name="zeroconf-announce")
+    yield
+    announce.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await announce
+    await advertiser.stop()

@@ -1,0 +1,105 @@
+"""Cashiers and their PINs.
+
+PINs are stored as salted PBKDF2 hashes in `cashier_added` events, so any node
+of the store can check a login. Hashing is slow on purpose and runs in a
+thread, off the event loop. Wrong PINs are throttled per till.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from edge.chain import Event
+from edge.journal import Journal, projection
+from edge.messages import INVALID_PIN, TOO_MANY_ATTEMPTS, EdgeError
+
+PIN_ITERATIONS = 60_000
+ROLES = ("cashier", "manager")
+
+
+def hash_pin(pin: str, salt: str) -> str:
+    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), bytes.fromhex(salt), PIN_ITERATIONS)
+    return digest.hex()
+
+
+def cashier_added_body(cashier_id: str, name: str, role: str, pin: str) -> dict[str, Any]:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if not (pin.isdigit() and 4 <= len(pin) <= 8):
+        raise ValueError("a PIN is 4 to 8 digits")
+    salt = secrets.token_hex(16)
+    return {
+        "id": cashier_id,
+        "name": name,
+        "role": role,
+        "pin_salt": salt,
+        "pin_hash": hash_pin(pin, salt),
+    }
+
+
+@projection("cashier_added")
+async def _cashier_added(db: aiosqlite.Connection, event: Event) -> None:
+    body = event.body
+    await db.execute(
+        """INSERT INTO cashiers (id, name, role, pin_salt, pin_hash) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role,
+            pin_salt = excluded.pin_salt, pin_hash = excluded.pin_hash""",
+        (body["id"], body["name"], body["role"], body["pin_salt"], body["pin_hash"]),
+    )
+
+
+async def list_cashiers(journal: Journal) -> list[dict[str, str]]:
+    rows = await journal.read_all("SELECT id, name, role FROM cashiers ORDER BY name")
+    return [{"id": row["id"], "name": row["name"], "role": row["role"]} for row in rows]
+
+
+@dataclass
+class LoginThrottle:
+    """After `limit` wrong PINs in a row on a till, refuse logins for `lockout` seconds."""
+
+    limit: int = 5
+    lockout: float = 30.0
+    _failures: dict[str, int] = field(default_factory=dict)
+    _locked_until: dict[str, float] = field(default_factory=dict)
+
+    def check(self, till: str) -> None:
+        remaining = self._locked_until.get(till, 0.0) - time.monotonic()
+        if remaining > 0:
+            raise EdgeError(
+                TOO_MANY_ATTEMPTS, f"too many wrong PINs: try again in {int(remaining) + 1} s"
+            )
+
+    def failed(self, till: str) -> None:
+        failures = self._failures.get(till, 0) + 1
+        self._failures[till] = failures
+        if failures >= self.limit:
+            self._locked_until[till] = time.monotonic() + self.lockout
+            self._failures[till] = 0
+
+    def succeeded(self, till: str) -> None:
+        self._failures.pop(till, None)
+
+
+async def login(
+    journal: Journal, throttle: LoginThrottle, till: str, cashier_id: str, pin: str
+) -> dict[str, str]:
+    throttle.check(till)
+    row = await journal.read_one(
+        "SELECT id, name, role, pin_salt, pin_hash FROM cashiers WHERE id = ?", (cashier_id,)
+    )
+    # Hash even for an unknown cashier, so timing does not tell who exists.
+    salt = row["pin_salt"] if row else "00" * 16
+    candidate = await asyncio.to_thread(hash_pin, pin, salt)
+    if row is None or not hmac.compare_digest(candidate, row["pin_hash"]):
+        throttle.failed(till)
+        raise EdgeError(INVALID_PIN, "unknown cashier or wrong PIN")
+    throttle.succeeded(till)
+    return {"id": row["id"], "name": row["name"], "role": row["role"]}

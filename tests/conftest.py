@@ -1,0 +1,202 @@
+"""Fixtures shared by the suite: nodes in-process and as real processes, and tills.
+
+Every test must leave no task or thread behind (`verify_cleanup`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from edge.config import Config
+from edge.server import NODE, make_app
+from edge.tills import create_pairing_code
+
+ROOT = Path(__file__).resolve().parent.parent
+EDGE = [sys.executable, "-m", "edge"]
+
+
+@pytest.fixture(autouse=True)
+def verify_cleanup() -> Iterator[None]:
+    """Fail a test that leaves threads running (aiosqlite, zeroconf, executors)."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        leftover = [
+            t for t in threading.enumerate()
+            if t not in before and t.is_alive() and not t.daemon
+            and not t.name.startswith(("asyncio_", "ThreadPoolExecutor"))
+        ]
+        if not leftover or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not leftover, f"threads left behind: {leftover}"
+
+
+@pytest.fixture(autouse=True)
+async def verify_no_tasks() -> AsyncIterator[None]:
+    """Fail a test that leaves asyncio tasks running."""
+    yield
+    current = asyncio.current_task()
+    await asyncio.sleep(0)
+    leftover = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    assert not leftover, f"tasks left behind: {leftover}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class CommandFailed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class Till:
+    """A till speaking the websocket protocol, as the browser app does."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    async def send_raw(self, data: str) -> dict[str, Any]:
+        await self.ws.send_str(data)
+        return await self.receive_result()
+
+    async def receive_result(self) -> dict[str, Any]:
+        while True:
+            message = await asyncio.wait_for(self.ws.receive_json(), 10)
+            if message.get("type") == "event":
+                self.events.append(message)
+                continue
+            return message
+
+    async def reply(self, type_: str, **args: Any) -> dict[str, Any]:
+        self.next_id += 1
+        await self.ws.send_json({"id": self.next_id, "type": type_, **args})
+        reply = await self.receive_result()
+        assert reply["id"] == self.next_id
+        return reply
+
+    async def call(self, type_: str, **args: Any) -> Any:
+        reply = await self.reply(type_, **args)
+        if not reply["success"]:
+            raise CommandFailed(reply["error"]["code"], reply["error"]["message"])
+        return reply["result"]
+
+
+@dataclass
+class NodeUnderTest:
+    url: str
+    data_dir: Path
+    session: aiohttp.ClientSession
+    app: Any = None
+
+    async def pair(self, name: str = "Caisse test") -> str:
+        code = create_pairing_code(self.data_dir / "edge.sqlite3")
+        payload = {"code": code, "name": name}
+        async with self.session.post(f"{self.url}/api/pair", json=payload) as response:
+            assert response.status == 200, await response.text()
+            return (await response.json())["token"]
+
+    @contextlib.asynccontextmanager
+    async def till(self, token: str | None = None, cashier: str | None = "alice",
+                   pin: str = "1234") -> AsyncIterator[Till]:
+        token = token or await self.pair()
+        async with self.session.ws_connect(f"{self.url}/api/ws") as ws:
+            till = Till(ws)
+            await till.call("auth", token=token)
+            if cashier:
+                await till.call("login", cashier_id=cashier, pin=pin)
+            yield till
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[NodeUnderTest]:
+    """A demo-store node in this process, on a loopback port, not announced."""
+    config = Config(data_dir=tmp_path / "data", advertise=False)
+    app = make_app(config)
+    server = TestServer(app, host="127.0.0.1", port=free_port())
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        yield NodeUnderTest(f"http://127.0.0.1:{server.port}", config.data_dir, session, app)
+    await server.close()
+
+
+def node_of(node_under_test: NodeUnderTest) -> Any:
+    return node_under_test.app[NODE]
+
+
+class EdgeProcess:
+    """`edge serve` as a real process, to be killed and restarted."""
+
+    def __init__(self, data_dir: Path, port: int, extra: list[str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.extra = extra or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"edge-{port}.log"
+
+    def start(self, timeout: float = 20) -> None:
+        args = [*EDGE, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                "--data", str(self.data_dir), *self.extra]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"edge exited: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                ("127.0.0.1", self.port), timeout=0.2
+            ):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"edge did not start: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def edge_process(tmp_path: Path) -> Iterator[EdgeProcess]:
+    process = EdgeProcess(tmp_path / "data", free_port(), ["--no-advertise"])
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_proxy() -> None:
+    # Tests only talk to loopback; never through a proxy from the environment.
+    for key in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
+        os.environ.pop(key, None)
