@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -85,7 +86,10 @@ class Till:
 
     async def receive_result(self) -> dict[str, Any]:
         while True:
-            message = await asyncio.wait_for(self.ws.receive_json(), 10)
+            frame = await self.ws.receive(timeout=10)
+            if frame.type != aiohttp.WSMsgType.TEXT:
+                raise ConnectionError(f"websocket closed: {frame.type!r}")
+            message = json.loads(frame.data)
             if message.get("type") == "event":
                 self.events.append(message)
                 continue
