@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -51,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="check a config file and say what is wrong")
     check.add_argument("--config", type=Path, required=True, help="store config file (TOML)")
 
+    discover = sub.add_parser("discover", help="list the edge nodes announced on the network")
+    discover.add_argument("--interface", help="address of the interface to search (default all)")
+    discover.add_argument("--seconds", type=float, default=2.0, help="how long to listen")
+    discover.add_argument("--json", action="store_true", help="machine-readable output")
+
     verify = sub.add_parser("verify", help="check every hash chain of a journal, offline")
     with_store_options(verify)
     return parser
@@ -68,6 +74,8 @@ def resolve_config(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "discover":
+        return run_discover(args.interface, args.seconds, args.json)
     try:
         config = resolve_config(args) if args.command != "check" else None
         if args.command == "serve":
@@ -181,4 +189,23 @@ def run_verify(config: Config) -> int:
             print(f"  - {problem}")
         return 1
     print(f"OK: {len(events)} events from {len(origins)} origin(s), every hash chain intact")
+    return 0
+
+
+def run_discover(interface: str | None, seconds: float, as_json: bool) -> int:
+    from edge.discovery import browse
+
+    nodes = asyncio.run(browse(interface, seconds))
+    if as_json:
+        print(json.dumps(nodes, indent=2))
+        return 0
+    if not nodes:
+        print(f"No edge node answered within {seconds:g} s.")
+        print("Is `edge serve` running, and does this network let multicast (mDNS) through?")
+        return 1
+    for node in nodes:
+        txt = node["txt"]
+        addresses = ", ".join(node["addresses"])  # type: ignore[arg-type]
+        print(f"store {txt.get('store')}  node {txt.get('node')}  "  # type: ignore[union-attr]
+              f"http://{node['host']}:{node['port']}/  ({addresses})".replace(".local.:", ".local:"))
     return 0

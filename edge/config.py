@@ -62,6 +62,7 @@ SETTINGS: dict[str, dict[str, tuple[type, str]]] = {
     "server": {"host": (str, "host"), "port": (int, "port"), "data": (str, "data_dir"),
                "advertise": (bool, "advertise")},
 }
+TYPE_NAMES = {str: "text", int: "a whole number", bool: "true or false", list: "a list"}
 PRINTER_SETTINGS: dict[str, type] = {"name": str, "kind": str, "path": str, "width": int}
 PRINTER_KINDS = ("file",)
 
@@ -91,7 +92,7 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
                 continue
             kind, target = SETTINGS[section][key]
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                problems.append(f"{source}: {section}.{key} must be a {kind.__name__}")
+                problems.append(f"{source}: {section}.{key} must be {TYPE_NAMES[kind]}")
                 continue
             values[target] = value
     if "port" in values and not 1 <= values["port"] <= 65535:

@@ -7,6 +7,7 @@ listen on loopback multicasts on loopback only, never on the real network.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import socket
@@ -76,3 +77,43 @@ class Advertiser:
     async def stop(self) -> None:
         await self.zeroconf.async_unregister_all_services()
         await self.zeroconf.async_close()
+
+
+async def browse(interface: str | None, seconds: float) -> list[dict[str, object]]:
+    """Every edge node answering on the network within `seconds`."""
+    from zeroconf import DNSQuestionType, ServiceStateChange
+    from zeroconf.asyncio import AsyncServiceBrowser
+
+    interfaces = [interface] if interface else InterfaceChoice.All
+    azc = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
+    names: set[str] = set()
+
+    def on_change(zeroconf: object, service_type: str, name: str,
+                  state_change: ServiceStateChange) -> None:
+        if state_change is not ServiceStateChange.Removed:
+            names.add(name)
+
+    # QM questions: a unicast reply would be swallowed by the node's own socket.
+    browser = AsyncServiceBrowser(
+        azc.zeroconf, [SERVICE_TYPE], handlers=[on_change], question_type=DNSQuestionType.QM
+    )
+    try:
+        await asyncio.sleep(seconds)
+        found = []
+        for name in sorted(names):
+            info = AsyncServiceInfo(SERVICE_TYPE, name)
+            if not await info.async_request(azc.zeroconf, 3000):
+                continue
+            found.append({
+                "name": name,
+                "host": info.server,
+                "addresses": info.parsed_addresses(),
+                "port": info.port,
+                "txt": {
+                    key.decode(): (value or b"").decode() for key, value in info.properties.items()
+                },
+            })
+        return found
+    finally:
+        await browser.async_cancel()
+        await azc.async_close()

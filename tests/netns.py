@@ -1,0 +1,38 @@
+"""Network namespaces made by the tests: real hosts for real mDNS, never the real network."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+@contextlib.contextmanager
+def linked_hosts(prefix: str = "10.231.0") -> Iterator[tuple[tuple[str, str], tuple[str, str]]]:
+    """Two namespaces joined by a veth pair: ((ns_a, addr_a), (ns_b, addr_b))."""
+    tag = f"edge{os.getpid() % 100000}"
+    a, b = f"{tag}a", f"{tag}b"
+    ip("netns", "add", a)
+    ip("netns", "add", b)
+    try:
+        ip("link", "add", f"v{a}", "type", "veth", "peer", "name", f"v{b}")
+        ip("link", "set", f"v{a}", "netns", a)
+        ip("link", "set", f"v{b}", "netns", b)
+        for ns, addr in ((a, f"{prefix}.1"), (b, f"{prefix}.2")):
+            ip("-n", ns, "addr", "add", f"{addr}/24", "dev", f"v{ns}")
+            ip("-n", ns, "link", "set", f"v{ns}", "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+        yield (a, f"{prefix}.1"), (b, f"{prefix}.2")
+    finally:
+        for ns in (a, b):
+            with contextlib.suppress(subprocess.CalledProcessError):
+                ip("netns", "delete", ns)
+
+
+def in_namespace(ns: str, args: list[str]) -> list[str]:
+    return ["ip", "netns", "exec", ns, *args]

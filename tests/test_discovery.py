@@ -1,0 +1,67 @@
+"""A node announces itself with zeroconf; another process finds it and its TXT fields."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import EDGE, ROOT, EdgeProcess, free_port
+from netns import in_namespace, linked_hosts
+
+
+def discover(args: list[str], node_id: str, deadline: float = 15) -> dict:
+    """Run `edge discover` (a separate process) until it reports `node_id`."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        found = subprocess.run(args, capture_output=True, text=True, timeout=30, cwd=ROOT)
+        assert found.returncode == 0, found.stderr
+        for node in json.loads(found.stdout):
+            if node["txt"].get("node") == node_id:
+                return node
+    raise AssertionError(f"node {node_id} was never discovered")
+
+
+def test_a_node_on_loopback_is_found_with_its_txt_fields(tmp_path: Path) -> None:
+    node = EdgeProcess(tmp_path / "data", free_port())
+    node.start()
+    try:
+        node_id = (node.data_dir / "node-id").read_text().strip()
+        found = discover([*EDGE, "discover", "--interface", "127.0.0.1", "--json",
+                          "--seconds", "1"], node_id)
+    finally:
+        node.stop()
+    assert found["txt"] == {"store": "demo-boulangerie", "node": node_id, "protocol": "1",
+                            "version": "0.1.0"}
+    assert found["port"] == node.port
+    assert found["addresses"] == ["127.0.0.1"]
+    assert found["host"] == f"edge-{node_id}.local."
+
+
+def test_a_node_is_found_across_a_real_link(tmp_path: Path) -> None:
+    """Two hosts (network namespaces joined by veth): real multicast between them."""
+    with linked_hosts() as ((host_a, addr_a), (host_b, addr_b)):
+        data = tmp_path / "data"
+        port = free_port()
+        log = (tmp_path / "edge.log").open("wb")
+        server = subprocess.Popen(
+            in_namespace(host_a, [*EDGE, "serve", "--host", addr_a, "--port", str(port),
+                                  "--data", str(data)]),
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+        try:
+            for _ in range(200):
+                if (data / "node-id").exists():
+                    break
+                time.sleep(0.05)
+            node_id = (data / "node-id").read_text().strip()
+            found = discover(in_namespace(host_b, [*EDGE, "discover", "--interface", addr_b,
+                                                   "--json", "--seconds", "1"]), node_id)
+        finally:
+            server.terminate()
+            server.wait(10)
+            log.close()
+    assert found["addresses"] == [addr_a]
+    assert found["port"] == port
+    assert found["txt"]["store"] == "demo-boulangerie"
