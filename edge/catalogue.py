@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from edge.barcodes import is_valid_gtin
 from edge.chain import Event
 from edge.journal import Journal, Tx, projection
@@ -40,14 +38,14 @@ def product_json(row: sqlite3.Row) -> dict[str, Any]:
 
 
 @projection("product_upserted")
-async def _product_upserted(db: aiosqlite.Connection, event: Event) -> None:
+def _product_upserted(db: sqlite3.Connection, event: Event) -> None:
     product = event.body
     # A barcode moved to another product leaves the old one.
-    await db.execute(
+    db.execute(
         "UPDATE products SET barcode = NULL WHERE barcode = ? AND id != ?",
         (product["barcode"], product["id"]),
     )
-    await db.execute(
+    db.execute(
         f"""INSERT INTO products ({PRODUCT_COLUMNS}, active) VALUES (?, ?, ?, ?, ?, ?, 1)
         ON CONFLICT (id) DO UPDATE SET barcode = excluded.barcode, name = excluded.name,
             price = excluded.price, vat_rate = excluded.vat_rate,
@@ -64,22 +62,22 @@ async def _product_upserted(db: aiosqlite.Connection, event: Event) -> None:
 
 
 @projection("product_delisted")
-async def _product_delisted(db: aiosqlite.Connection, event: Event) -> None:
-    await db.execute("UPDATE products SET active = 0 WHERE id = ?", (event.body["id"],))
+def _product_delisted(db: sqlite3.Connection, event: Event) -> None:
+    db.execute("UPDATE products SET active = 0 WHERE id = ?", (event.body["id"],))
 
 
-async def find_product(
+def find_product(
     tx: Tx, *, barcode: str | None = None, product_id: str | None = None
 ) -> dict[str, Any]:
     """A product still on sale, by barcode or id, inside a write."""
     if barcode is not None:
-        row = await tx.fetchone(
+        row = tx.fetchone(
             f"SELECT {PRODUCT_COLUMNS} FROM products WHERE barcode = ? AND active", (barcode,)
         )
         if row is None:
             raise EdgeError(UNKNOWN_BARCODE, f"no product has the barcode {barcode}")
     else:
-        row = await tx.fetchone(
+        row = tx.fetchone(
             f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = ? AND active", (product_id,)
         )
         if row is None:
@@ -200,9 +198,9 @@ async def import_products(journal: Journal, products: Iterable[dict[str, Any]]) 
     """Record each product as an event, all in one transaction."""
     products = list(products)
 
-    async def work(tx: Tx) -> int:
+    def work(tx: Tx) -> int:
         for product in products:
-            await tx.append("product_upserted", product)
+            tx.append("product_upserted", product)
         return len(products)
 
     return await journal.write(work)

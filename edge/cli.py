@@ -206,6 +206,7 @@ def run_discover(interface: str | None, seconds: float, as_json: bool) -> int:
     for node in nodes:
         txt = node["txt"]
         addresses = ", ".join(node["addresses"])  # type: ignore[arg-type]
+        host = str(node["host"]).rstrip(".")
         print(f"store {txt.get('store')}  node {txt.get('node')}  "  # type: ignore[union-attr]
-              f"http://{node['host']}:{node['port']}/  ({addresses})".replace(".local.:", ".local:"))
+              f"http://{host}:{node['port']}/  ({addresses})")
     return 0

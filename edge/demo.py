@@ -28,9 +28,9 @@ async def seed_demo_store(journal: Journal) -> bool:
     products = parse_catalogue_csv(DEMO_CATALOGUE.read_text(encoding="utf-8"))
     count = await import_products(journal, products)
 
-    async def add_cashiers(tx: Tx) -> None:
+    def add_cashiers(tx: Tx) -> None:
         for cashier_id, name, role, pin in DEMO_CASHIERS:
-            await tx.append("cashier_added", cashier_added_body(cashier_id, name, role, pin))
+            tx.append("cashier_added", cashier_added_body(cashier_id, name, role, pin))
 
     await journal.write(add_cashiers)
     log.info("demo store created: %d products, %d cashiers", count, len(DEMO_CASHIERS))

@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import orjson
 
 from edge.chain import Event
@@ -52,9 +52,9 @@ class FilePrinter:
 
 
 @projection("print_requested")
-async def _print_requested(db: aiosqlite.Connection, event: Event) -> None:
+def _print_requested(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
-    await db.execute(
+    db.execute(
         """INSERT OR IGNORE INTO print_jobs (id, printer, node, body, created_at)
         VALUES (?, ?, ?, ?, ?)""",
         (body["job_id"], body["printer"], body["node"], orjson.dumps(body).decode(), event.time),
@@ -62,8 +62,8 @@ async def _print_requested(db: aiosqlite.Connection, event: Event) -> None:
 
 
 @projection("print_job_done")
-async def _print_job_done(db: aiosqlite.Connection, event: Event) -> None:
-    await db.execute(
+def _print_job_done(db: sqlite3.Connection, event: Event) -> None:
+    db.execute(
         "UPDATE print_jobs SET status = ? WHERE id = ?",
         (event.body["outcome"], event.body["job_id"]),
     )
@@ -120,13 +120,13 @@ class PrintQueue:
                 await asyncio.to_thread(printer.write, data, text)
                 self.printed += 1
 
-        async def record(tx: Tx) -> None:
-            await tx.append(
+        def record(tx: Tx) -> None:
+            tx.append(
                 "print_job_done",
                 {"job_id": job["job_id"], "printer": job["printer"], "outcome": outcome},
             )
             if outcome == "done" and job["open_drawer"]:
-                await tx.append(
+                tx.append(
                     "drawer_opened",
                     {"printer": job["printer"], "reason": "cash sale", "sale_id": job["sale_id"]},
                 )

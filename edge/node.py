@@ -19,7 +19,7 @@ from edge import (
 )
 from edge.config import Config
 from edge.demo import seed_demo_store
-from edge.journal import Journal
+from edge.journal import Journal, Tx
 from edge.receipt import Store
 from edge.staff import LoginThrottle
 from edge.tills import PairingThrottle
@@ -78,8 +78,8 @@ class Node:
         """A data folder belongs to one store: refuse to mix two."""
         store_id = await self.journal.meta("store_id")
         if store_id is None:
-            async def claim(tx):  # type: ignore[no-untyped-def]
-                await tx.db.execute(
+            def claim(tx: Tx) -> None:
+                tx.db.execute(
                     "INSERT INTO meta (key, value) VALUES ('store_id', ?)", (self.config.store_id,)
                 )
 

@@ -14,7 +14,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
 import orjson
 
 from edge.catalogue import find_product
@@ -83,15 +82,15 @@ async def open_basket(journal: Journal, till: str) -> dict[str, Any] | None:
     return _basket_json(basket, await journal.read_all(LINES_SQL, (basket["id"],)))
 
 
-async def _open_basket_in(tx: Tx, till: str) -> dict[str, Any] | None:
-    basket = await tx.fetchone(OPEN_BASKET_SQL, (till,))
+def _open_basket_in(tx: Tx, till: str) -> dict[str, Any] | None:
+    basket = tx.fetchone(OPEN_BASKET_SQL, (till,))
     if basket is None:
         return None
-    return _basket_json(basket, await tx.fetchall(LINES_SQL, (basket["id"],)))
+    return _basket_json(basket, tx.fetchall(LINES_SQL, (basket["id"],)))
 
 
-async def _require_basket(tx: Tx, till: str, basket_id: str) -> dict[str, Any]:
-    basket = await _open_basket_in(tx, till)
+def _require_basket(tx: Tx, till: str, basket_id: str) -> dict[str, Any]:
+    basket = _open_basket_in(tx, till)
     if basket is None:
         raise EdgeError(NO_OPEN_BASKET, f"till {till} has no open basket")
     if basket["id"] != basket_id:
@@ -110,23 +109,23 @@ async def add_line(
     barcode: str | None = None,
     product_id: str | None = None,
 ) -> dict[str, Any]:
-    async def work(tx: Tx) -> dict[str, Any]:
-        basket = await _open_basket_in(tx, seller.till)
+    def work(tx: Tx) -> dict[str, Any]:
+        basket = _open_basket_in(tx, seller.till)
         if basket is not None and basket["id"] != basket_id:
             raise EdgeError(
                 BASKET_MISMATCH,
                 f"till {seller.till} has basket {basket['id']} open, not {basket_id}",
             )
         if basket is None:
-            closed = await tx.fetchone("SELECT status FROM baskets WHERE id = ?", (basket_id,))
+            closed = tx.fetchone("SELECT status FROM baskets WHERE id = ?", (basket_id,))
             if closed is not None:
                 raise EdgeError(
                     BASKET_MISMATCH, f"basket {basket_id} is already {closed['status']}"
                 )
         elif any(line["id"] == line_id for line in basket["lines"]):
             return basket
-        product = await find_product(tx, barcode=barcode, product_id=product_id)
-        await tx.append(
+        product = find_product(tx, barcode=barcode, product_id=product_id)
+        tx.append(
             "basket_line_added",
             {
                 "basket_id": basket_id,
@@ -141,7 +140,7 @@ async def add_line(
                 "quantity": quantity,
             },
         )
-        return await _open_basket_in(tx, seller.till)  # type: ignore[return-value]
+        return _open_basket_in(tx, seller.till)  # type: ignore[return-value]
 
     return await journal.write(work)
 
@@ -149,18 +148,18 @@ async def add_line(
 async def set_quantity(
     journal: Journal, seller: Seller, basket_id: str, line_id: str, quantity: int
 ) -> dict[str, Any]:
-    async def work(tx: Tx) -> dict[str, Any]:
-        basket = await _require_basket(tx, seller.till, basket_id)
+    def work(tx: Tx) -> dict[str, Any]:
+        basket = _require_basket(tx, seller.till, basket_id)
         line = next((ln for ln in basket["lines"] if ln["id"] == line_id), None)
         if line is None:
             raise EdgeError(UNKNOWN_LINE, f"basket {basket_id} has no line {line_id}")
         if line["quantity"] == quantity:
             return basket
-        await tx.append(
+        tx.append(
             "basket_quantity_set",
             {"basket_id": basket_id, "line_id": line_id, "quantity": quantity},
         )
-        return await _open_basket_in(tx, seller.till)  # type: ignore[return-value]
+        return _open_basket_in(tx, seller.till)  # type: ignore[return-value]
 
     return await journal.write(work)
 
@@ -168,22 +167,22 @@ async def set_quantity(
 async def remove_line(
     journal: Journal, seller: Seller, basket_id: str, line_id: str
 ) -> dict[str, Any]:
-    async def work(tx: Tx) -> dict[str, Any]:
-        basket = await _require_basket(tx, seller.till, basket_id)
+    def work(tx: Tx) -> dict[str, Any]:
+        basket = _require_basket(tx, seller.till, basket_id)
         if not any(line["id"] == line_id for line in basket["lines"]):
             return basket
-        await tx.append("basket_line_removed", {"basket_id": basket_id, "line_id": line_id})
-        return await _open_basket_in(tx, seller.till)  # type: ignore[return-value]
+        tx.append("basket_line_removed", {"basket_id": basket_id, "line_id": line_id})
+        return _open_basket_in(tx, seller.till)  # type: ignore[return-value]
 
     return await journal.write(work)
 
 
 async def void_basket(journal: Journal, seller: Seller, basket_id: str) -> None:
-    async def work(tx: Tx) -> None:
-        basket = await _open_basket_in(tx, seller.till)
+    def work(tx: Tx) -> None:
+        basket = _open_basket_in(tx, seller.till)
         if basket is None or basket["id"] != basket_id:
             return  # already voided or sold: voiding again is a no-op
-        await tx.append(
+        tx.append(
             "basket_voided",
             {
                 "basket_id": basket_id,
@@ -208,16 +207,16 @@ async def complete_sale(
     tenders: list[dict[str, Any]],
     printer: str | None,
 ) -> dict[str, Any]:
-    async def work(tx: Tx) -> dict[str, Any]:
-        done = await tx.fetchone("SELECT body, time, hash FROM sales WHERE id = ?", (basket_id,))
+    def work(tx: Tx) -> dict[str, Any]:
+        done = tx.fetchone("SELECT body, time, hash FROM sales WHERE id = ?", (basket_id,))
         if done is not None:
             return _sale_json(orjson.loads(done["body"]), done["time"], done["hash"])
-        basket = await _require_basket(tx, seller.till, basket_id)
+        basket = _require_basket(tx, seller.till, basket_id)
         if not basket["lines"]:
             raise EdgeError(EMPTY_BASKET, "the basket is empty")
         totals = basket["totals"]
         change = change_due(totals["total"], tenders)
-        last = await tx.fetchone(
+        last = tx.fetchone(
             "SELECT COALESCE(MAX(receipt_no), 0) AS n FROM sales WHERE till = ?", (seller.till,)
         )
         receipt_no = (last["n"] if last else 0) + 1
@@ -232,9 +231,9 @@ async def complete_sale(
             "tenders": [_tender(t) for t in tenders],
             "change": change,
         }
-        event = await tx.append("sale_completed", body)
+        event = tx.append("sale_completed", body)
         if printer is not None:
-            await tx.append(
+            tx.append(
                 "print_requested",
                 {
                     "job_id": str(uuid.uuid4()),
@@ -262,14 +261,14 @@ async def find_sale(journal: Journal, sale_id: str) -> dict[str, Any] | None:
 
 
 @projection("basket_line_added")
-async def _basket_line_added(db: aiosqlite.Connection, event: Event) -> None:
+def _basket_line_added(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
-    await db.execute(
+    db.execute(
         """INSERT OR IGNORE INTO baskets (id, till, cashier, opened_at, status)
         VALUES (?, ?, ?, ?, 'open')""",
         (body["basket_id"], body["till"], body["cashier"], event.time),
     )
-    await db.execute(
+    db.execute(
         f"""INSERT OR IGNORE INTO basket_lines (basket_id, position, {LINE_COLUMNS})
         VALUES (?, (SELECT COALESCE(MAX(position), 0) + 1 FROM basket_lines
                     WHERE basket_id = ?), ?, ?, ?, ?, ?, ?, ?)""",
@@ -288,37 +287,37 @@ async def _basket_line_added(db: aiosqlite.Connection, event: Event) -> None:
 
 
 @projection("basket_quantity_set")
-async def _basket_quantity_set(db: aiosqlite.Connection, event: Event) -> None:
+def _basket_quantity_set(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
-    await db.execute(
+    db.execute(
         "UPDATE basket_lines SET quantity = ? WHERE basket_id = ? AND line_id = ?",
         (body["quantity"], body["basket_id"], body["line_id"]),
     )
 
 
 @projection("basket_line_removed")
-async def _basket_line_removed(db: aiosqlite.Connection, event: Event) -> None:
+def _basket_line_removed(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
-    await db.execute(
+    db.execute(
         "DELETE FROM basket_lines WHERE basket_id = ? AND line_id = ?",
         (body["basket_id"], body["line_id"]),
     )
 
 
-async def _close_basket(db: aiosqlite.Connection, basket_id: str, status: str) -> None:
-    await db.execute("UPDATE baskets SET status = ? WHERE id = ?", (status, basket_id))
-    await db.execute("DELETE FROM basket_lines WHERE basket_id = ?", (basket_id,))
+def _close_basket(db: sqlite3.Connection, basket_id: str, status: str) -> None:
+    db.execute("UPDATE baskets SET status = ? WHERE id = ?", (status, basket_id))
+    db.execute("DELETE FROM basket_lines WHERE basket_id = ?", (basket_id,))
 
 
 @projection("basket_voided")
-async def _basket_voided(db: aiosqlite.Connection, event: Event) -> None:
-    await _close_basket(db, event.body["basket_id"], "voided")
+def _basket_voided(db: sqlite3.Connection, event: Event) -> None:
+    _close_basket(db, event.body["basket_id"], "voided")
 
 
 @projection("sale_completed")
-async def _sale_completed(db: aiosqlite.Connection, event: Event) -> None:
+def _sale_completed(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
-    await db.execute(
+    db.execute(
         """INSERT OR IGNORE INTO sales (id, till, receipt_no, cashier, time, total, body, hash)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
         (
@@ -332,4 +331,4 @@ async def _sale_completed(db: aiosqlite.Connection, event: Event) -> None:
             event.hash,
         ),
     )
-    await _close_basket(db, body["id"], "sold")
+    _close_basket(db, body["id"], "sold")

@@ -8,6 +8,7 @@ field and what is wrong with it. Ranges and lengths come from field metadata:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ def limits(
 def parse(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
     if not isinstance(data, Mapping):
         raise EdgeError(INVALID_FIELD, f"{path.rstrip('.') or 'message'} must be an object")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     values = {}
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         name = f"{path}{field.name}"
@@ -41,6 +42,11 @@ def parse(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
             continue
         values[field.name] = _check(hints[field.name], data[field.name], name, field.metadata)
     return cls(**values)
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
 def _check(kind: Any, value: Any, name: str, meta: Mapping[str, Any]) -> Any:

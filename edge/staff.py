@@ -11,11 +11,10 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any
-
-import aiosqlite
 
 from edge.chain import Event
 from edge.journal import Journal, projection
@@ -46,9 +45,9 @@ def cashier_added_body(cashier_id: str, name: str, role: str, pin: str) -> dict[
 
 
 @projection("cashier_added")
-async def _cashier_added(db: aiosqlite.Connection, event: Event) -> None:
+def _cashier_added(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
-    await db.execute(
+    db.execute(
         """INSERT INTO cashiers (id, name, role, pin_salt, pin_hash) VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role,
             pin_salt = excluded.pin_salt, pin_hash = excluded.pin_hash""",

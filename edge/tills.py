@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from edge.chain import Event
 from edge.journal import Journal, Tx, projection
 from edge.messages import INVALID_PAIRING_CODE, INVALID_TOKEN, TOO_MANY_ATTEMPTS, EdgeError
@@ -46,9 +44,9 @@ def create_pairing_code(db_path: Path, ttl: float = PAIRING_CODE_TTL) -> str:
 
 
 @projection("till_paired")
-async def _till_paired(db: aiosqlite.Connection, event: Event) -> None:
+def _till_paired(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
-    await db.execute(
+    db.execute(
         """INSERT OR IGNORE INTO tills (code, name, token_sha256, paired_at)
         VALUES (?, ?, ?, ?)""",
         (body["code"], body["name"], body["token_sha256"], event.time),
@@ -76,16 +74,16 @@ async def pair(journal: Journal, code: str, name: str) -> tuple[str, dict[str, s
     """Trade a pairing code for a new till and its token."""
     token = secrets.token_urlsafe(32)
 
-    async def work(tx: Tx) -> dict[str, str]:
-        cursor = await tx.db.execute(
+    def work(tx: Tx) -> dict[str, str]:
+        cursor = tx.db.execute(
             "DELETE FROM pairing_codes WHERE code_sha256 = ? AND expires_at >= ?",
             (digest(code), time.time()),
         )
         if cursor.rowcount == 0:
             raise EdgeError(INVALID_PAIRING_CODE, "this pairing code is wrong, used or expired")
-        row = await tx.fetchone("SELECT COUNT(*) AS n FROM tills")
+        row = tx.fetchone("SELECT COUNT(*) AS n FROM tills")
         till_code = f"T{row['n'] + 1:02d}" if row else "T01"
-        await tx.append(
+        tx.append(
             "till_paired", {"code": till_code, "name": name, "token_sha256": digest(token)}
         )
         return {"code": till_code, "name": name}
