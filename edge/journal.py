@@ -135,22 +135,32 @@ class Journal:
         self._writes: asyncio.Queue[tuple[Work, asyncio.Future[Any]] | None] = asyncio.Queue()
         self._listeners: list[Listener] = []
         self._writer_task: asyncio.Task[None] | None = None
+        self._writer_db: sqlite3.Connection | None = None
+        self._reader_db: aiosqlite.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-writer")
         self.commits = 0
         self.committed_events = 0
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer_db = await self._in_writer(self._open_writer)
-        self._reader_db = await aiosqlite.connect(self.path, isolation_level=None)
-        self._reader_db.row_factory = sqlite3.Row
-        for pragma in PRAGMAS:
-            await self._reader_db.execute(pragma)
+        try:
+            self._writer_db = await self._in_writer(self._open_writer)
+            self._reader_db = await aiosqlite.connect(self.path, isolation_level=None)
+            self._reader_db.row_factory = sqlite3.Row
+            for pragma in PRAGMAS:
+                await self._reader_db.execute(pragma)
+        except BaseException:
+            await self.close()
+            raise
         self._writer_task = asyncio.create_task(self._write_loop(), name="journal-writer")
 
     def _open_writer(self) -> sqlite3.Connection:
         db = connect(self.path)
-        migrate(db)
+        try:
+            migrate(db)
+        except BaseException:
+            db.close()
+            raise
         row = db.execute(
             "SELECT seq, hash FROM events WHERE origin = ? ORDER BY seq DESC LIMIT 1",
             (self.origin,),
@@ -166,9 +176,14 @@ class Journal:
         if self._writer_task:
             self._writes.put_nowait(None)
             await self._writer_task
-        await self._in_writer(self._writer_db.close)
+            self._writer_task = None
+        if self._writer_db is not None:
+            await self._in_writer(self._writer_db.close)
+            self._writer_db = None
         self._thread.shutdown(wait=True)
-        await self._reader_db.close()
+        if self._reader_db is not None:
+            await self._reader_db.close()
+            self._reader_db = None
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` with each batch of events once it is committed."""

@@ -68,7 +68,11 @@ class Node:
 
     async def start(self) -> None:
         await self.journal.open()
-        await self._claim_store()
+        try:
+            await self._claim_store()
+        except StoreMismatch:
+            await self.journal.close()
+            raise
         if self.config.demo:
             await seed_demo_store(self.journal)
         self.journal.add_listener(self.print_queue.on_events)
@@ -85,7 +89,6 @@ class Node:
 
             await self.journal.write(claim)
         elif store_id != self.config.store_id:
-            await self.journal.close()
             raise StoreMismatch(
                 f"{self.config.data_dir} holds the data of store {store_id!r}, "
                 f"not {self.config.store_id!r}: use another data folder"
