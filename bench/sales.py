@@ -94,7 +94,7 @@ async def edge_sales_per_second(folder: Path, tills: int, seconds: float) -> tup
     data = folder / f"edge-{tills}"
     url = f"http://127.0.0.1:{port}"
     log = (folder / f"edge-{tills}.log").open("wb")
-    server = subprocess.Popen(
+    server = subprocess.Popen(  # noqa: ASYNC220 (starting it does not wait for it)
         [sys.executable, "-m", "edge", "serve", "--host", "127.0.0.1", "--port", str(port),
          "--data", str(data), "--no-advertise", "--log-level", "WARNING"],
         stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,

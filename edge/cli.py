@@ -129,8 +129,10 @@ async def serve(config: Config) -> None:
             f"Data folder: {config.data_dir.resolve()}",
             f"Till app: {url}",
         ]
+        till_url = url
         if config.host == "0.0.0.0":
-            banner.append(f"On the shop network: http://edge-{node.node_id}.local:{config.port}/")
+            till_url = f"http://edge-{node.node_id}.local:{config.port}/"
+            banner.append(f"On the shop network: {till_url}")
         if config.demo:
             code = create_pairing_code(config.database, ttl=3600)
             banner.append(f"Pair a till (valid 1 hour): {url}#pair={code}")
@@ -139,6 +141,8 @@ async def serve(config: Config) -> None:
         for printer in node.printers.values():
             banner.append(f"Printer {printer.name}: receipts in {printer.text_path}")
         print("\n".join(banner), flush=True)
+        # `edge pair` reads it to print a link that works.
+        (config.data_dir / "till-url").write_text(till_url + "\n")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -157,8 +161,10 @@ def run_pair(config: Config, minutes: int) -> int:
               file=sys.stderr)
         return 1
     code = create_pairing_code(config.database, ttl=minutes * 60)
+    url_file = config.data_dir / "till-url"
+    url = url_file.read_text().strip() if url_file.exists() else f"http://<node>:{config.port}/"
     print(f"Pairing code: {code} (valid {minutes} min, once)")
-    print(f"On the till, open http://<this node>:{config.port}/#pair={code}")
+    print(f"On the till, open {url}#pair={code}")
     print("or open the till app and type the code.")
     return 0
 

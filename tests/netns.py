@@ -36,3 +36,20 @@ def linked_hosts(prefix: str = "10.231.0") -> Iterator[tuple[tuple[str, str], tu
 
 def in_namespace(ns: str, args: list[str]) -> list[str]:
     return ["ip", "netns", "exec", ns, *args]
+
+
+@contextlib.contextmanager
+def lone_host(address: str = "10.231.9.2") -> Iterator[str]:
+    """A namespace whose only address (besides 127.0.0.1) is `address`, on its loopback.
+
+    Pages served from it are not a secure context, as on a shop's network.
+    """
+    ns = f"edge{os.getpid() % 100000}t"
+    ip("netns", "add", ns)
+    try:
+        ip("-n", ns, "link", "set", "lo", "up")
+        ip("-n", ns, "addr", "add", f"{address}/32", "dev", "lo")
+        yield ns
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            ip("netns", "delete", ns)

@@ -1,0 +1,151 @@
+"""A cashier sells in a real browser (Debian's chromium), as in a shop.
+
+The node and the browser run in a test-made network namespace and the page is
+served from 10.231.9.2, not loopback: like a shop's http://192.168.x.x it is
+not a secure context (no crypto.randomUUID, no service worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from conftest import EDGE, ROOT, free_port
+from netns import in_namespace, lone_host
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+ADDRESS = "10.231.9.2"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    f"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1, EXCLUDE {ADDRESS}",
+]
+
+
+class ShopNode:
+    """`edge serve` in the shop namespace, as README's demo command runs it."""
+
+    def __init__(self, ns: str, data: Path) -> None:
+        self.data = data
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            in_namespace(ns, [*EDGE, "serve", "--host", ADDRESS, "--port", str(self.port),
+                              "--data", str(data), "--no-advertise"]),
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, text=True,
+        )
+
+    def pairing_link(self) -> str:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("Pair a till"):
+                return line.split(": ", 1)[1].strip()
+        raise AssertionError("edge serve printed no pairing link")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+async def shop(tmp_path: Path) -> AsyncIterator[tuple[ShopNode, Browser]]:
+    with lone_host(ADDRESS) as ns:
+        node = ShopNode(ns, tmp_path / "data")
+        # Playwright drives chromium over a pipe, so the browser can live in the namespace.
+        chromium = tmp_path / "chromium-in-shop"
+        chromium.write_text(f'#!/bin/sh\nexec ip netns exec {ns} /usr/bin/chromium "$@"\n')
+        chromium.chmod(0o755)
+        try:
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(
+                    executable_path=str(chromium), args=CHROMIUM_ARGS
+                )
+                yield node, browser
+                await browser.close()
+        finally:
+            node.stop()
+
+
+async def scan(page: Page, barcode: str) -> None:
+    # A USB scanner is a keyboard: digits, then Enter, into whatever has focus.
+    await page.keyboard.type(barcode)
+    await page.keyboard.press("Enter")
+
+
+async def printed_receipt(data: Path, number: str) -> str:
+    receipts = data / "printer" / "receipts.txt"
+    for _ in range(100):
+        if receipts.exists() and number in (text := receipts.read_text()):
+            return text
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"receipt {number} was not printed")
+
+
+async def test_a_cashier_sells_two_products_for_cash(shop: tuple[ShopNode, Browser]) -> None:
+    node, browser = shop
+    link = node.pairing_link()
+    assert link.startswith(f"http://{ADDRESS}:{node.port}/#pair=")
+    page = await browser.new_page(locale="fr-FR")
+    await page.goto(link)
+    assert await page.evaluate("window.isSecureContext") is False
+
+    # Log in: tap the cashier, type the PIN.
+    await page.click('[data-cashier-id="alice"]')
+    await page.keyboard.type("1234")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#screen-sell")).to_be_visible()
+    await expect(page.locator("#status")).to_have_attribute("data-state", "online")
+
+    # Scan a baguette (5.5 %) and an espresso (10 %): the scan field has focus.
+    await expect(page.locator("#scan")).to_be_focused()
+    await scan(page, "2000001000014")
+    await expect(page.locator(".basket-line")).to_have_count(1)
+    await scan(page, "2000004000011")
+    await expect(page.locator(".basket-line")).to_have_count(2)
+    await expect(page.locator("#total")).to_have_text(re.compile(r"2,70\s€"))
+
+    # Pay 5 € cash.
+    await page.click("#pay-cash")
+    await page.fill("#cash-given", "5")
+    await page.click("#confirm-payment")
+    await expect(page.locator("#screen-done")).to_be_visible()
+    await expect(page.locator("#receipt-number")).to_have_text("T01-000001")
+    await expect(page.locator("#change-due")).to_have_text(re.compile(r"2,30\s€"))
+
+    receipt = await printed_receipt(node.data, "T01-000001")
+    assert "Baguette tradition" in receipt and "Café expresso" in receipt
+    assert re.search(r"TOTAL TTC\s+2,70 EUR", receipt)
+    assert re.search(r"5,5%\s+1,14\s+0,06\s+1,20", receipt)
+    assert re.search(r"10%\s+1,36\s+0,14\s+1,50", receipt)
+    assert re.search(r"Espèces\s+5,00", receipt)
+    assert re.search(r"Rendu\s+2,30", receipt)
+
+    # The next customer: a new, empty basket.
+    await page.click("#new-sale")
+    await expect(page.locator("#screen-sell")).to_be_visible()
+    await expect(page.locator(".basket-line")).to_have_count(0)
+
+
+async def test_an_unknown_barcode_is_shown_and_changes_nothing(
+    shop: tuple[ShopNode, Browser],
+) -> None:
+    node, browser = shop
+    page = await browser.new_page(locale="en-US")
+    await page.goto(node.pairing_link())
+    await page.click('[data-cashier-id="bruno"]')
+    await page.keyboard.type("5678")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#screen-sell")).to_be_visible()
+    await scan(page, "3000000000000")
+    await expect(page.locator("#error")).to_be_visible()
+    await expect(page.locator("#error")).to_contain_text("3000000000000")
+    await expect(page.locator(".basket-line")).to_have_count(0)
+    # And the till goes on: search by name, pick the product.
+    await page.click("#search")
+    await page.keyboard.type("crois beur")
+    await page.locator(".search-result").first.click()
+    await expect(page.locator(".basket-line")).to_have_count(1)
+    await expect(page.locator(".basket-line")).to_contain_text("Croissant pur beurre")

@@ -1,0 +1,281 @@
+// Every string the till shows, in French and English, plus money and VAT formatting.
+// A value is either a string with {placeholders} or a function of the params (for plurals).
+
+const STRINGS = {
+  fr: {
+    'app.title': 'Caisse',
+    'lang.toggle': 'EN',
+    'lang.toggleTitle': 'Switch to English',
+
+    'status.online': 'Connecté',
+    'status.offline': 'Hors ligne — reconnexion…',
+    'status.unpaired': 'Caisse non appairée',
+    'status.pending': ({ count }) => `${count} en attente`,
+
+    'pair.title': 'Appairer cette caisse',
+    'pair.help': 'Saisissez le code d’appairage donné par le responsable informatique du magasin.',
+    'pair.code': 'Code d’appairage',
+    'pair.name': 'Nom de la caisse',
+    'pair.namePlaceholder': 'Caisse',
+    'pair.submit': 'Appairer',
+    'pair.defaultName': 'Caisse',
+
+    'login.title': 'Qui encaisse ?',
+    'login.connecting': 'Connexion au serveur…',
+    'login.pin': 'Code PIN',
+    'login.chooseCashier': 'Touchez votre nom',
+    'login.who': ({ name }) => `Bonjour ${name}, votre code :`,
+    'login.submit': 'Valider',
+    'login.clearPin': 'Effacer',
+    'login.backspace': 'Effacer le dernier chiffre',
+
+    'sell.scanPlaceholder': 'Scanner un article…',
+    'sell.searchPlaceholder': 'Rechercher un produit',
+    'sell.empty': 'Ticket vide — scannez un article',
+    'sell.noResults': 'Aucun produit trouvé',
+    'sell.pendingLine': 'en attente de connexion…',
+    'sell.decrease': 'Diminuer la quantité',
+    'sell.increase': 'Augmenter la quantité',
+    'sell.remove': 'Retirer la ligne',
+    'sell.each': ({ price }) => `${price} l’unité`,
+    'sell.items': ({ count }) => (count <= 1 ? `${count} article` : `${count} articles`),
+    'sell.total': 'Total',
+    'sell.payCash': 'Espèces',
+    'sell.payCard': 'Carte',
+    'sell.clear': 'Annuler le ticket',
+    'sell.clearConfirm': 'Confirmer l’annulation ?',
+    'sell.logout': 'Déconnexion',
+
+    'vat.rate': 'Taux',
+    'vat.base': 'HT',
+    'vat.vat': 'TVA',
+    'vat.total': 'TTC',
+
+    'pay.titleCash': 'Paiement en espèces',
+    'pay.titleCard': 'Paiement par carte',
+    'pay.due': 'À payer',
+    'pay.cashGiven': 'Montant remis',
+    'pay.cashRest': ({ amount }) => `Reste ${amount} en espèces — montant remis`,
+    'pay.exact': 'Exact',
+    'pay.cardReference': 'Référence du ticket TPE',
+    'pay.cardAmount': 'Montant carte',
+    'pay.change': ({ amount }) => `Rendu : ${amount}`,
+    'pay.short': ({ amount }) => `Manque ${amount}`,
+    'pay.back': 'Retour',
+    'pay.confirm': 'Valider le paiement',
+    'pay.saving': 'Enregistrement…',
+    'pay.invalidAmount': 'Montant invalide',
+
+    'done.title': 'Vente enregistrée',
+    'done.receipt': 'Ticket n°',
+    'done.total': 'Total',
+    'done.change': 'Rendu monnaie',
+    'done.newSale': 'Nouvelle vente',
+
+    // Error codes: the server's ones (docs/protocol.md) and a few of the till's own.
+    'error.unknown_barcode': ({ barcode }) => `CODE-BARRES INCONNU : ${barcode || '?'}`,
+    'error.unknown_product': 'Produit inconnu',
+    'error.invalid_pin': 'Code PIN incorrect',
+    'error.too_many_attempts': 'Trop d’essais : patientez un moment avant de réessayer',
+    'error.invalid_token': 'Cette caisse n’est plus reconnue : appairez-la à nouveau',
+    'error.invalid_pairing_code': 'Code d’appairage incorrect, déjà utilisé ou expiré',
+    'error.invalid_request': 'Demande invalide',
+    'error.not_logged_in': 'Aucun caissier connecté',
+    'error.unauthorized': 'Caisse non authentifiée',
+    'error.no_open_basket': 'Aucun ticket ouvert : ticket resynchronisé',
+    'error.basket_mismatch': 'Un autre ticket était ouvert sur cette caisse : il a été repris',
+    'error.unknown_line': 'Cette ligne n’existe plus',
+    'error.empty_basket': 'Le ticket est vide',
+    'error.payment_short': 'Le paiement ne couvre pas le total',
+    'error.card_overpay': 'Le montant carte dépasse le total',
+    'error.missing_reference': 'Saisissez la référence du ticket TPE',
+    'error.internal_error': 'Erreur interne du serveur : rien n’a été modifié',
+    'error.disconnected': 'Connexion au serveur perdue',
+    'error.offline': 'Hors ligne : impossible pour le moment',
+    'error.network': 'Serveur injoignable',
+    'error.choose_cashier': 'Touchez d’abord votre nom',
+    'error.invalid_amount': 'Montant invalide',
+  },
+
+  en: {
+    'app.title': 'Till',
+    'lang.toggle': 'FR',
+    'lang.toggleTitle': 'Passer en français',
+
+    'status.online': 'Connected',
+    'status.offline': 'Offline — reconnecting…',
+    'status.unpaired': 'Till not paired',
+    'status.pending': ({ count }) => `${count} pending`,
+
+    'pair.title': 'Pair this till',
+    'pair.help': 'Type the pairing code given by the store’s IT person.',
+    'pair.code': 'Pairing code',
+    'pair.name': 'Till name',
+    'pair.namePlaceholder': 'Caisse',
+    'pair.submit': 'Pair',
+    'pair.defaultName': 'Caisse',
+
+    'login.title': 'Who is selling?',
+    'login.connecting': 'Connecting to the server…',
+    'login.pin': 'PIN',
+    'login.chooseCashier': 'Tap your name',
+    'login.who': ({ name }) => `Hello ${name}, your PIN:`,
+    'login.submit': 'Sign in',
+    'login.clearPin': 'Clear',
+    'login.backspace': 'Delete last digit',
+
+    'sell.scanPlaceholder': 'Scan an item…',
+    'sell.searchPlaceholder': 'Search a product',
+    'sell.empty': 'Empty basket — scan an item',
+    'sell.noResults': 'No product found',
+    'sell.pendingLine': 'waiting for the connection…',
+    'sell.decrease': 'Decrease quantity',
+    'sell.increase': 'Increase quantity',
+    'sell.remove': 'Remove line',
+    'sell.each': ({ price }) => `${price} each`,
+    'sell.items': ({ count }) => (count === 1 ? '1 item' : `${count} items`),
+    'sell.total': 'Total',
+    'sell.payCash': 'Cash',
+    'sell.payCard': 'Card',
+    'sell.clear': 'Void basket',
+    'sell.clearConfirm': 'Confirm void?',
+    'sell.logout': 'Log out',
+
+    'vat.rate': 'Rate',
+    'vat.base': 'Net',
+    'vat.vat': 'VAT',
+    'vat.total': 'Gross',
+
+    'pay.titleCash': 'Cash payment',
+    'pay.titleCard': 'Card payment',
+    'pay.due': 'Amount due',
+    'pay.cashGiven': 'Amount tendered',
+    'pay.cashRest': ({ amount }) => `${amount} left in cash — amount tendered`,
+    'pay.exact': 'Exact',
+    'pay.cardReference': 'Card slip reference',
+    'pay.cardAmount': 'Card amount',
+    'pay.change': ({ amount }) => `Change: ${amount}`,
+    'pay.short': ({ amount }) => `${amount} short`,
+    'pay.back': 'Back',
+    'pay.confirm': 'Confirm payment',
+    'pay.saving': 'Saving…',
+    'pay.invalidAmount': 'Invalid amount',
+
+    'done.title': 'Sale recorded',
+    'done.receipt': 'Receipt no.',
+    'done.total': 'Total',
+    'done.change': 'Change due',
+    'done.newSale': 'New sale',
+
+    'error.unknown_barcode': ({ barcode }) => `UNKNOWN BARCODE: ${barcode || '?'}`,
+    'error.unknown_product': 'Unknown product',
+    'error.invalid_pin': 'Wrong PIN',
+    'error.too_many_attempts': 'Too many attempts: wait a moment and try again',
+    'error.invalid_token': 'This till is no longer recognised: pair it again',
+    'error.invalid_pairing_code': 'Wrong, used or expired pairing code',
+    'error.invalid_request': 'Invalid request',
+    'error.not_logged_in': 'No cashier logged in',
+    'error.unauthorized': 'Till not authenticated',
+    'error.no_open_basket': 'No open basket: basket resynchronised',
+    'error.basket_mismatch': 'Another basket was open on this till: it was resumed',
+    'error.unknown_line': 'This line no longer exists',
+    'error.empty_basket': 'The basket is empty',
+    'error.payment_short': 'The payment does not cover the total',
+    'error.card_overpay': 'The card amount exceeds the total',
+    'error.missing_reference': 'Type the card slip reference',
+    'error.internal_error': 'Internal server error: nothing was changed',
+    'error.disconnected': 'Connection to the server lost',
+    'error.offline': 'Offline: not possible right now',
+    'error.network': 'Server unreachable',
+    'error.choose_cashier': 'Tap your name first',
+    'error.invalid_amount': 'Invalid amount',
+  },
+};
+
+const LANG_KEY = 'edge.lang';
+
+function initialLanguage() {
+  const saved = localStorage.getItem(LANG_KEY);
+  if (saved && STRINGS[saved]) return saved;
+  // A French shop: French unless the browser clearly asks for English.
+  return (navigator.language || '').toLowerCase().startsWith('en') ? 'en' : 'fr';
+}
+
+let currentLang = initialLanguage();
+let moneyFormat = makeMoneyFormat(currentLang);
+
+function makeMoneyFormat(lang) {
+  return new Intl.NumberFormat(lang === 'fr' ? 'fr-FR' : 'en-GB', { style: 'currency', currency: 'EUR' });
+}
+
+export function getLang() {
+  return currentLang;
+}
+
+export function setLang(lang) {
+  if (!STRINGS[lang]) return;
+  currentLang = lang;
+  moneyFormat = makeMoneyFormat(lang);
+  localStorage.setItem(LANG_KEY, lang);
+  document.documentElement.lang = lang;
+}
+
+/** Translated string for `key`; falls back to French, then to the key itself. */
+export function t(key, params = {}) {
+  const value = STRINGS[currentLang][key] ?? STRINGS.fr[key];
+  if (value === undefined) return key;
+  if (typeof value === 'function') return value(params);
+  return value.replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? ''));
+}
+
+export function hasTranslation(key) {
+  return key in STRINGS[currentLang];
+}
+
+/**
+ * Cents to "1,20 €" (fr) or "€1.20" (en). Intl puts no-break spaces in French;
+ * they are turned into plain spaces so the text reads the same everywhere, and
+ * CSS (white-space: nowrap on .money) keeps the amount on one line.
+ */
+export function formatMoney(cents) {
+  return moneyFormat.format(cents / 100).replace(/[\u00a0\u202f]/g, ' ');
+}
+
+/** VAT basis points to "5,5 %" (fr) or "5.5%" (en). */
+export function formatRate(basisPoints) {
+  const percent = new Intl.NumberFormat(currentLang === 'fr' ? 'fr-FR' : 'en-GB', {
+    maximumFractionDigits: 2,
+  }).format(basisPoints / 100);
+  return currentLang === 'fr' ? `${percent} %` : `${percent}%`;
+}
+
+/** Amount as typed into an input, without the currency sign: 1250 → "12,50" (fr) / "12.50" (en). */
+export function formatAmountForInput(cents) {
+  const text = (cents / 100).toFixed(2);
+  return currentLang === 'fr' ? text.replace('.', ',') : text;
+}
+
+/** Human text for an error object {code, message, ...}: ours if we know the code, else the server's. */
+export function errorText(error) {
+  if (!error) return '';
+  const key = `error.${error.code}`;
+  if (error.code && key in STRINGS[currentLang]) return t(key, error);
+  return error.message || error.code || String(error);
+}
+
+/** Fills every element marked with data-i18n / data-i18n-placeholder / data-i18n-title. */
+export function translatePage(root = document) {
+  for (const element of root.querySelectorAll('[data-i18n]')) {
+    element.textContent = t(element.dataset.i18n);
+  }
+  for (const element of root.querySelectorAll('[data-i18n-placeholder]')) {
+    element.placeholder = t(element.dataset.i18nPlaceholder);
+  }
+  for (const element of root.querySelectorAll('[data-i18n-title]')) {
+    element.title = t(element.dataset.i18nTitle);
+  }
+  document.title = t('app.title');
+}
+
+// Only remember a language the cashier picked; until then follow the browser.
+document.documentElement.lang = currentLang;
