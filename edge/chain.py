@@ -74,21 +74,45 @@ class ChainHead:
         return Event(origin, seq, event_id, time, type_, body, self.hash, digest)
 
 
+class ChainError(Exception):
+    """An event that does not follow its origin's chain: refused, nothing applied."""
+
+
+def link_problems(head: ChainHead, event: Event) -> list[str]:
+    """Why `event` cannot come right after `head` in its origin's chain (empty: it can)."""
+    where = f"{event.origin}#{event.seq}"
+    problems = []
+    if event.seq != head.seq + 1:
+        problems.append(f"{where}: expected seq {head.seq + 1}")
+    if event.prev_hash != head.hash:
+        problems.append(f"{where}: prev_hash does not match the previous event")
+    expected = event_hash(
+        event.origin, event.seq, event.id, event.time, event.type, event.body, event.prev_hash
+    )
+    if event.hash != expected:
+        problems.append(f"{where}: hash does not match its content")
+    return problems
+
+
 def chain_problems(events: Iterable[Event]) -> list[str]:
     """Every break in the chains of `events` (any origins, each in seq order)."""
     heads: dict[str, ChainHead] = {}
     problems = []
     for event in events:
-        head = heads.get(event.origin, ChainHead())
-        where = f"{event.origin}#{event.seq}"
-        if event.seq != head.seq + 1:
-            problems.append(f"{where}: expected seq {head.seq + 1}")
-        if event.prev_hash != head.hash:
-            problems.append(f"{where}: prev_hash does not match the previous event")
-        expected = event_hash(
-            event.origin, event.seq, event.id, event.time, event.type, event.body, event.prev_hash
-        )
-        if event.hash != expected:
-            problems.append(f"{where}: hash does not match its content")
+        problems += link_problems(heads.get(event.origin, ChainHead()), event)
         heads[event.origin] = ChainHead(event.seq, event.hash)
     return problems
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """An event as peers and head office send it (shape of `Event.as_dict`)."""
+    return Event(
+        origin=str(data["origin"]),
+        seq=int(data["seq"]),
+        id=str(data["id"]),
+        time=str(data["time"]),
+        type=str(data["type"]),
+        body=dict(data["body"]),
+        prev_hash=str(data["prev_hash"]),
+        hash=str(data["hash"]),
+    )

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import aiosqlite
 import orjson
 
-from edge.chain import ChainHead, Event, canonical_json
+from edge.chain import ChainError, ChainHead, Event, canonical_json, link_problems
 from edge.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,33 @@ class Tx:
         self._insert(event)
         journal.head = ChainHead(event.seq, event.hash)
         return event
+
+    def apply(self, event: Event) -> bool:
+        """Apply an event from elsewhere (a peer, head office) after checking its chain.
+
+        False if it is already here; ChainError if it does not follow what is
+        here (a gap, a fork, a forgery): then nothing of it is applied.
+        """
+        head_row = self.fetchone(
+            "SELECT seq, hash FROM events WHERE origin = ? ORDER BY seq DESC LIMIT 1",
+            (event.origin,),
+        )
+        head = ChainHead(head_row["seq"], head_row["hash"]) if head_row else ChainHead()
+        if event.seq <= head.seq:
+            stored = self.fetchone(
+                "SELECT hash FROM events WHERE origin = ? AND seq = ?", (event.origin, event.seq)
+            )
+            if stored is None or stored["hash"] != event.hash:
+                raise ChainError(f"{event.origin}#{event.seq}: differs from the stored event")
+            return False
+        problems = link_problems(head, event)
+        if problems:
+            raise ChainError("; ".join(problems))
+        self._insert(event)
+        if event.origin == self._journal.origin:
+            # Our own events coming back (a node restored from an old backup).
+            self._journal.head = ChainHead(event.seq, event.hash)
+        return True
 
     def _insert(self, event: Event) -> bool:
         cursor = self.db.execute(
@@ -288,6 +315,27 @@ class Journal:
         ) as cursor:
             async for row in cursor:
                 yield _row_event(row)
+
+    async def version_vector(self) -> dict[str, int]:
+        """{origin: last seq held here}: what a peer needs to tell what we lack."""
+        rows = await self.read_all("SELECT origin, MAX(seq) AS seq FROM events GROUP BY origin")
+        return {row["origin"]: row["seq"] for row in rows}
+
+    async def events_after(self, vector: dict[str, int], limit: int = 1000) -> list[Event]:
+        """Events held here and not in `vector`, each origin in seq order, at most `limit`."""
+        mine = await self.version_vector()
+        events: list[Event] = []
+        for origin, last in sorted(mine.items()):
+            since = vector.get(origin, 0)
+            if last <= since or len(events) >= limit:
+                continue
+            rows = await self.read_all(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE origin = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (origin, since, limit - len(events)),
+            )
+            events += [_row_event(row) for row in rows]
+        return events
 
     async def meta(self, key: str) -> str | None:
         row = await self.read_one("SELECT value FROM meta WHERE key = ?", (key,))

@@ -1,0 +1,102 @@
+"""The journal applies other origins' events only when their chain holds, and only once."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from edge import commands  # noqa: F401  (registers projections through the modules)
+from edge.catalogue import parse_catalogue_csv
+from edge.chain import ChainError, Event
+from edge.journal import Journal, Tx
+
+HEADER = "id,barcode,name,price,vat_rate,category\n"
+
+
+@pytest.fixture
+async def two_journals(tmp_path: Path) -> AsyncIterator[tuple[Journal, Journal]]:
+    a = Journal(tmp_path / "a.sqlite3", origin="node-a")
+    b = Journal(tmp_path / "b.sqlite3", origin="node-b")
+    await a.open()
+    await b.open()
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+async def write_products(journal: Journal, *rows: str) -> list[Event]:
+    products = parse_catalogue_csv(HEADER + "".join(rows))
+
+    def work(tx: Tx) -> list[Event]:
+        return [tx.append("product_upserted", product) for product in products]
+
+    return await journal.write(work)
+
+
+async def apply(journal: Journal, events: list[Event]) -> list[bool]:
+    return await journal.write(lambda tx: [tx.apply(event) for event in events])
+
+
+async def products(journal: Journal) -> list[tuple]:
+    rows = await journal.read_all("SELECT id, barcode, name, price FROM products ORDER BY id")
+    return [tuple(row) for row in rows]
+
+
+async def test_events_from_another_node_apply_once(two_journals) -> None:
+    a, b = two_journals
+    events = await write_products(a, "p1,2000001000014,Baguette,120,550,Pain\n",
+                                  "p2,2000002000013,Croissant,115,550,Viennoiserie\n")
+    assert await apply(b, events) == [True, True]
+    assert await apply(b, events) == [False, False]
+    assert await products(b) == await products(a)
+    assert await b.version_vector() == {"node-a": 2}
+    assert await b.events_after({"node-a": 1}) == events[1:]
+    assert await b.events_after({"node-a": 2}) == []
+
+
+async def test_a_tampered_event_is_refused_and_nothing_applies(two_journals) -> None:
+    a, b = two_journals
+    events = await write_products(a, "p1,2000001000014,Baguette,120,550,Pain\n")
+    forged = dataclasses.replace(events[0], body={**events[0].body, "price": 1})
+    with pytest.raises(ChainError, match="hash does not match its content"):
+        await apply(b, [forged])
+    assert await products(b) == []
+    assert await b.version_vector() == {}
+
+
+async def test_a_gap_is_refused(two_journals) -> None:
+    a, b = two_journals
+    events = await write_products(a, "p1,2000001000014,Baguette,120,550,Pain\n",
+                                  "p2,2000002000013,Croissant,115,550,Viennoiserie\n")
+    with pytest.raises(ChainError, match="expected seq 1"):
+        await apply(b, [events[1]])
+    assert await products(b) == []
+
+
+async def test_a_fork_of_a_known_event_is_refused(two_journals) -> None:
+    a, b = two_journals
+    events = await write_products(a, "p1,2000001000014,Baguette,120,550,Pain\n")
+    await apply(b, events)
+    other = Journal(a.path.with_name("fork.sqlite3"), origin="node-a")
+    await other.open()
+    try:
+        fork = await write_products(other, "p9,2000002000013,Croissant,115,550,Viennoiserie\n")
+    finally:
+        await other.close()
+    with pytest.raises(ChainError, match="differs from the stored event"):
+        await apply(b, fork)
+
+
+async def test_a_failed_apply_leaves_the_rest_of_the_batch_alone(two_journals) -> None:
+    a, b = two_journals
+    events = await write_products(a, "p1,2000001000014,Baguette,120,550,Pain\n")
+    forged = dataclasses.replace(events[0], hash="0" * 64)
+    good, bad = b.write(lambda tx: tx.apply(events[0])), b.write(lambda tx: tx.apply(forged))
+    import asyncio
+
+    results = await asyncio.gather(bad, good, return_exceptions=True)
+    assert isinstance(results[0], ChainError) and results[1] is True
+    assert len(await products(b)) == 1
