@@ -94,6 +94,15 @@ async def lookup(journal: Journal, barcode: str) -> dict[str, Any]:
     return product_json(row)
 
 
+async def export(journal: Journal, after: str | None, limit: int) -> list[dict[str, Any]]:
+    """Products on sale by id, a page after `after` (a till's offline copy)."""
+    rows = await journal.read_all(
+        f"SELECT {PRODUCT_COLUMNS} FROM products WHERE active AND id > ? ORDER BY id LIMIT ?",
+        (after or "", limit),
+    )
+    return [product_json(row) for row in rows]
+
+
 def fts_query(text: str) -> str | None:
     """Every word of `text` as a prefix, accents and punctuation dropped."""
     plain = unicodedata.normalize("NFKD", text)

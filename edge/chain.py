@@ -78,6 +78,10 @@ class ChainError(Exception):
     """An event that does not follow its origin's chain: refused, nothing applied."""
 
 
+class ChainGap(ChainError):
+    """Events of that origin are missing before this one: ask for them, nothing is wrong."""
+
+
 def link_problems(head: ChainHead, event: Event) -> list[str]:
     """Why `event` cannot come right after `head` in its origin's chain (empty: it can)."""
     where = f"{event.origin}#{event.seq}"

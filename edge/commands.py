@@ -6,10 +6,11 @@ that owns the concept and returns what the till should see.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edge import PROTOCOL_VERSION, catalogue, sales, staff, tills
+from edge import PROTOCOL_VERSION, baskets, catalogue, sales, staff, tills
 from edge.chain import Event
 from edge.messages import INVALID_FIELD, EdgeError, event_message
 from edge.schema import limits
@@ -25,13 +26,14 @@ def client_id() -> Any:
 PUBLIC_EVENT_TYPES = frozenset({
     "product_upserted", "product_delisted",
     "basket_line_added", "basket_quantity_set", "basket_line_removed", "basket_voided",
+    "basket_taken_over",
     "sale_completed", "print_requested", "print_job_done", "drawer_opened",
 })
 
 
-def _seller(conn: Connection) -> sales.Seller:
+def _seller(conn: Connection) -> baskets.Seller:
     assert conn.till is not None and conn.cashier is not None
-    return sales.Seller(till=conn.till["code"], cashier=conn.cashier["id"])
+    return baskets.Seller(till=conn.till["code"], cashier=conn.cashier["id"])
 
 
 @command("ping", NoArgs, access="anyone")
@@ -56,6 +58,8 @@ async def auth(conn: Connection, args: AuthArgs) -> dict[str, Any]:
         "node": {"id": node.node_id},
         "till": conn.till,
         "cashiers": await staff.list_cashiers(node.journal),
+        "nodes": node.store_nodes(),
+        "last_receipt_no": await sales.last_receipt_no(node.journal, conn.till["code"]),
     }
 
 
@@ -102,7 +106,7 @@ async def search(conn: Connection, args: SearchArgs) -> list[dict[str, Any]]:
 
 @command("basket/get")
 async def basket_get(conn: Connection, args: NoArgs) -> dict[str, Any] | None:
-    return await sales.open_basket(conn.node.journal, _seller(conn).till)
+    return await baskets.open_basket(conn.node.journal, _seller(conn).till)
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,7 @@ class AddArgs:
 async def basket_add(conn: Connection, args: AddArgs) -> dict[str, Any]:
     if (args.barcode is None) == (args.product_id is None):
         raise EdgeError(INVALID_FIELD, "give exactly one of 'barcode' or 'product_id'")
-    return await sales.add_line(
+    return await baskets.add_line(
         conn.node.journal, _seller(conn), args.basket_id, args.line_id, args.quantity,
         barcode=args.barcode, product_id=args.product_id,
     )
@@ -133,7 +137,7 @@ class QuantityArgs:
 
 @command("basket/set_quantity", QuantityArgs)
 async def basket_set_quantity(conn: Connection, args: QuantityArgs) -> dict[str, Any]:
-    return await sales.set_quantity(
+    return await baskets.set_quantity(
         conn.node.journal, _seller(conn), args.basket_id, args.line_id, args.quantity
     )
 
@@ -146,7 +150,7 @@ class LineArgs:
 
 @command("basket/remove_line", LineArgs)
 async def basket_remove_line(conn: Connection, args: LineArgs) -> dict[str, Any]:
-    return await sales.remove_line(conn.node.journal, _seller(conn), args.basket_id, args.line_id)
+    return await baskets.remove_line(conn.node.journal, _seller(conn), args.basket_id, args.line_id)
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ class BasketArgs:
 
 @command("basket/clear", BasketArgs)
 async def basket_clear(conn: Connection, args: BasketArgs) -> None:
-    await sales.void_basket(conn.node.journal, _seller(conn), args.basket_id)
+    await baskets.void_basket(conn.node.journal, _seller(conn), args.basket_id)
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,7 @@ class Tender:
 class CompleteArgs:
     basket_id: str = client_id()
     tenders: list[Tender] = field(metadata=limits(min=1, max_length=10))
+    receipt_no: int | None = field(default=None, metadata=limits(min=1, max=999_999_999))
 
 
 @command("sale/complete", CompleteArgs)
@@ -180,9 +185,84 @@ async def sale_complete(conn: Connection, args: CompleteArgs) -> dict[str, Any]:
         args.basket_id,
         [tender.__dict__ for tender in args.tenders],
         conn.node.printer_for(_seller(conn).till),
+        receipt_no=args.receipt_no,
     )
     conn.node.metrics.sales += 1
     return sale
+
+
+@dataclass(frozen=True)
+class SoldLine:
+    id: str = client_id()
+    product_id: str = field(metadata=limits(min=1, max_length=64))
+    name: str = field(metadata=limits(min=1, max_length=200))
+    unit_price: int = field(metadata=limits(min=0, max=100_000_000))
+    vat_rate: int = field(metadata=limits(min=0, max=10_000))
+    quantity: int = field(metadata=limits(min=1, max=9999))
+    barcode: str | None = field(default=None, metadata=limits(max_length=32))
+
+
+@dataclass(frozen=True)
+class VatRow:
+    rate: int
+    base: int
+    vat: int
+    total: int
+
+
+@dataclass(frozen=True)
+class TillTotals:
+    total: int
+    items: int
+    vat: list[VatRow] = field(metadata=limits(max_length=20))
+
+
+@dataclass(frozen=True)
+class OfflineSale:
+    id: str = client_id()
+    receipt_no: int = field(metadata=limits(min=1, max=999_999_999))
+    cashier: str = client_id()
+    time: str = field(metadata=limits(min=1, max_length=40))
+    lines: list[SoldLine] = field(metadata=limits(min=1, max_length=500))
+    tenders: list[Tender] = field(metadata=limits(min=1, max_length=10))
+    totals: TillTotals
+    change: int = field(default=0, metadata=limits(min=0))
+
+
+@dataclass(frozen=True)
+class RecordArgs:
+    sale: OfflineSale
+
+
+@command("sale/record", RecordArgs)
+async def sale_record(conn: Connection, args: RecordArgs) -> dict[str, Any]:
+    sale = dataclasses.asdict(args.sale)
+    recorded = await sales.record_offline_sale(conn.node.journal, _seller(conn).till, sale)
+    conn.node.metrics.sales += 1
+    return recorded
+
+
+@command("basket/list_open")
+async def basket_list_open(conn: Connection, args: NoArgs) -> list[dict[str, Any]]:
+    return await baskets.list_open(conn.node.journal)
+
+
+@command("basket/take_over", BasketArgs)
+async def basket_take_over(conn: Connection, args: BasketArgs) -> dict[str, Any]:
+    return await baskets.take_over(conn.node.journal, _seller(conn), args.basket_id)
+
+
+@dataclass(frozen=True)
+class ExportArgs:
+    after: str | None = field(default=None, metadata=limits(max_length=64))
+    limit: int = field(default=500, metadata=limits(min=1, max=2000))
+
+
+@command("catalogue/export", ExportArgs, access="till")
+async def catalogue_export(conn: Connection, args: ExportArgs) -> dict[str, Any]:
+    products = await catalogue.export(conn.node.journal, args.after, args.limit)
+    more = len(products) == args.limit
+    return {"products": products, "next": products[-1]["id"] if more else None}
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,9 @@ class Config:
     data_dir: Path = Path("edge-data")
     demo: bool = True
     advertise: bool = True
+    url: str | None = None
+    store_key_file: Path | None = None
+    peer_urls: tuple[str, ...] = ()
     printers: tuple[PrinterConfig, ...] = field(default_factory=tuple)
 
     @property
@@ -47,6 +50,23 @@ class Config:
     def with_overrides(self, **overrides: Any) -> Config:
         changes = {key: value for key, value in overrides.items() if value is not None}
         return Config(**{**self.__dict__, **changes})
+
+    def store_key(self) -> bytes | None:
+        """The secret every node of the store shares (peers prove they hold it)."""
+        if self.store_key_file is None:
+            return None
+        return self.store_key_file.read_bytes().strip() or None
+
+    def public_url(self) -> str:
+        """Where tills and peers reach this node."""
+        if self.url:
+            return self.url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", ""):
+            from edge.discovery import addresses_for
+
+            host = addresses_for(host)[0]
+        return f"http://{host}:{self.port}"
 
     def all_printers(self) -> tuple[PrinterConfig, ...]:
         """Configured printers, or one file printer in the data folder if none is."""
@@ -58,9 +78,11 @@ class Config:
 # Every key a config file may hold: section -> key -> (type, Config field).
 SETTINGS: dict[str, dict[str, tuple[type, str]]] = {
     "store": {"id": (str, "store_id"), "name": (str, "store_name"),
-              "address": (list, "store_address")},
+              "address": (list, "store_address"), "key_file": (str, "store_key_file"),
+              "demo": (bool, "demo")},
     "server": {"host": (str, "host"), "port": (int, "port"), "data": (str, "data_dir"),
-               "advertise": (bool, "advertise")},
+               "advertise": (bool, "advertise"), "url": (str, "url")},
+    "peers": {"urls": (list, "peer_urls")},
 }
 TYPE_NAMES = {str: "text", int: "a whole number", bool: "true or false", list: "a list"}
 PRINTER_SETTINGS: dict[str, type] = {"name": str, "kind": str, "path": str, "width": int}
@@ -101,6 +123,15 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
         problems.append(f"{source}: store.id is required (the same on every node of the store)")
     if "data_dir" in values:
         values["data_dir"] = base / values["data_dir"]
+    if "store_key_file" in values:
+        values["store_key_file"] = base / values["store_key_file"]
+        if not values["store_key_file"].is_file():
+            problems.append(f"{source}: store.key_file {values['store_key_file']} does not exist")
+    if "peer_urls" in values:
+        values["peer_urls"] = tuple(str(url).rstrip("/") for url in values["peer_urls"])
+        bad = [url for url in values["peer_urls"] if not url.startswith(("http://", "https://"))]
+        if bad:
+            problems.append(f"{source}: peers.urls must be http:// or https:// URLs: {bad}")
     if "store_address" in values:
         values["store_address"] = tuple(str(line) for line in values["store_address"])
     printers = []

@@ -6,6 +6,7 @@ newcomer can sell at once. The PINs are demo data, printed on start.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from edge.catalogue import DEMO_CATALOGUE, import_products, parse_catalogue_csv
@@ -30,7 +31,10 @@ async def seed_demo_store(journal: Journal) -> bool:
 
     def add_cashiers(tx: Tx) -> None:
         for cashier_id, name, role, pin in DEMO_CASHIERS:
-            tx.append("cashier_added", cashier_added_body(cashier_id, name, role, pin))
+            # Fixed salts: every node seeding the demo store writes the same
+            # cashiers, so merged journals project the same table.
+            salt = hashlib.sha256(f"demo:{cashier_id}".encode()).hexdigest()[:32]
+            tx.append("cashier_added", cashier_added_body(cashier_id, name, role, pin, salt))
 
     await journal.write(add_cashiers)
     log.info("demo store created: %d products, %d cashiers", count, len(DEMO_CASHIERS))

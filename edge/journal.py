@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import aiosqlite
 import orjson
 
-from edge.chain import ChainError, ChainHead, Event, canonical_json, link_problems
+from edge.chain import ChainError, ChainGap, ChainHead, Event, canonical_json, link_problems
 from edge.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,8 @@ class Tx:
             if stored is None or stored["hash"] != event.hash:
                 raise ChainError(f"{event.origin}#{event.seq}: differs from the stored event")
             return False
+        if event.seq > head.seq + 1:
+            raise ChainGap(f"{event.origin}#{event.seq}: events after #{head.seq} are missing")
         problems = link_problems(head, event)
         if problems:
             raise ChainError("; ".join(problems))

@@ -20,6 +20,7 @@ from edge import (
 from edge.config import Config
 from edge.demo import seed_demo_store
 from edge.journal import Journal, Tx
+from edge.peers import Peers
 from edge.receipt import Store
 from edge.staff import LoginThrottle
 from edge.tills import PairingThrottle
@@ -64,6 +65,7 @@ class Node:
         self.print_queue = devices.PrintQueue(
             self.journal, self.printers, Store(config.store_name, config.store_address)
         )
+        self.peers = Peers(self)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -77,6 +79,7 @@ class Node:
             await seed_demo_store(self.journal)
         self.journal.add_listener(self.print_queue.on_events)
         self._tasks.append(asyncio.create_task(self.print_queue.run(), name="print-queue"))
+        await self.peers.start()
 
     async def _claim_store(self) -> None:
         """A data folder belongs to one store: refuse to mix two."""
@@ -95,6 +98,7 @@ class Node:
             )
 
     async def stop(self) -> None:
+        await self.peers.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -102,6 +106,10 @@ class Node:
                 await task
         self._tasks.clear()
         await self.journal.close()
+
+    def store_nodes(self) -> list[dict[str, str]]:
+        """Every node of the store a till can fail over to, this one first."""
+        return self.peers.nodes()
 
     def printer_for(self, till: str) -> str | None:
         """The printer a till's receipts go to: the first configured one, for now."""

@@ -49,6 +49,7 @@ async def healthz(request: web.Request) -> web.Response:
         "journal": {"origin": journal.origin, "seq": journal.head.seq},
         "printers": [printer.status() for printer in node.printers.values()],
         "tills_connected": node.metrics.connections,
+        "peers": await node.peers.status(),
     })
 
 
@@ -122,6 +123,10 @@ async def till_websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def peer_websocket(request: web.Request) -> web.StreamResponse:
+    return await request.app[NODE].peers.accept(request)
+
+
 async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html")
 
@@ -149,6 +154,7 @@ def make_app(config: Config) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/pair", pair)
     app.router.add_get("/api/ws", till_websocket)
+    app.router.add_get("/api/peer", peer_websocket)
     app.router.add_static("/", WEB_DIR, show_index=False, follow_symlinks=False)
     app.cleanup_ctx.append(_run_node)
     if config.advertise:

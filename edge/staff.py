@@ -29,12 +29,15 @@ def hash_pin(pin: str, salt: str) -> str:
     return digest.hex()
 
 
-def cashier_added_body(cashier_id: str, name: str, role: str, pin: str) -> dict[str, Any]:
+def cashier_added_body(
+    cashier_id: str, name: str, role: str, pin: str, salt: str | None = None
+) -> dict[str, Any]:
+    """`salt` is random unless given (the demo store's public PINs use fixed ones)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if not (pin.isdigit() and 4 <= len(pin) <= 8):
         raise ValueError("a PIN is 4 to 8 digits")
-    salt = secrets.token_hex(16)
+    salt = salt or secrets.token_hex(16)
     return {
         "id": cashier_id,
         "name": name,

@@ -1,0 +1,292 @@
+"""Baskets: every change to a basket is an event.
+
+A till works on one open basket. Its id, and each line's id, are made up by
+the till, so a command resent after a reconnect (to this node or another)
+finds its work already done and changes nothing. A basket left open on a
+till that died can be taken over by another till.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from edge.catalogue import find_product
+from edge.chain import Event
+from edge.journal import Journal, Tx, projection
+from edge.messages import BASKET_MISMATCH, NO_OPEN_BASKET, UNKNOWN_LINE, EdgeError
+from edge.money import Line, basket_totals
+
+LINE_COLUMNS = "line_id, product_id, barcode, name, unit_price, vat_rate, quantity"
+
+
+@dataclass(frozen=True)
+class Seller:
+    """Who is selling: the till and the cashier logged in on it."""
+
+    till: str
+    cashier: str
+
+
+def _line_json(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["line_id"],
+        "product_id": row["product_id"],
+        "barcode": row["barcode"],
+        "name": row["name"],
+        "unit_price": row["unit_price"],
+        "vat_rate": row["vat_rate"],
+        "quantity": row["quantity"],
+        "total": row["unit_price"] * row["quantity"],
+    }
+
+
+def _totals(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    return basket_totals(Line(ln["unit_price"], ln["quantity"], ln["vat_rate"]) for ln in lines)
+
+
+def _basket_json(basket: sqlite3.Row, line_rows: list[sqlite3.Row]) -> dict[str, Any]:
+    lines = [_line_json(row) for row in line_rows]
+    return {
+        "id": basket["id"],
+        "till": basket["till"],
+        "cashier": basket["cashier"],
+        "lines": lines,
+        "totals": _totals(lines),
+    }
+
+
+# Normally one; after a merge of two nodes' events possibly two for a moment:
+# the newest is the one the till works on.
+OPEN_BASKET_SQL = """SELECT id, till, cashier FROM baskets WHERE till = ? AND status = 'open'
+    ORDER BY opened_at DESC, id LIMIT 1"""
+LINES_SQL = f"SELECT {LINE_COLUMNS} FROM basket_lines WHERE basket_id = ? ORDER BY position"
+
+
+async def open_basket(journal: Journal, till: str) -> dict[str, Any] | None:
+    basket = await journal.read_one(OPEN_BASKET_SQL, (till,))
+    if basket is None:
+        return None
+    return _basket_json(basket, await journal.read_all(LINES_SQL, (basket["id"],)))
+
+
+def open_basket_in(tx: Tx, till: str) -> dict[str, Any] | None:
+    basket = tx.fetchone(OPEN_BASKET_SQL, (till,))
+    if basket is None:
+        return None
+    return _basket_json(basket, tx.fetchall(LINES_SQL, (basket["id"],)))
+
+
+def require_open_basket(tx: Tx, till: str, basket_id: str) -> dict[str, Any]:
+    basket = open_basket_in(tx, till)
+    if basket is None:
+        raise EdgeError(NO_OPEN_BASKET, f"till {till} has no open basket")
+    if basket["id"] != basket_id:
+        raise EdgeError(
+            BASKET_MISMATCH, f"till {till} has basket {basket['id']} open, not {basket_id}"
+        )
+    return basket
+
+
+async def add_line(
+    journal: Journal,
+    seller: Seller,
+    basket_id: str,
+    line_id: str,
+    quantity: int,
+    barcode: str | None = None,
+    product_id: str | None = None,
+) -> dict[str, Any]:
+    def work(tx: Tx) -> dict[str, Any]:
+        basket = open_basket_in(tx, seller.till)
+        if basket is not None and basket["id"] != basket_id:
+            raise EdgeError(
+                BASKET_MISMATCH,
+                f"till {seller.till} has basket {basket['id']} open, not {basket_id}",
+            )
+        if basket is None:
+            closed = tx.fetchone("SELECT status FROM baskets WHERE id = ?", (basket_id,))
+            if closed is not None:
+                raise EdgeError(
+                    BASKET_MISMATCH, f"basket {basket_id} is already {closed['status']}"
+                )
+        elif any(line["id"] == line_id for line in basket["lines"]):
+            return basket
+        product = find_product(tx, barcode=barcode, product_id=product_id)
+        tx.append(
+            "basket_line_added",
+            {
+                "basket_id": basket_id,
+                "till": seller.till,
+                "cashier": seller.cashier,
+                "line_id": line_id,
+                "product_id": product["id"],
+                "barcode": product["barcode"],
+                "name": product["name"],
+                "unit_price": product["price"],
+                "vat_rate": product["vat_rate"],
+                "quantity": quantity,
+            },
+        )
+        return open_basket_in(tx, seller.till)  # type: ignore[return-value]
+
+    return await journal.write(work)
+
+
+async def set_quantity(
+    journal: Journal, seller: Seller, basket_id: str, line_id: str, quantity: int
+) -> dict[str, Any]:
+    def work(tx: Tx) -> dict[str, Any]:
+        basket = require_open_basket(tx, seller.till, basket_id)
+        line = next((ln for ln in basket["lines"] if ln["id"] == line_id), None)
+        if line is None:
+            raise EdgeError(UNKNOWN_LINE, f"basket {basket_id} has no line {line_id}")
+        if line["quantity"] == quantity:
+            return basket
+        tx.append(
+            "basket_quantity_set",
+            {"basket_id": basket_id, "line_id": line_id, "quantity": quantity},
+        )
+        return open_basket_in(tx, seller.till)  # type: ignore[return-value]
+
+    return await journal.write(work)
+
+
+async def remove_line(
+    journal: Journal, seller: Seller, basket_id: str, line_id: str
+) -> dict[str, Any]:
+    def work(tx: Tx) -> dict[str, Any]:
+        basket = require_open_basket(tx, seller.till, basket_id)
+        if not any(line["id"] == line_id for line in basket["lines"]):
+            return basket
+        tx.append("basket_line_removed", {"basket_id": basket_id, "line_id": line_id})
+        return open_basket_in(tx, seller.till)  # type: ignore[return-value]
+
+    return await journal.write(work)
+
+
+async def void_basket(journal: Journal, seller: Seller, basket_id: str) -> None:
+    def work(tx: Tx) -> None:
+        basket = open_basket_in(tx, seller.till)
+        if basket is None or basket["id"] != basket_id:
+            return  # already voided or sold: voiding again is a no-op
+        tx.append(
+            "basket_voided",
+            {
+                "basket_id": basket_id,
+                "till": seller.till,
+                "cashier": seller.cashier,
+                "lines": basket["lines"],
+                "total": basket["totals"]["total"],
+            },
+        )
+
+    await journal.write(work)
+
+
+async def list_open(journal: Journal) -> list[dict[str, Any]]:
+    """Every open basket of the store, newest first (to resume one from another till)."""
+    rows = await journal.read_all(
+        """SELECT baskets.id, till, cashier, opened_at,
+                  COALESCE(SUM(quantity), 0) AS items,
+                  COALESCE(SUM(quantity * unit_price), 0) AS total
+           FROM baskets LEFT JOIN basket_lines ON basket_lines.basket_id = baskets.id
+           WHERE status = 'open' GROUP BY baskets.id ORDER BY opened_at DESC"""
+    )
+    return [dict(row) for row in rows]
+
+
+async def take_over(journal: Journal, seller: Seller, basket_id: str) -> dict[str, Any]:
+    """Make another till's open basket this till's."""
+
+    def work(tx: Tx) -> dict[str, Any]:
+        basket = tx.fetchone(
+            "SELECT till FROM baskets WHERE id = ? AND status = 'open'", (basket_id,)
+        )
+        if basket is None:
+            raise EdgeError(NO_OPEN_BASKET, f"basket {basket_id} is not open")
+        current = open_basket_in(tx, seller.till)
+        if current is not None and current["id"] != basket_id and current["lines"]:
+            raise EdgeError(
+                BASKET_MISMATCH,
+                f"till {seller.till} has basket {current['id']} open: sell or void it first",
+            )
+        if basket["till"] != seller.till:
+            if current is not None and current["id"] != basket_id:
+                tx.append("basket_voided", {"basket_id": current["id"], "till": seller.till,
+                                            "cashier": seller.cashier, "lines": [], "total": 0})
+            tx.append("basket_taken_over", {"basket_id": basket_id, "from_till": basket["till"],
+                                            "till": seller.till, "cashier": seller.cashier})
+        return open_basket_in(tx, seller.till)  # type: ignore[return-value]
+
+    return await journal.write(work)
+
+
+@projection("basket_taken_over")
+def _basket_taken_over(db: sqlite3.Connection, event: Event) -> None:
+    body = event.body
+    db.execute(
+        "UPDATE baskets SET till = ?, cashier = ? WHERE id = ? AND status = 'open'",
+        (body["till"], body["cashier"], body["basket_id"]),
+    )
+
+
+@projection("basket_line_added")
+def _basket_line_added(db: sqlite3.Connection, event: Event) -> None:
+    body = event.body
+    db.execute(
+        """INSERT OR IGNORE INTO baskets (id, till, cashier, opened_at, status)
+        VALUES (?, ?, ?, ?, 'open')""",
+        (body["basket_id"], body["till"], body["cashier"], event.time),
+    )
+    # A line arriving (from a peer) after its basket was sold or voided stays out.
+    db.execute(
+        f"""INSERT OR IGNORE INTO basket_lines (basket_id, position, {LINE_COLUMNS})
+        SELECT ?, (SELECT COALESCE(MAX(position), 0) + 1 FROM basket_lines
+                   WHERE basket_id = ?), ?, ?, ?, ?, ?, ?, ?
+        WHERE EXISTS (SELECT 1 FROM baskets WHERE id = ? AND status = 'open')""",
+        (
+            body["basket_id"],
+            body["basket_id"],
+            body["line_id"],
+            body["product_id"],
+            body["barcode"],
+            body["name"],
+            body["unit_price"],
+            body["vat_rate"],
+            body["quantity"],
+            body["basket_id"],
+        ),
+    )
+
+
+@projection("basket_quantity_set")
+def _basket_quantity_set(db: sqlite3.Connection, event: Event) -> None:
+    body = event.body
+    db.execute(
+        "UPDATE basket_lines SET quantity = ? WHERE basket_id = ? AND line_id = ?",
+        (body["quantity"], body["basket_id"], body["line_id"]),
+    )
+
+
+@projection("basket_line_removed")
+def _basket_line_removed(db: sqlite3.Connection, event: Event) -> None:
+    body = event.body
+    db.execute(
+        "DELETE FROM basket_lines WHERE basket_id = ? AND line_id = ?",
+        (body["basket_id"], body["line_id"]),
+    )
+
+
+def close_basket(db: sqlite3.Connection, basket_id: str, status: str) -> None:
+    # Sold wins over voided, whatever order two nodes' events arrive in.
+    db.execute(
+        "UPDATE baskets SET status = ? WHERE id = ? AND status != 'sold'", (status, basket_id)
+    )
+    db.execute("DELETE FROM basket_lines WHERE basket_id = ?", (basket_id,))
+
+
+@projection("basket_voided")
+def _basket_voided(db: sqlite3.Connection, event: Event) -> None:
+    close_basket(db, event.body["basket_id"], "voided")
