@@ -82,6 +82,13 @@ class ChainGap(ChainError):
     """Events of that origin are missing before this one: ask for them, nothing is wrong."""
 
 
+def content_matches_hash(event: Event) -> bool:
+    expected = event_hash(
+        event.origin, event.seq, event.id, event.time, event.type, event.body, event.prev_hash
+    )
+    return event.hash == expected
+
+
 def link_problems(head: ChainHead, event: Event) -> list[str]:
     """Why `event` cannot come right after `head` in its origin's chain (empty: it can)."""
     where = f"{event.origin}#{event.seq}"
@@ -90,10 +97,7 @@ def link_problems(head: ChainHead, event: Event) -> list[str]:
         problems.append(f"{where}: expected seq {head.seq + 1}")
     if event.prev_hash != head.hash:
         problems.append(f"{where}: prev_hash does not match the previous event")
-    expected = event_hash(
-        event.origin, event.seq, event.id, event.time, event.type, event.body, event.prev_hash
-    )
-    if event.hash != expected:
+    if not content_matches_hash(event):
         problems.append(f"{where}: hash does not match its content")
     return problems
 

@@ -29,7 +29,15 @@ from typing import Any, TypeVar
 import aiosqlite
 import orjson
 
-from edge.chain import ChainError, ChainGap, ChainHead, Event, canonical_json, link_problems
+from edge.chain import (
+    ChainError,
+    ChainGap,
+    ChainHead,
+    Event,
+    canonical_json,
+    content_matches_hash,
+    link_problems,
+)
 from edge.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -102,6 +110,8 @@ class Tx:
         False if it is already here; ChainError if it does not follow what is
         here (a gap, a fork, a forgery): then nothing of it is applied.
         """
+        if not content_matches_hash(event):
+            raise ChainError(f"{event.origin}#{event.seq}: hash does not match its content")
         head_row = self.fetchone(
             "SELECT seq, hash FROM events WHERE origin = ? ORDER BY seq DESC LIMIT 1",
             (event.origin,),

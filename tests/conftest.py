@@ -204,3 +204,48 @@ def _no_proxy() -> None:
     # Tests only talk to loopback; never through a proxy from the environment.
     for key in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
         os.environ.pop(key, None)
+
+
+STORE_KEY = "0f4c1e5b9a7d3c2e8f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e"
+
+
+def store_node_config(folder: Path, peer_urls: list[str], key: str = STORE_KEY,
+                      store_id: str = "demo-boulangerie") -> Path:
+    """A config file for one node of a multi-node demo store (peers listed, no mDNS)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "store.key").write_text(key + "\n")
+    urls = ", ".join(f'"{url}"' for url in peer_urls)
+    config = folder / "edge.toml"
+    config.write_text(
+        f'[store]\nid = "{store_id}"\nkey_file = "store.key"\ndemo = true\n'
+        f"[server]\nadvertise = false\n[peers]\nurls = [{urls}]\n"
+    )
+    return config
+
+
+class StoreNodes(list):
+    """The nodes of one store, as separate `edge serve` processes on loopback."""
+
+    def stop(self) -> None:
+        for node in self:
+            node.stop()
+
+
+@pytest.fixture
+def store_nodes(tmp_path: Path) -> Iterator[Any]:
+    """Call with a count: that many nodes, each listing all the others as peers."""
+    made = StoreNodes()
+
+    def make(count: int) -> StoreNodes:
+        ports = [free_port() for _ in range(count)]
+        for number, port in enumerate(ports):
+            folder = tmp_path / f"node{number}"
+            peers = [f"http://127.0.0.1:{other}" for other in ports if other != port]
+            config = store_node_config(folder, peers)
+            node = EdgeProcess(folder / "data", port, ["--config", str(config)])
+            node.start()
+            made.append(node)
+        return made
+
+    yield make
+    made.stop()
