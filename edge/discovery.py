@@ -11,10 +11,12 @@ import asyncio
 import ipaddress
 import logging
 import socket
+from collections.abc import Callable
+from typing import Any
 
 import ifaddr
-from zeroconf import InterfaceChoice, IPVersion
-from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+from zeroconf import DNSQuestionType, InterfaceChoice, IPVersion, ServiceStateChange
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from edge import PROTOCOL_VERSION, __version__
 
@@ -60,30 +62,72 @@ def service_info(store_id: str, node_id: str, host: str, port: int) -> AsyncServ
     )
 
 
-class Advertiser:
-    """Owns the node's zeroconf instance and its one registered service."""
+def _found(info: AsyncServiceInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "host": info.server,
+        "addresses": info.parsed_addresses(),
+        "port": info.port,
+        "txt": {key.decode(): (value or b"").decode() for key, value in info.properties.items()},
+    }
+
+
+class Discovery:
+    """The node's zeroconf: announces it, and finds the store's other nodes."""
 
     def __init__(self, store_id: str, node_id: str, host: str, port: int) -> None:
+        self.store_id = store_id
+        self.node_id = node_id
         self.info = service_info(store_id, node_id, host, port)
         self.zeroconf = AsyncZeroconf(interfaces=interfaces_for(host), ip_version=IPVersion.V4Only)
+        self._browser: AsyncServiceBrowser | None = None
+        self._lookups: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
+    async def announce(self) -> None:
         registration = await self.zeroconf.async_register_service(
             self.info, cooperating_responders=True
         )
         await registration
         log.info("announced on the network as %s (%s)", self.info.name, self.info.server)
 
+    def watch(self, on_peer: Callable[[str], None]) -> None:
+        """Call `on_peer(url)` for every other node of this store that shows up."""
+
+        def on_change(zeroconf: object, service_type: str, name: str,
+                      state_change: ServiceStateChange) -> None:
+            if state_change is not ServiceStateChange.Removed:
+                task = asyncio.create_task(self._look_up(name, on_peer))
+                self._lookups.add(task)
+                task.add_done_callback(self._lookups.discard)
+
+        # QM questions: a unicast reply would be swallowed by our own socket.
+        self._browser = AsyncServiceBrowser(
+            self.zeroconf.zeroconf, [SERVICE_TYPE], handlers=[on_change],
+            question_type=DNSQuestionType.QM,
+        )
+
+    async def _look_up(self, name: str, on_peer: Callable[[str], None]) -> None:
+        info = AsyncServiceInfo(SERVICE_TYPE, name)
+        if not await info.async_request(self.zeroconf.zeroconf, 3000):
+            return
+        found = _found(info)
+        txt = found["txt"]
+        ours = txt.get("store") == self.store_id and txt.get("node") != self.node_id
+        if ours and found["addresses"]:
+            on_peer(f"http://{found['addresses'][0]}:{found['port']}")
+
     async def stop(self) -> None:
+        if self._browser is not None:
+            await self._browser.async_cancel()
+        for task in self._lookups:
+            task.cancel()
+        await asyncio.gather(*self._lookups, return_exceptions=True)
         await self.zeroconf.async_unregister_all_services()
         await self.zeroconf.async_close()
 
 
-async def browse(interface: str | None, seconds: float) -> list[dict[str, object]]:
+async def browse(interface: str | None, seconds: float) -> list[dict[str, Any]]:
     """Every edge node answering on the network within `seconds`."""
-    from zeroconf import DNSQuestionType, ServiceStateChange
-    from zeroconf.asyncio import AsyncServiceBrowser
-
     interfaces = [interface] if interface else InterfaceChoice.All
     azc = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
     names: set[str] = set()
@@ -93,7 +137,6 @@ async def browse(interface: str | None, seconds: float) -> list[dict[str, object
         if state_change is not ServiceStateChange.Removed:
             names.add(name)
 
-    # QM questions: a unicast reply would be swallowed by the node's own socket.
     browser = AsyncServiceBrowser(
         azc.zeroconf, [SERVICE_TYPE], handlers=[on_change], question_type=DNSQuestionType.QM
     )
@@ -102,17 +145,8 @@ async def browse(interface: str | None, seconds: float) -> list[dict[str, object
         found = []
         for name in sorted(names):
             info = AsyncServiceInfo(SERVICE_TYPE, name)
-            if not await info.async_request(azc.zeroconf, 3000):
-                continue
-            found.append({
-                "name": name,
-                "host": info.server,
-                "addresses": info.parsed_addresses(),
-                "port": info.port,
-                "txt": {
-                    key.decode(): (value or b"").decode() for key, value in info.properties.items()
-                },
-            })
+            if await info.async_request(azc.zeroconf, 3000):
+                found.append(_found(info))
         return found
     finally:
         await browser.async_cancel()

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from edge import __version__, tills
 from edge.config import Config
-from edge.discovery import Advertiser
+from edge.discovery import Discovery
 from edge.messages import INVALID_REQUEST, EdgeError
 from edge.node import Node
 from edge.websocket_api import MAX_MESSAGE_BYTES, Connection
@@ -171,11 +171,13 @@ async def _run_node(app: web.Application) -> AsyncIterator[None]:
 
 async def _advertise(app: web.Application) -> AsyncIterator[None]:
     node = app[NODE]
-    advertiser = Advertiser(node.config.store_id, node.node_id, node.config.host, node.config.port)
+    discovery = Discovery(node.config.store_id, node.node_id, node.config.host, node.config.port)
     # Announcing takes a second or two; the node serves meanwhile.
-    announce = asyncio.create_task(advertiser.start(), name="zeroconf-announce")
+    announce = asyncio.create_task(discovery.announce(), name="zeroconf-announce")
+    if node.peers.enabled:
+        discovery.watch(node.peers.dial)
     yield
     announce.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await announce
-    await advertiser.stop()
+    await discovery.stop()

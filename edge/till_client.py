@@ -100,7 +100,7 @@ class TillClient:
                 self.node_url = url
                 await self._resume()
                 return
-            except FAILOVER_ERRORS + (CommandFailed,):
+            except (*FAILOVER_ERRORS, CommandFailed):
                 if asyncio.get_running_loop().time() > deadline:
                     raise NoNodeAnswers(f"no node of {self.urls} answered") from None
                 if (attempt + 1) % len(self.urls) == 0:

@@ -210,7 +210,7 @@ STORE_KEY = "0f4c1e5b9a7d3c2e8f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e"
 
 
 def store_node_config(folder: Path, peer_urls: list[str], key: str = STORE_KEY,
-                      store_id: str = "demo-boulangerie") -> Path:
+                      store_id: str = "demo-boulangerie", advertise: bool = False) -> Path:
     """A config file for one node of a multi-node demo store (peers listed, no mDNS)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "store.key").write_text(key + "\n")
@@ -218,7 +218,7 @@ def store_node_config(folder: Path, peer_urls: list[str], key: str = STORE_KEY,
     config = folder / "edge.toml"
     config.write_text(
         f'[store]\nid = "{store_id}"\nkey_file = "store.key"\ndemo = true\n'
-        f"[server]\nadvertise = false\n[peers]\nurls = [{urls}]\n"
+        f"[server]\nadvertise = {str(advertise).lower()}\n[peers]\nurls = [{urls}]\n"
     )
     return config
 

@@ -287,3 +287,20 @@ async def test_a_tampered_event_is_refused_logged_and_not_applied(store_nodes) -
     assert "intruder" not in {origin for origin, _, _ in journal_of(a)}
     log = a.log.read_text()
     assert "peer faker sent bad events, link closed, nothing applied" in log
+
+
+async def test_nodes_on_one_network_find_each_other_by_zeroconf(tmp_path: Path) -> None:
+    nodes = []
+    for number in range(2):
+        config = store_node_config(tmp_path / f"z{number}", [], advertise=True)
+        nodes.append(EdgeProcess(tmp_path / f"z{number}" / "data", free_port(),
+                                 ["--config", str(config)]))
+    try:
+        for node in nodes:
+            node.start()
+        token = await pair(nodes[0])
+        await wait_for_till(nodes[1], token)  # replicated: they found each other
+        await converged(nodes)
+    finally:
+        for node in nodes:
+            node.stop()
