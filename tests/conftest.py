@@ -75,8 +75,9 @@ class CommandFailed(Exception):
 class Till:
     """A till speaking the websocket protocol, as the browser app does."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, token: str = "") -> None:
         self.ws = ws
+        self.token = token
         self.next_id = 0
         self.events: list[dict[str, Any]] = []
 
@@ -128,7 +129,7 @@ class NodeUnderTest:
                    pin: str = "1234") -> AsyncIterator[Till]:
         token = token or await self.pair()
         async with self.session.ws_connect(f"{self.url}/api/ws") as ws:
-            till = Till(ws)
+            till = Till(ws, token)
             await till.call("auth", token=token)
             if cashier:
                 await till.call("login", cashier_id=cashier, pin=pin)
