@@ -279,14 +279,21 @@ def _basket_line_removed(db: sqlite3.Connection, event: Event) -> None:
     )
 
 
-def close_basket(db: sqlite3.Connection, basket_id: str, status: str) -> None:
-    # Sold wins over voided, whatever order two nodes' events arrive in.
+def close_basket(db: sqlite3.Connection, event: Event, basket_id: str, status: str) -> None:
+    """Mark a basket sold or voided, even one whose lines have not arrived yet.
+
+    Events of several origins arrive in any order: a basket closed before its
+    lines arrive (from a node that died, through another) must stay closed
+    when they do. Sold wins over voided.
+    """
     db.execute(
-        "UPDATE baskets SET status = ? WHERE id = ? AND status != 'sold'", (status, basket_id)
+        """INSERT INTO baskets (id, till, cashier, opened_at, status) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET status = excluded.status WHERE status != 'sold'""",
+        (basket_id, event.body["till"], event.body["cashier"], event.time, status),
     )
     db.execute("DELETE FROM basket_lines WHERE basket_id = ?", (basket_id,))
 
 
 @projection("basket_voided")
 def _basket_voided(db: sqlite3.Connection, event: Event) -> None:
-    close_basket(db, event.body["basket_id"], "voided")
+    close_basket(db, event, event.body["basket_id"], "voided")

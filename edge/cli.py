@@ -59,6 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="check every hash chain of a journal, offline")
     with_store_options(verify)
+
+    sync = sub.add_parser("sync", help="sync with head office now, showing progress")
+    with_store_options(sync)
+
+    status = sub.add_parser("status", help="how this node stands: journal, head-office sync")
+    with_store_options(status)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    devices = sub.add_parser(
+        "devices", help="list USB and configured printers, what is wrong; `test NAME` prints "
+                        "a test page and pulses the drawer")
+    with_store_options(devices)
+    devices.add_argument("action", nargs="?", choices=["test"], help="test: print a test page")
+    devices.add_argument("name", nargs="?", help="the printer to test (its config name)")
+    devices.add_argument("--json", action="store_true", help="machine-readable output")
+
+    from edge.headoffice.cli import add_parser as add_headoffice_parser
+
+    add_headoffice_parser(sub)
     return parser
 
 
@@ -76,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "discover":
         return run_discover(args.interface, args.seconds, args.json)
+    if args.command == "headoffice":
+        from edge.headoffice.cli import run as run_headoffice
+
+        return run_headoffice(args)
     try:
         config = resolve_config(args) if args.command != "check" else None
         if args.command == "serve":
@@ -86,6 +109,14 @@ def main(argv: list[str] | None = None) -> int:
             return run_check(args.config)
         if args.command == "verify":
             return run_verify(config)  # type: ignore[arg-type]
+        if args.command == "devices":
+            from edge.device_admin import run_devices
+
+            return run_devices(config, args.action, args.name, args.json)  # type: ignore[arg-type]
+        if args.command == "sync":
+            return run_sync(config)  # type: ignore[arg-type]
+        if args.command == "status":
+            return run_status(config, args.json)  # type: ignore[arg-type]
     except ConfigError as error:
         print("The configuration has problems:", file=sys.stderr)
         for problem in error.problems:
@@ -139,7 +170,9 @@ async def serve(config: Config) -> None:
             banner.append("Demo cashiers:")
             banner += demo_cashier_lines()
         for printer in node.printers.values():
-            banner.append(f"Printer {printer.name}: receipts in {printer.text_path}")
+            where = (f"receipts in {printer.text_path}" if printer.text_path
+                     else printer.device.describe())
+            banner.append(f"Printer {printer.name}: {where}")
         print("\n".join(banner), flush=True)
         # `edge pair` reads it to print a link that works.
         (config.data_dir / "till-url").write_text(till_url + "\n")
@@ -175,7 +208,14 @@ def run_check(path: Path) -> int:
     print(f"  store {config.store_id} ({config.store_name})")
     print(f"  listens on {config.host}:{config.port}, data in {config.data_dir}")
     for printer in config.all_printers():
-        print(f"  printer {printer.name}: {printer.kind}, {printer.width} characters wide")
+        tills = f", tills {' '.join(printer.tills)}" if printer.tills else ", every other till"
+        print(f"  printer {printer.name}: {printer.kind}, {printer.width} characters wide, "
+              f"{printer.code_page}, drawer pin {printer.drawer_pin}{tills}")
+    if config.headoffice_url:
+        when = ("continuously" if config.headoffice_continuous
+                else f"in {config.headoffice_nightly_window}")
+        state = "" if config.headoffice_enabled else " (disabled)"
+        print(f"  head office {config.headoffice_url}: syncs {when}{state}")
     return 0
 
 
@@ -215,4 +255,36 @@ def run_discover(interface: str | None, seconds: float, as_json: bool) -> int:
         host = str(node["host"]).rstrip(".")
         print(f"store {txt.get('store')}  node {txt.get('node')}  "  # type: ignore[union-attr]
               f"http://{host}:{node['port']}/  ({addresses})")
+    return 0
+
+
+def run_sync(config: Config) -> int:
+    from edge.sync import sync_now
+    from edge.sync_link import SyncError
+
+    if not config.headoffice_url:
+        print("No head office is configured: set [headoffice] url in the config.",
+              file=sys.stderr)
+        return 2
+    if not config.database.exists():
+        print(f"No store data in {config.data_dir}: start `edge serve` once first.",
+              file=sys.stderr)
+        return 1
+    try:
+        status = asyncio.run(sync_now(config, lambda line: print(line, flush=True)))
+    except SyncError as error:
+        print(f"Sync failed: {error}", file=sys.stderr)
+        return 1
+    print(f"Sync done: {status['backlog_events']} event(s) left to send.")
+    return 0
+
+
+def run_status(config: Config, as_json: bool) -> int:
+    from edge.status import collect_status, format_status
+
+    if not config.database.exists():
+        print(f"No store data in {config.data_dir}.", file=sys.stderr)
+        return 1
+    status = collect_status(config)
+    print(json.dumps(status, indent=2) if as_json else format_status(status))
     return 0

@@ -10,9 +10,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edge import PROTOCOL_VERSION, baskets, catalogue, sales, staff, tills
+from edge import PROTOCOL_VERSION, baskets, catalogue, print_jobs, sales, staff, tills
 from edge.chain import Event
-from edge.messages import INVALID_FIELD, EdgeError, event_message
+from edge.messages import (
+    INVALID_FIELD,
+    MANAGER_REQUIRED,
+    NO_PRINTER,
+    EdgeError,
+    event_message,
+)
 from edge.schema import limits
 from edge.websocket_api import Connection, NoArgs, command
 
@@ -28,6 +34,7 @@ PUBLIC_EVENT_TYPES = frozenset({
     "basket_line_added", "basket_quantity_set", "basket_line_removed", "basket_voided",
     "basket_taken_over",
     "sale_completed", "print_requested", "print_job_done", "drawer_opened",
+    "print_job_started", "print_job_interrupted",
 })
 
 
@@ -232,14 +239,30 @@ class OfflineSale:
 @dataclass(frozen=True)
 class RecordArgs:
     sale: OfflineSale
+    offline: bool = True
 
 
 @command("sale/record", RecordArgs)
 async def sale_record(conn: Connection, args: RecordArgs) -> dict[str, Any]:
     sale = dataclasses.asdict(args.sale)
-    recorded = await sales.record_offline_sale(conn.node.journal, _seller(conn).till, sale)
+    recorded = await sales.record_offline_sale(
+        conn.node.journal, _seller(conn).till, sale, offline=args.offline
+    )
     conn.node.metrics.sales += 1
     return recorded
+
+
+@dataclass(frozen=True)
+class HeldArgs:
+    since: int = field(default=1, metadata=limits(min=1, max=999_999_999))
+
+
+@command("sale/held", HeldArgs, access="till")
+async def sale_held(conn: Connection, args: HeldArgs) -> dict[str, Any]:
+    assert conn.till is not None
+    till = conn.till["code"]
+    held = await sales.held_receipt_numbers(conn.node.journal, till, args.since)
+    return {"till": till, "receipt_nos": held}
 
 
 @command("basket/list_open")
@@ -297,3 +320,65 @@ async def unsubscribe_events(conn: Connection, args: UnsubscribeArgs) -> None:
     if unsubscribe is None:
         raise EdgeError(INVALID_FIELD, f"no subscription {args.subscription} on this connection")
     unsubscribe()
+
+
+def _printers(conn: Connection) -> dict[str, Any]:
+    assert conn.till is not None
+    node = conn.node
+    return {"printer": node.printer_for(conn.till["code"]),
+            "printers": node.print_queue.statuses()}
+
+
+def _till_printer(conn: Connection) -> str:
+    assert conn.till is not None
+    printer = conn.node.printer_for(conn.till["code"])
+    if printer is None:
+        raise EdgeError(NO_PRINTER, f"no printer is set up for till {conn.till['code']}")
+    return printer
+
+
+@command("printer/status", NoArgs, access="till")
+async def printer_status(conn: Connection, args: NoArgs) -> dict[str, Any]:
+    return _printers(conn)
+
+
+@command("printer/subscribe", NoArgs, access="till")
+async def printer_subscribe(conn: Connection, args: NoArgs) -> dict[str, Any]:
+    """The statuses now, then a push each time a printer's status changes."""
+    subscription = conn.current_id
+
+    def push(status: dict[str, Any]) -> None:
+        conn.send(event_message(subscription, {"type": "printer_status", "printer": status}))
+
+    conn.subscriptions[subscription] = conn.node.print_queue.add_status_listener(push)
+    return _printers(conn)
+
+
+@dataclass(frozen=True)
+class ReprintArgs:
+    sale_id: str = client_id()
+
+
+@command("printer/reprint", ReprintArgs)
+async def printer_reprint(conn: Connection, args: ReprintArgs) -> dict[str, Any]:
+    return await print_jobs.request_reprint(
+        conn.node.journal, _till_printer(conn), args.sale_id, _seller(conn).cashier
+    )
+
+
+@dataclass(frozen=True)
+class DrawerArgs:
+    reason: str = field(metadata=limits(min=1, max_length=200))
+
+
+@command("drawer/open", DrawerArgs)
+async def drawer_open(conn: Connection, args: DrawerArgs) -> dict[str, Any]:
+    """"No sale": open the drawer without a sale, for a manager, with a reason."""
+    assert conn.cashier is not None
+    if conn.cashier["role"] != "manager":
+        raise EdgeError(MANAGER_REQUIRED, "only a manager may open the drawer without a sale")
+    if not args.reason.strip():
+        raise EdgeError(INVALID_FIELD, "'reason' must say why the drawer is opened")
+    return await print_jobs.request_drawer(
+        conn.node.journal, _till_printer(conn), args.reason.strip(), _seller(conn).cashier
+    )

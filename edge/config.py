@@ -22,10 +22,28 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class PrinterConfig:
+    """One receipt printer (and the drawer behind it); docs/operations.md and docs/devices.md."""
+
     name: str
-    kind: str = "file"
-    path: Path | None = None
-    width: int = 48
+    kind: str = "file"  # file, usb or network
+    path: Path | None = None  # file printer: its folder
+    width: int = 48  # characters per line
+    paper: str = "80mm"
+    usb: str | None = None  # "vendor:product" in hex; none = the first USB printer found
+    serial: str | None = None  # tells apart two USB printers of the same model
+    host: str | None = None  # network printer
+    port: int = 9100
+    code_page: str = "pc858"
+    drawer_pin: int = 2
+    tills: tuple[str, ...] = ()  # till codes printing here; none = every till not listed
+
+    @property
+    def usb_vendor(self) -> int | None:
+        return int(self.usb.split(":")[0], 16) if self.usb else None
+
+    @property
+    def usb_product(self) -> int | None:
+        return int(self.usb.split(":")[1], 16) if self.usb else None
 
 
 @dataclass(frozen=True)
@@ -42,6 +60,19 @@ class Config:
     store_key_file: Path | None = None
     peer_urls: tuple[str, ...] = ()
     printers: tuple[PrinterConfig, ...] = field(default_factory=tuple)
+    # Head-office sync (edge/sync.py): off without a URL.
+    headoffice_url: str | None = None
+    headoffice_token: str | None = None
+    headoffice_token_file: Path | None = None
+    headoffice_ca_file: Path | None = None
+    headoffice_enabled: bool = True
+    headoffice_continuous: bool = True
+    headoffice_nightly_window: str = "02:00-05:00"
+    headoffice_batch_events: int = 500
+    headoffice_batch_bytes: int = 1024 * 1024
+    headoffice_timeout_seconds: int = 30
+    headoffice_retry_max_seconds: int = 300
+    headoffice_pull_interval_seconds: int = 60
 
     @property
     def database(self) -> Path:
@@ -83,10 +114,25 @@ SETTINGS: dict[str, dict[str, tuple[type, str]]] = {
     "server": {"host": (str, "host"), "port": (int, "port"), "data": (str, "data_dir"),
                "advertise": (bool, "advertise"), "url": (str, "url")},
     "peers": {"urls": (list, "peer_urls")},
+    "headoffice": {
+        "url": (str, "headoffice_url"), "token": (str, "headoffice_token"),
+        "token_file": (str, "headoffice_token_file"), "ca_file": (str, "headoffice_ca_file"),
+        "enabled": (bool, "headoffice_enabled"), "continuous": (bool, "headoffice_continuous"),
+        "nightly_window": (str, "headoffice_nightly_window"),
+        "batch_events": (int, "headoffice_batch_events"),
+        "batch_bytes": (int, "headoffice_batch_bytes"),
+        "timeout_seconds": (int, "headoffice_timeout_seconds"),
+        "retry_max_seconds": (int, "headoffice_retry_max_seconds"),
+        "pull_interval_seconds": (int, "headoffice_pull_interval_seconds"),
+    },
 }
 TYPE_NAMES = {str: "text", int: "a whole number", bool: "true or false", list: "a list"}
-PRINTER_SETTINGS: dict[str, type] = {"name": str, "kind": str, "path": str, "width": int}
-PRINTER_KINDS = ("file",)
+PRINTER_SETTINGS: dict[str, type] = {
+    "name": str, "kind": str, "path": str, "width": int, "paper": str, "usb": str,
+    "serial": str, "host": str, "port": int, "code_page": str, "drawer_pin": int, "tills": list,
+}
+PRINTER_KINDS = ("file", "usb", "network")
+PAPER_WIDTHS = {"80mm": 48, "58mm": 32}
 
 
 def load_config(path: Path) -> Config:
@@ -134,8 +180,56 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
             problems.append(f"{source}: peers.urls must be http:// or https:// URLs: {bad}")
     if "store_address" in values:
         values["store_address"] = tuple(str(line) for line in values["store_address"])
-    printers = []
-    for number, printer in enumerate(raw.get("printers", []), start=1):
+    problems += _headoffice_problems(values, source, base)
+    printers, printer_problems = parse_printers(raw.get("printers", []), source, base)
+    problems += printer_problems
+    if problems:
+        raise ConfigError(problems)
+    values["printers"] = tuple(printers)
+    return Config(**values)
+
+
+def _headoffice_problems(values: dict[str, Any], source: str, base: Path) -> list[str]:
+    """Check the [headoffice] settings; resolve its files against the config's folder."""
+    from edge.sync_schedule import parse_window, url_problem
+
+    problems = []
+    for key in ("headoffice_token_file", "headoffice_ca_file"):
+        if key in values:
+            values[key] = base / values[key]
+            if not values[key].is_file():
+                problems.append(f"{source}: {key.replace('_', '.', 1)} {values[key]} "
+                                "does not exist")
+    url = values.get("headoffice_url")
+    if url is not None:
+        values["headoffice_url"] = url = url.rstrip("/")
+        problem = url_problem(url)
+        if problem:
+            problems.append(f"{source}: headoffice.url {problem}")
+        if "headoffice_token" not in values and "headoffice_token_file" not in values:
+            problems.append(f"{source}: headoffice.token_file is required with headoffice.url")
+    try:
+        parse_window(values.get("headoffice_nightly_window", "02:00-05:00"))
+    except ValueError as error:
+        problems.append(f"{source}: headoffice.nightly_window: {error}")
+    for key, low in (("batch_events", 1), ("batch_bytes", 1024), ("timeout_seconds", 1),
+                     ("retry_max_seconds", 1), ("pull_interval_seconds", 1)):
+        if values.get(f"headoffice_{key}", low) < low:
+            problems.append(f"{source}: headoffice.{key} must be at least {low}")
+    return problems
+
+
+def parse_printers(
+    raw: Any, source: str, base: Path
+) -> tuple[list[PrinterConfig], list[str]]:
+    """The [[printers]] tables, and what is wrong with them in plain words."""
+    from edge.escpos import CODE_PAGES
+
+    if not isinstance(raw, list):
+        return [], [f"{source}: printers must be [[printers]] tables"]
+    printers: list[PrinterConfig] = []
+    problems: list[str] = []
+    for number, printer in enumerate(raw, start=1):
         where = f"{source}: printers #{number}"
         unknown = set(printer) - set(PRINTER_SETTINGS)
         if unknown:
@@ -143,17 +237,56 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
         if not isinstance(printer.get("name"), str):
             problems.append(f"{where}: name is required")
             continue
+        where = f"{source}: printer {printer['name']!r}"
+        wrong_types = [
+            f"{where}: {key} must be {TYPE_NAMES[kind]}"
+            for key, kind in PRINTER_SETTINGS.items()
+            if key in printer and (not isinstance(printer[key], kind)
+                                   or isinstance(printer[key], bool))
+        ]
+        if wrong_types:
+            problems += wrong_types
+            continue
         kind = printer.get("kind", "file")
         if kind not in PRINTER_KINDS:
             problems.append(f"{where}: kind must be one of {', '.join(PRINTER_KINDS)}")
-        width = printer.get("width", 48)
+        paper = printer.get("paper", "80mm")
+        if paper not in PAPER_WIDTHS:
+            problems.append(f"{where}: paper must be 80mm or 58mm")
+        width = printer.get("width", PAPER_WIDTHS.get(paper, 48))
         if width not in (32, 42, 48):
             problems.append(f"{where}: width must be 48 (80 mm), 42 or 32 (58 mm)")
+        usb = printer.get("usb")
+        if usb is not None and not _is_usb_id(usb):
+            problems.append(f"{where}: usb must be vendor:product in hex, like \"04b8:0202\" "
+                            "(`edge devices` lists them)")
+        if kind == "network" and not printer.get("host"):
+            problems.append(f"{where}: a network printer needs host (its address)")
+        if not 1 <= printer.get("port", 9100) <= 65535:
+            problems.append(f"{where}: port must be between 1 and 65535")
+        code_page = printer.get("code_page", "pc858")
+        if code_page not in CODE_PAGES:
+            problems.append(f"{where}: code_page must be one of {', '.join(CODE_PAGES)}")
+        if printer.get("drawer_pin", 2) not in (2, 5):
+            problems.append(f"{where}: drawer_pin must be 2 or 5")
         path = printer.get("path")
-        printers.append(
-            PrinterConfig(printer["name"], kind, base / path if path else None, width)
-        )
-    if problems:
-        raise ConfigError(problems)
-    values["printers"] = tuple(printers)
-    return Config(**values)
+        printers.append(PrinterConfig(
+            printer["name"], kind, base / path if isinstance(path, str) else None, width,
+            paper, usb.lower() if isinstance(usb, str) else None, printer.get("serial"),
+            printer.get("host"), printer.get("port", 9100), code_page,
+            printer.get("drawer_pin", 2), tuple(str(till) for till in printer.get("tills", [])),
+        ))
+    names = [printer.name for printer in printers]
+    problems += [f"{source}: two printers are named {name!r}"
+                 for name in sorted({n for n in names if names.count(n) > 1})]
+    tills = [till for printer in printers for till in printer.tills]
+    problems += [f"{source}: till {till} is listed by two printers"
+                 for till in sorted({t for t in tills if tills.count(t) > 1})]
+    return printers, problems
+
+
+def _is_usb_id(text: str) -> bool:
+    parts = text.split(":")
+    return len(parts) == 2 and all(
+        len(part) == 4 and all(c in "0123456789abcdefABCDEF" for c in part) for part in parts
+    )

@@ -1,12 +1,16 @@
-"""Devices this node owns: receipt printers (and the drawers behind them).
+"""Devices this node owns: receipt printers and the cash drawers behind them.
 
-A print job is an event (`print_requested`), written in the same transaction
-as the sale that asks for it; this node's print queue prints its own jobs in
-order, in a thread (device I/O never runs on the event loop), and records
-each outcome as an event (`print_job_done`, `drawer_opened`).
+A printer here is a blocking object (`Printer`) that only its own thread
+ever calls (`DeviceThread`): the event loop never waits on a USB transfer, a
+socket or a disk write. Three kinds:
+- USB printers through pyusb (`edge/usb_printers.py`),
+- network printers on raw TCP port 9100 (`edge/network_printers.py`),
+- the file printer, which stands in for hardware in the demo and the tests:
+  it keeps the raw ESC/POS bytes a printer would receive and a readable copy.
 
-The file printer stands in for hardware in the demo and the tests: it keeps
-the raw ESC/POS bytes a printer would receive and a readable text copy.
+USB and network printers report their state with the ESC/POS real-time
+status requests (DLE EOT); `StatusChannel` asks them over any byte channel.
+The print queue (`edge/print_queue.py`) drives all of this.
 """
 
 from __future__ import annotations
@@ -14,122 +18,223 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-import orjson
-
-from edge.chain import Event
+from edge import escpos
 from edge.config import PrinterConfig
-from edge.escpos import encode_receipt
-from edge.journal import Journal, Tx, projection
-from edge.receipt import Store, as_text, layout
-from edge.sales import find_sale
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+PERMISSION_HINT = "permission denied: install systemd/99-edge-escpos.rules"
+
+
+@dataclass(frozen=True)
+class PrinterStatus:
+    """A printer's state as tills and store IT see it.
+
+    `state` is one of: ready, paper_out, cover_open, error, offline (the
+    printer says so); unplugged, unreachable, not_found, permission_denied,
+    busy, no_backend (we cannot talk to it); starting. `detail` says it in
+    plain words, with what to do.
+    """
+
+    state: str
+    detail: str
+    paper_near_end: bool = False
+    drawer_open: bool | None = None
+
+    @property
+    def printable(self) -> bool:
+        return self.state == "ready"
+
+
+STARTING = PrinterStatus("starting", "starting")
+
+
+class DeviceError(Exception):
+    """The device cannot be used now; `state` and `detail` as in PrinterStatus."""
+
+    def __init__(self, state: str, detail: str) -> None:
+        super().__init__(detail)
+        self.state = state
+        self.detail = detail
+
+    def as_status(self) -> PrinterStatus:
+        return PrinterStatus(self.state, self.detail)
+
+
+class Printer(Protocol):
+    """A receipt printer. Blocking: only its DeviceThread calls it."""
+
+    kind: str
+    # Bytes handed to the device at once; the queue checks the status between
+    # chunks, so a long receipt never overruns a small printer buffer.
+    chunk_size: int
+
+    def describe(self) -> str: ...
+
+    def open(self) -> None:
+        """Find and take the device; DeviceError says why not."""
+
+    def write(self, data: bytes) -> None:
+        """Hand one chunk to the device; DeviceError if the link is lost."""
+
+    def status(self, full: bool = True) -> PrinterStatus:
+        """Ask the device; `full=False` is the quick check between chunks."""
+
+    def keep_copy(self, text: str) -> None:
+        """Keep a readable copy of what was printed (file printers only)."""
+
+    def close(self) -> None: ...
+
+
+class StatusChannel:
+    """DLE EOT status over a byte channel; USB and network printers provide the channel.
+
+    A printer that never answers (some clones, or a USB printer without an IN
+    endpoint) is taken as ready: we cannot know better, and say so.
+    """
+
+    STATUS_TIMEOUT = 1.0
+    answers_status: bool | None = None  # None: not asked yet since opening
+    _last_paper = 0x12
+
+    def _send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _receive(self, timeout: float) -> bytes:
+        """Bytes the printer sent back (b"" if none within `timeout`); DeviceError if lost."""
+        raise NotImplementedError
+
+    def _ask(self, request: int) -> int | None:
+        self._send(escpos.status_request(request))
+        reply = self._receive(self.STATUS_TIMEOUT)
+        answers = [byte for byte in reply if escpos.is_status_byte(byte)]
+        return answers[-1] if answers else None
+
+    def status(self, full: bool = True) -> PrinterStatus:
+        if self.answers_status is False:
+            return PrinterStatus("ready", "ready (this printer does not report its status)")
+        printer = self._ask(escpos.PRINTER_STATUS)
+        if printer is None:
+            if self.answers_status:
+                raise DeviceError("offline", "offline: the printer stopped answering")
+            self.answers_status = False
+            log.info("%s does not answer status requests: taken as ready", self.describe())
+            return self.status()
+        self.answers_status = True
+        offline = bool(printer & 0x08)
+        if full or offline:
+            self._last_paper = self._ask(escpos.PAPER_SENSOR) or 0x12
+        offline_cause = error_cause = None
+        if offline:
+            offline_cause = self._ask(escpos.OFFLINE_CAUSE)
+            if offline_cause is not None and offline_cause & 0x40:
+                error_cause = self._ask(escpos.ERROR_CAUSE)
+        report = escpos.read_status(printer, self._last_paper, offline_cause, error_cause)
+        return PrinterStatus(report.state, report.detail, report.paper_near_end,
+                             report.drawer_open)
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
 
 class FilePrinter:
-    def __init__(self, config: PrinterConfig, data_dir: Path) -> None:
-        self.name = config.name
-        self.width = config.width
-        self.folder = config.path or data_dir / f"printer-{config.name}"
-        self.raw_path = self.folder / "escpos.bin"
-        self.text_path = self.folder / "receipts.txt"
+    """Appends each receipt's raw bytes to escpos.bin and a readable copy to receipts.txt."""
 
-    def status(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": "file", "state": "ready", "path": str(self.folder)}
+    kind = "file"
+    chunk_size = 64 * 1024
 
-    def write(self, data: bytes, text: str) -> None:
-        """Blocking: call from a thread."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for path, content in ((self.raw_path, data), (self.text_path, text.encode())):
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.raw_path = folder / "escpos.bin"
+        self.text_path = folder / "receipts.txt"
+
+    def describe(self) -> str:
+        return f"file printer in {self.folder}"
+
+    def open(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DeviceError("permission_denied", f"cannot make {self.folder}: "
+                              f"{error.strerror}") from None
+        if not os.access(self.folder, os.W_OK):
+            raise DeviceError("permission_denied", f"cannot write to {self.folder}")
+
+    def write(self, data: bytes) -> None:
+        self._append(self.raw_path, data)
+
+    def status(self, full: bool = True) -> PrinterStatus:
+        return PrinterStatus("ready", f"ready: receipts in {self.text_path}")
+
+    def keep_copy(self, text: str) -> None:
+        self._append(self.text_path, text.encode())
+
+    def close(self) -> None:
+        pass
+
+    def _append(self, path: Path, content: bytes) -> None:
+        try:
             with path.open("ab") as out:
                 out.write(content)
                 out.flush()
                 os.fsync(out.fileno())
+        except OSError as error:
+            raise DeviceError("error", f"cannot write {path}: {error.strerror}") from None
 
 
-@projection("print_requested")
-def _print_requested(db: sqlite3.Connection, event: Event) -> None:
-    body = event.body
-    db.execute(
-        """INSERT OR IGNORE INTO print_jobs (id, printer, node, body, created_at)
-        VALUES (?, ?, ?, ?, ?)""",
-        (body["job_id"], body["printer"], body["node"], orjson.dumps(body).decode(), event.time),
-    )
+class DeviceThread:
+    """The one thread that calls a device: every call is awaited from the event loop."""
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"printer-{name}")
+
+    async def call(self, function: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    async def shutdown(self) -> None:
+        # Waits for the call in progress (bounded by the device timeouts).
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
 
 
-@projection("print_job_done")
-def _print_job_done(db: sqlite3.Connection, event: Event) -> None:
-    db.execute(
-        "UPDATE print_jobs SET status = ? WHERE id = ?",
-        (event.body["outcome"], event.body["job_id"]),
-    )
+def make_printer(config: PrinterConfig, data_dir: Path, usb_backend: Any = None) -> Printer:
+    """The device object for a configured printer (nothing is opened yet)."""
+    if config.kind == "usb":
+        from edge.usb_printers import UsbPrinter
+
+        return UsbPrinter(config.usb_vendor, config.usb_product, config.serial,
+                          backend=usb_backend)
+    if config.kind == "network":
+        from edge.network_printers import NetworkPrinter
+
+        assert config.host is not None
+        return NetworkPrinter(config.host, config.port)
+    return FilePrinter(config.path or data_dir / f"printer-{config.name}")
 
 
-class PrintQueue:
-    """Prints this node's pending jobs in order, woken by new print events."""
+def printer_for(printers: tuple[PrinterConfig, ...], till: str) -> str | None:
+    """The printer a till's receipts go to.
 
-    def __init__(
-        self, journal: Journal, printers: dict[str, FilePrinter], store: Store
-    ) -> None:
-        self.journal = journal
-        self.printers = printers
-        self.store = store
-        self._wake = asyncio.Event()
-        self.printed = 0
+    The printer that lists the till in `tills`; else the first printer that
+    lists no tills (with one printer and no lists: that one, for every till).
+    """
+    for printer in printers:
+        if till in printer.tills:
+            return printer.name
+    return next((printer.name for printer in printers if not printer.tills), None)
 
-    def on_events(self, events: list[Event]) -> None:
-        if any(event.type == "print_requested" for event in events):
-            self._wake.set()
 
-    async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            await self.print_pending()
-            await self._wake.wait()
-
-    async def print_pending(self) -> None:
-        rows = await self.journal.read_all(
-            "SELECT body FROM print_jobs WHERE status = 'pending' AND node = ? ORDER BY rowid",
-            (self.journal.origin,),
-        )
-        for row in rows:
-            job = orjson.loads(row["body"])
-            try:
-                await self._print(job)
-            except Exception:
-                log.exception("print job %s failed", job["job_id"])
-
-    async def _print(self, job: dict[str, Any]) -> None:
-        printer = self.printers.get(job["printer"])
-        outcome = "done"
-        if printer is None:
-            log.warning("print job %s names unknown printer %s", job["job_id"], job["printer"])
-            outcome = "no_such_printer"
-        else:
-            sale = await find_sale(self.journal, job["sale_id"])
-            if sale is None:
-                outcome = "no_such_sale"
-            else:
-                lines = layout(sale, self.store, printer.width)
-                data = encode_receipt(lines, open_drawer=job["open_drawer"])
-                text = as_text(lines, printer.width) + "\n\n"
-                await asyncio.to_thread(printer.write, data, text)
-                self.printed += 1
-
-        def record(tx: Tx) -> None:
-            tx.append(
-                "print_job_done",
-                {"job_id": job["job_id"], "printer": job["printer"], "outcome": outcome},
-            )
-            if outcome == "done" and job["open_drawer"]:
-                tx.append(
-                    "drawer_opened",
-                    {"printer": job["printer"], "reason": "cash sale", "sale_id": job["sale_id"]},
-                )
-
-        await self.journal.write(record)
-
+def status_json(config: PrinterConfig, device: Printer, status: PrinterStatus) -> dict[str, Any]:
+    return {
+        "name": config.name,
+        "kind": config.kind,
+        "device": device.describe(),
+        **asdict(status),
+        "tills": list(config.tills),
+    }

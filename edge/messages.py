@@ -31,6 +31,9 @@ MISSING_REFERENCE = "missing_reference"
 INVALID_PAIRING_CODE = "invalid_pairing_code"
 INVALID_REQUEST = "invalid_request"
 INTERNAL_ERROR = "internal_error"
+UNKNOWN_SALE = "unknown_sale"
+NO_PRINTER = "no_printer"
+MANAGER_REQUIRED = "manager_required"
 
 
 class EdgeError(Exception):

@@ -141,6 +141,30 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sales_v2 RENAME TO sales;
     CREATE INDEX sales_by_receipt ON sales (till, receipt_no);
     """,
+    # 3: head-office sync (edge/sync.py). Local to this node, never journaled:
+    # how far head office acknowledged this node's events (a local
+    # events.position), and what the last attempts said, for `edge status`.
+    """
+    CREATE TABLE headoffice_sync (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        acknowledged_position INTEGER NOT NULL DEFAULT 0,
+        headoffice_origin TEXT,
+        last_attempt TEXT,
+        last_success TEXT,
+        last_error TEXT,
+        last_error_at TEXT
+    );
+    INSERT INTO headoffice_sync (id) VALUES (1);
+    """,
+    # 4: the durable print queue (edge/print_jobs.py): how far a job's last
+    # attempt got, whether the drawer was opened for it, and a queue index.
+    """
+    ALTER TABLE print_jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE print_jobs ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE print_jobs ADD COLUMN cut_sent INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE print_jobs ADD COLUMN drawer_opened INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX print_jobs_waiting ON print_jobs (node, printer, status);
+    """,
 ]
 
 

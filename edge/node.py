@@ -12,6 +12,7 @@ import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from edge import (
     commands,  # noqa: F401  (registers the till commands)
@@ -19,10 +20,13 @@ from edge import (
 )
 from edge.config import Config
 from edge.demo import seed_demo_store
+from edge.device_admin import write_admin_token
 from edge.journal import Journal, Tx
 from edge.peers import Peers
+from edge.print_queue import PrintQueue
 from edge.receipt import Store
 from edge.staff import LoginThrottle
+from edge.sync import SyncClient
 from edge.tills import PairingThrottle
 
 log = logging.getLogger(__name__)
@@ -51,21 +55,24 @@ def load_node_id(config: Config) -> str:
 
 
 class Node:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, usb_backend: Any = None) -> None:
         self.config = config
         self.node_id = load_node_id(config)
         self.journal = Journal(config.database, origin=self.node_id)
         self.metrics = Metrics()
         self.login_throttle = LoginThrottle()
         self.pairing_throttle = PairingThrottle()
-        self.printers = {
-            printer.name: devices.FilePrinter(printer, config.data_dir)
-            for printer in config.all_printers()
-        }
-        self.print_queue = devices.PrintQueue(
-            self.journal, self.printers, Store(config.store_name, config.store_address)
+        # usb_backend: pyusb's libusb by default; the tests pass a fake printer's.
+        self.print_queue = PrintQueue(
+            self.journal, config.all_printers(), config.data_dir,
+            Store(config.store_name, config.store_address), usb_backend=usb_backend,
         )
+        self.printers = self.print_queue.workers
+        self.admin_token: str | None = None
         self.peers = Peers(self)
+        self.sync: SyncClient | None = None
+        if config.headoffice_url and config.headoffice_enabled:
+            self.sync = SyncClient(self.journal, config, self.node_id)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -79,6 +86,11 @@ class Node:
             await seed_demo_store(self.journal)
         self.journal.add_listener(self.print_queue.on_events)
         self._tasks.append(asyncio.create_task(self.print_queue.run(), name="print-queue"))
+        await self.print_queue.first_statuses(within=2.0)
+        self.admin_token = write_admin_token(self.config.data_dir)  # for `edge devices test`
+        if self.sync is not None:
+            await self.sync.open()
+            self._tasks.append(asyncio.create_task(self.sync.run(), name="headoffice-sync"))
         await self.peers.start()
 
     async def _claim_store(self) -> None:
@@ -105,6 +117,8 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.sync is not None:
+            await self.sync.close()
         await self.journal.close()
 
     def store_nodes(self) -> list[dict[str, str]]:
@@ -112,5 +126,5 @@ class Node:
         return self.peers.nodes()
 
     def printer_for(self, till: str) -> str | None:
-        """The printer a till's receipts go to: the first configured one, for now."""
-        return next(iter(self.printers), None)
+        """The printer a till's receipts go to (the config's `tills`, else the default one)."""
+        return devices.printer_for(self.config.all_printers(), till)

@@ -129,10 +129,16 @@ class Peers:
             return
         self._dialers[url] = asyncio.create_task(self._dial_forever(url), name=f"peer {url}")
 
-    def nodes(self) -> list[dict[str, str]]:
-        """Every node of the store we know a URL for, this one first."""
-        known = [{"id": self.node.node_id, "url": self.url}]
+    def nodes(self) -> list[dict[str, str | None]]:
+        """Every node of the store we know a URL for, this one first.
+
+        Peers we dial but never reached are listed too (id unknown): a till
+        may reach one this node cannot.
+        """
+        known: list[dict[str, str | None]] = [{"id": self.node.node_id, "url": self.url}]
         known += [{"id": s.node_id, "url": s.url} for s in self.state.values() if s.url]
+        listed = {node["url"] for node in known}
+        known += [{"id": None, "url": url} for url in self._dialers if url not in listed]
         return known
 
     async def status(self) -> list[dict[str, Any]]:

@@ -1,14 +1,16 @@
 """Receipt layout: a sale as lines of text for a given paper width. Pure.
 
 French, as the store's customers read it. Widths are characters in the
-printer's font A: 48 for 80 mm paper, 32 for 58 mm.
+printer's font A: 48 for 80 mm paper, 32 for 58 mm. Besides receipts: the
+duplicate copy, the mark that closes a receipt cut short, and the test page.
 """
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 WIDTH_80MM = 48
 WIDTH_58MM = 32
@@ -25,8 +27,9 @@ class Store:
 class ReceiptLine:
     text: str
     bold: bool = False
-    big: bool = False
+    big: bool = False  # double width and height: half as many characters fit
     center: bool = False
+    qr: str = ""  # when set, the line is a QR code of this data, not text
 
 
 def euros(cents: int) -> str:
@@ -45,21 +48,43 @@ def columns(left: str, right: str, width: int) -> str:
     return f"{left[:room]:<{room}} {right}"
 
 
+def fitted(left: str, right: str, width: int, **style: bool) -> list[ReceiptLine]:
+    """`left` and `right` on one line if they fit, else `left` wrapped above `right`."""
+    if len(left) + 1 + len(right) <= width:
+        return [ReceiptLine(columns(left, right, width), **style)]
+    above = [ReceiptLine(part, **style) for part in textwrap.wrap(left, width)]
+    return [*above, ReceiptLine(right.rjust(width), **style)]
+
+
 def local_time(iso: str) -> str:
     moment = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone()
     return moment.strftime("%d/%m/%Y %H:%M")
 
 
-def layout(sale: dict[str, Any], store: Store, width: int = WIDTH_80MM) -> list[ReceiptLine]:
+Copy = Literal["original", "duplicate"]
+
+
+def big_lines(text: str, width: int, **style: bool) -> list[ReceiptLine]:
+    """Double-size text, wrapped at half the width so the printer never breaks a word."""
+    return [ReceiptLine(part, big=True, **style)
+            for part in textwrap.wrap(text, max(width // 2, 1)) or [""]]
+
+
+def layout(
+    sale: dict[str, Any], store: Store, width: int = WIDTH_80MM, copy: Copy = "original"
+) -> list[ReceiptLine]:
+    """A sale's receipt; `sale` may carry `cashier_name` (else the cashier id is printed)."""
     rule = ReceiptLine("-" * width)
-    out = [ReceiptLine(store.name, bold=True, big=True, center=True)]
+    out = big_lines(store.name, width, bold=True, center=True)
     out += [ReceiptLine(line, center=True) for line in store.address]
+    if copy == "duplicate":
+        out += big_lines("DUPLICATA", width, bold=True, center=True)
     out.append(rule)
     for line in sale["lines"]:
         if line["quantity"] == 1:
-            out.append(ReceiptLine(columns(line["name"], euros(line["total"]), width)))
+            out += fitted(line["name"], euros(line["total"]), width)
         else:
-            out.append(ReceiptLine(line["name"][:width]))
+            out += [ReceiptLine(part) for part in textwrap.wrap(line["name"], width)]
             detail = f"  {line['quantity']} x {euros(line['unit_price'])}"
             out.append(ReceiptLine(columns(detail, euros(line["total"]), width)))
     out.append(rule)
@@ -67,7 +92,7 @@ def layout(sale: dict[str, Any], store: Store, width: int = WIDTH_80MM) -> list[
     out.append(ReceiptLine(columns("TOTAL TTC", euros(totals["total"]) + " EUR", width), bold=True))
     out.append(ReceiptLine(f"{totals['items']} article(s)"))
     out.append(ReceiptLine(""))
-    out.append(ReceiptLine(_vat_row("TVA", "HT", "TVA", "TTC", width)))
+    out.append(ReceiptLine(_vat_row("TVA", "HT €", "TVA €", "TTC €", width)))
     for vat in totals["vat"]:
         out.append(
             ReceiptLine(
@@ -86,12 +111,57 @@ def layout(sale: dict[str, Any], store: Store, width: int = WIDTH_80MM) -> list[
     if sale["change"]:
         out.append(ReceiptLine(columns("Rendu", euros(sale["change"]), width), bold=True))
     out.append(rule)
-    out.append(ReceiptLine(columns(f"Ticket {sale['receipt_number']}", local_time(sale["time"]),
-                                   width)))
-    out.append(ReceiptLine(f"Caisse {sale['till']}  Caissier {sale['cashier']}"[:width]))
-    out.append(ReceiptLine(f"Empreinte {sale['hash'][:16]}"))
+    out += fitted(f"Ticket {sale['receipt_number']}", local_time(sale["time"]), width)
+    cashier = sale.get("cashier_name") or sale["cashier"]
+    out.append(ReceiptLine(f"Caisse {sale['till']}  Caissier {cashier}"[:width]))
+    # The QR code carries the sale's journal hash: anyone can check the
+    # receipt against the store's journal (`edge verify` checks the chain).
+    out.append(ReceiptLine("", qr=sale["hash"]))
+    out.append(ReceiptLine(f"Empreinte {sale['hash'][:16]}", center=True))
+    if copy == "duplicate":
+        out.append(ReceiptLine("DUPLICATA - ne vaut pas ticket de caisse", bold=True,
+                               center=True))
     out.append(ReceiptLine("Merci de votre visite !", center=True))
     return out
+
+
+def interrupted_mark(width: int = WIDTH_80MM) -> list[ReceiptLine]:
+    """Printed before a receipt sent again after it was cut short (link lost, restart).
+
+    It ends, with a cut, whatever fragment of the first attempt the printer
+    still holds, and tells the cashier the complete receipt follows.
+    """
+    return [
+        ReceiptLine("*" * width),
+        ReceiptLine("IMPRESSION INTERROMPUE", bold=True, center=True),
+        ReceiptLine("le ticket complet suit", center=True),
+        ReceiptLine("*" * width),
+    ]
+
+
+def printer_test_page(
+    store: Store, printer: str, description: str, width: int, code_page: str, drawer_pin: int
+) -> list[ReceiptLine]:
+    """What `edge devices test` prints: enough to check the width, accents, sizes and QR."""
+    return [
+        *big_lines("Test imprimante", width, bold=True, center=True),
+        ReceiptLine(store.name, center=True),
+        ReceiptLine("=" * width),
+        ReceiptLine(f"Imprimante : {printer}"[:width]),
+        ReceiptLine(description[:width]),
+        ReceiptLine(f"Largeur : {width} caractères, page {code_page}"[:width]),
+        ReceiptLine(f"Tiroir : impulsion broche {drawer_pin}"[:width]),
+        ReceiptLine("=" * width),
+        ReceiptLine("Accents : àâçéèêëîïôûùüÿ ÀÇÉÈÔ"[:width]),
+        ReceiptLine(f"Euro : {euros(123456)} €"),
+        ReceiptLine("Gras", bold=True),
+        *big_lines("Double", width),
+        ReceiptLine("Centré", center=True),
+        ReceiptLine(columns("gauche", "droite", width)),
+        ReceiptLine("".join(str(n % 10) for n in range(1, width + 1))),
+        ReceiptLine("", qr="edge test page"),
+        ReceiptLine("Fin du test", center=True),
+    ]
 
 
 def _vat_row(rate: str, base: str, vat: str, total: str, width: int) -> str:
@@ -100,4 +170,11 @@ def _vat_row(rate: str, base: str, vat: str, total: str, width: int) -> str:
 
 
 def as_text(lines: list[ReceiptLine], width: int = WIDTH_80MM) -> str:
-    return "\n".join(ln.text.center(width).rstrip() if ln.center else ln.text for ln in lines)
+    """The readable copy a file printer keeps beside the raw bytes."""
+    return "\n".join(_text_line(line, width) for line in lines)
+
+
+def _text_line(line: ReceiptLine, width: int) -> str:
+    if line.qr:
+        return f"[QR {line.qr}]".center(width).rstrip()
+    return line.text.center(width).rstrip() if line.center else line.text

@@ -78,12 +78,16 @@ async def complete_sale(
     return await journal.write(work)
 
 
-async def record_offline_sale(journal: Journal, till: str, sale: dict[str, Any]) -> dict[str, Any]:
+async def record_offline_sale(
+    journal: Journal, till: str, sale: dict[str, Any], offline: bool = True
+) -> dict[str, Any]:
     """Record a sale the till completed offline: the money was taken, so never refuse it.
 
     The totals are worked out again here with the one pricing function; any
     difference from the till's is flagged, as are unit prices that are not the
-    catalogue's and a receipt number the till already used.
+    catalogue's and a receipt number the till already used. `offline=False`:
+    a sale another node acknowledged, resent by the till because this node
+    does not have it (that node died before passing it on).
     """
 
     def work(tx: Tx) -> dict[str, Any]:
@@ -122,16 +126,28 @@ async def record_offline_sale(journal: Journal, till: str, sale: dict[str, Any])
             "totals": totals,
             "tenders": [_tender(t) for t in sale["tenders"]],
             "change": max(paid - totals["total"], 0),
-            "offline": True,
+            "offline": offline,
             "till_time": sale["time"],
             "flags": flags,
         }
         if "totals_differ" in flags:
             body["till_totals"] = sale["totals"]
+        if not offline:
+            body["resent"] = True
         event = tx.append("sale_completed", body)
         return _sale_json(body, event.time, event.hash)
 
     return await journal.write(work)
+
+
+async def held_receipt_numbers(journal: Journal, till: str, since: int) -> list[int]:
+    """The receipt numbers of `till` from `since` on that this node holds."""
+    rows = await journal.read_all(
+        "SELECT DISTINCT receipt_no FROM sales WHERE till = ? AND receipt_no >= ? "
+        "ORDER BY receipt_no LIMIT 5000",
+        (till, since),
+    )
+    return [row["receipt_no"] for row in rows]
 
 
 def _last_receipt_no(tx: Tx, till: str) -> int:
@@ -178,4 +194,4 @@ def _sale_completed(db: sqlite3.Connection, event: Event) -> None:
             event.hash,
         ),
     )
-    close_basket(db, body["id"], "sold")
+    close_basket(db, event, body["id"], "sold")

@@ -12,15 +12,17 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiohttp import web
 
-from edge import __version__, tills
+from edge import __version__, device_admin, tills
 from edge.config import Config
 from edge.discovery import Discovery
 from edge.messages import INVALID_REQUEST, EdgeError
 from edge.node import Node
+from edge.sync_status import sync_health, sync_metric_rows
 from edge.websocket_api import MAX_MESSAGE_BYTES, Connection
 
 log = logging.getLogger(__name__)
@@ -47,9 +49,10 @@ async def healthz(request: web.Request) -> web.Response:
         "version": __version__,
         "uptime_s": round(time.monotonic() - request.app[STARTED], 1),
         "journal": {"origin": journal.origin, "seq": journal.head.seq},
-        "printers": [printer.status() for printer in node.printers.values()],
+        "printers": node.print_queue.statuses(),
         "tills_connected": node.metrics.connections,
         "peers": await node.peers.status(),
+        "headoffice": await sync_health(node.sync),
     })
 
 
@@ -74,6 +77,7 @@ async def metrics(request: web.Request) -> web.Response:
         ("edge_receipts_printed_total", "counter", "Receipts printed by this node.", "",
          node.print_queue.printed),
     ]
+    rows += await sync_metric_rows(node.sync)
     lines = []
     for name, kind, help_text, labels, value in rows:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name}{labels} {value}"]
@@ -145,14 +149,15 @@ async def security_headers(request: web.Request, handler):  # type: ignore[no-un
     return response
 
 
-def make_app(config: Config) -> web.Application:
+def make_app(config: Config, usb_backend: Any = None) -> web.Application:
     app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
-    app[NODE] = Node(config)
+    app[NODE] = Node(config, usb_backend)
     app[STARTED] = time.monotonic()
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/pair", pair)
+    app.router.add_post("/api/devices/test", device_admin.test_page_handler)
     app.router.add_get("/api/ws", till_websocket)
     app.router.add_get("/api/peer", peer_websocket)
     app.router.add_static("/", WEB_DIR, show_index=False, follow_symlinks=False)

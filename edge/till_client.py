@@ -3,8 +3,10 @@
 Used by the simulated tills of tests and benchmarks, and usable by anything
 that sells without a browser (a kiosk, an integration). It keeps the store's
 node list from `auth`; when its node stops answering it moves to the next
-one, logs the cashier back in, puts back any basket lines that node lacks
-(same ids, so nothing is added twice) and resends the command it was in.
+one, logs the cashier back in, resends the sales of the day that node lacks
+(its previous node may have died before passing them on), puts back any
+basket lines that node lacks (same ids, so nothing is added twice) and
+resends the command it was in.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class TillClient:
         self._ids = itertools.count(1)
         self._basket_id: str | None = None
         self._lines: dict[str, dict[str, Any]] = {}
+        # The till is the source of truth for its own sales: the day's, by number.
+        self.sales: dict[int, dict[str, Any]] = {}
 
     async def __aenter__(self) -> TillClient:
         self._session = aiohttp.ClientSession()
@@ -100,9 +104,15 @@ class TillClient:
                 self.node_url = url
                 await self._resume()
                 return
-            except (*FAILOVER_ERRORS, CommandFailed):
+            except (*FAILOVER_ERRORS, CommandFailed) as error:
+                # A node that does not know the till yet (its pairing has not
+                # reached it) is as good as down; any other refusal is real.
+                if isinstance(error, CommandFailed) and error.code != "invalid_token":
+                    raise
                 if asyncio.get_running_loop().time() > deadline:
-                    raise NoNodeAnswers(f"no node of {self.urls} answered") from None
+                    raise NoNodeAnswers(
+                        f"no node of {self.urls} answered (last: {error!r})"
+                    ) from None
                 if (attempt + 1) % len(self.urls) == 0:
                     await asyncio.sleep(0.2)
 
@@ -113,14 +123,32 @@ class TillClient:
                 self.urls.append(node["url"])
         self.last_receipt_no = max(self.last_receipt_no, auth["last_receipt_no"])
         await self._call_here("login", cashier_id=self.cashier, pin=self.pin)
+        await self._resend_missing_sales()
         if self._basket_id is None:
             return
         basket = await self._call_here("basket/get")
+        if basket is not None and basket["id"] != self._basket_id:
+            # One we gave up on elsewhere whose voiding never reached this node.
+            await self._call_here("basket/clear", basket_id=basket["id"])
+            basket = None
         held = {line["id"] for line in basket["lines"]} if basket else set()
-        for line_id, line in self._lines.items():
-            if line_id not in held:
-                await self._call_here("basket/add", basket_id=self._basket_id,
-                                      line_id=line_id, **line)
+        try:
+            for line_id, line in self._lines.items():
+                if line_id not in held:
+                    await self._call_here("basket/add", basket_id=self._basket_id,
+                                          line_id=line_id, **line)
+        except CommandFailed as refused:
+            if refused.code != "basket_mismatch":
+                raise
+            # Already sold here: the old node finished our `sale/complete` and
+            # passed it on before dying. Resending it returns that sale.
+
+    async def _resend_missing_sales(self) -> None:
+        if not self.sales:
+            return
+        held = await self._call_here("sale/held", since=min(self.sales))
+        for number in sorted(self.sales.keys() - set(held["receipt_nos"])):
+            await self._call_here("sale/record", sale=self.sales[number], offline=False)
 
     async def add(self, barcode: str, quantity: int = 1) -> dict[str, Any]:
         if self._basket_id is None:
@@ -136,6 +164,7 @@ class TillClient:
         sale = await self.call("sale/complete", basket_id=self._basket_id,
                                receipt_no=self.last_receipt_no + 1, tenders=tenders)
         self.last_receipt_no = sale["receipt_no"]
+        self.sales[sale["receipt_no"]] = as_record(sale)
         self._basket_id, self._lines = None, {}
         return sale
 
@@ -143,3 +172,18 @@ class TillClient:
         for barcode in barcodes:
             await self.add(barcode)
         return await self.pay([{"method": "cash", "amount": cash}])
+
+
+def as_record(sale: dict[str, Any]) -> dict[str, Any]:
+    """A completed sale as `sale/record` takes it, to resend it to another node."""
+    fields = ("id", "product_id", "barcode", "name", "unit_price", "vat_rate", "quantity")
+    return {
+        "id": sale["id"],
+        "receipt_no": sale["receipt_no"],
+        "cashier": sale["cashier"],
+        "time": sale["time"],
+        "lines": [{key: line[key] for key in fields} for line in sale["lines"]],
+        "tenders": sale["tenders"],
+        "totals": sale["totals"],
+        "change": sale["change"],
+    }

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 64 * 1024
+# Room for the largest command (an offline sale of 500 lines), not for abuse.
+MAX_MESSAGE_BYTES = 1024 * 1024
 Access = Literal["anyone", "till", "cashier"]
 Handler = Callable[["Connection", Any], Awaitable[Any]]
 

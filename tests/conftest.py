@@ -250,3 +250,8 @@ def store_nodes(tmp_path: Path) -> Iterator[Any]:
 
     yield make
     made.stop()
+
+
+# Head-office sync fixtures (a CA, a PostgreSQL cluster, head-office databases),
+# imported last: that module builds on the helpers above.
+from headoffice_support import ca, headoffice_db, postgres_cluster  # noqa: E402, F401

@@ -39,16 +39,19 @@ def in_namespace(ns: str, args: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def lone_host(address: str = "10.231.9.2") -> Iterator[str]:
+def lone_host(address: str = "10.231.9.2", *more_addresses: str) -> Iterator[str]:
     """A namespace whose only address (besides 127.0.0.1) is `address`, on its loopback.
 
     Pages served from it are not a secure context, as on a shop's network.
+    `more_addresses` go on the same loopback: several "machines" (nodes) that
+    the browser in the namespace reaches as it would on a shop's LAN.
     """
     ns = f"edge{os.getpid() % 100000}t"
     ip("netns", "add", ns)
     try:
         ip("-n", ns, "link", "set", "lo", "up")
-        ip("-n", ns, "addr", "add", f"{address}/32", "dev", "lo")
+        for each in (address, *more_addresses):
+            ip("-n", ns, "addr", "add", f"{each}/32", "dev", "lo")
         yield ns
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):

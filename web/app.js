@@ -1,8 +1,16 @@
-// The till app: screens, basket, payment. Talks to the node through client.js.
+// The till app: screens, basket, payment. Talks to a node through client.js,
+// and sells on its own (offline.js, catalogue.js, basket.js) when none answers.
 import {
   t, getLang, setLang, formatMoney, formatRate, formatAmountForInput, errorText, translatePage,
 } from './i18n.js';
 import { TillClient, CommandError, newUuid } from './client.js';
+import { TillStore } from './offline.js';
+import { LocalCatalogue } from './catalogue.js';
+import { TillLedger } from './ledger.js';
+import {
+  emptyBasket, addLine, setLineQuantity, removeLine as removeLocalLine, offlineSale, receiptNumber,
+  reconcileBasket,
+} from './basket.js';
 
 const TOKEN_KEY = 'edge.till_token';
 const DEFAULT_TILL_NAME = 'Caisse';
@@ -12,6 +20,9 @@ const ERROR_HIDE_MS = 4000;
 const LOUD_ERROR_HIDE_MS = 8000;
 const CLEAR_CONFIRM_MS = 4000;
 const MAX_QUANTITY = 9999;
+// A sale under way when the node dies waits this long for another node (which
+// prints the receipt) before the till completes it offline.
+const SALE_FAILOVER_WAIT_MS = 5000;
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -24,15 +35,26 @@ const state = {
   // again without being asked: the PIN stays in memory (never in storage) until logout.
   pin: null,
   sessionEpoch: 0, // bumped at logout, so answers for the previous session are ignored
+  connectionEpoch: 0, // bumped at each auth and each loss, so work for an old connection stops
   basketId: null, // client-made id of the current basket (exists on the node after the first add)
-  basket: null, // the node's copy of it, as last received
+  // The till's basket: the node's copy as last received, or as the till changed
+  // it while no node answered (then the till's copy is the truth; see basket.js).
+  basket: null,
   lastAddedLineId: null,
   scrollToLastAdded: false, // only right after an add, not when the cashier scrolled up to fix a line
   payMode: 'cash',
   paying: false,
   lastSale: null,
   clearArmedUntil: 0,
+  // The basket being paid for, from its first sale/complete until the answer:
+  // if its node died meanwhile, the next node may already know the sale.
+  saleInFlight: null,
+  // Baskets voided while no node answered: voided on the next node too.
+  voidedOffline: [],
 };
+
+const ledger = new TillLedger(); // receipt numbering and the outbox of offline sales
+const catalogue = new LocalCatalogue(null); // the till's copy, to sell offline
 
 const search = {
   timer: null,
@@ -42,24 +64,46 @@ const search = {
   selected: 0,
 };
 
-const wsProtocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-const client = new TillClient(`${wsProtocol}//${location.host}/api/ws`);
+const client = new TillClient(location.origin);
 
 // --- session gate -----------------------------------------------------------
 
-/** Open when the connection is authenticated, the cashier logged in and the basket resynced. */
+/**
+ * Open when the connection is authenticated, the cashier logged in, the
+ * outbox flushed and the basket reconciled: basket commands then go to the
+ * node. While it is closed they are applied locally, except while `syncing`
+ * (a node just answered and is being brought up to date), when they wait.
+ */
 const sessionReady = {
   isOpen: false,
+  syncing: false,
   waiters: [],
-  wait() {
-    return this.isOpen ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
+  /** Resolves at the next change of the connection (or after `ms`). */
+  nextChange(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  },
+  changed() {
+    for (const resolve of this.waiters.splice(0)) resolve();
+  },
+  startSync() {
+    this.syncing = true;
+    this.changed();
   },
   open() {
     this.isOpen = true;
-    for (const resolve of this.waiters.splice(0)) resolve();
+    this.syncing = false;
+    this.changed();
   },
   close() {
     this.isOpen = false;
+    this.syncing = false;
+    this.changed();
   },
 };
 
@@ -103,19 +147,28 @@ async function runBasketJob(job) {
   const cancelled = { ok: false, cancelled: true };
   let command = null;
   let resyncedOnce = false;
+  let waitingSince = null;
   for (;;) {
-    await sessionReady.wait();
     if (epoch !== state.sessionEpoch) return cancelled;
     command ??= job.build();
     if (!command) return { ok: true, result: null };
+    if (command.type === 'sale/complete') state.saleInFlight = command.args.basket_id;
+    if (!sessionReady.isOpen) {
+      waitingSince ??= Date.now();
+      if (shouldWaitForNode(command, waitingSince)) {
+        await sessionReady.nextChange(250);
+        continue;
+      }
+      return runLocally(command);
+    }
     try {
       const result = await client.call(command.type, command.args);
       if (epoch !== state.sessionEpoch) return cancelled;
-      applyBasketResult(command, result);
+      await applyBasketResult(command, result);
       return { ok: true, result };
     } catch (error) {
       if (epoch !== state.sessionEpoch) return cancelled;
-      if (error.code === 'disconnected') continue; // same command again once reconnected
+      if (error.code === 'disconnected') continue; // to the next node, or locally
       if (error.code === 'basket_mismatch' || error.code === 'no_open_basket') {
         // Another basket is open on this till (another tab, another node): take it up.
         await resyncBasket().catch(() => {});
@@ -131,9 +184,86 @@ async function runBasketJob(job) {
   }
 }
 
-function applyBasketResult(command, result) {
+/**
+ * With no session, basket changes are made locally at once: the cashier never
+ * waits on the network. They wait only while a node that just answered is
+ * brought up to date; a sale also waits (a few seconds at most) while the
+ * client tries the other nodes, because a node prints the receipt.
+ */
+function shouldWaitForNode(command, waitingSince) {
+  if (sessionReady.syncing) return true;
+  if (command.type !== 'sale/complete') return false;
+  const failingOver = client.running && client.reachable;
+  return failingOver && Date.now() - waitingSince < SALE_FAILOVER_WAIT_MS;
+}
+
+/** A basket command carried out by the till itself, with the node's rules, while no node answers. */
+async function runLocally(command) {
+  try {
+    const { args } = command;
+    switch (command.type) {
+      case 'basket/add': {
+        const product = args.product_id ? catalogue.find(args.product_id) : catalogue.lookup(args.barcode);
+        if (!product) {
+          throw args.product_id
+            ? new CommandError('unknown_product', 'not in the offline catalogue')
+            : new CommandError('unknown_barcode', 'not in the offline catalogue');
+        }
+        const basket = state.basket ?? emptyBasket(args.basket_id);
+        state.basket = addLine(basket, { lineId: args.line_id, product, quantity: args.quantity });
+        state.basketId = state.basket.id;
+        state.scrollToLastAdded = true;
+        break;
+      }
+      case 'basket/set_quantity':
+        if (!findLine(args.line_id)) throw new CommandError('unknown_line');
+        state.basket = setLineQuantity(state.basket, args.line_id, args.quantity);
+        break;
+      case 'basket/remove_line':
+        if (state.basket) state.basket = removeLocalLine(state.basket, args.line_id);
+        break;
+      case 'basket/clear':
+        // The node may hold this basket from before the outage: void it there too, later.
+        state.voidedOffline.push(args.basket_id);
+        state.basket = null;
+        state.basketId = newUuid();
+        break;
+      case 'sale/complete':
+        await completeSaleOffline(args);
+        break;
+      default:
+        throw new CommandError('offline');
+    }
+    return { ok: true, result: state.basket };
+  } catch (error) {
+    handleBasketError(command, error);
+    return { ok: false, error };
+  }
+}
+
+/**
+ * The sale goes into the outbox, on disk, before the cashier is told "done";
+ * it reaches a node (sale/record) as soon as one answers.
+ */
+async function completeSaleOffline({ basket_id: basketId, receipt_no: receiptNo, tenders }) {
+  if (!state.basket?.lines.length || state.basket.id !== basketId) throw new CommandError('empty_basket');
+  const sale = offlineSale({
+    basket: state.basket, receiptNo, cashierId: state.cashier.id, tenders, time: new Date().toISOString(),
+  });
+  await ledger.keepOfflineSale(sale);
+  state.saleInFlight = null;
+  state.lastSale = { ...sale, receipt_number: receiptNumber(state.auth.till.code, receiptNo), offline: true };
+  state.basket = null;
+  state.basketId = null;
+  state.paying = false;
+  showScreen('done');
+}
+
+async function applyBasketResult(command, result) {
   switch (command.type) {
     case 'sale/complete':
+      await ledger.remember(result.receipt_no);
+      state.saleInFlight = null;
       state.lastSale = result;
       state.basket = null;
       state.basketId = null;
@@ -166,12 +296,13 @@ function handleBasketError(command, error) {
     showError(error);
   }
   if (command.type === 'sale/complete') {
+    state.saleInFlight = null;
     state.paying = false;
     renderPay();
   }
 }
 
-/** Takes the node's open basket as the truth (after login or reconnect). */
+/** Takes the node's open basket as the truth (when the node says ours is not open). */
 async function resyncBasket() {
   const basket = await client.call('basket/get');
   if (basket) {
@@ -202,13 +333,15 @@ function findLine(lineId) {
 
 function addItem({ barcode, productId, quantity = 1, label }) {
   hideError(); // the cashier has moved on to the next item
+  closeParked();
   const lineId = newUuid();
   state.lastAddedLineId = lineId;
   const item = productId ? { product_id: productId } : { barcode };
   queueBasketCommand(
     () => ({
       type: 'basket/add',
-      args: { basket_id: state.basketId, line_id: lineId, ...item, quantity },
+      // (An id even if the connection died before login could set one up: the basket opens locally.)
+      args: { basket_id: (state.basketId ??= newUuid()), line_id: lineId, ...item, quantity },
     }),
     { lineId, label: label ?? barcode, quantity },
   );
@@ -260,6 +393,38 @@ function canClearBasket() {
   return basketHasLines() || hasPendingAdds();
 }
 
+// --- parked baskets: resume a basket left open on another till ------------------------
+
+const parked = { open: false, loading: false, baskets: [] };
+
+async function openParkedBaskets() {
+  if (!client.online || basketHasLines()) return;
+  Object.assign(parked, { open: true, loading: true, baskets: [] });
+  renderParked();
+  try {
+    const baskets = await client.call('basket/list_open');
+    const ownTill = state.auth?.till?.code;
+    parked.baskets = baskets.filter((basket) => basket.till !== ownTill && basket.items > 0);
+  } catch (error) {
+    closeParked();
+    showError(error);
+    return;
+  } finally {
+    parked.loading = false;
+  }
+  renderParked();
+}
+
+function closeParked() {
+  parked.open = false;
+  renderParked();
+}
+
+function takeOverBasket(basketId) {
+  closeParked();
+  queueBasketCommand(() => ({ type: 'basket/take_over', args: { basket_id: basketId } }));
+}
+
 // --- scan and search ------------------------------------------------------------
 
 /** Scanner (or hand) input: "3017620422003", or "6*3017620422003" for six of them. */
@@ -302,12 +467,24 @@ function onSearchInput() {
 
 async function runSearch(query) {
   const sequence = ++search.sequence;
-  const results = await client.call('catalogue/search', { query, limit: SEARCH_LIMIT });
+  const results = await searchProducts(query);
   if (sequence !== search.sequence) return; // a newer query was typed meanwhile
   search.query = query;
   search.results = results;
   search.selected = 0;
   renderSearchResults();
+}
+
+/** The node's search when it answers (its ranking), the till's copy of the catalogue when not. */
+async function searchProducts(query) {
+  if (client.online) {
+    try {
+      return await client.call('catalogue/search', { query, limit: SEARCH_LIMIT });
+    } catch (error) {
+      if (error.code !== 'disconnected') throw error;
+    }
+  }
+  return catalogue.search(query, SEARCH_LIMIT);
 }
 
 async function onSearchKeydown(event) {
@@ -448,7 +625,11 @@ function confirmPayment() {
   state.paying = true;
   renderPay();
   // Queued behind any basket change still on its way, and resent as-is after a reconnect.
-  queueBasketCommand(() => ({ type: 'sale/complete', args: { basket_id: state.basketId, tenders } }));
+  // The till numbers its own receipts (the number is fixed once built, so a resend reuses it).
+  queueBasketCommand(() => ({
+    type: 'sale/complete',
+    args: { basket_id: state.basketId, receipt_no: ledger.nextReceiptNo, tenders },
+  }));
 }
 
 function rejectPayment(code, fieldSelector) {
@@ -532,34 +713,88 @@ function startConnection() {
 }
 
 async function onAuthed(auth) {
+  const connection = ++state.connectionEpoch;
   state.auth = auth;
+  await ledger.adopt(auth);
+  if (connection !== state.connectionEpoch) return;
   renderHeader();
   renderLogin();
   renderStatus();
+  refreshCatalogue();
   if (!state.cashier) {
     if (state.screen !== 'login') showScreen('login');
     return;
   }
-  // A reconnect: log the same cashier back in, then take the node's basket as the truth.
+  // A reconnect, maybe to another node: log the same cashier back in, then bring the node up to date.
+  sessionReady.startSync();
+  renderStatus();
   try {
     await client.call('login', { cashier_id: state.cashier.id, pin: state.pin });
-    await resyncBasket();
-    sessionReady.open();
-    if (state.screen === 'login') showScreen('sell');
-    renderStatus();
-    renderBasket();
   } catch (error) {
-    if (error.code === 'disconnected') return; // the next connection tries again
+    if (connection !== state.connectionEpoch || error.code === 'disconnected') return; // the next connection tries again
     endSession();
     showScreen('login');
     showError(error);
+    return;
   }
+  await bringNodeUpToDate(connection);
+}
+
+/**
+ * Once a cashier is logged in on a fresh connection: the sales made offline
+ * go first, in order, then the node's copy of the basket is brought in line
+ * with the till's. Only then do basket commands go to the node again.
+ */
+async function bringNodeUpToDate(connection) {
+  const session = state.sessionEpoch;
+  const stale = () => connection !== state.connectionEpoch || session !== state.sessionEpoch;
+  if (stale()) return;
+  sessionReady.startSync();
+  try {
+    await ledger.flush((sale) => client.call('sale/record', { sale }), (sale, error) => {
+      const receipt = receiptNumber(state.auth.till.code, sale.receipt_no);
+      showError({ code: 'sale_not_sent', receipt, detail: error.message });
+    });
+    const { basket, outcome, dropped } = await reconcileBasket((type, args) => client.call(type, args), {
+      local: state.basket, voided: state.voidedOffline, saleInFlight: state.saleInFlight,
+    });
+    if (stale()) return;
+    state.voidedOffline = [];
+    if (outcome !== 'sold') {
+      // 'sold': the node already closed this basket; the sale in flight is resent and answers.
+      state.basket = basket;
+      if (basket) state.basketId = basket.id;
+      else if (outcome === 'closed_elsewhere' || !state.basketId) state.basketId = newUuid();
+    }
+    if (outcome === 'closed_elsewhere') showError({ code: 'basket_closed_elsewhere' });
+    if (dropped.length) showError({ code: 'lines_dropped', names: dropped.map((line) => line.name).join(', ') });
+  } catch (error) {
+    if (stale() || error.code === 'disconnected') return; // the next node tries again
+    showError(error); // unexpected (a bug on the node): carry on with this node rather than block the till
+  }
+  if (stale()) return;
+  sessionReady.open();
+  if (state.screen === 'login') showScreen('sell');
+  if (state.screen === 'pay' && !state.paying && !basketHasLines()) showScreen('sell');
+  renderAll();
+}
+
+function refreshCatalogue() {
+  catalogue.sync((type, args) => client.call(type, args)).catch(() => {
+    // Lost the connection meanwhile: the next one refreshes it.
+  });
 }
 
 function onOffline() {
+  state.connectionEpoch++;
   sessionReady.close();
   renderStatus();
   renderBasket();
+}
+
+function onUnreachable() {
+  sessionReady.changed(); // a sale waiting for another node completes offline now
+  renderStatus();
 }
 
 function onInvalidToken() {
@@ -582,24 +817,26 @@ async function submitLogin() {
   const cashierId = state.selectedCashierId;
   const pin = $('#pin').value;
   if (!cashierId) return showError({ code: 'choose_cashier' });
-  if (!client.online) return showError({ code: 'offline' });
+  // The PIN is checked by a node; the till keeps no PINs. A cashier already logged in stays so offline.
+  if (!client.online) return showError({ code: 'login_offline' });
   const button = $('#login-submit');
   button.disabled = true;
+  const connection = state.connectionEpoch;
   try {
     const { cashier } = await client.call('login', { cashier_id: cashierId, pin });
     state.cashier = cashier;
     state.pin = pin;
     $('#pin').value = '';
     hideError();
-    await resyncBasket();
-    sessionReady.open();
-    showScreen('sell');
   } catch (error) {
     $('#pin').value = '';
-    showError(error);
+    showError(error.code === 'disconnected' ? { code: 'login_offline' } : error);
+    return;
   } finally {
     button.disabled = false;
   }
+  await bringNodeUpToDate(connection);
+  showScreen('sell');
 }
 
 function logout() {
@@ -617,6 +854,7 @@ function endSession() {
   state.basketId = null;
   state.lastSale = null;
   state.paying = false;
+  state.saleInFlight = null;
   sessionReady.close();
   // Queued commands of the old session are dropped (the running one sees the new epoch).
   for (const job of basketQueue.splice(1)) job.resolve({ ok: false, cancelled: true });
@@ -724,6 +962,7 @@ function renderAll() {
   renderLogin();
   renderBasket();
   renderSearchResults();
+  renderParked();
   renderPay();
   renderDone();
 }
@@ -731,11 +970,24 @@ function renderAll() {
 function renderStatus() {
   const status = $('#status');
   const paired = Boolean(localStorage.getItem(TOKEN_KEY));
-  status.dataset.state = client.online ? 'online' : 'offline';
-  let text = !paired ? t('status.unpaired') : client.online ? t('status.online') : t('status.offline');
+  const online = client.online;
+  const count = ledger.waitingSales;
+  status.dataset.state = online ? 'online' : 'offline';
+  // For store IT and tests: what the till holds for itself.
+  status.dataset.waitingSales = String(count);
+  status.dataset.catalogue = String(catalogue.size);
+  status.dataset.node = online ? client.node?.id ?? '' : '';
+  let text;
+  if (!paired) text = t('status.unpaired');
+  else if (online) text = count ? `${t('status.online')} · ${t('status.salesToSend', { count })}` : t('status.online');
+  else text = count ? t('status.offlineWaiting', { count }) : t('status.offline');
   const waiting = basketQueue.length;
   if (waiting && !sessionReady.isOpen) text += ` · ${t('status.pending', { count: waiting })}`;
   status.textContent = text;
+  // Which node serves the till: out of the cashier's way, there for store IT.
+  const node = online ? client.node : null;
+  status.title = node ? t('status.servedBy', { node: node.id ?? '?', url: node.url }) : '';
+  $('#node-name').textContent = node ? t('status.node', { node: node.id ?? node.url }) : '';
   $('#lang').textContent = t('lang.toggle');
   $('#lang').title = t('lang.toggleTitle');
 }
@@ -809,7 +1061,14 @@ function renderBasket() {
       );
     }
   }
-  if (!rows.length) rows.push(el('p', { class: 'basket-empty' }, t('sell.empty')));
+  if (!rows.length) {
+    rows.push(el('p', { class: 'basket-empty' }, t('sell.empty')));
+    // An empty till can resume a basket left open on another one (a till that died, a queue moved).
+    if (client.online && sessionReady.isOpen && !basketQueue.length) {
+      rows.push(el('div', { class: 'parked-entry' },
+        el('button', { type: 'button', id: 'parked-open', class: 'ghost' }, t('parked.open'))));
+    }
+  }
   list.replaceChildren(...rows);
   if (state.scrollToLastAdded) {
     state.scrollToLastAdded = false;
@@ -920,6 +1179,37 @@ function renderDone() {
   $('#receipt-number').textContent = sale.receipt_number;
   $('#done-total').textContent = formatMoney(sale.totals.total);
   $('#change-due').textContent = formatMoney(sale.change ?? 0);
+  $('#done-offline').hidden = !sale.offline;
+}
+
+function renderParked() {
+  const panel = $('#parked');
+  panel.hidden = !parked.open || state.screen !== 'sell' || basketHasLines();
+  if (panel.hidden) return;
+  const cashierName = (id) => state.auth?.cashiers?.find((cashier) => cashier.id === id)?.name ?? id;
+  const time = (iso) => {
+    const date = new Date(iso);
+    return Number.isNaN(date.getTime()) ? '' : date.toLocaleTimeString(getLang(), { hour: '2-digit', minute: '2-digit' });
+  };
+  let rows;
+  if (parked.loading) rows = [el('p', { class: 'no-results' }, t('parked.loading'))];
+  else if (!parked.baskets.length) rows = [el('p', { class: 'no-results' }, t('parked.none'))];
+  else {
+    rows = parked.baskets.map((basket) =>
+      el(
+        'button',
+        { type: 'button', class: 'parked-basket', dataset: { basketId: basket.id } },
+        el(
+          'span',
+          { class: 'result-name' },
+          el('strong', {}, t('parked.from', { till: basket.till, cashier: cashierName(basket.cashier) })),
+          el('small', {}, `${t('sell.items', { count: basket.items })} · ${time(basket.opened_at)}`),
+        ),
+        el('span', { class: 'money' }, formatMoney(basket.total)),
+      ),
+    );
+  }
+  $('#parked-list').replaceChildren(...rows);
 }
 
 // --- keyboard ---------------------------------------------------------------------------
@@ -973,6 +1263,7 @@ function onSellKey(event) {
     case 'Escape':
       disarmClear();
       closeSearch();
+      closeParked();
       break;
     default:
       // A key typed while a button has focus belongs to the scanner: send it to #scan.
@@ -1043,6 +1334,7 @@ function wireEvents() {
     if (result) addProduct(search.results[Number(result.dataset.index)]);
   });
   $('#basket').addEventListener('click', (event) => {
+    if (event.target.closest('#parked-open')) return openParkedBaskets();
     const button = event.target.closest('[data-action]');
     const line = event.target.closest('.basket-line');
     if (!button || !line) return;
@@ -1051,6 +1343,11 @@ function wireEvents() {
     else if (button.dataset.action === 'decrease') changeQuantity(lineId, -1);
     else if (button.dataset.action === 'remove') removeLine(lineId);
   });
+  $('#parked-list').addEventListener('click', (event) => {
+    const row = event.target.closest('[data-basket-id]');
+    if (row) takeOverBasket(row.dataset.basketId);
+  });
+  $('#parked-close').addEventListener('click', closeParked);
   $('#pay-cash').addEventListener('click', () => openPayment('cash'));
   $('#pay-card').addEventListener('click', () => openPayment('card'));
   $('#clear-basket').addEventListener('click', onClearBasketPressed);
@@ -1075,14 +1372,31 @@ function wireEvents() {
 
   client.addEventListener('authed', (event) => onAuthed(event.detail));
   client.addEventListener('offline', onOffline);
+  client.addEventListener('unreachable', onUnreachable);
+  client.addEventListener('event', (event) => catalogue.onEvent(event.detail.event));
+  ledger.addEventListener('change', renderStatus);
+  catalogue.addEventListener('change', renderStatus);
   client.addEventListener('invalid-token', onInvalidToken);
   // The browser noticed the network is back: do not wait for the backoff timer.
   window.addEventListener('online', () => client.reconnectNow());
 }
 
-function start() {
+/** The browser's own storage: outbox, receipt counter, catalogue copy. Selling online works without it. */
+async function openTillStorage() {
+  try {
+    const store = await TillStore.open();
+    ledger.attach(store);
+    catalogue.store = store;
+    await catalogue.loadSaved();
+  } catch (error) {
+    console.warn('no offline storage on this till', error);
+  }
+}
+
+async function start() {
   translatePage();
   wireEvents();
+  await openTillStorage();
   const pairCode = takePairCodeFromUrl();
   if (pairCode) {
     $('#pair-code').value = pairCode;

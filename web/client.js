@@ -1,11 +1,21 @@
-// The till's websocket client: one connection to /api/ws, `auth` first,
-// promise-based commands, automatic reconnection with backoff.
+// The till's websocket client: one connection at a time, to one node of the
+// store; `auth` first, then promise-based commands. It knows every node of the
+// store (`auth` lists them) and moves to another one as soon as its node stops
+// answering, so a cashier never needs to know which machine serves the till.
 
+const TICK_MS = 250;
+// A browser cannot see websocket pings, and a frozen node (power cut, no FIN)
+// closes nothing: the till pings when the link is quiet, and a node silent for
+// SILENCE_LIMIT_MS while we wait for an answer counts as dead.
+const PING_AFTER_QUIET_MS = 1000;
+const SILENCE_LIMIT_MS = 2000;
+// A node that is off the network leaves the socket "connecting" for minutes.
+const CONNECT_TIMEOUT_MS = 2000;
+// After a whole round of nodes failed, wait this long before the next round.
 const FIRST_RETRY_DELAY_MS = 500;
 const MAX_RETRY_DELAY_MS = 5000;
-// The protocol has no ping command, and a browser cannot see the server's
-// websocket pings: a command left unanswered this long means a dead link.
-const COMMAND_TIMEOUT_MS = 15000;
+const NODES_KEY = 'edge.nodes';
+const MAX_NODES = 16;
 
 /**
  * UUID v4 from crypto.getRandomValues: crypto.randomUUID() only exists in
@@ -28,42 +38,79 @@ export class CommandError extends Error {
   }
 }
 
+/** "http://10.0.0.5:8080" → "ws://10.0.0.5:8080/api/ws"; null for anything that is not an http(s) URL. */
+export function socketUrlOf(nodeUrl) {
+  let url;
+  try {
+    url = new URL(nodeUrl);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+  return `${url.protocol === 'https:' ? 'wss:' : 'ws:'}//${url.host}/api/ws`;
+}
+
+function sameUrl(a, b) {
+  return socketUrlOf(a) === socketUrlOf(b);
+}
+
+function loadSavedNodes() {
+  try {
+    const nodes = JSON.parse(localStorage.getItem(NODES_KEY) || '[]');
+    return Array.isArray(nodes) ? nodes.filter((node) => node && socketUrlOf(node.url)) : [];
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Events dispatched:
- *  - "authed"  (detail: the auth result) each time a connection is authenticated
- *  - "offline" each time a connection is lost (or could not be made)
- *  - "invalid-token" when the server no longer knows our token (the client then stops)
- *  - "event"   (detail: the pushed message) for subscribe_events pushes
+ *  - "authed"      (detail: the auth result) each time a connection is authenticated
+ *  - "offline"     when the authenticated connection is lost
+ *  - "unreachable" when a whole round of nodes failed: no node answers now
+ *  - "invalid-token" when every node refuses our token (the client then stops)
+ *  - "event"       (detail: the pushed message) for subscribe_events pushes
  */
 export class TillClient extends EventTarget {
-  constructor(url) {
+  /** `homeUrl`: the node that served the page (tried first, and kept as a fallback). */
+  constructor(homeUrl) {
     super();
-    this.url = url;
+    this.homeUrl = homeUrl;
+    this.nodes = this.withHome(loadSavedNodes());
+    this.nodeIndex = 0; // the home node first: it just served the page, so it is likely up
+    this.node = null; // {id, url} of the node serving us, once authenticated
     this.token = null;
     this.socket = null;
     this.authed = false;
     this.running = false;
     this.nextId = 1; // never reset: ids stay increasing across reconnects too
     this.pending = new Map(); // id -> {resolve, reject, sentAt}
+    this.pingPending = false;
+    this.lastHeardAt = 0;
+    this.connectStartedAt = 0;
+    this.attemptsThisRound = 0;
+    this.refusedTokenBy = new Set();
+    this.reachable = true; // false once a whole round of nodes failed, until one answers
     this.retryDelay = FIRST_RETRY_DELAY_MS;
     this.retryTimer = null;
-    this.watchdog = null;
+    this.ticker = null;
   }
 
   start(token) {
     this.token = token;
     this.running = true;
+    this.refusedTokenBy.clear();
     this.retryDelay = FIRST_RETRY_DELAY_MS;
+    this.attemptsThisRound = 0;
     this.connect();
-    // Look for stuck commands once a second (see COMMAND_TIMEOUT_MS).
-    this.watchdog ??= setInterval(() => this.checkStuckCommands(), 1000);
+    this.ticker ??= setInterval(() => this.tick(), TICK_MS);
   }
 
   stop() {
     this.running = false;
     clearTimeout(this.retryTimer);
-    clearInterval(this.watchdog);
-    this.watchdog = null;
+    clearInterval(this.ticker);
+    this.ticker = null;
     const socket = this.socket;
     this.dropConnection();
     if (socket) socket.close();
@@ -73,6 +120,7 @@ export class TillClient extends EventTarget {
   reconnectNow() {
     if (!this.running || this.socket) return;
     clearTimeout(this.retryTimer);
+    this.attemptsThisRound = 0;
     this.connect();
   }
 
@@ -88,6 +136,44 @@ export class TillClient extends EventTarget {
     return this.send(type, args);
   }
 
+  // --- the store's nodes ---
+
+  /** The page's own node is always worth a try, even if the nodes forget to list it. */
+  withHome(nodes) {
+    const list = nodes.slice(0, MAX_NODES);
+    if (this.homeUrl && !list.some((node) => sameUrl(node.url, this.homeUrl))) {
+      list.push({ id: null, url: this.homeUrl });
+    }
+    return list;
+  }
+
+  /**
+   * Takes the node list of an `auth` reply, remembers it across reloads, and
+   * finds ourselves in it. Nodes known before stay on the list, after the
+   * listed ones: a node that just started may not have met all its peers yet.
+   */
+  learnNodes(auth, connectedUrl) {
+    const listed = Array.isArray(auth.nodes)
+      ? auth.nodes
+        .filter((node) => node && typeof node.url === 'string' && socketUrlOf(node.url))
+        .map((node) => ({ id: node.id ?? null, url: node.url }))
+      : [];
+    if (!listed.length) return;
+    const isListed = (known) =>
+      listed.some((node) => sameUrl(node.url, known.url) || (known.id && node.id === known.id));
+    this.nodes = this.withHome([...listed, ...this.nodes.filter((known) => !isListed(known))]);
+    localStorage.setItem(NODES_KEY, JSON.stringify(this.nodes));
+    const myId = auth.node?.id;
+    let index = this.nodes.findIndex((node) => myId && node.id === myId);
+    if (index < 0) index = this.nodes.findIndex((node) => sameUrl(node.url, connectedUrl));
+    if (index < 0) {
+      // Reached through an address the node does not advertise: keep it, so we stay put.
+      this.nodes.unshift({ id: myId ?? null, url: connectedUrl });
+      index = 0;
+    }
+    this.nodeIndex = index;
+  }
+
   // --- internals ---
 
   send(type, args) {
@@ -99,32 +185,51 @@ export class TillClient extends EventTarget {
   }
 
   connect() {
-    const socket = new WebSocket(this.url);
+    const node = this.nodes[this.nodeIndex % this.nodes.length];
+    this.attemptsThisRound++;
+    const socket = new WebSocket(socketUrlOf(node.url));
     this.socket = socket;
-    socket.onopen = () => this.authenticate(socket);
-    socket.onmessage = (message) => this.receive(message.data);
-    socket.onclose = () => {
+    this.connectStartedAt = Date.now();
+    socket.onopen = () => {
+      this.lastHeardAt = Date.now();
+      this.authenticate(socket, node);
+    };
+    socket.onmessage = (message) => {
       if (this.socket !== socket) return;
-      this.dropConnection();
-      this.scheduleReconnect();
+      this.lastHeardAt = Date.now();
+      this.receive(message.data);
+    };
+    socket.onclose = () => {
+      if (this.socket === socket) this.failOver();
     };
     // onerror is always followed by onclose, which does the work.
   }
 
-  async authenticate(socket) {
+  async authenticate(socket, node) {
     try {
       const result = await this.send('auth', { token: this.token });
       if (this.socket !== socket) return;
+      this.learnNodes(result, node.url);
+      this.node = { id: result.node?.id ?? node.id, url: node.url };
       this.authed = true;
+      this.reachable = true;
+      this.refusedTokenBy.clear();
+      this.attemptsThisRound = 0;
       this.retryDelay = FIRST_RETRY_DELAY_MS;
       this.dispatchEvent(new CustomEvent('authed', { detail: result }));
     } catch (error) {
+      if (this.socket !== socket) return;
       if (error.code === 'invalid_token') {
-        this.stop();
-        this.dispatchEvent(new CustomEvent('invalid-token', { detail: error }));
-      } else if (this.socket === socket) {
-        this.abandon(socket); // anything else: treat as a failed connection and retry
+        // A node that never heard of this till may just lag behind the others
+        // (pairing not replicated yet): only a refusal by every node is final.
+        this.refusedTokenBy.add(socketUrlOf(node.url));
+        if (this.nodes.every((known) => this.refusedTokenBy.has(socketUrlOf(known.url)))) {
+          this.stop();
+          this.dispatchEvent(new CustomEvent('invalid-token', { detail: error }));
+          return;
+        }
       }
+      this.abandon(socket); // anything else: treat as a failed connection and move on
     }
   }
 
@@ -155,12 +260,13 @@ export class TillClient extends EventTarget {
     const wasAuthed = this.authed;
     this.socket = null;
     this.authed = false;
+    this.pingPending = false;
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const waiter of pending) {
       waiter.reject(new CommandError('disconnected', 'connection lost'));
     }
-    if (wasAuthed || pending.length) this.dispatchEvent(new Event('offline'));
+    if (wasAuthed) this.dispatchEvent(new Event('offline'));
   }
 
   /**
@@ -168,26 +274,54 @@ export class TillClient extends EventTarget {
    * take long on a dead link (the closing handshake has to time out first).
    */
   abandon(socket) {
-    this.dropConnection();
+    if (this.socket !== socket) return;
+    socket.onclose = null;
     socket.close();
-    this.scheduleReconnect();
+    this.failOver();
   }
 
-  scheduleReconnect() {
+  /** The connection failed or died: the next node at once, until a whole round failed; then back off. */
+  failOver() {
+    const wasAuthed = this.authed;
+    this.dropConnection();
     if (!this.running) return;
+    if (wasAuthed) this.attemptsThisRound = 0; // a fresh round, starting with the next node
+    this.nodeIndex = (this.nodeIndex + 1) % this.nodes.length;
+    if (this.attemptsThisRound < this.nodes.length) {
+      this.connect();
+      return;
+    }
+    if (this.reachable) {
+      this.reachable = false;
+      this.dispatchEvent(new Event('unreachable'));
+    }
     clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.connect(), this.retryDelay);
+    this.retryTimer = setTimeout(() => {
+      this.attemptsThisRound = 0;
+      this.connect();
+    }, this.retryDelay);
     this.retryDelay = Math.min(this.retryDelay * 2, MAX_RETRY_DELAY_MS);
   }
 
-  checkStuckCommands() {
-    if (!this.socket) return;
+  tick() {
+    const socket = this.socket;
+    if (!socket) return;
     const now = Date.now();
-    for (const waiter of this.pending.values()) {
-      if (now - waiter.sentAt > COMMAND_TIMEOUT_MS) {
-        this.abandon(this.socket);
-        return;
-      }
+    if (socket.readyState === WebSocket.CONNECTING) {
+      if (now - this.connectStartedAt > CONNECT_TIMEOUT_MS) this.abandon(socket);
+      return;
+    }
+    if (socket.readyState !== WebSocket.OPEN) return;
+    let oldestSentAt = Infinity;
+    for (const waiter of this.pending.values()) oldestSentAt = Math.min(oldestSentAt, waiter.sentAt);
+    if (oldestSentAt !== Infinity && now - Math.max(oldestSentAt, this.lastHeardAt) > SILENCE_LIMIT_MS) {
+      this.abandon(socket); // waiting for an answer, and the node has said nothing for too long
+    } else if (now - this.lastHeardAt >= PING_AFTER_QUIET_MS && !this.pingPending) {
+      this.pingPending = true;
+      this.send('ping', {}).then(
+        () => { this.pingPending = false; },
+        () => { this.pingPending = false; },
+      );
     }
   }
 }

@@ -11,6 +11,11 @@ const STRINGS = {
     'status.offline': 'Hors ligne — reconnexion…',
     'status.unpaired': 'Caisse non appairée',
     'status.pending': ({ count }) => `${count} en attente`,
+    'status.offlineWaiting': ({ count }) =>
+      `Hors ligne — ${count} ${count <= 1 ? 'vente' : 'ventes'} en attente`,
+    'status.salesToSend': ({ count }) => `${count} ${count <= 1 ? 'vente' : 'ventes'} à envoyer`,
+    'status.servedBy': 'Caisse servie par le serveur {node} ({url})',
+    'status.node': 'serveur {node}',
 
     'pair.title': 'Appairer cette caisse',
     'pair.help': 'Saisissez le code d’appairage donné par le responsable informatique du magasin.',
@@ -46,6 +51,13 @@ const STRINGS = {
     'sell.clearConfirm': 'Confirmer l’annulation ?',
     'sell.logout': 'Déconnexion',
 
+    'parked.open': 'Paniers en attente',
+    'parked.title': 'Paniers ouverts sur d’autres caisses',
+    'parked.close': 'Fermer',
+    'parked.loading': 'Chargement…',
+    'parked.none': 'Aucun panier en attente sur les autres caisses',
+    'parked.from': ({ till, cashier }) => `Caisse ${till} — ${cashier}`,
+
     'vat.rate': 'Taux',
     'vat.base': 'HT',
     'vat.vat': 'TVA',
@@ -71,6 +83,8 @@ const STRINGS = {
     'done.total': 'Total',
     'done.change': 'Rendu monnaie',
     'done.newSale': 'Nouvelle vente',
+    'done.offline': 'Hors ligne — la vente est gardée sur cette caisse et sera envoyée au serveur dès son retour.',
+    'done.noReceipt': 'Aucun ticket imprimé : pas d’imprimante hors ligne.',
 
     // Error codes: the server's ones (docs/protocol.md) and a few of the till's own.
     'error.unknown_barcode': ({ barcode }) => `CODE-BARRES INCONNU : ${barcode || '?'}`,
@@ -95,6 +109,13 @@ const STRINGS = {
     'error.network': 'Serveur injoignable',
     'error.choose_cashier': 'Touchez d’abord votre nom',
     'error.invalid_amount': 'Montant invalide',
+    'error.login_offline':
+      'Hors ligne : aucun serveur ne répond, personne ne peut se connecter pour le moment. Un caissier déjà connecté peut continuer à vendre.',
+    'error.no_offline_storage': 'Ce navigateur ne peut pas garder de vente hors ligne : attendez le retour du serveur',
+    'error.sale_not_sent': ({ receipt, detail }) =>
+      `Le serveur refuse la vente ${receipt} (${detail}) : elle reste gardée sur cette caisse, prévenez le responsable`,
+    'error.basket_closed_elsewhere': 'Ce ticket a été repris ou terminé sur une autre caisse',
+    'error.lines_dropped': ({ names }) => `Retiré du ticket, plus en vente : ${names}`,
   },
 
   en: {
@@ -106,6 +127,10 @@ const STRINGS = {
     'status.offline': 'Offline — reconnecting…',
     'status.unpaired': 'Till not paired',
     'status.pending': ({ count }) => `${count} pending`,
+    'status.offlineWaiting': ({ count }) => `Offline — ${count} ${count === 1 ? 'sale' : 'sales'} waiting`,
+    'status.salesToSend': ({ count }) => `${count} ${count === 1 ? 'sale' : 'sales'} to send`,
+    'status.servedBy': 'Till served by node {node} ({url})',
+    'status.node': 'node {node}',
 
     'pair.title': 'Pair this till',
     'pair.help': 'Type the pairing code given by the store’s IT person.',
@@ -141,6 +166,13 @@ const STRINGS = {
     'sell.clearConfirm': 'Confirm void?',
     'sell.logout': 'Log out',
 
+    'parked.open': 'Parked baskets',
+    'parked.title': 'Baskets open on other tills',
+    'parked.close': 'Close',
+    'parked.loading': 'Loading…',
+    'parked.none': 'No basket waiting on the other tills',
+    'parked.from': ({ till, cashier }) => `Till ${till} — ${cashier}`,
+
     'vat.rate': 'Rate',
     'vat.base': 'Net',
     'vat.vat': 'VAT',
@@ -166,6 +198,8 @@ const STRINGS = {
     'done.total': 'Total',
     'done.change': 'Change due',
     'done.newSale': 'New sale',
+    'done.offline': 'Offline — the sale is kept on this till and will be sent to the server when it is back.',
+    'done.noReceipt': 'No receipt printed: no printer while offline.',
 
     'error.unknown_barcode': ({ barcode }) => `UNKNOWN BARCODE: ${barcode || '?'}`,
     'error.unknown_product': 'Unknown product',
@@ -189,6 +223,13 @@ const STRINGS = {
     'error.network': 'Server unreachable',
     'error.choose_cashier': 'Tap your name first',
     'error.invalid_amount': 'Invalid amount',
+    'error.login_offline':
+      'Offline: no server answers, so nobody can sign in right now. A cashier already signed in can keep selling.',
+    'error.no_offline_storage': 'This browser cannot keep sales offline: wait for the server to come back',
+    'error.sale_not_sent': ({ receipt, detail }) =>
+      `The server refuses sale ${receipt} (${detail}): it stays on this till; tell your manager`,
+    'error.basket_closed_elsewhere': 'This basket was resumed or finished on another till',
+    'error.lines_dropped': ({ names }) => `Removed from the basket, no longer on sale: ${names}`,
   },
 };
 

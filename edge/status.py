@@ -1,0 +1,90 @@
+"""`edge status`: how a node stands, read from its data folder (running or not).
+
+It only reads the SQLite file. Each part is a section registered with
+`@section(name)`: a function of the config and a read connection returning a
+dict (or None to leave it out), so other parts of the node add their own.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from edge.config import Config
+
+Section = Callable[[Config, sqlite3.Connection], dict[str, Any] | None]
+SECTIONS: dict[str, Section] = {}
+
+
+def section(name: str) -> Callable[[Section], Section]:
+    def register(function: Section) -> Section:
+        SECTIONS[name] = function
+        return function
+
+    return register
+
+
+@section("node")
+def _node(config: Config, db: sqlite3.Connection) -> dict[str, Any]:
+    node_file = config.data_dir / "node-id"
+    events, origins = db.execute("SELECT COUNT(*), COUNT(DISTINCT origin) FROM events").fetchone()
+    return {
+        "store": config.store_id,
+        "node": node_file.read_text().strip() if node_file.exists() else None,
+        "data": str(config.data_dir.resolve()),
+        "journal_events": events,
+        "origins": origins,
+    }
+
+
+@section("headoffice")
+def _headoffice(config: Config, db: sqlite3.Connection) -> dict[str, Any]:
+    from edge.sync import unsent
+
+    if not config.headoffice_url or not config.headoffice_enabled:
+        return {"state": "disabled"}
+    try:
+        row = db.execute(
+            "SELECT acknowledged_position, last_attempt, last_success, last_error, last_error_at "
+            "FROM headoffice_sync WHERE id = 1"
+        ).fetchone()
+        backlog, oldest = unsent(db)
+    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
+        return {"url": config.headoffice_url, "state": "never run"}
+    failing = bool(row["last_error_at"]) and (row["last_error_at"] > (row["last_success"] or ""))
+    return {
+        "url": config.headoffice_url,
+        "state": "failing" if failing else ("ok" if row["last_success"] else "waiting"),
+        "backlog_events": backlog,
+        "oldest_unsent": oldest,
+        "last_success": row["last_success"],
+        "last_error": row["last_error"],
+        "last_error_at": row["last_error_at"],
+    }
+
+
+def collect_status(config: Config) -> dict[str, dict[str, Any]]:
+    db = sqlite3.connect(config.database, timeout=10)
+    db.row_factory = sqlite3.Row
+    try:
+        db.execute("PRAGMA query_only = ON")
+        status = {}
+        for name, function in SECTIONS.items():
+            part = function(config, db)
+            if part is not None:
+                status[name] = part
+        return status
+    finally:
+        db.close()
+
+
+def format_status(status: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for name, part in status.items():
+        lines.append(f"{name}:")
+        width = max(len(key) for key in part)
+        for key, value in part.items():
+            shown = "-" if value is None else value
+            lines.append(f"  {key.replace('_', ' '):<{width}}  {shown}")
+    return "\n".join(lines)

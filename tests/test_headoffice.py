@@ -1,0 +1,228 @@
+"""Head office keeps each event once, checks every chain on arrival, and lets in only stores.
+
+Storage and HTTP, against SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gzip
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+from conftest import node_of
+from headoffice_support import CertificateAuthority, HeadOffice, store_node, wait_for
+from test_sync_outage import own_events, sell_in_bulk, settled
+
+from edge.chain import ChainHead, Event
+from edge.headoffice.catalogue import catalogue_changes, delist, import_catalogue_csv
+from edge.headoffice.protocol import PULL_PATH, PUSH_PATH
+from edge.headoffice.server import HeadOfficeServer
+from edge.headoffice.storage import HeadOfficeStorage
+
+STORE = "paris-11"
+
+
+def chain(origin: str, count: int) -> list[Event]:
+    events, head = [], ChainHead()
+    for number in range(1, count + 1):
+        event = head.next(origin, "sale_completed", {"id": f"s{number}", "total": number})
+        head = ChainHead(event.seq, event.hash)
+        events.append(event)
+    return events
+
+
+def positioned(events: list[Event], first: int = 1) -> list[tuple[int, Event]]:
+    return list(enumerate(events, start=first))
+
+
+@pytest.fixture
+async def storage(headoffice_db: str) -> AsyncIterator[HeadOfficeStorage]:
+    storage = HeadOfficeStorage(headoffice_db)
+    await storage.open()
+    await storage.add_store(STORE, "Paris 11")
+    yield storage
+    await storage.close()
+
+
+async def test_each_event_is_kept_once_and_repeats_are_acknowledged(
+    storage: HeadOfficeStorage,
+) -> None:
+    events = chain("n1", 5)
+    first = await storage.receive(STORE, "n1", positioned(events[:3]))
+    assert (first.acknowledged, first.stored, first.duplicates) == (3, 3, 0)
+    again = await storage.receive(STORE, "n1", positioned(events[:4]))
+    assert (again.acknowledged, again.stored, again.duplicates) == (4, 1, 3)
+    # The same events forwarded by another node, at its own positions.
+    forwarded = await storage.receive(STORE, "n2", positioned(events, first=70))
+    assert (forwarded.acknowledged, forwarded.stored, forwarded.duplicates) == (74, 1, 4)
+    assert await storage.events(STORE) == events
+
+
+async def test_a_conflicting_event_is_parked_not_stored_and_the_rest_goes_on(
+    storage: HeadOfficeStorage,
+) -> None:
+    events = chain("n1", 4)
+    others = chain("n2", 2)
+    await storage.receive(STORE, "n1", positioned(events[:2]))
+    forged = dataclasses.replace(events[1], body={"id": "s2", "total": 1})  # hash no longer fits
+    fork = chain("n1", 2)[1]  # a well-formed rival of n1#2: a node restored from a backup?
+    batch = [(10, forged), (11, fork), (12, others[0]), (13, events[2]), (14, others[1])]
+    receipt = await storage.receive(STORE, "n1", batch)
+    assert receipt.acknowledged == 14 and receipt.gap is None
+    assert receipt.conflicts == ["n1#2: hash does not match its content",
+                                 "n1#2: differs from the event head office holds"]
+    assert receipt.stored == 3
+    assert await storage.events(STORE, "n1") == events[:3]
+    assert await storage.events(STORE, "n2") == others
+    parked = await storage.conflicts(STORE)
+    assert {(row["origin"], row["seq"], row["hash"]) for row in parked} == {
+        ("n1", 2, forged.hash), ("n1", 2, fork.hash)}
+
+
+async def test_a_tampered_next_event_is_refused(storage: HeadOfficeStorage) -> None:
+    events = chain("n1", 2)
+    await storage.receive(STORE, "n1", positioned(events[:1]))
+    tampered = dataclasses.replace(events[1], body={"id": "s2", "total": 999})
+    receipt = await storage.receive(STORE, "n1", [(2, tampered)])
+    assert receipt.stored == 0
+    assert receipt.conflicts == ["n1#2: hash does not match its content"]
+    assert await storage.events(STORE) == events[:1]
+
+
+async def test_a_gap_stops_the_batch_and_asks_for_what_is_missing(
+    storage: HeadOfficeStorage,
+) -> None:
+    events = chain("n1", 6)
+    await storage.receive(STORE, "n1", positioned(events[:2]))
+    receipt = await storage.receive(STORE, "n1", [(20, events[2]), (21, events[4]),
+                                                  (22, events[5])])
+    assert receipt.acknowledged == 20 and receipt.stored == 1
+    assert receipt.gap is not None and receipt.gap["expected_seq"] == 4
+    assert len(await storage.events(STORE)) == 3
+
+
+async def test_two_nodes_pushing_the_same_origin_at_once_store_it_once(
+    storage: HeadOfficeStorage,
+) -> None:
+    events = chain("n1", 300)
+    receipts = await asyncio.gather(*(storage.receive(STORE, node, positioned(events))
+                                      for node in ("n1", "n2", "n3")))
+    assert sum(r.stored for r in receipts) == 300
+    assert sum(r.duplicates for r in receipts) == 600
+    assert await storage.events(STORE) == events
+
+
+async def test_catalogue_imports_only_what_changed(storage: HeadOfficeStorage) -> None:
+    header = "id,barcode,name,price,vat_rate,category\n"
+    one = header + "p1,2000001000014,Baguette,120,550,Pain\np2,2000002000013,Croissant,115,550,\n"
+    assert str(await import_catalogue_csv(storage, one)) == "2 new, 0 changed, 0 delisted"
+    assert str(await import_catalogue_csv(storage, one)) == "0 new, 0 changed, 0 delisted"
+    partial = header + "p3,2000003000012,Pain au chocolat,125,550,Viennoiserie\n"
+    summary = await import_catalogue_csv(storage, partial, keep_missing=True)
+    assert str(summary) == "1 new, 0 changed, 0 delisted"
+    assert await delist(storage, ["p2", "p2", "nope"]) == 1
+    events = await storage.catalogue_after(0, 100)
+    assert [(e.seq, e.type, e.body["id"]) for e in events] == [
+        (1, "product_upserted", "p1"), (2, "product_upserted", "p2"),
+        (3, "product_upserted", "p3"), (4, "product_delisted", "p2")]
+    assert all(e.origin == storage.origin for e in events)
+    assert [e.seq for e in await storage.catalogue_after(2, 1)] == [3]
+    # Relisting a delisted product is a change too.
+    assert catalogue_changes([{"id": "p2", "barcode": "2000002000013", "name": "Croissant",
+                               "price": 115, "vat_rate": 550, "category": ""}],
+                             {p["id"]: p for p in await storage.products()},
+                             keep_missing=True)[0][0] == "product_upserted"
+
+
+# HTTP: only stores get in, and only well-formed batches
+
+@pytest.fixture
+async def headoffice_server(
+    headoffice_db: str, ca: CertificateAuthority
+) -> AsyncIterator[tuple[HeadOfficeServer, str, aiohttp.ClientSession]]:
+    headoffice = HeadOffice(headoffice_db, ca)
+    server = await headoffice.start()
+    token = await server.storage.add_store(STORE)
+    connector = aiohttp.TCPConnector(ssl=ca.client_context())
+    async with aiohttp.ClientSession(connector=connector) as session:
+        yield server, token, session
+    await headoffice.stop()
+
+
+async def post(session: aiohttp.ClientSession, server: HeadOfficeServer, path: str,
+               body: bytes, **headers: str) -> tuple[int, dict]:
+    async with session.post(f"https://127.0.0.1:{server.port}{path}", data=body,
+                            headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def test_only_a_store_with_its_token_gets_in(headoffice_server) -> None:
+    server, token, session = headoffice_server
+    body = orjson.dumps({"vector": {}})
+    status, answer = await post(session, server, PULL_PATH, body)
+    assert (status, answer["error"]["code"]) == (401, "invalid_token")
+    status, answer = await post(session, server, PULL_PATH, body, Authorization="Bearer nope")
+    assert (status, answer["error"]["code"]) == (401, "invalid_token")
+    status, answer = await post(session, server, PULL_PATH, body,
+                                Authorization=f"Bearer {token}", **{"Edge-Store": "lyon-2"})
+    assert status == 403 and "belongs to store 'paris-11'" in answer["error"]["message"]
+    status, answer = await post(session, server, PULL_PATH, body, Authorization=f"Bearer {token}")
+    assert status == 200 and answer == {"origin": server.storage.origin, "events": [],
+                                        "more": False}
+    # A new token replaces the old one.
+    new_token = await server.storage.add_store(STORE)
+    status, _ = await post(session, server, PULL_PATH, body, Authorization=f"Bearer {token}")
+    assert status == 401
+    status, _ = await post(session, server, PULL_PATH, body,
+                           Authorization=f"Bearer {new_token}")
+    assert status == 200
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    (b"not json", "not JSON"),
+    (b'{"node": "n1", "events": []}', "1 to 5000 events"),
+    (b'{"events": [{"seq": 1}]}', "'node'"),
+    (b'{"node": "n1", "events": [{"position": 1, "seq": 1}]}', "events[0] is not an event"),
+])
+async def test_a_malformed_batch_is_refused_whole(headoffice_server, body: bytes,
+                                                  words: str) -> None:
+    server, token, session = headoffice_server
+    status, answer = await post(session, server, PUSH_PATH, gzip.compress(body),
+                                Authorization=f"Bearer {token}", **{"Content-Encoding": "gzip"})
+    assert status == 400 and words in answer["error"]["message"]
+
+
+async def test_positions_must_increase_within_a_batch(headoffice_server) -> None:
+    server, token, session = headoffice_server
+    items = [{"position": 5, **e.as_dict()} for e in chain("n1", 2)]
+    body = orjson.dumps({"node": "n1", "events": items})
+    status, answer = await post(session, server, PUSH_PATH, body, Authorization=f"Bearer {token}")
+    assert status == 400 and "positions must increase" in answer["error"]["message"]
+    assert await server.storage.events(STORE) == []
+
+
+async def test_a_head_office_restored_from_an_old_backup_gets_the_missing_events_again(
+    tmp_path: Path, headoffice_db: str, ca: CertificateAuthority
+) -> None:
+    headoffice = HeadOffice(headoffice_db, ca)
+    server = await headoffice.start()
+    try:
+        token = await server.storage.add_store("demo-boulangerie")
+        async with store_node(tmp_path / "a", headoffice.url, token, ca) as node:
+            journal = node_of(node).journal
+            await sell_in_bulk(journal, ["T11"], 200)
+            await wait_for(lambda: settled(node), 30, "the first upload")
+            async with server.storage.db.transaction() as tx:  # the restore loses the tail
+                await tx.execute("DELETE FROM events WHERE seq > 100")
+            await sell_in_bulk(journal, ["T11"], 20)
+            await wait_for(lambda: settled(node), 30, "the node to fill the hole")
+            received = await server.storage.events("demo-boulangerie", journal.origin)
+            assert [(e.seq, e.hash) for e in received] == [
+                (e.seq, e.hash) for e in await own_events(journal)]
+    finally:
+        await headoffice.stop()
