@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync = sub.add_parser("sync", help="sync with head office now, showing progress")
     with_store_options(sync)
 
-    status = sub.add_parser("status", help="how this node stands: journal, head-office sync")
+    status = sub.add_parser("status", help="how this node stands: journal, peers, head-office sync")
     with_store_options(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
 

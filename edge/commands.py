@@ -16,6 +16,7 @@ from edge.messages import (
     INVALID_FIELD,
     MANAGER_REQUIRED,
     NO_PRINTER,
+    UNKNOWN_PRINTER,
     EdgeError,
     event_message,
 )
@@ -191,11 +192,17 @@ async def sale_complete(conn: Connection, args: CompleteArgs) -> dict[str, Any]:
         _seller(conn),
         args.basket_id,
         [tender.__dict__ for tender in args.tenders],
-        conn.node.printer_for(_seller(conn).till),
         receipt_no=args.receipt_no,
     )
     conn.node.metrics.sales += 1
-    return sale
+    printer = await print_jobs.receipt_printer(conn.node.journal, sale["id"])
+    return {**sale, "print": _where(conn, printer) if printer else None}
+
+
+def _where(conn: Connection, printer: print_jobs.PrinterRef) -> dict[str, Any]:
+    """A printer as the till sees it: may it print there now?"""
+    return {"printer": printer.name, "node": printer.node,
+            "reachable": conn.node.reaches(printer.node)}
 
 
 @dataclass(frozen=True)
@@ -322,16 +329,19 @@ async def unsubscribe_events(conn: Connection, args: UnsubscribeArgs) -> None:
     unsubscribe()
 
 
-def _printers(conn: Connection) -> dict[str, Any]:
+async def _printers(conn: Connection) -> dict[str, Any]:
     assert conn.till is not None
     node = conn.node
-    return {"printer": node.printer_for(conn.till["code"]),
-            "printers": node.print_queue.statuses()}
+    mine = await print_jobs.route_for(node.journal, conn.till["code"])
+    everywhere = await print_jobs.store_printers(node.journal)
+    return {"printer": mine.name if mine else None,
+            "printers": node.print_queue.statuses(),
+            "store_printers": [{**p, "reachable": node.reaches(p["node"])} for p in everywhere]}
 
 
-def _till_printer(conn: Connection) -> str:
+async def _till_printer(conn: Connection) -> print_jobs.PrinterRef:
     assert conn.till is not None
-    printer = conn.node.printer_for(conn.till["code"])
+    printer = await print_jobs.route_for(conn.node.journal, conn.till["code"])
     if printer is None:
         raise EdgeError(NO_PRINTER, f"no printer is set up for till {conn.till['code']}")
     return printer
@@ -339,7 +349,7 @@ def _till_printer(conn: Connection) -> str:
 
 @command("printer/status", NoArgs, access="till")
 async def printer_status(conn: Connection, args: NoArgs) -> dict[str, Any]:
-    return _printers(conn)
+    return await _printers(conn)
 
 
 @command("printer/subscribe", NoArgs, access="till")
@@ -351,19 +361,31 @@ async def printer_subscribe(conn: Connection, args: NoArgs) -> dict[str, Any]:
         conn.send(event_message(subscription, {"type": "printer_status", "printer": status}))
 
     conn.subscriptions[subscription] = conn.node.print_queue.add_status_listener(push)
-    return _printers(conn)
+    return await _printers(conn)
 
 
 @dataclass(frozen=True)
 class ReprintArgs:
     sale_id: str = client_id()
+    printer: str | None = field(default=None, metadata=limits(min=1, max_length=64))
+    node: str | None = field(default=None, metadata=limits(min=1, max_length=64))
 
 
 @command("printer/reprint", ReprintArgs)
 async def printer_reprint(conn: Connection, args: ReprintArgs) -> dict[str, Any]:
-    return await print_jobs.request_reprint(
-        conn.node.journal, _till_printer(conn), args.sale_id, _seller(conn).cashier
-    )
+    journal = conn.node.journal
+    if (args.printer is None) != (args.node is None):
+        raise EdgeError(INVALID_FIELD, "give both 'printer' and 'node', or neither")
+    if args.printer is None:
+        printer = await _till_printer(conn)
+    else:
+        printer = print_jobs.PrinterRef(str(args.node), args.printer)
+        known = await print_jobs.store_printers(journal)
+        if not any((p["node"], p["name"]) == (printer.node, printer.name) for p in known):
+            raise EdgeError(UNKNOWN_PRINTER, f"no printer {printer.name} on node {printer.node}")
+    job = await print_jobs.request_reprint(journal, printer, args.sale_id,
+                                           _seller(conn).cashier, instead=args.printer is not None)
+    return {**job, "reachable": conn.node.reaches(printer.node)}
 
 
 @dataclass(frozen=True)
@@ -380,5 +402,5 @@ async def drawer_open(conn: Connection, args: DrawerArgs) -> dict[str, Any]:
     if not args.reason.strip():
         raise EdgeError(INVALID_FIELD, "'reason' must say why the drawer is opened")
     return await print_jobs.request_drawer(
-        conn.node.journal, _till_printer(conn), args.reason.strip(), _seller(conn).cashier
+        conn.node.journal, await _till_printer(conn), args.reason.strip(), _seller(conn).cashier
     )

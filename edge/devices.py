@@ -218,18 +218,6 @@ def make_printer(config: PrinterConfig, data_dir: Path, usb_backend: Any = None)
     return FilePrinter(config.path or data_dir / f"printer-{config.name}")
 
 
-def printer_for(printers: tuple[PrinterConfig, ...], till: str) -> str | None:
-    """The printer a till's receipts go to.
-
-    The printer that lists the till in `tills`; else the first printer that
-    lists no tills (with one printer and no lists: that one, for every till).
-    """
-    for printer in printers:
-        if till in printer.tills:
-            return printer.name
-    return next((printer.name for printer in printers if not printer.tills), None)
-
-
 def status_json(config: PrinterConfig, device: Printer, status: PrinterStatus) -> dict[str, Any]:
     return {
         "name": config.name,

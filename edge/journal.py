@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -83,6 +83,14 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+Params = Iterable[Any] | Mapping[str, Any]
+
+
+def _bind(params: Params) -> tuple[Any, ...] | Mapping[str, Any]:
+    """Positional (`?`) or named (`:name`) parameters, as sqlite3 takes them."""
+    return params if isinstance(params, Mapping) else tuple(params)
+
+
 def _row_event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
     origin, seq, event_id, time, type_, body, prev_hash, hash_ = tuple(row)
     return Event(origin, seq, event_id, time, type_, orjson.loads(body), prev_hash, hash_)
@@ -95,6 +103,11 @@ class Tx:
         self._journal = journal
         self.db = db
         self.events: list[Event] = []
+
+    @property
+    def origin(self) -> str:
+        """This node: the origin of what `append` writes."""
+        return self._journal.origin
 
     def append(self, type_: str, body: dict[str, Any]) -> Event:
         """Write a new event of this node's origin and apply its projections."""
@@ -156,11 +169,11 @@ class Tx:
         self.events.append(event)
         return True
 
-    def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
-        return self.db.execute(sql, tuple(params)).fetchone()
+    def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        return self.db.execute(sql, _bind(params)).fetchone()
 
-    def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        return self.db.execute(sql, tuple(params)).fetchall()
+    def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        return self.db.execute(sql, _bind(params)).fetchall()
 
 
 class Journal:
@@ -312,12 +325,12 @@ class Journal:
             raise
         return outcomes, committed
 
-    async def read_one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
-        rows = await self._reader_db.execute_fetchall(sql, tuple(params))
+    async def read_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        rows = await self._reader_db.execute_fetchall(sql, _bind(params))
         return next(iter(rows), None)  # type: ignore[arg-type]
 
-    async def read_all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        return list(await self._reader_db.execute_fetchall(sql, tuple(params)))  # type: ignore[arg-type]
+    async def read_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        return list(await self._reader_db.execute_fetchall(sql, _bind(params)))  # type: ignore[arg-type]
 
     async def events(self, origin: str | None = None) -> AsyncIterator[Event]:
         """Every event, per origin in seq order."""

@@ -165,6 +165,18 @@ MIGRATIONS: list[str] = [
     ALTER TABLE print_jobs ADD COLUMN drawer_opened INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX print_jobs_waiting ON print_jobs (node, printer, status);
     """,
+    # 5: every printer of the store, on every node (edge/print_jobs.py), so a
+    # till's receipt goes to its printer whichever node the till is on.
+    """
+    CREATE TABLE store_printers (
+        node TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        tills TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (node, name)
+    );
+    """,
 ]
 
 

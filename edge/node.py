@@ -16,7 +16,7 @@ from typing import Any
 
 from edge import (
     commands,  # noqa: F401  (registers the till commands)
-    devices,
+    print_jobs,
 )
 from edge.config import Config
 from edge.demo import seed_demo_store
@@ -84,6 +84,10 @@ class Node:
             raise
         if self.config.demo:
             await seed_demo_store(self.journal)
+        await print_jobs.announce_printers(self.journal, [
+            {"name": p.name, "kind": p.kind, "tills": list(p.tills)}
+            for p in self.config.all_printers()
+        ])
         self.journal.add_listener(self.print_queue.on_events)
         self._tasks.append(asyncio.create_task(self.print_queue.run(), name="print-queue"))
         await self.print_queue.first_statuses(within=2.0)
@@ -125,6 +129,6 @@ class Node:
         """Every node of the store a till can fail over to, this one first."""
         return self.peers.nodes()
 
-    def printer_for(self, till: str) -> str | None:
-        """The printer a till's receipts go to (the config's `tills`, else the default one)."""
-        return devices.printer_for(self.config.all_printers(), till)
+    def reaches(self, node_id: str) -> bool:
+        """Can work for that node be done now: is it this node or a connected peer?"""
+        return node_id == self.node_id or self.peers.is_connected(node_id)

@@ -141,6 +141,10 @@ class Peers:
         known += [{"id": None, "url": url} for url in self._dialers if url not in listed]
         return known
 
+    def is_connected(self, node_id: str) -> bool:
+        state = self.state.get(node_id)
+        return state is not None and state.links > 0
+
     async def status(self) -> list[dict[str, Any]]:
         vector = await self.journal.version_vector()
         return [state.as_dict(vector) for state in self.state.values()]

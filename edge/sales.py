@@ -9,11 +9,11 @@ through one node or several.
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from typing import Any
 
 import orjson
 
+from edge import print_jobs
 from edge.baskets import Seller, close_basket, require_open_basket
 from edge.chain import Event
 from edge.journal import Journal, Tx, projection
@@ -34,7 +34,6 @@ async def complete_sale(
     seller: Seller,
     basket_id: str,
     tenders: list[dict[str, Any]],
-    printer: str | None,
     receipt_no: int | None = None,
 ) -> dict[str, Any]:
     """Sell the till's open basket. `receipt_no` is the till's own numbering."""
@@ -61,18 +60,10 @@ async def complete_sale(
             "change": change,
         }
         event = tx.append("sale_completed", body)
+        printer = print_jobs.route(tx, seller.till)
         if printer is not None:
-            tx.append(
-                "print_requested",
-                {
-                    "job_id": str(uuid.uuid4()),
-                    "printer": printer,
-                    "node": journal.origin,
-                    "kind": "receipt",
-                    "sale_id": basket_id,
-                    "open_drawer": any(t["method"] == "cash" for t in tenders),
-                },
-            )
+            cash = any(t["method"] == "cash" for t in tenders)
+            print_jobs.request_receipt(tx, printer, basket_id, open_drawer=cash)
         return _sale_json(body, event.time, event.hash)
 
     return await journal.write(work)

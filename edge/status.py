@@ -64,6 +64,54 @@ def _headoffice(config: Config, db: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
+@section("peers")
+def _peers(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
+    """The store's other nodes: what this journal holds of each, and the live link if up."""
+    node_file = config.data_dir / "node-id"
+    me = node_file.read_text().strip() if node_file.exists() else None
+    rows = db.execute(
+        """SELECT origin, seq, time FROM events AS e WHERE seq = (
+               SELECT MAX(seq) FROM events WHERE origin = e.origin)
+           AND origin != ? AND origin NOT LIKE 'headoffice%' ORDER BY origin""",
+        (me or "",),
+    ).fetchall()
+    live = _live_peers(config)
+    if not rows and not live and not config.peer_urls:
+        return None
+    peers: dict[str, Any] = {}
+    for row in rows:
+        peers[row["origin"]] = f"last event #{row['seq']} at {row['time']}"
+    for peer in live or []:
+        link = "connected" if peer["connected"] else "NOT CONNECTED"
+        ago = peer["last_contact_s_ago"]
+        contact = "never" if ago is None else f"{ago} s ago"
+        lag = "" if peer["lag_events"] is None else f", lacks {peer['lag_events']} event(s)"
+        held = peers.get(peer["node_id"], "no events yet")
+        peers[peer["node_id"]] = f"{link} ({peer['url']}), last contact {contact}{lag}; {held}"
+    if live is None:
+        peers["link state"] = "unknown: this node is not running (or not on its configured port)"
+    return peers
+
+
+def _live_peers(config: Config) -> list[dict[str, Any]] | None:
+    """The running node's own view of its peer links, from its /healthz."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    url_file = config.data_dir / "till-url"
+    base = url_file.read_text().strip() if url_file.exists() else f"{config.public_url()}/"
+    parts = urllib.parse.urlsplit(base)
+    if parts.hostname and parts.hostname.endswith(".local"):
+        # The shop-network name; from the node itself, loopback is surer.
+        base = parts._replace(netloc=f"127.0.0.1:{parts.port}").geturl()
+    try:
+        with urllib.request.urlopen(f"{base.rstrip('/')}/healthz", timeout=2) as reply:
+            return json.load(reply).get("peers", [])
+    except (OSError, ValueError):
+        return None
+
+
 def collect_status(config: Config) -> dict[str, dict[str, Any]]:
     db = sqlite3.connect(config.database, timeout=10)
     db.row_factory = sqlite3.Row

@@ -163,6 +163,10 @@ class EdgeProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"edge-{port}.log"
 
+    @property
+    def node_id(self) -> str:
+        return (self.data_dir / "node-id").read_text().strip()
+
     def start(self, timeout: float = 20) -> None:
         args = [*EDGE, "serve", "--host", "127.0.0.1", "--port", str(self.port),
                 "--data", str(self.data_dir), *self.extra]
@@ -211,7 +215,8 @@ STORE_KEY = "0f4c1e5b9a7d3c2e8f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e"
 
 
 def store_node_config(folder: Path, peer_urls: list[str], key: str = STORE_KEY,
-                      store_id: str = "demo-boulangerie", advertise: bool = False) -> Path:
+                      store_id: str = "demo-boulangerie", advertise: bool = False,
+                      more: str = "") -> Path:
     """A config file for one node of a multi-node demo store (peers listed, no mDNS)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "store.key").write_text(key + "\n")
@@ -219,7 +224,7 @@ def store_node_config(folder: Path, peer_urls: list[str], key: str = STORE_KEY,
     config = folder / "edge.toml"
     config.write_text(
         f'[store]\nid = "{store_id}"\nkey_file = "store.key"\ndemo = true\n'
-        f"[server]\nadvertise = {str(advertise).lower()}\n[peers]\nurls = [{urls}]\n"
+        f"[server]\nadvertise = {str(advertise).lower()}\n[peers]\nurls = [{urls}]\n{more}"
     )
     return config
 

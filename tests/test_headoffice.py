@@ -18,7 +18,7 @@ from conftest import node_of
 from headoffice_support import CertificateAuthority, HeadOffice, store_node, wait_for
 from test_sync_outage import own_events, sell_in_bulk, settled
 
-from edge.chain import ChainHead, Event
+from edge.chain import ChainHead, Event, event_hash
 from edge.headoffice.catalogue import catalogue_changes, delist, import_catalogue_csv
 from edge.headoffice.protocol import PULL_PATH, PUSH_PATH
 from edge.headoffice.server import HeadOfficeServer
@@ -115,6 +115,18 @@ async def test_two_nodes_pushing_the_same_origin_at_once_store_it_once(
     assert sum(r.stored for r in receipts) == 300
     assert sum(r.duplicates for r in receipts) == 600
     assert await storage.events(STORE) == events
+
+
+async def test_a_sale_recorded_by_two_nodes_is_one_sale(storage: HeadOfficeStorage) -> None:
+    # A till resent to node n2 a sale n1 acknowledged and never passed on.
+    first, again = chain("n1", 3), chain("n2", 1)
+    again[0] = dataclasses.replace(again[0], body={"id": "s2", "total": 2})
+    again[0] = dataclasses.replace(again[0], hash=event_hash(
+        "n2", 1, again[0].id, again[0].time, again[0].type, again[0].body, again[0].prev_hash))
+    await storage.receive(STORE, "n2", positioned(again))
+    await storage.receive(STORE, "n1", positioned(first))
+    assert len(await storage.events(STORE)) == 4
+    assert await storage.sale_ids(STORE) == ["s1", "s2", "s3"]
 
 
 async def test_catalogue_imports_only_what_changed(storage: HeadOfficeStorage) -> None:

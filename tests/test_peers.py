@@ -7,10 +7,11 @@ import contextlib
 import json
 import random
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import aiohttp
-from conftest import STORE_KEY, EdgeProcess, StoreNodes, free_port, store_node_config
+from conftest import EDGE, STORE_KEY, EdgeProcess, StoreNodes, free_port, store_node_config
 
 from edge.chain import event_hash
 from edge.peers import proof
@@ -87,6 +88,12 @@ async def test_two_nodes_replicate_both_ways(store_nodes) -> None:
         peers = (await response.json())["peers"]
     assert [p["connected"] for p in peers] == [True]
     assert peers[0]["url"] == b.url
+    status = await asyncio.to_thread(
+        subprocess.run, [*EDGE, "status", *a.extra, "--data", str(a.data_dir)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert status.returncode == 0, status.stderr
+    assert f"{b.node_id}  connected ({b.url}), last contact" in status.stdout
 
 
 async def test_killed_node_tills_carry_on_elsewhere_and_all_converge(store_nodes) -> None:
@@ -304,3 +311,66 @@ async def test_nodes_on_one_network_find_each_other_by_zeroconf(tmp_path: Path) 
     finally:
         for node in nodes:
             node.stop()
+
+
+async def test_a_receipt_prints_on_the_tills_printer_on_another_node(tmp_path: Path) -> None:
+    ports = [free_port(), free_port()]
+    counter = tmp_path / "n0" / "counter"
+    nodes = []
+    for number, port in enumerate(ports):
+        other = ports[1 - number]
+        more = f'[[printers]]\nname = "comptoir"\npath = "{counter}"\ntills = ["T01"]\n' \
+            if number == 0 else ""
+        config = store_node_config(tmp_path / f"n{number}", [f"http://127.0.0.1:{other}"],
+                                   more=more)
+        nodes.append(EdgeProcess(tmp_path / f"n{number}" / "data", port,
+                                 ["--config", str(config)]))
+    a, b = nodes
+    for node in nodes:
+        node.start()
+    try:
+        token = await pair(b)
+        await wait_for_till(a, token)
+        async with TillClient([b.url], token, "alice", "1234") as till:
+            for _ in range(100):  # until b has heard of a's printer
+                if (await till.call("printer/status"))["printer"] == "comptoir":
+                    break
+                await asyncio.sleep(0.05)
+            sale = await till.sell(BARCODES[:1], 200)
+            assert sale["print"] == {"printer": "comptoir", "node": a.node_id, "reachable": True}
+            await printed(counter, sale["receipt_number"])
+
+            a.kill()
+            for _ in range(100):  # until b notices
+                status = await till.call("printer/status")
+                if not next(p for p in status["store_printers"]
+                            if p["name"] == "comptoir")["reachable"]:
+                    break
+                await asyncio.sleep(0.05)
+            stranded = await till.sell(BARCODES[:1], 200)
+            assert stranded["print"]["reachable"] is False
+            fallback = next(p for p in status["store_printers"] if p["node"] == b.node_id)
+            await till.call("printer/reprint", sale_id=stranded["id"],
+                            printer=fallback["name"], node=b.node_id)
+            await printed(b.data_dir / "printer", stranded["receipt_number"], "DUPLICATA")
+        a.start()
+        await converged(nodes)
+        conn = sqlite3.connect(f"file:{a.data_dir / 'edge.sqlite3'}?mode=ro", uri=True)
+        statuses = conn.execute(
+            "SELECT node, status FROM print_jobs WHERE json_extract(body, '$.sale_id') = ?",
+            (stranded["id"],)).fetchall()
+        conn.close()
+        assert sorted(statuses) == sorted([(a.node_id, "cancelled"), (b.node_id, "done")])
+        assert stranded["receipt_number"] not in (counter / "receipts.txt").read_text()
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+async def printed(folder: Path, number: str, mark: str = "") -> None:
+    for _ in range(200):
+        path = folder / "receipts.txt"
+        if path.exists() and number in (text := path.read_text()) and mark in text:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"receipt {number} was not printed in {folder}")

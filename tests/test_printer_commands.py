@@ -10,8 +10,9 @@ from fake_usb import FakePrinter, FakeUsbBackend
 from printing import all_done, events, eventually, printing_node, receipt_bytes, sell
 
 from edge.config import ConfigError, PrinterConfig, parse_config
-from edge.devices import printer_for
 from edge.escpos import drawer_pulse
+from edge.journal import Journal
+from edge.print_jobs import announce_printers, route_for
 
 USB = PrinterConfig("caisse", kind="usb", drawer_pin=5)
 
@@ -95,14 +96,34 @@ async def test_a_till_with_no_printer_is_told(tmp_path: Path) -> None:
         assert failure.value.code == "no_printer"
 
 
-def test_which_till_prints_where() -> None:
-    printers = (PrinterConfig("bar", tills=("T03",)), PrinterConfig("caisse"),
-                PrinterConfig("terrasse", tills=("T04", "T05")))
-    assert printer_for(printers, "T03") == "bar"
-    assert printer_for(printers, "T05") == "terrasse"
-    assert printer_for(printers, "T01") == "caisse"  # the one that lists no tills
-    assert printer_for((PrinterConfig("only"),), "T07") == "only"
-    assert printer_for((PrinterConfig("bar", tills=("T03",)),), "T01") is None
+async def test_which_till_prints_where_across_the_store(tmp_path: Path) -> None:
+    here, there = (Journal(tmp_path / f"{name}.sqlite3", origin=name) for name in ("here", "there"))
+    await here.open()
+    await there.open()
+    try:
+        await announce_printers(here, [{"name": "bar", "kind": "file", "tills": ["T03"]},
+                                       {"name": "caisse", "kind": "file", "tills": []}])
+        await announce_printers(there, [{"name": "terrasse", "kind": "usb",
+                                         "tills": ["T04", "T05"]},
+                                        {"name": "office", "kind": "file", "tills": []}])
+        theirs = [event async for event in there.events()]
+        await here.write(lambda tx: [tx.apply(event) for event in theirs])
+
+        async def route(journal: Journal, till: str) -> tuple[str, str] | None:
+            printer = await route_for(journal, till)
+            return (printer.node, printer.name) if printer else None
+
+        assert await route(here, "T03") == ("here", "bar")
+        assert await route(here, "T05") == ("there", "terrasse")  # on another node
+        assert await route(here, "T01") == ("here", "caisse")  # this node's default
+        await here.write(lambda tx: tx.append("printers_announced", {
+            "node": "here", "printers": [{"name": "bar", "kind": "file", "tills": ["T03"]}]}))
+        assert await route(here, "T01") == ("there", "office")  # another node's default
+        # A node that has not heard of the printer listing T03 uses its default.
+        assert await route(there, "T03") == ("there", "office")
+    finally:
+        await here.close()
+        await there.close()
 
 
 def test_printer_settings_are_checked_in_plain_words() -> None:

@@ -48,6 +48,17 @@ CREATE TABLE IF NOT EXISTS events (
     received_at TEXT NOT NULL,
     PRIMARY KEY (store, origin, seq)
 );
+-- One row per sale, whatever number of events record it: a till that moved
+-- to another node after its first node sold (and died before passing the
+-- sale on) resends it, and both nodes' events reach head office.
+CREATE TABLE IF NOT EXISTS sales (
+    store TEXT NOT NULL,
+    id TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    time TEXT NOT NULL,
+    PRIMARY KEY (store, id)
+);
 CREATE TABLE IF NOT EXISTS conflicts (
     store TEXT NOT NULL,
     origin TEXT NOT NULL,
@@ -191,6 +202,12 @@ class HeadOfficeStorage:
             )
         return [_event(row) for row in rows]
 
+    async def sale_ids(self, store: str) -> list[str]:
+        """A store's sales, each once, however many events recorded it."""
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch("SELECT id FROM sales WHERE store = $1 ORDER BY id", store)
+        return [row["id"] for row in rows]
+
     async def conflicts(self, store: str) -> list[dict[str, Any]]:
         async with self.db.transaction() as tx:
             rows = await tx.fetch(
@@ -271,7 +288,7 @@ class _Intake:
     async def take(self, batch: list[tuple[int, Event]]) -> Receipt:
         receipt = Receipt(acknowledged=batch[0][0] - 1 if batch else 0)
         await self._load(batch)
-        new_rows, parked = [], []
+        new_rows, parked, sales = [], [], []
         for position, event in batch:
             outcome = self._judge(event)
             if outcome == "gap":
@@ -286,6 +303,9 @@ class _Intake:
                 receipt.duplicates += 1
             elif outcome == "new":
                 new_rows.append(self._row(event))
+                if event.type == "sale_completed":
+                    sales.append((self.store, event.body["id"], event.origin, event.seq,
+                                  event.time))
                 self.heads[event.origin] = ChainHead(event.seq, event.hash)
                 self.held[(event.origin, event.seq)] = event.hash
                 receipt.stored += 1
@@ -300,6 +320,11 @@ class _Intake:
             f"INSERT INTO events (store, {EVENT_COLUMNS}, node, received_at) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             new_rows,
+        )
+        await self.tx.executemany(
+            "INSERT INTO sales (store, id, origin, seq, time) VALUES ($1, $2, $3, $4, $5) "
+            "ON CONFLICT DO NOTHING",
+            sales,
         )
         await self.tx.executemany(
             "INSERT INTO conflicts (store, origin, seq, hash, event, reason, node, received_at) "
