@@ -159,6 +159,7 @@ async def serve(config: Config) -> None:
             f"node {node.node_id}",
             f"Data folder: {config.data_dir.resolve()}",
             f"Till app: {url}",
+            f"Store IT page: {url}status",
         ]
         till_url = url
         if config.host == "0.0.0.0":

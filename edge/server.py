@@ -131,6 +131,11 @@ async def peer_websocket(request: web.Request) -> web.StreamResponse:
     return await request.app[NODE].peers.accept(request)
 
 
+async def status_page(request: web.Request) -> web.FileResponse:
+    """The store IT page: /healthz in plain words."""
+    return web.FileResponse(WEB_DIR / "status.html")
+
+
 async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html")
 
@@ -154,6 +159,7 @@ def make_app(config: Config, usb_backend: Any = None) -> web.Application:
     app[NODE] = Node(config, usb_backend)
     app[STARTED] = time.monotonic()
     app.router.add_get("/", index)
+    app.router.add_get("/status", status_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/pair", pair)
