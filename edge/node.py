@@ -14,6 +14,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
+
 from edge import (
     commands,  # noqa: F401  (registers the till commands)
     print_jobs,
@@ -34,7 +36,6 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Metrics:
-    connections: int = 0
     commands: int = 0
     command_errors: int = 0
     sales: int = 0
@@ -70,6 +71,7 @@ class Node:
         self.printers = self.print_queue.workers
         self.admin_token: str | None = None
         self.peers = Peers(self)
+        self.till_sockets: set[web.WebSocketResponse] = set()
         self.sync: SyncClient | None = None
         if config.headoffice_url and config.headoffice_enabled:
             self.sync = SyncClient(self.journal, config, self.node_id)

@@ -122,6 +122,11 @@ class Peers:
         if self._session:
             await self._session.close()
 
+    async def hang_up(self) -> None:
+        """Close every link now (the node is stopping), so no handler keeps it waiting."""
+        for link in list(self._links):
+            await link.close(1001, "node stopping")
+
     def dial(self, url: str) -> None:
         """Keep a link to the node at `url` (unless it is us, or already dialled)."""
         url = url.rstrip("/")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from edge import __version__, device_admin, tills
 from edge.config import Config
@@ -50,7 +50,7 @@ async def healthz(request: web.Request) -> web.Response:
         "uptime_s": round(time.monotonic() - request.app[STARTED], 1),
         "journal": {"origin": journal.origin, "seq": journal.head.seq},
         "printers": node.print_queue.statuses(),
-        "tills_connected": node.metrics.connections,
+        "tills_connected": len(node.till_sockets),
         "peers": await node.peers.status(),
         "headoffice": await sync_health(node.sync),
     })
@@ -62,7 +62,7 @@ async def metrics(request: web.Request) -> web.Response:
         ("edge_info", "gauge", "Node identity.",
          f'{{store="{node.config.store_id}",node="{node.node_id}",version="{__version__}"}}', 1),
         ("edge_till_connections", "gauge", "Till websockets open now.", "",
-         node.metrics.connections),
+         len(node.till_sockets)),
         ("edge_commands_total", "counter", "Till commands handled.", "", node.metrics.commands),
         ("edge_command_errors_total", "counter", "Till commands answered with an error.", "",
          node.metrics.command_errors),
@@ -119,11 +119,11 @@ async def till_websocket(request: web.Request) -> web.WebSocketResponse:
     node = request.app[NODE]
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=10.0)
     await ws.prepare(request)
-    node.metrics.connections += 1
+    node.till_sockets.add(ws)
     try:
         await Connection(node, ws).serve()
     finally:
-        node.metrics.connections -= 1
+        node.till_sockets.discard(ws)
     return ws
 
 
@@ -168,6 +168,7 @@ def make_app(config: Config, usb_backend: Any = None) -> web.Application:
     app.router.add_get("/api/peer", peer_websocket)
     app.router.add_static("/", WEB_DIR, show_index=False, follow_symlinks=False)
     app.cleanup_ctx.append(_run_node)
+    app.on_shutdown.append(_hang_up)
     if config.advertise:
         app.cleanup_ctx.append(_advertise)
     return app
@@ -178,6 +179,14 @@ async def _run_node(app: web.Application) -> AsyncIterator[None]:
     await node.start()
     yield
     await node.stop()
+
+
+async def _hang_up(app: web.Application) -> None:
+    """On stop, tell tills and peers we are going (they move on) rather than wait for them."""
+    node = app[NODE]
+    for ws in list(node.till_sockets):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"node stopping")
+    await node.peers.hang_up()
 
 
 async def _advertise(app: web.Application) -> AsyncIterator[None]:

@@ -8,6 +8,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import aiohttp
 import pytest
 from conftest import EDGE, NodeUnderTest, node_of
 
@@ -125,3 +126,29 @@ def test_verify_finds_a_tampered_sale(tmp_path: Path) -> None:
                             text=True, timeout=60)
     assert broken.returncode == 1
     assert "hash does not match its content" in broken.stdout
+
+
+async def test_sigterm_stops_the_node_even_with_tills_connected(edge_process) -> None:
+    """systemd stops the service with SIGTERM: tills are told and the node exits cleanly."""
+    edge_process.start()
+    token = await pair_process(edge_process)
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+        f"{edge_process.url}/api/ws"
+    ) as ws:
+        await ws.send_json({"id": 1, "type": "auth", "token": token})
+        assert (await ws.receive_json())["success"]
+        edge_process.proc.terminate()
+        closing = await ws.receive(timeout=15)
+        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert ws.close_code == aiohttp.WSCloseCode.GOING_AWAY
+    assert await asyncio.to_thread(edge_process.proc.wait, 15) == 0
+
+
+async def pair_process(process) -> str:
+    from edge.tills import create_pairing_code
+
+    code = create_pairing_code(process.data_dir / "edge.sqlite3")
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{process.url}/api/pair", json={"code": code}
+    ) as response:
+        return (await response.json())["token"]
