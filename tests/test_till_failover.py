@@ -21,6 +21,7 @@ import pytest
 from conftest import free_port, store_node_config
 from netns import lone_host
 from playwright.async_api import Browser, Page, async_playwright, expect
+from test_pricing_vectors import served_web_page
 from test_till_offline import (
     BAGUETTE,
     ESPRESSO,
@@ -215,3 +216,195 @@ async def test_a_basket_left_on_a_dead_till_is_resumed_on_another_till(
         ("Baguette tradition", 1), ("Croissant pur beurre", 2)]
     assert first.sales("T01") == []
     await other_till.close()
+
+
+# --- a sale a node acknowledged and took down with it ---------------------------------
+
+
+@pytest.fixture
+async def store_with_a_loner(tmp_path: Path) -> AsyncIterator[tuple[list[ShopNode], Browser]]:
+    """Three nodes; the first can be cut off from the others by restarting it (`isolate`).
+
+    Only the first dials the others (the other two dial each other): while it
+    lists them, the three replicate; once it lists nobody, nothing links it
+    to them, though a till still reaches all three.
+    """
+    with lone_host(*ADDRESSES) as ns:
+        ports = [free_port() for _ in ADDRESSES]
+        urls = [f"http://{address}:{port}" for address, port in zip(ADDRESSES, ports, strict=True)]
+        peers = [urls[1:], [urls[2]], [urls[1]]]
+        nodes = []
+        try:
+            for number, (address, port) in enumerate(zip(ADDRESSES, ports, strict=True)):
+                folder = tmp_path / f"node{number}"
+                config = store_node_config(folder, peers[number])
+                node = ShopNode(ns, folder, ["--config", str(config)], address=address, port=port)
+                node.start()
+                nodes.append(node)
+            async with async_playwright() as playwright:
+                browser = await launch_browser_in(ns, tmp_path, playwright, ADDRESSES)
+                yield nodes, browser
+                await browser.close()
+        finally:
+            for node in nodes:
+                if node.proc and node.proc.poll() is None:
+                    node.proc.send_signal(signal.SIGCONT)  # a node the test froze
+                node.stop()
+
+
+def isolate(node: ShopNode) -> None:
+    """Restart the node listing no peers: nobody links it to the store any more."""
+    node.kill()  # (a node with a till connected is slow to stop)
+    store_node_config(node.data.parent, [])
+    node.start()
+
+
+def sale_events_of(node: ShopNode, sale_id: str) -> list[dict]:
+    return [event for event in node.sale_events() if event["id"] == sale_id]
+
+
+async def test_a_sale_acknowledged_by_a_node_that_died_before_passing_it_on_is_resent_by_the_till(
+    store_with_a_loner: tuple[list[ShopNode], Browser],
+) -> None:
+    nodes, browser = store_with_a_loner
+    loner, others = nodes[0], nodes[1:]
+    page = await open_paired_till(loner, browser)
+    status = page.locator("#status")
+    await until_every_node_knows_till(nodes)
+
+    # Sale 1 while the three replicate: every node has it, nothing to resend later.
+    await scan(page, BAGUETTE)
+    await pay_cash(page, "2")
+    await expect(page.locator("#receipt-number")).to_have_text("T01-000001")
+    await page.click("#new-sale")
+    [[first_sale], _] = await until_sales_replicated(others, 1)
+
+    # The first node is cut off; the till meanwhile sells through the others.
+    isolate(loner)
+    others_ids = "|".join(node_id(node) for node in others)
+    await expect(status).to_have_attribute("data-node", re.compile(f"^({others_ids})$"),
+                                           timeout=FAILOVER_MS)
+    # The others freeze: the till goes to the lone node and sells there. It answers,
+    # prints, and has no one to pass the sale on to.
+    for node in others:
+        assert node.proc is not None
+        node.proc.send_signal(signal.SIGSTOP)
+    await expect(status).to_have_attribute("data-node", node_id(loner), timeout=FAILOVER_MS)
+    await expect(status).to_have_attribute("data-state", "online")
+    await scan(page, ESPRESSO)
+    await scan(page, CROISSANT)
+    await expect(page.locator(".basket-line")).to_have_count(2)
+    await pay_cash(page, "5")
+    await expect(page.locator("#receipt-number")).to_have_text("T01-000002")
+    await expect(page.locator("#done-offline")).to_be_hidden()
+    await expect(status).to_have_attribute("data-kept-sales", "2")  # on the till, on disk
+    [_, acknowledged] = loner.sales()
+    assert acknowledged["receipt_no"] == 2 and not acknowledged.get("resent")
+
+    # The others wake up; the lone node dies with the only copy of sale 2.
+    for node in others:
+        assert node.proc is not None
+        node.proc.send_signal(signal.SIGCONT)
+    loner.kill()
+    await expect(status).to_have_attribute("data-node", re.compile(f"^({others_ids})$"),
+                                           timeout=FAILOVER_MS)
+
+    # The till gave sale 2 to the node it moved to, which passed it on: every survivor
+    # has it once, under the till's number, marked as resent; sale 1 was not resent.
+    for held in await until_sales_replicated(others, 2):
+        assert [sale["receipt_number"] for sale in held] == ["T01-000001", "T01-000002"]
+        resent = held[1]
+        assert resent["id"] == acknowledged["id"]
+        assert resent["resent"] is True and resent["offline"] is False and resent["flags"] == []
+        assert [line["name"] for line in resent["lines"]] == [
+            "Café expresso", "Croissant pur beurre"]
+        assert resent["totals"] == acknowledged["totals"] and resent["change"] == 235
+        assert resent["tenders"] == [{"method": "cash", "amount": 500}]
+        assert not held[0].get("resent") and held[0]["id"] == first_sale["id"]
+    for node in others:
+        assert len(sale_events_of(node, acknowledged["id"])) == 1
+        assert len(sale_events_of(node, first_sale["id"])) == 1
+    await expect(status).to_have_attribute("data-state", "online")
+
+
+# The till's record of its day on its own, in chromium (web/ served from disk, no node).
+
+DAY_OF_SALES = """async () => {
+  const { TillStore } = await import('/offline.js');
+  const { TillLedger, localDay } = await import('/ledger.js');
+  const { recordedSale } = await import('/basket.js');
+  const store = await TillStore.open();
+  const ledger = new TillLedger();
+  ledger.attach(store);
+  await ledger.adopt({ store: { id: 'shop' }, till: { code: 'T01' }, last_receipt_no: 0 });
+  const line = { id: 'L1', product_id: 'p1', barcode: '111', name: 'Baguette', unit_price: 120,
+                 vat_rate: 550, quantity: 2 };
+  const totals = { total: 240, items: 2, vat: [{ rate: 550, base: 227, vat: 13, total: 240 }] };
+  const sale = (id, receiptNo) => ({ id, receipt_no: receiptNo, cashier: 'alice',
+    time: '2026-11-25T10:42:07.123Z', lines: [line], tenders: [{ method: 'cash', amount: 500 }],
+    totals, change: 260 });
+  // As sale/complete answers: with what only a node adds.
+  const answered = (id, receiptNo) => ({ ...sale(id, receiptNo), till: 'T01', hash: 'h',
+    receipt_number: `T01-00000${receiptNo}`,
+    print: { printer: 'receipt', node: 'n1', reachable: true },
+    lines: [{ ...line, total: 240 }], tenders: [{ method: 'card', amount: 240, reference: 'R1' }],
+    change: 0 });
+  const yesterday = new Date();
+  yesterday.setDate(yesterday.getDate() - 1);
+  await store.keepSale('shop/T01', sale('old', 1), localDay(yesterday));
+  await ledger.keepSale(recordedSale(answered('a', 2)));
+  await ledger.keepOfflineSale(sale('b', 3));
+  await ledger.keepSale(recordedSale(answered('c', 4)));
+  await ledger.dropOlderDays();
+  const kept = (await store.keptSales('shop/T01')).map((row) => [row.id, row.offline]);
+
+  // A node that holds sale 2 only, and records what it is sent.
+  const held = [2];
+  const sent = [];
+  const records = {};
+  const call = async (type, args) => {
+    if (type === 'sale/held') {
+      sent.push(`held since ${args.since}`);
+      return { till: 'T01', receipt_nos: held.filter((number) => number >= args.since) };
+    }
+    sent.push(`record ${args.sale.id} offline=${args.offline}`);
+    records[args.sale.id] = args.sale;
+    held.push(args.sale.receipt_no);
+    return {};
+  };
+  await ledger.flush(call, (refused) => sent.push(`refused ${refused.id}`));
+  const after = { waiting: ledger.waitingSales, keptCount: ledger.keptSales,
+                  last: ledger.lastReceiptNo };
+
+  // A node that holds nothing and refuses every sale: each is reported once, and kept.
+  await ledger.keepOfflineSale(sale('d', 5));
+  const refused = [];
+  await ledger.flush(async (type) => {
+    if (type === 'sale/held') return { till: 'T01', receipt_nos: [] };
+    throw Object.assign(new Error('refused'), { code: 'invalid_field' });
+  }, (sale) => refused.push(sale.id));
+  return { kept, sent, resent: records.c, ...after, refused, stillWaiting: ledger.waitingSales };
+}"""
+
+
+async def test_the_till_keeps_its_days_sales_and_resends_those_a_node_lacks() -> None:
+    async with served_web_page() as page:
+        result = await page.evaluate(DAY_OF_SALES)
+    # Yesterday's sale is gone; today's are kept, online and offline alike.
+    assert result["kept"] == [["a", False], ["b", True], ["c", False]]
+    # The outbox first, then what the node lacks from the lowest number kept: sale 4 only,
+    # as a sale another node acknowledged; the offline one is not sent twice.
+    assert result["sent"] == ["record b offline=true", "held since 2", "record c offline=false"]
+    assert result["resent"] == {
+        "id": "c", "receipt_no": 4, "cashier": "alice", "time": "2026-11-25T10:42:07.123Z",
+        "lines": [{"id": "L1", "product_id": "p1", "barcode": "111", "name": "Baguette",
+                   "unit_price": 120, "vat_rate": 550, "quantity": 2}],
+        "tenders": [{"method": "card", "amount": 240, "reference": "R1"}],
+        "totals": {"total": 240, "items": 2,
+                   "vat": [{"rate": 550, "base": 227, "vat": 13, "total": 240}]},
+        "change": 0,
+    }
+    assert (result["waiting"], result["keptCount"], result["last"]) == (0, 3, 4)
+    # What a node refuses is said once and stays on the till (the outbox keeps the offline one).
+    assert result["refused"] == ["d", "a", "b", "c"] and result["stillWaiting"] == 1
+

@@ -1,5 +1,7 @@
 // The till app: screens, basket, payment. Talks to a node through client.js,
-// and sells on its own (offline.js, catalogue.js, basket.js) when none answers.
+// sells on its own (offline.js, catalogue.js, basket.js) when none answers,
+// keeps every sale of the day (ledger.js) for the nodes that lack one, and
+// shows its printer (printing.js).
 import {
   t, getLang, setLang, formatMoney, formatRate, formatAmountForInput, errorText, translatePage,
 } from './i18n.js';
@@ -9,8 +11,10 @@ import { LocalCatalogue } from './catalogue.js';
 import { TillLedger } from './ledger.js';
 import {
   emptyBasket, addLine, setLineQuantity, removeLine as removeLocalLine, offlineSale, receiptNumber,
-  reconcileBasket,
+  reconcileBasket, recordedSale,
 } from './basket.js';
+import { $, el } from './dom.js';
+import { TillPrinting } from './printing.js';
 
 const TOKEN_KEY = 'edge.till_token';
 const DEFAULT_TILL_NAME = 'Caisse';
@@ -23,8 +27,6 @@ const MAX_QUANTITY = 9999;
 // A sale under way when the node dies waits this long for another node (which
 // prints the receipt) before the till completes it offline.
 const SALE_FAILOVER_WAIT_MS = 5000;
-
-const $ = (selector) => document.querySelector(selector);
 
 const state = {
   screen: null,
@@ -53,7 +55,7 @@ const state = {
   voidedOffline: [],
 };
 
-const ledger = new TillLedger(); // receipt numbering and the outbox of offline sales
+const ledger = new TillLedger(); // receipt numbering, the outbox of offline sales, the day's sales
 const catalogue = new LocalCatalogue(null); // the till's copy, to sell offline
 
 const search = {
@@ -65,6 +67,14 @@ const search = {
 };
 
 const client = new TillClient(location.origin);
+
+const printing = new TillPrinting({
+  client,
+  // Reprints and drawer openings need the cashier logged in on the node serving us now.
+  session: () => ({ cashier: state.cashier, ready: sessionReady.isOpen && Boolean(state.cashier) }),
+  showError: (error) => showError(error),
+  onDialogClosed: () => refocusScan(),
+});
 
 // --- session gate -----------------------------------------------------------
 
@@ -253,6 +263,7 @@ async function completeSaleOffline({ basket_id: basketId, receipt_no: receiptNo,
   await ledger.keepOfflineSale(sale);
   state.saleInFlight = null;
   state.lastSale = { ...sale, receipt_number: receiptNumber(state.auth.till.code, receiptNo), offline: true };
+  printing.showSale(state.lastSale);
   state.basket = null;
   state.basketId = null;
   state.paying = false;
@@ -262,9 +273,11 @@ async function completeSaleOffline({ basket_id: basketId, receipt_no: receiptNo,
 async function applyBasketResult(command, result) {
   switch (command.type) {
     case 'sale/complete':
-      await ledger.remember(result.receipt_no);
+      // Kept before "done": if this node dies before passing the sale on, the next one gets it from us.
+      await ledger.keepSale(recordedSale(result));
       state.saleInFlight = null;
       state.lastSale = result;
+      printing.showSale(result);
       state.basket = null;
       state.basketId = null;
       state.paying = false;
@@ -656,6 +669,7 @@ function newSale() {
   state.basketId = newUuid();
   state.basket = null;
   state.lastSale = null;
+  printing.showSale(null);
   showScreen('sell');
 }
 
@@ -721,6 +735,7 @@ async function onAuthed(auth) {
   renderLogin();
   renderStatus();
   refreshCatalogue();
+  printing.onAuthed(auth);
   if (!state.cashier) {
     if (state.screen !== 'login') showScreen('login');
     return;
@@ -742,8 +757,10 @@ async function onAuthed(auth) {
 
 /**
  * Once a cashier is logged in on a fresh connection: the sales made offline
- * go first, in order, then the node's copy of the basket is brought in line
- * with the till's. Only then do basket commands go to the node again.
+ * go first, in order, then any sale of the day the node lacks (its node
+ * acknowledged it and died before passing it on), then the node's copy of
+ * the basket is brought in line with the till's. Only then do basket
+ * commands go to the node again.
  */
 async function bringNodeUpToDate(connection) {
   const session = state.sessionEpoch;
@@ -751,7 +768,7 @@ async function bringNodeUpToDate(connection) {
   if (stale()) return;
   sessionReady.startSync();
   try {
-    await ledger.flush((sale) => client.call('sale/record', { sale }), (sale, error) => {
+    await ledger.flush((type, args) => client.call(type, args), (sale, error) => {
       const receipt = receiptNumber(state.auth.till.code, sale.receipt_no);
       showError({ code: 'sale_not_sent', receipt, detail: error.message });
     });
@@ -788,6 +805,7 @@ function refreshCatalogue() {
 function onOffline() {
   state.connectionEpoch++;
   sessionReady.close();
+  printing.onOffline();
   renderStatus();
   renderBasket();
 }
@@ -853,6 +871,7 @@ function endSession() {
   state.basket = null;
   state.basketId = null;
   state.lastSale = null;
+  printing.showSale(null);
   state.paying = false;
   state.saleInFlight = null;
   sessionReady.close();
@@ -912,19 +931,6 @@ function beep() {
 
 // --- rendering ---------------------------------------------------------------------------
 
-/** Small DOM helper: el('div', {class: 'x', dataset: {a: 1}}, 'text', child). */
-function el(tag, attributes = {}, ...children) {
-  const element = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (name === 'dataset') Object.assign(element.dataset, value);
-    else if (name === 'class') element.className = value;
-    else element.setAttribute(name, value === true ? '' : value);
-  }
-  element.append(...children.filter((child) => child !== null && child !== undefined));
-  return element;
-}
-
 function showScreen(name) {
   state.screen = name;
   for (const section of document.querySelectorAll('main > section')) {
@@ -965,6 +971,7 @@ function renderAll() {
   renderParked();
   renderPay();
   renderDone();
+  printing.render();
 }
 
 function renderStatus() {
@@ -975,6 +982,7 @@ function renderStatus() {
   status.dataset.state = online ? 'online' : 'offline';
   // For store IT and tests: what the till holds for itself.
   status.dataset.waitingSales = String(count);
+  status.dataset.keptSales = String(ledger.keptSales);
   status.dataset.catalogue = String(catalogue.size);
   status.dataset.node = online ? client.node?.id ?? '' : '';
   let text;
@@ -1219,6 +1227,7 @@ function isPrintableKey(event) {
 }
 
 function onKeydown(event) {
+  if (printing.dialogOpen) return; // the manager is typing a reason: no shortcut, no scan
   switch (state.screen) {
     case 'login':
       return onLoginKey(event);
@@ -1369,11 +1378,15 @@ function wireEvents() {
   }
 
   $('#new-sale').addEventListener('click', newSale);
+  printing.wire();
 
   client.addEventListener('authed', (event) => onAuthed(event.detail));
   client.addEventListener('offline', onOffline);
   client.addEventListener('unreachable', onUnreachable);
-  client.addEventListener('event', (event) => catalogue.onEvent(event.detail.event));
+  client.addEventListener('event', (event) => {
+    catalogue.onEvent(event.detail.event);
+    printing.onEvent(event.detail);
+  });
   ledger.addEventListener('change', renderStatus);
   catalogue.addEventListener('change', renderStatus);
   client.addEventListener('invalid-token', onInvalidToken);
@@ -1386,6 +1399,7 @@ async function openTillStorage() {
   try {
     const store = await TillStore.open();
     ledger.attach(store);
+    await ledger.dropOlderDays().catch(() => {}); // a till left on overnight: yesterday is the nodes' business
     catalogue.store = store;
     await catalogue.loadSaved();
   } catch (error) {

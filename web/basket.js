@@ -58,6 +58,25 @@ export function offlineSale({ basket, receiptNo, cashierId, tenders, time }) {
 }
 
 /**
+ * A sale as `sale/complete` returned it, in the shape `sale/record` takes, so
+ * the till can give it to a node that lacks it (its node acknowledged it,
+ * then died before passing it on). The node's own fields (receipt_number,
+ * hash, print, line totals...) stay out: the receiving node works them out.
+ */
+export function recordedSale(sale) {
+  const lines = sale.lines.map(({ id, product_id, barcode, name, unit_price, vat_rate, quantity }) => ({
+    id, product_id, barcode, name, unit_price, vat_rate, quantity,
+  }));
+  const tenders = sale.tenders.map(({ method, amount, reference }) =>
+    (method === 'card' ? { method, amount, reference } : { method, amount }));
+  const { total, items, vat } = sale.totals;
+  return {
+    id: sale.id, receipt_no: sale.receipt_no, cashier: sale.cashier, time: sale.time,
+    lines, tenders, totals: { total, items, vat }, change: sale.change ?? 0,
+  };
+}
+
+/**
  * Brings the node's copy of this till's basket in line with the till's, which
  * is the truth (the cashier may have changed it while no node answered, or
  * the node may never have heard of it). Every command reuses the till's ids,

@@ -1,16 +1,24 @@
 // The till's own record of its sales: its receipt numbering (the till is the
-// source of truth for it) and the outbox of sales made while no node
-// answered, kept until a node has them. Storage is offline.js (IndexedDB);
-// without it the till still numbers its receipts, but cannot sell offline.
+// source of truth for it), the outbox of sales made while no node answered,
+// kept until a node has them, and every sale of the day, so that a node the
+// till moves to gets any sale it lacks (the node that acknowledged it may
+// have died before passing it on). Storage is offline.js (IndexedDB); without
+// it the till still numbers its receipts, but cannot sell offline.
 
 import { CommandError } from './client.js';
 
-// A node closes the socket on a message over 64 KiB (docs/protocol.md).
-const MAX_MESSAGE_BYTES = 64 * 1024;
+// A node closes the socket on a message over 1 MiB (docs/protocol.md).
+const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 function tooLargeToSend(sale) {
   const message = JSON.stringify({ id: Number.MAX_SAFE_INTEGER, type: 'sale/record', sale });
   return new TextEncoder().encode(message).length > MAX_MESSAGE_BYTES;
+}
+
+/** The local calendar day of `date`, "YYYY-MM-DD": the till's day, not UTC's. */
+export function localDay(date = new Date()) {
+  const pad = (number) => String(number).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
 }
 
 export class TillLedger extends EventTarget {
@@ -20,6 +28,7 @@ export class TillLedger extends EventTarget {
     this.key = null; // "<store id>/<till code>": numbering belongs to a till of a store
     this.lastReceiptNo = 0; // the highest number this till used or a node reported
     this.waitingSales = 0; // sales in the outbox
+    this.keptSales = 0; // sales of the day kept on the till
     this.flushRun = null; // the flush under way, so two never interleave
   }
 
@@ -38,11 +47,13 @@ export class TillLedger extends EventTarget {
       this.key = key;
       this.lastReceiptNo = 0;
       this.waitingSales = 0;
+      this.keptSales = 0;
       if (this.store) {
         try {
           const saved = await this.store.lastReceiptNo(key);
           this.lastReceiptNo = Math.max(this.lastReceiptNo, saved); // a newer auth may have raised it meanwhile
           this.waitingSales = await this.store.countWaitingSales(key);
+          this.keptSales = await this.store.countKeptSales(key);
         } catch {
           // Unreadable storage: the node's number below still keeps numbers from repeating.
         }
@@ -60,47 +71,115 @@ export class TillLedger extends EventTarget {
     await this.store?.saveReceiptNo(this.key, receiptNo).catch(() => {});
   }
 
-  /** Keeps a sale made offline, on disk, with its number; resolves once it would survive a crash. */
-  async keepOfflineSale(sale) {
-    if (!this.store || !this.key) throw new CommandError('no_offline_storage');
-    await this.store.queueSale(this.key, sale);
-    this.lastReceiptNo = Math.max(this.lastReceiptNo, sale.receipt_no);
-    this.waitingSales++;
+  /**
+   * Keeps a sale a node acknowledged (shaped for `sale/record`, see
+   * basket.js recordedSale), with its number. Without storage only the number
+   * is remembered: the sale itself was acknowledged, so it is not lost, only
+   * not resendable.
+   */
+  async keepSale(sale) {
+    if (this.store && this.key) {
+      try {
+        await this.store.keepSale(this.key, sale, localDay());
+        this.keptSales = await this.store.countKeptSales(this.key);
+      } catch {
+        // Storage full or gone: the node has the sale; the till just cannot resend it.
+      }
+    }
+    await this.remember(sale.receipt_no);
     this.changed();
   }
 
+  /** Keeps a sale made offline, on disk, with its number; resolves once it would survive a crash. */
+  async keepOfflineSale(sale) {
+    if (!this.store || !this.key) throw new CommandError('no_offline_storage');
+    await this.store.queueSale(this.key, sale, localDay());
+    this.lastReceiptNo = Math.max(this.lastReceiptNo, sale.receipt_no);
+    this.waitingSales++;
+    this.keptSales = await this.store.countKeptSales(this.key).catch(() => this.keptSales + 1);
+    this.changed();
+  }
+
+  /** At start: the day's sales are what a node may lack; older ones are the nodes' business. */
+  async dropOlderDays() {
+    if (!this.store) return;
+    await this.store.dropSalesBefore(localDay());
+    if (this.key) {
+      this.keptSales = await this.store.countKeptSales(this.key);
+      this.changed();
+    }
+  }
+
   /**
-   * Sends the waiting sales, oldest first, with `record(sale)` (sale/record on
-   * a node). A sale leaves the outbox only once recorded: a resend after a
-   * lost answer is harmless (same sale id), a sale dropped unsent is not.
-   * A sale the node refuses stays, is reported to `onRefused`, and does not
-   * hold up the others. Throws when the connection is lost (the next
-   * connection sends the rest).
+   * Brings a node up to date with the till's sales, with `call(type, args)`
+   * on it: first the outbox (`sale/record`, oldest first), then every sale of
+   * the day the node does not hold (`sale/held`), resent with `sale/record`.
+   * A sale leaves the outbox only once recorded: a resend after a lost answer
+   * is harmless (same sale id), a sale dropped unsent is not. A sale the node
+   * refuses stays, is reported to `onRefused`, and does not hold up the
+   * others. Throws when the connection is lost (the next connection sends
+   * the rest). Two runs never interleave.
    */
-  flush(record, onRefused) {
+  flush(call, onRefused) {
     const previous = this.flushRun ?? Promise.resolve();
-    this.flushRun = previous.catch(() => {}).then(() => this.sendWaitingSales(record, onRefused));
+    this.flushRun = previous.catch(() => {}).then(async () => {
+      const tried = new Set(); // ids sent (or refused) from the outbox: not sent twice in one run
+      await this.sendWaitingSales(call, onRefused, tried);
+      await this.resendMissingSales(call, onRefused, tried);
+    });
     return this.flushRun;
   }
 
-  async sendWaitingSales(record, onRefused) {
+  async sendWaitingSales(call, onRefused, tried) {
     if (!this.store || !this.key) return;
     for (const { seq, sale } of await this.store.waitingSales(this.key)) {
-      if (tooLargeToSend(sale)) {
-        // The node would close the socket (1009) at each try: the till would never get back online.
-        onRefused(sale, new CommandError('sale_too_large', 'too many lines for one message'));
-        continue;
-      }
-      try {
-        await record(sale);
-      } catch (error) {
-        if (error.code === 'disconnected') throw error;
-        onRefused(sale, error); // the money was taken: keep the sale, and say so
-        continue;
-      }
+      tried.add(sale.id);
+      if (!(await this.record(call, sale, { offline: true }, onRefused))) continue;
       await this.store.removeSale(seq);
       this.waitingSales = await this.store.countWaitingSales(this.key);
       this.changed();
+    }
+  }
+
+  /**
+   * The node says which receipt numbers of this till it holds from the
+   * lowest one kept on; each kept sale whose number is not among them is
+   * sent again, as it was made (offline or acknowledged by another node).
+   */
+  async resendMissingSales(call, onRefused, tried) {
+    if (!this.store || !this.key) return;
+    const kept = await this.store.keptSales(this.key);
+    if (!kept.length) return;
+    let held;
+    try {
+      ({ receipt_nos: held } = await call('sale/held', { since: kept[0].receipt_no }));
+    } catch (error) {
+      if (error.code === 'disconnected') throw error;
+      // A node that cannot say what it holds: selling matters more than resending now.
+      console.warn('sale/held failed; sales not checked on this node', error);
+      return;
+    }
+    const heldNumbers = new Set(held);
+    for (const { sale, offline } of kept) {
+      if (heldNumbers.has(sale.receipt_no) || tried.has(sale.id)) continue;
+      await this.record(call, sale, { offline }, onRefused);
+    }
+  }
+
+  /** One `sale/record`; true once the node has the sale. */
+  async record(call, sale, { offline }, onRefused) {
+    if (tooLargeToSend(sale)) {
+      // The node would close the socket (1009) at each try: the till would never get back online.
+      onRefused(sale, new CommandError('sale_too_large', 'too many lines for one message'));
+      return false;
+    }
+    try {
+      await call('sale/record', { sale, offline });
+      return true;
+    } catch (error) {
+      if (error.code === 'disconnected') throw error;
+      onRefused(sale, error); // the money was taken: keep the sale, and say so
+      return false;
     }
   }
 

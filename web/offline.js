@@ -1,10 +1,12 @@
-// What the till keeps in the browser (IndexedDB) to sell when no node answers:
-// the outbox of sales made offline, the till's own receipt counter, and a copy
-// of the catalogue. IndexedDB works on a shop's plain-http origin, where
-// service workers and crypto.subtle do not.
+// What the till keeps in the browser (IndexedDB): the outbox of sales made
+// offline, every sale of the day it completed (the till is the source of
+// truth for its own sales: a node may acknowledge one and die before passing
+// it on), the till's own receipt counter, and a copy of the catalogue.
+// IndexedDB works on a shop's plain-http origin, where service workers and
+// crypto.subtle do not.
 
 const DB_NAME = 'edge-till';
-const DB_VERSION = 1;
+const DB_VERSION = 2;
 
 /** Wraps an IDBRequest in a promise. */
 function done(request) {
@@ -26,15 +28,28 @@ function committed(transaction) {
 function openDatabase() {
   return new Promise((resolve, reject) => {
     const request = indexedDB.open(DB_NAME, DB_VERSION);
-    request.onupgradeneeded = () => {
+    request.onupgradeneeded = (event) => {
       const db = request.result;
-      // Sales completed offline, in the order they were made (seq), each with the till it belongs to.
-      db.createObjectStore('outbox', { keyPath: 'seq', autoIncrement: true }).createIndex('till', 'till');
-      // Small values: the receipt counter of each till ("receipt:<store>/<till>").
-      db.createObjectStore('meta', { keyPath: 'key' });
-      db.createObjectStore('products', { keyPath: 'id' });
+      if (event.oldVersion < 1) {
+        // Sales completed offline, in the order they were made (seq), each with the till it belongs to.
+        db.createObjectStore('outbox', { keyPath: 'seq', autoIncrement: true }).createIndex('till', 'till');
+        // Small values: the receipt counter of each till ("receipt:<store>/<till>").
+        db.createObjectStore('meta', { keyPath: 'key' });
+        db.createObjectStore('products', { keyPath: 'id' });
+      }
+      if (event.oldVersion < 2) {
+        // Every sale of the day, online or offline, by sale id: {id, till, day, receipt_no, offline, sale}.
+        const sales = db.createObjectStore('sales', { keyPath: 'id' });
+        sales.createIndex('till', 'till');
+        sales.createIndex('day', 'day'); // local date "YYYY-MM-DD", to drop older days
+      }
     };
-    request.onsuccess = () => resolve(request.result);
+    request.onsuccess = () => {
+      const db = request.result;
+      // A newer version of the app opened in another tab: let it upgrade rather than block it.
+      db.onversionchange = () => db.close();
+      resolve(db);
+    };
     request.onerror = () => reject(request.error);
     request.onblocked = () => reject(new Error('the till database is held open by an older tab'));
   });
@@ -73,12 +88,14 @@ export class TillStore {
   // --- the outbox of offline sales ---
 
   /**
-   * Keeps an offline sale, and its receipt number as used, in one transaction
-   * on disk: once this resolves, the sale survives a crash or a closed tab.
+   * Keeps an offline sale (in the outbox and among the day's sales), and its
+   * receipt number as used, in one transaction on disk: once this resolves,
+   * the sale survives a crash or a closed tab.
    */
-  async queueSale(till, sale) {
-    const transaction = this.db.transaction(['outbox', 'meta'], 'readwrite', { durability: 'strict' });
+  async queueSale(till, sale, day) {
+    const transaction = this.db.transaction(['outbox', 'sales', 'meta'], 'readwrite', { durability: 'strict' });
     transaction.objectStore('outbox').add({ till, sale });
+    transaction.objectStore('sales').put(keptSale(till, sale, day, true));
     raiseCounter(transaction, till, sale.receipt_no);
     await committed(transaction);
   }
@@ -100,6 +117,41 @@ export class TillStore {
   async removeSale(seq) {
     const transaction = this.db.transaction('outbox', 'readwrite', { durability: 'strict' });
     transaction.objectStore('outbox').delete(seq);
+    await committed(transaction);
+  }
+
+  // --- the day's sales ---
+
+  /** Keeps a sale a node acknowledged, and its receipt number as used, in one transaction on disk. */
+  async keepSale(till, sale, day) {
+    const transaction = this.db.transaction(['sales', 'meta'], 'readwrite', { durability: 'strict' });
+    transaction.objectStore('sales').put(keptSale(till, sale, day, false));
+    raiseCounter(transaction, till, sale.receipt_no);
+    await committed(transaction);
+  }
+
+  /** The till's kept sales, by receipt number: [{id, till, day, receipt_no, offline, sale}]. */
+  async keptSales(till) {
+    const transaction = this.db.transaction('sales');
+    const rows = await done(transaction.objectStore('sales').index('till').getAll(till));
+    return rows.sort((a, b) => a.receipt_no - b.receipt_no);
+  }
+
+  async countKeptSales(till) {
+    const transaction = this.db.transaction('sales');
+    return done(transaction.objectStore('sales').index('till').count(till));
+  }
+
+  /** Drops the sales of days before `day` ("YYYY-MM-DD"); the outbox keeps any still unsent. */
+  async dropSalesBefore(day) {
+    const transaction = this.db.transaction('sales', 'readwrite');
+    const older = transaction.objectStore('sales').index('day').openKeyCursor(IDBKeyRange.upperBound(day, true));
+    older.onsuccess = () => {
+      const cursor = older.result;
+      if (!cursor) return;
+      transaction.objectStore('sales').delete(cursor.primaryKey);
+      cursor.continue();
+    };
     await committed(transaction);
   }
 
@@ -129,6 +181,10 @@ export class TillStore {
     transaction.objectStore('products').delete(id);
     await committed(transaction);
   }
+}
+
+function keptSale(till, sale, day, offline) {
+  return { id: sale.id, till, day, receipt_no: sale.receipt_no, offline, sale };
 }
 
 function raiseCounter(transaction, till, receiptNo) {
