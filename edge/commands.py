@@ -335,6 +335,7 @@ async def _printers(conn: Connection) -> dict[str, Any]:
     mine = await print_jobs.route_for(node.journal, conn.till["code"])
     everywhere = await print_jobs.store_printers(node.journal)
     return {"printer": mine.name if mine else None,
+            "printer_node": mine.node if mine else None,
             "printers": node.print_queue.statuses(),
             "store_printers": [{**p, "reachable": node.reaches(p["node"])} for p in everywhere]}
 
