@@ -75,7 +75,7 @@ async def queue_receipts_per_second(folder: Path, jobs: int, method: str) -> tup
                 sale = await add_line(node.journal, seller, basket, str(uuid.uuid4()), 1,
                                       barcode=barcode)
             tender = {"method": method, "amount": sale["totals"]["total"], "reference": "B"}
-            sale = await complete_sale(node.journal, seller, basket, [tender], "bench")
+            sale = await complete_sale(node.journal, seller, basket, [tender])
         done = asyncio.Event()
         finished = 0
 

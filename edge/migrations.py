@@ -177,6 +177,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (node, name)
     );
     """,
+    # 6: a sale's print jobs by sale id, without parsing every job's JSON.
+    """
+    ALTER TABLE print_jobs ADD COLUMN sale_id TEXT;
+    UPDATE print_jobs SET sale_id = json_extract(body, '$.sale_id');
+    CREATE INDEX print_jobs_by_sale ON print_jobs (sale_id);
+    """,
 ]
 
 

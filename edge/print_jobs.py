@@ -28,9 +28,10 @@ UNFINISHED = "('pending', 'started', 'interrupted')"
 def _print_requested(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
     db.execute(
-        """INSERT OR IGNORE INTO print_jobs (id, printer, node, body, created_at)
-        VALUES (?, ?, ?, ?, ?)""",
-        (body["job_id"], body["printer"], body["node"], orjson.dumps(body).decode(), event.time),
+        """INSERT OR IGNORE INTO print_jobs (id, printer, node, body, created_at, sale_id)
+        VALUES (?, ?, ?, ?, ?, ?)""",
+        (body["job_id"], body["printer"], body["node"], orjson.dumps(body).decode(), event.time,
+         body.get("sale_id")),
     )
 
 
@@ -146,7 +147,7 @@ async def store_printers(journal: Journal) -> list[dict[str, Any]]:
 async def receipt_printer(journal: Journal, sale_id: str) -> PrinterRef | None:
     """Where a sale's receipt was sent."""
     row = await journal.read_one(
-        """SELECT node, printer FROM print_jobs WHERE json_extract(body, '$.sale_id') = ?
+        """SELECT node, printer FROM print_jobs WHERE sale_id = ?
         AND json_extract(body, '$.kind') = 'receipt' ORDER BY rowid LIMIT 1""",
         (sale_id,),
     )
@@ -180,7 +181,7 @@ async def request_reprint(
             raise EdgeError(UNKNOWN_SALE, f"no sale {sale_id} in this store")
         if instead:
             for row in tx.fetchall(
-                f"""SELECT id FROM print_jobs WHERE json_extract(body, '$.sale_id') = ?
+                f"""SELECT id FROM print_jobs WHERE sale_id = ?
                 AND status IN {UNFINISHED}""", (sale_id,),
             ):
                 tx.append("print_job_cancelled", {"job_id": row["id"], "by": cashier})
