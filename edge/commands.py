@@ -12,14 +12,7 @@ from typing import Any, Literal
 
 from edge import PROTOCOL_VERSION, baskets, catalogue, print_jobs, sales, staff, tills
 from edge.chain import Event
-from edge.messages import (
-    INVALID_FIELD,
-    MANAGER_REQUIRED,
-    NO_PRINTER,
-    UNKNOWN_PRINTER,
-    EdgeError,
-    event_message,
-)
+from edge.messages import INVALID_FIELD, EdgeError, event_message
 from edge.schema import limits
 from edge.websocket_api import Connection, NoArgs, command
 
@@ -39,7 +32,7 @@ PUBLIC_EVENT_TYPES = frozenset({
 })
 
 
-def _seller(conn: Connection) -> baskets.Seller:
+def seller_of(conn: Connection) -> baskets.Seller:
     assert conn.till is not None and conn.cashier is not None
     return baskets.Seller(till=conn.till["code"], cashier=conn.cashier["id"])
 
@@ -114,7 +107,7 @@ async def search(conn: Connection, args: SearchArgs) -> list[dict[str, Any]]:
 
 @command("basket/get")
 async def basket_get(conn: Connection, args: NoArgs) -> dict[str, Any] | None:
-    return await baskets.open_basket(conn.node.journal, _seller(conn).till)
+    return await baskets.open_basket(conn.node.journal, seller_of(conn).till)
 
 
 @dataclass(frozen=True)
@@ -131,7 +124,7 @@ async def basket_add(conn: Connection, args: AddArgs) -> dict[str, Any]:
     if (args.barcode is None) == (args.product_id is None):
         raise EdgeError(INVALID_FIELD, "give exactly one of 'barcode' or 'product_id'")
     return await baskets.add_line(
-        conn.node.journal, _seller(conn), args.basket_id, args.line_id, args.quantity,
+        conn.node.journal, seller_of(conn), args.basket_id, args.line_id, args.quantity,
         barcode=args.barcode, product_id=args.product_id,
     )
 
@@ -146,7 +139,7 @@ class QuantityArgs:
 @command("basket/set_quantity", QuantityArgs)
 async def basket_set_quantity(conn: Connection, args: QuantityArgs) -> dict[str, Any]:
     return await baskets.set_quantity(
-        conn.node.journal, _seller(conn), args.basket_id, args.line_id, args.quantity
+        conn.node.journal, seller_of(conn), args.basket_id, args.line_id, args.quantity
     )
 
 
@@ -158,7 +151,9 @@ class LineArgs:
 
 @command("basket/remove_line", LineArgs)
 async def basket_remove_line(conn: Connection, args: LineArgs) -> dict[str, Any]:
-    return await baskets.remove_line(conn.node.journal, _seller(conn), args.basket_id, args.line_id)
+    return await baskets.remove_line(
+        conn.node.journal, seller_of(conn), args.basket_id, args.line_id
+    )
 
 
 @dataclass(frozen=True)
@@ -168,7 +163,7 @@ class BasketArgs:
 
 @command("basket/clear", BasketArgs)
 async def basket_clear(conn: Connection, args: BasketArgs) -> None:
-    await baskets.void_basket(conn.node.journal, _seller(conn), args.basket_id)
+    await baskets.void_basket(conn.node.journal, seller_of(conn), args.basket_id)
 
 
 @dataclass(frozen=True)
@@ -189,17 +184,17 @@ class CompleteArgs:
 async def sale_complete(conn: Connection, args: CompleteArgs) -> dict[str, Any]:
     sale = await sales.complete_sale(
         conn.node.journal,
-        _seller(conn),
+        seller_of(conn),
         args.basket_id,
         [tender.__dict__ for tender in args.tenders],
         receipt_no=args.receipt_no,
     )
     conn.node.metrics.sales += 1
     printer = await print_jobs.receipt_printer(conn.node.journal, sale["id"])
-    return {**sale, "print": _where(conn, printer) if printer else None}
+    return {**sale, "print": printer_place(conn, printer) if printer else None}
 
 
-def _where(conn: Connection, printer: print_jobs.PrinterRef) -> dict[str, Any]:
+def printer_place(conn: Connection, printer: print_jobs.PrinterRef) -> dict[str, Any]:
     """A printer as the till sees it: may it print there now?"""
     return {"printer": printer.name, "node": printer.node,
             "reachable": conn.node.reaches(printer.node)}
@@ -253,7 +248,7 @@ class RecordArgs:
 async def sale_record(conn: Connection, args: RecordArgs) -> dict[str, Any]:
     sale = dataclasses.asdict(args.sale)
     recorded = await sales.record_offline_sale(
-        conn.node.journal, _seller(conn).till, sale, offline=args.offline
+        conn.node.journal, seller_of(conn).till, sale, offline=args.offline
     )
     conn.node.metrics.sales += 1
     return recorded
@@ -279,7 +274,7 @@ async def basket_list_open(conn: Connection, args: NoArgs) -> list[dict[str, Any
 
 @command("basket/take_over", BasketArgs)
 async def basket_take_over(conn: Connection, args: BasketArgs) -> dict[str, Any]:
-    return await baskets.take_over(conn.node.journal, _seller(conn), args.basket_id)
+    return await baskets.take_over(conn.node.journal, seller_of(conn), args.basket_id)
 
 
 @dataclass(frozen=True)
@@ -327,81 +322,3 @@ async def unsubscribe_events(conn: Connection, args: UnsubscribeArgs) -> None:
     if unsubscribe is None:
         raise EdgeError(INVALID_FIELD, f"no subscription {args.subscription} on this connection")
     unsubscribe()
-
-
-async def _printers(conn: Connection) -> dict[str, Any]:
-    assert conn.till is not None
-    node = conn.node
-    mine = await print_jobs.route_for(node.journal, conn.till["code"])
-    everywhere = await print_jobs.store_printers(node.journal)
-    return {"printer": mine.name if mine else None,
-            "printer_node": mine.node if mine else None,
-            "printers": node.print_queue.statuses(),
-            "store_printers": [{**p, "reachable": node.reaches(p["node"])} for p in everywhere]}
-
-
-async def _till_printer(conn: Connection) -> print_jobs.PrinterRef:
-    assert conn.till is not None
-    printer = await print_jobs.route_for(conn.node.journal, conn.till["code"])
-    if printer is None:
-        raise EdgeError(NO_PRINTER, f"no printer is set up for till {conn.till['code']}")
-    return printer
-
-
-@command("printer/status", NoArgs, access="till")
-async def printer_status(conn: Connection, args: NoArgs) -> dict[str, Any]:
-    return await _printers(conn)
-
-
-@command("printer/subscribe", NoArgs, access="till")
-async def printer_subscribe(conn: Connection, args: NoArgs) -> dict[str, Any]:
-    """The statuses now, then a push each time a printer's status changes."""
-    subscription = conn.current_id
-
-    def push(status: dict[str, Any]) -> None:
-        conn.send(event_message(subscription, {"type": "printer_status", "printer": status}))
-
-    conn.subscriptions[subscription] = conn.node.print_queue.add_status_listener(push)
-    return await _printers(conn)
-
-
-@dataclass(frozen=True)
-class ReprintArgs:
-    sale_id: str = client_id()
-    printer: str | None = field(default=None, metadata=limits(min=1, max_length=64))
-    node: str | None = field(default=None, metadata=limits(min=1, max_length=64))
-
-
-@command("printer/reprint", ReprintArgs)
-async def printer_reprint(conn: Connection, args: ReprintArgs) -> dict[str, Any]:
-    journal = conn.node.journal
-    if (args.printer is None) != (args.node is None):
-        raise EdgeError(INVALID_FIELD, "give both 'printer' and 'node', or neither")
-    if args.printer is None:
-        printer = await _till_printer(conn)
-    else:
-        printer = print_jobs.PrinterRef(str(args.node), args.printer)
-        known = await print_jobs.store_printers(journal)
-        if not any((p["node"], p["name"]) == (printer.node, printer.name) for p in known):
-            raise EdgeError(UNKNOWN_PRINTER, f"no printer {printer.name} on node {printer.node}")
-    job = await print_jobs.request_reprint(journal, printer, args.sale_id,
-                                           _seller(conn).cashier, instead=args.printer is not None)
-    return {**job, "reachable": conn.node.reaches(printer.node)}
-
-
-@dataclass(frozen=True)
-class DrawerArgs:
-    reason: str = field(metadata=limits(min=1, max_length=200))
-
-
-@command("drawer/open", DrawerArgs)
-async def drawer_open(conn: Connection, args: DrawerArgs) -> dict[str, Any]:
-    """"No sale": open the drawer without a sale, for a manager, with a reason."""
-    assert conn.cashier is not None
-    if conn.cashier["role"] != "manager":
-        raise EdgeError(MANAGER_REQUIRED, "only a manager may open the drawer without a sale")
-    if not args.reason.strip():
-        raise EdgeError(INVALID_FIELD, "'reason' must say why the drawer is opened")
-    return await print_jobs.request_drawer(
-        conn.node.journal, await _till_printer(conn), args.reason.strip(), _seller(conn).cashier
-    )

@@ -19,6 +19,7 @@ from aiohttp import web
 from edge import (
     commands,  # noqa: F401  (registers the till commands)
     print_jobs,
+    printer_commands,  # noqa: F401  (registers the printer commands)
 )
 from edge.config import Config
 from edge.demo import seed_demo_store

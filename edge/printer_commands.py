@@ -1,0 +1,102 @@
+"""The till's printer commands: status, live status, reprint, and the "no sale" drawer.
+
+docs/protocol.md documents each one; routing a till to its printer, on
+whichever node, is edge/print_jobs.py's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge import print_jobs
+from edge.commands import client_id, seller_of
+from edge.messages import (
+    INVALID_FIELD,
+    MANAGER_REQUIRED,
+    NO_PRINTER,
+    UNKNOWN_PRINTER,
+    EdgeError,
+    event_message,
+)
+from edge.schema import limits
+from edge.websocket_api import Connection, NoArgs, command
+
+
+async def _printers(conn: Connection) -> dict[str, Any]:
+    assert conn.till is not None
+    node = conn.node
+    mine = await print_jobs.route_for(node.journal, conn.till["code"])
+    everywhere = await print_jobs.store_printers(node.journal)
+    return {"printer": mine.name if mine else None,
+            "printer_node": mine.node if mine else None,
+            "printers": node.print_queue.statuses(),
+            "store_printers": [{**p, "reachable": node.reaches(p["node"])} for p in everywhere]}
+
+
+async def _till_printer(conn: Connection) -> print_jobs.PrinterRef:
+    assert conn.till is not None
+    printer = await print_jobs.route_for(conn.node.journal, conn.till["code"])
+    if printer is None:
+        raise EdgeError(NO_PRINTER, f"no printer is set up for till {conn.till['code']}")
+    return printer
+
+
+@command("printer/status", NoArgs, access="till")
+async def printer_status(conn: Connection, args: NoArgs) -> dict[str, Any]:
+    return await _printers(conn)
+
+
+@command("printer/subscribe", NoArgs, access="till")
+async def printer_subscribe(conn: Connection, args: NoArgs) -> dict[str, Any]:
+    """The statuses now, then a push each time a printer's status changes."""
+    subscription = conn.current_id
+
+    def push(status: dict[str, Any]) -> None:
+        conn.send(event_message(subscription, {"type": "printer_status", "printer": status}))
+
+    conn.subscriptions[subscription] = conn.node.print_queue.add_status_listener(push)
+    return await _printers(conn)
+
+
+@dataclass(frozen=True)
+class ReprintArgs:
+    sale_id: str = client_id()
+    printer: str | None = field(default=None, metadata=limits(min=1, max_length=64))
+    node: str | None = field(default=None, metadata=limits(min=1, max_length=64))
+
+
+@command("printer/reprint", ReprintArgs)
+async def printer_reprint(conn: Connection, args: ReprintArgs) -> dict[str, Any]:
+    journal = conn.node.journal
+    if (args.printer is None) != (args.node is None):
+        raise EdgeError(INVALID_FIELD, "give both 'printer' and 'node', or neither")
+    if args.printer is None:
+        printer = await _till_printer(conn)
+    else:
+        printer = print_jobs.PrinterRef(str(args.node), args.printer)
+        known = await print_jobs.store_printers(journal)
+        if not any((p["node"], p["name"]) == (printer.node, printer.name) for p in known):
+            raise EdgeError(UNKNOWN_PRINTER, f"no printer {printer.name} on node {printer.node}")
+    job = await print_jobs.request_reprint(
+        journal, printer, args.sale_id, seller_of(conn).cashier, instead=args.printer is not None
+    )
+    return {**job, "reachable": conn.node.reaches(printer.node)}
+
+
+@dataclass(frozen=True)
+class DrawerArgs:
+    reason: str = field(metadata=limits(min=1, max_length=200))
+
+
+@command("drawer/open", DrawerArgs)
+async def drawer_open(conn: Connection, args: DrawerArgs) -> dict[str, Any]:
+    """"No sale": open the drawer without a sale, for a manager, with a reason."""
+    assert conn.cashier is not None
+    if conn.cashier["role"] != "manager":
+        raise EdgeError(MANAGER_REQUIRED, "only a manager may open the drawer without a sale")
+    if not args.reason.strip():
+        raise EdgeError(INVALID_FIELD, "'reason' must say why the drawer is opened")
+    return await print_jobs.request_drawer(
+        conn.node.journal, await _till_printer(conn), args.reason.strip(), seller_of(conn).cashier
+    )
