@@ -22,8 +22,10 @@ async def test_the_status_page_shows_the_node_in_plain_words(node: NodeUnderTest
             await expect(page.locator("#summary")).to_have_text("Tout fonctionne.")
             await expect(page.locator("#sections")).to_contain_text(node_of(node).node_id)
             await expect(page.locator("#sections")).to_contain_text("aucun (serveur seul)")
+            await expect(page.locator("#sections")).to_contain_text("Imprimante prête")
             await page.click("#lang")
             await expect(page.locator("#summary")).to_have_text("Everything works.")
             await expect(page.locator("#sections")).to_contain_text("Head office (sync)")
+            await expect(page.locator("#sections")).to_contain_text("Printer ready")
         finally:
             await browser.close()

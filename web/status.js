@@ -1,6 +1,8 @@
 // The store IT page: this node's /healthz in plain words, refreshed every 5 s.
 // It needs no login: /healthz is the node's public health check.
 
+import { getLang, hasTranslation, setLang, t as tillText } from './i18n.js';
+
 const TEXT = {
   fr: {
     title: 'État du magasin', lang: 'EN', node: 'Ce serveur', store: 'Magasin',
@@ -30,9 +32,14 @@ const TEXT = {
   },
 };
 
-let lang = localStorage.getItem('edge.lang') || (navigator.language.startsWith('en') ? 'en' : 'fr');
 let last = null;
-const t = (key) => TEXT[lang][key];
+const t = (key) => TEXT[getLang()][key];
+
+/** A printer's state as the tills word it ("Imprimante : plus de papier"). */
+function printerState(printer) {
+  const key = `printer.state.${printer.state}`;
+  return hasTranslation(key) ? tillText(key) : tillText('printer.state.other', printer);
+}
 
 function section(title, rows) {
   const box = document.createElement('section');
@@ -60,7 +67,7 @@ function problems(health) {
     if (!peer.connected) found.push(`${t('nodeId')} ${peer.node_id}: ${t('notConnected')}`);
   }
   for (const printer of health.printers || []) {
-    if (printer.state !== 'ready') found.push(`${printer.name}: ${printer.detail}`);
+    if (printer.state !== 'ready') found.push(`${printer.name}: ${printerState(printer)} (${printer.detail})`);
   }
   const office = health.headoffice || {};
   if (office.state === 'failing') found.push(`${t('headoffice')}: ${office.last_error}`);
@@ -68,7 +75,7 @@ function problems(health) {
 }
 
 function render() {
-  document.documentElement.lang = lang;
+  document.documentElement.lang = getLang();
   document.getElementById('title').textContent = t('title');
   document.getElementById('lang').textContent = t('lang');
   const summary = document.getElementById('summary');
@@ -98,7 +105,7 @@ function render() {
     !peer.connected,
   ]) : [[t('noPeers'), '']]));
   sections.append(section(t('printers'), (last.printers || []).map((printer) => [
-    printer.name, printer.detail, printer.state !== 'ready',
+    printer.name, `${printerState(printer)} — ${printer.detail}`, printer.state !== 'ready',
   ])));
   const office = last.headoffice || {};
   sections.append(section(t('headoffice'), office.state === 'disabled'
@@ -117,12 +124,11 @@ async function refresh() {
     last = null;
   }
   render();
-  document.getElementById('updated').textContent = `${t('updated')} ${new Date().toLocaleTimeString(lang)}`;
+  document.getElementById('updated').textContent = `${t('updated')} ${new Date().toLocaleTimeString(getLang())}`;
 }
 
 document.getElementById('lang').addEventListener('click', () => {
-  lang = lang === 'fr' ? 'en' : 'fr';
-  localStorage.setItem('edge.lang', lang);
+  setLang(getLang() === 'fr' ? 'en' : 'fr');
   render();
 });
 refresh();
