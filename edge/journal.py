@@ -343,8 +343,8 @@ class Journal:
 
     async def version_vector(self) -> dict[str, int]:
         """{origin: last seq held here}: what a peer needs to tell what we lack."""
-        rows = await self.read_all("SELECT origin, MAX(seq) AS seq FROM events GROUP BY origin")
-        return {row["origin"]: row["seq"] for row in rows}
+        rows = await self.read_all("SELECT origin, last_seq FROM origins")
+        return {row["origin"]: row["last_seq"] for row in rows}
 
     async def events_after(self, vector: dict[str, int], limit: int = 1000) -> list[Event]:
         """Events held here and not in `vector`, each origin in seq order, at most `limit`."""

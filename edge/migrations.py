@@ -183,6 +183,24 @@ MIGRATIONS: list[str] = [
     UPDATE print_jobs SET sale_id = json_extract(body, '$.sale_id');
     CREATE INDEX print_jobs_by_sale ON print_jobs (sale_id);
     """,
+    # 7: each origin's last seq, kept by a trigger in the event's own
+    # transaction: peers ask for this version vector every few seconds, and
+    # a GROUP BY over a year of events would read them all each time.
+    """
+    CREATE TABLE origins (origin TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+    INSERT INTO origins SELECT origin, MAX(seq) FROM events GROUP BY origin;
+    CREATE TRIGGER events_origin_head AFTER INSERT ON events BEGIN
+        INSERT INTO origins (origin, last_seq) VALUES (new.origin, new.seq)
+        ON CONFLICT (origin) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq);
+    END;
+    """,
+    # 8: two nodes pairing a till at the same moment both call it T01; the
+    # event with the smaller hash keeps the code (edge/tills.py), so both
+    # tills stay known everywhere.
+    """
+    ALTER TABLE tills ADD COLUMN event_hash TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tills ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 

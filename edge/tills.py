@@ -46,10 +46,23 @@ def create_pairing_code(db_path: Path, ttl: float = PAIRING_CODE_TTL) -> str:
 @projection("till_paired")
 def _till_paired(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
+    code = body["code"]
+    clash = db.execute(
+        "SELECT token_sha256, event_hash, origin FROM tills WHERE code = ?", (code,)
+    ).fetchone()
+    if clash is not None and clash[0] != body["token_sha256"]:
+        # Two nodes gave one code at once, before hearing of each other. Every
+        # node settles it the same way: the smaller hash keeps it, the other
+        # till's code gets its pairing node's mark (the till learns it at auth).
+        if event.hash < clash[1]:
+            db.execute("UPDATE tills SET code = ? WHERE token_sha256 = ?",
+                       (f"{code}-{clash[2]}", clash[0]))
+        else:
+            code = f"{code}-{event.origin}"
     db.execute(
-        """INSERT OR IGNORE INTO tills (code, name, token_sha256, paired_at)
-        VALUES (?, ?, ?, ?)""",
-        (body["code"], body["name"], body["token_sha256"], event.time),
+        """INSERT OR IGNORE INTO tills (code, name, token_sha256, paired_at, event_hash, origin)
+        VALUES (?, ?, ?, ?, ?, ?)""",
+        (code, body["name"], body["token_sha256"], event.time, event.hash, event.origin),
     )
 
 

@@ -12,6 +12,7 @@ from edge import commands  # noqa: F401  (registers projections through the modu
 from edge.catalogue import parse_catalogue_csv
 from edge.chain import ChainError, ChainGap, Event
 from edge.journal import Journal, Tx
+from edge.tills import authenticate, create_pairing_code, pair
 
 HEADER = "id,barcode,name,price,vat_rate,category\n"
 
@@ -100,3 +101,19 @@ async def test_a_failed_apply_leaves_the_rest_of_the_batch_alone(two_journals) -
     results = await asyncio.gather(bad, good, return_exceptions=True)
     assert isinstance(results[0], ChainError) and results[1] is True
     assert len(await products(b)) == 1
+
+
+async def test_two_nodes_pairing_a_till_at_once_keep_both(two_journals) -> None:
+    a, b = two_journals
+    tokens = []
+    for journal in (a, b):  # each pairs "T01" before hearing of the other
+        tokens.append((await pair(journal, create_pairing_code(journal.path), "Caisse"))[0])
+    from_a = [event async for event in a.events("node-a")]
+    from_b = [event async for event in b.events("node-b")]
+    await b.write(lambda tx: [tx.apply(event) for event in from_a])
+    await a.write(lambda tx: [tx.apply(event) for event in from_b])
+    codes = {}
+    for journal in (a, b):
+        codes[journal.origin] = [(await authenticate(journal, token))["code"] for token in tokens]
+    assert codes["node-a"] == codes["node-b"]  # every node settles it the same way
+    assert sorted(codes["node-a"]) in (["T01", "T01-node-a"], ["T01", "T01-node-b"])
