@@ -153,32 +153,42 @@ def node_of(node_under_test: NodeUnderTest) -> Any:
 
 
 class EdgeProcess:
-    """`edge serve` as a real process, to be killed and restarted."""
+    """`edge serve` as a real process, to be killed and restarted.
 
-    def __init__(self, data_dir: Path, port: int, extra: list[str] | None = None) -> None:
+    On loopback, or inside a test-made network namespace (`namespace`).
+    """
+
+    def __init__(self, data_dir: Path, port: int, extra: list[str] | None = None, *,
+                 host: str = "127.0.0.1", namespace: str | None = None,
+                 log: Path | None = None) -> None:
         self.data_dir = data_dir
+        self.host = host
+        self.namespace = namespace
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://{host}:{port}"
         self.extra = extra or []
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = data_dir.parent / f"edge-{port}.log"
+        self.log = log or data_dir.parent / f"edge-{port}.log"
 
     @property
     def node_id(self) -> str:
         return (self.data_dir / "node-id").read_text().strip()
 
     def start(self, timeout: float = 20) -> None:
-        args = [*EDGE, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+        """Start it, and return once it listens (it prints its banner then)."""
+        args = [*EDGE, "serve", "--host", self.host, "--port", str(self.port),
                 "--data", str(self.data_dir), *self.extra]
+        if self.namespace:
+            args = ["ip", "netns", "exec", self.namespace, *args]
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        earlier = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"edge exited: {self.log.read_text()[-2000:]}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.2
-            ):
+            if b"\nTill app: " in self.log.read_bytes()[earlier:]:
                 return
             time.sleep(0.05)
         raise TimeoutError(f"edge did not start: {self.log.read_text()[-2000:]}")

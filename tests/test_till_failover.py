@@ -10,11 +10,12 @@ other nodes from `auth` and moves by itself; nothing tells it where to go.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -42,16 +43,21 @@ CROISSANT = "2000002000013"
 FAILOVER_MS = 15_000
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[tuple[list[ShopNode], Browser]]:
+@contextlib.asynccontextmanager
+async def three_nodes(
+    tmp_path: Path, peers_of: Callable[[list[str]], list[list[str]]]
+) -> AsyncIterator[tuple[list[ShopNode], Browser]]:
+    """Three nodes on three addresses of one namespace, `peers_of(urls)` saying who dials whom."""
     with lone_host(*ADDRESSES) as ns:
         ports = [free_port() for _ in ADDRESSES]
         urls = [f"http://{address}:{port}" for address, port in zip(ADDRESSES, ports, strict=True)]
         nodes = []
         try:
-            for number, (address, port, url) in enumerate(zip(ADDRESSES, ports, urls, strict=True)):
+            for number, (address, port, peers) in enumerate(
+                zip(ADDRESSES, ports, peers_of(urls), strict=True)
+            ):
                 folder = tmp_path / f"node{number}"
-                config = store_node_config(folder, [other for other in urls if other != url])
+                config = store_node_config(folder, peers)
                 node = ShopNode(ns, folder, ["--config", str(config)], address=address, port=port)
                 node.start()
                 nodes.append(node)
@@ -64,6 +70,15 @@ async def store(tmp_path: Path) -> AsyncIterator[tuple[list[ShopNode], Browser]]
                 if node.proc and node.proc.poll() is None:
                     node.proc.send_signal(signal.SIGCONT)  # a node a test froze
                 node.stop()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[tuple[list[ShopNode], Browser]]:
+    """Three nodes, each dialling the other two."""
+    async with three_nodes(
+        tmp_path, lambda urls: [[other for other in urls if other != url] for url in urls]
+    ) as made:
+        yield made
 
 
 def node_id(node: ShopNode) -> str:
@@ -229,27 +244,8 @@ async def store_with_a_loner(tmp_path: Path) -> AsyncIterator[tuple[list[ShopNod
     lists them, the three replicate; once it lists nobody, nothing links it
     to them, though a till still reaches all three.
     """
-    with lone_host(*ADDRESSES) as ns:
-        ports = [free_port() for _ in ADDRESSES]
-        urls = [f"http://{address}:{port}" for address, port in zip(ADDRESSES, ports, strict=True)]
-        peers = [urls[1:], [urls[2]], [urls[1]]]
-        nodes = []
-        try:
-            for number, (address, port) in enumerate(zip(ADDRESSES, ports, strict=True)):
-                folder = tmp_path / f"node{number}"
-                config = store_node_config(folder, peers[number])
-                node = ShopNode(ns, folder, ["--config", str(config)], address=address, port=port)
-                node.start()
-                nodes.append(node)
-            async with async_playwright() as playwright:
-                browser = await launch_browser_in(ns, tmp_path, playwright, ADDRESSES)
-                yield nodes, browser
-                await browser.close()
-        finally:
-            for node in nodes:
-                if node.proc and node.proc.poll() is None:
-                    node.proc.send_signal(signal.SIGCONT)  # a node the test froze
-                node.stop()
+    async with three_nodes(tmp_path, lambda urls: [urls[1:], [urls[2]], [urls[1]]]) as made:
+        yield made
 
 
 def isolate(node: ShopNode) -> None:

@@ -13,16 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import signal
 import sqlite3
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EDGE, ROOT, free_port
-from netns import in_namespace, lone_host
+from conftest import EdgeProcess, free_port
+from netns import lone_host
 from playwright.async_api import Browser, Page, async_playwright, expect
 from test_pricing_vectors import served_web_page
 
@@ -32,27 +30,18 @@ BAGUETTE, ESPRESSO = "2000001000014", "2000004000011"
 BACK_ONLINE_MS = 20_000
 
 
-class ShopNode:
+class ShopNode(EdgeProcess):
     """`edge serve` in the shop namespace, that the test can kill and start again."""
 
     def __init__(self, ns: str, folder: Path, extra: list[str] | None = None,
                  address: str = ADDRESS, port: int | None = None) -> None:
+        super().__init__(folder / "data", port or free_port(), ["--no-advertise", *(extra or [])],
+                         host=address, namespace=ns, log=folder / "edge.log")
         self.ns = ns
-        self.data = folder / "data"
-        self.log = folder / "edge.log"
-        self.address = address
-        self.port = port or free_port()
-        self.url = f"http://{address}:{self.port}"
-        self.extra = extra or []
-        self.proc: subprocess.Popen[bytes] | None = None
-        folder.mkdir(parents=True, exist_ok=True)
 
-    def start(self) -> None:
-        args = [*EDGE, "serve", "--host", self.address, "--port", str(self.port),
-                "--data", str(self.data), "--no-advertise", *self.extra]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(in_namespace(self.ns, args), stdout=log,
-                                         stderr=subprocess.STDOUT, cwd=ROOT)
+    @property
+    def data(self) -> Path:
+        return self.data_dir
 
     async def pairing_link(self) -> str:
         for _ in range(400):
@@ -63,20 +52,6 @@ class ShopNode:
             assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
             await asyncio.sleep(0.05)
         raise AssertionError(f"edge serve printed no pairing link: {self.log.read_text()}")
-
-    def kill(self) -> None:
-        """kill -9: no goodbye to the till, as in a crash or a power cut."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
     def sales(self, till: str = "T01") -> list[dict[str, Any]]:
         """The sales of a till as this node holds them (read from its SQLite file)."""
