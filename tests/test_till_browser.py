@@ -9,60 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import EDGE, ROOT, free_port
-from netns import in_namespace, lone_host
+from netns import lone_host
 from playwright.async_api import Browser, Page, async_playwright, expect
-
-ADDRESS = "10.231.9.2"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    f"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1, EXCLUDE {ADDRESS}",
-]
-
-
-class ShopNode:
-    """`edge serve` in the shop namespace, as README's demo command runs it."""
-
-    def __init__(self, ns: str, data: Path) -> None:
-        self.data = data
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            in_namespace(ns, [*EDGE, "serve", "--host", ADDRESS, "--port", str(self.port),
-                              "--data", str(data), "--no-advertise"]),
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, text=True,
-        )
-
-    def pairing_link(self) -> str:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("Pair a till"):
-                return line.split(": ", 1)[1].strip()
-        raise AssertionError("edge serve printed no pairing link")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+from test_till_offline import ADDRESS, ShopNode, launch_browser_in
 
 
 @pytest.fixture
 async def shop(tmp_path: Path) -> AsyncIterator[tuple[ShopNode, Browser]]:
+    """`edge serve` in the shop namespace, as README's demo command runs it, and chromium."""
     with lone_host(ADDRESS) as ns:
-        node = ShopNode(ns, tmp_path / "data")
-        # Playwright drives chromium over a pipe, so the browser can live in the namespace.
-        chromium = tmp_path / "chromium-in-shop"
-        chromium.write_text(f'#!/bin/sh\nexec ip netns exec {ns} /usr/bin/chromium "$@"\n')
-        chromium.chmod(0o755)
+        node = ShopNode(ns, tmp_path)
         try:
+            node.start()
             async with async_playwright() as playwright:
-                browser = await playwright.chromium.launch(
-                    executable_path=str(chromium), args=CHROMIUM_ARGS
-                )
+                browser = await launch_browser_in(ns, tmp_path, playwright)
                 yield node, browser
                 await browser.close()
         finally:
@@ -86,7 +50,7 @@ async def printed_receipt(data: Path, number: str) -> str:
 
 async def test_a_cashier_sells_two_products_for_cash(shop: tuple[ShopNode, Browser]) -> None:
     node, browser = shop
-    link = node.pairing_link()
+    link = await node.pairing_link()
     assert link.startswith(f"http://{ADDRESS}:{node.port}/#pair=")
     page = await browser.new_page(locale="fr-FR")
     await page.goto(link)
@@ -134,7 +98,7 @@ async def test_an_unknown_barcode_is_shown_and_changes_nothing(
 ) -> None:
     node, browser = shop
     page = await browser.new_page(locale="en-US")
-    await page.goto(node.pairing_link())
+    await page.goto(await node.pairing_link())
     await page.click('[data-cashier-id="bruno"]')
     await page.keyboard.type("5678")
     await page.keyboard.press("Enter")
