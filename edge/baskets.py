@@ -2,21 +2,34 @@
 
 A till works on one open basket. Its id, and each line's id, are made up by
 the till, so a command resent after a reconnect (to this node or another)
-finds its work already done and changes nothing. A basket left open on a
-till that died can be taken over by another till.
+finds its work already done and changes nothing.
+
+A basket is held by one till at a time: only its holder changes or sells it.
+A basket left open on a till that died can be taken over by another till,
+never one still in use (docs/protocol.md, "Who holds a basket"). Two nodes
+cut apart may each accept a takeover of the same basket: every takeover
+carries a generation (one more than the holder's it replaced), and the
+highest (generation, event hash) holds it, on every node, whatever the order
+events arrive in.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Set
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from edge.catalogue import find_product
 from edge.chain import Event
 from edge.journal import Journal, Tx, projection
-from edge.messages import BASKET_MISMATCH, NO_OPEN_BASKET, UNKNOWN_LINE, EdgeError
+from edge.messages import BASKET_HELD, BASKET_MISMATCH, NO_OPEN_BASKET, UNKNOWN_LINE, EdgeError
 from edge.money import Line, basket_totals
+
+# A till that changed its basket this recently is taken to be using it, even
+# if it is connected to another node (and so invisible to this one).
+HOLD_SECONDS = 120
 
 LINE_COLUMNS = "line_id, product_id, barcode, name, unit_price, vat_rate, quantity"
 
@@ -78,7 +91,21 @@ def open_basket_in(tx: Tx, till: str) -> dict[str, Any] | None:
     return _basket_json(basket, tx.fetchall(LINES_SQL, (basket["id"],)))
 
 
+def held_elsewhere(holder: str, basket_id: str, how: str = "is held") -> EdgeError:
+    """The refusal a till gets for a basket another till holds (or sold)."""
+    return EdgeError(
+        BASKET_HELD, f"basket {basket_id} {how} by till {holder}", {"till": holder}
+    )
+
+
+def refuse_if_held_elsewhere(tx: Tx, till: str, basket_id: str) -> None:
+    row = tx.fetchone("SELECT till FROM baskets WHERE id = ? AND status = 'open'", (basket_id,))
+    if row is not None and row["till"] != till:
+        raise held_elsewhere(row["till"], basket_id)
+
+
 def require_open_basket(tx: Tx, till: str, basket_id: str) -> dict[str, Any]:
+    refuse_if_held_elsewhere(tx, till, basket_id)
     basket = open_basket_in(tx, till)
     if basket is None:
         raise EdgeError(NO_OPEN_BASKET, f"till {till} has no open basket")
@@ -99,6 +126,7 @@ async def add_line(
     product_id: str | None = None,
 ) -> dict[str, Any]:
     def work(tx: Tx) -> dict[str, Any]:
+        refuse_if_held_elsewhere(tx, seller.till, basket_id)
         basket = open_basket_in(tx, seller.till)
         if basket is not None and basket["id"] != basket_id:
             raise EdgeError(
@@ -197,49 +225,121 @@ async def list_open(journal: Journal) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-async def take_over(journal: Journal, seller: Seller, basket_id: str) -> dict[str, Any]:
-    """Make another till's open basket this till's."""
+def holder_is_live(basket: sqlite3.Row, connected_tills: Set[str], now: datetime) -> bool:
+    """Is the till holding this basket still using it, as far as this node can tell?
+
+    Yes if it is connected to this node, or changed the basket (or took it
+    over) in the last HOLD_SECONDS: a till connected to another node is
+    invisible here, but its changes replicate.
+    """
+    if basket["till"] in connected_tills:
+        return True
+    last_change = datetime.fromisoformat(basket["active_at"] or basket["opened_at"])
+    return now - last_change < timedelta(seconds=HOLD_SECONDS)
+
+
+async def take_over(
+    journal: Journal,
+    seller: Seller,
+    basket_id: str,
+    connected_tills: Set[str],
+    force: bool = False,
+) -> dict[str, Any]:
+    """Make another till's open basket this till's, unless that till is still using it.
+
+    `connected_tills`: the tills connected to this node now. `force` (a
+    manager's call, checked by the caller) takes it even from a till that
+    looks live: one whose screen froze with its connection still open.
+    """
 
     def work(tx: Tx) -> dict[str, Any]:
         basket = tx.fetchone(
-            "SELECT till FROM baskets WHERE id = ? AND status = 'open'", (basket_id,)
+            """SELECT till, opened_at, active_at, holder_generation FROM baskets
+            WHERE id = ? AND status = 'open'""",
+            (basket_id,),
         )
         if basket is None:
             raise EdgeError(NO_OPEN_BASKET, f"basket {basket_id} is not open")
+        if basket["till"] == seller.till:
+            return open_basket_in(tx, seller.till)  # type: ignore[return-value]
         current = open_basket_in(tx, seller.till)
         if current is not None and current["id"] != basket_id and current["lines"]:
             raise EdgeError(
                 BASKET_MISMATCH,
                 f"till {seller.till} has basket {current['id']} open: sell or void it first",
             )
-        if basket["till"] != seller.till:
-            if current is not None and current["id"] != basket_id:
-                tx.append("basket_voided", {"basket_id": current["id"], "till": seller.till,
-                                            "cashier": seller.cashier, "lines": [], "total": 0})
-            tx.append("basket_taken_over", {"basket_id": basket_id, "from_till": basket["till"],
-                                            "till": seller.till, "cashier": seller.cashier})
+        if not force and holder_is_live(basket, connected_tills, datetime.now(UTC)):
+            raise EdgeError(
+                BASKET_HELD,
+                f"basket {basket_id} is in use on till {basket['till']}: "
+                "ask there, or a manager may force the takeover",
+                {"till": basket["till"]},
+            )
+        if current is not None and current["id"] != basket_id:
+            tx.append("basket_voided", {"basket_id": current["id"], "till": seller.till,
+                                        "cashier": seller.cashier, "lines": [], "total": 0})
+        body = {"basket_id": basket_id, "from_till": basket["till"], "till": seller.till,
+                "cashier": seller.cashier, "generation": basket["holder_generation"] + 1}
+        if force:
+            body["forced"] = True
+        tx.append("basket_taken_over", body)
         return open_basket_in(tx, seller.till)  # type: ignore[return-value]
 
     return await journal.write(work)
 
 
-@projection("basket_taken_over")
-def _basket_taken_over(db: sqlite3.Connection, event: Event) -> None:
+def _touch(db: sqlite3.Connection, event: Event, basket_id: str) -> None:
+    """Record that the basket changed at the event's time (the latest time wins)."""
+    db.execute(
+        "UPDATE baskets SET active_at = MAX(active_at, ?) WHERE id = ?", (event.time, basket_id)
+    )
+
+
+def _ensure_basket(db: sqlite3.Connection, event: Event, basket_id: str, status: str) -> None:
+    """The basket's row, made by whichever of its events arrives first.
+
+    Whatever the arrival order, it opened at its earliest event, and until a
+    takeover its till and cashier are that event's (the opener's).
+    """
     body = event.body
     db.execute(
-        "UPDATE baskets SET till = ?, cashier = ? WHERE id = ? AND status = 'open'",
-        (body["till"], body["cashier"], body["basket_id"]),
+        """INSERT INTO baskets (id, till, cashier, opened_at, status, active_at)
+        VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET
+            till = CASE WHEN holder_generation = 0 AND excluded.opened_at < opened_at
+                        THEN excluded.till ELSE till END,
+            cashier = CASE WHEN holder_generation = 0 AND excluded.opened_at < opened_at
+                           THEN excluded.cashier ELSE cashier END,
+            opened_at = MIN(opened_at, excluded.opened_at)""",
+        (basket_id, body["till"], body["cashier"], event.time, status, event.time),
     )
+
+
+@projection("basket_taken_over")
+def _basket_taken_over(db: sqlite3.Connection, event: Event) -> None:
+    """The highest (generation, hash) holds the basket, on every node, in any order.
+
+    A takeover normally replaces the holder it saw (generation + 1); two
+    accepted by nodes cut apart share a generation and the hash settles it.
+    Events from before generations existed count as generation 1.
+    """
+    body = event.body
+    generation = body.get("generation", 1)
+    _ensure_basket(db, event, body["basket_id"], "open")
+    db.execute(
+        """UPDATE baskets SET till = ?, cashier = ?, holder_generation = ?, holder_event = ?
+        WHERE id = ? AND (holder_generation, holder_event) < (?, ?)""",
+        (body["till"], body["cashier"], generation, event.hash, body["basket_id"],
+         generation, event.hash),
+    )
+    _touch(db, event, body["basket_id"])
 
 
 @projection("basket_line_added")
 def _basket_line_added(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
-    db.execute(
-        """INSERT OR IGNORE INTO baskets (id, till, cashier, opened_at, status)
-        VALUES (?, ?, ?, ?, 'open')""",
-        (body["basket_id"], body["till"], body["cashier"], event.time),
-    )
+    _ensure_basket(db, event, body["basket_id"], "open")
+    _touch(db, event, body["basket_id"])
     # A line arriving (from a peer) after its basket was sold or voided stays out.
     db.execute(
         f"""INSERT OR IGNORE INTO basket_lines (basket_id, position, {LINE_COLUMNS})
@@ -268,6 +368,7 @@ def _basket_quantity_set(db: sqlite3.Connection, event: Event) -> None:
         "UPDATE basket_lines SET quantity = ? WHERE basket_id = ? AND line_id = ?",
         (body["quantity"], body["basket_id"], body["line_id"]),
     )
+    _touch(db, event, body["basket_id"])
 
 
 @projection("basket_line_removed")
@@ -277,6 +378,7 @@ def _basket_line_removed(db: sqlite3.Connection, event: Event) -> None:
         "DELETE FROM basket_lines WHERE basket_id = ? AND line_id = ?",
         (body["basket_id"], body["line_id"]),
     )
+    _touch(db, event, body["basket_id"])
 
 
 def close_basket(db: sqlite3.Connection, event: Event, basket_id: str, status: str) -> None:
@@ -286,11 +388,11 @@ def close_basket(db: sqlite3.Connection, event: Event, basket_id: str, status: s
     lines arrive (from a node that died, through another) must stay closed
     when they do. Sold wins over voided.
     """
+    _ensure_basket(db, event, basket_id, status)
     db.execute(
-        """INSERT INTO baskets (id, till, cashier, opened_at, status) VALUES (?, ?, ?, ?, ?)
-        ON CONFLICT (id) DO UPDATE SET status = excluded.status WHERE status != 'sold'""",
-        (basket_id, event.body["till"], event.body["cashier"], event.time, status),
+        "UPDATE baskets SET status = ? WHERE id = ? AND status != 'sold'", (status, basket_id)
     )
+    _touch(db, event, basket_id)
     db.execute("DELETE FROM basket_lines WHERE basket_id = ?", (basket_id,))
 
 

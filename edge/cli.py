@@ -63,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     sync = sub.add_parser("sync", help="sync with head office now, showing progress")
     with_store_options(sync)
 
+    backup = sub.add_parser(
+        "backup", help="copy the journal to FILE while the node runs, marked and verified")
+    with_store_options(backup)
+    backup.add_argument("file", type=Path, help="the backup file to write (must not exist)")
+
+    restore = sub.add_parser(
+        "restore", help="put a backup back (stop the node first); the node then continues "
+                        "under a new origin and gets the rest from its peers")
+    with_store_options(restore)
+    restore.add_argument("file", type=Path, help="a file written by `edge backup`")
+
     status = sub.add_parser("status", help="how this node stands: journal, peers, head-office sync")
     with_store_options(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -117,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_sync(config)  # type: ignore[arg-type]
         if args.command == "status":
             return run_status(config, args.json)  # type: ignore[arg-type]
+        if args.command == "backup":
+            return run_backup(config, args.file)  # type: ignore[arg-type]
+        if args.command == "restore":
+            return run_restore(config, args.file)  # type: ignore[arg-type]
     except ConfigError as error:
         print("The configuration has problems:", file=sys.stderr)
         for problem in error.problems:
@@ -129,20 +144,25 @@ def run_serve(config: Config, log_level: str) -> int:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from edge.node import StoreMismatch
+    from edge.datafolder import FolderInUse
+    from edge.node import ClockBehind, StoreMismatch
 
     try:
-        asyncio.run(serve(config))
-    except StoreMismatch as error:
+        failure = asyncio.run(serve(config))
+    except (StoreMismatch, FolderInUse, ClockBehind) as error:
         log.error("%s", error)
         return 1
     except OSError as error:
         log.error("cannot listen on %s:%s: %s", config.host, config.port, error.strerror)
         return 1
+    if failure:
+        log.critical("stopped: %s", failure)
+        return 3
     return 0
 
 
-async def serve(config: Config) -> None:
+async def serve(config: Config) -> str | None:
+    """Run the node until SIGTERM or SIGINT; why it had to stop, if it failed."""
     from edge.demo import demo_cashier_lines
     from edge.server import NODE, make_app
     from edge.tills import create_pairing_code
@@ -181,8 +201,13 @@ async def serve(config: Config) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+        stopping = asyncio.create_task(stop.wait())
+        failing = asyncio.create_task(node.failed.wait())
+        await asyncio.wait((stopping, failing), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        failing.cancel()
         log.info("stopping")
+        return node.failure
     finally:
         await runner.cleanup()
 
@@ -221,21 +246,27 @@ def run_check(path: Path) -> int:
 
 
 def run_verify(config: Config) -> int:
+    import sqlite3
+
+    from edge.backup import iter_events
     from edge.chain import chain_problems
-    from edge.journal import read_events
 
     if not config.database.exists():
         print(f"No journal in {config.data_dir}.", file=sys.stderr)
         return 1
-    events = read_events(config.database)
-    problems = chain_problems(events)
-    origins = {event.origin for event in events}
+    db = sqlite3.connect(f"file:{config.database}?mode=ro", uri=True)
+    try:
+        problems = chain_problems(iter_events(db))
+        events, origins = db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT origin) FROM events").fetchone()
+    finally:
+        db.close()
     if problems:
-        print(f"BROKEN: {len(problems)} problem(s) in {len(events)} events:")
+        print(f"BROKEN: {len(problems)} problem(s) in {events} events:")
         for problem in problems[:50]:
             print(f"  - {problem}")
         return 1
-    print(f"OK: {len(events)} events from {len(origins)} origin(s), every hash chain intact")
+    print(f"OK: {events} events from {origins} origin(s), every hash chain intact")
     return 0
 
 
@@ -271,12 +302,63 @@ def run_sync(config: Config) -> int:
         print(f"No store data in {config.data_dir}: start `edge serve` once first.",
               file=sys.stderr)
         return 1
+    from edge.admin import NodeRefused, ask_node
+    from edge.datafolder import FolderInUse
+
     try:
         status = asyncio.run(sync_now(config, lambda line: print(line, flush=True)))
     except SyncError as error:
         print(f"Sync failed: {error}", file=sys.stderr)
         return 1
+    except FolderInUse:
+        print("The node is running: it syncs now.", flush=True)
+        try:
+            answer = ask_node(config, "/api/admin/sync", {}, timeout=600)
+        except NodeRefused as refused:
+            print(refused, file=sys.stderr)
+            return 1
+        status = answer["status"]
+        if answer["error_message"]:
+            print(f"Sync failed: {answer['error_message']}", file=sys.stderr)
+            return 1
     print(f"Sync done: {status['backlog_events']} event(s) left to send.")
+    return 0
+
+
+def run_backup(config: Config, target: Path) -> int:
+    from edge.backup import BackupError, backup
+
+    try:
+        summary = backup(config.database, target, lambda line: print(line, flush=True))
+    except BackupError as error:
+        print(f"Backup failed: {error}", file=sys.stderr)
+        return 1
+    print(f"Backup written to {target}: {summary.events} events of {summary.origins} "
+          f"origin(s), this node ({summary.origin}) up to #{summary.head_seq}; every chain "
+          "verified.")
+    return 0
+
+
+def run_restore(config: Config, backup_file: Path) -> int:
+    from edge.backup import BackupError, restore
+    from edge.datafolder import FolderInUse
+
+    try:
+        summary, kept = restore(backup_file, config.data_dir, config.database,
+                                lambda line: print(line, flush=True))
+    except FolderInUse as error:
+        print(f"Cannot restore now: {error}", file=sys.stderr)
+        return 1
+    except BackupError as error:
+        print(f"Restore refused, nothing changed: {error}", file=sys.stderr)
+        return 1
+    print(f"Restored {backup_file}: {summary.events} events, this node's journal up to "
+          f"#{summary.head_seq}.")
+    if kept:
+        print(f"The journal it replaced is kept as {kept}.")
+    print("When the node starts it continues under a new node id (what the backup's node wrote "
+          "after the backup is already held by its peers and head office), and gets back from "
+          "its peers everything written since. `edge status` tells the story.")
     return 0
 
 

@@ -7,12 +7,13 @@ that owns the concept and returns what the till should see.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from edge import PROTOCOL_VERSION, baskets, catalogue, print_jobs, sales, staff, tills
 from edge.chain import Event
-from edge.messages import INVALID_FIELD, EdgeError, event_message
+from edge.messages import INVALID_FIELD, MANAGER_REQUIRED, EdgeError, event_message
 from edge.schema import limits
 from edge.websocket_api import Connection, NoArgs, command
 
@@ -29,12 +30,26 @@ PUBLIC_EVENT_TYPES = frozenset({
     "basket_taken_over",
     "sale_completed", "print_requested", "print_job_done", "drawer_opened",
     "print_job_started", "print_job_interrupted",
+    "print_job_waiting", "print_job_cutting", "print_job_cancelled", "drawer_unknown",
 })
 
 
 def seller_of(conn: Connection) -> baskets.Seller:
     assert conn.till is not None and conn.cashier is not None
     return baskets.Seller(till=conn.till["code"], cashier=conn.cashier["id"])
+
+
+# Every authenticated till connection (of any node in this process), so a
+# takeover can tell a basket's holder is on screen here. Gone with the socket.
+_TILL_CONNECTIONS: weakref.WeakSet[Connection] = weakref.WeakSet()
+
+
+def connected_tills(conn: Connection) -> frozenset[str]:
+    """The codes of the tills connected to this connection's node now."""
+    return frozenset(
+        other.till["code"] for other in list(_TILL_CONNECTIONS)
+        if other.node is conn.node and other.till is not None and not other.ws.closed
+    )
 
 
 @command("ping", NoArgs, access="anyone")
@@ -53,6 +68,7 @@ async def auth(conn: Connection, args: AuthArgs) -> dict[str, Any]:
     node = conn.node
     conn.till = await tills.authenticate(node.journal, args.token)
     conn.cashier = None
+    _TILL_CONNECTIONS.add(conn)
     return {
         "protocol": PROTOCOL_VERSION,
         "store": {"id": node.config.store_id, "name": node.config.store_name, "currency": "EUR"},
@@ -272,9 +288,20 @@ async def basket_list_open(conn: Connection, args: NoArgs) -> list[dict[str, Any
     return await baskets.list_open(conn.node.journal)
 
 
-@command("basket/take_over", BasketArgs)
-async def basket_take_over(conn: Connection, args: BasketArgs) -> dict[str, Any]:
-    return await baskets.take_over(conn.node.journal, seller_of(conn), args.basket_id)
+@dataclass(frozen=True)
+class TakeOverArgs:
+    basket_id: str = client_id()
+    force: bool = False
+
+
+@command("basket/take_over", TakeOverArgs)
+async def basket_take_over(conn: Connection, args: TakeOverArgs) -> dict[str, Any]:
+    assert conn.cashier is not None
+    if args.force and conn.cashier["role"] != "manager":
+        raise EdgeError(MANAGER_REQUIRED, "only a manager may take over a basket in use")
+    return await baskets.take_over(
+        conn.node.journal, seller_of(conn), args.basket_id, connected_tills(conn), args.force
+    )
 
 
 @dataclass(frozen=True)

@@ -2,81 +2,26 @@
 
 While `edge serve` runs it owns the printers (one program at a time can claim
 a USB printer, and many network printers take one connection), so the
-command asks the node: its /healthz for their status, and POST
-/api/devices/test for a test page, authenticated by the admin token the node
-keeps in its data folder (readable only by whoever may read the journal).
-With no node running, the command talks to the devices itself.
+command asks the node: its /healthz for their status, and its admin API for
+a test page (edge/admin.py). With no node holding the data folder, the
+command holds it and talks to the devices itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
+import contextlib
 import json
-import secrets
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from edge import escpos
+from edge.admin import NodeRefused, ask_node, running_node
 from edge.config import Config, PrinterConfig
+from edge.datafolder import FolderInUse, FolderLock
 from edge.devices import DeviceError, PrinterStatus, make_printer
 from edge.receipt import Store, as_text, printer_test_page
-
-TOKEN_FILE = "admin-token"
-
-
-def write_admin_token(data_dir: Path) -> str:
-    """A fresh token for local admin calls, readable by the node's user only."""
-    token = secrets.token_urlsafe(32)
-    path = data_dir / TOKEN_FILE
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(token + "\n")
-    return token
-
-
-async def test_page_handler(request: web.Request) -> web.Response:
-    """POST /api/devices/test {"printer": NAME}: queue a test page and a drawer pulse."""
-    from edge.print_jobs import request_test
-    from edge.server import NODE
-
-    node = request.app[NODE]
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-    if not node.admin_token or not hmac.compare_digest(given, node.admin_token):
-        return _error(403, "invalid_token", f"give the token in {TOKEN_FILE} of the data folder")
-    try:
-        name = (await request.json()).get("printer")
-    except (ValueError, AttributeError):
-        name = None
-    worker = node.print_queue.workers.get(name)
-    if worker is None:
-        return _error(404, "no_printer", f"no printer {name!r} on this node")
-    job = await request_test(node.journal, name)
-    return web.json_response({**job, "status": worker.status_json()})
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
-def node_url(config: Config) -> str:
-    host = "127.0.0.1" if config.host in ("0.0.0.0", "", "::") else config.host
-    return f"http://{host}:{config.port}"
-
-
-def running_node(config: Config) -> dict[str, Any] | None:
-    """The health of this store's node running on this machine, if one is."""
-    try:
-        with urllib.request.urlopen(f"{node_url(config)}/healthz", timeout=2) as response:
-            health = json.loads(response.read())
-    except (OSError, ValueError):
-        return None
-    return health if health.get("store_id") == config.store_id else None
 
 
 def probe(
@@ -186,38 +131,15 @@ def _usb_printers(usb_backend: Any) -> tuple[list[dict[str, Any]], str | None]:
 
 def _test(config: Config, printer: PrinterConfig, node: dict[str, Any] | None,
           usb_backend: Any) -> int:
-    if node is not None:
-        return _test_through_node(config, printer)
+    if node is None:
+        try:
+            return asyncio.run(_test_alone(config, printer, usb_backend))
+        except FolderInUse:
+            pass  # a node holds the folder after all (its health check was slow): ask it
     try:
-        device = print_test_page(config, printer, usb_backend)
-    except DeviceError as error:
-        print(f"{printer.name}: {error.detail}", file=sys.stderr)
-        return 1
-    _record_test_drawer(config, printer)
-    print(f"Test page printed on {printer.name} ({device}) and the drawer pulsed "
-          f"(pin {printer.drawer_pin}).")
-    return 0
-
-
-def _test_through_node(config: Config, printer: PrinterConfig) -> int:
-    token_file = config.data_dir / TOKEN_FILE
-    try:
-        token = token_file.read_text().strip()
-    except OSError as error:
-        print(f"The node runs but {token_file} cannot be read ({error.strerror}): run this as "
-              "the node's user or root.", file=sys.stderr)
-        return 1
-    request = urllib.request.Request(
-        f"{node_url(config)}/api/devices/test", method="POST",
-        data=json.dumps({"printer": printer.name}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            answer = json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        print(f"The node refused: {json.loads(error.read())['error']['message']}",
-              file=sys.stderr)
+        answer = ask_node(config, "/api/admin/devices/test", {"printer": printer.name})
+    except NodeRefused as refused:
+        print(refused, file=sys.stderr)
         return 1
     status = answer["status"]
     print(f"Test page queued on {printer.name} by the running node (job {answer['job_id']}); "
@@ -225,20 +147,27 @@ def _test_through_node(config: Config, printer: PrinterConfig) -> int:
     return 0
 
 
-def _record_test_drawer(config: Config, printer: PrinterConfig) -> None:
-    """Every drawer opening is an audit event: journal this one too, if the store has data."""
-    if not config.database.exists():
-        return
-    from edge.journal import Journal
-    from edge.node import load_node_id
+async def _test_alone(config: Config, printer: PrinterConfig, usb_backend: Any) -> int:
+    """No node runs: hold the folder as a node would, print, and journal the drawer opening."""
+    from edge.node import local_journal
 
-    async def record() -> None:
-        journal = Journal(config.database, origin=load_node_id(config))
-        await journal.open()
+    async with contextlib.AsyncExitStack() as held:
+        journal = None
+        if config.database.exists():
+            journal = await held.enter_async_context(local_journal(config, "edge devices test"))
+        else:
+            lock = FolderLock(config.data_dir)
+            lock.acquire("edge devices test")
+            held.callback(lock.release)
         try:
+            device = print_test_page(config, printer, usb_backend)
+        except DeviceError as error:
+            print(f"{printer.name}: {error.detail}", file=sys.stderr)
+            return 1
+        if journal is not None:
+            # Every drawer opening is an audit event.
             await journal.write(lambda tx: tx.append("drawer_opened", {
                 "printer": printer.name, "reason": "test page", "by": "edge devices test"}))
-        finally:
-            await journal.close()
-
-    asyncio.run(record())
+    print(f"Test page printed on {printer.name} ({device}) and the drawer pulsed "
+          f"(pin {printer.drawer_pin}).")
+    return 0

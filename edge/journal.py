@@ -38,6 +38,14 @@ from edge.chain import (
     content_matches_hash,
     link_problems,
 )
+from edge.datafolder import (
+    Home,
+    home_changed,
+    new_node_id,
+    read_incarnation,
+    read_node_id,
+    write_incarnation,
+)
 from edge.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -91,9 +99,37 @@ def _bind(params: Params) -> tuple[Any, ...] | Mapping[str, Any]:
     return params if isinstance(params, Mapping) else tuple(params)
 
 
-def _row_event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
+def row_event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
     origin, seq, event_id, time, type_, body, prev_hash, hash_ = tuple(row)
     return Event(origin, seq, event_id, time, type_, orjson.loads(body), prev_hash, hash_)
+
+
+# The journal's own past (restored, replaced, clashed): its predecessor origin
+# is this node's, gone for good. A copy elsewhere may still run its predecessor.
+SAME_NODE_REASONS = frozenset({
+    "restored_from_backup", "restored_or_replaced", "journal_replaced", "origin_clash"})
+
+
+class OriginClash(Exception):
+    """Someone else wrote under this node's own origin: never acknowledge, stop writing it.
+
+    Fatal for the origin: the journal refuses every write from then on, and
+    the next start continues under a new origin (see edge/datafolder.py).
+    """
+
+
+class OwnOriginSeen(ChainError):
+    """A peer sent an event of our own origin that we did not write: refused.
+
+    A copy of this data folder running elsewhere, or a forgery (until events
+    are signed, a peer cannot tell which). Never applied; this node continues
+    under a new origin at its next start, so neither can extend the other's
+    numbering, and it is not stopped on a peer's word.
+    """
+
+
+class JournalStopped(Exception):
+    """The journal refuses writes: its origin clashed, or it is closed."""
 
 
 class Tx:
@@ -135,39 +171,47 @@ class Tx:
                 "SELECT hash FROM events WHERE origin = ? AND seq = ?", (event.origin, event.seq)
             )
             if stored is None or stored["hash"] != event.hash:
+                if event.origin == self.origin:
+                    raise OwnOriginSeen(f"{event.origin}#{event.seq}: differs from ours")
                 raise ChainError(f"{event.origin}#{event.seq}: differs from the stored event")
             return False
+        if event.origin == self.origin:
+            # We write every event of our origin and never lose one we sent, so
+            # either a copy of this folder writes it elsewhere, or it is forged.
+            raise OwnOriginSeen(f"{event.origin}#{event.seq}: never written here")
         if event.seq > head.seq + 1:
             raise ChainGap(f"{event.origin}#{event.seq}: events after #{head.seq} are missing")
         problems = link_problems(head, event)
         if problems:
             raise ChainError("; ".join(problems))
         self._insert(event)
-        if event.origin == self._journal.origin:
-            # Our own events coming back (a node restored from an old backup).
-            self._journal.head = ChainHead(event.seq, event.hash)
         return True
 
-    def _insert(self, event: Event) -> bool:
-        cursor = self.db.execute(
-            f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                event.origin,
-                event.seq,
-                event.id,
-                event.time,
-                event.type,
-                canonical_json(event.body).decode(),
-                event.prev_hash,
-                event.hash,
-            ),
-        )
-        if cursor.rowcount == 0:
-            return False
+    def _insert(self, event: Event) -> None:
+        # Plain INSERT: an event that is already there means two writers for one
+        # origin (ours) or a bug, never something to skip quietly.
+        try:
+            self.db.execute(
+                f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.origin,
+                    event.seq,
+                    event.id,
+                    event.time,
+                    event.type,
+                    canonical_json(event.body).decode(),
+                    event.prev_hash,
+                    event.hash,
+                ),
+            )
+        except sqlite3.IntegrityError as error:
+            if event.origin == self.origin:
+                raise OriginClash(f"{event.origin}#{event.seq} is already in the journal: "
+                                  "another process writes this origin") from error
+            raise
         for handler in _PROJECTIONS.get(event.type, ()):
             handler(self.db, event)
         self.events.append(event)
-        return True
 
     def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         return self.db.execute(sql, _bind(params)).fetchone()
@@ -177,12 +221,22 @@ class Tx:
 
 
 class Journal:
-    """The node's SQLite file: one group-committing writer thread, one reader."""
+    """The node's SQLite file: one group-committing writer thread, one reader.
 
-    def __init__(self, path: Path, origin: str) -> None:
+    With no `origin` given, the journal claims the origin its data folder
+    writes when it opens (and a new one if the folder was restored or copied:
+    `rotation` then says why); tests pass one to make bare journals.
+    """
+
+    def __init__(self, path: Path, origin: str | None = None) -> None:
         self.path = path
-        self.origin = origin
+        self.origin = origin or ""
+        self._claims_origin = origin is None
+        self.rotation: dict[str, Any] | None = None
         self.head = ChainHead()
+        # Set once the journal refuses writes for good (its origin clashed).
+        self.stopped: str | None = None
+        self.on_stopped: Callable[[str], None] | None = None
         # None asks the writer to finish what is queued and stop.
         self._writes: asyncio.Queue[tuple[Work, asyncio.Future[Any]] | None] = asyncio.Queue()
         self._listeners: list[Listener] = []
@@ -210,15 +264,66 @@ class Journal:
         db = connect(self.path)
         try:
             migrate(db)
+            if self._claims_origin:
+                self._claim_origin(db)
         except BaseException:
             db.close()
             raise
-        row = db.execute(
-            "SELECT seq, hash FROM events WHERE origin = ? ORDER BY seq DESC LIMIT 1",
-            (self.origin,),
-        ).fetchone()
-        self.head = ChainHead(row["seq"], row["hash"]) if row else ChainHead()
+        self.head = self._stored_head(db, self.origin)
         return db
+
+    @staticmethod
+    def _stored_head(db: sqlite3.Connection, origin: str) -> ChainHead:
+        row = db.execute(
+            "SELECT seq, hash FROM events WHERE origin = ? ORDER BY seq DESC LIMIT 1", (origin,)
+        ).fetchone()
+        return ChainHead(row["seq"], row["hash"]) if row else ChainHead()
+
+    def _claim_origin(self, db: sqlite3.Connection) -> None:
+        """Which origin this folder writes; a new one if it cannot safely go on (datafolder.py)."""
+        folder = self.path.parent
+        meta = dict(db.execute(
+            "SELECT key, value FROM meta WHERE key IN ('origin', 'origin_home', 'incarnation', "
+            "'origin_fenced', 'backup_of')").fetchall())
+        here = Home.of(self.path)
+        origin, reason = meta.get("origin"), None
+        if origin is None:
+            # An edge from before fencing kept its origin only in `node-id`.
+            has_events = db.execute("SELECT 1 FROM events LIMIT 1").fetchone()
+            origin = (read_node_id(folder) if has_events else None) or new_node_id()
+        elif "backup_of" in meta:
+            reason = "restored_from_backup"
+        elif "origin_fenced" in meta:
+            reason = "origin_clash"
+        elif "origin_home" in meta and (
+                changed := home_changed(Home.from_dict(orjson.loads(meta["origin_home"])), here)):
+            reason = changed
+        elif meta.get("incarnation") != read_incarnation(folder):
+            reason = "journal_replaced"
+        incarnation = new_node_id() + new_node_id()
+        write_incarnation(folder, incarnation)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if reason is not None:
+                predecessor, cut = origin, self._stored_head(db, origin)
+                origin = new_node_id()
+                self.rotation = {"predecessor": predecessor, "reason": reason,
+                                 "retires_predecessor": reason in SAME_NODE_REASONS,
+                                 "cut": {"seq": cut.seq, "hash": cut.hash},
+                                 "backup": orjson.loads(meta["backup_of"])
+                                 if "backup_of" in meta else None}
+            db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [
+                ("origin", origin), ("origin_home", orjson.dumps(here.as_dict()).decode()),
+                ("incarnation", incarnation)])
+            db.execute("DELETE FROM meta WHERE key IN ('origin_fenced', 'backup_of')")
+            self.origin = origin
+            if self.rotation is not None:
+                self.head = ChainHead()
+                Tx(self, db).append("origin_started", self.rotation)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     async def _in_writer(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
@@ -244,6 +349,8 @@ class Journal:
 
     async def write(self, work: Callable[[Tx], T]) -> T:
         """Run `work` (in the writer thread) in a transaction; return once it is durable."""
+        if self.stopped:
+            raise JournalStopped(self.stopped)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._writes.put_nowait((work, future))
         return await future
@@ -265,10 +372,19 @@ class Journal:
                 await self._run_batch(batch)
 
     async def _run_batch(self, batch: list[tuple[Work, asyncio.Future[Any]]]) -> None:
+        if self.stopped:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(JournalStopped(self.stopped))
+            return
         try:
             outcomes, committed = await self._in_writer(
                 self._commit_batch, [work for work, _ in batch]
             )
+        except OriginClash as clash:
+            await self._stop_for_good(str(clash))
+            outcomes = [(None, JournalStopped(self.stopped))] * len(batch)
+            committed = []
         except Exception as error:
             log.exception("journal commit failed")
             outcomes = [(None, RuntimeError(f"journal commit failed: {error}"))] * len(batch)
@@ -306,9 +422,16 @@ class Journal:
                 db.execute("SAVEPOINT work")
                 try:
                     result = work(tx)
+                except OriginClash:
+                    raise  # the whole batch is rolled back: nothing of it is acknowledged
                 except Exception as error:
                     db.execute("ROLLBACK TO work")
                     db.execute("RELEASE work")
+                    if isinstance(error, OwnOriginSeen):
+                        log.critical("refused %s: a copy of this data folder may be running "
+                                     "elsewhere; the next start takes a new origin", error)
+                        db.execute("INSERT OR REPLACE INTO meta (key, value) "
+                                   "VALUES ('origin_fenced', ?)", (str(error),))
                     self.head = head_before
                     outcomes.append((None, error))
                 else:
@@ -325,6 +448,25 @@ class Journal:
             raise
         return outcomes, committed
 
+    async def _stop_for_good(self, why: str) -> None:
+        """Refuse every write from now on, and make the next start take a new origin."""
+        if self.stopped:
+            return
+        self.stopped = f"this node stopped writing: {why}"
+        log.critical("origin %s clashed (%s): refusing every write; the node must restart "
+                     "and will continue under a new origin", self.origin, why)
+
+        def fence() -> None:
+            self._writer_db.execute(  # type: ignore[union-attr]
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('origin_fenced', ?)", (why,))
+
+        try:
+            await self._in_writer(fence)
+        except Exception:
+            log.exception("could not record the clash; the next start checks again")
+        if self.on_stopped is not None:
+            self.on_stopped(self.stopped)
+
     async def read_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         rows = await self._reader_db.execute_fetchall(sql, _bind(params))
         return next(iter(rows), None)  # type: ignore[arg-type]
@@ -339,7 +481,7 @@ class Journal:
             f"SELECT {EVENT_COLUMNS} FROM events {where} ORDER BY origin, seq", params
         ) as cursor:
             async for row in cursor:
-                yield _row_event(row)
+                yield row_event(row)
 
     async def version_vector(self) -> dict[str, int]:
         """{origin: last seq held here}: what a peer needs to tell what we lack."""
@@ -359,19 +501,9 @@ class Journal:
                 "ORDER BY seq LIMIT ?",
                 (origin, since, limit - len(events)),
             )
-            events += [_row_event(row) for row in rows]
+            events += [row_event(row) for row in rows]
         return events
 
     async def meta(self, key: str) -> str | None:
         row = await self.read_one("SELECT value FROM meta WHERE key = ?", (key,))
         return row["value"] if row else None
-
-
-def read_events(path: Path) -> list[Event]:
-    """Every event of a journal file, for offline checks (no server needed)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY origin, seq")
-        return [_row_event(row) for row in rows]
-    finally:
-        conn.close()

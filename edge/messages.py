@@ -35,28 +35,37 @@ INTERNAL_ERROR = "internal_error"
 UNKNOWN_SALE = "unknown_sale"
 NO_PRINTER = "no_printer"
 MANAGER_REQUIRED = "manager_required"
+BASKET_HELD = "basket_held"
+RECEIPT_NUMBER_USED = "receipt_number_used"
+DRAWER_NOT_IN_DOUBT = "drawer_not_in_doubt"
+DRAWER_ALREADY_REQUESTED = "drawer_already_requested"
 
 
 class EdgeError(Exception):
-    """A command that cannot be carried out, with the code the till will see."""
+    """A command that cannot be carried out, with the code the till will see.
 
-    def __init__(self, code: str, message: str) -> None:
+    `data`: what a till needs to act on the refusal without parsing the
+    message (the till holding a basket, the next free receipt number).
+    """
+
+    def __init__(self, code: str, message: str, data: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.data = data
 
 
 def result_message(msg_id: int, result: Any) -> dict[str, Any]:
     return {"id": msg_id, "type": "result", "success": True, "result": result}
 
 
-def error_message(msg_id: int | None, code: str, message: str) -> dict[str, Any]:
-    return {
-        "id": msg_id,
-        "type": "result",
-        "success": False,
-        "error": {"code": code, "message": message},
-    }
+def error_message(
+    msg_id: int | None, code: str, message: str, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"id": msg_id, "type": "result", "success": False, "error": error}
 
 
 def event_message(subscription_id: int, event: Any) -> dict[str, Any]:

@@ -201,6 +201,70 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tills ADD COLUMN event_hash TEXT NOT NULL DEFAULT '';
     ALTER TABLE tills ADD COLUMN origin TEXT NOT NULL DEFAULT '';
     """,
+    # 9 (journal fencing, edge/lineage.py): every origin that continues
+    # another one (a restored or copied data folder), where that chain was cut.
+    """
+    CREATE TABLE origin_lineage (
+        origin TEXT PRIMARY KEY,
+        predecessor TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        cut_seq INTEGER NOT NULL,
+        cut_hash TEXT NOT NULL,
+        retires_predecessor INTEGER NOT NULL,
+        time TEXT NOT NULL
+    );
+    """,
+    # 10 (basket holding, edge/baskets.py): the takeover that made a basket
+    # its till's, compared by (generation, event hash) so every node settles
+    # on the same holder, and when the basket last changed (its till is
+    # taken to be using it if that is recent).
+    """
+    ALTER TABLE baskets ADD COLUMN holder_generation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE baskets ADD COLUMN holder_event TEXT NOT NULL DEFAULT '';
+    ALTER TABLE baskets ADD COLUMN active_at TEXT NOT NULL DEFAULT '';
+    UPDATE baskets SET active_at = opened_at;
+    """,
+    # 11 (till codes, edge/tills.py): every till settled again from its
+    # `till_paired` event. Migration 8 left `event_hash = ''` on the tills it
+    # found, and '' won every tie, so nodes disagreed on which till kept a
+    # code; before it, the second of two tills given one code was dropped.
+    # The rule is the one edge/tills.py keeps for such old plain codes (the
+    # smallest hash keeps `T01`, the others become `T01-<their node>`), so a
+    # node that already applied it changes nothing and every node agrees.
+    """
+    CREATE TEMP TABLE settled_tills AS
+    WITH paired AS (
+        SELECT json_extract(body, '$.code') AS given, json_extract(body, '$.name') AS name,
+               json_extract(body, '$.token_sha256') AS token_sha256, time, hash, origin,
+               ROW_NUMBER() OVER (
+                   PARTITION BY json_extract(body, '$.token_sha256') ORDER BY hash
+               ) AS copy
+        FROM events WHERE type = 'till_paired'
+    ), ranked AS (
+        SELECT *, given GLOB 'T[0-9][0-9]*' AND substr(given, 2) NOT GLOB '*[^0-9]*' AS plain,
+               ROW_NUMBER() OVER (PARTITION BY given ORDER BY hash) AS place
+        FROM paired WHERE copy = 1
+    )
+    SELECT CASE WHEN plain AND place > 1 THEN given || '-' || origin ELSE given END AS code,
+           name, token_sha256, time AS paired_at, hash AS event_hash, origin
+    FROM ranked;
+    DELETE FROM tills WHERE token_sha256 IN (SELECT token_sha256 FROM settled_tills);
+    INSERT INTO tills (code, name, token_sha256, paired_at, event_hash, origin)
+    SELECT code, name, token_sha256, paired_at, event_hash, origin FROM settled_tills;
+    DROP TABLE settled_tills;
+    """,
+    # 12 (exactly-once receipts, honest drawers, edge/print_jobs.py): a job
+    # called off by another node (the printer's node decides), a pulse the
+    # node cannot know went out, an attempt that began printing the original.
+    """
+    ALTER TABLE print_jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE print_jobs ADD COLUMN drawer_unknown INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE print_jobs ADD COLUMN original_started INTEGER NOT NULL DEFAULT 0;
+    UPDATE print_jobs SET original_started = 1
+        WHERE status IN ('started', 'interrupted', 'done')
+        AND json_extract(body, '$.copy') IS NOT 'duplicate';
+    CREATE INDEX print_jobs_drawer_unknown ON print_jobs (sale_id) WHERE drawer_unknown = 1;
+    """,
 ]
 
 

@@ -1,8 +1,10 @@
 """A node: one `edge serve` process and everything it owns.
 
-Its journal (the SQLite file in the data folder), its devices, and the
-counters `/metrics` reports. Its id is made once per data folder and kept in
-`node-id` there; the journal origin of everything it writes.
+Its data folder (locked while it runs), its journal (the SQLite file there),
+its devices, its background tasks (supervised), and the counters `/metrics`
+reports. Its id is the journal's own origin, claimed when the journal opens:
+kept across restarts, new when the folder was restored or copied
+(edge/datafolder.py); `node-id` in the data folder mirrors it.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -21,18 +24,24 @@ from edge import (
     print_jobs,
     printer_commands,  # noqa: F401  (registers the printer commands)
 )
+from edge.admin import write_admin_token
 from edge.config import Config
+from edge.datafolder import REASONS, FolderLock, write_node_id
 from edge.demo import seed_demo_store
-from edge.device_admin import write_admin_token
 from edge.journal import Journal, Tx
+from edge.lineage import last_own_time
 from edge.peers import Peers
 from edge.print_queue import PrintQueue
 from edge.receipt import Store
 from edge.staff import LoginThrottle
+from edge.supervisor import Supervisor
 from edge.sync import SyncClient
 from edge.tills import PairingThrottle
 
 log = logging.getLogger(__name__)
+
+# A clock stepped back by less than this (time-server corrections) still sells.
+CLOCK_TOLERANCE = timedelta(minutes=2)
 
 
 @dataclass
@@ -46,21 +55,37 @@ class StoreMismatch(Exception):
     pass
 
 
-def load_node_id(config: Config) -> str:
-    path = config.data_dir / "node-id"
-    if path.exists():
-        return path.read_text().strip()
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    node_id = secrets.token_hex(3)
-    path.write_text(node_id + "\n")
-    return node_id
+class ClockBehind(Exception):
+    """The clock is behind what this node already wrote: its sales would be misdated."""
+
+
+@contextlib.asynccontextmanager
+async def local_journal(config: Config, what: str) -> AsyncIterator[Journal]:
+    """The folder's journal for a command run while no node runs (locked as a node would).
+
+    Raises FolderInUse when a node (or another command) holds the folder: then
+    the command must ask the running node instead.
+    """
+    lock = FolderLock(config.data_dir)
+    lock.acquire(what)
+    try:
+        journal = Journal(config.database)
+        await journal.open()
+        try:
+            write_node_id(config.data_dir, journal.origin)
+            yield journal
+        finally:
+            await journal.close()
+    finally:
+        lock.release()
 
 
 class Node:
     def __init__(self, config: Config, usb_backend: Any = None) -> None:
         self.config = config
-        self.node_id = load_node_id(config)
-        self.journal = Journal(config.database, origin=self.node_id)
+        self.lock = FolderLock(config.data_dir)
+        self.journal = Journal(config.database)
+        self.journal.on_stopped = self._journal_stopped
         self.metrics = Metrics()
         self.login_throttle = LoginThrottle()
         self.pairing_throttle = PairingThrottle()
@@ -75,15 +100,29 @@ class Node:
         self.till_sockets: set[web.WebSocketResponse] = set()
         self.sync: SyncClient | None = None
         if config.headoffice_url and config.headoffice_enabled:
-            self.sync = SyncClient(self.journal, config, self.node_id)
-        self._tasks: list[asyncio.Task[None]] = []
+            # Its node id is the journal's origin, known once the journal is open.
+            self.sync = SyncClient(self.journal, config, node_id="")
+        self.tasks = Supervisor()
+        # Set when the node cannot go on (its origin clashed): `edge serve` exits.
+        self.failed = asyncio.Event()
+        self.failure: str | None = None
+
+    @property
+    def node_id(self) -> str:
+        return self.journal.origin
 
     async def start(self) -> None:
-        await self.journal.open()
+        # Before anything in the folder is opened: one process per data folder.
+        self.lock.acquire(f"edge serve on port {self.config.port}")
         try:
-            await self._claim_store()
-        except StoreMismatch:
-            await self.journal.close()
+            await self.journal.open()
+            try:
+                await self._check_journal()
+            except BaseException:
+                await self.journal.close()
+                raise
+        except BaseException:
+            self.lock.release()
             raise
         if self.config.demo:
             await seed_demo_store(self.journal)
@@ -92,13 +131,34 @@ class Node:
             for p in self.config.all_printers()
         ])
         self.journal.add_listener(self.print_queue.on_events)
-        self._tasks.append(asyncio.create_task(self.print_queue.run(), name="print-queue"))
+        self.tasks.start("print-queue", self.print_queue.run)
         await self.print_queue.first_statuses(within=2.0)
-        self.admin_token = write_admin_token(self.config.data_dir)  # for `edge devices test`
+        self.admin_token = write_admin_token(self.config.data_dir)  # for local admin commands
         if self.sync is not None:
+            self.sync.node_id = self.node_id
             await self.sync.open()
-            self._tasks.append(asyncio.create_task(self.sync.run(), name="headoffice-sync"))
+            self.tasks.start("headoffice-sync", self.sync.run)
         await self.peers.start()
+
+    async def _check_journal(self) -> None:
+        write_node_id(self.config.data_dir, self.node_id)
+        rotation = self.journal.rotation
+        if rotation is not None:
+            log.warning("this node continues as %s: %s (node %s's journal cut at #%d)",
+                        self.node_id, REASONS.get(rotation["reason"], rotation["reason"]),
+                        rotation["predecessor"], rotation["cut"]["seq"])
+        await self._claim_store()
+        last = await last_own_time(self.journal)
+        now = datetime.now(UTC)
+        if last is not None and datetime.fromisoformat(last) - now > CLOCK_TOLERANCE:
+            raise ClockBehind(
+                f"this machine's clock says {now.isoformat(timespec='seconds')}, before this "
+                f"node's last event ({last}): its sales would be dated in the past. Set the "
+                "date and time (timedatectl set-time, or a time server), then start edge again.")
+
+    def _journal_stopped(self, why: str) -> None:
+        self.failure = why
+        self.failed.set()
 
     async def _claim_store(self) -> None:
         """A data folder belongs to one store: refuse to mix two."""
@@ -118,15 +178,11 @@ class Node:
 
     async def stop(self) -> None:
         await self.peers.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self.tasks.stop()
         if self.sync is not None:
             await self.sync.close()
         await self.journal.close()
+        self.lock.release()
 
     def store_nodes(self) -> list[dict[str, str]]:
         """Every node of the store a till can fail over to, this one first."""

@@ -3,14 +3,24 @@
 No leader: every node dials every peer it knows of (found by zeroconf, or
 listed in `[peers] urls`) at `/api/peer`, and accepts peers dialling it. On
 each link both sides first prove they hold the store key (an HMAC challenge:
-the key itself never crosses the wire), then swap version vectors and send
-each other what the other lacks, then push every event they commit. Events
-are applied with `Tx.apply`: chain-checked, idempotent. A gap (events missed
-while the link was busy or down) is healed by sending our vector again; a
-tampered event closes the link, is logged, and nothing of it is applied.
+the key itself never crosses the wire), then swap version vectors; each then
+streams the other what it lacks (`edge/catchup.py`: from a cursor, one
+bounded batch at a time, each event once, never echoing back what the peer
+sent us), then every event it commits. When two links join the same pair of
+nodes, each side sends on one of them only.
 
-Two nodes cut apart keep selling; when they meet again the vectors tell each
-what the other missed. A frozen peer is noticed by websocket heartbeat.
+Events are applied with `Tx.apply`: chain-checked, idempotent. A gap (events
+we cannot apply yet) or a failed commit is healed by sending our vector with
+`rewind`: the peer resends from there, once, however many batches were in
+flight. A tampered event closes the link, is logged, and nothing of it is
+applied. Anything unexpected closes the link too (logged, shown as the
+peer's `last_error`); dialers retry with backoff, forever.
+
+Liveness is ours, not the websocket heartbeat's: any frame received counts as
+contact, each side pings only when it has sent nothing for a while, and a
+link silent for SILENCE_LIMIT while we wait on it is dropped (a frozen peer
+is noticed within 3 s). Time spent applying a batch is not silence, so a busy
+node does not drop its links.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import aiohttp
 import orjson
 from aiohttp import WSMsgType, web
 
+from edge.catchup import JournalReader, Outflow
 from edge.chain import ChainError, ChainGap, Event, event_from_dict
 from edge.journal import Tx
 
@@ -39,16 +50,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PEER_PROTOCOL = 1
-HEARTBEAT = 1.0  # seconds; a frozen peer is dropped after ~1.5 of them
-BATCH = 500
-RESYNC_EVERY = 5.0  # seconds between vector exchanges on a quiet link
+PING_EVERY = 0.5  # seconds without sending anything before we ping
+SILENCE_LIMIT = 2.5  # seconds of silence (while we wait on the link) before it is dropped
+CHECK_EVERY = 0.2
+RESYNC_EVERY = 5.0  # seconds between vector exchanges: heals what a push missed, measures lag
+CLOSE_WAIT = 2.0  # seconds a closing link may take before its socket is cut
 RETRY_MAX = 5.0
+STABLE_LINK = 10.0  # a link that lasted this long resets the dialer's backoff
 WRONG_KEY = 4003
 BAD_EVENT = 4004
+UNEXPECTED = 1011
 
 
 class PeerRefused(Exception):
     """The other side is not a node of this store (or not one we trust)."""
+
+
+class ApplyFailed(Exception):
+    """Events from a peer could not be applied (a failed commit): the link starts over."""
 
 
 def proof(key: bytes, role: str, nonces: tuple[str, str], node_id: str) -> str:
@@ -56,18 +75,29 @@ def proof(key: bytes, role: str, nonces: tuple[str, str], node_id: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
 @dataclass
 class PeerState:
-    """What store IT sees of one peer (`/healthz`, `edge status`)."""
+    """What store IT sees of one peer (`/healthz`, `edge status`), and what it holds."""
 
     node_id: str
     url: str | None = None
     links: int = 0
+    links_opened: int = 0
     last_contact: float | None = None
     their_vector: dict[str, int] = field(default_factory=dict)
     events_received: int = 0
+    events_already_held: int = 0
     events_sent: int = 0
+    outbox_high_water: int = 0
     last_error: str | None = None
+    # What the peer holds, as far as we know: its vectors, and the events it sent us.
+    known: dict[str, int] = field(default_factory=dict, repr=False)
+    # The one link we send on (a pair of nodes may be joined by two).
+    sender: PeerLink | None = field(default=None, repr=False)
 
     def as_dict(self, our_vector: dict[str, int]) -> dict[str, Any]:
         lag = sum(max(0, seq - self.their_vector.get(origin, 0))
@@ -80,7 +110,10 @@ class PeerState:
             "last_contact_s_ago": ago,
             "lag_events": lag if self.links else None,
             "events_received": self.events_received,
+            "events_already_held": self.events_already_held,
             "events_sent": self.events_sent,
+            "outbox_high_water": self.outbox_high_water,
+            "links_opened": self.links_opened,
             "last_error": self.last_error,
         }
 
@@ -94,10 +127,15 @@ class Peers:
         self.key = node.config.store_key()
         self.url = node.config.public_url()
         self.state: dict[str, PeerState] = {}
+        # Our chain heads (origin -> last seq committed here), kept by the listener.
+        self.heads: dict[str, int] = {}
+        self.reader = JournalReader(node.journal.path)
         self._dialers: dict[str, asyncio.Task[None]] = {}
         self._links: set[PeerLink] = set()
         self._session: aiohttp.ClientSession | None = None
-        self._our_vector: dict[str, int] = {}
+        self._unlisten: Any = None
+        self._started = False
+        self._stopping = False
 
     @property
     def enabled(self) -> bool:
@@ -107,30 +145,40 @@ class Peers:
         if not self.enabled:
             log.info("peer replication is off: no store.key_file in the config")
             return
+        await self.reader.open()
+        self.heads = await self.journal.version_vector()
         self._session = aiohttp.ClientSession()
-        self.journal.add_listener(self._on_committed)
+        self._unlisten = self.journal.add_listener(self._on_committed)
+        self._started = True
         for url in self.node.config.peer_urls:
             self.dial(url)
 
     async def stop(self) -> None:
-        for task in self._dialers.values():
-            task.cancel()
-        for link in list(self._links):
-            await link.close()
-        await asyncio.gather(*self._dialers.values(), return_exceptions=True)
+        await self.hang_up()
+        await _finish(list(self._dialers.values()), "peer dialer")
         self._dialers.clear()
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         if self._session:
             await self._session.close()
+        if self._started:
+            await self.reader.close()
+            self._started = False
 
     async def hang_up(self) -> None:
-        """Close every link now (the node is stopping), so no handler keeps it waiting."""
-        for link in list(self._links):
-            await link.close(1001, "node stopping")
+        """The node is stopping: dial no more, close every link at once, each within CLOSE_WAIT."""
+        self._stopping = True
+        for task in self._dialers.values():
+            task.cancel()
+        links = list(self._links)
+        await asyncio.gather(*(link.close(1001, "node stopping") for link in links),
+                             return_exceptions=True)
 
     def dial(self, url: str) -> None:
         """Keep a link to the node at `url` (unless it is us, or already dialled)."""
         url = url.rstrip("/")
-        if url == self.url or url in self._dialers or not self.enabled:
+        if url == self.url or url in self._dialers or not self._started or self._stopping:
             return
         self._dialers[url] = asyncio.create_task(self._dial_forever(url), name=f"peer {url}")
 
@@ -155,41 +203,90 @@ class Peers:
         return [state.as_dict(vector) for state in self.state.values()]
 
     async def _dial_forever(self, url: str) -> None:
+        """Dial `url` until the node stops; nothing but a stop ends this loop."""
         delay = 0.2
         while True:
+            began = time.monotonic()
             try:
                 assert self._session is not None
                 async with self._session.ws_connect(
-                    f"{url}/api/peer", heartbeat=HEARTBEAT, max_msg_size=0
+                    f"{url}/api/peer", autoping=False, max_msg_size=0,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_WAIT),
                 ) as ws:
-                    delay = 0.2
                     await PeerLink(self, ws, dialer=True, url=url).run()
             except asyncio.CancelledError:
                 raise
             except PeerRefused as refused:
                 log.error("peer %s refused: %s", url, refused)
+                self._dial_error(url, str(refused))
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
                 log.debug("peer %s unreachable: %s", url, error)
+                self._dial_error(url, f"unreachable: {describe(error)}")
+            except Exception as error:
+                log.exception("peer %s: unexpected error, dialling again", url)
+                self._dial_error(url, describe(error))
+            if time.monotonic() - began > STABLE_LINK:
+                delay = 0.2
             await asyncio.sleep(delay * (0.5 + secrets.randbelow(1000) / 1000))
             delay = min(delay * 2, RETRY_MAX)
+
+    def _dial_error(self, url: str, error: str) -> None:
+        for state in self.state.values():
+            if state.url == url and state.links == 0:
+                state.last_error = error
 
     async def accept(self, request: web.Request) -> web.StreamResponse:
         if not self.enabled:
             raise web.HTTPForbidden(text="this node has no store key: replication is off")
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=0)
+        if not self._started or self._stopping:
+            raise web.HTTPServiceUnavailable(text="this node is starting or stopping")
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=0, timeout=CLOSE_WAIT)
         await ws.prepare(request)
         try:
             await PeerLink(self, ws, dialer=False, url=None).run()
         except PeerRefused as refused:
             log.error("peer from %s refused: %s", request.remote, refused)
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            log.info("peer from %s: link lost: %s", request.remote, error)
+        except Exception:
+            log.exception("peer from %s: unexpected error, link closed", request.remote)
         return ws
 
     def _on_committed(self, events: list[Event]) -> None:
-        for link in self._links:
-            link.push(events)
+        for event in events:
+            if event.seq > self.heads.get(event.origin, 0):
+                self.heads[event.origin] = event.seq
+        for state in self.state.values():
+            if state.sender is not None:
+                state.sender.outflow.offer(events)
 
     def peer(self, node_id: str) -> PeerState:
         return self.state.setdefault(node_id, PeerState(node_id))
+
+
+async def _finish(tasks: list[asyncio.Task[None]], what: str) -> None:
+    """Wait for cancelled tasks, within CLOSE_WAIT twice; say which did not end."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=CLOSE_WAIT)
+    for task in pending:
+        task.cancel()
+    if pending:
+        _, pending = await asyncio.wait(pending, timeout=CLOSE_WAIT)
+    for task in pending:
+        log.error("%s %s did not stop", what, task.get_name())
+
+
+def _transport_of(
+    ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+) -> asyncio.BaseTransport | None:
+    # aiohttp keeps the transport private on both sides; cutting it is the
+    # only way out of a write that a frozen peer never drains.
+    if isinstance(ws, web.WebSocketResponse):
+        request = getattr(ws, "_req", None)
+        return None if request is None else request.transport
+    connection = getattr(ws, "_conn", None)
+    return None if connection is None else connection.transport
 
 
 class PeerLink:
@@ -204,36 +301,110 @@ class PeerLink:
         self.dialer = dialer
         self.url = url
         self.state: PeerState | None = None
-        self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.outflow = Outflow(peers.reader, peers.heads, {})
+        self._last_sent = time.monotonic()
+        self._last_heard = time.monotonic()
+        self._waiting_since: float | None = None
+        self._vector_at = 0.0
+        self._rewind_wanted = False
+        self._refill_asked_at: float | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def run(self) -> None:
         await self._handshake()
-        assert self.state is not None
-        self.state.links += 1
+        state = self.state
+        assert state is not None
+        self.outflow.known = state.known
+        if state.links == 0:
+            # A new session: what the peer holds is what its next vector says.
+            state.known.clear()
+        state.links += 1
+        state.links_opened += 1
         self.peers._links.add(self)
-        sender = asyncio.create_task(self._send_loop(), name="peer-sender")
-        resync = asyncio.create_task(self._resync_loop(), name="peer-resync")
+        if state.sender is None:
+            state.sender = self
+        self._tasks = [
+            asyncio.create_task(self._send_loop(), name=f"peer-send {state.node_id}"),
+            asyncio.create_task(self._watch_silence(), name=f"peer-watch {state.node_id}"),
+        ]
+        for task in self._tasks:
+            task.add_done_callback(self._task_ended)
         try:
             await self._receive_loop()
+        except (PeerRefused, ChainError):
+            raise
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            log.info("peer %s: link lost: %s", state.node_id, describe(error))
+            state.last_error = f"link lost: {describe(error)}"
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.exception("peer %s: unexpected error, link closed", state.node_id)
+            state.last_error = describe(error)
+            await self.close(UNEXPECTED, "unexpected error")
         finally:
             self.peers._links.discard(self)
-            self.state.links -= 1
-            resync.cancel()
-            self._outbox.put_nowait(None)
-            await asyncio.gather(sender, resync, return_exceptions=True)
-            log.info("peer %s disconnected", self.state.node_id)
+            state.links -= 1
+            if state.sender is self:
+                state.sender = next(
+                    (link for link in self.peers._links if link.state is state), None
+                )
+                if state.sender is not None:
+                    state.sender.outflow.wake.set()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            log.info("peer %s disconnected", state.node_id)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """Sending or watching stopped by itself: the link is over (the dialer starts again)."""
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        assert self.state is not None and error is not None
+        if not isinstance(error, ConnectionError | aiohttp.ClientError):
+            log.error("peer %s: %s failed, link closed", self.state.node_id, task.get_name(),
+                      exc_info=error)
+            self.state.last_error = describe(error)
+        self.abort()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        await self.ws.close(code=code, message=reason.encode())
+        """Close within CLOSE_WAIT; past it (a frozen peer), cut the socket."""
+        try:
+            async with asyncio.timeout(CLOSE_WAIT):
+                await self.ws.close(code=code, message=reason.encode())
+        except asyncio.CancelledError:
+            self.abort()
+            raise
+        except Exception:  # a timeout, or a socket already broken
+            self.abort()
+
+    def abort(self) -> None:
+        transport = _transport_of(self.ws)
+        if transport is not None:
+            transport.abort()
+        for task in self._tasks:
+            task.cancel()
 
     async def _receive(self) -> dict[str, Any]:
-        msg = await self.ws.receive(timeout=10)
-        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-            raise PeerRefused(f"closed during the handshake ({self.ws.close_code})")
-        return orjson.loads(msg.data)
+        while True:
+            msg = await self.ws.receive(timeout=10)
+            if msg.type is WSMsgType.PING:
+                await self.ws.pong(msg.data)
+                continue
+            if msg.type is WSMsgType.PONG:
+                continue
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                raise PeerRefused(f"closed during the handshake ({self.ws.close_code})")
+            return orjson.loads(msg.data)
 
     async def _send(self, message: dict[str, Any]) -> None:
-        await self.ws.send_bytes(orjson.dumps(message))
+        await self._send_bytes(orjson.dumps(message))
+
+    async def _send_bytes(self, payload: bytes) -> None:
+        # send_bytes waits for the socket to drain: a slow peer slows us, no queue grows.
+        await self.ws.send_bytes(payload)
+        self._last_sent = time.monotonic()
 
     async def _handshake(self) -> None:
         peers = self.peers
@@ -265,7 +436,6 @@ class PeerLink:
         self.state = peers.peer(theirs["node"])
         self.state.url = theirs.get("url") or self.url
         self.state.last_contact = time.monotonic()
-        self.state.last_error = None
         log.info("peer %s connected (%s)", theirs["node"], self.state.url)
 
     def _check_hello(self, hello: dict[str, Any]) -> None:
@@ -277,53 +447,121 @@ class PeerLink:
         if hello["node"] == self.peers.node.node_id:
             raise PeerRefused("that is this node itself")
 
-    def push(self, events: list[Event]) -> None:
-        self._outbox.put_nowait({"type": "events", "events": [e.as_dict() for e in events]})
+    # Sending: our vector, then what the peer lacks, one batch at a time.
+
+    def ask_for_refill(self) -> None:
+        """Send our vector with `rewind`: the peer resends from there (at most once per resync)."""
+        now = time.monotonic()
+        if self._refill_asked_at is None or now - self._refill_asked_at >= RESYNC_EVERY:
+            self._refill_asked_at = now
+            self._rewind_wanted = True
+            self.outflow.wake.set()
 
     async def _send_loop(self) -> None:
-        await self._send({"type": "vector", "vector": await self.peers.journal.version_vector()})
-        while (message := await self._outbox.get()) is not None:
-            if self.ws.closed:
-                return
-            await self._send(message)
-            if message["type"] == "events" and self.state:
-                self.state.events_sent += len(message["events"])
-
-    async def _resync_loop(self) -> None:
-        # Heals anything a live push missed; also how lag is measured.
+        state = self.state
+        assert state is not None
+        outflow = self.outflow
         while True:
-            await asyncio.sleep(RESYNC_EVERY)
-            vector = await self.peers.journal.version_vector()
-            self._outbox.put_nowait({"type": "vector", "vector": vector})
+            outflow.wake.clear()
+            now = time.monotonic()
+            if self._rewind_wanted or now - self._vector_at >= RESYNC_EVERY:
+                vector = await self.peers.journal.version_vector()
+                message: dict[str, Any] = {"type": "vector", "vector": vector}
+                if self._rewind_wanted:
+                    message["rewind"] = True
+                    self._rewind_wanted = False
+                await self._send(message)
+                self._vector_at = time.monotonic()
+            if state.sender is self:
+                batch = await outflow.next_batch()
+                state.outbox_high_water = max(state.outbox_high_water, outflow.high_water)
+                if batch is not None:
+                    await self._send_bytes(batch.payload)
+                    state.events_sent += batch.count
+                    continue
+            quiet = time.monotonic() - self._last_sent
+            until = min(PING_EVERY - quiet, RESYNC_EVERY - (time.monotonic() - self._vector_at))
+            if until > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(outflow.wake.wait(), until)
+            if time.monotonic() - self._last_sent >= PING_EVERY:
+                await self.ws.ping()
+                self._last_sent = time.monotonic()
+
+    # Receiving
+
+    async def _watch_silence(self) -> None:
+        """Drop the link after SILENCE_LIMIT of silence while we wait on it (a frozen peer)."""
+        state = self.state
+        assert state is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + CHECK_EVERY
+            await asyncio.sleep(CHECK_EVERY)
+            if loop.time() - due > CHECK_EVERY:
+                continue  # our own loop was stalled: let the reader catch up first
+            waiting_since = self._waiting_since
+            if waiting_since is None:
+                continue  # busy with what it received: that is not silence
+            silent = time.monotonic() - max(self._last_heard, waiting_since)
+            if silent >= SILENCE_LIMIT:
+                log.warning("peer %s: silent for %.1f s, link dropped", state.node_id, silent)
+                state.last_error = f"silent for {silent:.1f} s, link dropped"
+                self.abort()
+                return
 
     async def _receive_loop(self) -> None:
-        assert self.state is not None
-        async for msg in self.ws:
+        state = self.state
+        assert state is not None
+        while True:
+            self._waiting_since = time.monotonic()
+            msg = await self.ws.receive()
+            self._waiting_since = None
+            self._last_heard = state.last_contact = time.monotonic()
+            if msg.type is WSMsgType.PING:
+                await self.ws.pong(msg.data)
+                continue
+            if msg.type is WSMsgType.PONG:
+                continue
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                break
-            self.state.last_contact = time.monotonic()
+                return
             message = orjson.loads(msg.data)
-            if message.get("type") == "vector":
-                self.state.their_vector = dict(message["vector"])
-                await self._send_missing(self.state.their_vector)
-            elif message.get("type") == "events":
+            kind = message.get("type")
+            if kind == "vector":
+                self._on_vector(dict(message["vector"]), rewind=bool(message.get("rewind")))
+            elif kind == "events":
                 await self._apply(message["events"])
 
-    async def _send_missing(self, vector: dict[str, int]) -> None:
-        journal = self.peers.journal
-        vector = dict(vector)
-        while events := await journal.events_after(vector, BATCH):
-            self._outbox.put_nowait({"type": "events", "events": [e.as_dict() for e in events]})
-            for event in events:
-                vector[event.origin] = max(vector.get(event.origin, 0), event.seq)
+    def _on_vector(self, vector: dict[str, int], *, rewind: bool) -> None:
+        state = self.state
+        assert state is not None
+        state.their_vector = vector
+        if rewind:
+            # It could not apply what we sent: it holds exactly this, resend from there.
+            (state.sender or self).outflow.rewind(vector)
+        else:
+            for origin, seq in vector.items():
+                if seq > state.known.get(origin, 0):
+                    state.known[origin] = seq
+            if not self.outflow.started:
+                self.outflow.start(vector)
+        # A new vector only moves the cursor: the running stream goes on from there.
+        self.outflow.wake.set()
 
     async def _apply(self, raw: Iterable[dict[str, Any]]) -> None:
-        assert self.state is not None
+        state = self.state
+        assert state is not None
         try:
-            events = [event_from_dict(item) for item in raw]
+            # Each origin in seq order, whatever order the batch came in.
+            events = sorted((event_from_dict(item) for item in raw),
+                            key=lambda event: (event.origin, event.seq))
         except (KeyError, TypeError, ValueError) as error:
             await self._refuse(f"malformed event: {error}")
             return
+        # It holds what it sent us: never send those back.
+        for event in events:
+            if event.seq > state.known.get(event.origin, 0):
+                state.known[event.origin] = event.seq
 
         def work(tx: Tx) -> int:
             return sum(tx.apply(event) for event in events)
@@ -332,13 +570,18 @@ class PeerLink:
             applied = await self.peers.journal.write(work)
         except ChainGap:
             # We missed some: tell them what we have, they send the rest.
-            vector = await self.peers.journal.version_vector()
-            self._outbox.put_nowait({"type": "vector", "vector": vector})
+            self.ask_for_refill()
             return
         except ChainError as error:
             await self._refuse(f"tampered or forked event: {error}")
             return
-        self.state.events_received += applied
+        except Exception as error:
+            # Not applied (a failed commit): the link starts over, from vectors.
+            raise ApplyFailed(f"could not apply {len(events)} event(s): {describe(error)}") \
+                from error
+        self._refill_asked_at = None
+        state.events_received += applied
+        state.events_already_held += len(events) - applied
 
     async def _refuse(self, why: str) -> None:
         assert self.state is not None

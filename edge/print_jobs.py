@@ -1,11 +1,25 @@
 """Print jobs as events: asking for a print, and the tables that say how each job stands.
 
 `print_requested` (a receipt with its sale, a reprint, a "no sale" drawer
-opening, a test page) adds a row to `print_jobs`; the print queue's events
-move it on: `print_job_started` (bytes are going out), `print_job_interrupted`
-(the printer went away mid-job, or the node stopped: `partial`, `cut_sent`),
-`drawer_opened`, `print_job_done` (`outcome`). Projections, like every table
-the node reads; a job's row is all the queue needs to pick up after a restart.
+opening, a test page) adds a row to `print_jobs`; the print queue's events,
+all written by the printer's own node, move it on: `print_job_waiting` (a
+receipt whose sale has not reached this node yet), `print_job_started` (bytes
+are about to go out), `drawer_opened` (the printer took the pulse) or
+`drawer_unknown` (the node cannot know whether it did), `print_job_cutting`
+(the cut is about to go out: before it, no complete receipt can exist),
+`print_job_interrupted` (the printer went away mid-job, or the node stopped:
+`partial`, `cut_sent`), `print_job_done` (`outcome`). Another node may ask to
+call a job off (`print_job_cancelled`): the printer's node decides, so every
+change of a job's state comes from one origin, in order.
+
+Exactly once, store-wide (docs/devices.md): a sale's receipt job id is
+derived from the sale and the printer, so the same sale recorded through two
+nodes asks one printer for one job; and before a job prints an original, its
+node checks that no other receipt job of that sale claimed the original.
+
+Projections, like every table the node reads, the same whatever the order in
+which events arrive: a job's row is made by whichever of its events comes
+first, and two requests for one job keep the same one everywhere.
 """
 
 from __future__ import annotations
@@ -17,62 +31,112 @@ from typing import Any
 
 import orjson
 
-from edge.chain import Event
+from edge.chain import Event, canonical_json
 from edge.journal import Journal, Tx, projection
-from edge.messages import UNKNOWN_SALE, EdgeError
+from edge.messages import (
+    DRAWER_ALREADY_REQUESTED,
+    DRAWER_NOT_IN_DOUBT,
+    UNKNOWN_SALE,
+    EdgeError,
+)
 
-UNFINISHED = "('pending', 'started', 'interrupted')"
+UNFINISHED = "('pending', 'waiting', 'started', 'interrupted')"
+# Job ids derived from what the job is for: the same request made on two nodes is one job.
+JOB_IDS = uuid.UUID("6b1d3c2e-5f0a-4e8b-9c7d-2a1b0c9d8e7f")
+# A row made by a job's progress before its request arrived (another origin's
+# events can come first): filled in by the request.
+NO_BODY = "{}"
+
+
+def derived_job_id(purpose: str, sale_id: str, printer: PrinterRef) -> str:
+    return str(uuid.uuid5(JOB_IDS, f"{purpose}/{sale_id}/{printer.node}/{printer.name}"))
+
+
+def _job_row(db: sqlite3.Connection, event: Event) -> str:
+    """The job's row, made bare if this is the first we hear of it; its id."""
+    body = event.body
+    db.execute(
+        "INSERT OR IGNORE INTO print_jobs (id, printer, node, body, created_at) "
+        "VALUES (?, ?, ?, ?, '')",
+        (body["job_id"], body.get("printer", ""), body.get("node", event.origin), NO_BODY),
+    )
+    return str(body["job_id"])
 
 
 @projection("print_requested")
 def _print_requested(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
+    # Two requests for one job (a sale recorded through two nodes): every node
+    # keeps the earlier one (then the smaller body), whichever it heard first.
     db.execute(
-        """INSERT OR IGNORE INTO print_jobs (id, printer, node, body, created_at, sale_id)
-        VALUES (?, ?, ?, ?, ?, ?)""",
-        (body["job_id"], body["printer"], body["node"], orjson.dumps(body).decode(), event.time,
-         body.get("sale_id")),
+        """INSERT INTO print_jobs (id, printer, node, body, created_at, sale_id)
+        VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET printer = excluded.printer, node = excluded.node,
+            body = excluded.body, created_at = excluded.created_at, sale_id = excluded.sale_id
+        WHERE print_jobs.body = '{}'
+           OR (excluded.created_at, excluded.body) < (print_jobs.created_at, print_jobs.body)""",
+        (body["job_id"], body["printer"], body["node"], canonical_json(body).decode(),
+         event.time, body.get("sale_id")),
     )
+
+
+@projection("print_job_waiting")
+def _print_job_waiting(db: sqlite3.Connection, event: Event) -> None:
+    db.execute("UPDATE print_jobs SET status = 'waiting' WHERE id = ?", (_job_row(db, event),))
 
 
 @projection("print_job_started")
 def _print_job_started(db: sqlite3.Connection, event: Event) -> None:
+    original = int(event.body.get("copy") == "original")
     db.execute(
-        "UPDATE print_jobs SET status = 'started', attempts = attempts + 1 WHERE id = ?",
-        (event.body["job_id"],),
+        """UPDATE print_jobs SET status = 'started', attempts = attempts + 1, partial = 0,
+        original_started = MAX(original_started, ?) WHERE id = ?""",
+        (original, _job_row(db, event)),
     )
+
+
+@projection("print_job_cutting")
+def _print_job_cutting(db: sqlite3.Connection, event: Event) -> None:
+    db.execute("UPDATE print_jobs SET cut_sent = 1 WHERE id = ?", (_job_row(db, event),))
 
 
 @projection("print_job_interrupted")
 def _print_job_interrupted(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
+    # `partial`: this attempt may have left an uncut fragment; `cut_sent`
+    # stays set once any attempt may have completed the receipt.
     db.execute(
-        "UPDATE print_jobs SET status = 'interrupted', partial = ?, cut_sent = ? WHERE id = ?",
-        (int(body["partial"]), int(body["cut_sent"]), body["job_id"]),
+        """UPDATE print_jobs SET status = 'interrupted', partial = ?,
+        cut_sent = MAX(cut_sent, ?) WHERE id = ?""",
+        (int(body["partial"] and not body["cut_sent"]), int(body["cut_sent"]),
+         _job_row(db, event)),
     )
 
 
 @projection("print_job_done")
 def _print_job_done(db: sqlite3.Connection, event: Event) -> None:
-    db.execute(
-        "UPDATE print_jobs SET status = ? WHERE id = ?",
-        (event.body["outcome"], event.body["job_id"]),
-    )
+    db.execute("UPDATE print_jobs SET status = ? WHERE id = ?",
+               (event.body["outcome"], _job_row(db, event)))
 
 
 @projection("drawer_opened")
 def _drawer_opened(db: sqlite3.Connection, event: Event) -> None:
     if event.body.get("job_id"):
         db.execute("UPDATE print_jobs SET drawer_opened = 1 WHERE id = ?",
-                   (event.body["job_id"],))
+                   (_job_row(db, event),))
+
+
+@projection("drawer_unknown")
+def _drawer_unknown(db: sqlite3.Connection, event: Event) -> None:
+    db.execute("UPDATE print_jobs SET drawer_unknown = 1 WHERE id = ?", (_job_row(db, event),))
 
 
 @projection("print_job_cancelled")
 def _print_job_cancelled(db: sqlite3.Connection, event: Event) -> None:
-    db.execute(
-        f"UPDATE print_jobs SET status = 'cancelled' WHERE id = ? AND status IN {UNFINISHED}",
-        (event.body["job_id"],),
-    )
+    # A request: the printer's node records the outcome when it takes the job
+    # up (`print_job_done`, outcome `cancelled`), or prints it if it had begun.
+    db.execute("UPDATE print_jobs SET cancel_requested = 1 WHERE id = ?",
+               (_job_row(db, event),))
 
 
 @dataclass(frozen=True)
@@ -155,38 +219,70 @@ async def receipt_printer(journal: Journal, sale_id: str) -> PrinterRef | None:
 
 
 def request_receipt(tx: Tx, printer: PrinterRef, sale_id: str, open_drawer: bool) -> None:
-    """Inside the sale's own write: print its receipt (and open the drawer)."""
-    _request(tx, printer, "receipt", sale_id=sale_id, open_drawer=open_drawer)
+    """Inside the sale's own write: print its receipt (and open the drawer).
+
+    The job id comes from the sale and the printer: a till resending the sale
+    through another node (after a failover) asks that printer for the same job.
+    """
+    _request(tx, printer, "receipt", job_id=derived_job_id("receipt", sale_id, printer),
+             sale_id=sale_id, open_drawer=open_drawer)
 
 
-def _request(tx: Tx, printer: PrinterRef, kind: str, **details: Any) -> dict[str, Any]:
-    body = {"job_id": str(uuid.uuid4()), "printer": printer.name, "node": printer.node,
-            "kind": kind, **details}
+def _request(tx: Tx, printer: PrinterRef, kind: str, job_id: str | None = None,
+             **details: Any) -> dict[str, Any]:
+    body = {"job_id": job_id or str(uuid.uuid4()), "printer": printer.name,
+            "node": printer.node, "kind": kind, **details}
     tx.append("print_requested", body)
     return {"job_id": body["job_id"], "printer": printer.name, "node": printer.node}
+
+
+# A receipt job that printed, or may have printed, the sale's original: it
+# started as the original and was not called off before completing it.
+ORIGINAL_CLAIM = """json_extract(body, '$.kind') = 'receipt' AND original_started = 1
+    AND (status IN ('started', 'done')
+         OR (status = 'interrupted' AND (cut_sent = 1 OR cancel_requested = 0)))"""
+
+
+def original_claimant(tx: Tx, sale_id: str, but: str = "") -> str | None:
+    """The receipt job of `sale_id` (other than `but`) that holds its original, as known here."""
+    row = tx.fetchone(
+        f"SELECT id FROM print_jobs WHERE sale_id = ? AND id != ? AND {ORIGINAL_CLAIM} "
+        "ORDER BY rowid LIMIT 1", (sale_id, but),
+    )
+    return row["id"] if row else None
 
 
 async def request_reprint(
     journal: Journal, printer: PrinterRef, sale_id: str, cashier: str, *, instead: bool = False
 ) -> dict[str, Any]:
-    """Queue a DUPLICATA of a sale's receipt (never opens the drawer).
+    """Queue a copy of a sale's receipt (never opens the drawer): a DUPLICATA, but see `instead`.
 
     `instead`: the till chose this printer because the usual one is out of
-    reach; the sale's unprinted jobs are cancelled so that one's node does not
-    print them when it comes back.
+    reach; the sale's unprinted jobs are called off so that one's node does
+    not print them when it comes back. If, as far as this node knows, no
+    original can have printed, the customer has no ticket yet: the copy is
+    the original (its printer's node checks again before printing it).
     """
 
     def work(tx: Tx) -> dict[str, Any]:
         if tx.fetchone("SELECT 1 FROM sales WHERE id = ?", (sale_id,)) is None:
             raise EdgeError(UNKNOWN_SALE, f"no sale {sale_id} in this store")
+        copy, replaces = "duplicate", []
         if instead:
+            if original_claimant(tx, sale_id) is None:
+                copy = "original"
             for row in tx.fetchall(
-                f"""SELECT id FROM print_jobs WHERE sale_id = ?
-                AND status IN {UNFINISHED}""", (sale_id,),
+                f"""SELECT id, printer, node FROM print_jobs WHERE sale_id = ?
+                AND json_extract(body, '$.kind') = 'receipt'
+                AND status IN {UNFINISHED} AND cancel_requested = 0""", (sale_id,),
             ):
-                tx.append("print_job_cancelled", {"job_id": row["id"], "by": cashier})
-        return _request(tx, printer, "receipt", sale_id=sale_id, open_drawer=False,
-                        copy="duplicate", requested_by=cashier)
+                tx.append("print_job_cancelled", {"job_id": row["id"], "printer": row["printer"],
+                                                  "node": row["node"], "by": cashier})
+                replaces.append(row["id"])
+        more = {"replaces": replaces} if instead else {}
+        job = _request(tx, printer, "receipt", sale_id=sale_id, open_drawer=False, copy=copy,
+                       requested_by=cashier, **more)
+        return {**job, "copy": copy}
 
     return await journal.write(work)
 
@@ -200,12 +296,66 @@ async def request_drawer(
     ))
 
 
+# Receipt jobs whose drawer pulse is in doubt, no opening asked for since.
+DRAWER_IN_DOUBT = """SELECT job.id, job.printer, job.node, job.sale_id FROM print_jobs AS job
+    WHERE job.drawer_unknown = 1 AND json_extract(job.body, '$.kind') = 'receipt'
+    AND NOT EXISTS (SELECT 1 FROM print_jobs AS other WHERE other.sale_id = job.sale_id
+        AND (other.drawer_opened = 1 OR json_extract(other.body, '$.kind') = 'drawer'))"""
+
+
+async def request_drawer_for_sale(
+    journal: Journal, sale_id: str, cashier: str
+) -> dict[str, Any]:
+    """Open the drawer of a cash sale whose pulse is in doubt: once, on that receipt's printer.
+
+    The node that printed the receipt could not know whether the printer took
+    the pulse (it stopped in between): the journal says `drawer_unknown`, and
+    the cashier, who can see the drawer, decides. The job id comes from the
+    sale: asked through two nodes, it is still one opening.
+    """
+
+    def work(tx: Tx) -> dict[str, Any]:
+        if tx.fetchone("SELECT 1 FROM sales WHERE id = ?", (sale_id,)) is None:
+            raise EdgeError(UNKNOWN_SALE, f"no sale {sale_id} in this store")
+        if tx.fetchone("""SELECT 1 FROM print_jobs WHERE sale_id = ?
+                       AND json_extract(body, '$.kind') = 'drawer'""", (sale_id,)):
+            raise EdgeError(DRAWER_ALREADY_REQUESTED,
+                            f"the drawer was already asked to open for sale {sale_id}")
+        doubt = tx.fetchone(f"{DRAWER_IN_DOUBT} AND job.sale_id = ? LIMIT 1", (sale_id,))
+        if doubt is None:
+            raise EdgeError(DRAWER_NOT_IN_DOUBT,
+                            f"the drawer opening for sale {sale_id} is not in doubt")
+        printer = PrinterRef(doubt["node"], doubt["printer"])
+        return _request(tx, printer, "drawer", job_id=derived_job_id("drawer", sale_id, printer),
+                        open_drawer=True, sale_id=sale_id, reason="pulse in doubt",
+                        requested_by=cashier)
+
+    return await journal.write(work)
+
+
+async def drawers_in_doubt(journal: Journal, till: str) -> list[dict[str, Any]]:
+    """This till's sales whose drawer pulse is in doubt: the till offers to open the drawer."""
+    rows = await journal.read_all(
+        f"""SELECT doubt.sale_id, doubt.printer, doubt.node,
+            json_extract(sales.body, '$.receipt_number') AS receipt_number
+        FROM ({DRAWER_IN_DOUBT}) AS doubt JOIN sales ON sales.id = doubt.sale_id
+        WHERE sales.till = ? ORDER BY sales.receipt_no DESC LIMIT 20""",
+        (till,),
+    )
+    return [{"sale_id": r["sale_id"], "receipt_number": r["receipt_number"],
+             "printer": r["printer"], "node": r["node"]} for r in rows]
+
+
 async def request_test(journal: Journal, printer: str) -> dict[str, Any]:
     """Queue `edge devices test`: the test page, and a drawer pulse."""
     return await journal.write(lambda tx: _request(
         tx, PrinterRef(journal.origin, printer), "test", open_drawer=True,
         requested_by="edge devices test",
     ))
+
+
+JOB_COLUMNS = ("id, body, status, partial, cut_sent, drawer_opened, drawer_unknown, "
+               "cancel_requested, original_started")
 
 
 @dataclass(frozen=True)
@@ -218,24 +368,45 @@ class Job:
     partial: bool
     cut_sent: bool
     drawer_opened: bool
+    drawer_unknown: bool = False
+    cancel_requested: bool = False
+    original_started: bool = False
+
+    @classmethod
+    def of(cls, row: sqlite3.Row) -> Job:
+        return cls(row["id"], orjson.loads(row["body"]), row["status"], bool(row["partial"]),
+                   bool(row["cut_sent"]), bool(row["drawer_opened"]),
+                   bool(row["drawer_unknown"]), bool(row["cancel_requested"]),
+                   bool(row["original_started"]))
 
     @property
-    def duplicate(self) -> bool:
-        """Print as DUPLICATA: asked for, or an earlier attempt may have printed it whole."""
-        return (self.body.get("copy") == "duplicate" or self.status == "started"
-                or (self.status == "interrupted" and self.cut_sent))
-
-    @property
-    def left_fragment(self) -> bool:
-        """An earlier attempt may have left part of a receipt on the paper, uncut."""
-        return self.status == "started" or (self.status == "interrupted" and self.partial
-                                             and not self.cut_sent)
-
-    @property
-    def pulses_drawer(self) -> bool:
-        return bool(self.body.get("open_drawer")) and not self.drawer_opened and not self.crashed
+    def kind(self) -> str:
+        return str(self.body["kind"])
 
     @property
     def crashed(self) -> bool:
-        """The node died mid-job: its drawer pulse, the first bytes sent, went out then."""
+        """The node died mid-attempt: the journal says it started, and nothing after."""
         return self.status == "started"
+
+    @property
+    def pulse_pending(self) -> bool:
+        """The next attempt would pulse the drawer: asked for, and neither sent nor in doubt."""
+        return (bool(self.body.get("open_drawer")) and not self.drawer_opened
+                and not self.drawer_unknown)
+
+    @property
+    def duplicate(self) -> bool:
+        """Print as DUPLICATA: asked for, or an earlier attempt may have completed the original."""
+        return self.body.get("copy") == "duplicate" or self.cut_sent
+
+    @property
+    def left_fragment(self) -> bool:
+        """An earlier attempt may have left part of a receipt on the paper, uncut.
+
+        After a crash, only if that attempt may have sent text: an attempt
+        that had a pulse to send sends it alone first and journals it, so if
+        the pulse is still pending the crash came before any text.
+        """
+        if self.crashed:
+            return not self.pulse_pending
+        return self.status == "interrupted" and self.partial

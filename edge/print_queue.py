@@ -2,26 +2,31 @@
 
 A job is a `print_requested` event (edge/print_jobs.py). Each printer has a
 worker that takes the oldest unfinished job for it, waits until the printer
-reports ready, and:
+reports ready, and, each step committed before the next byte goes out:
 
-1. records `print_job_started` (durable) before the first byte goes out;
-2. sends the job in chunks, asking the printer's status after each one:
+1. claims the job: `print_job_started` (or, for a receipt whose sale holds
+   its original through another job already, `print_job_done` with outcome
+   `superseded`: never printed, never a pulse; for one whose sale has not
+   reached this node yet, `print_job_waiting`);
+2. sends the drawer pulse alone, then `drawer_opened` once the printer
+   answered after it;
+3. sends the text in chunks, asking the printer's status after each one:
    paper out or cover open mid-job pauses there, and sending resumes where
    it stopped once the printer is back (it kept what it had received);
-3. records `print_job_done` once the printer has confirmed the last chunk,
-   with `drawer_opened` in the same commit if the job pulsed the drawer
-   (at once, if the job has to wait after the pulse).
+4. `print_job_cutting`, then the cut, alone;
+5. `print_job_done` once the printer has confirmed the cut.
 
-If the link is lost mid-job (unplugged, network gone) or the node stops,
-`print_job_interrupted` says how far it got, and the job is sent again whole
-when the printer is back: ESC/POS cannot tell what a printer printed before
-it lost power, so resuming mid-receipt could lose lines. The cut is sent
-alone, last, so we know whether the receipt can have been completed:
-- not sent: the new copy is the original, after a short "IMPRESSION
-  INTERROMPUE" mark that closes the fragment left on the paper;
-- sent but not confirmed, or unknown (the node died mid-job): the new copy is
-  marked DUPLICATA. Never lost, never two unmarked receipts for one sale.
-The drawer is pulsed at most once per job (see docs/devices.md).
+So after a crash the journal tells what can have happened: started but no
+`drawer_opened` → the pulse may or may not have gone (`drawer_unknown`, the
+till offers to open the drawer), and no text was sent; no
+`print_job_cutting` → no complete receipt can exist, the receipt prints
+again as the original (after a short "IMPRESSION INTERROMPUE" mark that
+closes whatever fragment may be on the paper); `print_job_cutting` but not
+done → the copy is marked DUPLICATA. If the link is lost mid-job or the node
+stops, `print_job_interrupted` says how far it got, and the job is sent
+again whole when the printer is back: ESC/POS cannot tell what a printer
+printed before it lost power, so resuming mid-receipt could lose lines.
+Never lost, never two unmarked receipts for one sale, at most one pulse.
 """
 
 from __future__ import annotations
@@ -31,10 +36,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from edge import escpos
 from edge.chain import Event
@@ -49,7 +53,7 @@ from edge.devices import (
     status_json,
 )
 from edge.journal import Journal, Tx
-from edge.print_jobs import UNFINISHED, Job
+from edge.print_jobs import JOB_COLUMNS, UNFINISHED, Job, original_claimant
 from edge.receipt import Store, as_text, interrupted_mark, layout, printer_test_page
 from edge.sales import find_sale
 
@@ -58,11 +62,27 @@ log = logging.getLogger(__name__)
 StatusListener = Callable[[dict[str, Any]], None]
 
 
+# A receipt asked for through another node can reach this one before its
+# sale does: it waits this long for the sale (a store's day), then is
+# recorded as lost (`no_such_sale`).
+SALE_WAIT = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one attempt at a job does, decided in the transaction that claims it."""
+
+    copy: str  # "original" or "duplicate"
+    pulse: bool  # send the drawer pulse (alone, first)
+    mark: bool  # close an earlier attempt's fragment with the IMPRESSION INTERROMPUE slip
+
+
 @dataclass(frozen=True)
 class Rendering:
-    chunks: list[bytes]
+    pulse: bytes | None  # the drawer pulse, sent alone, first
+    chunks: list[bytes]  # then the text
+    cut: bytes | None  # then the cut, alone, last: once confirmed, the receipt is whole
     text: str
-    copy: str
 
 
 class PrinterWorker:
@@ -80,7 +100,6 @@ class PrinterWorker:
         self.probed = asyncio.Event()  # set once the first status is known
         self.printed = 0
         self._open = False  # touched only in the owner thread
-        self._pulsed: Job | None = None  # the drawer pulse went out, not journaled yet
         self._written = False  # set by the owner thread once a chunk is handed over
 
     def status_json(self) -> dict[str, Any]:
@@ -96,6 +115,7 @@ class PrinterWorker:
             while True:
                 self.wake.clear()
                 try:
+                    await self._give_up_waiting_jobs()
                     if not fresh:
                         self._set_status(await self.thread.call(self._probe))
                         self.probed.set()
@@ -141,77 +161,150 @@ class PrinterWorker:
         self.queue.status_changed(self)
 
     async def _next_job(self) -> Job | None:
+        # A receipt waiting for its sale stays out of the way until the sale is here.
         row = await self.journal.read_one(
-            f"""SELECT id, body, status, partial, cut_sent, drawer_opened FROM print_jobs
-            WHERE node = ? AND printer = ? AND status IN {UNFINISHED} ORDER BY rowid LIMIT 1""",
+            f"""SELECT {JOB_COLUMNS} FROM print_jobs
+            WHERE node = ? AND printer = ? AND status IN {UNFINISHED} AND body != '{{}}'
+            AND (status != 'waiting' OR cancel_requested = 1
+                 OR EXISTS (SELECT 1 FROM sales WHERE sales.id = print_jobs.sale_id))
+            ORDER BY rowid LIMIT 1""",
             (self.journal.origin, self.name),
         )
-        if row is None:
-            return None
-        return Job(row["id"], orjson.loads(row["body"]), row["status"], bool(row["partial"]),
-                   bool(row["cut_sent"]), bool(row["drawer_opened"]))
+        return Job.of(row) if row is not None else None
 
-    async def _render(self, job: Job) -> Rendering | None:
+    async def _give_up_waiting_jobs(self) -> None:
+        """Receipts that waited a whole `sale_wait` for their sale: recorded as lost."""
+        since = (datetime.now(UTC) - self.queue.sale_wait).isoformat(timespec="milliseconds")
+        rows = await self.journal.read_all(
+            """SELECT id, sale_id FROM print_jobs WHERE node = ? AND printer = ?
+            AND status = 'waiting' AND created_at < ?
+            AND NOT EXISTS (SELECT 1 FROM sales WHERE sales.id = print_jobs.sale_id)""",
+            (self.journal.origin, self.name, since.replace("+00:00", "Z")),
+        )
+        if not rows:
+            return
+        for row in rows:
+            log.warning("print job %s: sale %s never reached this node; given up",
+                        row["id"], row["sale_id"])
+
+        def record(tx: Tx) -> None:
+            for row in rows:
+                tx.append("print_job_done", {"job_id": row["id"], "printer": self.name,
+                                             "outcome": "no_such_sale"})
+
+        await self.journal.write(record)
+
+    async def _sale_of(self, job: Job) -> dict[str, Any] | None:
+        sale = await find_sale(self.journal, job.body["sale_id"])
+        if sale is not None:
+            cashier = await self.journal.read_one("SELECT name FROM cashiers WHERE id = ?",
+                                                  (sale["cashier"],))
+            sale["cashier_name"] = cashier["name"] if cashier else sale["cashier"]
+        return sale
+
+    def _claim(self, tx: Tx, seen: Job, have_sale: bool) -> Plan | None:
+        """In the writer: decide this attempt and record it; None if there is nothing to print.
+
+        One transaction: two jobs of one sale on this node can never both
+        claim its original.
+        """
+        row = tx.fetchone(f"SELECT {JOB_COLUMNS} FROM print_jobs WHERE id = ?", (seen.id,))
+        job = Job.of(row)
+        if job.status not in ("pending", "waiting", "started", "interrupted"):
+            return None
+        fragment, pulse = job.left_fragment, job.pulse_pending
+        if job.crashed and pulse:
+            # The node stopped after claiming the job and before the printer
+            # confirmed the pulse: it may have gone out, or not. Say so; never
+            # pulse again on our own (the cashier is offered to, once).
+            self._drawer_unknown(tx, job, "the node stopped before the printer confirmed it")
+            pulse = False
+        if job.cancel_requested:
+            tx.append("print_job_done", {"job_id": job.id, "printer": self.name,
+                                         "outcome": "cancelled"})
+            return None
+        copy = "duplicate" if job.duplicate else "original"
+        if job.kind == "receipt":
+            sale_id = job.body["sale_id"]
+            if tx.fetchone("SELECT 1 FROM sales WHERE id = ?", (sale_id,)) is None:
+                if job.status != "waiting":
+                    tx.append("print_job_waiting", {"job_id": job.id, "printer": self.name,
+                                                    "sale_id": sale_id})
+                return None
+            if not have_sale:
+                raise SaleArrived
+            if copy == "original" and not job.original_started:
+                rival = original_claimant(tx, sale_id, but=job.id)
+                if rival is not None and "replaces" in job.body:
+                    copy = "duplicate"  # the cashier asked for this copy: it is one
+                elif rival is not None:
+                    # The same sale recorded through another node: its receipt
+                    # printed there (or is printing). This one never prints.
+                    tx.append("print_job_done", {"job_id": job.id, "printer": self.name,
+                                                 "outcome": "superseded", "by": rival})
+                    return None
+        tx.append("print_job_started", {"job_id": job.id, "printer": self.name, "copy": copy})
+        return Plan(copy, pulse, fragment)
+
+    def _render(self, job: Job, plan: Plan, sale: dict[str, Any] | None) -> Rendering:
         config = self.config
         code_page, pin = config.code_page, config.drawer_pin
         qr_module = 6 if config.width > 32 else 5
-        pulse = job.pulses_drawer
-        kind = job.body["kind"]
+        kind = job.kind
         if kind == "drawer":
-            segments = [escpos.preamble(code_page, pin if pulse else None)] if pulse else []
-            return Rendering(segments, "", "original")
-        copy = "duplicate" if job.duplicate else "original"
+            pulse = escpos.preamble(code_page, pin) if plan.pulse else None
+            return Rendering(pulse, [], None, "")
         if kind == "test":
             lines = printer_test_page(self.queue.store, self.name, self.device.describe(),
                                       config.width, code_page, pin)
         else:
-            sale = await find_sale(self.journal, job.body["sale_id"])
-            if sale is None:
-                return None
-            cashier = await self.journal.read_one("SELECT name FROM cashiers WHERE id = ?",
-                                                  (sale["cashier"],))
-            sale["cashier_name"] = cashier["name"] if cashier else sale["cashier"]
-            lines = layout(sale, self.queue.store, config.width, copy)
-        segments = escpos.receipt_segments(lines, code_page=code_page, open_drawer=pulse,
-                                           drawer_pin=pin, qr_module=qr_module)
+            assert sale is not None
+            lines = layout(sale, self.queue.store, config.width, plan.copy)  # type: ignore[arg-type]
         text = as_text(lines, config.width) + "\n\n"
-        # The cut goes alone, last: once it is confirmed, the receipt is whole.
-        chunks = [*escpos.chunks(segments[:-1], self.device.chunk_size), segments[-1]]
-        if job.left_fragment:
-            mark = interrupted_mark(config.width)
-            chunks = escpos.chunks(escpos.receipt_segments(mark, code_page=code_page),
-                                   self.device.chunk_size) + chunks
-            text = as_text(mark, config.width) + "\n\n" + text
-        return Rendering(chunks, text, copy)
+        mark: list[bytes] = []
+        if plan.mark:
+            mark_lines = interrupted_mark(config.width)
+            mark = escpos.receipt_segments(mark_lines, code_page=code_page)
+            text = as_text(mark_lines, config.width) + "\n\n" + text
+        segments = escpos.receipt_segments(lines, code_page=code_page,
+                                           open_drawer=plan.pulse and not mark,
+                                           drawer_pin=pin, qr_module=qr_module)
+        pulse = None
+        if plan.pulse:
+            # The pulse alone first; with no mark, it is the receipt's own preamble.
+            pulse = escpos.preamble(code_page, pin) if mark else segments.pop(0)
+        chunks = escpos.chunks(mark + segments[:-1], self.device.chunk_size)
+        return Rendering(pulse, chunks, segments[-1], text)
 
     async def _print(self, job: Job) -> bool:
         """One attempt at a job; True if it was done and the printer is ready."""
-        rendering = await self._render(job)
-        if rendering is None:
-            log.warning("print job %s: no sale %s here", job.id, job.body.get("sale_id"))
-            await self.journal.write(lambda tx: self._done(tx, job, "no_such_sale", "original"))
-            return False
-        attempt = {"job_id": job.id, "printer": self.name, "copy": rendering.copy}
-
-        def start(tx: Tx) -> None:
-            tx.append("print_job_started", attempt)
-            if job.crashed and job.body.get("open_drawer") and not job.drawer_opened:
-                self._drawer_opened(tx, job, recorded_after_restart=True)
-
-        await self.journal.write(start)
-        partial = cut_sent = False
-        self._pulsed = None
+        sale = await self._sale_of(job) if job.kind == "receipt" else None
         try:
-            for number, chunk in enumerate(rendering.chunks):
-                # Whatever we start to send may reach the paper: say so before sending.
-                partial, cut_sent = True, number == len(rendering.chunks) - 1
-                self._written = False
-                try:
-                    status = await self.thread.call(self._send, chunk)
-                finally:
-                    if number == 0 and job.pulses_drawer and self._written:
-                        self._pulsed = job
+            plan = await self.journal.write(lambda tx: self._claim(tx, job, sale is not None))
+        except SaleArrived:
+            return False  # between our read and the claim: take it again, with the sale
+        if plan is None:
+            return False
+        rendering = self._render(job, plan, sale)
+        attempt = {"job_id": job.id, "printer": self.name, "copy": plan.copy}
+        partial = cut_sent = False
+        pulse = "none"  # "sending", then "sent" once the printer answered after it
+        try:
+            if rendering.pulse is not None:
+                pulse = "sending"
+                status = await self._send_chunk(rendering.pulse)
+                pulse = "sent"
+                await self.journal.write(lambda tx: self._drawer_opened(tx, job))
+                pulse = "recorded"
                 await self._until_printable(status)
+            for chunk in rendering.chunks:
+                # Whatever we start to send may reach the paper: say so before sending.
+                partial = True
+                await self._until_printable(await self._send_chunk(chunk))
+            if rendering.cut is not None:
+                await self.journal.write(lambda tx: tx.append("print_job_cutting", attempt))
+                partial = cut_sent = True
+                await self._until_printable(await self._send_chunk(rendering.cut))
             if rendering.text and self.device.kind == "file":
                 await self.thread.call(self.device.keep_copy, rendering.text)
         except (DeviceError, asyncio.CancelledError) as error:
@@ -220,33 +313,35 @@ class PrinterWorker:
                 self._set_status(error.as_status())
             reason = error.detail if isinstance(error, DeviceError) else "the node stopped"
             interrupted = {**attempt, "partial": partial, "cut_sent": cut_sent, "reason": reason}
+            # The pulse: handed over but not confirmed, or still in the printer's
+            # thread when the node stopped, is in doubt. A write the device
+            # refused did not go out: the next attempt sends it.
+            doubt = pulse == "sending" and (self._written
+                                            or isinstance(error, asyncio.CancelledError))
 
             def record(tx: Tx) -> None:
-                self._record_drawer(tx)
+                if doubt:
+                    self._drawer_unknown(tx, job, f"the printer did not confirm it ({reason})")
+                elif pulse == "sent" and not tx.fetchone(
+                        "SELECT drawer_opened FROM print_jobs WHERE id = ?", (job.id,))[0]:
+                    self._drawer_opened(tx, job)
                 tx.append("print_job_interrupted", interrupted)
 
             await self.journal.write(record)
-            self._pulsed = None
             log.warning("printer %s: job %s interrupted (%s); it will be sent again",
                         self.name, job.id, reason)
             if isinstance(error, asyncio.CancelledError):
                 raise
             return False
 
-        def finish(tx: Tx) -> None:
-            self._record_drawer(tx)
-            self._done(tx, job, "done", rendering.copy)
-
-        await self.journal.write(finish)
-        self._pulsed = None
-        if job.body["kind"] == "receipt":
+        await self.journal.write(lambda tx: self._done(tx, job, "done", plan.copy))
+        if job.kind == "receipt":
             self.printed += 1  # receipts only: /metrics counts receipts
         return True
 
-    def _record_drawer(self, tx: Tx) -> None:
-        """The drawer opening, in the transaction that records how the job went (one commit)."""
-        if self._pulsed is not None:
-            self._drawer_opened(tx, self._pulsed)
+    async def _send_chunk(self, chunk: bytes) -> PrinterStatus:
+        self._written = False
+        return await self.thread.call(self._send, chunk)
 
     def _send(self, chunk: bytes) -> PrinterStatus:
         """In the owner thread: one chunk, then the printer's answer, which confirms it."""
@@ -256,10 +351,6 @@ class PrinterWorker:
 
     async def _until_printable(self, status: PrinterStatus) -> None:
         """Wait here, telling the tills, while the printer cannot print."""
-        if not status.printable and self._pulsed is not None:
-            # The drawer opened; the job may wait long: journal the opening now.
-            await self.journal.write(self._record_drawer)
-            self._pulsed = None
         while not status.printable:
             self._set_status(status)
             await asyncio.sleep(self.queue.poll_interval)
@@ -270,16 +361,31 @@ class PrinterWorker:
         tx.append("print_job_done", {"job_id": job.id, "printer": self.name,
                                      "outcome": outcome, "copy": copy})
 
-    def _drawer_opened(self, tx: Tx, job: Job, **more: Any) -> None:
+    def _drawer_details(self, job: Job) -> dict[str, Any]:
         body = job.body
+        if body["kind"] == "drawer" and body.get("sale_id"):
+            return {"reason": "cash sale", "sale_id": body["sale_id"],
+                    "asked_by": body.get("requested_by")}
         if body["kind"] == "drawer":
-            details = {"reason": "no sale", "note": body.get("reason", ""),
-                       "cashier": body.get("requested_by")}
-        elif body["kind"] == "test":
-            details = {"reason": "test page", "by": body.get("requested_by")}
-        else:
-            details = {"reason": "cash sale", "sale_id": body.get("sale_id")}
-        tx.append("drawer_opened", {"printer": self.name, "job_id": job.id, **details, **more})
+            return {"reason": "no sale", "note": body.get("reason", ""),
+                    "cashier": body.get("requested_by")}
+        if body["kind"] == "test":
+            return {"reason": "test page", "by": body.get("requested_by")}
+        return {"reason": "cash sale", "sale_id": body.get("sale_id")}
+
+    def _drawer_opened(self, tx: Tx, job: Job) -> None:
+        tx.append("drawer_opened", {"printer": self.name, "job_id": job.id,
+                                    **self._drawer_details(job)})
+
+    def _drawer_unknown(self, tx: Tx, job: Job, why: str) -> None:
+        log.warning("printer %s: job %s: the drawer pulse may or may not have gone out (%s)",
+                    self.name, job.id, why)
+        tx.append("drawer_unknown", {"printer": self.name, "job_id": job.id,
+                                     **self._drawer_details(job), "why": why})
+
+
+class SaleArrived(Exception):
+    """The job's sale came in between reading it and claiming the job: read it again."""
 
 
 class PrintQueue:
@@ -297,6 +403,7 @@ class PrintQueue:
         self.journal = journal
         self.store = store
         self.poll_interval = poll_interval
+        self.sale_wait = SALE_WAIT
         self.workers = {
             config.name: PrinterWorker(config, make_printer(config, data_dir, usb_backend), self)
             for config in printers
@@ -329,6 +436,10 @@ class PrintQueue:
                 worker = self.workers.get(event.body["printer"])
                 if worker is not None:
                     worker.wake.set()
+            elif event.type == "sale_completed":
+                # A receipt may be waiting for this sale (asked for through another node).
+                for worker in self.workers.values():
+                    worker.wake.set()
 
     async def first_statuses(self, within: float) -> None:
         """Wait (a little) for every printer's first status, so /healthz starts out right."""
@@ -348,7 +459,8 @@ class PrintQueue:
     async def _fail_unknown_printers(self) -> None:
         """Jobs for a printer no longer configured here: recorded, not kept waiting forever."""
         rows = await self.journal.read_all(
-            f"SELECT id, printer FROM print_jobs WHERE node = ? AND status IN {UNFINISHED}",
+            f"""SELECT id, printer FROM print_jobs WHERE node = ? AND status IN {UNFINISHED}
+            AND body != '{{}}'""",
             (self.journal.origin,),
         )
         lost = [row for row in rows if row["printer"] not in self.workers]
@@ -359,7 +471,7 @@ class PrintQueue:
         def record(tx: Tx) -> None:
             for row in lost:
                 tx.append("print_job_done", {"job_id": row["id"], "printer": row["printer"],
-                                             "outcome": "no_such_printer", "copy": "original"})
+                                             "outcome": "no_such_printer"})
 
         if lost:
             await self.journal.write(record)

@@ -1,4 +1,7 @@
-"""The till's printer commands: status, live status, reprint, and the "no sale" drawer.
+"""The till's printer commands: status, live status, reprint, and the drawer.
+
+The drawer opens with no sale ("no sale", for a manager) or, once, for a
+cash sale whose pulse the journal says is in doubt (`drawer_unknown`).
 
 docs/protocol.md documents each one; routing a till to its printer, on
 whichever node, is edge/print_jobs.py's.
@@ -10,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge import print_jobs
+from edge.chain import Event
 from edge.commands import client_id, seller_of
 from edge.messages import (
     INVALID_FIELD,
@@ -22,6 +26,9 @@ from edge.messages import (
 from edge.schema import limits
 from edge.websocket_api import Connection, NoArgs, command
 
+# Pushed to `printer/subscribe`: the till asks `printer/status` again for its drawers in doubt.
+DRAWER_EVENTS = frozenset({"drawer_unknown", "drawer_opened"})
+
 
 async def _printers(conn: Connection) -> dict[str, Any]:
     assert conn.till is not None
@@ -31,7 +38,9 @@ async def _printers(conn: Connection) -> dict[str, Any]:
     return {"printer": mine.name if mine else None,
             "printer_node": mine.node if mine else None,
             "printers": node.print_queue.statuses(),
-            "store_printers": [{**p, "reachable": node.reaches(p["node"])} for p in everywhere]}
+            "store_printers": [{**p, "reachable": node.reaches(p["node"])} for p in everywhere],
+            "drawers_in_doubt": await print_jobs.drawers_in_doubt(node.journal,
+                                                                  conn.till["code"])}
 
 
 async def _till_printer(conn: Connection) -> print_jobs.PrinterRef:
@@ -55,7 +64,18 @@ async def printer_subscribe(conn: Connection, args: NoArgs) -> dict[str, Any]:
     def push(status: dict[str, Any]) -> None:
         conn.send(event_message(subscription, {"type": "printer_status", "printer": status}))
 
-    conn.subscriptions[subscription] = conn.node.print_queue.add_status_listener(push)
+    def push_drawers(events: list[Event]) -> None:
+        if any(event.type in DRAWER_EVENTS for event in events):
+            conn.send(event_message(subscription, {"type": "drawers_changed"}))
+
+    stop_status = conn.node.print_queue.add_status_listener(push)
+    stop_drawers = conn.node.journal.add_listener(push_drawers)
+
+    def unsubscribe() -> None:
+        stop_status()
+        stop_drawers()
+
+    conn.subscriptions[subscription] = unsubscribe
     return await _printers(conn)
 
 
@@ -82,6 +102,20 @@ async def printer_reprint(conn: Connection, args: ReprintArgs) -> dict[str, Any]
         journal, printer, args.sale_id, seller_of(conn).cashier, instead=args.printer is not None
     )
     return {**job, "reachable": conn.node.reaches(printer.node)}
+
+
+@dataclass(frozen=True)
+class SaleArgs:
+    sale_id: str = client_id()
+
+
+@command("drawer/open_for_sale", SaleArgs)
+async def drawer_open_for_sale(conn: Connection, args: SaleArgs) -> dict[str, Any]:
+    """Open the drawer for a cash sale whose pulse is in doubt: any cashier, once."""
+    job = await print_jobs.request_drawer_for_sale(
+        conn.node.journal, args.sale_id, seller_of(conn).cashier
+    )
+    return {**job, "reachable": conn.node.reaches(job["node"])}
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 
 from edge import print_jobs
-from edge.baskets import Seller, close_basket, require_open_basket
+from edge.baskets import Seller, close_basket, held_elsewhere, require_open_basket
 from edge.chain import Event
 from edge.journal import Journal, Tx, projection
-from edge.messages import EMPTY_BASKET, EdgeError
+from edge.messages import EMPTY_BASKET, RECEIPT_NUMBER_USED, EdgeError
 from edge.money import Line, basket_totals, change_due
 
 
@@ -27,6 +27,32 @@ def receipt_number(till: str, receipt_no: int) -> str:
 
 def _sale_json(body: dict[str, Any], time: str, hash_: str) -> dict[str, Any]:
     return {**body, "time": time, "hash": hash_}
+
+
+def _already_sold(tx: Tx, till: str, sale_id: str) -> dict[str, Any] | None:
+    """The sale of that id if `till` made it (a resend); refused if another till did.
+
+    A sale is only ever told to the till that made it: a till that lost its
+    basket to another (taken over) must not take that till's sale for its own.
+    """
+    done = tx.fetchone("SELECT till, body, time, hash FROM sales WHERE id = ?", (sale_id,))
+    if done is None:
+        return None
+    if done["till"] != till:
+        raise held_elsewhere(done["till"], sale_id, how="was sold")
+    return _sale_json(orjson.loads(done["body"]), done["time"], done["hash"])
+
+
+def _refuse_used_number(tx: Tx, till: str, receipt_no: int) -> None:
+    """Two online sales never share a fiscal number (two tabs of a till, a stale counter)."""
+    if tx.fetchone("SELECT 1 FROM sales WHERE till = ? AND receipt_no = ?", (till, receipt_no)):
+        following = _last_receipt_no(tx, till) + 1
+        raise EdgeError(
+            RECEIPT_NUMBER_USED,
+            f"receipt {receipt_number(till, receipt_no)} is already used by another sale: "
+            f"the next free number is {following}",
+            {"till": till, "receipt_no": receipt_no, "next_receipt_no": following},
+        )
 
 
 async def complete_sale(
@@ -39,14 +65,16 @@ async def complete_sale(
     """Sell the till's open basket. `receipt_no` is the till's own numbering."""
 
     def work(tx: Tx) -> dict[str, Any]:
-        done = tx.fetchone("SELECT body, time, hash FROM sales WHERE id = ?", (basket_id,))
+        done = _already_sold(tx, seller.till, basket_id)
         if done is not None:
-            return _sale_json(orjson.loads(done["body"]), done["time"], done["hash"])
+            return done
         basket = require_open_basket(tx, seller.till, basket_id)
         if not basket["lines"]:
             raise EdgeError(EMPTY_BASKET, "the basket is empty")
         totals = basket["totals"]
         change = change_due(totals["total"], tenders)
+        if receipt_no is not None:
+            _refuse_used_number(tx, seller.till, receipt_no)
         number = receipt_no or _last_receipt_no(tx, seller.till) + 1
         body = {
             "id": basket_id,
@@ -79,12 +107,16 @@ async def record_offline_sale(
     catalogue's and a receipt number the till already used. `offline=False`:
     a sale another node acknowledged, resent by the till because this node
     does not have it (that node died before passing it on).
+
+    The one refusal: another till made a sale of that id (the basket was
+    taken over from this till while it sold offline). That sale is not this
+    till's to be told of; the till keeps its own and shows it.
     """
 
     def work(tx: Tx) -> dict[str, Any]:
-        done = tx.fetchone("SELECT body, time, hash FROM sales WHERE id = ?", (sale["id"],))
+        done = _already_sold(tx, till, sale["id"])
         if done is not None:
-            return _sale_json(orjson.loads(done["body"]), done["time"], done["hash"])
+            return done
         lines = [
             {**{k: line[k] for k in ("product_id", "barcode", "name", "unit_price", "vat_rate",
                                      "quantity")},

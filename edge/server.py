@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 from aiohttp import WSCloseCode, web
 
-from edge import __version__, device_admin, tills
+from edge import __version__, print_jobs, tills
+from edge.admin import admin_error, admin_only
 from edge.config import Config
 from edge.discovery import Discovery
 from edge.messages import INVALID_REQUEST, EdgeError
@@ -43,7 +44,7 @@ async def healthz(request: web.Request) -> web.Response:
     node = request.app[NODE]
     journal = node.journal
     return json_response({
-        "status": "ok",
+        "status": "ok" if node.tasks.all_up and not node.failure else "degraded",
         "store_id": node.config.store_id,
         "node_id": node.node_id,
         "version": __version__,
@@ -52,6 +53,7 @@ async def healthz(request: web.Request) -> web.Response:
         "printers": node.print_queue.statuses(),
         "tills_connected": len(node.till_sockets),
         "peers": await node.peers.status(),
+        "tasks": node.tasks.statuses(),
         "headoffice": await sync_health(node.sync),
     })
 
@@ -127,6 +129,36 @@ async def till_websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+def _admin_token(request: web.Request) -> str | None:
+    return request.app[NODE].admin_token
+
+
+@admin_only(_admin_token)
+async def admin_test_page(request: web.Request, body: dict[str, Any]) -> web.Response:
+    """`edge devices test NAME` while the node runs: a test page and a drawer pulse."""
+    node = request.app[NODE]
+    name = body.get("printer")
+    worker = node.print_queue.workers.get(name) if isinstance(name, str) else None
+    if worker is None:
+        return admin_error(404, "no_printer", f"no printer {name!r} on this node")
+    job = await print_jobs.request_test(node.journal, name)
+    return json_response({**job, "status": worker.status_json()})
+
+
+@admin_only(_admin_token)
+async def admin_sync(request: web.Request, body: dict[str, Any]) -> web.Response:
+    """`edge sync` while the node runs: one head-office round now, by the node itself."""
+    node = request.app[NODE]
+    if node.sync is None:
+        return admin_error(409, "no_headoffice", "head-office sync is off on this node")
+    error = None
+    try:
+        await node.sync.sync_once()
+    except Exception as failure:  # the round's outcome is the answer, whatever it was
+        error = str(failure)
+    return json_response({"error_message": error, "status": await node.sync.status()})
+
+
 async def peer_websocket(request: web.Request) -> web.StreamResponse:
     return await request.app[NODE].peers.accept(request)
 
@@ -163,7 +195,8 @@ def make_app(config: Config, usb_backend: Any = None) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/pair", pair)
-    app.router.add_post("/api/devices/test", device_admin.test_page_handler)
+    app.router.add_post("/api/admin/devices/test", admin_test_page)
+    app.router.add_post("/api/admin/sync", admin_sync)
     app.router.add_get("/api/ws", till_websocket)
     app.router.add_get("/api/peer", peer_websocket)
     app.router.add_static("/", WEB_DIR, show_index=False, follow_symlinks=False)
@@ -184,9 +217,15 @@ async def _run_node(app: web.Application) -> AsyncIterator[None]:
 async def _hang_up(app: web.Application) -> None:
     """On stop, tell tills and peers we are going (they move on) rather than wait for them."""
     node = app[NODE]
-    for ws in list(node.till_sockets):
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"node stopping")
-    await node.peers.hang_up()
+
+    async def close_till(ws: web.WebSocketResponse) -> None:
+        # All at once and bounded: a frozen till must not hold the stop past
+        # systemd's TimeoutStopSec; past the bound, aiohttp's shutdown cuts it.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"node stopping")
+
+    await asyncio.gather(node.peers.hang_up(), *map(close_till, list(node.till_sockets)))
 
 
 async def _advertise(app: web.Application) -> AsyncIterator[None]:

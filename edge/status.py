@@ -38,6 +38,28 @@ def _node(config: Config, db: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
+@section("history")
+def _history(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
+    """Restored or copied data folders: which node continues which, and why, in words."""
+    from edge.lineage import explain
+
+    try:
+        rows = db.execute("SELECT * FROM origin_lineage ORDER BY time").fetchall()
+        fenced = db.execute("SELECT value FROM meta WHERE key = 'origin_fenced'").fetchone()
+        backup = db.execute("SELECT value FROM meta WHERE key = 'backup_of'").fetchone()
+    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
+        return None
+    history = {row["origin"]: explain(row) for row in rows}
+    if fenced:
+        history["next start"] = (f"another process wrote under this node's origin ({fenced[0]}): "
+                                 "the node stopped writing and continues under a new origin "
+                                 "when it starts")
+    if backup:
+        history["next start"] = ("this journal is a restored backup: the node continues under "
+                                 "a new origin when it starts")
+    return history or None
+
+
 @section("headoffice")
 def _headoffice(config: Config, db: sqlite3.Connection) -> dict[str, Any]:
     from edge.sync import unsent

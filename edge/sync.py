@@ -1,9 +1,24 @@
 """Head-office sync, the node's side: outbound HTTPS only, so it works behind any NAT.
 
-Each round pulls head office's catalogue events (by version vector, applied
-with `tx.apply`: chain-checked, idempotent, pushed to subscribed tills like
-any other event), then pushes this node's journal past the cursor head
-office acknowledged, in bounded gzip batches.
+Each round pulls head office's catalogue events when a pull is due (by
+version vector, applied with `tx.apply`: chain-checked, idempotent, pushed to
+subscribed tills like any other event), then pushes this node's journal past
+the cursor head office acknowledged, in bounded gzip batches. A failed pull
+never blocks the push: the round pushes anyway, then reports the pull's
+failure.
+
+- The pull sends the node's whole version vector and the hash of the last
+  event it holds of each head-office origin. Head office answers under its
+  current origin: a new one if the vector showed it was restored from a
+  backup (it never rewrites a seq a store holds), and the node follows it.
+  It also says how far it holds each of the store's origins: where that is
+  less than the node had marked acknowledged (head office lost them in a
+  restore), the node moves its cursor back and sends them again, whoever
+  wrote them, a node retired long ago included.
+- Backoff counts failed requests in a row, and any request that succeeds
+  resets it: a head office that fails one request in three costs a third of
+  the requests, never minutes of waiting. The first failure after a success
+  is retried at once; the second in a row starts the backoff.
 
 - The cursor is a local `events.position`: events of every origin this node
   holds (its own, and its peers' it forwards) in the order they were
@@ -15,7 +30,9 @@ office acknowledged, in bounded gzip batches.
   is not trusted; a lost answer just means sending the batch again, which
   head office recognises event by event. The cursor only moves forward,
   except when head office says it lacks earlier events (its data was
-  restored from a backup): then the node sends them again.
+  restored from a backup, and said so in a push's `gap` or a pull's
+  `held`): then the node sends them again. Head office's own origins are
+  never pushed: their events are its catalogue.
 - Selling never waits on sync: batches are read on a connection of sync's
   own, in a thread of its own (with the JSON and gzip work), and sync
   writes only its cursor and status row through the journal.
@@ -40,10 +57,18 @@ import orjson
 from edge import __version__
 from edge.chain import ChainError, Event, event_from_dict, utc_now
 from edge.config import Config
-from edge.headoffice.protocol import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, PULL_PATH, PUSH_PATH
+from edge.headoffice.protocol import (
+    HEADOFFICE_ORIGIN_GLOB,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_EVENTS,
+    MAX_PULL_EVENTS,
+    PULL_PATH,
+    PUSH_PATH,
+    is_headoffice_origin,
+)
 from edge.journal import Journal, Tx
 from edge.sync_link import Batch, SyncError, build_batch, client_tls, describe, read_token, refusal
-from edge.sync_schedule import backoff_delay, parse_window, seconds_until_window
+from edge.sync_schedule import parse_window, retry_delay, seconds_until_window
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +95,11 @@ class Timing:
 class Counters:
     pushed: int = 0
     pulled: int = 0
-    failures: int = 0  # in a row
-    errors: int = 0  # since start
+    failures: int = 0  # failed requests in a row: any request that succeeds resets it
+    errors: int = 0  # failed rounds since start
+    backoffs: int = 0  # waits after a failure (the first failure is retried at once)
+    longest_backoff: float = 0.0  # seconds: the longest of those waits
+    resent: int = 0  # times head office said it lacked events it had acknowledged
     rounds: int = 0
     refused: int = 0  # events head office parked as conflicts
 
@@ -94,6 +122,7 @@ class SyncClient:
         self._reader: sqlite3.Connection | None = None
         self._session: aiohttp.ClientSession | None = None
         self._unlisten: Callable[[], None] | None = None
+        self._pull_due_at = 0.0  # time.monotonic(): pull on the first round
 
     async def open(self) -> None:
         self._reader = await self._in_thread(self._open_reader)
@@ -139,41 +168,70 @@ class SyncClient:
                 continue
             self._wake.clear()
             try:
-                await self.sync_once()
+                await self.sync_once(pull=time.monotonic() >= self._pull_due_at)
             except SyncError:
-                await asyncio.sleep(backoff_delay(
-                    self.counters.failures, self.timing.first_retry, self.timing.max_retry))
-                continue
+                if self.counters.failures:  # the round ended on a failed request
+                    await self._back_off()
+                    continue
+                # Only the pull failed, the push went through: carry on at the usual pace.
             try:
                 await asyncio.wait_for(self._wake.wait(), self.timing.pull_every)
                 await asyncio.sleep(self.timing.push_delay)
             except TimeoutError:
                 pass
 
+    async def _back_off(self) -> None:
+        delay = retry_delay(self.counters.failures, self.timing.first_retry,
+                            self.timing.max_retry)
+        if delay:
+            self.counters.backoffs += 1
+            self.counters.longest_backoff = max(self.counters.longest_backoff, delay)
+            await asyncio.sleep(delay)
+
     # One round
 
-    async def sync_once(self, progress: Progress | None = None) -> None:
-        """Pull the catalogue, then push everything unsent; SyncError says why not."""
+    async def sync_once(self, progress: Progress | None = None, pull: bool = True) -> None:
+        """Pull the catalogue (unless not `pull`), then push everything unsent.
+
+        SyncError says why not; a failed pull is reported after the push ran.
+        """
         self.counters.rounds += 1
         attempt = utc_now()
+        problems: list[str] = []
+        first_error: BaseException | None = None
         try:
             token = read_token(self.config)
-            await self._pull(token, progress)
+            if pull:
+                try:
+                    await self._pull(token, progress)
+                    self._pull_due_at = time.monotonic() + self.timing.pull_every
+                except Exception as error:  # a failed pull never blocks the push
+                    problems.append(self._failed(error, "catalogue pull"))
+                    first_error = error
             await self._push(token, progress)
         except Exception as error:
-            if not isinstance(error, SyncError | aiohttp.ClientError | TimeoutError):
-                log.exception("head-office sync failed")
-            message = describe(error, self.config, self.timing.timeout)
-            self.counters.failures += 1
+            problems.append(self._failed(error, ""))
+            first_error = first_error or error
+        if problems:
+            message = "; ".join(problems)
             self.counters.errors += 1
             self.state, self.last_error = "failing", message
-            log.warning("head-office sync: %s", message)
             await self._record("last_attempt = ?, last_error = ?, last_error_at = ?",
                                attempt, message, utc_now())
-            raise SyncError(message) from error
-        self.counters.failures = 0
+            raise SyncError(message) from first_error
         self.state = "ok"
         await self._record("last_attempt = ?, last_success = ?", attempt, utc_now())
+
+    def _failed(self, error: Exception, what: str) -> str:
+        """Count and log a failed request (or step); its message for store IT."""
+        if not isinstance(error, SyncError | aiohttp.ClientError | TimeoutError):
+            log.exception("head-office sync failed")
+        message = describe(error, self.config, self.timing.timeout)
+        if what:
+            message = f"{what}: {message}"
+        self.counters.failures += 1
+        log.warning("head-office sync: %s", message)
+        return message
 
     async def _post(self, path: str, token: str, body: bytes, compressed: bool) -> Any:
         assert self._session is not None, "sync client not open"
@@ -187,25 +245,35 @@ class SyncClient:
             if response.status != 200:
                 raise refusal(response.status, payload)
         try:
-            return orjson.loads(payload)
+            answer = orjson.loads(payload)
         except orjson.JSONDecodeError:
             raise SyncError("head office answered something that is not JSON") from None
+        self.counters.failures = 0  # a success resets the backoff, whatever came before
+        return answer
 
     async def _pull(self, token: str, progress: Progress | None) -> None:
+        checked = False
         while True:
-            origin = (await self.state_row())["headoffice_origin"]
-            vector = {origin: await self._last_seq(origin)} if origin else {}
-            answer = await self._post(PULL_PATH, token, orjson.dumps({"vector": vector}), False)
+            known = (await self.state_row())["headoffice_origin"]
+            vector = await self.journal.version_vector()
+            heads = await self._in_thread(self._headoffice_heads, vector)
+            request = {"vector": vector, "heads": heads, "limit": MAX_PULL_EVENTS}
+            answer = await self._post(PULL_PATH, token, orjson.dumps(request), False)
             try:
-                new_origin = str(answer["origin"])
+                origin = str(answer["origin"])
                 events = [event_from_dict(item) for item in answer["events"]]
-            except (KeyError, TypeError, ValueError):
+                held = {str(key): int(value) for key, value in answer.get("held", {}).items()}
+            except (AttributeError, KeyError, TypeError, ValueError):
                 raise SyncError("head office sent a catalogue answer this edge cannot read") \
                     from None
-            if new_origin != origin:
-                await self._record("headoffice_origin = ?", new_origin)
-            if any(event.origin != new_origin for event in events):
+            if not is_headoffice_origin(origin) or any(e.origin != origin for e in events):
                 raise SyncError("head office sent catalogue events of another origin")
+            if origin != known:
+                if known:
+                    log.warning("head office's catalogue continues as %s (was %s): head office "
+                                "was restored from a backup or its database replaced",
+                                origin, known)
+                await self._record("headoffice_origin = ?", origin)
             try:
                 applied = await self.journal.write(apply_all(events))
             except ChainError as error:
@@ -214,27 +282,67 @@ class SyncClient:
             self.counters.pulled += applied
             if progress and applied:
                 progress(f"catalogue: {applied} change(s) from head office applied")
-            if not answer.get("more") and new_origin == origin:
+            if not checked and "held" in answer:
+                checked = True
+                await self._resend_lost(vector, held, progress)
+            if not answer.get("more"):
                 return
 
-    async def _last_seq(self, origin: str) -> int:
-        row = await self._in_thread(lambda: self._reader.execute(  # type: ignore[union-attr]
-            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE origin = ?", (origin,)).fetchone())
-        return int(row[0])
+    def _headoffice_heads(self, vector: dict[str, int]) -> dict[str, str]:
+        """The hash of the last event held of each head-office origin: head office checks it."""
+        heads = {}
+        for origin, seq in vector.items():
+            if is_headoffice_origin(origin):
+                row = self._reader.execute(  # type: ignore[union-attr]
+                    "SELECT hash FROM events WHERE origin = ? AND seq = ?", (origin, seq)
+                ).fetchone()
+                if row is not None:
+                    heads[origin] = row[0]
+        return heads
+
+    async def _resend_lost(
+        self, vector: dict[str, int], held: dict[str, int], progress: Progress | None
+    ) -> None:
+        """Head office holds less of an origin than this node had marked acknowledged: resend."""
+        cursor = (await self.state_row())["acknowledged_position"]
+
+        def first_lost() -> tuple[int, str, int] | None:
+            lost = None
+            for origin, last in vector.items():
+                has = held.get(origin, 0)
+                if is_headoffice_origin(origin) or has >= last:
+                    continue
+                row = self._reader.execute(  # type: ignore[union-attr]
+                    "SELECT position FROM events WHERE origin = ? AND seq = ?", (origin, has + 1)
+                ).fetchone()
+                if row is not None and row[0] <= cursor and (lost is None or row[0] < lost[0]):
+                    lost = (int(row[0]), origin, has + 1)
+            return lost
+
+        lost = await self._in_thread(first_lost)
+        if lost is None:
+            return
+        position, origin, seq = lost
+        self.counters.resent += 1
+        log.warning("head office lacks %s#%d onwards, which it had acknowledged (restored from "
+                    "a backup?): sending from position %d again", origin, seq, position)
+        if progress:
+            progress(f"head office lost events it had acknowledged: sending from {origin}#{seq} "
+                     "again")
+        await self._record("acknowledged_position = MIN(acknowledged_position, ?)", position - 1)
 
     async def _push(self, token: str, progress: Progress | None) -> None:
         max_events = min(self.config.headoffice_batch_events, MAX_BATCH_EVENTS)
         max_bytes = min(self.config.headoffice_batch_bytes, MAX_BATCH_BYTES // 2)
         rewound: set[tuple[str, int]] = set()
-        state = await self.state_row()
-        cursor, skip = state["acknowledged_position"], state["headoffice_origin"] or ""
+        cursor = (await self.state_row())["acknowledged_position"]
         # The cursor is saved at most every CURSOR_SAVE_EVERY seconds, not after every
         # batch: each save is a commit the tills' writes would queue behind. A crash
         # in between only means sending those batches again (head office skips them).
         saved, saved_at = cursor, time.monotonic()
         try:
             while True:
-                batch = await self._in_thread(self._encode, cursor, skip, max_events, max_bytes)
+                batch = await self._in_thread(self._encode, cursor, max_events, max_bytes)
                 if batch is None:
                     return
                 answer = await self._post(PUSH_PATH, token, batch.body, True)
@@ -261,8 +369,8 @@ class SyncClient:
         # MAX: `edge sync` and the node may both be pushing; the cursor never goes back here.
         await self._record("acknowledged_position = MAX(acknowledged_position, ?)", position)
 
-    def _encode(self, cursor: int, skip: str, max_events: int, max_bytes: int) -> Batch | None:
-        batch = build_batch(self._reader, cursor, skip, max_events, max_bytes)  # type: ignore[arg-type]
+    def _encode(self, cursor: int, max_events: int, max_bytes: int) -> Batch | None:
+        batch = build_batch(self._reader, cursor, max_events, max_bytes)  # type: ignore[arg-type]
         if batch is None:
             return None
         body = b'{"node":' + orjson.dumps(self.node_id) + b',"events":' + batch.body + b"}"
@@ -329,17 +437,16 @@ class SyncClient:
             "last_error": state["last_error"], "last_error_at": state["last_error_at"],
             "events_pushed": self.counters.pushed, "events_pulled": self.counters.pulled,
             "events_refused": self.counters.refused, "failures_in_a_row": self.counters.failures,
+            "catalogue_origin": state["headoffice_origin"],
         }
 
 
 def unsent(db: sqlite3.Connection) -> tuple[int, str | None]:
     """Backlog from a journal connection (the node's, or `edge status` reading the file)."""
-    cursor, origin = db.execute(
-        "SELECT acknowledged_position, COALESCE(headoffice_origin, '') FROM headoffice_sync"
-    ).fetchone()
+    (cursor,) = db.execute("SELECT acknowledged_position FROM headoffice_sync").fetchone()
     count, first = db.execute(
-        "SELECT COUNT(*), MIN(position) FROM events WHERE position > ? AND origin != ?",
-        (cursor, origin),
+        "SELECT COUNT(*), MIN(position) FROM events WHERE position > ? AND origin NOT GLOB ?",
+        (cursor, HEADOFFICE_ORIGIN_GLOB),
     ).fetchone()
     if not count:
         return 0, None
@@ -353,18 +460,15 @@ def apply_all(events: list[Event]) -> Callable[[Tx], int]:
 
 
 async def sync_now(config: Config, progress: Progress) -> dict[str, Any]:
-    """`edge sync`: one full round from this process, whether or not the node runs.
+    """`edge sync` while no node runs: one full round from this process.
 
-    Safe beside a running node: head office recognises anything sent twice,
-    and the cursor only moves forward.
+    Holds the data folder like a node; with a node running, `edge sync` asks
+    that node instead (edge/admin.py).
     """
-    from edge.node import load_node_id  # registers every projection, too
+    from edge.node import local_journal  # registers every projection, too
 
-    node_id = load_node_id(config)
-    journal = Journal(config.database, origin=node_id)
-    await journal.open()
-    try:
-        client = SyncClient(journal, config, node_id)
+    async with local_journal(config, "edge sync") as journal:
+        client = SyncClient(journal, config, journal.origin)
         await client.open()
         try:
             backlog, oldest = await client.backlog()
@@ -374,5 +478,3 @@ async def sync_now(config: Config, progress: Progress) -> dict[str, Any]:
             return await client.status()
         finally:
             await client.close()
-    finally:
-        await journal.close()

@@ -13,6 +13,7 @@ import aiohttp
 import orjson
 
 from edge.config import Config
+from edge.headoffice.protocol import HEADOFFICE_ORIGIN_GLOB
 
 
 class SyncError(Exception):
@@ -88,9 +89,11 @@ def refusal(status: int, payload: bytes) -> SyncError:
 
 
 def build_batch(
-    db: sqlite3.Connection, after: int, skip_origin: str, max_events: int, max_bytes: int
+    db: sqlite3.Connection, after: int, max_events: int, max_bytes: int
 ) -> Batch | None:
     """In sync's thread: the next events past `after`, as a JSON array (not yet compressed).
+
+    Head office's own origins (its catalogue, current or former) are left out.
 
     SQLite writes each event's JSON itself (the body is stored as JSON already):
     no Python object per event, so the event loop serving tills barely feels it.
@@ -98,8 +101,8 @@ def build_batch(
     rows = db.execute(
         "SELECT position, json_object('position', position, 'origin', origin, 'seq', seq, "
         "'id', id, 'time', time, 'type', type, 'body', json(body), 'prev_hash', prev_hash, "
-        "'hash', hash) FROM events WHERE position > ? AND origin != ? ORDER BY position LIMIT ?",
-        (after, skip_origin, max_events),
+        "'hash', hash) FROM events WHERE position > ? AND origin NOT GLOB ? ORDER BY position "
+        "LIMIT ?", (after, HEADOFFICE_ORIGIN_GLOB, max_events),
     ).fetchall()
     items, size = [], 0
     for _, item in rows:

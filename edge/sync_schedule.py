@@ -2,9 +2,11 @@
 
 - The nightly window ("02:00-05:00", local time, may wrap midnight) is when
   sync runs even with `headoffice.continuous = false`.
-- After a failure the next try waits `backoff_delay`: doubling from `first`
-  up to `cap`, with jitter so a hundred stores coming back from one outage
-  do not all call head office in the same second.
+- After a failure the next try waits `retry_delay`: none after a single
+  failure (one lost request is the normal life of a link), then
+  `backoff_delay`: doubling from `first` up to `cap`, with jitter so a
+  hundred stores coming back from one outage do not all call head office in
+  the same second. Failures are counted in a row: any success resets them.
 """
 
 from __future__ import annotations
@@ -53,6 +55,13 @@ def backoff_delay(
     """Seconds to wait after `failures` failures in a row: between half and all of the step."""
     step = min(cap, first * 2 ** min(max(failures - 1, 0), 30))
     return step * (rng or random).uniform(0.5, 1.0)
+
+
+def retry_delay(
+    failures: int, first: float, cap: float, rng: random.Random | None = None
+) -> float:
+    """Seconds to wait after `failures` failed requests in a row: 0 after the first."""
+    return 0.0 if failures <= 1 else backoff_delay(failures - 1, first, cap, rng)
 
 
 def is_loopback_url(url: str) -> bool:

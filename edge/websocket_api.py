@@ -126,7 +126,7 @@ class Connection:
             self.send(messages.result_message(msg_id, result))
         except EdgeError as error:
             self.node.metrics.command_errors += 1
-            self.send(messages.error_message(msg_id, error.code, error.message))
+            self.send(messages.error_message(msg_id, error.code, error.message, error.data))
         except Exception:
             log.exception("command failed: %.200s", raw)
             self.node.metrics.command_errors += 1

@@ -3,7 +3,8 @@
 It runs on the test's event loop. It keeps every byte it receives (across
 connections: that is the paper), answers status requests from its state, and
 can go away (connections reset, nothing listening) and come back on the same
-port, at a moment the test chooses (`after`).
+port, at a moment the test chooses (`after`), or freeze as the next job
+begins (`freeze_at_next_job`): nothing of it reaches the paper.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ class FakeNetworkPrinter:
     def __init__(self) -> None:
         self.received = bytearray()
         self.paper_out = False
+        # Set: the next job's first bytes are swallowed, and the printer hangs
+        # (answers nothing, takes no new connection) until `come_back`.
+        self.freeze_at_next_job = False
+        self.frozen = False
         self.connections = 0
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -46,6 +51,7 @@ class FakeNetworkPrinter:
     async def come_back(self) -> None:
         if self._server is not None:
             await self._server.wait_closed()
+        self.frozen = self.freeze_at_next_job = False
         await self.start()
 
     def after(self, printed_bytes: int, action: Callable[[], None]) -> None:
@@ -73,6 +79,12 @@ class FakeNetworkPrinter:
         pending = b""
         try:
             while data := await reader.read(4096):
+                if self.freeze_at_next_job and _job_bytes(data):
+                    self.frozen, self.freeze_at_next_job = True, False
+                    if self._server is not None:
+                        self._server.close()  # no new connection either
+                if self.frozen:
+                    continue  # swallowed: never printed, never answered
                 self.received += data
                 pending += data
                 replies = bytearray()
@@ -99,3 +111,15 @@ class FakeNetworkPrinter:
         self._triggers = [t for t in self._triggers if t[0] > printed]
         for _, action in due:
             action()
+
+
+def _job_bytes(data: bytes) -> bytes:
+    """What is left of `data` once status requests (DLE EOT n) are taken out."""
+    out, index = bytearray(), 0
+    while index < len(data):
+        if data[index:index + 2] == DLE_EOT:
+            index += 3
+        else:
+            out.append(data[index])
+            index += 1
+    return bytes(out)

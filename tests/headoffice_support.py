@@ -41,7 +41,7 @@ from yarl import URL
 from edge.config import load_config
 from edge.headoffice.protocol import PUSH_PATH
 from edge.headoffice.server import HeadOfficeServer, server_tls
-from edge.server import NODE, make_app
+from edge.server import make_app
 from edge.sync import Timing
 
 
@@ -244,7 +244,7 @@ class FaultProxy:
         self.always: str | None = None
         self.slow_seconds = 2.0
         self.seen: list[str] = []
-        self.only_path = PUSH_PATH  # faults hit pushes; pulls pass untouched
+        self.only_path: str | None = PUSH_PATH  # faults hit pushes (None: every request)
         self._answers: list[tuple[int, bytes]] = []
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -283,7 +283,7 @@ class FaultProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         fault = "pass"
-        if request.path == self.only_path:
+        if self.only_path is None or request.path == self.only_path:
             fault = self.faults.pop(0) if self.faults else (self.always or "pass")
             self.seen.append(fault)
         if fault == "cut_request":
@@ -345,6 +345,30 @@ def write_store_config(
     return path
 
 
+@contextlib.contextmanager
+def tuned_sync(timing: Timing, clock: Any = None) -> Iterator[None]:
+    """Nodes started meanwhile sync with `timing` (and `clock`) from their first round.
+
+    The node makes its SyncClient as it starts, and the client's first round
+    runs at once: setting them afterwards would come too late.
+    """
+    import edge.node
+
+    base = edge.node.SyncClient
+
+    class TunedSyncClient(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.timing = timing
+            self.clock = clock or self.clock
+
+    edge.node.SyncClient = TunedSyncClient  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        edge.node.SyncClient = base  # type: ignore[misc]
+
+
 @contextlib.asynccontextmanager
 async def store_node(
     folder: Path, headoffice_url: str, token: str, ca: CertificateAuthority,
@@ -356,13 +380,11 @@ async def store_node(
     """
     config = load_config(write_store_config(folder, headoffice_url, token, ca, **headoffice))
     app = make_app(config)
-    node = app[NODE]
-    if node.sync is not None:
-        node.sync.timing = Timing(first_retry=0.02, max_retry=0.2, push_delay=0.01,
-                                  pull_every=0.2, timeout=answer_within)
-        node.sync.clock = clock or node.sync.clock
     server = TestServer(app, host="127.0.0.1", port=free_port())
-    await server.start_server()
+    timing = Timing(first_retry=0.02, max_retry=0.2, push_delay=0.01, pull_every=0.2,
+                    timeout=answer_within)
+    with tuned_sync(timing, clock):
+        await server.start_server()
     try:
         async with aiohttp.ClientSession() as session:
             yield NodeUnderTest(f"http://127.0.0.1:{server.port}", config.data_dir, session, app)

@@ -102,7 +102,8 @@ async def test_devices_test_goes_through_the_running_node(tmp_path: Path) -> Non
         [opened] = await events(node, "drawer_opened")
         assert opened["reason"] == "test page"
         assert node_of(node).admin_token == (tmp_path / "data" / "admin-token").read_text().strip()
-        async with node.session.post(f"{node.url}/api/devices/test", json={"printer": "receipt"},
+        async with node.session.post(f"{node.url}/api/admin/devices/test",
+                                     json={"printer": "receipt"},
                                      headers={"Authorization": "Bearer guess"}) as response:
             assert response.status == 403
 

@@ -185,7 +185,7 @@ async def test_only_a_store_with_its_token_gets_in(headoffice_server) -> None:
     assert status == 403 and "belongs to store 'paris-11'" in answer["error"]["message"]
     status, answer = await post(session, server, PULL_PATH, body, Authorization=f"Bearer {token}")
     assert status == 200 and answer == {"origin": server.storage.origin, "events": [],
-                                        "more": False}
+                                        "more": False, "held": {}}
     # A new token replaces the old one.
     new_token = await server.storage.add_store(STORE)
     status, _ = await post(session, server, PULL_PATH, body, Authorization=f"Bearer {token}")

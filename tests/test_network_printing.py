@@ -90,11 +90,13 @@ def _job_rows(database: Path) -> list[tuple[str, int]]:
         conn.close()
 
 
-async def test_a_node_killed_mid_receipt_prints_a_marked_duplicate_after_restart(
+async def test_a_node_killed_mid_receipt_prints_the_original_after_a_mark_on_restart(
     tmp_path: Path, fake_printer: FakeNetworkPrinter
 ) -> None:
-    """kill -9 while a receipt is half sent: after restart it is never lost, and the
-    copy says DUPLICATA, since the node cannot know how much of the first one printed."""
+    """kill -9 while a receipt is half sent: after restart it is never lost. The cut
+    had not gone out (the journal says so before sending it), so no complete receipt
+    exists: the fragment is closed by the IMPRESSION INTERROMPUE slip, and the receipt
+    that follows is the original, the customer's ticket."""
     config_file = tmp_path / "edge.toml"
     config_file.write_text(
         '[store]\nid = "demo-boulangerie"\ndemo = true\n[server]\nadvertise = false\n'
@@ -122,10 +124,10 @@ async def test_a_node_killed_mid_receipt_prints_a_marked_duplicate_after_restart
             await eventually(lambda: _job_rows(data / "edge.sqlite3") == [("done", 2)],
                              what="the receipt after the restart")
         paper = fake_printer.printed()
-        duplicate = _receipt(data / "edge.sqlite3", sale["id"], "duplicate")
+        original = _receipt(data / "edge.sqlite3", sale["id"], "original")
         mark = interrupted_mark_bytes(PrinterConfig("comptoir"))
-        assert paper.endswith(mark + duplicate)
-        assert paper.count(b"DUPLICATA") == 2  # top and bottom of the one copy
+        assert paper.endswith(mark + original)
+        assert b"DUPLICATA" not in paper
         assert paper.count(FEED_AND_CUT) == 2
     finally:
         await asyncio.to_thread(edge.stop)

@@ -16,7 +16,7 @@ from edge import __version__
 from edge.config import Config
 from edge.escpos import drawer_pulse
 from edge.migrations import MIGRATIONS
-from edge.node import Node, StoreMismatch
+from edge.node import ClockBehind, Node, StoreMismatch
 
 BAGUETTE = "2000001000014"
 
@@ -152,3 +152,24 @@ async def pair_process(process) -> str:
         f"{process.url}/api/pair", json={"code": code}
     ) as response:
         return (await response.json())["token"]
+
+
+async def test_a_clock_behind_the_journal_refuses_to_sell_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = Config(data_dir=tmp_path / "data", advertise=False)
+    node = Node(config)
+    await node.start()
+    # The node last wrote tomorrow, by its clock then: a box whose clock has
+    # since gone back (no battery, booted offline) must not date sales before it.
+    monkeypatch.setattr("edge.chain.utc_now", lambda: "2099-01-01T00:00:00.000Z")
+    await node.journal.write(lambda tx: tx.append("note", {"why": "clock test"}))
+    monkeypatch.undo()
+    await node.stop()
+    with pytest.raises(ClockBehind, match="before this node's last event"):
+        await Node(config).start()
+    started = await asyncio.to_thread(
+        subprocess.run, [*EDGE, "serve", "--data", str(config.data_dir), "--port", "0",
+                         "--no-advertise"], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 1
+    assert "Set the date and time" in started.stderr

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from conftest import EDGE, NodeUnderTest, node_of
 from headoffice_support import CertificateAuthority, FaultProxy, HeadOffice, store_node, wait_for
-from test_sync_outage import BAGUETTE, health, sell_in_bulk, settled
+from test_sync_outage import BAGUETTE, health, own_events, sell_in_bulk, settled
+
+from edge.headoffice.protocol import PULL_PATH
 
 STORE = "demo-boulangerie"
 
@@ -138,6 +140,36 @@ async def test_a_storm_of_500s_then_a_slow_head_office(
             await wait_for(lambda: settled(node), 30, "sync to recover from the slowness")
             received = await server.storage.events(STORE, node_of(node).node_id)
             assert [e.seq for e in received] == list(range(1, len(received) + 1))
+    finally:
+        await proxy.stop()
+        await headoffice.stop()
+
+
+async def test_a_failing_catalogue_pull_never_blocks_the_push(
+    tmp_path: Path, headoffice_db: str, ca: CertificateAuthority
+) -> None:
+    headoffice = HeadOffice(headoffice_db, ca)
+    server = await headoffice.start()
+    proxy = FaultProxy(headoffice.url, ca)
+    proxy.only_path, proxy.always = PULL_PATH, "error500"  # every pull fails, pushes pass
+    await proxy.start()
+    try:
+        token = await server.storage.add_store(STORE)
+        async with store_node(tmp_path / "a", proxy.url, token, ca) as node:
+            journal = node_of(node).journal
+            await sell_in_bulk(journal, ["T11"], 200)
+            await sells(node)
+
+            async def all_received() -> bool:
+                held = await own_events(journal)
+                return len(await server.storage.events(STORE, journal.origin)) == len(held)
+
+            await wait_for(all_received, 30, "the sales to reach head office")
+            # ... while every round still says the pull failed.
+            state = await failing_with(node, "catalogue pull: head office failed: HTTP 500")
+            assert state["backlog_events"] == 0
+            proxy.always = None
+            await wait_for(lambda: settled(node), 30, "the pull to recover")
     finally:
         await proxy.stop()
         await headoffice.stop()

@@ -11,6 +11,7 @@ from edge.sync_schedule import (
     backoff_delay,
     in_window,
     parse_window,
+    retry_delay,
     seconds_until_window,
     url_problem,
 )
@@ -43,6 +44,14 @@ def test_backoff_doubles_up_to_its_cap_with_jitter() -> None:
         delays = [backoff_delay(failures, 1.0, 300.0, rng) for _ in range(50)]
         assert all(step / 2 <= delay <= step for delay in delays)
         assert len(set(delays)) > 40  # spread: stores back from one outage do not stampede
+
+
+def test_a_lone_failure_is_retried_at_once_and_the_backoff_starts_at_the_second() -> None:
+    rng = random.Random(7)
+    assert retry_delay(0, 1.0, 300.0, rng) == retry_delay(1, 1.0, 300.0, rng) == 0
+    assert 0.5 <= retry_delay(2, 1.0, 300.0, rng) <= 1.0
+    assert 1.0 <= retry_delay(3, 1.0, 300.0, rng) <= 2.0
+    assert 150.0 <= retry_delay(1000, 1.0, 300.0, rng) <= 300.0
 
 
 def test_head_office_urls_are_https_unless_on_this_machine() -> None:

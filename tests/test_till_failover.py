@@ -93,8 +93,9 @@ def knows_till(node: ShopNode, till: str) -> bool:
         return False  # not created yet
 
 
-async def until_every_node_knows_till(nodes: list[ShopNode], till: str = "T01") -> None:
-    """Pairing happened on one node; the others learn the till by replication."""
+async def until_every_node_knows_till(nodes: list[ShopNode], till: str | None = None) -> None:
+    """Pairing happened on one node (the first's first till by default); the others learn it."""
+    till = till or nodes[0].first_till
     for _ in range(300):
         if all(knows_till(node, till) for node in nodes):
             return
@@ -145,7 +146,7 @@ async def test_a_till_mid_basket_whose_node_is_killed_finishes_the_sale_on_anoth
 
     await expect(page.locator("#total")).to_have_text(re.compile(r"3,85\s€"))
     await pay_cash(page, "5")
-    await expect(page.locator("#receipt-number")).to_have_text("T01-000001")
+    await expect(page.locator("#receipt-number")).to_have_text(f"{first.first_till}-000001")
     await expect(page.locator("#change-due")).to_have_text(re.compile(r"1,15\s€"))
     await expect(page.locator("#done-offline")).to_be_hidden()  # a node took it, and printed it
 
@@ -185,7 +186,7 @@ async def test_a_frozen_node_is_noticed_and_left_for_another(
     await scan(page, ESPRESSO)
     await expect(page.locator(".basket-line")).to_have_count(2)
     await pay_cash(page, "2,70")
-    await expect(page.locator("#receipt-number")).to_have_text("T01-000001")
+    await expect(page.locator("#receipt-number")).to_have_text(f"{first.first_till}-000001")
     survivor = await serving_node(page, nodes)
     assert survivor is not first
     [sold] = survivor.sales()
@@ -217,19 +218,19 @@ async def test_a_basket_left_on_a_dead_till_is_resumed_on_another_till(
     await page.click("#parked-open")
     parked = page.locator(".parked-basket")
     await expect(parked).to_have_count(1)
-    await expect(parked).to_contain_text("Caisse T01 — Alice")
+    await expect(parked).to_contain_text(f"Caisse {first.first_till} — Alice")
     await expect(parked).to_contain_text("3 articles")
     await parked.click()
     await expect(page.locator(".basket-line")).to_have_count(2)
     await expect(page.locator("#total")).to_have_text(re.compile(r"3,50\s€"))
     await pay_cash(page, "5")
-    await expect(page.locator("#receipt-number")).to_have_text("T02-000001")
+    await expect(page.locator("#receipt-number")).to_have_text(f"T02-{first.node_id}-000001")
 
-    [sold] = first.sales("T02")
+    [sold] = first.sales(f"T02-{first.node_id}")
     assert sold["cashier"] == "bruno"
     assert [(line["name"], line["quantity"]) for line in sold["lines"]] == [
         ("Baguette tradition", 1), ("Croissant pur beurre", 2)]
-    assert first.sales("T01") == []
+    assert first.sales() == []
     await other_till.close()
 
 
@@ -271,7 +272,7 @@ async def test_a_sale_acknowledged_by_a_node_that_died_before_passing_it_on_is_r
     # Sale 1 while the three replicate: every node has it, nothing to resend later.
     await scan(page, BAGUETTE)
     await pay_cash(page, "2")
-    await expect(page.locator("#receipt-number")).to_have_text("T01-000001")
+    await expect(page.locator("#receipt-number")).to_have_text(f"{loner.first_till}-000001")
     await page.click("#new-sale")
     [[first_sale], _] = await until_sales_replicated(others, 1)
 
@@ -291,7 +292,7 @@ async def test_a_sale_acknowledged_by_a_node_that_died_before_passing_it_on_is_r
     await scan(page, CROISSANT)
     await expect(page.locator(".basket-line")).to_have_count(2)
     await pay_cash(page, "5")
-    await expect(page.locator("#receipt-number")).to_have_text("T01-000002")
+    await expect(page.locator("#receipt-number")).to_have_text(f"{loner.first_till}-000002")
     await expect(page.locator("#done-offline")).to_be_hidden()
     await expect(status).to_have_attribute("data-kept-sales", "2")  # on the till, on disk
     [_, acknowledged] = loner.sales()
@@ -308,7 +309,8 @@ async def test_a_sale_acknowledged_by_a_node_that_died_before_passing_it_on_is_r
     # The till gave sale 2 to the node it moved to, which passed it on: every survivor
     # has it once, under the till's number, marked as resent; sale 1 was not resent.
     for held in await until_sales_replicated(others, 2):
-        assert [sale["receipt_number"] for sale in held] == ["T01-000001", "T01-000002"]
+        assert [sale["receipt_number"] for sale in held] == [
+            f"{loner.first_till}-000001", f"{loner.first_till}-000002"]
         resent = held[1]
         assert resent["id"] == acknowledged["id"]
         assert resent["resent"] is True and resent["offline"] is False and resent["flags"] == []

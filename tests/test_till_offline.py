@@ -53,11 +53,17 @@ class ShopNode(EdgeProcess):
             await asyncio.sleep(0.05)
         raise AssertionError(f"edge serve printed no pairing link: {self.log.read_text()}")
 
-    def sales(self, till: str = "T01") -> list[dict[str, Any]]:
-        """The sales of a till as this node holds them (read from its SQLite file)."""
+    @property
+    def first_till(self) -> str:
+        """The code of the first till paired here: till codes carry their pairing node."""
+        return f"T01-{self.node_id}"
+
+    def sales(self, till: str | None = None) -> list[dict[str, Any]]:
+        """The sales of a till (the store's first paired by default) as this node holds them."""
         with sqlite3.connect(self.data / "edge.sqlite3", timeout=5) as db:
             rows = db.execute(
-                "SELECT body FROM sales WHERE till = ? ORDER BY receipt_no", (till,)
+                "SELECT body FROM sales WHERE till = coalesce(?, (SELECT code FROM tills "
+                "ORDER BY paired_at, code LIMIT 1)) ORDER BY receipt_no", (till,),
             ).fetchall()
         return [json.loads(body) for (body,) in rows]
 
@@ -143,7 +149,7 @@ async def test_sales_made_with_every_node_down_arrive_once_with_the_tills_number
     await scan(page, BAGUETTE)
     await expect(page.locator(".basket-line")).to_have_count(1)
     await pay_cash(page, "2")
-    await expect(page.locator("#receipt-number")).to_have_text("T01-000001")
+    await expect(page.locator("#receipt-number")).to_have_text(f"{node.first_till}-000001")
     await expect(page.locator("#done-offline")).to_be_hidden()
     await page.click("#new-sale")
 
@@ -157,7 +163,7 @@ async def test_sales_made_with_every_node_down_arrive_once_with_the_tills_number
     await expect(page.locator("#total")).to_have_text(re.compile(r"2,70\s€"))
     await expect(page.locator("#vat-rows tr")).to_have_count(2)
     await pay_cash(page, "5")
-    await expect(page.locator("#receipt-number")).to_have_text("T01-000002")
+    await expect(page.locator("#receipt-number")).to_have_text(f"{node.first_till}-000002")
     await expect(page.locator("#change-due")).to_have_text(re.compile(r"2,30\s€"))
     await expect(page.locator("#done-offline")).to_be_visible()
     await expect(page.locator("#done-offline")).to_contain_text("Aucun ticket imprimé")
@@ -178,7 +184,7 @@ async def test_sales_made_with_every_node_down_arrive_once_with_the_tills_number
     await page.fill("#card-reference", "TPE-4711")
     await page.click("#confirm-payment")
     await expect(page.locator("#screen-done")).to_be_visible()
-    await expect(page.locator("#receipt-number")).to_have_text("T01-000003")
+    await expect(page.locator("#receipt-number")).to_have_text(f"{node.first_till}-000003")
     await expect(status).to_have_text("Hors ligne — 2 ventes en attente")
     await expect(status).to_have_attribute("data-waiting-sales", "2")
     await page.click("#new-sale")
@@ -190,7 +196,8 @@ async def test_sales_made_with_every_node_down_arrive_once_with_the_tills_number
     await expect(status).to_have_text("Connecté")
 
     sales = node.sales()
-    assert [sale["receipt_number"] for sale in sales] == ["T01-000001", "T01-000002", "T01-000003"]
+    assert [sale["receipt_number"] for sale in sales] == [
+        f"{node.first_till}-00000{number}" for number in (1, 2, 3)]
     assert len({sale["id"] for sale in sales}) == 3
     assert len(node.sale_events()) == 3  # recorded once each, not once per attempt
     first_offline, second_offline = sales[1], sales[2]
@@ -209,7 +216,7 @@ async def test_sales_made_with_every_node_down_arrive_once_with_the_tills_number
     await scan(page, ESPRESSO)
     await expect(page.locator(".basket-line")).to_have_count(1)
     await pay_cash(page, "1,50")
-    await expect(page.locator("#receipt-number")).to_have_text("T01-000004")
+    await expect(page.locator("#receipt-number")).to_have_text(f"{node.first_till}-000004")
     await expect(page.locator("#done-offline")).to_be_hidden()
     assert [sale["receipt_no"] for sale in node.sales()] == [1, 2, 3, 4]
 
@@ -230,7 +237,7 @@ async def test_offline_a_logged_in_cashier_sells_but_nobody_new_can_log_in(
     await expect(page.locator(".basket-line")).to_have_count(0)
     await scan(page, BAGUETTE)
     await pay_cash(page, "1,20")
-    await expect(page.locator("#receipt-number")).to_have_text("T01-000001")
+    await expect(page.locator("#receipt-number")).to_have_text(f"{node.first_till}-000001")
     await expect(page.locator("#done-offline")).to_contain_text("No receipt printed")
     await expect(status).to_have_text("Offline — 1 sale waiting")
     await page.click("#new-sale")
@@ -282,7 +289,7 @@ async def test_a_basket_changed_offline_is_what_the_node_sells_once_it_is_back(
     node.start()
     await expect(status).to_have_attribute("data-state", "online", timeout=BACK_ONLINE_MS)
     await pay_cash(page, "5")
-    await expect(page.locator("#receipt-number")).to_have_text("T01-000001")
+    await expect(page.locator("#receipt-number")).to_have_text(f"{node.first_till}-000001")
     await expect(page.locator("#done-offline")).to_be_hidden()
     [sold] = node.sales()
     assert not sold.get("offline")
@@ -304,7 +311,7 @@ async def test_a_basket_begun_online_and_paid_offline_is_sold_once_and_closed(
     node.kill()
     await expect(status).to_have_attribute("data-state", "offline")
     await pay_cash(page, "10")
-    await expect(page.locator("#receipt-number")).to_have_text("T01-000001")
+    await expect(page.locator("#receipt-number")).to_have_text(f"{node.first_till}-000001")
     await expect(page.locator("#change-due")).to_have_text(re.compile(r"7,30\s€"))
     await page.click("#new-sale")
 

@@ -25,6 +25,7 @@ from conftest import ROOT, free_port, store_node_config
 from netns import in_namespace, lone_host
 from playwright.async_api import Browser, Page, async_playwright, expect
 from test_till_offline import (
+    BACK_ONLINE_MS,
     BAGUETTE,
     ShopNode,
     launch_browser_in,
@@ -130,17 +131,17 @@ async def test_the_till_shows_its_ready_printer_reprints_a_sale_and_a_manager_op
 
     await scan(page, BAGUETTE)
     await pay_cash(page, "2")
-    await expect(page.locator("#receipt-number")).to_have_text("T01-000001")
+    await expect(page.locator("#receipt-number")).to_have_text(f"{node.first_till}-000001")
     note = page.locator("#print-note")
     await expect(note).to_have_text(fr("Ticket envoyé à l'imprimante receipt"))
     receipts = node.data / "printer" / "receipts.txt"
-    await printed(receipts, r"T01-000001")
+    await printed(receipts, rf"{node.first_till}-000001")
     assert "DUPLICATA" not in receipts.read_text()
 
     # The customer wants another copy: a DUPLICATA, recorded as asked by Alice.
     await page.click("#reprint")
     await expect(note).to_have_text(fr("Duplicata envoyé à l'imprimante receipt"))
-    text = await printed(receipts, r"T01-000001", count=2)
+    text = await printed(receipts, rf"{node.first_till}-000001", count=2)
     assert text.count("DUPLICATA") >= 1
     [sale] = node.sales()
     copies = [e for e in events(node, "print_requested") if e.get("copy") == "duplicate"]
@@ -187,12 +188,17 @@ from fake_network_printer import FakeNetworkPrinter
 async def main():
     printer = FakeNetworkPrinter()
     printer.port = int(sys.argv[1])
-    printer.paper_out = True
+    printer.paper_out = sys.argv[2] == "paper out"
     await printer.start()
     print("listening", flush=True)
     loop = asyncio.get_running_loop()
     while (line := await loop.run_in_executor(None, sys.stdin.readline)):
-        printer.paper_out = line.strip() == "paper out"
+        if line.strip() == "freeze":  # at the next job's first bytes
+            printer.freeze_at_next_job = True
+        elif line.strip() == "back":
+            await printer.come_back()
+        else:
+            printer.paper_out = line.strip() == "paper out"
         print("done", flush=True)
     await printer.stop()
 
@@ -203,9 +209,9 @@ asyncio.run(main())
 class PrinterInShop:
     """tests/fake_network_printer.py on 127.0.0.1 of the shop namespace, paper out at first."""
 
-    def __init__(self, ns: str, port: int) -> None:
+    def __init__(self, ns: str, port: int, state: str = "paper out") -> None:
         self.proc = subprocess.Popen(
-            in_namespace(ns, [sys.executable, "-c", FAKE_PRINTER, str(port)]),
+            in_namespace(ns, [sys.executable, "-c", FAKE_PRINTER, str(port), state]),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, text=True,
         )
         assert self.proc.stdout is not None
@@ -284,7 +290,7 @@ def store_printers(node: ShopNode) -> set[tuple[str, str]]:
         return set()  # not created yet
 
 
-def knows_till(node: ShopNode, till: str = "T01") -> bool:
+def knows_till(node: ShopNode, till: str) -> bool:
     try:
         with sqlite3.connect(node.data / "edge.sqlite3", timeout=5) as db:
             return db.execute("SELECT 1 FROM tills WHERE code = ?", (till,)).fetchone() is not None
@@ -309,19 +315,20 @@ async def test_when_the_tills_printer_is_on_a_node_that_is_down_the_cashier_prin
     url_a, url_b = f"http://{NODE_A}:{port_a}", f"http://{NODE_B}:{port_b}"
     # Node A: the demo's file printer, "receipt", for any till no printer lists.
     config_a = store_node_config(tmp_path / "a", [url_b])
-    # Node B: the printer on the till's counter, listing T01.
+    node_a = shop.start(ShopNode(shop.ns, tmp_path / "a", ["--config", str(config_a)],
+                                 address=NODE_A, port=port_a))
+    # Node B: the printer on the till's counter, listing A's first till.
     config_b = store_node_config(tmp_path / "b", [url_a])
     with config_b.open("a") as config:
         config.write(f'[[printers]]\nname = "comptoir"\nkind = "file"\n'
-                     f'path = "{tmp_path / "b" / "comptoir"}"\ntills = ["T01"]\n')
-    node_a = shop.start(ShopNode(shop.ns, tmp_path / "a", ["--config", str(config_a)],
-                                 address=NODE_A, port=port_a))
+                     f'path = "{tmp_path / "b" / "comptoir"}"\ntills = ["{node_a.first_till}"]\n')
     node_b = shop.start(ShopNode(shop.ns, tmp_path / "b", ["--config", str(config_b)],
                                  address=NODE_B, port=port_b))
     page = await open_paired_till(node_a, shop.browser)
     a, b = node_id(node_a), node_id(node_b)
     everywhere = {(a, "receipt"), (b, "comptoir")}
-    await until(lambda: knows_till(node_b) and store_printers(node_a) == everywhere,
+    await until(lambda: knows_till(node_b, node_a.first_till)
+                and store_printers(node_a) == everywhere,
                 "the pairing and the printers to replicate")
 
     # The till's printer is B's: the till says where it is (a fresh connection asks again).
@@ -335,7 +342,7 @@ async def test_when_the_tills_printer_is_on_a_node_that_is_down_the_cashier_prin
     await until_a_node_has_lost(page, b)
     await scan(page, BAGUETTE)
     await pay_cash(page, "2")
-    await expect(page.locator("#receipt-number")).to_have_text("T01-000001")
+    await expect(page.locator("#receipt-number")).to_have_text(f"{node_a.first_till}-000001")
     note = page.locator("#print-note")
     await expect(note).to_contain_text(f"Imprimante comptoir injoignable (nœud {b})")
     await expect(note).to_contain_text(fr("Le ticket s'imprimera à son retour."))
@@ -349,15 +356,71 @@ async def test_when_the_tills_printer_is_on_a_node_that_is_down_the_cashier_prin
     await expect(choices).to_have_attribute("data-printer", "receipt")
     await expect(choices).to_have_attribute("data-node", a)
     await choices.click()
-    await expect(note).to_have_text(fr("Duplicata envoyé à l'imprimante receipt"))
+    # B's receipt never printed: the customer has no ticket yet, so this one is the original.
+    await expect(note).to_have_text(fr("Ticket envoyé à l'imprimante receipt"))
     await expect(choices).to_have_count(0)
 
-    text = await printed(node_a.data / "printer" / "receipts.txt", r"T01-000001")
-    assert "DUPLICATA" in text
+    text = await printed(node_a.data / "printer" / "receipts.txt", rf"{node_a.first_till}-000001")
+    assert "DUPLICATA" not in text
     [sale] = node_a.sales()
-    [copy] = [e for e in events(node_a, "print_requested") if e.get("copy") == "duplicate"]
-    assert (copy["sale_id"], copy["printer"], copy["node"]) == (sale["id"], "receipt", a)
+    [instead] = [e for e in events(node_a, "print_requested") if "replaces" in e]
+    assert (instead["sale_id"], instead["printer"], instead["node"], instead["copy"]) == (
+        sale["id"], "receipt", a, "original")
     # The receipt waiting for B is called off, so B does not print it too when it is back.
     [cancelled] = events(node_a, "print_job_cancelled")
-    [original] = [e for e in events(node_a, "print_requested") if e.get("copy") != "duplicate"]
+    [original] = [e for e in events(node_a, "print_requested") if "replaces" not in e]
     assert cancelled["job_id"] == original["job_id"] and original["node"] == b
+    assert instead["replaces"] == [original["job_id"]]
+
+
+# --- a cash sale whose drawer pulse is in doubt --------------------------------------
+
+def job_started(node: ShopNode) -> bool:
+    with sqlite3.connect(node.data / "edge.sqlite3", timeout=5) as db:
+        return db.execute("SELECT 1 FROM print_jobs WHERE status != 'pending'").fetchone() \
+            is not None
+
+
+async def test_the_till_asks_whether_the_drawer_opened_when_the_node_cannot_know(
+    tmp_path: Path, shop: Shop,
+) -> None:
+    """The printer freezes as a cash receipt begins and the node is killed: it cannot
+    know whether the drawer pulse went out. Back up, the till asks the cashier and
+    opens the drawer for that sale on request, once."""
+    port = free_port()
+    config = demo_config(tmp_path / "node", '[[printers]]\nname = "comptoir"\nkind = "network"\n'
+                                            f'host = "127.0.0.1"\nport = {port}\n')
+    fake = PrinterInShop(shop.ns, port, state="ready")
+    try:
+        node = shop.start(ShopNode(shop.ns, tmp_path / "node", ["--config", str(config)],
+                                   address=NODE_A))
+        page = await open_paired_till(node, shop.browser)
+        await expect(page.locator("#printer-status")).to_have_attribute(
+            "data-state", "ready", timeout=PRINTER_CHANGE_MS)
+        fake.tell("freeze")
+        await scan(page, BAGUETTE)
+        await pay_cash(page, "2")
+        await expect(page.locator("#receipt-number")).to_have_text(f"{node.first_till}-000001")
+        await until(lambda: job_started(node), "the receipt to start")
+        node.kill()
+        fake.tell("back")
+        node.start()
+
+        banner = page.locator("#drawer-doubt")
+        await expect(banner).to_contain_text(fr("le tiroir s'est-il ouvert ?"),
+                                             timeout=BACK_ONLINE_MS)
+        await expect(banner).to_contain_text(f"{node.first_till}-000001")
+        [sale] = node.sales()
+        assert events(node, "drawer_opened") == []
+        [unknown] = events(node, "drawer_unknown")
+        assert unknown["sale_id"] == sale["id"]
+
+        await page.click("#drawer-doubt .drawer-open")
+        await expect(page.locator("#notice")).to_have_text(
+            fr("Ouverture du tiroir envoyée à l'imprimante comptoir"))
+        await expect(banner).to_be_hidden()
+        await until(lambda: events(node, "drawer_opened"), "the drawer to open")
+        [opened] = events(node, "drawer_opened")
+        assert (opened["sale_id"], opened["asked_by"]) == (sale["id"], "alice")
+    finally:
+        fake.stop()

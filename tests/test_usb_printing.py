@@ -24,6 +24,7 @@ from printing import (
 
 from edge.config import Config, PrinterConfig
 from edge.escpos import FEED_AND_CUT, drawer_pulse
+from edge.journal import Tx
 from edge.node import Node
 from edge.usb_printers import find_usb_printers
 
@@ -234,27 +235,80 @@ async def test_permission_denied_says_what_to_install(tmp_path: Path) -> None:
             "permission denied: install systemd/99-edge-escpos.rules")
 
 
-async def test_after_a_crash_mid_receipt_the_copy_is_a_duplicate_and_the_drawer_is_not_pulsed(
-    tmp_path: Path,
-) -> None:
-    """What a node finds after kill -9 mid-job: `print_job_started` and nothing after it."""
-    printer = FakePrinter(paper_out=True)
-    backend = FakeUsbBackend(printer)
+async def _crash_after(tmp_path: Path, printer: FakePrinter, backend: FakeUsbBackend,
+                       steps: list[str]) -> dict:
+    """A cash sale, then what a node finds after kill -9 mid-job: these steps and nothing after.
+
+    The queue records each step before the bytes it announces go out:
+    `print_job_started`, the pulse, `drawer_opened`, the text,
+    `print_job_cutting`, the cut, `print_job_done`.
+    """
+    printer.paper_out = True  # the receipt waits: the "crash" writes its steps
     async with printing_node(tmp_path, [USB], backend) as node, node.till() as till:
         sale = await sell(till)  # cash: the drawer should open
         [job] = await events(node, "print_requested")
     crashed = Node(Config(data_dir=tmp_path, advertise=False, printers=(USB,)), backend)
     await crashed.journal.open()  # the journal alone: the queue must not run
-    await crashed.journal.write(lambda tx: tx.append("print_job_started", {
-        "job_id": job["job_id"], "printer": "caisse", "copy": "original"}))
+    bodies = {
+        "print_job_started": {"copy": "original"},
+        "drawer_opened": {"reason": "cash sale", "sale_id": sale["id"]},
+        "print_job_cutting": {"copy": "original"},
+    }
+
+    def write(tx: Tx) -> None:
+        for step in steps:
+            tx.append(step, {"job_id": job["job_id"], "printer": "caisse", **bodies[step]})
+
+    await crashed.journal.write(write)
     await crashed.journal.close()
     printer.paper_out = False
+    return sale
+
+
+async def test_a_crash_before_the_pulse_was_confirmed_says_unknown_and_prints_the_original(
+    tmp_path: Path,
+) -> None:
+    """Started, nothing after: no text went out (the pulse goes alone, first, and is
+    journaled before any text), so the receipt is the original, with no mark; whether
+    the drawer opened cannot be known: `drawer_unknown`, never `drawer_opened`, no pulse."""
+    printer = FakePrinter()
+    backend = FakeUsbBackend(printer)
+    sale = await _crash_after(tmp_path, printer, backend, ["print_job_started"])
     async with printing_node(tmp_path, [USB], backend) as node:
         await eventually(all_done(node, 1), what="the receipt after the crash")
+        assert printer.printed() == await receipt_bytes(node, sale["id"], USB)
+        assert await events(node, "drawer_opened") == []
+        [unknown] = await events(node, "drawer_unknown")
+        assert unknown["sale_id"] == sale["id"] and unknown["reason"] == "cash sale"
+        done = await events(node, "print_job_done")
+        assert [d["copy"] for d in done] == ["original"]
+
+
+async def test_a_crash_after_the_pulse_and_before_the_cut_prints_the_original_after_a_mark(
+    tmp_path: Path,
+) -> None:
+    printer = FakePrinter()
+    backend = FakeUsbBackend(printer)
+    sale = await _crash_after(tmp_path, printer, backend, ["print_job_started", "drawer_opened"])
+    async with printing_node(tmp_path, [USB], backend) as node:
+        await eventually(all_done(node, 1), what="the receipt after the crash")
+        original = await receipt_bytes(node, sale["id"], USB)
+        assert printer.printed() == interrupted_mark_bytes(USB) + original
+        assert drawer_pulse(2) not in printer.printed()  # it opened before the crash
+        assert len(await events(node, "drawer_opened")) == 1
+        assert await events(node, "drawer_unknown") == []
+
+
+async def test_a_crash_once_the_cut_may_have_gone_prints_a_marked_duplicate(
+    tmp_path: Path,
+) -> None:
+    printer = FakePrinter()
+    backend = FakeUsbBackend(printer)
+    sale = await _crash_after(tmp_path, printer, backend,
+                              ["print_job_started", "drawer_opened", "print_job_cutting"])
+    async with printing_node(tmp_path, [USB], backend) as node:
+        await eventually(all_done(node, 1), what="the copy after the crash")
         duplicate = await receipt_bytes(node, sale["id"], USB, copy="duplicate")
         assert printer.printed() == interrupted_mark_bytes(USB) + duplicate
-        assert drawer_pulse(2) not in printer.printed()  # it opened before the crash
-        [opened] = await events(node, "drawer_opened")
-        assert opened["recorded_after_restart"] is True and opened["sale_id"] == sale["id"]
         done = await events(node, "print_job_done")
         assert [d["copy"] for d in done] == ["duplicate"]

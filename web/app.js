@@ -157,6 +157,7 @@ async function runBasketJob(job) {
   const cancelled = { ok: false, cancelled: true };
   let command = null;
   let resyncedOnce = false;
+  let renumbered = 0;
   let waitingSince = null;
   for (;;) {
     if (epoch !== state.sessionEpoch) return cancelled;
@@ -179,7 +180,17 @@ async function runBasketJob(job) {
     } catch (error) {
       if (epoch !== state.sessionEpoch) return cancelled;
       if (error.code === 'disconnected') continue; // to the next node, or locally
-      if (error.code === 'basket_mismatch' || error.code === 'no_open_basket') {
+      if (error.code === 'receipt_number_used' && renumbered < 3 && (await ledger.adoptNextFree(error))) {
+        // Another tab of this till (or a stale counter) used the number: same basket, next free number.
+        renumbered++;
+        command = null;
+        continue;
+      }
+      // Another till took this basket over (docs/protocol.md, "Who holds a basket"): it is gone from here.
+      const basketTaken = error.code === 'basket_held' && command.type !== 'basket/take_over';
+      if (basketTaken) showError(error);
+      if (basketTaken && command.type === 'sale/complete') state.paying = false;
+      if (error.code === 'basket_mismatch' || error.code === 'no_open_basket' || basketTaken) {
         // Another basket is open on this till (another tab, another node): take it up.
         await resyncBasket().catch(() => {});
         if (command.type === 'basket/add' && !resyncedOnce) {
@@ -435,7 +446,10 @@ function closeParked() {
 
 function takeOverBasket(basketId) {
   closeParked();
-  queueBasketCommand(() => ({ type: 'basket/take_over', args: { basket_id: basketId } }));
+  // A cashier cannot take a basket its till is still using; a manager who picks one from the
+  // list may (that till froze, or its browser just closed): docs/protocol.md, "Who holds a basket".
+  const force = state.cashier?.role === 'manager';
+  queueBasketCommand(() => ({ type: 'basket/take_over', args: { basket_id: basketId, force } }));
 }
 
 // --- scan and search ------------------------------------------------------------

@@ -91,8 +91,8 @@ export function recordedSale(sale) {
  *  - "adopted": the till had nothing, the node's open basket (or null) is taken up
  *  - "pushed": the node now holds the till's basket
  *  - "sold": the node has already closed this basket: its sale is on its way
- *  - "closed_elsewhere": the node closed the basket without this till (taken over
- *    by another till): the till's copy is dropped
+ *  - "closed_elsewhere": the node closed the basket without this till, or another
+ *    till holds it (taken over): the till's copy is dropped
  */
 export async function reconcileBasket(call, { local, voided = [], saleInFlight = null }) {
   for (const basketId of voided) await call('basket/clear', { basket_id: basketId });
@@ -121,8 +121,8 @@ export async function reconcileBasket(call, { local, voided = [], saleInFlight =
         dropped.push(line); // delisted while the till was offline: the node will not sell it
         continue;
       }
-      if (error.code !== 'basket_mismatch' && error.code !== 'no_open_basket') throw error;
-      // The node knows this basket and it is no longer open here.
+      if (!['basket_mismatch', 'no_open_basket', 'basket_held'].includes(error.code)) throw error;
+      // The node knows this basket and it is no longer open here, or another till holds it.
       if (saleInFlight === local.id) return { basket: local, outcome: 'sold', dropped };
       return { basket: null, outcome: 'closed_elsewhere', dropped };
     }

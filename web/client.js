@@ -248,7 +248,7 @@ export class TillClient extends EventTarget {
         waiter.resolve(message.result);
       } else {
         const error = message.error || {};
-        waiter.reject(new CommandError(error.code || 'unknown', error.message));
+        waiter.reject(new CommandError(error.code || 'unknown', error.message, { data: error.data }));
       }
     } else if (message.type === 'event') {
       this.dispatchEvent(new CustomEvent('event', { detail: message }));

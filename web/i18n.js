@@ -137,6 +137,13 @@ const STRINGS = {
     'noSale.cancel': 'Annuler',
     'noSale.done': ({ printer }) => `Ouverture du tiroir envoyée à l’imprimante ${printer}`,
 
+    // A cash sale whose drawer pulse the server cannot vouch for (the printing was cut short).
+    'drawer.doubt': ({ receipt }) =>
+      `Ticket ${receipt} : le tiroir s’est-il ouvert ? L’impression a été interrompue, le serveur ne peut pas le savoir.`,
+    'drawer.openForSale': 'Ouvrir le tiroir',
+    'drawer.wasOpen': 'Il s’est ouvert',
+    'drawer.openSent': ({ printer }) => `Ouverture du tiroir envoyée à l’imprimante ${printer}`,
+
     // Error codes: the server's ones (docs/protocol.md) and a few of the till's own.
     'error.unknown_barcode': ({ barcode }) => `CODE-BARRES INCONNU : ${barcode || '?'}`,
     'error.unknown_product': 'Produit inconnu',
@@ -149,6 +156,8 @@ const STRINGS = {
     'error.unauthorized': 'Caisse non authentifiée',
     'error.no_open_basket': 'Aucun ticket ouvert : ticket resynchronisé',
     'error.basket_mismatch': 'Un autre ticket était ouvert sur cette caisse : il a été repris',
+    'error.basket_held': ({ data }) => `Ce ticket est tenu par la caisse ${data?.till ?? '?'}`,
+    'error.receipt_number_used': 'Numéro de ticket déjà utilisé : validez à nouveau',
     'error.unknown_line': 'Cette ligne n’existe plus',
     'error.empty_basket': 'Le ticket est vide',
     'error.payment_short': 'Le paiement ne couvre pas le total',
@@ -171,6 +180,8 @@ const STRINGS = {
     'error.no_printer': 'Aucune imprimante n’est prévue pour cette caisse',
     'error.unknown_sale': 'Le serveur ne connaît pas cette vente',
     'error.unknown_printer': 'Cette imprimante n’existe plus dans le magasin',
+    'error.drawer_not_in_doubt': 'Le serveur sait déjà si le tiroir s’est ouvert pour cette vente',
+    'error.drawer_already_requested': 'Le tiroir a déjà été ouvert pour cette vente',
     'error.reason_required': 'Indiquez le motif',
     'error.sale_too_large': 'Vente trop longue pour être envoyée en une fois',
   },
@@ -307,6 +318,12 @@ const STRINGS = {
     'noSale.cancel': 'Cancel',
     'noSale.done': ({ printer }) => `Drawer opening sent to printer ${printer}`,
 
+    'drawer.doubt': ({ receipt }) =>
+      `Receipt ${receipt}: did the drawer open? Printing was cut short and the server cannot know.`,
+    'drawer.openForSale': 'Open the drawer',
+    'drawer.wasOpen': 'It opened',
+    'drawer.openSent': ({ printer }) => `Drawer opening sent to printer ${printer}`,
+
     'error.unknown_barcode': ({ barcode }) => `UNKNOWN BARCODE: ${barcode || '?'}`,
     'error.unknown_product': 'Unknown product',
     'error.invalid_pin': 'Wrong PIN',
@@ -318,6 +335,8 @@ const STRINGS = {
     'error.unauthorized': 'Till not authenticated',
     'error.no_open_basket': 'No open basket: basket resynchronised',
     'error.basket_mismatch': 'Another basket was open on this till: it was resumed',
+    'error.basket_held': ({ data }) => `This basket is held by till ${data?.till ?? '?'}`,
+    'error.receipt_number_used': 'Receipt number already used: confirm again',
     'error.unknown_line': 'This line no longer exists',
     'error.empty_basket': 'The basket is empty',
     'error.payment_short': 'The payment does not cover the total',
@@ -340,6 +359,8 @@ const STRINGS = {
     'error.no_printer': 'No printer is set up for this till',
     'error.unknown_sale': 'The server does not know this sale',
     'error.unknown_printer': 'This printer is no longer in the store',
+    'error.drawer_not_in_doubt': 'The server already knows whether the drawer opened for this sale',
+    'error.drawer_already_requested': 'The drawer was already opened for this sale',
     'error.reason_required': 'Give the reason',
     'error.sale_too_large': 'Sale too long to send in one go',
   },

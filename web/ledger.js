@@ -64,6 +64,18 @@ export class TillLedger extends EventTarget {
     this.changed();
   }
 
+  /**
+   * The node refused a sale's number (`receipt_number_used`: another tab of
+   * this till, or a stale counter, used it): take up the next free number it
+   * gives. False when the refusal says none, so the caller does not retry blindly.
+   */
+  async adoptNextFree(error) {
+    const next = error?.data?.next_receipt_no;
+    if (!Number.isInteger(next) || next < 1) return false;
+    await this.remember(next - 1);
+    return true;
+  }
+
   /** A number is used (a node confirmed a sale): never hand it out again. */
   async remember(receiptNo) {
     if (!(receiptNo > this.lastReceiptNo)) return;

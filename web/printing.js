@@ -1,11 +1,12 @@
 // The till's printer as the cashier sees it: its state in the top bar
 // (discreet while it prints, loud when it cannot), the done screen's receipt
 // line (reprint, or another printer when the till's own is on a node that
-// does not answer), and the manager's "no sale" drawer opening.
+// does not answer), the manager's "no sale" drawer opening, and the question
+// "did the drawer open?" for a cash sale whose pulse the node cannot vouch for.
 //
 // The printer is on a node, not on the till: everything here goes through
-// `printer/subscribe`, `printer/status`, `printer/reprint` and `drawer/open`
-// (docs/protocol.md).
+// `printer/subscribe`, `printer/status`, `printer/reprint`, `drawer/open` and
+// `drawer/open_for_sale` (docs/protocol.md).
 
 import { t, errorText } from './i18n.js';
 import { $, el } from './dom.js';
@@ -88,6 +89,8 @@ export class TillPrinting {
     this.done = null; // the done screen's receipt: {saleId, where, note, choices, busy}
     this.noticeTimer = null;
     this.refreshTimer = null;
+    this.doubtsAnswered = new Set(); // sales whose drawer the cashier saw open: asked no more
+    this.doubtBusy = false;
   }
 
   wire() {
@@ -108,6 +111,26 @@ export class TillPrinting {
       this.onDialogClosed();
     });
     $('#notice').addEventListener('click', () => this.hideNotice());
+    this.doubtBanner().addEventListener('click', (event) => {
+      const button = event.target.closest('button[data-sale]');
+      if (!button) return;
+      if (button.dataset.answer === 'opened') {
+        this.doubtsAnswered.add(button.dataset.sale);
+        this.render();
+      } else {
+        this.openDrawerForSale(button.dataset.sale);
+      }
+    });
+  }
+
+  /** The banner asking about drawers in doubt, under the printer's help line (made once). */
+  doubtBanner() {
+    let banner = $('#drawer-doubt');
+    if (!banner) {
+      banner = el('div', { id: 'drawer-doubt', class: 'printer-help drawer-doubt', role: 'alert', hidden: true });
+      $('#printer-help').after(banner);
+    }
+    return banner;
   }
 
   /** While the reason is being typed, the till's keyboard shortcuts stay out of the way. */
@@ -159,6 +182,10 @@ export class TillPrinting {
   /** A pushed event: a `printer_status` replaces that printer's status; anything else is not ours. */
   onEvent(message) {
     const event = message?.event;
+    if (event?.type === 'drawers_changed') {
+      this.refreshDrawers(this.connection);
+      return;
+    }
     if (event?.type !== 'printer_status' || !event.printer || !this.status) return;
     const printers = (this.status.printers ?? []).filter((printer) => printer.name !== event.printer.name);
     this.status = { ...this.status, printers: [...printers, event.printer] };
@@ -238,13 +265,75 @@ export class TillPrinting {
     this.render();
     try {
       const result = await this.client.call('printer/reprint', args);
-      if (this.done === done) this.noteWhere(result, what);
+      // Sent instead of an original that never printed: it is the original.
+      if (this.done === done) this.noteWhere(result, result?.copy === 'original' ? 'printed' : what);
     } catch (error) {
       this.showError(error);
     } finally {
       done.busy = false;
       this.render();
     }
+  }
+
+  // --- a cash sale whose drawer pulse is in doubt: the cashier says, or opens it (once) ---
+
+  /** A drawer was found in doubt, or opened, somewhere in the store: ask the node again. */
+  async refreshDrawers(connection) {
+    if (connection !== this.connection || !this.client.online) return;
+    try {
+      const status = await this.client.call('printer/status');
+      if (connection !== this.connection) return;
+      this.status = status;
+      this.render();
+    } catch {
+      // The connection went: the next one subscribes afresh.
+    }
+  }
+
+  /** The drawers in doubt the cashier has not answered yet. */
+  get doubts() {
+    const doubts = this.client.online ? (this.status?.drawers_in_doubt ?? []) : [];
+    return doubts.filter((doubt) => !this.doubtsAnswered.has(doubt.sale_id));
+  }
+
+  async openDrawerForSale(saleId) {
+    if (this.doubtBusy) return;
+    if (!this.session().ready) {
+      this.showError({ code: 'offline' });
+      return;
+    }
+    this.doubtBusy = true;
+    this.render();
+    try {
+      const result = await this.client.call('drawer/open_for_sale', { sale_id: saleId });
+      this.doubtsAnswered.add(saleId);
+      this.showNotice(t('drawer.openSent', { printer: result?.printer ?? '' }));
+    } catch (error) {
+      if (error.code === 'drawer_already_requested' || error.code === 'drawer_not_in_doubt') {
+        this.doubtsAnswered.add(saleId); // settled meanwhile (another till, another node)
+      }
+      this.showError(error);
+    } finally {
+      this.doubtBusy = false;
+      this.render();
+    }
+  }
+
+  renderDoubts() {
+    const banner = this.doubtBanner();
+    const doubts = this.doubts;
+    banner.hidden = !doubts.length;
+    banner.replaceChildren(...doubts.slice(0, 3).map((doubt) => el(
+      'div',
+      { class: 'drawer-doubt-sale', dataset: { sale: doubt.sale_id } },
+      el('span', {}, t('drawer.doubt', { receipt: doubt.receipt_number })),
+      ' ',
+      el('button', { type: 'button', class: 'drawer-open', dataset: { sale: doubt.sale_id }, disabled: this.doubtBusy },
+        t('drawer.openForSale')),
+      ' ',
+      el('button', { type: 'button', class: 'drawer-was-open', dataset: { sale: doubt.sale_id, answer: 'opened' } },
+        t('drawer.wasOpen')),
+    )));
   }
 
   // --- no sale: a manager opens the drawer, with a reason ---
@@ -300,6 +389,7 @@ export class TillPrinting {
 
   render() {
     this.renderState();
+    this.renderDoubts();
     this.renderDone();
     const { cashier } = this.session();
     $('#no-sale').hidden = cashier?.role !== 'manager';

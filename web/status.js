@@ -13,6 +13,7 @@ const TEXT = {
     headoffice: 'Siège (synchronisation)', disabled: 'non configurée', backlog: 'à envoyer',
     oldest: 'plus ancien non envoyé', lastSuccess: 'dernier envoi réussi',
     lastError: 'dernière erreur', state: 'état',
+    task: 'Tâche de fond', taskDown: 'arrêtée sur une erreur, relancée automatiquement',
     ok: 'Tout fonctionne.', warning: 'Le magasin vend, mais quelque chose demande attention :',
     down: 'Ce serveur ne répond pas. Les caisses passent sur un autre serveur ou vendent hors ligne.',
     updated: 'Mis à jour à', seconds: 's',
@@ -26,6 +27,7 @@ const TEXT = {
     headoffice: 'Head office (sync)', disabled: 'not configured', backlog: 'to send',
     oldest: 'oldest unsent', lastSuccess: 'last successful send',
     lastError: 'last error', state: 'state',
+    task: 'Background task', taskDown: 'stopped on an error, being restarted',
     ok: 'Everything works.', warning: 'The store is selling, but something needs attention:',
     down: 'This server does not answer. Tills move to another server or sell offline.',
     updated: 'Updated at', seconds: 's',
@@ -71,6 +73,11 @@ function problems(health) {
   }
   const office = health.headoffice || {};
   if (office.state === 'failing') found.push(`${t('headoffice')}: ${office.last_error}`);
+  for (const task of health.tasks || []) {
+    if (task.state === 'restarting') {
+      found.push(`${t('task')} ${task.name}: ${t('taskDown')} (${task.last_error})`);
+    }
+  }
   return found;
 }
 

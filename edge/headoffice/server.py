@@ -21,10 +21,11 @@ from aiohttp.web_protocol import RequestPayloadError
 from edge import __version__
 from edge.headoffice.protocol import (
     MAX_BATCH_BYTES,
-    MAX_PULL_EVENTS,
     PULL_PATH,
     PUSH_PATH,
     BadBatch,
+    is_headoffice_origin,
+    parse_pull,
     parse_push,
 )
 from edge.headoffice.storage import HeadOfficeStorage
@@ -120,22 +121,20 @@ async def push(request: web.Request) -> web.Response:
 
 
 async def pull(request: web.Request) -> web.Response:
-    await authenticate(request)
-    data = await read_json(request)
-    vector = data.get("vector") if isinstance(data, dict) else None
-    limit = data.get("limit", MAX_PULL_EVENTS) if isinstance(data, dict) else 0
-    if not isinstance(vector, dict) or not isinstance(limit, int) or limit < 1:
-        raise error(400, "invalid_request", "send {\"vector\": {origin: seq}, \"limit\": n}")
+    """The catalogue events the store lacks, and how far head office holds its origins."""
+    store = await authenticate(request)
+    try:
+        vector, heads, limit = parse_pull(await read_json(request))
+    except BadBatch as bad:
+        raise error(400, "invalid_request", str(bad)) from None
     storage = request.app[STORAGE]
-    after = vector.get(storage.origin, 0)
-    if not isinstance(after, int):
-        raise error(400, "invalid_request", "vector values are sequence numbers")
-    limit = min(limit, MAX_PULL_EVENTS)
-    events = await storage.catalogue_after(after, limit + 1)
+    origin, events = await storage.catalogue_for(vector, heads, limit + 1)
+    held = await storage.held(store, [o for o in vector if not is_headoffice_origin(o)])
     return json_response({
-        "origin": storage.origin,
+        "origin": origin,
         "events": [event.as_dict() for event in events[:limit]],
         "more": len(events) > limit,
+        "held": held,
     })
 
 

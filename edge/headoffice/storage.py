@@ -11,11 +11,18 @@ missing first.
 
 Head office is an origin too: its catalogue and prices are a chain of
 `product_upserted` / `product_delisted` events that nodes pull and apply.
+It never writes a seq a store may already hold for its origin: when a store
+holds more of it than head office does, or another event at a seq head
+office holds (the database was restored from a backup), head office cuts that
+chain and continues under a new origin, on which it publishes the whole
+catalogue as it stands (`_fence`). The old chain stays, verifiable, in
+`former_catalogue_events`; `headoffice_origins` says where and why it was cut.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,8 +30,19 @@ from typing import Any
 
 import orjson
 
-from edge.chain import ChainHead, Event, canonical_json, event_hash, link_problems, utc_now
+from edge.chain import (
+    GENESIS_HASH,
+    ChainHead,
+    Event,
+    canonical_json,
+    event_hash,
+    link_problems,
+    utc_now,
+)
 from edge.headoffice.database import Database, Transaction, open_database
+from edge.headoffice.protocol import HEADOFFICE_ORIGIN_PREFIX, is_headoffice_origin
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -79,6 +97,29 @@ CREATE TABLE IF NOT EXISTS catalogue_events (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
+-- Head office's origins, one row each: the current one is meta's 'origin'. A
+-- successor names its predecessor and where that chain was cut (head office's
+-- last event of it), and why: what a store was found to hold.
+CREATE TABLE IF NOT EXISTS headoffice_origins (
+    origin TEXT PRIMARY KEY,
+    predecessor TEXT NOT NULL,
+    cut_seq BIGINT NOT NULL,
+    cut_hash TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    started_at TEXT NOT NULL
+);
+-- The catalogue events of former origins, as they were when cut.
+CREATE TABLE IF NOT EXISTS former_catalogue_events (
+    origin TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    id TEXT NOT NULL,
+    time TEXT NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (origin, seq)
+);
 CREATE TABLE IF NOT EXISTS products (
     id TEXT PRIMARY KEY,
     barcode TEXT NOT NULL,
@@ -91,6 +132,7 @@ CREATE TABLE IF NOT EXISTS products (
 """
 
 EVENT_COLUMNS = "origin, seq, id, time, type, body, prev_hash, hash"
+CATALOGUE_COLUMNS = "seq, id, time, type, body, prev_hash, hash"
 PRODUCT_FIELDS = ("id", "barcode", "name", "price", "vat_rate", "category")
 
 
@@ -133,10 +175,14 @@ class HeadOfficeStorage:
                     "INSERT INTO meta (key, value) VALUES ('origin', $1) ON CONFLICT DO NOTHING",
                     # One origin per head-office database: a new database starts a new
                     # chain that nodes accept, never a rival of the old one's.
-                    f"headoffice-{secrets.token_hex(3)}",
+                    f"{HEADOFFICE_ORIGIN_PREFIX}{secrets.token_hex(3)}",
                 )
-                row = await tx.fetchrow("SELECT value FROM meta WHERE key = 'origin'")
-            self.origin = row["value"] if row else ""
+                self.origin = await _current_origin(tx)
+                await tx.execute(
+                    "INSERT INTO headoffice_origins (origin, predecessor, cut_seq, cut_hash, "
+                    "reason, started_at) VALUES ($1, '', 0, $2, 'new database', $3) "
+                    "ON CONFLICT DO NOTHING", self.origin, GENESIS_HASH, utc_now(),
+                )
         except BaseException:
             await self.db.close()
             raise
@@ -190,7 +236,7 @@ class HeadOfficeStorage:
         """Store a batch (in local position order) in one transaction; say how far it is settled."""
         async with self.db.transaction() as tx:
             await tx.lock(f"store:{store}")
-            return await _Intake(tx, self.origin, store, node).take(batch)
+            return await _Intake(tx, store, node).take(batch)
 
     async def events(self, store: str, origin: str | None = None) -> list[Event]:
         """A store's events, each origin in seq order (for checks and exports)."""
@@ -224,25 +270,9 @@ class HeadOfficeStorage:
         """Append the events `changes_for(current products)` asks for, all or nothing."""
         async with self.db.transaction() as tx:
             await tx.lock("catalogue")
-            rows = await tx.fetch(
-                "SELECT id, barcode, name, price, vat_rate, category, active FROM products"
-            )
-            current = {row["id"]: dict(row) for row in rows}
-            head_row = await tx.fetchrow(
-                "SELECT seq, hash FROM catalogue_events ORDER BY seq DESC LIMIT 1"
-            )
-            head = ChainHead(head_row["seq"], head_row["hash"]) if head_row else ChainHead()
-            events = []
-            for type_, body in changes_for(current):
-                event = head.next(self.origin, type_, body)
-                head = ChainHead(event.seq, event.hash)
-                events.append(event)
-            await tx.executemany(
-                "INSERT INTO catalogue_events (seq, id, time, type, body, prev_hash, hash) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                [(e.seq, e.id, e.time, e.type, canonical_json(e.body).decode(), e.prev_hash,
-                  e.hash) for e in events],
-            )
+            # Read inside the lock: another head-office process may have moved it on.
+            self.origin = await _current_origin(tx)
+            events = await _append_catalogue(tx, self.origin, changes_for(await _products(tx)))
             upserts = [e.body for e in events if e.type == "product_upserted"]
             await tx.executemany(
                 """INSERT INTO products (id, barcode, name, price, vat_rate, category, active)
@@ -258,13 +288,69 @@ class HeadOfficeStorage:
         return events
 
     async def catalogue_after(self, seq: int, limit: int) -> list[Event]:
+        """The current origin's catalogue events after `seq`."""
         async with self.db.transaction() as tx:
-            rows = await tx.fetch(
-                "SELECT seq, id, time, type, body, prev_hash, hash FROM catalogue_events "
-                "WHERE seq > $1 ORDER BY seq LIMIT $2", seq, limit,
-            )
-        return [Event(self.origin, row["seq"], row["id"], row["time"], row["type"],
-                      orjson.loads(row["body"]), row["prev_hash"], row["hash"]) for row in rows]
+            origin = await _current_origin(tx)
+            return await _catalogue_rows(tx, origin, seq, limit)
+
+    async def catalogue_for(
+        self, vector: dict[str, int], heads: dict[str, str], limit: int
+    ) -> tuple[str, list[Event]]:
+        """(current origin, its events a store with `vector` lacks), fencing first if need be.
+
+        A store that holds more of head office's current origin than head office
+        does, or another event at a seq head office holds, shows that head office
+        was restored from a backup: writing on would reuse seqs that store holds
+        (it would skip the new events or find its chain broken). Head office then
+        continues under a new origin (`_fence`) before answering.
+        """
+        async with self.db.transaction() as tx:
+            origin = await _current_origin(tx)
+            if await _restore_evidence(tx, origin, vector, heads):
+                await tx.lock("catalogue")
+                origin = await _current_origin(tx)  # another pull may have fenced meanwhile
+                evidence = await _restore_evidence(tx, origin, vector, heads)
+                if evidence:
+                    origin = await _fence(tx, origin, evidence)
+            self.origin = origin
+            return origin, await _catalogue_rows(tx, origin, vector.get(origin, 0), limit)
+
+    async def catalogue_history(self) -> dict[str, list[Event]]:
+        """Every catalogue chain head office has written, former and current, by origin."""
+        async with self.db.transaction() as tx:
+            origin = await _current_origin(tx)
+            rows = await tx.fetch(f"SELECT {EVENT_COLUMNS} FROM former_catalogue_events "
+                                  "ORDER BY origin, seq")
+            current = await _catalogue_rows(tx, origin, 0, None)
+        history: dict[str, list[Event]] = {}
+        for row in rows:
+            history.setdefault(row["origin"], []).append(_event(row))
+        history[origin] = current
+        return history
+
+    async def origins(self) -> list[dict[str, Any]]:
+        """Head office's origins, oldest first: where each predecessor was cut, and why."""
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch("SELECT origin, predecessor, cut_seq, cut_hash, reason, "
+                                  "started_at FROM headoffice_origins ORDER BY started_at")
+        return [dict(row) for row in rows]
+
+    async def held(self, store: str, origins: list[str]) -> dict[str, int]:
+        """How far head office settled each of a store's `origins`: stored or parked.
+
+        A node compares it with what it had marked acknowledged: less here means
+        head office lost events (its database restored from a backup), and the
+        node sends them again, even those of a node that no longer sends anything.
+        """
+        held: dict[str, int] = {}
+        async with self.db.transaction() as tx:
+            for origin in origins:
+                seqs = [await tx.fetchrow(
+                    f"SELECT seq FROM {table} WHERE store = $1 AND origin = $2 "
+                    "ORDER BY seq DESC LIMIT 1", store, origin) for table in ("events",
+                                                                             "conflicts")]
+                held[origin] = max((row["seq"] for row in seqs if row), default=0)
+        return held
 
     async def products(self) -> list[dict[str, Any]]:
         async with self.db.transaction() as tx:
@@ -275,11 +361,113 @@ class HeadOfficeStorage:
         return [dict(row) for row in rows]
 
 
+# The catalogue chain, inside a transaction
+
+Changes = list[tuple[str, dict[str, Any]]]
+
+
+async def _current_origin(tx: Transaction) -> str:
+    row = await tx.fetchrow("SELECT value FROM meta WHERE key = 'origin'")
+    return row["value"] if row else ""
+
+
+async def _catalogue_head(tx: Transaction) -> ChainHead:
+    row = await tx.fetchrow("SELECT seq, hash FROM catalogue_events ORDER BY seq DESC LIMIT 1")
+    return ChainHead(row["seq"], row["hash"]) if row else ChainHead()
+
+
+async def _products(tx: Transaction) -> dict[str, dict[str, Any]]:
+    rows = await tx.fetch(
+        "SELECT id, barcode, name, price, vat_rate, category, active FROM products ORDER BY id"
+    )
+    return {row["id"]: dict(row) for row in rows}
+
+
+async def _catalogue_rows(
+    tx: Transaction, origin: str, after: int, limit: int | None
+) -> list[Event]:
+    # catalogue_events holds the current origin's chain only (former ones are moved out).
+    rows = await tx.fetch(
+        f"SELECT {CATALOGUE_COLUMNS} FROM catalogue_events WHERE seq > $1 ORDER BY seq"
+        + (" LIMIT $2" if limit is not None else ""), after, *([] if limit is None else [limit]),
+    )
+    return [Event(origin, row["seq"], row["id"], row["time"], row["type"],
+                  orjson.loads(row["body"]), row["prev_hash"], row["hash"]) for row in rows]
+
+
+async def _append_catalogue(tx: Transaction, origin: str, changes: Changes) -> list[Event]:
+    head = await _catalogue_head(tx)
+    events = []
+    for type_, body in changes:
+        event = head.next(origin, type_, body)
+        head = ChainHead(event.seq, event.hash)
+        events.append(event)
+    await tx.executemany(
+        f"INSERT INTO catalogue_events ({CATALOGUE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        [(e.seq, e.id, e.time, e.type, canonical_json(e.body).decode(), e.prev_hash, e.hash)
+         for e in events],
+    )
+    return events
+
+
+async def _restore_evidence(
+    tx: Transaction, origin: str, vector: dict[str, int], heads: dict[str, str]
+) -> str | None:
+    """Why a store's vector shows head office lost events of its `origin` (None: it does not)."""
+    claimed = vector.get(origin, 0)
+    if claimed <= 0:
+        return None
+    row = await tx.fetchrow("SELECT hash FROM catalogue_events WHERE seq = $1", claimed)
+    if row is None:
+        head = await _catalogue_head(tx)
+        return f"a store holds {origin}#{claimed}, head office only up to #{head.seq}"
+    if origin in heads and heads[origin] != row["hash"]:
+        return f"a store holds another {origin}#{claimed} than head office does"
+    return None
+
+
+async def _fence(tx: Transaction, origin: str, evidence: str) -> str:
+    """Cut `origin` where head office stands; continue under a new origin; return it.
+
+    The new origin's name is random, not numbered: a database restored twice
+    from one backup cannot know which successors its lost copy had made. Its
+    chain starts with the whole catalogue as it stands here (every product,
+    upserted or delisted), so a store that applies it holds every price head
+    office has, whatever it held of the old chain.
+    """
+    head = await _catalogue_head(tx)
+    base = "-".join(origin.split("-")[:2])  # headoffice-<6 hex>: the database's lineage
+    successor = f"{base}-{secrets.token_hex(4)}"
+    await tx.execute(
+        f"INSERT INTO former_catalogue_events (origin, {CATALOGUE_COLUMNS}) "
+        # WHERE true: SQLite needs it to read ON CONFLICT after a SELECT.
+        f"SELECT $1, {CATALOGUE_COLUMNS} FROM catalogue_events WHERE true ON CONFLICT DO NOTHING",
+        origin,
+    )
+    await tx.execute("DELETE FROM catalogue_events")
+    await tx.execute("UPDATE meta SET value = $1 WHERE key = 'origin'", successor)
+    await tx.execute(
+        "INSERT INTO headoffice_origins (origin, predecessor, cut_seq, cut_hash, reason, "
+        "started_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        successor, origin, head.seq, head.hash, evidence, utc_now(),
+    )
+    products = await _products(tx)
+    await _append_catalogue(tx, successor, [
+        ("product_upserted", {key: product[key] for key in PRODUCT_FIELDS})
+        if product["active"] else ("product_delisted", {"id": product_id})
+        for product_id, product in products.items()
+    ])
+    log.warning("head office was restored from a backup (%s): %s cut at #%d, the catalogue "
+                "continues as %s (%d product(s) published again)", evidence, origin, head.seq,
+                successor, len(products))
+    return successor
+
+
 class _Intake:
     """One batch being taken in, inside its transaction."""
 
-    def __init__(self, tx: Transaction, own_origin: str, store: str, node: str) -> None:
-        self.tx, self.own_origin, self.store, self.node = tx, own_origin, store, node
+    def __init__(self, tx: Transaction, store: str, node: str) -> None:
+        self.tx, self.store, self.node = tx, store, node
         self.heads: dict[str, ChainHead] = {}
         self.held: dict[tuple[str, int], str] = {}  # (origin, seq) -> hash, stored or in batch
         self.forked: set[str] = set()  # origins with a parked conflict
@@ -358,8 +546,10 @@ class _Intake:
                 self.forked.add(origin)
 
     def _judge(self, event: Event) -> str:
-        if event.origin == self.own_origin:
-            return "duplicate"  # head office's own catalogue, coming back: it has it
+        if is_headoffice_origin(event.origin):
+            # Head office's own catalogue (this origin or a former one) coming back
+            # from an older edge: never a store's event, nothing to keep.
+            return "duplicate"
         if not hash_fits(event):
             return "hash does not match its content"
         head = self.heads[event.origin]

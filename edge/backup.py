@@ -1,0 +1,145 @@
+"""`edge backup` and `edge restore`: the documented way to copy a node's journal and put it back.
+
+A backup is SQLite's online backup of the live journal (consistent while the
+node sells), marked inside as a backup (`backup_of` in `meta`) and verified
+(SQLite's integrity check and every hash chain) before it gets its name. A
+restore needs the node stopped (it takes the data folder's lock), verifies
+the backup, keeps the journal it replaces beside it, and puts the backup in
+place as a new file. Either way the node that next opens the folder knows it
+runs a copy and continues under a new origin (edge/datafolder.py): the
+backup's head is older than what peers and head office hold of its origin.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from edge.chain import Event, chain_problems, utc_now
+from edge.datafolder import FolderLock
+from edge.journal import EVENT_COLUMNS, row_event
+
+Progress = Callable[[str], None]
+
+
+class BackupError(Exception):
+    """A backup that cannot be made or trusted: the message says why, in words."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    events: int
+    origins: int
+    origin: str | None
+    head_seq: int
+
+
+def iter_events(db: sqlite3.Connection) -> Iterator[Event]:
+    """Every event, each origin in seq order, without holding them all in memory."""
+    for row in db.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY origin, seq"):
+        yield row_event(row)
+
+
+def verify(db: sqlite3.Connection) -> Summary:
+    """SQLite's integrity check and every chain; BackupError with what is wrong."""
+    (integrity,) = db.execute("PRAGMA integrity_check").fetchone()
+    if integrity != "ok":
+        raise BackupError(f"the database is damaged: {integrity}")
+    problems = chain_problems(iter_events(db))
+    if problems:
+        raise BackupError(f"{len(problems)} broken hash chain link(s), the first: {problems[0]}")
+    events, origins = db.execute("SELECT COUNT(*), COUNT(DISTINCT origin) FROM events").fetchone()
+    origin_row = db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+    origin = origin_row[0] if origin_row else None
+    head = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events WHERE origin = ?",
+                      (origin,)).fetchone()[0]
+    return Summary(events, origins, origin, head)
+
+
+def _copy(source: sqlite3.Connection, target: Path, progress: Progress | None) -> None:
+    """SQLite's online backup into `target` (a new file), fsync'd."""
+    copy = sqlite3.connect(target)
+    try:
+        def step(status: int, remaining: int, total: int) -> None:
+            if progress and total:
+                progress(f"copied {100 * (total - remaining) // total} %")
+
+        source.backup(copy, pages=4096, progress=step)
+        copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+    finally:
+        copy.close()
+    with target.open("rb") as file:
+        os.fsync(file.fileno())
+
+
+def _mark_as_backup(path: Path, source: str) -> Summary:
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        summary = verify(db)
+        marker = {"origin": summary.origin, "head_seq": summary.head_seq, "taken_at": utc_now(),
+                  "source": source}
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('backup_of', ?)",
+                   (orjson.dumps(marker).decode(),))
+        return summary
+    finally:
+        db.close()
+
+
+def backup(database: Path, target: Path, progress: Progress | None = None) -> Summary:
+    """Copy a journal (live or not) to `target`, marked and verified."""
+    if not database.exists():
+        raise BackupError(f"no journal at {database}")
+    if target.exists():
+        raise BackupError(f"{target} already exists: give a new file name")
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    source = sqlite3.connect(database, isolation_level=None)
+    try:
+        source.execute("PRAGMA query_only = ON")
+        _copy(source, partial, progress)
+    finally:
+        source.close()
+    try:
+        summary = _mark_as_backup(partial, str(database.resolve()))
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(target)
+    return summary
+
+
+def restore(backup_file: Path, data_dir: Path, database: Path,
+            progress: Progress | None = None) -> tuple[Summary, Path | None]:
+    """Put a backup in place of the folder's journal (no node may run); what it replaced."""
+    if not backup_file.exists():
+        raise BackupError(f"no backup at {backup_file}")
+    lock = FolderLock(data_dir)
+    lock.acquire("edge restore")
+    try:
+        source = sqlite3.connect(f"file:{backup_file}?mode=ro", uri=True, isolation_level=None)
+        try:
+            verify(source)
+            partial = database.with_name(database.name + ".restoring")
+            partial.unlink(missing_ok=True)
+            _copy(source, partial, progress)
+        finally:
+            source.close()
+        summary = _mark_as_backup(partial, str(backup_file.resolve()))
+        kept = None
+        if database.exists():
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            kept = database.with_name(f"{database.name}.replaced-{stamp}")
+            for suffix in ("", "-wal", "-shm"):
+                old = Path(f"{database}{suffix}")
+                if old.exists():
+                    old.replace(Path(f"{kept}{suffix}"))
+        partial.replace(database)
+        return summary, kept
+    finally:
+        lock.release()

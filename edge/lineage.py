@@ -1,0 +1,50 @@
+"""Origins that continue another: a data folder restored from a backup, or copied.
+
+The journal starts the new origin with `origin_started` (edge/journal.py
+decides when); every node records it here, so store IT can read in plain
+words what happened, and the node knows its own past when it checks its clock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from edge.chain import Event
+from edge.datafolder import REASONS
+from edge.journal import Journal, projection
+
+
+@projection("origin_started")
+def _origin_started(db: sqlite3.Connection, event: Event) -> None:
+    body = event.body
+    db.execute(
+        """INSERT OR IGNORE INTO origin_lineage
+        (origin, predecessor, reason, cut_seq, cut_hash, retires_predecessor, time)
+        VALUES (?, ?, ?, ?, ?, ?, ?)""",
+        (event.origin, body["predecessor"], body["reason"], body["cut"]["seq"],
+         body["cut"]["hash"], int(bool(body.get("retires_predecessor"))), event.time),
+    )
+    if body.get("retires_predecessor"):
+        # That node is this one's past: its printers are this node's now (announced anew).
+        db.execute("DELETE FROM store_printers WHERE node = ?", (body["predecessor"],))
+
+
+def explain(row: sqlite3.Row | dict[str, Any]) -> str:
+    """One origin's start, in words for store IT."""
+    why = REASONS.get(row["reason"], row["reason"])
+    return (f"node {row['origin']} continues node {row['predecessor']} since {row['time']}: "
+            f"{why}; that node's journal was taken up to #{row['cut_seq']}, and whatever it "
+            "wrote after that is kept as its peers hold it")
+
+
+async def last_own_time(journal: Journal) -> str | None:
+    """When this node (or the node it continues) last wrote an event, by its own clock."""
+    rows = await journal.read_all(
+        """WITH RECURSIVE line(origin) AS (
+               SELECT ? UNION SELECT predecessor FROM origin_lineage JOIN line USING (origin))
+           SELECT MAX(time) AS last FROM events WHERE origin IN (SELECT origin FROM line)
+             AND type != 'origin_started'""",
+        (journal.origin,),
+    )
+    return rows[0]["last"] if rows else None
