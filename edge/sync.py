@@ -197,8 +197,10 @@ class SyncClient:
         """
         self.counters.rounds += 1
         attempt = utc_now()
-        problems: list[str] = []
-        first_error: BaseException | None = None
+        pulled: str | None = None  # why the pull failed
+        pushed: str | None = None  # why the push (or the round) failed
+        cause: BaseException | None = None
+        pushed_before = self.counters.pushed
         try:
             token = read_token(self.config)
             if pull:
@@ -206,32 +208,27 @@ class SyncClient:
                     await self._pull(token, progress)
                     self._pull_due_at = time.monotonic() + self.timing.pull_every
                 except Exception as error:  # a failed pull never blocks the push
-                    problems.append(self._failed(error, "catalogue pull"))
-                    first_error = error
+                    pulled, cause = self._failed(error), error
             await self._push(token, progress)
         except Exception as error:
-            problems.append(self._failed(error, ""))
-            first_error = first_error or error
-        if problems:
-            message = "; ".join(problems)
+            pushed, cause = self._failed(error), error
+        if pulled or pushed:
+            message = round_error(pulled, pushed, self.counters.pushed > pushed_before)
             self.counters.errors += 1
             self.state, self.last_error = "failing", message
+            log.warning("head-office sync: %s", message)
             await self._record("last_attempt = ?, last_error = ?, last_error_at = ?",
                                attempt, message, utc_now())
-            raise SyncError(message) from first_error
+            raise SyncError(message) from cause
         self.state = "ok"
         await self._record("last_attempt = ?, last_success = ?", attempt, utc_now())
 
-    def _failed(self, error: Exception, what: str) -> str:
-        """Count and log a failed request (or step); its message for store IT."""
+    def _failed(self, error: Exception) -> str:
+        """Count a failed request (or step); its message for store IT."""
         if not isinstance(error, SyncError | aiohttp.ClientError | TimeoutError):
             log.exception("head-office sync failed")
-        message = describe(error, self.config, self.timing.timeout)
-        if what:
-            message = f"{what}: {message}"
         self.counters.failures += 1
-        log.warning("head-office sync: %s", message)
-        return message
+        return describe(error, self.config, self.timing.timeout)
 
     async def _post(self, path: str, token: str, body: bytes, compressed: bool) -> Any:
         assert self._session is not None, "sync client not open"
@@ -248,7 +245,6 @@ class SyncClient:
             answer = orjson.loads(payload)
         except orjson.JSONDecodeError:
             raise SyncError("head office answered something that is not JSON") from None
-        self.counters.failures = 0  # a success resets the backoff, whatever came before
         return answer
 
     async def _pull(self, token: str, progress: Progress | None) -> None:
@@ -280,6 +276,7 @@ class SyncClient:
                 raise SyncError(f"head office's catalogue does not follow what this store "
                                 f"holds: {error}") from None
             self.counters.pulled += applied
+            self.counters.failures = 0  # a success resets the backoff, whatever came before
             if progress and applied:
                 progress(f"catalogue: {applied} change(s) from head office applied")
             if not checked and "held" in answer:
@@ -347,6 +344,7 @@ class SyncClient:
                     return
                 answer = await self._post(PUSH_PATH, token, batch.body, True)
                 cursor = max(cursor, self._check_answer(answer, batch))
+                self.counters.failures = 0  # a success resets the backoff, whatever came before
                 self.counters.pushed += int(answer.get("stored", 0)) + int(
                     answer.get("duplicates", 0))
                 if answer.get("conflicts"):
@@ -452,6 +450,15 @@ def unsent(db: sqlite3.Connection) -> tuple[int, str | None]:
         return 0, None
     (oldest,) = db.execute("SELECT time FROM events WHERE position = ?", (first,)).fetchone()
     return int(count), str(oldest)
+
+
+def round_error(pulled: str | None, pushed: str | None, sent: bool) -> str:
+    """A failed round in one line: the push's failure first, the pull's if it differs."""
+    if pulled is None:
+        return pushed or ""
+    if pushed is None:
+        return f"{pulled} (catalogue pull{'; events were still pushed' if sent else ''})"
+    return pushed if pushed == pulled else f"{pushed}; and the catalogue pull: {pulled}"
 
 
 def apply_all(events: list[Event]) -> Callable[[Tx], int]:

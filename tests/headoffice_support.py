@@ -347,10 +347,10 @@ def write_store_config(
 
 @contextlib.contextmanager
 def tuned_sync(timing: Timing, clock: Any = None) -> Iterator[None]:
-    """Nodes started meanwhile sync with `timing` (and `clock`) from their first round.
+    """Nodes made and started meanwhile sync with `timing` (and `clock`) from their first round.
 
-    The node makes its SyncClient as it starts, and the client's first round
-    runs at once: setting them afterwards would come too late.
+    The client's first round runs as soon as the node starts: setting them
+    afterwards would come too late.
     """
     import edge.node
 
@@ -379,11 +379,11 @@ async def store_node(
     Its config is `folder/edge.toml`, so `edge status --config` can read it too.
     """
     config = load_config(write_store_config(folder, headoffice_url, token, ca, **headoffice))
-    app = make_app(config)
-    server = TestServer(app, host="127.0.0.1", port=free_port())
     timing = Timing(first_retry=0.02, max_retry=0.2, push_delay=0.01, pull_every=0.2,
                     timeout=answer_within)
-    with tuned_sync(timing, clock):
+    with tuned_sync(timing, clock):  # the node makes its client at make_app or at start
+        app = make_app(config)
+        server = TestServer(app, host="127.0.0.1", port=free_port())
         await server.start_server()
     try:
         async with aiohttp.ClientSession() as session:
