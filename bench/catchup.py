@@ -303,6 +303,8 @@ async def catch_up(events: int, baseline_seconds: float, max_seconds: float,
             await asyncio.sleep(1.0)  # the last batch's counters
             view = await peer_view(sender, node_id(peer)) or {}
             taken = taken_by(peer.data / "edge.sqlite3", node_id(peer))
+            # The same again once it is over: the machine's own drift, to judge the ratios by.
+            after = await scans_for(sender.url, token, baseline_seconds)
         finally:
             peer.stop()
             sender.stop()
@@ -316,8 +318,12 @@ async def catch_up(events: int, baseline_seconds: float, max_seconds: float,
           f"{view.get('links_opened')}")
     b50, b99 = percentile(before, 0.5), percentile(before, 0.99)
     d50, d99 = percentile(during, 0.5), percentile(during, 0.99)
+    a50, a99 = percentile(after, 0.5), percentile(after, 0.99)
     print(f"  till scan on the sender: p50 {d50 * 1000:.2f} ms = {d50 / b50:.2f} x before, "
           f"p99 {d99 * 1000:.2f} ms = {d99 / b99:.2f} x before ({len(during)} scans)")
+    print(f"  the same {baseline_seconds:.0f} s after the catch-up: p50 {a50 * 1000:.2f} ms, "
+          f"p99 {a99 * 1000:.2f} ms: during = {d50 / a50:.2f} x (p50), {d99 / a99:.2f} x (p99) "
+          "the quiet node after")
     growth_hwm = (sender_after["VmHWM"] - sender_before["VmHWM"]) / 1024
     growth_rss = (sender_rss_max - sender_before["VmRSS"]) / 1024
     growth = max(growth_hwm, growth_rss)

@@ -133,13 +133,20 @@ def restore(backup_file: Path, data_dir: Path, database: Path,
         summary = _mark_as_backup(partial, str(backup_file.resolve()))
         kept = None
         if database.exists():
+            # The journal it replaces stays whole beside it: its WAL folded in first
+            # (an old WAL next to the new file would be replayed into it), then a
+            # second name for the same file. A crash anywhere here leaves either
+            # the old journal in place or the new one, never neither.
+            old = sqlite3.connect(database, isolation_level=None)
+            try:
+                old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                old.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                old.close()
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             kept = database.with_name(f"{database.name}.replaced-{stamp}")
-            for suffix in ("", "-wal", "-shm"):
-                old = Path(f"{database}{suffix}")
-                if old.exists():
-                    old.replace(Path(f"{kept}{suffix}"))
-        partial.replace(database)
+            os.link(database, kept)
+        partial.replace(database)  # atomic: one name, old file or new
         return summary, kept
     finally:
         lock.release()

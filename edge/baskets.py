@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from edge.catalogue import find_product
 from edge.chain import Event
-from edge.journal import Journal, Tx, projection
+from edge.event_types import event_type
+from edge.journal import Journal, Tx
 from edge.messages import BASKET_HELD, BASKET_MISMATCH, NO_OPEN_BASKET, UNKNOWN_LINE, EdgeError
 from edge.money import Line, basket_totals
 
@@ -315,7 +316,18 @@ def _ensure_basket(db: sqlite3.Connection, event: Event, basket_id: str, status:
     )
 
 
-@projection("basket_taken_over")
+@dataclass(slots=True)
+class BasketTakenOver:
+    basket_id: str
+    till: str
+    cashier: str
+    from_till: str = ""
+    generation: int = 1  # events from before generations count as 1
+    forced: bool = False
+
+
+@event_type("basket_taken_over", schema=BasketTakenOver,
+            merge="the highest (generation, event hash) holds the basket")
 def _basket_taken_over(db: sqlite3.Connection, event: Event) -> None:
     """The highest (generation, hash) holds the basket, on every node, in any order.
 
@@ -335,49 +347,102 @@ def _basket_taken_over(db: sqlite3.Connection, event: Event) -> None:
     _touch(db, event, body["basket_id"])
 
 
-@projection("basket_line_added")
+@dataclass(slots=True)
+class BasketLineAdded:
+    basket_id: str
+    till: str
+    cashier: str
+    line_id: str
+    product_id: str
+    name: str
+    unit_price: int
+    vat_rate: int
+    quantity: int
+    barcode: str | None = None
+
+
+@event_type("basket_line_added", schema=BasketLineAdded,
+            merge="a basket opens at its earliest event, by its opener's till; a line is "
+                  "one per id, as its earliest add gave it (its quantity: the latest change), "
+                  "ranked by that add's (time, hash); it stays out of a basket already sold "
+                  "or voided")
 def _basket_line_added(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
     _ensure_basket(db, event, body["basket_id"], "open")
     _touch(db, event, body["basket_id"])
     # A line arriving (from a peer) after its basket was sold or voided stays out.
+    # A line added twice (resent through another node after a failover) is
+    # the earliest add's, whichever arrives first.
+    added = f"{event.time} {event.hash}"
+    values = (body["line_id"], body["product_id"], body["barcode"], body["name"],
+              body["unit_price"], body["vat_rate"], body["quantity"])
+    # Its quantity is the latest of those its adds and quantity changes gave.
     db.execute(
-        f"""INSERT OR IGNORE INTO basket_lines (basket_id, position, {LINE_COLUMNS})
-        SELECT ?, (SELECT COALESCE(MAX(position), 0) + 1 FROM basket_lines
-                   WHERE basket_id = ?), ?, ?, ?, ?, ?, ?, ?
-        WHERE EXISTS (SELECT 1 FROM baskets WHERE id = ? AND status = 'open')""",
-        (
-            body["basket_id"],
-            body["basket_id"],
-            body["line_id"],
-            body["product_id"],
-            body["barcode"],
-            body["name"],
-            body["unit_price"],
-            body["vat_rate"],
-            body["quantity"],
-            body["basket_id"],
-        ),
+        f"""INSERT INTO basket_lines (basket_id, position, added, changed, {LINE_COLUMNS})
+        SELECT ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?
+        WHERE EXISTS (SELECT 1 FROM baskets WHERE id = ? AND status = 'open')
+        ON CONFLICT (basket_id, line_id) DO UPDATE SET
+            added = MIN(added, excluded.added),
+            product_id = IIF(excluded.added < added, excluded.product_id, product_id),
+            barcode = IIF(excluded.added < added, excluded.barcode, barcode),
+            name = IIF(excluded.added < added, excluded.name, name),
+            unit_price = IIF(excluded.added < added, excluded.unit_price, unit_price),
+            vat_rate = IIF(excluded.added < added, excluded.vat_rate, vat_rate),
+            quantity = IIF(excluded.changed > changed, excluded.quantity, quantity),
+            changed = MAX(changed, excluded.changed)""",
+        (body["basket_id"], added, added, *values, body["basket_id"]),
+    )
+    _rank_lines(db, body["basket_id"])
+
+
+def _rank_lines(db: sqlite3.Connection, basket_id: str) -> None:
+    """A line's place is its rank by the event that added it (time, then hash), not by
+    arrival: lines added through two nodes are in the same order everywhere."""
+    db.execute(
+        """UPDATE basket_lines SET position = (
+            SELECT COUNT(*) FROM basket_lines AS other
+            WHERE other.basket_id = basket_lines.basket_id AND other.added <= basket_lines.added)
+        WHERE basket_id = ?""",
+        (basket_id,),
     )
 
 
-@projection("basket_quantity_set")
+@dataclass(slots=True)
+class BasketQuantitySet:
+    basket_id: str
+    line_id: str
+    quantity: int
+
+
+@event_type("basket_quantity_set", schema=BasketQuantitySet,
+            merge="a line's quantity is the latest (time, hash) of its adds and changes; the "
+                  "latest change time counts as activity")
 def _basket_quantity_set(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
+    changed = f"{event.time} {event.hash}"
     db.execute(
-        "UPDATE basket_lines SET quantity = ? WHERE basket_id = ? AND line_id = ?",
-        (body["quantity"], body["basket_id"], body["line_id"]),
+        """UPDATE basket_lines SET quantity = ?, changed = ?
+        WHERE basket_id = ? AND line_id = ? AND changed < ?""",
+        (body["quantity"], changed, body["basket_id"], body["line_id"], changed),
     )
     _touch(db, event, body["basket_id"])
 
 
-@projection("basket_line_removed")
+@dataclass(slots=True)
+class BasketLineRemoved:
+    basket_id: str
+    line_id: str
+
+
+@event_type("basket_line_removed", schema=BasketLineRemoved,
+            merge="the line is gone; the latest change time counts as activity")
 def _basket_line_removed(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
     db.execute(
         "DELETE FROM basket_lines WHERE basket_id = ? AND line_id = ?",
         (body["basket_id"], body["line_id"]),
     )
+    _rank_lines(db, body["basket_id"])
     _touch(db, event, body["basket_id"])
 
 
@@ -396,6 +461,17 @@ def close_basket(db: sqlite3.Connection, event: Event, basket_id: str, status: s
     db.execute("DELETE FROM basket_lines WHERE basket_id = ?", (basket_id,))
 
 
-@projection("basket_voided")
+@dataclass(slots=True)
+class BasketVoided:
+    basket_id: str
+    till: str
+    cashier: str
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    total: int = 0
+
+
+@event_type("basket_voided", schema=BasketVoided,
+            merge="the basket closes for good, even before its lines arrive; sold wins "
+                  "over voided")
 def _basket_voided(db: sqlite3.Connection, event: Event) -> None:
     close_basket(db, event, event.body["basket_id"], "voided")

@@ -18,7 +18,8 @@ from typing import Any
 
 from edge.barcodes import is_valid_gtin
 from edge.chain import Event
-from edge.journal import Journal, Tx, projection
+from edge.event_types import event_type
+from edge.journal import Journal, Tx
 from edge.messages import UNKNOWN_BARCODE, UNKNOWN_PRODUCT, EdgeError
 
 VAT_RATES = (210, 550, 1000, 2000)
@@ -37,33 +38,90 @@ def product_json(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-@projection("product_upserted")
+@dataclass(slots=True)
+class ProductUpserted:
+    id: str
+    name: str
+    price: int
+    vat_rate: int
+    barcode: str | None = None
+    category: str = ""
+
+
+@dataclass(slots=True)
+class ProductDelisted:
+    id: str
+
+
+CATALOGUE_MERGE = ("one product per id: its latest listing (time, then event hash) gives "
+                   "its details, and it is on sale if that listing is later than its latest "
+                   "delisting; a barcode named by several products goes to one on sale, "
+                   "then the one listed latest")
+
+
+def _settle_barcodes(db: sqlite3.Connection, barcodes: set[str | None]) -> None:
+    """Give each barcode to one product naming it, the same on every node.
+
+    The products on sale first, then the one listed latest: a barcode moved
+    to another product leaves the old one, whatever order their events
+    arrive in.
+    """
+    for barcode in barcodes - {None}:
+        db.execute("UPDATE products SET barcode = NULL WHERE barcode = ?", (barcode,))
+        db.execute(
+            """UPDATE products SET barcode = ? WHERE id = (
+                SELECT id FROM products WHERE declared_barcode = ?
+                ORDER BY active DESC, listed_time DESC, listed_hash DESC LIMIT 1)""",
+            (barcode, barcode),
+        )
+
+
+def _named_barcode(db: sqlite3.Connection, product_id: str) -> str | None:
+    row = db.execute("SELECT declared_barcode FROM products WHERE id = ?",
+                     (product_id,)).fetchone()
+    return row[0] if row else None
+
+
+# On sale: listed after it was last delisted ('' when never: every time is later).
+ACTIVE = "(listed_time, listed_hash) > (delisted_time, delisted_hash)"
+
+
+@event_type("product_upserted", schema=ProductUpserted, merge=CATALOGUE_MERGE)
 def _product_upserted(db: sqlite3.Connection, event: Event) -> None:
     product = event.body
-    # A barcode moved to another product leaves the old one.
+    named = _named_barcode(db, product["id"])
+    # Made bare first if this is its first event here, then filled in unless
+    # a later listing of it is already here.
     db.execute(
-        "UPDATE products SET barcode = NULL WHERE barcode = ? AND id != ?",
-        (product["barcode"], product["id"]),
-    )
+        "INSERT OR IGNORE INTO products (id, name, price, vat_rate, active) "
+        "VALUES (?, '', 0, 0, 0)", (product["id"],))
     db.execute(
-        f"""INSERT INTO products ({PRODUCT_COLUMNS}, active) VALUES (?, ?, ?, ?, ?, ?, 1)
-        ON CONFLICT (id) DO UPDATE SET barcode = excluded.barcode, name = excluded.name,
-            price = excluded.price, vat_rate = excluded.vat_rate,
-            category = excluded.category, active = 1""",
-        (
-            product["id"],
-            product["barcode"],
-            product["name"],
-            product["price"],
-            product["vat_rate"],
-            product.get("category", ""),
-        ),
+        """UPDATE products SET declared_barcode = ?, name = ?, price = ?, vat_rate = ?,
+            category = ?, listed_time = ?, listed_hash = ? WHERE id = ?
+            AND (listed_time, listed_hash) < (?, ?)""",
+        (product.get("barcode"), product["name"], product["price"], product["vat_rate"],
+         product.get("category", ""), event.time, event.hash, product["id"],
+         event.time, event.hash),
     )
+    db.execute(f"UPDATE products SET active = {ACTIVE} WHERE id = ?", (product["id"],))
+    _settle_barcodes(db, {named, product.get("barcode")})
 
 
-@projection("product_delisted")
+@event_type("product_delisted", schema=ProductDelisted, merge=CATALOGUE_MERGE)
 def _product_delisted(db: sqlite3.Connection, event: Event) -> None:
-    db.execute("UPDATE products SET active = 0 WHERE id = ?", (event.body["id"],))
+    product_id = event.body["id"]
+    # Delisted before its listing arrived: the row remembers it, so that the
+    # older listing, arriving later, does not put the product on sale.
+    db.execute(
+        "INSERT OR IGNORE INTO products (id, name, price, vat_rate, active) "
+        "VALUES (?, '', 0, 0, 0)", (product_id,))
+    db.execute(
+        """UPDATE products SET delisted_time = ?, delisted_hash = ? WHERE id = ?
+            AND (delisted_time, delisted_hash) < (?, ?)""",
+        (event.time, event.hash, product_id, event.time, event.hash),
+    )
+    db.execute(f"UPDATE products SET active = {ACTIVE} WHERE id = ?", (product_id,))
+    _settle_barcodes(db, {_named_barcode(db, product_id)})
 
 
 def find_product(

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 import orjson
@@ -100,6 +101,44 @@ def link_problems(head: ChainHead, event: Event) -> list[str]:
     if not content_matches_hash(event):
         problems.append(f"{where}: hash does not match its content")
     return problems
+
+
+HASH_MISMATCH = "hash does not match its content"
+
+
+class Verdict(Enum):
+    HELD = "held"  # already here, the same event: nothing to do
+    NEXT = "next"  # extends the chain: apply it
+    GAP = "gap"  # events before it are missing: ask for them
+    CONFLICT = "conflict"  # contradicts what is here (a fork, a forgery): refuse it
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    verdict: Verdict
+    reason: str = ""
+
+
+def judge(head: ChainHead, held_hash: str | None, event: Event) -> Judgement:
+    """Where an event stands against its origin's chain as held here.
+
+    The one rule every intake follows (peers, the head-office pull, head
+    office itself). `head` is the origin's last event held here; `held_hash`
+    the hash held at `event.seq`, when that is at or below the head.
+    """
+    if not content_matches_hash(event):
+        return Judgement(Verdict.CONFLICT, HASH_MISMATCH)
+    if event.seq <= head.seq:
+        if held_hash == event.hash:
+            return Judgement(Verdict.HELD)
+        return Judgement(Verdict.CONFLICT, "differs from the event held here")
+    if event.seq > head.seq + 1:
+        return Judgement(Verdict.GAP, f"events after #{head.seq} are missing")
+    where = f"{event.origin}#{event.seq}: "
+    problems = [problem.removeprefix(where) for problem in link_problems(head, event)]
+    if problems:
+        return Judgement(Verdict.CONFLICT, "; ".join(problems))
+    return Judgement(Verdict.NEXT)
 
 
 def chain_problems(events: Iterable[Event]) -> list[str]:

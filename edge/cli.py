@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-advertise", action="store_true",
                        help="do not announce the node with zeroconf")
     serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    serve.add_argument("--accept-clock", action="store_true",
+                       help="start although the clock is behind this node's last event (the "
+                            "clock had run ahead and is right now)")
 
     pair = sub.add_parser("pair", help="make a one-time code to pair a till")
     with_store_options(pair)
@@ -99,6 +102,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
         advertise=False if getattr(args, "no_advertise", False) else None,
+        accept_clock=True if getattr(args, "accept_clock", False) else None,
     )
 
 
@@ -145,11 +149,11 @@ def run_serve(config: Config, log_level: str) -> int:
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     from edge.datafolder import FolderInUse
-    from edge.node import ClockBehind, StoreMismatch
+    from edge.node import ClockBehind, DataFolderProblem, StoreMismatch
 
     try:
         failure = asyncio.run(serve(config))
-    except (StoreMismatch, FolderInUse, ClockBehind) as error:
+    except (StoreMismatch, FolderInUse, ClockBehind, DataFolderProblem) as error:
         log.error("%s", error)
         return 1
     except OSError as error:
@@ -168,7 +172,7 @@ async def serve(config: Config) -> str | None:
     from edge.tills import create_pairing_code
 
     app = make_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
     try:
         await web.TCPSite(runner, config.host, config.port).start()

@@ -73,6 +73,8 @@ class Config:
     headoffice_timeout_seconds: int = 30
     headoffice_retry_max_seconds: int = 300
     headoffice_pull_interval_seconds: int = 60
+    # `edge serve --accept-clock`: start although the clock is behind the journal.
+    accept_clock: bool = False
 
     @property
     def database(self) -> Path:

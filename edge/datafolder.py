@@ -12,15 +12,17 @@ does, so it must not go on writing it. It is recognised by any of:
 - a copy made by `edge backup` is marked as one inside (`backup_of`);
 - the journal remembers where its origin lives (machine, database file
   identity, path): a copy or a restore changes one of them;
-- each start writes a fresh incarnation token both in the database and in a
-  file beside it: a database put back under a newer token file (copied over
-  in place) no longer matches.
+- a file beside the journal (`head-mark`) holds its incarnation token, new at
+  each start, and how far its own origin had got, written every few seconds:
+  a journal put back in place (copied over the file) carries an older token,
+  or is behind that mark.
 The node then continues under a new origin that names its predecessor and
 where that chain was cut (`origin_started`). Anything that slips through
 (a whole disk image reverted) shows the first time a peer sends an event of
-our origin this journal never wrote: it is refused, and the next start takes
-a new origin too (`OwnOriginSeen` in edge/journal.py). A second writer on
-the same file is fatal at once (`OriginClash`).
+our origin this journal never wrote: it is refused, the node stops writing
+at once and takes a new origin when it starts again (`OwnOriginSeen` in
+edge/journal.py); a second writer on the same file is fatal the same way
+(`OriginClash`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 LOCK_FILE = "lock"
 NODE_ID_FILE = "node-id"
@@ -151,23 +155,55 @@ REASONS = {
 }
 
 
-INCARNATION_FILE = "incarnation"
+HEAD_MARK_FILE = "head-mark"
 
 
-def read_incarnation(folder: Path) -> str | None:
-    with contextlib.suppress(OSError):
-        return (folder / INCARNATION_FILE).read_text().strip() or None
-    return None
+@dataclass(frozen=True)
+class HeadMark:
+    """What this folder last knew of its journal, kept beside it (not inside).
+
+    `tokens`: the journal's incarnation tokens, newest first (the previous one
+    too: a crash between writing this file and committing the token must not
+    look like a replaced journal). `head`: how far the folder's own origin had
+    got, written every few seconds and at a clean stop: a journal put back
+    that is behind it is an older copy.
+    """
+
+    origin: str
+    tokens: tuple[str, ...]
+    head: int
+
+    def as_json(self) -> str:
+        return orjson.dumps({"origin": self.origin, "tokens": list(self.tokens),
+                             "head": self.head}).decode()
 
 
-def write_incarnation(folder: Path, token: str) -> None:
-    """Durably, before the journal's own copy is committed."""
-    temporary = folder / (INCARNATION_FILE + ".new")
+def read_head_mark(folder: Path) -> HeadMark | None:
+    try:
+        data = orjson.loads((folder / HEAD_MARK_FILE).read_bytes())
+        return HeadMark(str(data["origin"]), tuple(map(str, data["tokens"])), int(data["head"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_head_mark(folder: Path, mark: HeadMark) -> None:
+    """Durably: written and fsync'd under another name, then renamed over the old one."""
+    temporary = folder / (HEAD_MARK_FILE + ".new")
     with temporary.open("w") as file:
-        file.write(token + "\n")
+        file.write(mark.as_json() + "\n")
         file.flush()
         os.fsync(file.fileno())
-    temporary.replace(folder / INCARNATION_FILE)
+    temporary.replace(folder / HEAD_MARK_FILE)
+
+
+def replaced_journal(mark: HeadMark | None, origin: str, token: str | None, head: int) -> bool:
+    """Is the journal not the one this folder last ran, or behind what it had written?
+
+    No mark (an older edge, or a deleted file): nothing to compare, carry on.
+    """
+    if mark is None or mark.origin != origin:
+        return False
+    return token not in mark.tokens or head < mark.head
 
 
 def new_node_id() -> str:

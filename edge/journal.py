@@ -12,8 +12,11 @@ a sale, 10 ms); here a whole batch is one hop. Reads, single statements, go
 through aiosqlite.
 
 Projections (tables the tills read) are updated in the same transaction as
-the event that feeds them, by handlers registered with `@projection(type)`.
-Applying an event twice changes nothing: events are unique by (origin, seq).
+the event that feeds them, by the projection its type declares in the one
+registry of event types (edge/event_types.py). An event of an unknown type,
+or whose body does not fit its type's schema, is refused, written here or
+sent from elsewhere. Applying an event twice changes nothing: events are
+unique by (origin, seq).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,47 +34,42 @@ import aiosqlite
 import orjson
 
 from edge.chain import (
+    HASH_MISMATCH,
     ChainError,
     ChainGap,
     ChainHead,
     Event,
+    Verdict,
     canonical_json,
-    content_matches_hash,
-    link_problems,
+    judge,
 )
 from edge.datafolder import (
+    HeadMark,
     Home,
     home_changed,
     new_node_id,
-    read_incarnation,
+    read_head_mark,
     read_node_id,
-    write_incarnation,
+    replaced_journal,
+    write_head_mark,
 )
+from edge.event_types import checked
 from edge.migrations import migrate
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Projection = Callable[[sqlite3.Connection, Event], None]
 Listener = Callable[[list[Event]], None]
 Work = Callable[["Tx"], Any]
 
-_PROJECTIONS: dict[str, list[Projection]] = {}
+# How often (seconds) the head mark beside the journal follows the head: a
+# journal put back that is older than this is seen as replaced.
+MARK_EVERY = 5.0
 
 # Bounds one transaction, so one slow batch cannot hold every till's answer.
 MAX_BATCH = 500
 
 EVENT_COLUMNS = "origin, seq, id, time, type, body, prev_hash, hash"
-
-
-def projection(event_type: str) -> Callable[[Projection], Projection]:
-    """Register a handler that updates read tables when `event_type` is applied."""
-
-    def register(handler: Projection) -> Projection:
-        _PROJECTIONS.setdefault(event_type, []).append(handler)
-        return handler
-
-    return register
 
 
 PRAGMAS = (
@@ -121,10 +120,11 @@ class OriginClash(Exception):
 class OwnOriginSeen(ChainError):
     """A peer sent an event of our own origin that we did not write: refused.
 
-    A copy of this data folder running elsewhere, or a forgery (until events
-    are signed, a peer cannot tell which). Never applied; this node continues
-    under a new origin at its next start, so neither can extend the other's
-    numbering, and it is not stopped on a peer's word.
+    A copy of this data folder runs elsewhere (or an old copy of it was put
+    back in place and wrote on), or a peer forges it (until events are
+    signed, nobody can tell which). Never applied; this node stops writing
+    that origin at once (what committed before stays acknowledged) and takes
+    a new one when it starts again.
     """
 
 
@@ -157,37 +157,40 @@ class Tx:
         """Apply an event from elsewhere (a peer, head office) after checking its chain.
 
         False if it is already here; ChainError if it does not follow what is
-        here (a gap, a fork, a forgery): then nothing of it is applied.
+        here (a gap, a fork, a forgery) or is unfit (`UnfitEvent`: a type this
+        node does not know, a body that does not fit its schema): then nothing
+        of it is applied.
         """
-        if not content_matches_hash(event):
-            raise ChainError(f"{event.origin}#{event.seq}: hash does not match its content")
         head_row = self.fetchone(
             "SELECT seq, hash FROM events WHERE origin = ? ORDER BY seq DESC LIMIT 1",
             (event.origin,),
         )
         head = ChainHead(head_row["seq"], head_row["hash"]) if head_row else ChainHead()
+        held = None
         if event.seq <= head.seq:
-            stored = self.fetchone(
-                "SELECT hash FROM events WHERE origin = ? AND seq = ?", (event.origin, event.seq)
-            )
-            if stored is None or stored["hash"] != event.hash:
-                if event.origin == self.origin:
-                    raise OwnOriginSeen(f"{event.origin}#{event.seq}: differs from ours")
-                raise ChainError(f"{event.origin}#{event.seq}: differs from the stored event")
+            row = self.fetchone(
+                "SELECT hash FROM events WHERE origin = ? AND seq = ?", (event.origin, event.seq))
+            held = row["hash"] if row else None
+        judgement = judge(head, held, event)
+        where = f"{event.origin}#{event.seq}"
+        if judgement.verdict is Verdict.HELD:
             return False
-        if event.origin == self.origin:
+        if event.origin == self.origin and judgement.reason != HASH_MISMATCH:
             # We write every event of our origin and never lose one we sent, so
             # either a copy of this folder writes it elsewhere, or it is forged.
-            raise OwnOriginSeen(f"{event.origin}#{event.seq}: never written here")
-        if event.seq > head.seq + 1:
-            raise ChainGap(f"{event.origin}#{event.seq}: events after #{head.seq} are missing")
-        problems = link_problems(head, event)
-        if problems:
-            raise ChainError("; ".join(problems))
+            raise OwnOriginSeen(f"{where}: {judgement.reason or 'never written here'}")
+        if judgement.verdict is Verdict.GAP:
+            raise ChainGap(f"{where}: {judgement.reason}")
+        if judgement.verdict is Verdict.CONFLICT:
+            raise ChainError(f"{where}: {judgement.reason}")
         self._insert(event)
         return True
 
     def _insert(self, event: Event) -> None:
+        # Refused whole if its type is unknown or its body does not fit: from a
+        # peer, a ChainError like a fork; from us, a bug caught before anyone
+        # else holds it.
+        kind = checked(event)
         # Plain INSERT: an event that is already there means two writers for one
         # origin (ours) or a bug, never something to skip quietly.
         try:
@@ -209,8 +212,7 @@ class Tx:
                 raise OriginClash(f"{event.origin}#{event.seq} is already in the journal: "
                                   "another process writes this origin") from error
             raise
-        for handler in _PROJECTIONS.get(event.type, ()):
-            handler(self.db, event)
+        kind.project(self.db, event)
         self.events.append(event)
 
     def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
@@ -232,6 +234,9 @@ class Journal:
         self.path = path
         self.origin = origin or ""
         self._claims_origin = origin is None
+        self._mark: HeadMark | None = None  # kept beside the journal (datafolder.py)
+        self._marked_at = 0.0
+        self._seen_own: str | None = None  # a peer showed us our own origin: stop after commit
         self.rotation: dict[str, Any] | None = None
         self.head = ChainHead()
         # Set once the journal refuses writes for good (its origin clashed).
@@ -286,22 +291,24 @@ class Journal:
             "SELECT key, value FROM meta WHERE key IN ('origin', 'origin_home', 'incarnation', "
             "'origin_fenced', 'backup_of')").fetchall())
         here = Home.of(self.path)
-        origin, reason = meta.get("origin"), None
+        mark = read_head_mark(folder)
+        origin = meta.get("origin")
         if origin is None:
             # An edge from before fencing kept its origin only in `node-id`.
             has_events = db.execute("SELECT 1 FROM events LIMIT 1").fetchone()
             origin = (read_node_id(folder) if has_events else None) or new_node_id()
-        elif "backup_of" in meta:
+        reason = None
+        if "backup_of" in meta:
             reason = "restored_from_backup"
         elif "origin_fenced" in meta:
             reason = "origin_clash"
         elif "origin_home" in meta and (
                 changed := home_changed(Home.from_dict(orjson.loads(meta["origin_home"])), here)):
             reason = changed
-        elif meta.get("incarnation") != read_incarnation(folder):
+        elif "origin" in meta and replaced_journal(
+                mark, origin, meta.get("incarnation"), self._stored_head(db, origin).seq):
             reason = "journal_replaced"
-        incarnation = new_node_id() + new_node_id()
-        write_incarnation(folder, incarnation)
+        token = new_node_id() + new_node_id()
         db.execute("BEGIN IMMEDIATE")
         try:
             if reason is not None:
@@ -314,12 +321,16 @@ class Journal:
                                  if "backup_of" in meta else None}
             db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [
                 ("origin", origin), ("origin_home", orjson.dumps(here.as_dict()).decode()),
-                ("incarnation", incarnation)])
+                ("incarnation", token)])
             db.execute("DELETE FROM meta WHERE key IN ('origin_fenced', 'backup_of')")
             self.origin = origin
+            self.head = self._stored_head(db, origin)
             if self.rotation is not None:
-                self.head = ChainHead()
                 Tx(self, db).append("origin_started", self.rotation)
+            # Before the commit: a crash in between leaves the old token listed too.
+            kept = mark.tokens[:1] if mark is not None and mark.origin == origin else ()
+            self._mark = HeadMark(origin, (token, *kept), self.head.seq)
+            write_head_mark(folder, self._mark)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -335,6 +346,7 @@ class Journal:
             await self._writer_task
             self._writer_task = None
         if self._writer_db is not None:
+            await self._in_writer(self._update_mark, True)
             await self._in_writer(self._writer_db.close)
             self._writer_db = None
         self._thread.shutdown(wait=True)
@@ -392,6 +404,11 @@ class Journal:
         else:
             self.commits += 1
             self.committed_events += len(committed)
+        if self._seen_own and not self.stopped:
+            # What was committed with it stays acknowledged; nothing after it is.
+            await self._stop_for_good(f"a peer holds an event of this node's origin that it "
+                                      f"never wrote ({self._seen_own}): a copy of this data "
+                                      "folder may be running elsewhere")
         for (_, future), (result, error) in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
@@ -428,10 +445,7 @@ class Journal:
                     db.execute("ROLLBACK TO work")
                     db.execute("RELEASE work")
                     if isinstance(error, OwnOriginSeen):
-                        log.critical("refused %s: a copy of this data folder may be running "
-                                     "elsewhere; the next start takes a new origin", error)
-                        db.execute("INSERT OR REPLACE INTO meta (key, value) "
-                                   "VALUES ('origin_fenced', ?)", (str(error),))
+                        self._seen_own = str(error)
                     self.head = head_before
                     outcomes.append((None, error))
                 else:
@@ -446,7 +460,22 @@ class Journal:
                 db.execute("ROLLBACK")
             self.head = head_at_start
             raise
+        try:
+            self._update_mark(False)
+        except OSError:
+            log.exception("could not update the head mark beside the journal")
         return outcomes, committed
+
+    def _update_mark(self, closing: bool) -> None:
+        """In the writer thread, after a commit: keep the head mark a few seconds behind."""
+        mark = self._mark
+        if mark is None or self.head.seq <= mark.head or self.stopped:
+            return
+        now = time.monotonic()
+        if closing or now - self._marked_at >= MARK_EVERY:
+            self._mark = HeadMark(mark.origin, mark.tokens, self.head.seq)
+            write_head_mark(self.path.parent, self._mark)
+            self._marked_at = now
 
     async def _stop_for_good(self, why: str) -> None:
         """Refuse every write from now on, and make the next start take a new origin."""

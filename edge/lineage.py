@@ -8,14 +8,33 @@ words what happened, and the node knows its own past when it checks its clock.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from edge.chain import Event
 from edge.datafolder import REASONS
-from edge.journal import Journal, projection
+from edge.event_types import event_type
+from edge.journal import Journal
 
 
-@projection("origin_started")
+@dataclass(slots=True)
+class ChainCut:
+    seq: int
+    hash: str
+
+
+@dataclass(slots=True)
+class OriginStarted:
+    predecessor: str
+    reason: str
+    cut: ChainCut
+    retires_predecessor: bool = False
+    backup: dict[str, Any] | None = None
+
+
+@event_type("origin_started", schema=OriginStarted,
+            merge="one per origin (its first event); a retired predecessor's printers go, "
+                  "and stay gone whenever its announcements arrive")
 def _origin_started(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
     db.execute(

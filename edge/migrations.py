@@ -265,6 +265,28 @@ MIGRATIONS: list[str] = [
         AND json_extract(body, '$.copy') IS NOT 'duplicate';
     CREATE INDEX print_jobs_drawer_unknown ON print_jobs (sale_id) WHERE drawer_unknown = 1;
     """,
+    # 13 (one registry of event types, edge/event_types.py): the events that
+    # decided a product (its latest listing and latest delisting) or a
+    # cashier (latest time, then hash, wins on every node whatever the order
+    # of arrival), and the barcode each product's listing names: the barcode
+    # itself goes to one of the products naming it. Rows from before keep
+    # their state until their next event. A basket line's place is its rank
+    # by the event that added it, not by its arrival; its quantity is the
+    # latest event's that gave one (`changed`).
+    """
+    ALTER TABLE basket_lines ADD COLUMN added TEXT NOT NULL DEFAULT '';
+    ALTER TABLE basket_lines ADD COLUMN changed TEXT NOT NULL DEFAULT '';
+    UPDATE basket_lines SET added = printf('%09d', position);
+    ALTER TABLE products ADD COLUMN declared_barcode TEXT;
+    ALTER TABLE products ADD COLUMN listed_time TEXT NOT NULL DEFAULT '';
+    ALTER TABLE products ADD COLUMN listed_hash TEXT NOT NULL DEFAULT '';
+    ALTER TABLE products ADD COLUMN delisted_time TEXT NOT NULL DEFAULT '';
+    ALTER TABLE products ADD COLUMN delisted_hash TEXT NOT NULL DEFAULT '';
+    UPDATE products SET declared_barcode = barcode;
+    CREATE INDEX products_by_declared_barcode ON products (declared_barcode);
+    ALTER TABLE cashiers ADD COLUMN event_time TEXT NOT NULL DEFAULT '';
+    ALTER TABLE cashiers ADD COLUMN event_hash TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +54,10 @@ class Metrics:
 
 class StoreMismatch(Exception):
     pass
+
+
+class DataFolderProblem(Exception):
+    """The data folder cannot be used (not a folder, no permission, disk full, damaged)."""
 
 
 class ClockBehind(Exception):
@@ -113,9 +118,17 @@ class Node:
 
     async def start(self) -> None:
         # Before anything in the folder is opened: one process per data folder.
-        self.lock.acquire(f"edge serve on port {self.config.port}")
+        folder = self.config.data_dir
         try:
-            await self.journal.open()
+            self.lock.acquire(f"edge serve on port {self.config.port}")
+        except OSError as error:
+            raise DataFolderProblem(f"cannot use the data folder {folder}: {error}") from error
+        try:
+            try:
+                await self.journal.open()
+            except (OSError, sqlite3.Error) as error:
+                raise DataFolderProblem(
+                    f"cannot open the journal in {folder}: {error}") from error
             try:
                 await self._check_journal()
             except BaseException:
@@ -150,11 +163,18 @@ class Node:
         await self._claim_store()
         last = await last_own_time(self.journal)
         now = datetime.now(UTC)
-        if last is not None and datetime.fromisoformat(last) - now > CLOCK_TOLERANCE:
+        if last is None or datetime.fromisoformat(last) - now <= CLOCK_TOLERANCE:
+            return
+        if self.config.accept_clock:
+            log.warning("the clock (%s) is behind this node's last event (%s): accepted "
+                        "(--accept-clock)", now.isoformat(timespec="seconds"), last)
+        else:
             raise ClockBehind(
                 f"this machine's clock says {now.isoformat(timespec='seconds')}, before this "
                 f"node's last event ({last}): its sales would be dated in the past. Set the "
-                "date and time (timedatectl set-time, or a time server), then start edge again.")
+                "date and time (timedatectl set-time, or a time server), then start edge "
+                "again; if the clock had run ahead and is right now, start it once with "
+                "--accept-clock.")
 
     def _journal_stopped(self, why: str) -> None:
         self.failure = why

@@ -42,12 +42,17 @@ from aiohttp import WSMsgType, web
 
 from edge.catchup import JournalReader, Outflow
 from edge.chain import ChainError, ChainGap, Event, event_from_dict
-from edge.journal import Tx
+from edge.journal import OwnOriginSeen, Tx
 
 if TYPE_CHECKING:
     from edge.node import Node
 
 log = logging.getLogger(__name__)
+
+# The largest frame a peer may send: a batch is at most catchup.MAX_BYTES, and
+# one event (a 500-line offline sale) well under a megabyte. Without a bound,
+# anyone on the LAN could make the node buffer a frame as large as it says.
+MAX_MESSAGE = 4 * 1024 * 1024
 
 PEER_PROTOCOL = 1
 PING_EVERY = 0.5  # seconds without sending anything before we ping
@@ -94,6 +99,7 @@ class PeerState:
     events_sent: int = 0
     outbox_high_water: int = 0
     last_error: str | None = None
+    last_error_at: float | None = None
     # What the peer holds, as far as we know: its vectors, and the events it sent us.
     known: dict[str, int] = field(default_factory=dict, repr=False)
     # The one link we send on (a pair of nodes may be joined by two).
@@ -115,7 +121,43 @@ class PeerState:
             "outbox_high_water": self.outbox_high_water,
             "links_opened": self.links_opened,
             "last_error": self.last_error,
+            "last_error_s_ago": None if self.last_error_at is None
+            else round(time.monotonic() - self.last_error_at, 1),
         }
+
+    def failed(self, why: str) -> None:
+        """Kept (with when) after the link comes back: store IT sees what keeps happening."""
+        self.last_error = why
+        self.last_error_at = time.monotonic()
+
+
+def apply_each_origin(tx: Tx, events: list[Event]) -> tuple[int, dict[str, str], set[str]]:
+    """Apply a peer's batch origin by origin: one origin that does not follow (a fork, a
+    forgery, a gap) holds back only its own events, never the others'.
+
+    Returns (events applied, refused origins with why, origins with a gap).
+    """
+    applied, refused, gaps = 0, {}, set()
+    for event in events:
+        if event.origin in refused or event.origin in gaps:
+            continue
+        tx.db.execute("SAVEPOINT event")
+        try:
+            applied += tx.apply(event)
+        except OwnOriginSeen:
+            tx.db.execute("ROLLBACK TO event")
+            tx.db.execute("RELEASE event")
+            raise
+        except ChainGap:
+            gaps.add(event.origin)
+        except ChainError as error:
+            refused[event.origin] = str(error)
+        else:
+            tx.db.execute("RELEASE event")
+            continue
+        tx.db.execute("ROLLBACK TO event")
+        tx.db.execute("RELEASE event")
+    return applied, refused, gaps
 
 
 class Peers:
@@ -210,7 +252,7 @@ class Peers:
             try:
                 assert self._session is not None
                 async with self._session.ws_connect(
-                    f"{url}/api/peer", autoping=False, max_msg_size=0,
+                    f"{url}/api/peer", autoping=False, max_msg_size=MAX_MESSAGE,
                     timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_WAIT),
                 ) as ws:
                     await PeerLink(self, ws, dialer=True, url=url).run()
@@ -233,14 +275,14 @@ class Peers:
     def _dial_error(self, url: str, error: str) -> None:
         for state in self.state.values():
             if state.url == url and state.links == 0:
-                state.last_error = error
+                state.failed(error)
 
     async def accept(self, request: web.Request) -> web.StreamResponse:
         if not self.enabled:
             raise web.HTTPForbidden(text="this node has no store key: replication is off")
         if not self._started or self._stopping:
             raise web.HTTPServiceUnavailable(text="this node is starting or stopping")
-        ws = web.WebSocketResponse(autoping=False, max_msg_size=0, timeout=CLOSE_WAIT)
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=MAX_MESSAGE, timeout=CLOSE_WAIT)
         await ws.prepare(request)
         try:
             await PeerLink(self, ws, dialer=False, url=None).run()
@@ -308,6 +350,7 @@ class PeerLink:
         self._vector_at = 0.0
         self._rewind_wanted = False
         self._refill_asked_at: float | None = None
+        self._refused: dict[str, str] = {}  # origins whose events we refused, and why
         self._tasks: list[asyncio.Task[None]] = []
 
     async def run(self) -> None:
@@ -335,12 +378,12 @@ class PeerLink:
             raise
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             log.info("peer %s: link lost: %s", state.node_id, describe(error))
-            state.last_error = f"link lost: {describe(error)}"
+            state.failed(f"link lost: {describe(error)}")
         except asyncio.CancelledError:
             raise
         except Exception as error:
             log.exception("peer %s: unexpected error, link closed", state.node_id)
-            state.last_error = describe(error)
+            state.failed(describe(error))
             await self.close(UNEXPECTED, "unexpected error")
         finally:
             self.peers._links.discard(self)
@@ -365,7 +408,7 @@ class PeerLink:
         if not isinstance(error, ConnectionError | aiohttp.ClientError):
             log.error("peer %s: %s failed, link closed", self.state.node_id, task.get_name(),
                       exc_info=error)
-            self.state.last_error = describe(error)
+            self.state.failed(describe(error))
         self.abort()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -506,7 +549,7 @@ class PeerLink:
             silent = time.monotonic() - max(self._last_heard, waiting_since)
             if silent >= SILENCE_LIMIT:
                 log.warning("peer %s: silent for %.1f s, link dropped", state.node_id, silent)
-                state.last_error = f"silent for {silent:.1f} s, link dropped"
+                state.failed(f"silent for {silent:.1f} s, link dropped")
                 self.abort()
                 return
 
@@ -563,30 +606,38 @@ class PeerLink:
             if event.seq > state.known.get(event.origin, 0):
                 state.known[event.origin] = event.seq
 
-        def work(tx: Tx) -> int:
-            return sum(tx.apply(event) for event in events)
-
         try:
-            applied = await self.peers.journal.write(work)
-        except ChainGap:
-            # We missed some: tell them what we have, they send the rest.
-            self.ask_for_refill()
-            return
-        except ChainError as error:
-            await self._refuse(f"tampered or forked event: {error}")
+            applied, refused, gaps = await self.peers.journal.write(
+                lambda tx: apply_each_origin(tx, events))
+        except OwnOriginSeen as error:
+            # The journal stops writing (a copy of this folder runs elsewhere).
+            await self._refuse(f"an event of this node's own origin: {error}")
             return
         except Exception as error:
             # Not applied (a failed commit): the link starts over, from vectors.
             raise ApplyFailed(f"could not apply {len(events)} event(s): {describe(error)}") \
                 from error
-        self._refill_asked_at = None
         state.events_received += applied
-        state.events_already_held += len(events) - applied
+        state.events_already_held += len(events) - applied - sum(
+            1 for event in events if event.origin in refused or event.origin in gaps)
+        for origin, why in refused.items():
+            # Parked, not applied: the other origins of the link go on flowing.
+            if origin not in self._refused:
+                log.error("peer %s sent events of %s that do not follow what this node holds "
+                          "(tampered or forked), refused, nothing of them applied: %s",
+                          state.node_id, origin, why)
+            self._refused[origin] = why
+            state.failed(f"tampered or forked event refused: {why}")
+        if gaps:
+            # We missed some: tell them what we have, they send the rest.
+            self.ask_for_refill()
+        else:
+            self._refill_asked_at = None
 
     async def _refuse(self, why: str) -> None:
         assert self.state is not None
         log.error("peer %s sent bad events, link closed, nothing applied: %s",
                   self.state.node_id, why)
-        self.state.last_error = why
+        self.state.failed(why)
         with contextlib.suppress(Exception):
             await self.close(BAD_EVENT, "bad event")

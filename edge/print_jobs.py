@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from edge.chain import Event, canonical_json
-from edge.journal import Journal, Tx, projection
+from edge.event_types import event_type
+from edge.journal import Journal, Tx
 from edge.messages import (
     DRAWER_ALREADY_REQUESTED,
     DRAWER_NOT_IN_DOUBT,
@@ -63,7 +64,66 @@ def _job_row(db: sqlite3.Connection, event: Event) -> str:
     return str(body["job_id"])
 
 
-@projection("print_requested")
+@dataclass(slots=True)
+class PrintRequested:
+    job_id: str
+    printer: str
+    node: str
+    kind: str
+    sale_id: str | None = None
+    open_drawer: bool = False
+    copy: str | None = None
+    replaces: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class JobProgress:
+    """What the printer's node records of a job as it goes (one origin, in order)."""
+
+    job_id: str
+    printer: str = ""
+    node: str | None = None
+    copy: str | None = None
+
+
+@dataclass(slots=True)
+class JobInterrupted:
+    job_id: str
+    partial: bool
+    cut_sent: bool
+    printer: str = ""
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class JobDone:
+    job_id: str
+    outcome: str
+    printer: str = ""
+
+
+@dataclass(slots=True)
+class DrawerOpened:
+    printer: str = ""
+    job_id: str | None = None  # none: `edge devices test`, outside any job
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class JobCancelled:
+    job_id: str
+    printer: str
+    node: str
+    by: str = ""
+
+
+JOB_PROGRESS = ("the job's row as its printer's node records it, in order; the row is made "
+                "by whichever of the job's events arrives first")
+
+
+@event_type("print_requested", schema=PrintRequested,
+            merge="one job per id: the earliest request (time, then body) is kept, whichever "
+                  "arrives first; a row made by the job's progress is filled in")
 def _print_requested(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
     # Two requests for one job (a sale recorded through two nodes): every node
@@ -80,12 +140,13 @@ def _print_requested(db: sqlite3.Connection, event: Event) -> None:
     )
 
 
-@projection("print_job_waiting")
+@event_type("print_job_waiting", schema=JobProgress, merge=JOB_PROGRESS)
 def _print_job_waiting(db: sqlite3.Connection, event: Event) -> None:
     db.execute("UPDATE print_jobs SET status = 'waiting' WHERE id = ?", (_job_row(db, event),))
 
 
-@projection("print_job_started")
+@event_type("print_job_started", schema=JobProgress,
+            merge=JOB_PROGRESS + "; attempts count, an original once begun stays begun")
 def _print_job_started(db: sqlite3.Connection, event: Event) -> None:
     original = int(event.body.get("copy") == "original")
     db.execute(
@@ -95,12 +156,14 @@ def _print_job_started(db: sqlite3.Connection, event: Event) -> None:
     )
 
 
-@projection("print_job_cutting")
+@event_type("print_job_cutting", schema=JobProgress,
+            merge=JOB_PROGRESS + "; `cut_sent` once set stays set")
 def _print_job_cutting(db: sqlite3.Connection, event: Event) -> None:
     db.execute("UPDATE print_jobs SET cut_sent = 1 WHERE id = ?", (_job_row(db, event),))
 
 
-@projection("print_job_interrupted")
+@event_type("print_job_interrupted", schema=JobInterrupted,
+            merge=JOB_PROGRESS + "; `cut_sent` once set stays set")
 def _print_job_interrupted(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
     # `partial`: this attempt may have left an uncut fragment; `cut_sent`
@@ -113,25 +176,28 @@ def _print_job_interrupted(db: sqlite3.Connection, event: Event) -> None:
     )
 
 
-@projection("print_job_done")
+@event_type("print_job_done", schema=JobDone, merge=JOB_PROGRESS)
 def _print_job_done(db: sqlite3.Connection, event: Event) -> None:
     db.execute("UPDATE print_jobs SET status = ? WHERE id = ?",
                (event.body["outcome"], _job_row(db, event)))
 
 
-@projection("drawer_opened")
+@event_type("drawer_opened", schema=DrawerOpened,
+            merge="the job's drawer is opened, for good (an audit record without a job)")
 def _drawer_opened(db: sqlite3.Connection, event: Event) -> None:
     if event.body.get("job_id"):
         db.execute("UPDATE print_jobs SET drawer_opened = 1 WHERE id = ?",
                    (_job_row(db, event),))
 
 
-@projection("drawer_unknown")
+@event_type("drawer_unknown", schema=JobProgress,
+            merge="the job's pulse is in doubt, for good")
 def _drawer_unknown(db: sqlite3.Connection, event: Event) -> None:
     db.execute("UPDATE print_jobs SET drawer_unknown = 1 WHERE id = ?", (_job_row(db, event),))
 
 
-@projection("print_job_cancelled")
+@event_type("print_job_cancelled", schema=JobCancelled,
+            merge="asks the job's node to call it off, for good; that node decides")
 def _print_job_cancelled(db: sqlite3.Connection, event: Event) -> None:
     # A request: the printer's node records the outcome when it takes the job
     # up (`print_job_done`, outcome `cancelled`), or prints it if it had begun.
@@ -147,9 +213,27 @@ class PrinterRef:
     name: str
 
 
-@projection("printers_announced")
+@dataclass(slots=True)
+class AnnouncedPrinter:
+    name: str
+    kind: str
+    tills: list[str]
+
+
+@dataclass(slots=True)
+class PrintersAnnounced:
+    node: str
+    printers: list[AnnouncedPrinter]
+
+
+@event_type("printers_announced", schema=PrintersAnnounced,
+            merge="a node's printers are its latest announcement (one origin, in order); "
+                  "none for a node its successor retired")
 def _printers_announced(db: sqlite3.Connection, event: Event) -> None:
     node = event.body["node"]
+    if db.execute("SELECT 1 FROM origin_lineage WHERE predecessor = ? AND retires_predecessor",
+                  (node,)).fetchone():
+        return  # that node's successor announces its printers (edge/lineage.py)
     db.execute("DELETE FROM store_printers WHERE node = ?", (node,))
     db.executemany(
         "INSERT INTO store_printers (node, name, kind, tills, position) VALUES (?, ?, ?, ?, ?)",

@@ -9,6 +9,7 @@ through one node or several.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -16,7 +17,8 @@ import orjson
 from edge import print_jobs
 from edge.baskets import Seller, close_basket, held_elsewhere, require_open_basket
 from edge.chain import Event
-from edge.journal import Journal, Tx, projection
+from edge.event_types import event_type
+from edge.journal import Journal, Tx
 from edge.messages import EMPTY_BASKET, RECEIPT_NUMBER_USED, EdgeError
 from edge.money import Line, basket_totals, change_due
 
@@ -194,7 +196,58 @@ async def find_sale(journal: Journal, sale_id: str) -> dict[str, Any] | None:
     return _sale_json(orjson.loads(row["body"]), row["time"], row["hash"]) if row else None
 
 
-@projection("sale_completed")
+@dataclass(slots=True)
+class SoldLine:
+    id: str
+    product_id: str
+    name: str
+    unit_price: int
+    vat_rate: int
+    quantity: int
+    total: int
+    barcode: str | None = None
+
+
+@dataclass(slots=True)
+class VatLine:
+    rate: int
+    base: int
+    vat: int
+    total: int
+
+
+@dataclass(slots=True)
+class SaleTotals:
+    total: int
+    items: int
+    vat: list[VatLine]
+
+
+@dataclass(slots=True)
+class Tender:
+    method: str
+    amount: int
+    reference: str | None = None
+
+
+@dataclass(slots=True)
+class SaleCompleted:
+    id: str
+    till: str
+    receipt_no: int
+    cashier: str
+    lines: list[SoldLine]
+    totals: SaleTotals
+    tenders: list[Tender]
+    receipt_number: str = ""
+    change: int = 0
+    offline: bool = False
+    resent: bool = False
+    flags: list[str] = field(default_factory=list)
+
+
+@event_type("sale_completed", schema=SaleCompleted,
+            merge="one sale per id: the smaller event hash wins; its basket is sold")
 def _sale_completed(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
     # The same sale recorded through two nodes (a till resending after a

@@ -3,6 +3,10 @@
 `parse(Args, message)` builds the dataclass or raises `EdgeError` naming the
 field and what is wrong with it. Ranges and lengths come from field metadata:
 `field(metadata=limits(min=1, max=9999))`.
+
+Journal event bodies are checked by the same function (edge/event_types.py),
+with a longer text limit (`max_text`): a body already written elsewhere must
+fit if its projection can take it.
 """
 
 from __future__ import annotations
@@ -25,35 +29,70 @@ def limits(
     return {"min": min, "max": max, "max_length": max_length}
 
 
-def parse(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
+def parse(cls: type[T], data: Mapping[str, Any], path: str = "", *, max_text: int = 200) -> T:
+    """`max_text`: the longest string a field without its own `max_length` takes."""
     if not isinstance(data, Mapping):
         raise EdgeError(INVALID_FIELD, f"{path.rstrip('.') or 'message'} must be an object")
-    hints = _type_hints(cls)
     values = {}
-    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
-        name = f"{path}{field.name}"
-        if field.name not in data or data[field.name] is None:
-            has_default = (
-                field.default is not dataclasses.MISSING
-                or field.default_factory is not dataclasses.MISSING
-            )
+    for field_name, kind, meta, has_default in _fields(cls):
+        value = data.get(field_name)
+        if value is None:
             if not has_default:
-                raise EdgeError(MISSING_FIELD, f"'{name}' is required")
+                raise EdgeError(MISSING_FIELD, f"'{path}{field_name}' is required")
             continue
-        values[field.name] = _check(hints[field.name], data[field.name], name, field.metadata)
+        values[field_name] = _check(kind, value, f"{path}{field_name}", meta, max_text)
     return cls(**values)
 
 
 @functools.cache
-def _type_hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _fields(cls: type) -> tuple[tuple[str, Any, Mapping[str, Any], bool], ...]:
+    """Each field's name, type (an optional one unwrapped), limits and whether it has a default.
+
+    Worked out once per class: every journal event's body goes through `parse`.
+    """
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (field.name, _unwrap_optional(hints[field.name]), dict(field.metadata),
+         field.default is not dataclasses.MISSING
+         or field.default_factory is not dataclasses.MISSING)
+        for field in dataclasses.fields(cls)  # type: ignore[arg-type]
+    )
 
 
-def _check(kind: Any, value: Any, name: str, meta: Mapping[str, Any]) -> Any:
+def _unwrap_optional(kind: Any) -> Any:
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return next(arg for arg in typing.get_args(kind) if arg is not type(None))
+    return kind
+
+
+def _check(kind: Any, value: Any, name: str, meta: Mapping[str, Any], max_text: int) -> Any:
+    # The plain kinds first: they are most fields.
+    if kind is str:
+        if not isinstance(value, str):
+            raise EdgeError(INVALID_FIELD, f"'{name}' must be a string, got {value!r:.40}")
+        max_length = meta.get("max_length") or max_text
+        if len(value) > max_length:
+            raise EdgeError(INVALID_FIELD, f"'{name}' is longer than {max_length} characters")
+        if meta.get("min") is not None and len(value) < meta["min"]:
+            raise EdgeError(INVALID_FIELD, f"'{name}' must not be empty")
+        return value
+    if kind is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise EdgeError(INVALID_FIELD, f"'{name}' must be an integer, got {value!r:.40}")
+        if meta.get("min") is not None and value < meta["min"]:
+            raise EdgeError(INVALID_FIELD, f"'{name}' must be at least {meta['min']}, got {value}")
+        if meta.get("max") is not None and value > meta["max"]:
+            raise EdgeError(INVALID_FIELD, f"'{name}' must be at most {meta['max']}, got {value}")
+        return value
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise EdgeError(INVALID_FIELD, f"'{name}' must be true or false")
+        return value
+    if kind is Any:
+        return value
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
-        options = [arg for arg in typing.get_args(kind) if arg is not type(None)]
-        return _check(options[0], value, name, meta)
+        return _check(_unwrap_optional(kind), value, name, meta, max_text)
     if origin is typing.Literal:
         allowed = typing.get_args(kind)
         if value not in allowed:
@@ -67,28 +106,13 @@ def _check(kind: Any, value: Any, name: str, meta: Mapping[str, Any]) -> Any:
         if meta.get("min") is not None and len(value) < meta["min"]:
             raise EdgeError(INVALID_FIELD, f"'{name}' needs at least {meta['min']} item(s)")
         (item_kind,) = typing.get_args(kind)
-        return [_check(item_kind, item, f"{name}[{i}]", {}) for i, item in enumerate(value)]
+        return [_check(item_kind, item, f"{name}[{i}]", {}, max_text)
+                for i, item in enumerate(value)]
+    if kind is dict or origin is dict:
+        # Kept as given (its content is not the schema's business), but an object.
+        if not isinstance(value, Mapping):
+            raise EdgeError(INVALID_FIELD, f"'{name}' must be an object")
+        return value
     if dataclasses.is_dataclass(kind):
-        return parse(kind, value, f"{name}.")
-    if kind is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise EdgeError(INVALID_FIELD, f"'{name}' must be an integer, got {value!r:.40}")
-        if meta.get("min") is not None and value < meta["min"]:
-            raise EdgeError(INVALID_FIELD, f"'{name}' must be at least {meta['min']}, got {value}")
-        if meta.get("max") is not None and value > meta["max"]:
-            raise EdgeError(INVALID_FIELD, f"'{name}' must be at most {meta['max']}, got {value}")
-        return value
-    if kind is str:
-        if not isinstance(value, str):
-            raise EdgeError(INVALID_FIELD, f"'{name}' must be a string, got {value!r:.40}")
-        max_length = meta.get("max_length") or 200
-        if len(value) > max_length:
-            raise EdgeError(INVALID_FIELD, f"'{name}' is longer than {max_length} characters")
-        if meta.get("min") is not None and len(value) < meta["min"]:
-            raise EdgeError(INVALID_FIELD, f"'{name}' must not be empty")
-        return value
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise EdgeError(INVALID_FIELD, f"'{name}' must be true or false")
-        return value
+        return parse(kind, value, f"{name}.", max_text=max_text)
     raise TypeError(f"schema type {kind!r} of {name} is not supported")

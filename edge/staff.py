@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.chain import Event
-from edge.journal import Journal, projection
+from edge.event_types import event_type
+from edge.journal import Journal
 from edge.messages import INVALID_PIN, TOO_MANY_ATTEMPTS, EdgeError
 
 PIN_ITERATIONS = 60_000
@@ -47,14 +48,29 @@ def cashier_added_body(
     }
 
 
-@projection("cashier_added")
+@dataclass(slots=True)
+class CashierAdded:
+    id: str
+    name: str
+    role: str
+    pin_salt: str
+    pin_hash: str
+
+
+@event_type("cashier_added", schema=CashierAdded,
+            merge="one cashier per id: the latest (time, event hash) wins")
 def _cashier_added(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
     db.execute(
-        """INSERT INTO cashiers (id, name, role, pin_salt, pin_hash) VALUES (?, ?, ?, ?, ?)
+        """INSERT INTO cashiers (id, name, role, pin_salt, pin_hash, event_time, event_hash)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role,
-            pin_salt = excluded.pin_salt, pin_hash = excluded.pin_hash""",
-        (body["id"], body["name"], body["role"], body["pin_salt"], body["pin_hash"]),
+            pin_salt = excluded.pin_salt, pin_hash = excluded.pin_hash,
+            event_time = excluded.event_time, event_hash = excluded.event_hash
+        WHERE (excluded.event_time, excluded.event_hash)
+            > (cashiers.event_time, cashiers.event_hash)""",
+        (body["id"], body["name"], body["role"], body["pin_salt"], body["pin_hash"],
+         event.time, event.hash),
     )
 
 

@@ -22,9 +22,10 @@ FAILOVER_ERRORS = (aiohttp.ClientError, ConnectionError, OSError, asyncio.Timeou
 
 
 class CommandFailed(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, data: dict[str, Any] | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
+        self.data = data or {}
 
 
 class NoNodeAnswers(Exception):
@@ -86,7 +87,8 @@ class TillClient:
             if reply.get("type") == "result" and reply.get("id") == msg_id:
                 break
         if not reply["success"]:
-            raise CommandFailed(reply["error"]["code"], reply["error"]["message"])
+            error = reply["error"]
+            raise CommandFailed(error["code"], error["message"], error.get("data"))
         return reply["result"]
 
     async def _connect(self, skip_current: bool = False) -> None:
@@ -161,8 +163,16 @@ class TillClient:
     async def pay(self, tenders: list[dict[str, Any]]) -> dict[str, Any]:
         """Complete the basket with this till's next receipt number."""
         assert self._basket_id is not None
-        sale = await self.call("sale/complete", basket_id=self._basket_id,
-                               receipt_no=self.last_receipt_no + 1, tenders=tenders)
+        try:
+            sale = await self.call("sale/complete", basket_id=self._basket_id,
+                                   receipt_no=self.last_receipt_no + 1, tenders=tenders)
+        except CommandFailed as refused:
+            if refused.code != "receipt_number_used":
+                raise
+            # The node holds sales of this till we did not know of (its
+            # numbering reached the node after our `auth`): adopt its next number.
+            sale = await self.call("sale/complete", basket_id=self._basket_id,
+                                   receipt_no=refused.data["next_receipt_no"], tenders=tenders)
         self.last_receipt_no = sale["receipt_no"]
         self.sales[sale["receipt_no"]] = as_record(sale)
         self._basket_id, self._lines = None, {}

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.chain import Event
-from edge.journal import Journal, Tx, projection
+from edge.event_types import event_type
+from edge.journal import Journal, Tx
 from edge.messages import INVALID_PAIRING_CODE, INVALID_TOKEN, TOO_MANY_ATTEMPTS, EdgeError
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,17 @@ def next_till_code(db: sqlite3.Connection, node: str) -> str:
     return qualified_code(max(numbers, default=0) + 1, node)
 
 
-@projection("till_paired")
+@dataclass(slots=True)
+class TillPaired:
+    code: str
+    name: str
+    token_sha256: str
+
+
+@event_type("till_paired", schema=TillPaired,
+            merge="one till per token; a code as given (unique by construction); a plain "
+                  "code from before: the smallest event hash keeps it, the others become "
+                  "`<code>-<their node>`")
 def _till_paired(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
     known = db.execute(

@@ -21,7 +21,7 @@ from test_peers import BARCODES, converged, pair, sales_of, wait_for_till
 from edge.chain import ChainHead, canonical_json
 from edge.config import Config
 from edge.device_admin import _test as devices_test
-from edge.journal import Journal, JournalStopped
+from edge.journal import Journal, JournalStopped, OwnOriginSeen
 from edge.till_client import TillClient
 
 
@@ -59,9 +59,9 @@ async def test_a_second_writer_on_the_journal_is_fatal_and_never_acknowledged(
     await journal.open()
     origin = journal.origin
     try:
-        first = await journal.write(lambda tx: tx.append("note", {"n": 1}))
+        first = await journal.write(lambda tx: tx.append("product_delisted", {"id": "n1"}))
         # Behind the journal's back, another process appends the next event of its origin.
-        intruder = ChainHead(first.seq, first.hash).next(origin, "note", {"n": "other"})
+        intruder = ChainHead(first.seq, first.hash).next(origin, "product_delisted", {"id": "x"})
         other = sqlite3.connect(path)
         with other:
             other.execute(
@@ -71,10 +71,10 @@ async def test_a_second_writer_on_the_journal_is_fatal_and_never_acknowledged(
                  canonical_json(intruder.body).decode(), intruder.prev_hash, intruder.hash))
         other.close()
         with pytest.raises(JournalStopped):
-            await journal.write(lambda tx: tx.append("note", {"n": 2}))
+            await journal.write(lambda tx: tx.append("product_delisted", {"id": "n2"}))
         assert journal.stopped
         with pytest.raises(JournalStopped):  # and nothing after it either
-            await journal.write(lambda tx: tx.append("note", {"n": 3}))
+            await journal.write(lambda tx: tx.append("product_delisted", {"id": "n3"}))
     finally:
         await journal.close()
     reopened = Journal(path)
@@ -85,7 +85,7 @@ async def test_a_second_writer_on_the_journal_is_fatal_and_never_acknowledged(
         assert reopened.rotation["reason"] == "origin_clash"
         assert reopened.rotation["predecessor"] == origin
         assert reopened.rotation["cut"] == {"seq": 2, "hash": intruder.hash}
-        await reopened.write(lambda tx: tx.append("note", {"n": 4}))
+        await reopened.write(lambda tx: tx.append("product_delisted", {"id": "n4"}))
     finally:
         await reopened.close()
 
@@ -164,3 +164,87 @@ async def test_a_restored_node_and_a_copied_folder_each_continue_under_a_new_ori
         assert "restored from a backup" in status.stdout
     finally:
         clone.stop()
+
+
+async def sold_and_closed(path: Path, count: int) -> str:
+    journal = Journal(path)
+    await journal.open()
+    try:
+        for n in range(count):
+            await journal.write(lambda tx, n=n: tx.append("product_delisted", {"id": f"p{n}"}))
+        return journal.origin
+    finally:
+        await journal.close()
+
+
+async def test_a_journal_copied_back_over_the_file_in_place_is_seen_as_older(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "data" / "edge.sqlite3"
+    origin = await sold_and_closed(path, 2)
+    copy = tmp_path / "copy.sqlite3"
+    shutil.copyfile(path, copy)  # a raw copy, as a cron job would take
+    assert await sold_and_closed(path, 2) == origin  # a restart: same origin, goes on
+    shutil.copyfile(copy, path)  # put back over the file: same inode, path and machine
+    journal = Journal(path)
+    await journal.open()
+    try:
+        assert journal.origin != origin
+        assert journal.rotation is not None and journal.rotation["reason"] == "journal_replaced"
+        assert journal.rotation["cut"]["seq"] == 2
+    finally:
+        await journal.close()
+
+
+async def test_a_backup_made_before_the_upgrade_still_continues_under_a_new_origin(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    path = data / "edge.sqlite3"
+    origin = await sold_and_closed(path, 2)
+    db = sqlite3.connect(path)  # as an edge from before fencing left it: origin in node-id only
+    with db:
+        db.execute("DELETE FROM meta WHERE key IN ('origin', 'origin_home', 'incarnation')")
+    db.close()
+    (data / "node-id").write_text(origin + "\n")
+    (data / "head-mark").unlink()
+    backup = tmp_path / "backup.sqlite3"
+    assert edge("backup", "--data", str(data), str(backup)).returncode == 0
+    assert await sold_and_closed(path, 2) == origin  # the upgraded node adopts its old id
+    assert edge("restore", "--data", str(data), str(backup)).returncode == 0
+    journal = Journal(path)
+    await journal.open()
+    try:
+        assert journal.origin != origin
+        assert journal.rotation is not None
+        assert journal.rotation["predecessor"] == origin
+        assert journal.rotation["reason"] == "restored_from_backup"
+    finally:
+        await journal.close()
+
+
+async def test_an_event_of_our_own_origin_from_a_peer_stops_the_node_writing_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "data" / "edge.sqlite3"
+    journal = Journal(path)
+    await journal.open()
+    origin = journal.origin
+    try:
+        first = await journal.write(lambda tx: tx.append("product_delisted", {"id": "a"}))
+        # What a copy of this folder running elsewhere wrote next, relayed by a peer.
+        theirs = ChainHead(first.seq, first.hash).next(origin, "product_delisted", {"id": "b"})
+        with pytest.raises(OwnOriginSeen):
+            await journal.write(lambda tx: tx.apply(theirs))
+        assert journal.stopped and "copy of this data folder" in journal.stopped
+        with pytest.raises(JournalStopped):
+            await journal.write(lambda tx: tx.append("product_delisted", {"id": "c"}))
+    finally:
+        await journal.close()
+    reopened = Journal(path)
+    await reopened.open()
+    try:
+        assert reopened.rotation is not None and reopened.rotation["reason"] == "origin_clash"
+        assert reopened.rotation["cut"]["seq"] == 1
+    finally:
+        await reopened.close()

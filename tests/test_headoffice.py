@@ -75,7 +75,7 @@ async def test_a_conflicting_event_is_parked_not_stored_and_the_rest_goes_on(
     receipt = await storage.receive(STORE, "n1", batch)
     assert receipt.acknowledged == 14 and receipt.gap is None
     assert receipt.conflicts == ["n1#2: hash does not match its content",
-                                 "n1#2: differs from the event head office holds"]
+                                 "n1#2: differs from the event held here"]
     assert receipt.stored == 3
     assert await storage.events(STORE, "n1") == events[:3]
     assert await storage.events(STORE, "n2") == others
@@ -238,3 +238,19 @@ async def test_a_head_office_restored_from_an_old_backup_gets_the_missing_events
                 (e.seq, e.hash) for e in await own_events(journal)]
     finally:
         await headoffice.stop()
+
+
+async def test_a_store_claiming_over_and_over_that_head_office_lost_events_cuts_it_once(
+    storage: HeadOfficeStorage,
+) -> None:
+    await import_catalogue_csv(
+        storage, "id,barcode,name,price,vat_rate,category\n"
+                 "p0001,2000001000014,Baguette tradition,120,550,Pain\n", keep_missing=True)
+    first = storage.origin
+    # Unsigned events mean a store's word is all head office has: a replayed or
+    # lying pull may make it cut its chain once, never again and again.
+    for _ in range(5):
+        origin, _ = await storage.catalogue_for({storage.origin: 10**9}, {}, 100)
+    origins = await storage.origins()
+    assert [o["predecessor"] for o in origins] == ["", first]
+    assert origin == origins[1]["origin"]

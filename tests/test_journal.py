@@ -87,7 +87,7 @@ async def test_a_fork_of_a_known_event_is_refused(two_journals) -> None:
         fork = await write_products(other, "p9,2000002000013,Croissant,115,550,Viennoiserie\n")
     finally:
         await other.close()
-    with pytest.raises(ChainError, match="differs from the stored event"):
+    with pytest.raises(ChainError, match="differs from the event held here"):
         await apply(b, fork)
 
 

@@ -163,7 +163,7 @@ async def test_a_clock_behind_the_journal_refuses_to_sell_and_says_why(
     # The node last wrote tomorrow, by its clock then: a box whose clock has
     # since gone back (no battery, booted offline) must not date sales before it.
     monkeypatch.setattr("edge.chain.utc_now", lambda: "2099-01-01T00:00:00.000Z")
-    await node.journal.write(lambda tx: tx.append("note", {"why": "clock test"}))
+    await node.journal.write(lambda tx: tx.append("product_delisted", {"id": "clock test"}))
     monkeypatch.undo()
     await node.stop()
     with pytest.raises(ClockBehind, match="before this node's last event"):
@@ -172,4 +172,7 @@ async def test_a_clock_behind_the_journal_refuses_to_sell_and_says_why(
         subprocess.run, [*EDGE, "serve", "--data", str(config.data_dir), "--port", "0",
                          "--no-advertise"], capture_output=True, text=True, timeout=60)
     assert started.returncode == 1
-    assert "Set the date and time" in started.stderr
+    assert "Set the date and time" in started.stderr and "--accept-clock" in started.stderr
+    accepted = Node(config.with_overrides(accept_clock=True))  # store IT: the clock is right
+    await accepted.start()
+    await accepted.stop()

@@ -45,7 +45,8 @@ from printing import (
 from edge import escpos, print_jobs  # noqa: F401  (print_jobs registers its projections)
 from edge.chain import Event
 from edge.config import PrinterConfig
-from edge.journal import _PROJECTIONS, connect
+from edge.event_types import project
+from edge.journal import connect
 from edge.migrations import migrate
 from edge.receipt import Store, layout
 
@@ -478,8 +479,7 @@ def test_print_jobs_are_the_same_on_every_node_whatever_the_order_of_arrival(
     for order in orders:
         db.execute("DELETE FROM print_jobs")
         for event in order:
-            for handler in _PROJECTIONS[event.type]:
-                handler(db, event)
+            project(db, event)
         tables.add(tuple(sorted(tuple(row) for row in db.execute(
             """SELECT id, printer, node, body, created_at, sale_id, status, cut_sent,
             drawer_opened, drawer_unknown, cancel_requested, original_started

@@ -26,6 +26,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -34,9 +35,9 @@ from edge.chain import (
     GENESIS_HASH,
     ChainHead,
     Event,
+    Verdict,
     canonical_json,
-    event_hash,
-    link_problems,
+    judge,
     utc_now,
 )
 from edge.headoffice.database import Database, Transaction, open_database
@@ -138,11 +139,6 @@ PRODUCT_FIELDS = ("id", "barcode", "name", "price", "vat_rate", "category")
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def hash_fits(event: Event) -> bool:
-    return event.hash == event_hash(event.origin, event.seq, event.id, event.time, event.type,
-                                    event.body, event.prev_hash)
 
 
 def _event(row: Any) -> Event:
@@ -310,7 +306,14 @@ class HeadOfficeStorage:
                 await tx.lock("catalogue")
                 origin = await _current_origin(tx)  # another pull may have fenced meanwhile
                 evidence = await _restore_evidence(tx, origin, vector, heads)
-                if evidence:
+                if evidence and await _started_lately(tx, origin):
+                    # A store's word is all the evidence there is until events are
+                    # signed: never let one store make head office republish its
+                    # catalogue again and again.
+                    log.warning("a store claims head office lost catalogue events (%s), but "
+                                "%s began less than %d s ago: not cut again", evidence, origin,
+                                FENCE_AT_MOST_EVERY)
+                elif evidence:
                     origin = await _fence(tx, origin, evidence)
             self.origin = origin
             return origin, await _catalogue_rows(tx, origin, vector.get(origin, 0), limit)
@@ -424,6 +427,20 @@ async def _restore_evidence(
     if origin in heads and heads[origin] != row["hash"]:
         return f"a store holds another {origin}#{claimed} than head office does"
     return None
+
+
+# Seconds: an origin that a cut began is never cut again sooner on a store's claim.
+FENCE_AT_MOST_EVERY = 3600
+
+
+async def _started_lately(tx: Transaction, origin: str) -> bool:
+    # Only an origin that a cut made: the first one of a new database may be cut at once.
+    row = await tx.fetchrow("SELECT started_at FROM headoffice_origins WHERE origin = $1 "
+                            "AND predecessor != ''", origin)
+    if row is None or not row["started_at"]:
+        return False
+    started = datetime.fromisoformat(str(row["started_at"]))
+    return (datetime.now(UTC) - started).total_seconds() < FENCE_AT_MOST_EVERY
 
 
 async def _fence(tx: Transaction, origin: str, evidence: str) -> str:
@@ -550,20 +567,17 @@ class _Intake:
             # Head office's own catalogue (this origin or a former one) coming back
             # from an older edge: never a store's event, nothing to keep.
             return "duplicate"
-        if not hash_fits(event):
-            return "hash does not match its content"
-        head = self.heads[event.origin]
-        if event.seq <= head.seq:
-            if self.held.get((event.origin, event.seq)) == event.hash:
-                return "duplicate"
-            return "differs from the event head office holds"
-        if event.seq > head.seq + 1:
+        judgement = judge(self.heads[event.origin],
+                          self.held.get((event.origin, event.seq)), event)
+        if judgement.verdict is Verdict.HELD:
+            return "duplicate"
+        if judgement.verdict is Verdict.NEXT:
+            return "new"
+        if judgement.verdict is Verdict.GAP:
             # Once an origin has forked, what follows the fork is parked too, not
             # mistaken for a gap (which would have the node resend it forever).
             return "follows a conflicting event" if event.origin in self.forked else "gap"
-        where = f"{event.origin}#{event.seq}: "
-        problems = [problem.removeprefix(where) for problem in link_problems(head, event)]
-        return "; ".join(problems) if problems else "new"
+        return judgement.reason
 
     def _row(self, event: Event) -> tuple[Any, ...]:
         return (self.store, event.origin, event.seq, event.id, event.time, event.type,

@@ -1,0 +1,341 @@
+"""Every node ends with the same tables, whatever the order and repetition of arrival.
+
+Hypothesis makes a store's history: several origins (three nodes, head
+office, and a node that a restored one retired), each writing a proper hash
+chain (`ChainHead.next`) of every event type there is, with ids that collide
+on purpose the way a store's do: a sale recorded through two nodes after a
+failover, its receipt asked of one printer by both, a basket taken over by
+two tills at once, two old nodes both giving `T01`, a cashier and a product
+changed on two origins. Each history is applied to fresh journals (as a peer
+or head office would: `tx.apply`) in different interleavings that keep each
+origin's own order, with events applied twice, in batches of any size; every
+projection table must come out the same on all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import sqlite3
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from edge.chain import ChainHead, Event
+from edge.event_types import registry
+from edge.journal import Journal
+from edge.money import Line, basket_totals
+from edge.print_jobs import PrinterRef, derived_job_id
+
+NODES = ("n1", "n2", "n3")
+HEAD_OFFICE = "headoffice-1a2b3c"
+# n3 continues n0 (restored from a backup): n0's events still reach the store.
+RETIRED = "n0"
+PRINTER = PrinterRef("n1", "comptoir")
+
+# Not projections: the journal itself, and what each node keeps for itself.
+NOT_PROJECTIONS = {"events", "meta", "origins", "pairing_codes", "headoffice_sync"}
+LOCAL_COLUMNS = {"products": {"rowid"}}  # the FTS index's row numbers, local by nature
+
+# Few distinct times, so that ties (settled by hash) happen too.
+TIMES = st.integers(0, 30).map(lambda s: f"2026-03-01T10:00:{s:02d}.000Z")
+
+Step = tuple[str, str, dict[str, Any], str]  # origin, type, body, time
+
+
+@st.composite
+def catalogue(draw: st.DrawFn) -> list[Step]:
+    """Head office (and a node loading a CSV) changing the same few products."""
+    steps = []
+    for index in range(draw(st.integers(2, 7))):
+        origin = draw(st.sampled_from([HEAD_OFFICE, HEAD_OFFICE, "n1"]))
+        product = draw(st.sampled_from(["p1", "p2", "p3"]))
+        if index != 1 and (index == 0 or draw(st.integers(0, 3))):
+            body = {"id": product, "barcode": draw(st.sampled_from(["3000", "3001", "3002"])),
+                    "name": draw(st.sampled_from(["Pain", "Baguette"])),
+                    "price": draw(st.sampled_from([100, 120])), "vat_rate": 550,
+                    "category": ""}
+            steps.append((origin, "product_upserted", body, draw(TIMES)))
+        else:
+            steps.append((origin, "product_delisted", {"id": product}, draw(TIMES)))
+    return steps
+
+
+@st.composite
+def cashiers(draw: st.DrawFn) -> list[Step]:
+    """The same cashier added on two nodes (another PIN, another name)."""
+    steps = []
+    for origin in draw(st.lists(st.sampled_from(NODES), min_size=1, max_size=3)):
+        n = draw(st.integers(1, 2))
+        body = {"id": "c1", "name": f"Alice {n}", "role": "cashier",
+                "pin_salt": f"{n:032x}", "pin_hash": f"{n:064x}"}
+        steps.append((origin, "cashier_added", body, draw(TIMES)))
+    return steps
+
+
+@st.composite
+def tills(draw: st.DrawFn) -> list[Step]:
+    """Old nodes cut apart both giving `T01`; new codes carry their node."""
+    steps = []
+    for origin in draw(st.lists(st.sampled_from(NODES), unique=True, max_size=3)):
+        steps.append((origin, "till_paired", {"code": "T01", "name": f"old {origin}",
+                                              "token_sha256": f"old-{origin}"}, draw(TIMES)))
+    for origin in NODES:
+        for number in range(draw(st.integers(1 if origin == "n1" else 0, 2))):
+            code = f"T{number + 2:02d}-{origin}"
+            steps.append((origin, "till_paired", {"code": code, "name": code,
+                                                  "token_sha256": f"new-{code}"}, draw(TIMES)))
+    return steps
+
+
+def _line(line_id: str, product: str, price: int, quantity: int) -> dict[str, Any]:
+    return {"id": line_id, "product_id": product, "barcode": None, "name": product,
+            "unit_price": price, "vat_rate": 550, "quantity": quantity}
+
+
+@st.composite
+def sales(draw: st.DrawFn) -> list[Step]:
+    """Sales, some resent through another node after a failover; their receipts printing."""
+    steps: list[Step] = []
+    for number in range(1, draw(st.integers(2, 3)) + 1):
+        first = number == 1  # holds every kind of event; the others, some
+        sale_id, till = f"s{number}", draw(st.sampled_from(["T02-n1", "T02-n2"]))
+        seller = draw(st.sampled_from(NODES))
+        lines = [_line(f"{sale_id}-l{k}", "p1", draw(st.sampled_from([100, 120])),
+                       draw(st.integers(1, 3)))
+                 for k in range(2 if first else draw(st.integers(1, 2)))]
+        for line in lines:
+            body = {"basket_id": sale_id, "till": till, "cashier": "c1", "line_id": line["id"],
+                    **{k: line[k] for k in ("product_id", "barcode", "name", "unit_price",
+                                            "vat_rate", "quantity")}}
+            steps.append((seller, "basket_line_added", body, draw(TIMES)))
+            if draw(st.booleans()):  # the seller died; the till put the line back elsewhere
+                again = {**body, "quantity": draw(st.integers(1, 3))}
+                steps.append((draw(st.sampled_from(NODES)), "basket_line_added", again,
+                              draw(TIMES)))
+        if first or draw(st.booleans()):
+            steps.append((seller, "basket_quantity_set", {
+                "basket_id": sale_id, "line_id": lines[0]["id"], "quantity": 5}, draw(TIMES)))
+            lines[0]["quantity"] = 5
+        if len(lines) > 1 and (first or draw(st.booleans())):
+            steps.append((seller, "basket_line_removed", {
+                "basket_id": sale_id, "line_id": lines[1]["id"]}, draw(TIMES)))
+            lines.pop()
+        # Recorded by its seller, and maybe again through the node the till moved to.
+        recorders = [seller, *draw(st.lists(st.sampled_from(NODES), max_size=2))]
+        job = derived_job_id("receipt", sale_id, PRINTER)
+        for recorder in recorders:
+            sold = [{**line, "total": line["unit_price"] * line["quantity"]} for line in lines]
+            totals = basket_totals(Line(ln["unit_price"], ln["quantity"], ln["vat_rate"])
+                                   for ln in sold)
+            body = {"id": sale_id, "till": till, "receipt_no": number,
+                    "receipt_number": f"{till}-{number:06d}", "cashier": "c1", "lines": sold,
+                    "totals": totals, "tenders": [{"method": "cash",
+                                                   "amount": totals["total"]}], "change": 0}
+            if recorder != seller:
+                body["resent"] = True
+            time = draw(TIMES)
+            steps.append((recorder, "sale_completed", body, time))
+            steps.append((recorder, "print_requested", {
+                "job_id": job, "printer": PRINTER.name, "node": PRINTER.node, "kind": "receipt",
+                "sale_id": sale_id, "open_drawer": True}, time))
+        drawer = "drawer_opened" if first else "drawer_unknown"
+        steps += draw(printing(job, sale_id, drawer, full=first))
+        if first or draw(st.booleans()):  # a reprint "instead", elsewhere, calling this job off
+            by = draw(st.sampled_from(NODES))
+            steps.append((by, "print_job_cancelled", {
+                "job_id": job, "printer": PRINTER.name, "node": PRINTER.node, "by": "c1"},
+                draw(TIMES)))
+            steps.append((by, "print_requested", {
+                "job_id": f"{sale_id}-again-{by}", "printer": "caisse", "node": by,
+                "kind": "receipt", "sale_id": sale_id, "open_drawer": False,
+                "copy": "original", "replaces": [job]}, draw(TIMES)))
+    return steps
+
+
+@st.composite
+def printing(draw: st.DrawFn, job: str, sale_id: str, drawer: str, full: bool) -> list[Step]:
+    """What the printer's node records of one job, in its order (`full`: every kind of event:
+    waiting for its sale, an attempt cut short after its cut, then one done)."""
+    attempt = {"job_id": job, "printer": PRINTER.name, "copy": "original"}
+    steps: list[Step] = []
+    if full or draw(st.booleans()):
+        steps.append((PRINTER.node, "print_job_waiting", {**attempt, "sale_id": sale_id},
+                      draw(TIMES)))
+    least = 1 if drawer == "drawer_unknown" else 0
+    for attempt_no in range(2 if full else draw(st.integers(least, 2))):
+        steps.append((PRINTER.node, "print_job_started", attempt, draw(TIMES)))
+        if attempt_no == 0:
+            steps.append((PRINTER.node, drawer, {
+                "job_id": job, "printer": PRINTER.name, "reason": "cash sale",
+                "sale_id": sale_id}, draw(TIMES)))
+        if (full and attempt_no == 0) or draw(st.booleans()):
+            steps.append((PRINTER.node, "print_job_cutting", attempt, draw(TIMES)))
+        if (full and attempt_no == 0) or (not full and draw(st.booleans())):
+            steps.append((PRINTER.node, "print_job_interrupted", {
+                **attempt, "partial": draw(st.booleans()), "cut_sent": draw(st.booleans()),
+                "reason": "unplugged"}, draw(TIMES)))
+        else:
+            steps.append((PRINTER.node, "print_job_done", {**attempt, "outcome": "done"},
+                          draw(TIMES)))
+            break
+    return steps
+
+
+@st.composite
+def takeovers(draw: st.DrawFn) -> list[Step]:
+    """A basket left on a dead till, taken over by two tills on nodes cut apart."""
+    basket = "b-left"
+    line = _line("b-l1", "p2", 100, 1)
+    added = {"basket_id": basket, "till": "T03-n1", "cashier": "c1", "line_id": line["id"],
+             **{k: line[k] for k in ("product_id", "barcode", "name", "unit_price", "vat_rate",
+                                     "quantity")}}
+    steps: list[Step] = [("n1", "basket_line_added", added, draw(TIMES))]
+    takers = draw(st.lists(st.sampled_from(NODES), min_size=1, max_size=3))
+    for index, (node, generation) in enumerate(zip(takers, [1, 1, 2], strict=False)):
+        till = f"T0{index + 4}-{node}"
+        steps.append((node, "basket_taken_over", {
+            "basket_id": basket, "from_till": "T03-n1", "till": till, "cashier": "c1",
+            "generation": generation}, draw(TIMES)))
+        if draw(st.booleans()):
+            more = {**added, "till": till, "line_id": f"b-l{index + 2}"}
+            steps.append((node, "basket_line_added", more, draw(TIMES)))
+    # Voided by a holder; or another basket, voided by its till as its line arrives elsewhere.
+    voided = basket if draw(st.booleans()) else "b-void"
+    if voided != basket:
+        steps.append((draw(st.sampled_from(NODES)), "basket_line_added",
+                      {**added, "basket_id": voided, "till": "T09-n1"}, draw(TIMES)))
+    steps.append((draw(st.sampled_from(takers)), "basket_voided", {
+        "basket_id": voided, "till": "T09-n1", "cashier": "c1", "lines": [], "total": 0},
+        draw(TIMES)))
+    return steps
+
+
+@st.composite
+def printers(draw: st.DrawFn) -> list[Step]:
+    """Each node announces its printers (again when they change); n0's were n3's past."""
+    steps = []
+    for node in (*NODES, RETIRED):
+        for _ in range(draw(st.integers(0 if node != RETIRED else 1, 2))):
+            tills = draw(st.lists(st.sampled_from(["T02-n1", "T02-n2", "T04-n2"]),
+                                  unique=True, max_size=2))
+            body = {"node": node, "printers": [{"name": "comptoir", "kind": "file",
+                                                "tills": tills}]}
+            steps.append((node, "printers_announced", body, draw(TIMES)))
+    return steps
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> dict[str, list[Event]]:
+    """Each origin's chain, every event type in it."""
+    steps = [step for story in (catalogue(), cashiers(), tills(), sales(), takeovers(),
+                                printers()) for step in draw(story)]
+    started = ("n3", "origin_started", {
+        "predecessor": RETIRED, "reason": "restored_from_backup", "retires_predecessor": True,
+        "cut": {"seq": 1, "hash": "0" * 64}, "backup": {"taken_at": "2026-03-01T09:00:00Z"}},
+        draw(TIMES))
+    chains: dict[str, list[Event]] = {}
+    for origin, type_, body, time in [started, *steps]:
+        chain = chains.setdefault(origin, [])
+        head = ChainHead(chain[-1].seq, chain[-1].hash) if chain else ChainHead()
+        # Its clock says `time`; its id, like its content, comes from the history alone.
+        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{origin}/{head.seq + 1}")
+        with mock.patch("edge.chain.utc_now", return_value=time), \
+                mock.patch("edge.chain.uuid.uuid4", return_value=event_id):
+            chain.append(head.next(origin, type_, body))
+    return chains
+
+
+@st.composite
+def arrivals(draw: st.DrawFn, chains: dict[str, list[Event]]) -> list[list[Event]]:
+    """One node's arrival: any interleaving keeping each origin's order, some events twice,
+    in batches of any size."""
+    # A uniform shuffle (hypothesis's own permutations stay close to the identity).
+    labels = [o for o, chain in chains.items() for _ in chain]
+    random.Random(draw(st.integers(0, 2**32))).shuffle(labels)
+    cursors = dict.fromkeys(chains, 0)
+    order = []
+    for origin in labels:
+        order.append(chains[origin][cursors[origin]])
+        cursors[origin] += 1
+    for _ in range(draw(st.integers(0, 6))):
+        index = draw(st.integers(0, len(order) - 1))
+        where = draw(st.integers(index + 1, len(order)))
+        order.insert(where, order[index])  # again, after it first came
+    batches, start = [], 0
+    while start < len(order):
+        size = draw(st.integers(1, 40))
+        batches.append(order[start:start + size])
+        start += size
+    return batches
+
+
+def _projections(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    db = sqlite3.connect(path)
+    try:
+        tables = [name for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name NOT LIKE 'products_fts%'") if name not in NOT_PROJECTIONS]
+        dump = {}
+        for table in tables:
+            columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")
+                       if row[1] not in LOCAL_COLUMNS.get(table, ())]
+            rows = db.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
+            dump[table] = sorted(rows, key=repr)
+        return dump
+    finally:
+        db.close()
+
+
+async def _observe(path: Path, batches: list[list[Event]]) -> dict[str, list[tuple[Any, ...]]]:
+    journal = Journal(path, origin=f"observer-{path.stem}")
+    await journal.open()
+    try:
+        for batch in batches:
+            await journal.write(lambda tx, batch=batch: [tx.apply(event) for event in batch])
+    finally:
+        await journal.close()
+    return _projections(path)
+
+
+_counter = itertools.count()
+
+
+@contextmanager
+def _folder() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix=f"projections-{next(_counter)}-") as name:
+        yield Path(name)
+
+
+# About 4 s. No shrinking: each example opens three journals, and a failure
+# already names the table that differs and shows the history that did it.
+@settings(max_examples=30, deadline=None, phases=[Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_every_node_projects_the_same_tables_whatever_the_order_of_arrival(
+    data: st.DataObject,
+) -> None:
+    chains = data.draw(histories())
+    types = {event.type for chain in chains.values() for event in chain}
+    assert types == set(registry()), "the history must hold every event type"
+    in_order = [[event for chain in chains.values() for event in chain]]
+    orders = [in_order, data.draw(arrivals(chains)), data.draw(arrivals(chains))]
+
+    async def observe_all() -> list[dict[str, list[tuple[Any, ...]]]]:
+        with _folder() as folder:
+            return [await _observe(folder / f"node{n}.sqlite3", batches)
+                    for n, batches in enumerate(orders)]
+
+    first, *others = asyncio.run(observe_all())
+    assert first["sales"] and first["print_jobs"] and first["baskets"]
+    for other in others:
+        for table in first:
+            assert other[table] == first[table], f"{table} differs by order of arrival"
