@@ -42,7 +42,7 @@ import aiohttp
 import orjson
 
 from bench.nodes import BARCODES, ROOT, BenchNode, free_port, percentile
-from edge.chain import Event, content_matches_hash
+from edge.journal.chain import Event, content_matches_hash
 from edge.till_client import TillClient
 
 CACHE = ROOT / ".bench-cache"
@@ -90,7 +90,7 @@ def append_sales(path: Path, origin: str, count: int) -> int:
     """Append at least `count` events of `origin` (whole sales) to a stopped node's journal.
 
     Valid and chained: each hash covers the canonical JSON of the event and
-    the previous hash, as `edge.chain.event_hash` computes it (checked on the
+    the previous hash, as `edge.journal.chain.event_hash` computes it (checked on the
     first sale). Returns the number of events written.
     """
     db = sqlite3.connect(path, isolation_level=None)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
-from edge.tills import create_pairing_code
+from edge.selling.tills import create_pairing_code
 
 ROOT = Path(__file__).resolve().parent.parent
 STORE_KEY = "bench-store-key-0123456789abcdef0123456789abcdef"

@@ -36,12 +36,12 @@ sys.path.insert(0, str(ROOT / "tests"))  # the fake printer lives with the tests
 from fake_usb import FakePrinter, FakeUsbBackend  # noqa: E402
 
 from bench.sales import raw_sqlite_commits_per_second  # noqa: E402
-from edge import escpos  # noqa: E402
-from edge.baskets import Seller, add_line  # noqa: E402
 from edge.config import Config, PrinterConfig  # noqa: E402
+from edge.devices import escpos  # noqa: E402
+from edge.devices.receipt import Store, layout  # noqa: E402
 from edge.node import Node  # noqa: E402
-from edge.receipt import Store, layout  # noqa: E402
-from edge.sales import complete_sale, find_sale  # noqa: E402
+from edge.selling.baskets import Seller, add_line  # noqa: E402
+from edge.selling.sales import complete_sale, find_sale  # noqa: E402
 
 BARCODES = ["2000001000014", "2000002000013", "2000003000012", "2000004000011"]
 PRINTER = PrinterConfig("bench", kind="usb")

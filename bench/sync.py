@@ -32,9 +32,9 @@ from aiohttp import web
 
 from bench.nodes import BARCODES, BenchNode, free_port, percentile
 from edge.config import Config, load_config
-from edge.journal import Journal, Tx
+from edge.journal.store import Journal, Tx
 from edge.node import Node, load_node_id
-from edge.sync import Batch, SyncClient
+from edge.sync.client import Batch, SyncClient
 
 ROOT = Path(__file__).resolve().parent.parent
 STORE = "demo-boulangerie"

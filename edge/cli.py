@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "verify":
             return run_verify(config)  # type: ignore[arg-type]
         if args.command == "devices":
-            from edge.device_admin import run_devices
+            from edge.devices.device_admin import run_devices
 
             return run_devices(config, args.action, args.name, args.json)  # type: ignore[arg-type]
         if args.command == "sync":
@@ -148,7 +148,7 @@ def run_serve(config: Config, log_level: str) -> int:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from edge.datafolder import FolderInUse
+    from edge.journal.datafolder import FolderInUse
     from edge.node import ClockBehind, DataFolderProblem, StoreMismatch
 
     try:
@@ -167,9 +167,9 @@ def run_serve(config: Config, log_level: str) -> int:
 
 async def serve(config: Config) -> str | None:
     """Run the node until SIGTERM or SIGINT; why it had to stop, if it failed."""
+    from edge.api.server import NODE, make_app
     from edge.demo import demo_cashier_lines
-    from edge.server import NODE, make_app
-    from edge.tills import create_pairing_code
+    from edge.selling.tills import create_pairing_code
 
     app = make_app(config)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
@@ -217,7 +217,7 @@ async def serve(config: Config) -> str | None:
 
 
 def run_pair(config: Config, minutes: int) -> int:
-    from edge.tills import create_pairing_code
+    from edge.selling.tills import create_pairing_code
 
     if not config.database.exists():
         print(f"No store data in {config.data_dir}: start `edge serve` once first.",
@@ -252,8 +252,8 @@ def run_check(path: Path) -> int:
 def run_verify(config: Config) -> int:
     import sqlite3
 
-    from edge.backup import iter_events
-    from edge.chain import chain_problems
+    from edge.journal.backup import iter_events
+    from edge.journal.chain import chain_problems
 
     if not config.database.exists():
         print(f"No journal in {config.data_dir}.", file=sys.stderr)
@@ -275,7 +275,7 @@ def run_verify(config: Config) -> int:
 
 
 def run_discover(interface: str | None, seconds: float, as_json: bool) -> int:
-    from edge.discovery import browse
+    from edge.replication.discovery import browse
 
     nodes = asyncio.run(browse(interface, seconds))
     if as_json:
@@ -295,8 +295,8 @@ def run_discover(interface: str | None, seconds: float, as_json: bool) -> int:
 
 
 def run_sync(config: Config) -> int:
-    from edge.sync import sync_now
-    from edge.sync_link import SyncError
+    from edge.sync.client import sync_now
+    from edge.sync.link import SyncError
 
     if not config.headoffice_url:
         print("No head office is configured: set [headoffice] url in the config.",
@@ -307,7 +307,7 @@ def run_sync(config: Config) -> int:
               file=sys.stderr)
         return 1
     from edge.admin import NodeRefused, ask_node
-    from edge.datafolder import FolderInUse
+    from edge.journal.datafolder import FolderInUse
 
     try:
         status = asyncio.run(sync_now(config, lambda line: print(line, flush=True)))
@@ -330,7 +330,7 @@ def run_sync(config: Config) -> int:
 
 
 def run_backup(config: Config, target: Path) -> int:
-    from edge.backup import BackupError, backup
+    from edge.journal.backup import BackupError, backup
 
     try:
         summary = backup(config.database, target, lambda line: print(line, flush=True))
@@ -344,8 +344,8 @@ def run_backup(config: Config, target: Path) -> int:
 
 
 def run_restore(config: Config, backup_file: Path) -> int:
-    from edge.backup import BackupError, restore
-    from edge.datafolder import FolderInUse
+    from edge.journal.backup import BackupError, restore
+    from edge.journal.datafolder import FolderInUse
 
     try:
         summary, kept = restore(backup_file, config.data_dir, config.database,

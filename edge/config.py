@@ -96,7 +96,7 @@ class Config:
             return self.url.rstrip("/")
         host = self.host
         if host in ("0.0.0.0", ""):
-            from edge.discovery import addresses_for
+            from edge.replication.discovery import addresses_for
 
             host = addresses_for(host)[0]
         return f"http://{host}:{self.port}"
@@ -193,7 +193,7 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
 
 def _headoffice_problems(values: dict[str, Any], source: str, base: Path) -> list[str]:
     """Check the [headoffice] settings; resolve its files against the config's folder."""
-    from edge.sync_schedule import parse_window, url_problem
+    from edge.sync.schedule import parse_window, url_problem
 
     problems = []
     for key in ("headoffice_token_file", "headoffice_ca_file"):
@@ -225,7 +225,7 @@ def parse_printers(
     raw: Any, source: str, base: Path
 ) -> tuple[list[PrinterConfig], list[str]]:
     """The [[printers]] tables, and what is wrong with them in plain words."""
-    from edge.escpos import CODE_PAGES
+    from edge.devices.escpos import CODE_PAGES
 
     if not isinstance(raw, list):
         return [], [f"{source}: printers must be [[printers]] tables"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from edge.catalogue import DEMO_CATALOGUE, import_products, parse_catalogue_csv
-from edge.journal import Journal, Tx
-from edge.staff import cashier_added_body
+from edge.journal.store import Journal, Tx
+from edge.selling.catalogue import DEMO_CATALOGUE, import_products, parse_catalogue_csv
+from edge.selling.staff import cashier_added_body
 
 log = logging.getLogger(__name__)
 

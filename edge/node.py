@@ -10,34 +10,32 @@ kept across restarts, new when the folder was restored or copied
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from edge import (
+from edge.admin import write_admin_token
+from edge.api import (
     commands,  # noqa: F401  (registers the till commands)
-    print_jobs,
     printer_commands,  # noqa: F401  (registers the printer commands)
 )
-from edge.admin import write_admin_token
 from edge.config import Config
-from edge.datafolder import REASONS, FolderLock, write_node_id
 from edge.demo import seed_demo_store
-from edge.journal import Journal, Tx
-from edge.lineage import last_own_time
-from edge.peers import Peers
-from edge.print_queue import PrintQueue
-from edge.receipt import Store
-from edge.staff import LoginThrottle
+from edge.devices import print_jobs
+from edge.devices.print_queue import PrintQueue
+from edge.devices.receipt import Store
+from edge.journal.datafolder import REASONS, FolderLock, write_node_id
+from edge.journal.lineage import last_own_time
+from edge.journal.store import Journal, Tx
+from edge.replication.peers import Peers
+from edge.selling.staff import LoginThrottle
+from edge.selling.tills import PairingThrottle
 from edge.supervisor import Supervisor
-from edge.sync import SyncClient
-from edge.tills import PairingThrottle
+from edge.sync.client import SyncClient
 
 log = logging.getLogger(__name__)
 
@@ -62,27 +60,6 @@ class DataFolderProblem(Exception):
 
 class ClockBehind(Exception):
     """The clock is behind what this node already wrote: its sales would be misdated."""
-
-
-@contextlib.asynccontextmanager
-async def local_journal(config: Config, what: str) -> AsyncIterator[Journal]:
-    """The folder's journal for a command run while no node runs (locked as a node would).
-
-    Raises FolderInUse when a node (or another command) holds the folder: then
-    the command must ask the running node instead.
-    """
-    lock = FolderLock(config.data_dir)
-    lock.acquire(what)
-    try:
-        journal = Journal(config.database)
-        await journal.open()
-        try:
-            write_node_id(config.data_dir, journal.origin)
-            yield journal
-        finally:
-            await journal.close()
-    finally:
-        lock.release()
 
 
 class Node:

@@ -41,7 +41,7 @@ def _node(config: Config, db: sqlite3.Connection) -> dict[str, Any]:
 @section("history")
 def _history(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
     """Restored or copied data folders: which node continues which, and why, in words."""
-    from edge.lineage import explain
+    from edge.journal.lineage import explain
 
     try:
         rows = db.execute("SELECT * FROM origin_lineage ORDER BY time").fetchall()
@@ -62,7 +62,7 @@ def _history(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
 
 @section("headoffice")
 def _headoffice(config: Config, db: sqlite3.Connection) -> dict[str, Any]:
-    from edge.sync import unsent
+    from edge.sync.client import unsent
 
     if not config.headoffice_url or not config.headoffice_enabled:
         return {"state": "disabled"}

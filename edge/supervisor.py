@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edge.chain import utc_now
+from edge.journal.chain import utc_now
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from edge.api.server import NODE, make_app
 from edge.config import Config
-from edge.server import NODE, make_app
-from edge.tills import create_pairing_code
+from edge.selling.tills import create_pairing_code
 
 ROOT = Path(__file__).resolve().parent.parent
 EDGE = [sys.executable, "-m", "edge"]

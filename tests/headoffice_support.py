@@ -38,11 +38,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from yarl import URL
 
+from edge.api.server import make_app
 from edge.config import load_config
 from edge.headoffice.protocol import PUSH_PATH
 from edge.headoffice.server import HeadOfficeServer, server_tls
-from edge.server import make_app
-from edge.sync import Timing
+from edge.sync.client import Timing
 
 
 def free_port() -> int:

@@ -15,11 +15,11 @@ import orjson
 from aiohttp.test_utils import TestServer
 from conftest import NodeUnderTest, Till, free_port, node_of
 
-from edge import escpos
+from edge.api.server import NODE, make_app
 from edge.config import Config, PrinterConfig
-from edge.receipt import interrupted_mark, layout
-from edge.sales import find_sale
-from edge.server import NODE, make_app
+from edge.devices import escpos
+from edge.devices.receipt import interrupted_mark, layout
+from edge.selling.sales import find_sale
 
 BARCODES = ["2000001000014", "2000002000013", "2000003000012", "2000004000011"]
 POLL = 0.05  # printer status poll in tests (production: 0.5 s)

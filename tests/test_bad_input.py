@@ -177,7 +177,7 @@ async def test_pairing_refuses_bad_codes(
 
 
 async def test_a_pairing_code_works_once(node: NodeUnderTest) -> None:
-    from edge.tills import create_pairing_code
+    from edge.selling.tills import create_pairing_code
 
     code = create_pairing_code(node.data_dir / "edge.sqlite3")
     results = []

@@ -23,9 +23,9 @@ from playwright.async_api import async_playwright, expect
 from test_peers import Partition, converged, pair, wait_for_till
 from test_till_offline import ADDRESS, ShopNode, launch_browser_in, log_in, pay_cash, scan
 
-from edge import baskets
+from edge.selling import baskets
+from edge.selling.tills import create_pairing_code
 from edge.till_client import CommandFailed, TillClient
-from edge.tills import create_pairing_code
 
 BAGUETTE = "2000001000014"
 CROISSANT = "2000002000013"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edge.barcodes import gtin_check_digit, is_valid_gtin
-from edge.catalogue import DEMO_CATALOGUE, CatalogueError, fts_query, parse_catalogue_csv
+from edge.selling.barcodes import gtin_check_digit, is_valid_gtin
+from edge.selling.catalogue import DEMO_CATALOGUE, CatalogueError, fts_query, parse_catalogue_csv
 
 HEADER = "id,barcode,name,price,vat_rate,category\n"
 

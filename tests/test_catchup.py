@@ -21,9 +21,9 @@ from conftest import ROOT, EdgeProcess, free_port, store_node_config
 from test_peers import BARCODES, converged, journal_of, pair
 
 from edge import commands  # noqa: F401  (registers the projections)
-from edge.catchup import Batch, JournalReader, Outflow
-from edge.chain import Event
-from edge.journal import Journal, Tx
+from edge.journal.chain import Event
+from edge.journal.store import Journal, Tx
+from edge.replication.catchup import Batch, JournalReader, Outflow
 from edge.till_client import TillClient
 
 BACKLOG = 25_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from edge.chain import GENESIS_HASH, ChainHead, Event, chain_problems
+from edge.journal.chain import GENESIS_HASH, ChainHead, Event, chain_problems
 
 
 def chain(count: int, origin: str = "n1") -> list[Event]:
@@ -42,7 +42,7 @@ def test_a_rehashed_forgery_still_breaks_the_next_link() -> None:
     head = ChainHead(events[0].seq, events[0].hash)
     rehashed = Event(forged.origin, forged.seq, forged.id, forged.time, forged.type,
                      forged.body, head.hash, "")
-    from edge.chain import event_hash
+    from edge.journal.chain import event_hash
 
     rehashed = dataclasses.replace(rehashed, hash=event_hash(
         rehashed.origin, rehashed.seq, rehashed.id, rehashed.time, rehashed.type,

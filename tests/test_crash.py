@@ -13,7 +13,7 @@ import uuid
 import aiohttp
 from conftest import EDGE, EdgeProcess, Till
 
-from edge.tills import create_pairing_code
+from edge.selling.tills import create_pairing_code
 
 BARCODES = ["2000001000014", "2000002000013", "2000003000012", "2000004000011"]
 TILLS = 4

@@ -13,11 +13,11 @@ from conftest import EDGE, ROOT, free_port, node_of
 from fake_usb import FakePrinter, FakeUsbBackend
 from printing import events, eventually, printing_node
 
-from edge import escpos
 from edge.config import Config, PrinterConfig
-from edge.device_admin import run_devices
+from edge.devices import escpos
+from edge.devices.device_admin import run_devices
+from edge.devices.usb_printers import KNOWN_VENDORS
 from edge.node import Node
-from edge.usb_printers import KNOWN_VENDORS
 
 
 def store_config(tmp_path: Path, printers: list[PrinterConfig], port: int | None = None) -> Config:

@@ -8,9 +8,9 @@ import pytest
 from conftest import ROOT, NodeUnderTest
 
 from edge import messages
+from edge.api.websocket_api import COMMANDS
 from edge.cli import build_parser
 from edge.config import PRINTER_SETTINGS, SETTINGS
-from edge.websocket_api import COMMANDS
 
 PROTOCOL = (ROOT / "docs" / "protocol.md").read_text()
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text()

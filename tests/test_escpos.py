@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from edge import escpos
-from edge.money import Line, basket_totals
-from edge.receipt import WIDTH_58MM, WIDTH_80MM, ReceiptLine, Store, as_text, layout
+from edge.devices import escpos
+from edge.devices.receipt import WIDTH_58MM, WIDTH_80MM, ReceiptLine, Store, as_text, layout
+from edge.selling.money import Line, basket_totals
 
 GOLDEN = Path(__file__).parent / "golden"
 HASH = "9f2c6a1d5e8b4f7a0c3d2e1f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b"

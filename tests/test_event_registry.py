@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from edge.chain import ChainError, ChainHead, Event
-from edge.event_types import DECLARING_MODULES, UnfitEvent, registry
-from edge.journal import Journal, Tx
+from edge.journal.chain import ChainError, ChainHead, Event
+from edge.journal.event_types import DECLARING_MODULES, UnfitEvent, registry
+from edge.journal.store import Journal, Tx
 
 EDGE = ROOT / "edge"
 # Where code names the type of an event it writes: `tx.append("type", ...)`,

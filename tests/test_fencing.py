@@ -18,10 +18,10 @@ import pytest
 from conftest import EDGE, ROOT, EdgeProcess, NodeUnderTest, free_port, node_of
 from test_peers import BARCODES, converged, pair, sales_of, wait_for_till
 
-from edge.chain import ChainHead, canonical_json
 from edge.config import Config
-from edge.device_admin import _test as devices_test
-from edge.journal import Journal, JournalStopped, OwnOriginSeen
+from edge.devices.device_admin import _test as devices_test
+from edge.journal.chain import ChainHead, canonical_json
+from edge.journal.store import Journal, JournalStopped, OwnOriginSeen
 from edge.till_client import TillClient
 
 

@@ -18,11 +18,11 @@ from conftest import node_of
 from headoffice_support import CertificateAuthority, HeadOffice, store_node, wait_for
 from test_sync_outage import own_events, sell_in_bulk, settled
 
-from edge.chain import ChainHead, Event, event_hash
 from edge.headoffice.catalogue import catalogue_changes, delist, import_catalogue_csv
 from edge.headoffice.protocol import PULL_PATH, PUSH_PATH
 from edge.headoffice.server import HeadOfficeServer
 from edge.headoffice.storage import HeadOfficeStorage
+from edge.journal.chain import ChainHead, Event, event_hash
 
 STORE = "paris-11"
 

@@ -24,9 +24,9 @@ from conftest import NodeUnderTest, node_of
 from headoffice_support import CertificateAuthority, HeadOffice, store_node, wait_for
 from test_sync_outage import forward, health, sell_in_bulk, settled
 
-from edge.chain import Event, chain_problems
 from edge.headoffice.catalogue import import_catalogue_csv
-from edge.journal import Journal
+from edge.journal.chain import Event, chain_problems
+from edge.journal.store import Journal
 
 STORE = "demo-boulangerie"
 BAGUETTE = "2000001000014"

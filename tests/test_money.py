@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.messages import EdgeError
-from edge.money import Line, basket_totals, change_due, vat_of_gross
+from edge.selling.money import Line, basket_totals, change_due, vat_of_gross
 
 RATES = st.sampled_from([210, 550, 1000, 2000])
 LINES = st.lists(

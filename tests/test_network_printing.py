@@ -24,11 +24,11 @@ from printing import (
     sell,
 )
 
-from edge import escpos
 from edge.config import PrinterConfig
-from edge.escpos import FEED_AND_CUT
-from edge.receipt import Store, layout
-from edge.tills import create_pairing_code
+from edge.devices import escpos
+from edge.devices.escpos import FEED_AND_CUT
+from edge.devices.receipt import Store, layout
+from edge.selling.tills import create_pairing_code
 
 
 @pytest.fixture

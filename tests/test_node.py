@@ -14,8 +14,8 @@ from conftest import EDGE, NodeUnderTest, node_of
 
 from edge import __version__
 from edge.config import Config
-from edge.escpos import drawer_pulse
-from edge.migrations import MIGRATIONS
+from edge.devices.escpos import drawer_pulse
+from edge.journal.migrations import MIGRATIONS
 from edge.node import ClockBehind, Node, StoreMismatch
 
 BAGUETTE = "2000001000014"
@@ -145,7 +145,7 @@ async def test_sigterm_stops_the_node_even_with_tills_connected(edge_process) ->
 
 
 async def pair_process(process) -> str:
-    from edge.tills import create_pairing_code
+    from edge.selling.tills import create_pairing_code
 
     code = create_pairing_code(process.data_dir / "edge.sqlite3")
     async with aiohttp.ClientSession() as session, session.post(
@@ -162,7 +162,7 @@ async def test_a_clock_behind_the_journal_refuses_to_sell_and_says_why(
     await node.start()
     # The node last wrote tomorrow, by its clock then: a box whose clock has
     # since gone back (no battery, booted offline) must not date sales before it.
-    monkeypatch.setattr("edge.chain.utc_now", lambda: "2099-01-01T00:00:00.000Z")
+    monkeypatch.setattr("edge.journal.chain.utc_now", lambda: "2099-01-01T00:00:00.000Z")
     await node.journal.write(lambda tx: tx.append("product_delisted", {"id": "clock test"}))
     monkeypatch.undo()
     await node.stop()

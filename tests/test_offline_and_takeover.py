@@ -7,8 +7,8 @@ import uuid
 import pytest
 from conftest import NodeUnderTest, node_of
 
-from edge import baskets
-from edge.money import Line, basket_totals
+from edge.selling import baskets
+from edge.selling.money import Line, basket_totals
 
 BAGUETTE = {"product_id": "p0001", "barcode": "2000001000014", "name": "Baguette tradition",
             "unit_price": 120, "vat_rate": 550}

@@ -13,10 +13,10 @@ from pathlib import Path
 import aiohttp
 from conftest import EDGE, STORE_KEY, EdgeProcess, StoreNodes, free_port, store_node_config
 
-from edge.chain import event_hash
-from edge.peers import proof
+from edge.journal.chain import event_hash
+from edge.replication.peers import proof
+from edge.selling.tills import create_pairing_code
 from edge.till_client import TillClient
-from edge.tills import create_pairing_code
 
 BARCODES = ["2000001000014", "2000002000013", "2000003000012", "2000004000011"]
 

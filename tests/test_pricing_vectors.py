@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import Page, Route, async_playwright
 
 from edge.messages import EdgeError
-from edge.money import Line, basket_totals, change_due, vat_of_gross
+from edge.selling.money import Line, basket_totals, change_due, vat_of_gross
 
 VECTORS_DIR = Path(__file__).parent / "vectors"
 sys.path.insert(0, str(VECTORS_DIR))

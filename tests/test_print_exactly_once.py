@@ -43,12 +43,12 @@ from printing import (
 )
 
 from edge import escpos, print_jobs  # noqa: F401  (print_jobs registers its projections)
-from edge.chain import Event
 from edge.config import PrinterConfig
-from edge.event_types import project
-from edge.journal import connect
-from edge.migrations import migrate
-from edge.receipt import Store, layout
+from edge.devices.receipt import Store, layout
+from edge.journal.chain import Event
+from edge.journal.event_types import project
+from edge.journal.migrations import migrate
+from edge.journal.store import connect
 
 # --- helpers ------------------------------------------------------------------------
 

@@ -10,9 +10,9 @@ from fake_usb import FakePrinter, FakeUsbBackend
 from printing import all_done, events, eventually, printing_node, receipt_bytes, sell
 
 from edge.config import ConfigError, PrinterConfig, parse_config
-from edge.escpos import drawer_pulse
-from edge.journal import Journal
-from edge.print_jobs import announce_printers, route_for
+from edge.devices.escpos import drawer_pulse
+from edge.devices.print_jobs import announce_printers, route_for
+from edge.journal.store import Journal
 
 USB = PrinterConfig("caisse", kind="usb", drawer_pin=5)
 

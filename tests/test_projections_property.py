@@ -29,11 +29,11 @@ from unittest import mock
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from edge.chain import ChainHead, Event
-from edge.event_types import registry
-from edge.journal import Journal
-from edge.money import Line, basket_totals
-from edge.print_jobs import PrinterRef, derived_job_id
+from edge.devices.print_jobs import PrinterRef, derived_job_id
+from edge.journal.chain import ChainHead, Event
+from edge.journal.event_types import registry
+from edge.journal.store import Journal
+from edge.selling.money import Line, basket_totals
 
 NODES = ("n1", "n2", "n3")
 HEAD_OFFICE = "headoffice-1a2b3c"
@@ -248,8 +248,8 @@ def histories(draw: st.DrawFn) -> dict[str, list[Event]]:
         head = ChainHead(chain[-1].seq, chain[-1].hash) if chain else ChainHead()
         # Its clock says `time`; its id, like its content, comes from the history alone.
         event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{origin}/{head.seq + 1}")
-        with mock.patch("edge.chain.utc_now", return_value=time), \
-                mock.patch("edge.chain.uuid.uuid4", return_value=event_id):
+        with mock.patch("edge.journal.chain.utc_now", return_value=time), \
+                mock.patch("edge.journal.chain.uuid.uuid4", return_value=event_id):
             chain.append(head.next(origin, type_, body))
     return chains
 

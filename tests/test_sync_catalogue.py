@@ -15,9 +15,9 @@ import pytest
 from conftest import CommandFailed, Till, node_of
 from headoffice_support import CertificateAuthority, HeadOffice, store_node, wait_for
 
-from edge.barcodes import gtin_check_digit
-from edge.catalogue import CatalogueError
 from edge.headoffice.catalogue import import_catalogue_csv
+from edge.selling.barcodes import gtin_check_digit
+from edge.selling.catalogue import CatalogueError
 
 STORE = "demo-boulangerie"
 HEADER = "id,barcode,name,price,vat_rate,category\n"

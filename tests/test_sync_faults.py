@@ -21,8 +21,8 @@ from headoffice_support import (
 )
 from test_sync_outage import own_events, sell_in_bulk, sell_through_websocket, settled
 
-from edge.chain import chain_problems
 from edge.headoffice.server import COUNTERS, HOOKS, HeadOfficeServer
+from edge.journal.chain import chain_problems
 
 STORE = "demo-boulangerie"
 FAULTS = ["cut_request", "cut_response", "pass", "duplicate", "stale", "cut_request",

@@ -17,7 +17,7 @@ from conftest import node_of
 from headoffice_support import CertificateAuthority, FaultProxy, HeadOffice, store_node, wait_for
 from test_sync_outage import own_events, sell_in_bulk
 
-from edge.sync import Counters, SyncClient, Timing
+from edge.sync.client import Counters, SyncClient, Timing
 
 STORE = "demo-boulangerie"
 SALES = 1500

@@ -18,10 +18,10 @@ import aiohttp
 from conftest import NodeUnderTest, node_of
 from headoffice_support import CertificateAuthority, HeadOffice, store_node, wait_for
 
-from edge.chain import Event, chain_problems
 from edge.headoffice.server import COUNTERS
-from edge.journal import Journal, Tx
-from edge.money import Line, basket_totals
+from edge.journal.chain import Event, chain_problems
+from edge.journal.store import Journal, Tx
+from edge.selling.money import Line, basket_totals
 
 STORE = "demo-boulangerie"
 SALES = 10_000

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from edge.sync_schedule import (
+from edge.sync.schedule import (
     backoff_delay,
     in_window,
     parse_window,

@@ -20,11 +20,11 @@ import pytest
 from conftest import EdgeProcess, free_port, store_node_config
 
 from edge import commands  # noqa: F401  (registers projections through the modules)
-from edge.chain import Event
-from edge.journal import EVENT_COLUMNS, Journal, Tx
-from edge.migrations import MIGRATIONS
+from edge.journal.chain import Event
+from edge.journal.migrations import MIGRATIONS
+from edge.journal.store import EVENT_COLUMNS, Journal, Tx
+from edge.selling.tills import authenticate, create_pairing_code, digest, pair
 from edge.till_client import TillClient
-from edge.tills import authenticate, create_pairing_code, digest, pair
 
 BARCODES = ["2000001000014", "2000002000013"]
 Tills = list[tuple[str, str]]  # (code, token digest), by code
@@ -169,7 +169,7 @@ def put_events(conn: sqlite3.Connection, events: list[Event]) -> None:
 
 
 def canonical(body: dict[str, Any]) -> str:
-    from edge.chain import canonical_json
+    from edge.journal.chain import canonical_json
 
     return canonical_json(body).decode()
 

@@ -34,7 +34,7 @@ from test_till_offline import (
     scan,
 )
 
-from edge.tills import create_pairing_code
+from edge.selling.tills import create_pairing_code
 
 ADDRESSES = ("10.231.9.2", "10.231.9.3", "10.231.9.4")
 CROISSANT = "2000002000013"

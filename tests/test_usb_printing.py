@@ -23,10 +23,10 @@ from printing import (
 )
 
 from edge.config import Config, PrinterConfig
-from edge.escpos import FEED_AND_CUT, drawer_pulse
-from edge.journal import Tx
+from edge.devices.escpos import FEED_AND_CUT, drawer_pulse
+from edge.devices.usb_printers import find_usb_printers
+from edge.journal.store import Tx
 from edge.node import Node
-from edge.usb_printers import find_usb_printers
 
 USB = PrinterConfig("caisse", kind="usb")  # no id: the first receipt printer found
 

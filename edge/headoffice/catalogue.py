@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edge.catalogue import parse_catalogue_csv
 from edge.headoffice.storage import PRODUCT_FIELDS, HeadOfficeStorage
+from edge.selling.catalogue import parse_catalogue_csv
 
 Change = tuple[str, dict[str, Any]]
 

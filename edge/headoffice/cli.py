@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from edge.catalogue import CatalogueError
+from edge.selling.catalogue import CatalogueError
 
 log = logging.getLogger("edge.headoffice")
 

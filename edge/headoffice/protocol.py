@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.chain import Event, event_from_dict
+from edge.journal.chain import Event, event_from_dict
 
 PUSH_PATH = "/api/sync/v1/events"
 PULL_PATH = "/api/sync/v1/catalogue"

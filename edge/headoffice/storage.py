@@ -31,7 +31,9 @@ from typing import Any
 
 import orjson
 
-from edge.chain import (
+from edge.headoffice.database import Database, Transaction, open_database
+from edge.headoffice.protocol import HEADOFFICE_ORIGIN_PREFIX, is_headoffice_origin
+from edge.journal.chain import (
     GENESIS_HASH,
     ChainHead,
     Event,
@@ -40,8 +42,6 @@ from edge.chain import (
     judge,
     utc_now,
 )
-from edge.headoffice.database import Database, Transaction, open_database
-from edge.headoffice.protocol import HEADOFFICE_ORIGIN_PREFIX, is_headoffice_origin
 
 log = logging.getLogger(__name__)
 

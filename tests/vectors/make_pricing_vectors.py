@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from edge.messages import EdgeError  # noqa: E402
-from edge.money import Line, basket_totals, change_due, vat_of_gross  # noqa: E402
+from edge.selling.money import Line, basket_totals, change_due, vat_of_gross  # noqa: E402
 
 OUTPUT = Path(__file__).with_name("pricing.json")
 SEED = 20261125

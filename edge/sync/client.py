@@ -55,7 +55,6 @@ import aiohttp
 import orjson
 
 from edge import __version__
-from edge.chain import ChainError, Event, event_from_dict, utc_now
 from edge.config import Config
 from edge.headoffice.protocol import (
     HEADOFFICE_ORIGIN_GLOB,
@@ -66,9 +65,10 @@ from edge.headoffice.protocol import (
     PUSH_PATH,
     is_headoffice_origin,
 )
-from edge.journal import Journal, Tx
-from edge.sync_link import Batch, SyncError, build_batch, client_tls, describe, read_token, refusal
-from edge.sync_schedule import parse_window, retry_delay, seconds_until_window
+from edge.journal.chain import ChainError, Event, event_from_dict, utc_now
+from edge.journal.store import Journal, Tx, local_journal
+from edge.sync.link import Batch, SyncError, build_batch, client_tls, describe, read_token, refusal
+from edge.sync.schedule import parse_window, retry_delay, seconds_until_window
 
 log = logging.getLogger(__name__)
 
@@ -472,9 +472,7 @@ async def sync_now(config: Config, progress: Progress) -> dict[str, Any]:
     Holds the data folder like a node; with a node running, `edge sync` asks
     that node instead (edge/admin.py).
     """
-    from edge.node import local_journal  # registers every projection, too
-
-    async with local_journal(config, "edge sync") as journal:
+    async with local_journal(config.data_dir, config.database, "edge sync") as journal:
         client = SyncClient(journal, config, journal.origin)
         await client.open()
         try:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import orjson
 
-from edge.chain import Event, chain_problems, utc_now
-from edge.datafolder import FolderLock
-from edge.journal import EVENT_COLUMNS, row_event
+from edge.journal.chain import Event, chain_problems, utc_now
+from edge.journal.datafolder import FolderLock
+from edge.journal.store import EVENT_COLUMNS, row_event
 
 Progress = Callable[[str], None]
 

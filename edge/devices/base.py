@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from edge import escpos
 from edge.config import PrinterConfig
+from edge.devices import escpos
 
 log = logging.getLogger(__name__)
 
@@ -206,12 +206,12 @@ class DeviceThread:
 def make_printer(config: PrinterConfig, data_dir: Path, usb_backend: Any = None) -> Printer:
     """The device object for a configured printer (nothing is opened yet)."""
     if config.kind == "usb":
-        from edge.usb_printers import UsbPrinter
+        from edge.devices.usb_printers import UsbPrinter
 
         return UsbPrinter(config.usb_vendor, config.usb_product, config.serial,
                           backend=usb_backend)
     if config.kind == "network":
-        from edge.network_printers import NetworkPrinter
+        from edge.devices.network_printers import NetworkPrinter
 
         assert config.host is not None
         return NetworkPrinter(config.host, config.port)

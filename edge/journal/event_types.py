@@ -30,7 +30,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from edge.chain import ChainError, Event
+from edge.journal.chain import ChainError, Event
 from edge.messages import EdgeError
 from edge.schema import parse
 
@@ -40,13 +40,13 @@ Projection = Callable[[sqlite3.Connection, Event], None]
 # first read, so a journal knows every type whatever its caller imported
 # (tests/test_event_registry.py keeps this list complete).
 DECLARING_MODULES = (
-    "edge.lineage",
-    "edge.catalogue",
-    "edge.staff",
-    "edge.tills",
-    "edge.baskets",
-    "edge.sales",
-    "edge.print_jobs",
+    "edge.journal.lineage",
+    "edge.selling.catalogue",
+    "edge.selling.staff",
+    "edge.selling.tills",
+    "edge.selling.baskets",
+    "edge.selling.sales",
+    "edge.devices.print_jobs",
 )
 
 # The longest string a body field takes unless its schema says otherwise: an

@@ -16,12 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge import escpos
 from edge.admin import NodeRefused, ask_node, running_node
 from edge.config import Config, PrinterConfig
-from edge.datafolder import FolderInUse, FolderLock
-from edge.devices import DeviceError, PrinterStatus, make_printer
-from edge.receipt import Store, as_text, printer_test_page
+from edge.devices import escpos
+from edge.devices.base import DeviceError, PrinterStatus, make_printer
+from edge.devices.receipt import Store, as_text, printer_test_page
+from edge.journal.datafolder import FolderInUse, FolderLock
+from edge.journal.store import local_journal
 
 
 def probe(
@@ -119,7 +120,7 @@ def _json(printer: PrinterConfig, status: Any) -> dict[str, Any]:
 
 
 def _usb_printers(usb_backend: Any) -> tuple[list[dict[str, Any]], str | None]:
-    from edge.usb_printers import find_usb_printers
+    from edge.devices.usb_printers import find_usb_printers
 
     try:
         found = find_usb_printers(usb_backend)
@@ -149,12 +150,11 @@ def _test(config: Config, printer: PrinterConfig, node: dict[str, Any] | None,
 
 async def _test_alone(config: Config, printer: PrinterConfig, usb_backend: Any) -> int:
     """No node runs: hold the folder as a node would, print, and journal the drawer opening."""
-    from edge.node import local_journal
-
     async with contextlib.AsyncExitStack() as held:
         journal = None
         if config.database.exists():
-            journal = await held.enter_async_context(local_journal(config, "edge devices test"))
+            journal = await held.enter_async_context(
+                local_journal(config.data_dir, config.database, "edge devices test"))
         else:
             lock = FolderLock(config.data_dir)
             lock.acquire("edge devices test")

@@ -11,10 +11,10 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from edge.chain import Event
-from edge.datafolder import REASONS
-from edge.event_types import event_type
-from edge.journal import Journal
+from edge.journal.chain import Event
+from edge.journal.datafolder import REASONS
+from edge.journal.event_types import event_type
+from edge.journal.store import Journal
 
 
 @dataclass(slots=True)

@@ -11,11 +11,13 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edge import PROTOCOL_VERSION, baskets, catalogue, print_jobs, sales, staff, tills
-from edge.chain import Event
+from edge import PROTOCOL_VERSION
+from edge.api.websocket_api import Connection, NoArgs, command
+from edge.devices import print_jobs
+from edge.journal.chain import Event
 from edge.messages import INVALID_FIELD, MANAGER_REQUIRED, EdgeError, event_message
 from edge.schema import limits
-from edge.websocket_api import Connection, NoArgs, command
+from edge.selling import baskets, catalogue, sales, staff, tills
 
 
 def client_id() -> Any:

@@ -17,20 +17,22 @@ from typing import Any
 import orjson
 from aiohttp import WSCloseCode, web
 
-from edge import __version__, print_jobs, tills
+from edge import __version__
 from edge.admin import admin_error, admin_only
+from edge.api.websocket_api import MAX_MESSAGE_BYTES, Connection
 from edge.config import Config
-from edge.discovery import Discovery
+from edge.devices import print_jobs
 from edge.messages import INVALID_REQUEST, EdgeError
 from edge.node import Node
-from edge.sync_status import sync_health, sync_metric_rows
-from edge.websocket_api import MAX_MESSAGE_BYTES, Connection
+from edge.replication.discovery import Discovery
+from edge.selling import tills
+from edge.sync.status import sync_health, sync_metric_rows
 
 log = logging.getLogger(__name__)
 
 NODE = web.AppKey("node", Node)
 STARTED = web.AppKey("started", float)
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 HTTP_STATUS = {"invalid_pairing_code": 403, "too_many_attempts": 429}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from edge.sync import Counters, SyncClient
+from edge.sync.client import Counters, SyncClient
 
 
 async def sync_health(sync: SyncClient | None) -> dict[str, Any]:

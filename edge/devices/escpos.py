@@ -18,7 +18,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from edge.receipt import ReceiptLine
+from edge.devices.receipt import ReceiptLine
 
 ESC, GS, DLE, EOT = b"\x1b", b"\x1d", b"\x10", b"\x04"
 INIT = ESC + b"@"

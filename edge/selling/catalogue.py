@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.barcodes import is_valid_gtin
-from edge.chain import Event
-from edge.event_types import event_type
-from edge.journal import Journal, Tx
+from edge.journal.chain import Event
+from edge.journal.event_types import event_type
+from edge.journal.store import Journal, Tx
 from edge.messages import UNKNOWN_BARCODE, UNKNOWN_PRODUCT, EdgeError
+from edge.selling.barcodes import is_valid_gtin
 
 VAT_RATES = (210, 550, 1000, 2000)
 PRODUCT_COLUMNS = "id, barcode, name, price, vat_rate, category"
-DEMO_CATALOGUE = Path(__file__).parent / "data" / "demo_catalogue.csv"
+DEMO_CATALOGUE = Path(__file__).parents[1] / "data" / "demo_catalogue.csv"
 
 
 def product_json(row: sqlite3.Row) -> dict[str, Any]:

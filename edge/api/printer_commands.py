@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge import print_jobs
-from edge.chain import Event
-from edge.commands import client_id, seller_of
+from edge.api.commands import client_id, seller_of
+from edge.api.websocket_api import Connection, NoArgs, command
+from edge.devices import print_jobs
+from edge.journal.chain import Event
 from edge.messages import (
     INVALID_FIELD,
     MANAGER_REQUIRED,
@@ -24,7 +25,6 @@ from edge.messages import (
     event_message,
 )
 from edge.schema import limits
-from edge.websocket_api import Connection, NoArgs, command
 
 # Pushed to `printer/subscribe`: the till asks `printer/status` again for its drawers in doubt.
 DRAWER_EVENTS = frozenset({"drawer_unknown", "drawer_opened"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 
-from edge.devices import DeviceError, StatusChannel
+from edge.devices.base import DeviceError, StatusChannel
 
 
 class NetworkPrinter(StatusChannel):

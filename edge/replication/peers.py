@@ -40,9 +40,9 @@ import aiohttp
 import orjson
 from aiohttp import WSMsgType, web
 
-from edge.catchup import JournalReader, Outflow
-from edge.chain import ChainError, ChainGap, Event, event_from_dict
-from edge.journal import OwnOriginSeen, Tx
+from edge.journal.chain import ChainError, ChainGap, Event, event_from_dict
+from edge.journal.store import OwnOriginSeen, Tx
+from edge.replication.catchup import JournalReader, Outflow
 
 if TYPE_CHECKING:
     from edge.node import Node

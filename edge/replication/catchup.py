@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from edge.chain import Event
+from edge.journal.chain import Event
 
 # One batch: at most this many events, and about this many bytes on the wire.
 MAX_EVENTS = 500

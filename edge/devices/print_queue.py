@@ -40,22 +40,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from edge import escpos
-from edge.chain import Event
 from edge.config import PrinterConfig
-from edge.devices import (
+from edge.devices.base import (
     STARTING,
     DeviceError,
     DeviceThread,
     Printer,
     PrinterStatus,
+    escpos,
     make_printer,
     status_json,
 )
-from edge.journal import Journal, Tx
-from edge.print_jobs import JOB_COLUMNS, UNFINISHED, Job, original_claimant
-from edge.receipt import Store, as_text, interrupted_mark, layout, printer_test_page
-from edge.sales import find_sale
+from edge.devices.print_jobs import JOB_COLUMNS, UNFINISHED, Job, original_claimant
+from edge.devices.receipt import Store, as_text, interrupted_mark, layout, printer_test_page
+from edge.journal.chain import Event
+from edge.journal.store import Journal, Tx
+from edge.selling.sales import find_sale
 
 log = logging.getLogger(__name__)
 

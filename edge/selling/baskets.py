@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from edge.catalogue import find_product
-from edge.chain import Event
-from edge.event_types import event_type
-from edge.journal import Journal, Tx
+from edge.journal.chain import Event
+from edge.journal.event_types import event_type
+from edge.journal.store import Journal, Tx
 from edge.messages import BASKET_HELD, BASKET_MISMATCH, NO_OPEN_BASKET, UNKNOWN_LINE, EdgeError
-from edge.money import Line, basket_totals
+from edge.selling.catalogue import find_product
+from edge.selling.money import Line, basket_totals
 
 # A till that changed its basket this recently is taken to be using it, even
 # if it is connected to another node (and so invisible to this one).

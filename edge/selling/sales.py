@@ -14,13 +14,13 @@ from typing import Any
 
 import orjson
 
-from edge import print_jobs
-from edge.baskets import Seller, close_basket, held_elsewhere, require_open_basket
-from edge.chain import Event
-from edge.event_types import event_type
-from edge.journal import Journal, Tx
+from edge.devices import print_jobs
+from edge.journal.chain import Event
+from edge.journal.event_types import event_type
+from edge.journal.store import Journal, Tx
 from edge.messages import EMPTY_BASKET, RECEIPT_NUMBER_USED, EdgeError
-from edge.money import Line, basket_totals, change_due
+from edge.selling.baskets import Seller, close_basket, held_elsewhere, require_open_basket
+from edge.selling.money import Line, basket_totals, change_due
 
 
 def receipt_number(till: str, receipt_no: int) -> str:

@@ -22,6 +22,7 @@ unique by (origin, seq).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -33,7 +34,7 @@ from typing import Any, TypeVar
 import aiosqlite
 import orjson
 
-from edge.chain import (
+from edge.journal.chain import (
     HASH_MISMATCH,
     ChainError,
     ChainGap,
@@ -43,7 +44,8 @@ from edge.chain import (
     canonical_json,
     judge,
 )
-from edge.datafolder import (
+from edge.journal.datafolder import (
+    FolderLock,
     HeadMark,
     Home,
     home_changed,
@@ -52,9 +54,10 @@ from edge.datafolder import (
     read_node_id,
     replaced_journal,
     write_head_mark,
+    write_node_id,
 )
-from edge.event_types import checked
-from edge.migrations import migrate
+from edge.journal.event_types import checked
+from edge.journal.migrations import migrate
 
 log = logging.getLogger(__name__)
 
@@ -517,22 +520,27 @@ class Journal:
         rows = await self.read_all("SELECT origin, last_seq FROM origins")
         return {row["origin"]: row["last_seq"] for row in rows}
 
-    async def events_after(self, vector: dict[str, int], limit: int = 1000) -> list[Event]:
-        """Events held here and not in `vector`, each origin in seq order, at most `limit`."""
-        mine = await self.version_vector()
-        events: list[Event] = []
-        for origin, last in sorted(mine.items()):
-            since = vector.get(origin, 0)
-            if last <= since or len(events) >= limit:
-                continue
-            rows = await self.read_all(
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE origin = ? AND seq > ? "
-                "ORDER BY seq LIMIT ?",
-                (origin, since, limit - len(events)),
-            )
-            events += [row_event(row) for row in rows]
-        return events
-
     async def meta(self, key: str) -> str | None:
         row = await self.read_one("SELECT value FROM meta WHERE key = ?", (key,))
         return row["value"] if row else None
+
+
+@contextlib.asynccontextmanager
+async def local_journal(data_dir: Path, database: Path, what: str) -> AsyncIterator[Journal]:
+    """The folder's journal for a command run while no node runs (locked as a node would).
+
+    Raises FolderInUse when a node (or another command) holds the folder: then
+    the command must ask the running node instead.
+    """
+    lock = FolderLock(data_dir)
+    lock.acquire(what)
+    try:
+        journal = Journal(database)
+        await journal.open()
+        try:
+            write_node_id(data_dir, journal.origin)
+            yield journal
+        finally:
+            await journal.close()
+    finally:
+        lock.release()

@@ -31,9 +31,9 @@ from typing import Any
 
 import orjson
 
-from edge.chain import Event, canonical_json
-from edge.event_types import event_type
-from edge.journal import Journal, Tx
+from edge.journal.chain import Event, canonical_json
+from edge.journal.event_types import event_type
+from edge.journal.store import Journal, Tx
 from edge.messages import (
     DRAWER_ALREADY_REQUESTED,
     DRAWER_NOT_IN_DOUBT,

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.chain import Event
-from edge.event_types import event_type
-from edge.journal import Journal, Tx
+from edge.journal.chain import Event
+from edge.journal.event_types import event_type
+from edge.journal.store import Journal, Tx
 from edge.messages import INVALID_PAIRING_CODE, INVALID_TOKEN, TOO_MANY_ATTEMPTS, EdgeError
 
 log = logging.getLogger(__name__)

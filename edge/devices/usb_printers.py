@@ -23,7 +23,7 @@ import usb.backend.libusb1
 import usb.core
 import usb.util
 
-from edge.devices import PERMISSION_HINT, DeviceError, PrinterStatus, StatusChannel
+from edge.devices.base import PERMISSION_HINT, DeviceError, PrinterStatus, StatusChannel
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.chain import Event
-from edge.event_types import event_type
-from edge.journal import Journal
+from edge.journal.chain import Event
+from edge.journal.event_types import event_type
+from edge.journal.store import Journal
 from edge.messages import INVALID_PIN, TOO_MANY_ATTEMPTS, EdgeError
 
 PIN_ITERATIONS = 60_000

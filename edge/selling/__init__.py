@@ -1,0 +1,2 @@
+"""Selling: the catalogue, baskets, sales, money (pure), cashiers and tills.
+"""

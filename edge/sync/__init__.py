@@ -1,0 +1,2 @@
+"""Head-office sync, the node's side: outbound only, resumable, idempotent.
+"""
