@@ -20,7 +20,7 @@ import orjson
 from conftest import ROOT, EdgeProcess, free_port, store_node_config
 from test_peers import BARCODES, converged, journal_of, pair
 
-from edge import commands  # noqa: F401  (registers the projections)
+from edge.api import commands  # noqa: F401  (registers the projections)
 from edge.journal.chain import Event
 from edge.journal.store import Journal, Tx
 from edge.replication.catchup import Batch, JournalReader, Outflow

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import commands  # noqa: F401  (registers projections through the modules)
+from edge.api import commands  # noqa: F401  (registers projections through the modules)
 from edge.journal.chain import ChainError, ChainGap, Event
 from edge.journal.store import Journal, Tx
 from edge.selling.catalogue import parse_catalogue_csv

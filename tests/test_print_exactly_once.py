@@ -42,8 +42,8 @@ from printing import (
     sell,
 )
 
-from edge import escpos, print_jobs  # noqa: F401  (print_jobs registers its projections)
 from edge.config import PrinterConfig
+from edge.devices import escpos, print_jobs  # noqa: F401  (print_jobs registers its projections)
 from edge.devices.receipt import Store, layout
 from edge.journal.chain import Event
 from edge.journal.event_types import project

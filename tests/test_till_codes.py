@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from conftest import EdgeProcess, free_port, store_node_config
 
-from edge import commands  # noqa: F401  (registers projections through the modules)
+from edge.api import commands  # noqa: F401  (registers projections through the modules)
 from edge.journal.chain import Event
 from edge.journal.migrations import MIGRATIONS
 from edge.journal.store import EVENT_COLUMNS, Journal, Tx
