@@ -21,7 +21,10 @@ new vector never starts a second catch-up, it only moves the cursor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
+import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +38,7 @@ from edge.journal.chain import Event
 
 # One batch: at most this many events, and about this many bytes on the wire.
 MAX_EVENTS = 500
+READER_NICENESS = 10  # the catch-up reader thread yields the core to the event loop
 MAX_BYTES = 512 * 1024
 # Live events kept in memory for a peer that is up to date; past it, the reader serves.
 LIVE_MAX = 2 * MAX_EVENTS
@@ -115,6 +119,10 @@ class JournalReader:
         self._db = await self._in_thread(self._connect)
 
     def _connect(self) -> sqlite3.Connection:
+        # In this thread: a catch-up may wait, a till's scan may not. Linux
+        # gives each thread its own nice value; raising ours needs no privilege.
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READER_NICENESS)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA query_only = ON")
         db.execute("PRAGMA busy_timeout = 5000")
