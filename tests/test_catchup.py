@@ -112,9 +112,11 @@ async def with_backlog(sender: EdgeProcess, events: int) -> int:
 
 
 async def peer_view(node: EdgeProcess, peer_id: str) -> dict:
+    """What `node` shows of `peer_id` on /healthz (nothing yet: before their first link)."""
     async with aiohttp.ClientSession() as session, session.get(f"{node.url}/healthz") as reply:
         peers = (await reply.json())["peers"]
-    return next(peer for peer in peers if peer["node_id"] == peer_id)
+    return next((peer for peer in peers if peer["node_id"] == peer_id),
+                {"events_received": 0, "last_error": None})
 
 
 async def test_a_new_peer_catches_up_each_event_once_with_a_bounded_outbox(tmp_path: Path) -> None:
