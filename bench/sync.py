@@ -33,7 +33,7 @@ from aiohttp import web
 from bench.nodes import BARCODES, BenchNode, free_port, percentile
 from edge.config import Config, load_config
 from edge.journal.store import Journal, Tx
-from edge.node import Node, load_node_id
+from edge.node import Node
 from edge.sync.client import Batch, SyncClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,7 +115,7 @@ async def write_day(config: Config, sales: int) -> int:
     node = Node(config.with_overrides(headoffice_enabled=False))
     await node.start()  # the demo store: catalogue, cashiers
     await node.stop()
-    journal = Journal(config.database, origin=load_node_id(config))
+    journal = Journal(config.database)  # the folder's own origin
     await journal.open()
     try:
         for start in range(0, sales, 500):
@@ -138,7 +138,8 @@ def sell_one(tx: Tx, till: str, receipt_no: int) -> None:
                                         "barcode": barcode, "name": line["name"],
                                         "unit_price": price, "vat_rate": 550, "quantity": 1})
         lines.append(line)
-    totals = {"total": 235, "items": 2, "vat": [{"rate": 550, "base": 223, "vat": 12}]}
+    totals = {"total": 235, "items": 2,
+              "vat": [{"rate": 550, "base": 223, "vat": 12, "total": 235}]}
     tx.append("sale_completed", {
         "id": basket, "till": till, "receipt_no": receipt_no,
         "receipt_number": f"{till}-{receipt_no:06d}", "cashier": "alice", "lines": lines,
@@ -155,8 +156,8 @@ class MeasuredSync(SyncClient):
 
     batches: list[Batch]
 
-    def _encode(self, cursor: int, skip: str, max_events: int, max_bytes: int) -> Batch | None:
-        batch = super()._encode(cursor, skip, max_events, max_bytes)
+    def _encode(self, cursor: int, max_events: int, max_bytes: int) -> Batch | None:
+        batch = super()._encode(cursor, max_events, max_bytes)
         if batch is not None:
             self.batches.append(batch)
         return batch
@@ -164,10 +165,9 @@ class MeasuredSync(SyncClient):
 
 async def upload(config: Config) -> tuple[float, int, list[Batch]]:
     """Sync a whole day in this process: (seconds, events, batches sent)."""
-    node_id = load_node_id(config)
-    journal = Journal(config.database, origin=node_id)
+    journal = Journal(config.database)
     await journal.open()
-    client = MeasuredSync(journal, config, node_id)
+    client = MeasuredSync(journal, config)
     client.batches = []
     await client.open()
     try:

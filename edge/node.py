@@ -82,8 +82,7 @@ class Node:
         self.till_sockets: set[web.WebSocketResponse] = set()
         self.sync: SyncClient | None = None
         if config.headoffice_url and config.headoffice_enabled:
-            # Its node id is the journal's origin, known once the journal is open.
-            self.sync = SyncClient(self.journal, config, node_id="")
+            self.sync = SyncClient(self.journal, config)
         self.tasks = Supervisor()
         # Set when the node cannot go on (its origin clashed): `edge serve` exits.
         self.failed = asyncio.Event()
@@ -125,7 +124,6 @@ class Node:
         await self.print_queue.first_statuses(within=2.0)
         self.admin_token = write_admin_token(self.config.data_dir)  # for local admin commands
         if self.sync is not None:
-            self.sync.node_id = self.node_id
             await self.sync.open()
             self.tasks.start("headoffice-sync", self.sync.run)
         await self.peers.start()

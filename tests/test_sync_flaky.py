@@ -33,7 +33,7 @@ async def drain(folder: Path, proxy: FaultProxy, token: str,
                           batch_events=BATCH_EVENTS) as node:
         journal = node_of(node).journal
         await sell_in_bulk(journal, ["T11", "T12"], SALES)
-        client = SyncClient(journal, node_of(node).config, node_of(node).node_id)
+        client = SyncClient(journal, node_of(node).config)
         client.timing = Timing(first_retry=0.05, max_retry=0.3, push_delay=0.01,
                                pull_every=60, timeout=10)
         await client.open()

@@ -105,10 +105,9 @@ class Counters:
 
 
 class SyncClient:
-    def __init__(self, journal: Journal, config: Config, node_id: str) -> None:
+    def __init__(self, journal: Journal, config: Config) -> None:
         self.journal = journal
         self.config = config
-        self.node_id = node_id
         self.timing = Timing(max_retry=config.headoffice_retry_max_seconds,
                              pull_every=config.headoffice_pull_interval_seconds,
                              timeout=config.headoffice_timeout_seconds)
@@ -123,6 +122,11 @@ class SyncClient:
         self._session: aiohttp.ClientSession | None = None
         self._unlisten: Callable[[], None] | None = None
         self._pull_due_at = 0.0  # time.monotonic(): pull on the first round
+
+    @property
+    def node_id(self) -> str:
+        """The node pushing: its journal's origin (known once the journal is open)."""
+        return self.journal.origin
 
     async def open(self) -> None:
         self._reader = await self._in_thread(self._open_reader)
@@ -473,7 +477,7 @@ async def sync_now(config: Config, progress: Progress) -> dict[str, Any]:
     that node instead (edge/admin.py).
     """
     async with local_journal(config.data_dir, config.database, "edge sync") as journal:
-        client = SyncClient(journal, config, journal.origin)
+        client = SyncClient(journal, config)
         await client.open()
         try:
             backlog, oldest = await client.backlog()
