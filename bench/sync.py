@@ -34,6 +34,7 @@ from bench.nodes import BARCODES, BenchNode, free_port, percentile
 from edge.config import Config, load_config
 from edge.journal.store import Journal, Tx
 from edge.node import Node
+from edge.selling.sales import sale_id_for
 from edge.sync.client import Batch, SyncClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,15 +141,16 @@ def sell_one(tx: Tx, till: str, receipt_no: int) -> None:
         lines.append(line)
     totals = {"total": 235, "items": 2,
               "vat": [{"rate": 550, "base": 223, "vat": 12, "total": 235}]}
+    sale_id = sale_id_for(till, basket)
     tx.append("sale_completed", {
-        "id": basket, "till": till, "receipt_no": receipt_no,
+        "id": sale_id, "basket_id": basket, "till": till, "receipt_no": receipt_no,
         "receipt_number": f"{till}-{receipt_no:06d}", "cashier": "alice", "lines": lines,
         "totals": totals, "tenders": [{"method": "cash", "amount": 500}], "change": 265})
     job = str(uuid.uuid4())
     tx.append("print_requested", {"job_id": job, "printer": "receipt", "node": "bench",
-                                  "kind": "receipt", "sale_id": basket, "open_drawer": True})
+                                  "kind": "receipt", "sale_id": sale_id, "open_drawer": True})
     tx.append("print_job_done", {"job_id": job, "printer": "receipt", "outcome": "done"})
-    tx.append("drawer_opened", {"printer": "receipt", "reason": "cash sale", "sale_id": basket})
+    tx.append("drawer_opened", {"printer": "receipt", "reason": "cash sale", "sale_id": sale_id})
 
 
 class MeasuredSync(SyncClient):

@@ -1,7 +1,7 @@
 """Store IT's commands and the running node: who does the work, and how they talk.
 
 A node owns its data folder (locked), so a command that writes (`edge devices
-test`, `edge sync`) either takes the same lock, when no node runs, or asks the
+test`, `edge sync`, `edge pair`) either takes the same lock, when no node runs, or asks the
 running node over HTTP under `/api/admin/`, authenticated by the token the
 node keeps in its data folder (`admin-token`, readable only by whoever may
 read the journal). Which one is decided by the lock, never by a health probe
@@ -24,6 +24,7 @@ from aiohttp import web
 from edge.config import Config
 
 TOKEN_FILE = "admin-token"
+MAX_PAIRING_MINUTES = 7 * 24 * 60  # `edge pair --minutes`: a week at most
 
 AdminHandler = Callable[[web.Request, dict[str, Any]], Awaitable[web.Response]]
 

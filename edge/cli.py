@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="check a config file and say what is wrong")
     check.add_argument("--config", type=Path, required=True, help="store config file (TOML)")
+    check.add_argument("--data", type=Path,
+                       help="data folder whose paired tills the printers' `tills` are checked "
+                            "against (default: the config's)")
 
     discover = sub.add_parser("discover", help="list the edge nodes announced on the network")
     discover.add_argument("--interface", help="address of the interface to search (default all)")
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "pair":
             return run_pair(config, args.minutes)  # type: ignore[arg-type]
         if args.command == "check":
-            return run_check(args.config)
+            return run_check(args.config, args.data)
         if args.command == "verify":
             return run_verify(config)  # type: ignore[arg-type]
         if args.command == "devices":
@@ -217,23 +220,51 @@ async def serve(config: Config) -> str | None:
 
 
 def run_pair(config: Config, minutes: int) -> int:
+    """A one-time pairing code: made by the running node if one holds the folder, else here.
+
+    Like every command that writes to a data folder, it never writes beside
+    the process that owns it (`edge restore` mid-way, or a node): which one is
+    decided by the folder's lock (edge/admin.py).
+    """
+    from edge.admin import MAX_PAIRING_MINUTES, NodeRefused, ask_node
+    from edge.journal.datafolder import FolderInUse, FolderLock
     from edge.selling.tills import create_pairing_code
 
     if not config.database.exists():
         print(f"No store data in {config.data_dir}: start `edge serve` once first.",
               file=sys.stderr)
         return 1
-    code = create_pairing_code(config.database, ttl=minutes * 60)
+    if not 1 <= minutes <= MAX_PAIRING_MINUTES:
+        print(f"--minutes must be between 1 and {MAX_PAIRING_MINUTES}.", file=sys.stderr)
+        return 2
+    lock = FolderLock(config.data_dir)
+    try:
+        lock.acquire("edge pair")
+    except FolderInUse:
+        try:
+            code = ask_node(config, "/api/admin/pair", {"minutes": minutes})["code"]
+        except NodeRefused as refused:
+            print(refused, file=sys.stderr)
+            return 1
+        made_by = ", made by the running node"
+    else:
+        try:
+            code = create_pairing_code(config.database, ttl=minutes * 60)
+        finally:
+            lock.release()
+        made_by = ""
     url_file = config.data_dir / "till-url"
     url = url_file.read_text().strip() if url_file.exists() else f"http://<node>:{config.port}/"
-    print(f"Pairing code: {code} (valid {minutes} min, once)")
+    print(f"Pairing code: {code} (valid {minutes} min, once{made_by})")
     print(f"On the till, open {url}#pair={code}")
     print("or open the till app and type the code.")
     return 0
 
 
-def run_check(path: Path) -> int:
-    config = load_config(path)
+def run_check(path: Path, data_dir: Path | None = None) -> int:
+    from edge.devices.device_admin import till_code_problems
+
+    config = load_config(path).with_overrides(data_dir=data_dir)
     print(f"{path}: OK")
     print(f"  store {config.store_id} ({config.store_name})")
     print(f"  listens on {config.host}:{config.port}, data in {config.data_dir}")
@@ -246,6 +277,8 @@ def run_check(path: Path) -> int:
                 else f"in {config.headoffice_nightly_window}")
         state = "" if config.headoffice_enabled else " (disabled)"
         print(f"  head office {config.headoffice_url}: syncs {when}{state}")
+    for problem in till_code_problems(config):
+        print(f"  Warning: {problem}")
     return 0
 
 

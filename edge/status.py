@@ -60,6 +60,27 @@ def _history(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
     return history or None
 
 
+@section("sales to check")
+def _sales_to_check(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
+    from edge.selling.sales import baskets_sold_twice
+
+    try:
+        return baskets_sold_twice(db) or None
+    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
+        return None
+
+
+@section("printing")
+def _printing(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
+    """Print jobs a restored node's past left unfinished: how many, and who decides."""
+    from edge.devices.print_jobs import stranded_summary
+
+    try:
+        return stranded_summary(db)
+    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
+        return None
+
+
 @section("headoffice")
 def _headoffice(config: Config, db: sqlite3.Connection) -> dict[str, Any]:
     from edge.sync.client import unsent

@@ -189,6 +189,7 @@ def as_record(sale: dict[str, Any]) -> dict[str, Any]:
     fields = ("id", "product_id", "barcode", "name", "unit_price", "vat_rate", "quantity")
     return {
         "id": sale["id"],
+        "basket_id": sale.get("basket_id"),
         "receipt_no": sale["receipt_no"],
         "cashier": sale["cashier"],
         "time": sale["time"],

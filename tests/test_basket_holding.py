@@ -10,9 +10,11 @@ a takeover: once they meet, every node settles on the same holder.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from test_peers import Partition, converged, pair, wait_for_till
 from test_till_offline import ADDRESS, ShopNode, launch_browser_in, log_in, pay_cash, scan
 
 from edge.selling import baskets
+from edge.selling.sales import baskets_sold_twice
 from edge.selling.tills import create_pairing_code
 from edge.till_client import CommandFailed, TillClient
 
@@ -126,26 +129,85 @@ async def test_two_tills_racing_for_a_parked_basket_one_holds_it(
                                             tenders=CASH) == sold
 
 
-async def test_an_offline_sale_of_another_tills_basket_is_not_answered_with_its_sale(
-    node: NodeUnderTest,
+def sold_offline(basket: str, till: str | None, totals: dict[str, Any]) -> dict[str, Any]:
+    """A sale of `basket` made offline by `till` (None: a till of before sale ids)."""
+    lines = [{"id": new_id(), "product_id": "p0001", "barcode": BAGUETTE,
+              "name": "Baguette tradition", "unit_price": 120, "vat_rate": 550, "quantity": 1}]
+    ids = {"id": basket} if till is None else {"id": f"{basket}@{till}", "basket_id": basket}
+    return {**ids, "receipt_no": 1, "cashier": "alice", "time": "2026-11-25T10:42:07.123Z",
+            "lines": lines, "tenders": CASH,
+            "totals": {key: totals[key] for key in ("total", "items", "vat")}, "change": 880}
+
+
+def sold_twice(data_dir: Path) -> dict[str, str]:
+    """What `edge status` shows of baskets that more than one sale sold."""
+    conn = sqlite3.connect(f"file:{data_dir / 'edge.sqlite3'}?mode=ro", uri=True)
+    try:
+        return baskets_sold_twice(conn)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("with_sale_ids", [True, False], ids=["till", "older-till"])
+async def test_a_till_that_sold_offline_a_basket_another_till_sold_keeps_its_own_sale(
+    node: NodeUnderTest, with_sale_ids: bool,
 ) -> None:
+    """Both took the money: both sales are kept and shown, neither hides the other."""
     basket = new_id()
     async with node.till(await node.pair("seller")) as seller, \
             node.till(await node.pair("offline")) as offline:
-        seller_code = await code_of(seller)
         await seller.call("basket/add", basket_id=basket, line_id=new_id(), barcode=BAGUETTE)
         sold = await seller.call("sale/complete", basket_id=basket, tenders=CASH)
-        # A till that sold a basket of the same id offline (it held it before a takeover).
-        lines = [{"id": new_id(), "product_id": "p0001", "barcode": BAGUETTE,
-                  "name": "Baguette tradition", "unit_price": 120, "vat_rate": 550,
-                  "quantity": 1}]
-        totals = sold["totals"]
-        reply = await offline.reply("sale/record", sale={
-            "id": basket, "receipt_no": 1, "cashier": "alice",
-            "time": "2026-11-25T10:42:07.123Z", "lines": lines, "tenders": CASH,
-            "totals": {key: totals[key] for key in ("total", "items", "vat")}, "change": 880})
-    refused = refusal(reply)
-    assert refused["code"] == "basket_held" and refused["data"]["till"] == seller_code
+        offline_code = await code_of(offline)
+        mine = await offline.call("sale/record", sale=sold_offline(
+            basket, offline_code if with_sale_ids else None, sold["totals"]))
+        assert mine["till"] == offline_code and mine["id"] != sold["id"]
+        again = await offline.call("sale/record", sale=sold_offline(
+            basket, offline_code if with_sale_ids else None, sold["totals"]))
+        assert again["hash"] == mine["hash"]  # a resend records nothing
+        assert await seller.call("sale/complete", basket_id=basket, tenders=CASH) == sold
+    shown = sold_twice(node.data_dir)
+    assert list(shown) == [f"basket {basket}"]
+    assert sold["receipt_number"] in shown[f"basket {basket}"]
+    assert mine["receipt_number"] in shown[f"basket {basket}"]
+
+
+@pytest.mark.parametrize("with_sale_ids", [True, False], ids=["till", "older-till"])
+async def test_sale_record_never_closes_a_basket_another_till_holds(
+    node: NodeUnderTest, with_sale_ids: bool,
+) -> None:
+    """A cashier cannot close another till's open basket by recording a sale of its id."""
+    basket = new_id()
+    async with node.till(await node.pair("holder")) as holder, \
+            node.till(await node.pair("other")) as other:
+        opened = await holder.call("basket/add", basket_id=basket, line_id=new_id(),
+                                   barcode=BAGUETTE)
+        other_code = await code_of(other)
+        recorded = await other.call("sale/record", sale=sold_offline(
+            basket, other_code if with_sale_ids else None, opened["totals"]))
+        assert "basket_held_elsewhere" in recorded["flags"]
+        assert await holder.call("basket/get") == opened
+        sold = await holder.call("sale/complete", basket_id=basket, tenders=CASH)
+        assert sold["till"] != other_code and sold["id"] != recorded["id"]
+    assert list(sold_twice(node.data_dir)) == [f"basket {basket}"]
+
+
+async def test_a_sale_id_must_be_its_basket_at_its_till(node: NodeUnderTest) -> None:
+    """A till cannot record a sale under another till's sale id (it would hide that sale)."""
+    basket = new_id()
+    async with node.till(await node.pair("seller")) as seller, \
+            node.till(await node.pair("forger")) as forger:
+        await seller.call("basket/add", basket_id=basket, line_id=new_id(), barcode=BAGUETTE)
+        sold = await seller.call("sale/complete", basket_id=basket, tenders=CASH)
+        forger_code = await code_of(forger)
+        forged = sold_offline(basket, forger_code, sold["totals"])
+        refused = refusal(await forger.reply("sale/record", sale={**forged, "id": sold["id"]}))
+        assert refused["code"] == "invalid_field"
+        assert f"{basket}@{forger_code}" in refused["message"]
+        older = refusal(await forger.reply("sale/record", sale={
+            **sold_offline(basket, None, sold["totals"]), "id": sold["id"]}))
+        assert older["code"] == "basket_held"
+    assert sold_twice(node.data_dir) == {}
 
 
 def holder_on(node: EdgeProcess, basket: str) -> tuple[str, str]:
@@ -162,7 +224,15 @@ async def call_refused(client: TillClient, type_: str, **args: Any) -> CommandFa
     return refused.value
 
 
-async def test_two_nodes_cut_apart_settle_on_one_holder(tmp_path) -> None:
+@contextlib.asynccontextmanager
+async def one_basket_taken_over_on_both_sides(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[list[EdgeProcess], list[Partition], dict[str, TillClient], str]]:
+    """Two nodes cut apart; on each, a manager forces the same parked basket onto a till.
+
+    Yields the nodes, the links to cut or heal, the two tills by code
+    (left on node a, right on node b) and the basket.
+    """
     ports = [free_port(), free_port()]
     async with Partition(ports[1]) as to_b, Partition(ports[0]) as to_a:
         nodes = []
@@ -191,28 +261,51 @@ async def test_two_nodes_cut_apart_settle_on_one_holder(tmp_path) -> None:
                 took_left = await left.call("basket/take_over", basket_id=basket, force=True)
                 took_right = await right.call("basket/take_over", basket_id=basket, force=True)
                 assert [took_left["till"], took_right["till"]] == list(codes)
-                to_a.heal()
-                to_b.heal()
-                await converged(nodes)
-                holders = {holder_on(a, basket), holder_on(b, basket)}
-                assert len(holders) == 1, holders
-                ((winner, status),) = holders
-                assert status == "open" and winner in codes
-                winning = codes[winner]
-                (losing,) = (till for code, till in codes.items() if code != winner)
-                refused = await call_refused(losing, "sale/complete", basket_id=basket,
-                                             tenders=CASH)
-                assert refused.code == "basket_held" and winner in str(refused)
-                sold = await winning.call("sale/complete", basket_id=basket, tenders=CASH)
-                assert sold["till"] == winner
-                await converged(nodes)
-                late = await call_refused(losing, "sale/complete", basket_id=basket,
-                                          tenders=CASH)
-                assert late.code == "basket_held"
+                yield nodes, [to_a, to_b], codes, basket
         finally:
             for process in nodes:
                 process.stop()
-    assert holder_on(a, basket) == holder_on(b, basket) == (winner, "sold")
+
+
+async def test_two_nodes_cut_apart_settle_on_one_holder(tmp_path) -> None:
+    async with one_basket_taken_over_on_both_sides(tmp_path) as (nodes, links, codes, basket):
+        for link in links:
+            link.heal()
+        await converged(nodes)
+        holders = {holder_on(node, basket) for node in nodes}
+        assert len(holders) == 1, holders
+        ((winner, status),) = holders
+        assert status == "open" and winner in codes
+        winning = codes[winner]
+        (losing,) = (till for code, till in codes.items() if code != winner)
+        refused = await call_refused(losing, "sale/complete", basket_id=basket, tenders=CASH)
+        assert refused.code == "basket_held" and winner in str(refused)
+        sold = await winning.call("sale/complete", basket_id=basket, tenders=CASH)
+        assert sold["till"] == winner
+        await converged(nodes)
+        late = await call_refused(losing, "sale/complete", basket_id=basket, tenders=CASH)
+        assert late.code == "basket_held"
+    assert {holder_on(node, basket) for node in nodes} == {(winner, "sold")}
+
+
+async def test_two_tills_that_sold_one_basket_while_cut_apart_both_keep_their_sale(
+    tmp_path: Path,
+) -> None:
+    """Each took the money: once the nodes meet, every node has both sales, shown as such."""
+    async with one_basket_taken_over_on_both_sides(tmp_path) as (nodes, links, codes, basket):
+        sold = {code: await till.call("sale/complete", basket_id=basket, tenders=CASH)
+                for code, till in codes.items()}
+        for link in links:
+            link.heal()
+        await converged(nodes)
+        for code, till in codes.items():  # each till is told its own sale again, only
+            assert await till.call("sale/complete", basket_id=basket, tenders=CASH) == sold[code]
+    assert len({sale["id"] for sale in sold.values()}) == 2
+    for node in nodes:
+        shown = sold_twice(node.data_dir)
+        assert list(shown) == [f"basket {basket}"]
+        assert all(sale["receipt_number"] in shown[f"basket {basket}"] for sale in sold.values())
+        assert holder_on(node, basket)[1] == "sold"
 
 
 async def test_a_till_without_a_connection_is_still_live_while_it_works_the_basket(

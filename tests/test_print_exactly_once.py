@@ -338,7 +338,9 @@ async def test_a_reprint_that_arrives_before_its_sale_waits_for_it(tmp_path: Pat
     async with printing_node(tmp_path, [USB], FakeUsbBackend(printer)) as node, \
             node.till() as till:
         journal = node_of(node).journal
-        sale_id = str(uuid.uuid4())  # the sale the till is about to make
+        basket_id = str(uuid.uuid4())
+        till_code = (await till.call("sale/held"))["till"]
+        sale_id = f"{basket_id}@{till_code}"  # the sale the till is about to make
         def request(tx: Any, sale: str) -> None:
             tx.append("print_requested", {
                 "job_id": str(uuid.uuid4()), "printer": "caisse", "node": journal.origin,
@@ -351,10 +353,10 @@ async def test_a_reprint_that_arrives_before_its_sale_waits_for_it(tmp_path: Pat
         assert await job_statuses(node) == ["waiting"]
 
         for barcode in BARCODES[:2]:
-            await till.call("basket/add", basket_id=sale_id, line_id=str(uuid.uuid4()),
+            await till.call("basket/add", basket_id=basket_id, line_id=str(uuid.uuid4()),
                             barcode=barcode)
         basket = await till.call("basket/get")
-        await till.call("sale/complete", basket_id=sale_id, tenders=[
+        await till.call("sale/complete", basket_id=basket_id, tenders=[
             {"method": "card", "amount": basket["totals"]["total"], "reference": "TPE-1"}])
         await eventually(lambda: _all(job_statuses(node), "done", 2), what="both receipts")
         duplicate = await receipt_bytes(node, sale_id, USB, copy="duplicate")

@@ -5,7 +5,7 @@ office, and a node that a restored one retired), each writing a proper hash
 chain (`ChainHead.next`) of every event type there is, with ids that collide
 on purpose the way a store's do: a sale recorded through two nodes after a
 failover, its receipt asked of one printer by both, a basket taken over by
-two tills at once, two old nodes both giving `T01`, a cashier and a product
+two tills at once and sold by both, two old nodes both giving `T01`, a cashier and a product
 changed on two origins. Each history is applied to fresh journals (as a peer
 or head office would: `tx.apply`) in different interleavings that keep each
 origin's own order, with events applied twice, in batches of any size; every
@@ -101,19 +101,33 @@ def _line(line_id: str, product: str, price: int, quantity: int) -> dict[str, An
             "unit_price": price, "vat_rate": 550, "quantity": quantity}
 
 
+def _sale(sale_id: str, basket: str | None, till: str, number: int,
+          lines: list[dict[str, Any]]) -> dict[str, Any]:
+    sold = [{**line, "total": line["unit_price"] * line["quantity"]} for line in lines]
+    totals = basket_totals(Line(ln["unit_price"], ln["quantity"], ln["vat_rate"]) for ln in sold)
+    body = {"id": sale_id, "till": till, "receipt_no": number,
+            "receipt_number": f"{till}-{number:06d}", "cashier": "c1", "lines": sold,
+            "totals": totals, "tenders": [{"method": "cash", "amount": totals["total"]}],
+            "change": 0}
+    return body if basket is None else {**body, "basket_id": basket}
+
+
 @st.composite
 def sales(draw: st.DrawFn) -> list[Step]:
     """Sales, some resent through another node after a failover; their receipts printing."""
     steps: list[Step] = []
     for number in range(1, draw(st.integers(2, 3)) + 1):
         first = number == 1  # holds every kind of event; the others, some
-        sale_id, till = f"s{number}", draw(st.sampled_from(["T02-n1", "T02-n2"]))
+        basket, till = f"s{number}", draw(st.sampled_from(["T02-n1", "T02-n2"]))
+        # A sale of a till of before sale ids had its basket's id, and no basket_id.
+        older = not first and draw(st.booleans())
+        sale_id = basket if older else f"{basket}@{till}"
         seller = draw(st.sampled_from(NODES))
         lines = [_line(f"{sale_id}-l{k}", "p1", draw(st.sampled_from([100, 120])),
                        draw(st.integers(1, 3)))
                  for k in range(2 if first else draw(st.integers(1, 2)))]
         for line in lines:
-            body = {"basket_id": sale_id, "till": till, "cashier": "c1", "line_id": line["id"],
+            body = {"basket_id": basket, "till": till, "cashier": "c1", "line_id": line["id"],
                     **{k: line[k] for k in ("product_id", "barcode", "name", "unit_price",
                                             "vat_rate", "quantity")}}
             steps.append((seller, "basket_line_added", body, draw(TIMES)))
@@ -123,23 +137,17 @@ def sales(draw: st.DrawFn) -> list[Step]:
                               draw(TIMES)))
         if first or draw(st.booleans()):
             steps.append((seller, "basket_quantity_set", {
-                "basket_id": sale_id, "line_id": lines[0]["id"], "quantity": 5}, draw(TIMES)))
+                "basket_id": basket, "line_id": lines[0]["id"], "quantity": 5}, draw(TIMES)))
             lines[0]["quantity"] = 5
         if len(lines) > 1 and (first or draw(st.booleans())):
             steps.append((seller, "basket_line_removed", {
-                "basket_id": sale_id, "line_id": lines[1]["id"]}, draw(TIMES)))
+                "basket_id": basket, "line_id": lines[1]["id"]}, draw(TIMES)))
             lines.pop()
         # Recorded by its seller, and maybe again through the node the till moved to.
         recorders = [seller, *draw(st.lists(st.sampled_from(NODES), max_size=2))]
         job = derived_job_id("receipt", sale_id, PRINTER)
         for recorder in recorders:
-            sold = [{**line, "total": line["unit_price"] * line["quantity"]} for line in lines]
-            totals = basket_totals(Line(ln["unit_price"], ln["quantity"], ln["vat_rate"])
-                                   for ln in sold)
-            body = {"id": sale_id, "till": till, "receipt_no": number,
-                    "receipt_number": f"{till}-{number:06d}", "cashier": "c1", "lines": sold,
-                    "totals": totals, "tenders": [{"method": "cash",
-                                                   "amount": totals["total"]}], "change": 0}
+            body = _sale(sale_id, None if older else basket, till, number, lines)
             if recorder != seller:
                 body["resent"] = True
             time = draw(TIMES)
@@ -208,6 +216,11 @@ def takeovers(draw: st.DrawFn) -> list[Step]:
         if draw(st.booleans()):
             more = {**added, "till": till, "line_id": f"b-l{index + 2}"}
             steps.append((node, "basket_line_added", more, draw(TIMES)))
+        if draw(st.booleans()):  # each holder sells it while cut apart: two sales, one basket
+            sold = _sale(f"{basket}@{till}", basket, till, 50, [line])
+            if draw(st.booleans()):  # recorded where another till held it open
+                sold["closes_basket"] = False
+            steps.append((node, "sale_completed", sold, draw(TIMES)))
     # Voided by a holder; or another basket, voided by its till as its line arrives elsewhere.
     voided = basket if draw(st.booleans()) else "b-void"
     if voided != basket:

@@ -58,7 +58,7 @@ async def test_two_tabs_of_one_till_never_share_a_receipt_number(node: NodeUnder
     assert f"{code}-000001" in error["message"] and "2" in error["message"]
     assert error["data"] == {"till": code, "receipt_no": 1, "next_receipt_no": 2}
     assert still_open["id"] == second  # refused: nothing changed
-    assert retried["receipt_number"] == f"{code}-000002" and retried["id"] == second
+    assert retried["receipt_number"] == f"{code}-000002" and retried["basket_id"] == second
     assert resent == sold
     assert await receipt_numbers(node) == [(code, 1), (code, 2)]
 

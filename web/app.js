@@ -269,7 +269,8 @@ async function runLocally(command) {
 async function completeSaleOffline({ basket_id: basketId, receipt_no: receiptNo, tenders }) {
   if (!state.basket?.lines.length || state.basket.id !== basketId) throw new CommandError('empty_basket');
   const sale = offlineSale({
-    basket: state.basket, receiptNo, cashierId: state.cashier.id, tenders, time: new Date().toISOString(),
+    basket: state.basket, tillCode: state.auth.till.code, receiptNo, cashierId: state.cashier.id, tenders,
+    time: new Date().toISOString(),
   });
   await ledger.keepOfflineSale(sale);
   state.saleInFlight = null;

@@ -43,18 +43,30 @@ export function receiptNumber(tillCode, receiptNo) {
 }
 
 /**
- * The sale as `sale/record` takes it. The sale id is the basket id, as for an
- * online sale, so a sale that reached a node just before it died is
- * recognised when the till sends it again. Throws a PricingError when the
- * tenders do not settle the total (same codes as the node).
+ * A sale's id: its basket's, qualified by the till that sold it, as the node
+ * makes it (edge/selling/sales.py `sale_id_for`). A sale that reached a node
+ * just before it died is recognised when the till sends it again; another
+ * till that sold the same basket makes another sale, never this one.
  */
-export function offlineSale({ basket, receiptNo, cashierId, tenders, time }) {
+export function saleIdFor(tillCode, basketId) {
+  return `${basketId}@${tillCode}`;
+}
+
+/**
+ * The sale as `sale/record` takes it, with the id the node would have given
+ * it online. Throws a PricingError when the tenders do not settle the total
+ * (same codes as the node).
+ */
+export function offlineSale({ basket, tillCode, receiptNo, cashierId, tenders, time }) {
   const lines = basket.lines.map(({ id, product_id, barcode, name, unit_price, vat_rate, quantity }) => ({
     id, product_id, barcode, name, unit_price, vat_rate, quantity,
   }));
   const totals = basketTotals(lines);
   const change = changeDue(totals.total, tenders);
-  return { id: basket.id, receipt_no: receiptNo, cashier: cashierId, time, lines, tenders, totals, change };
+  return {
+    id: saleIdFor(tillCode, basket.id), basket_id: basket.id,
+    receipt_no: receiptNo, cashier: cashierId, time, lines, tenders, totals, change,
+  };
 }
 
 /**
@@ -70,10 +82,13 @@ export function recordedSale(sale) {
   const tenders = sale.tenders.map(({ method, amount, reference }) =>
     (method === 'card' ? { method, amount, reference } : { method, amount }));
   const { total, items, vat } = sale.totals;
-  return {
+  const recorded = {
     id: sale.id, receipt_no: sale.receipt_no, cashier: sale.cashier, time: sale.time,
     lines, tenders, totals: { total, items, vat }, change: sale.change ?? 0,
   };
+  // A sale from a node of before sale ids has none: its id is its basket's.
+  if (sale.basket_id) recorded.basket_id = sale.basket_id;
+  return recorded;
 }
 
 /**

@@ -143,6 +143,12 @@ const STRINGS = {
     'drawer.openForSale': 'Ouvrir le tiroir',
     'drawer.wasOpen': 'Il s’est ouvert',
     'drawer.openSent': ({ printer }) => `Ouverture du tiroir envoyée à l’imprimante ${printer}`,
+    // A receipt a node restored from a backup may or may not have printed before.
+    'receiptDoubt.text': ({ receipt }) =>
+      `Ticket ${receipt} : peut-être pas imprimé (serveur restauré d’une sauvegarde). Le client l’a-t-il ?`,
+    'receiptDoubt.reprint': 'Imprimer un duplicata',
+    'receiptDoubt.hasIt': 'Il l’a',
+    'receiptDoubt.sent': ({ printer }) => `Duplicata envoyé à l’imprimante ${printer}`,
 
     // Error codes: the server's ones (docs/protocol.md) and a few of the till's own.
     'error.unknown_barcode': ({ barcode }) => `CODE-BARRES INCONNU : ${barcode || '?'}`,
@@ -323,6 +329,11 @@ const STRINGS = {
     'drawer.openForSale': 'Open the drawer',
     'drawer.wasOpen': 'It opened',
     'drawer.openSent': ({ printer }) => `Drawer opening sent to printer ${printer}`,
+    'receiptDoubt.text': ({ receipt }) =>
+      `Receipt ${receipt}: perhaps not printed (server restored from a backup). Does the customer have it?`,
+    'receiptDoubt.reprint': 'Print a copy',
+    'receiptDoubt.hasIt': 'They have it',
+    'receiptDoubt.sent': ({ printer }) => `Copy sent to printer ${printer}`,
 
     'error.unknown_barcode': ({ barcode }) => `UNKNOWN BARCODE: ${barcode || '?'}`,
     'error.unknown_product': 'Unknown product',

@@ -2,7 +2,9 @@
 // (discreet while it prints, loud when it cannot), the done screen's receipt
 // line (reprint, or another printer when the till's own is on a node that
 // does not answer), the manager's "no sale" drawer opening, and the question
-// "did the drawer open?" for a cash sale whose pulse the node cannot vouch for.
+// "did the drawer open?" for a cash sale whose pulse the node cannot vouch for,
+// and "does the customer have a receipt?" for a sale whose receipt was left
+// unfinished by a node since restored from a backup (a DUPLICATA is offered).
 //
 // The printer is on a node, not on the till: everything here goes through
 // `printer/subscribe`, `printer/status`, `printer/reprint`, `drawer/open` and
@@ -20,13 +22,14 @@ const REMOTE_PRINTER_REFRESH_MS = 10000;
  * The till's printer in a `printer/status` reply: {state, name, node, detail,
  * paperNearEnd}, or null when there is no reply to read.
  *
- * The reply names the till's printer (`printer`) but not its node, and every
- * node has its own printers, often with the same name ("receipt"). So the
- * node is found in `store_printers` as the node routes receipts: a printer
- * listing this till first, else one on this node. Its state is known only
- * when it is on this node (`printers`); on another node we only know whether
- * that node answers (`reachable`). `store_printers` may be missing (an older
- * node): then the printer is taken to be on this node.
+ * The reply names the till's printer (`printer`) and its node
+ * (`printer_node`); every node has its own printers, often with the same
+ * name ("receipt"). An older node gives no `printer_node`: the node is then
+ * found in `store_printers` as it routed receipts: a printer listing this
+ * till first, else one on this node. Its state is known only when it is on
+ * this node (`printers`); on another node we only know whether that node
+ * answers (`reachable`). `store_printers` may be missing (an older node):
+ * then the printer is taken to be on this node.
  */
 export function tillPrinterOf(reply, tillCode, hereNode) {
   if (!reply) return null;
@@ -40,7 +43,8 @@ export function tillPrinterOf(reply, tillCode, hereNode) {
   };
   if (!Array.isArray(reply.store_printers)) return local();
   const named = reply.store_printers.filter((printer) => printer.name === name);
-  const entry = named.find((printer) => printer.tills?.includes(tillCode))
+  const entry = named.find((printer) => reply.printer_node && printer.node === reply.printer_node)
+    ?? named.find((printer) => printer.tills?.includes(tillCode))
     ?? named.find((printer) => printer.node === hereNode)
     ?? named[0];
   if (!entry || entry.node === hereNode) return local();
@@ -90,6 +94,7 @@ export class TillPrinting {
     this.noticeTimer = null;
     this.refreshTimer = null;
     this.doubtsAnswered = new Set(); // sales whose drawer the cashier saw open: asked no more
+    this.receiptsAnswered = new Set(); // sales whose receipt the customer has (or was reprinted)
     this.doubtBusy = false;
   }
 
@@ -114,7 +119,9 @@ export class TillPrinting {
     this.doubtBanner().addEventListener('click', (event) => {
       const button = event.target.closest('button[data-sale]');
       if (!button) return;
-      if (button.dataset.answer === 'opened') {
+      if (button.dataset.receipt) {
+        this.answerReceipt(button.dataset.sale, button.dataset.receipt === 'reprint');
+      } else if (button.dataset.answer === 'opened') {
         this.doubtsAnswered.add(button.dataset.sale);
         this.render();
       } else {
@@ -319,11 +326,55 @@ export class TillPrinting {
     }
   }
 
+  /** Receipts that may not have printed (a restored node's unfinished jobs), not answered yet. */
+  get receiptDoubts() {
+    const doubts = this.client.online ? (this.status?.receipts_in_doubt ?? []) : [];
+    return doubts.filter((doubt) => !this.receiptsAnswered.has(doubt.sale_id));
+  }
+
+  /** The customer has the receipt (asked no more), or a DUPLICATA goes to the till's printer. */
+  async answerReceipt(saleId, reprint) {
+    if (!reprint) {
+      this.receiptsAnswered.add(saleId);
+      this.render();
+      return;
+    }
+    if (this.doubtBusy) return;
+    if (!this.session().ready) {
+      this.showError({ code: 'offline' });
+      return;
+    }
+    this.doubtBusy = true;
+    this.render();
+    try {
+      const result = await this.client.call('printer/reprint', { sale_id: saleId });
+      this.receiptsAnswered.add(saleId);
+      this.showNotice(t('receiptDoubt.sent', { printer: result?.printer ?? '' }));
+    } catch (error) {
+      this.showError(error);
+    } finally {
+      this.doubtBusy = false;
+      this.render();
+    }
+  }
+
   renderDoubts() {
     const banner = this.doubtBanner();
     const doubts = this.doubts;
-    banner.hidden = !doubts.length;
-    banner.replaceChildren(...doubts.slice(0, 3).map((doubt) => el(
+    const receipts = this.receiptDoubts;
+    banner.hidden = !doubts.length && !receipts.length;
+    const receiptRows = receipts.slice(0, 3).map((doubt) => el(
+      'div',
+      { class: 'drawer-doubt-sale', dataset: { sale: doubt.sale_id } },
+      el('span', {}, t('receiptDoubt.text', { receipt: doubt.receipt_number })),
+      ' ',
+      el('button', { type: 'button', dataset: { sale: doubt.sale_id, receipt: 'reprint' }, disabled: this.doubtBusy },
+        t('receiptDoubt.reprint')),
+      ' ',
+      el('button', { type: 'button', dataset: { sale: doubt.sale_id, receipt: 'has-it' } },
+        t('receiptDoubt.hasIt')),
+    ));
+    banner.replaceChildren(...receiptRows, ...doubts.slice(0, 3).map((doubt) => el(
       'div',
       { class: 'drawer-doubt-sale', dataset: { sale: doubt.sale_id } },
       el('span', {}, t('drawer.doubt', { receipt: doubt.receipt_number })),

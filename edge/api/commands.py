@@ -25,6 +25,11 @@ def client_id() -> Any:
     return field(metadata=limits(min=1, max_length=64))
 
 
+def sale_id_arg() -> Any:
+    """A sale's id: its basket's id @ its till's code (edge/selling/sales.py)."""
+    return field(metadata=limits(min=1, max_length=128))
+
+
 # Pushed to subscribers. Credentials (till_paired, cashier_added) never are.
 PUBLIC_EVENT_TYPES = frozenset({
     "product_upserted", "product_delisted",
@@ -246,7 +251,7 @@ class TillTotals:
 
 @dataclass(frozen=True)
 class OfflineSale:
-    id: str = client_id()
+    id: str = sale_id_arg()
     receipt_no: int = field(metadata=limits(min=1, max=999_999_999))
     cashier: str = client_id()
     time: str = field(metadata=limits(min=1, max_length=40))
@@ -254,6 +259,8 @@ class OfflineSale:
     tenders: list[Tender] = field(metadata=limits(min=1, max_length=10))
     totals: TillTotals
     change: int = field(default=0, metadata=limits(min=0))
+    # Absent from tills of before sale ids, whose sale id was the basket id.
+    basket_id: str | None = field(default=None, metadata=limits(min=1, max_length=64))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.api.commands import client_id, seller_of
+from edge.api.commands import sale_id_arg, seller_of
 from edge.api.websocket_api import Connection, NoArgs, command
 from edge.devices import print_jobs
 from edge.journal.chain import Event
@@ -26,8 +26,9 @@ from edge.messages import (
 )
 from edge.schema import limits
 
-# Pushed to `printer/subscribe`: the till asks `printer/status` again for its drawers in doubt.
-DRAWER_EVENTS = frozenset({"drawer_unknown", "drawer_opened"})
+# Pushed to `printer/subscribe`: the till asks `printer/status` again for its drawers (and,
+# once a node is found retired, receipts) in doubt.
+DRAWER_EVENTS = frozenset({"drawer_unknown", "drawer_opened", "origin_started"})
 
 
 async def _printers(conn: Connection) -> dict[str, Any]:
@@ -40,7 +41,9 @@ async def _printers(conn: Connection) -> dict[str, Any]:
             "printers": node.print_queue.statuses(),
             "store_printers": [{**p, "reachable": node.reaches(p["node"])} for p in everywhere],
             "drawers_in_doubt": await print_jobs.drawers_in_doubt(node.journal,
-                                                                  conn.till["code"])}
+                                                                  conn.till["code"]),
+            "receipts_in_doubt": await print_jobs.receipts_in_doubt(node.journal,
+                                                                    conn.till["code"])}
 
 
 async def _till_printer(conn: Connection) -> print_jobs.PrinterRef:
@@ -81,7 +84,7 @@ async def printer_subscribe(conn: Connection, args: NoArgs) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ReprintArgs:
-    sale_id: str = client_id()
+    sale_id: str = sale_id_arg()
     printer: str | None = field(default=None, metadata=limits(min=1, max_length=64))
     node: str | None = field(default=None, metadata=limits(min=1, max_length=64))
 
@@ -106,7 +109,7 @@ async def printer_reprint(conn: Connection, args: ReprintArgs) -> dict[str, Any]
 
 @dataclass(frozen=True)
 class SaleArgs:
-    sale_id: str = client_id()
+    sale_id: str = sale_id_arg()
 
 
 @command("drawer/open_for_sale", SaleArgs)

@@ -18,7 +18,7 @@ import orjson
 from aiohttp import WSCloseCode, web
 
 from edge import __version__
-from edge.admin import admin_error, admin_only
+from edge.admin import MAX_PAIRING_MINUTES, admin_error, admin_only
 from edge.api.websocket_api import MAX_MESSAGE_BYTES, Connection
 from edge.config import Config
 from edge.devices import print_jobs
@@ -161,6 +161,18 @@ async def admin_sync(request: web.Request, body: dict[str, Any]) -> web.Response
     return json_response({"error_message": error, "status": await node.sync.status()})
 
 
+@admin_only(_admin_token)
+async def admin_pair(request: web.Request, body: dict[str, Any]) -> web.Response:
+    """`edge pair` while the node runs: the node, which owns the folder, makes the code."""
+    minutes = body.get("minutes", 15)
+    if type(minutes) is not int or not 1 <= minutes <= MAX_PAIRING_MINUTES:
+        return admin_error(400, "invalid_request",
+                           f"minutes must be a whole number from 1 to {MAX_PAIRING_MINUTES}")
+    database = request.app[NODE].config.database
+    code = await asyncio.to_thread(tills.create_pairing_code, database, minutes * 60)
+    return json_response({"code": code, "minutes": minutes})
+
+
 async def peer_websocket(request: web.Request) -> web.StreamResponse:
     return await request.app[NODE].peers.accept(request)
 
@@ -199,6 +211,7 @@ def make_app(config: Config, usb_backend: Any = None) -> web.Application:
     app.router.add_post("/api/pair", pair)
     app.router.add_post("/api/admin/devices/test", admin_test_page)
     app.router.add_post("/api/admin/sync", admin_sync)
+    app.router.add_post("/api/admin/pair", admin_pair)
     app.router.add_get("/api/ws", till_websocket)
     app.router.add_get("/api/peer", peer_websocket)
     app.router.add_static("/", WEB_DIR, show_index=False, follow_symlinks=False)

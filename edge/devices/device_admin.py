@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from edge.config import Config, PrinterConfig
 from edge.devices import escpos
 from edge.devices.base import DeviceError, PrinterStatus, make_printer
 from edge.devices.receipt import Store, as_text, printer_test_page
+from edge.devices.till_routing import tills_problems
 from edge.journal.datafolder import FolderInUse, FolderLock
 from edge.journal.store import local_journal
 
@@ -171,3 +173,27 @@ async def _test_alone(config: Config, printer: PrinterConfig, usb_backend: Any) 
     print(f"Test page printed on {printer.name} ({device}) and the drawer pulsed "
           f"(pin {printer.drawer_pin}).")
     return 0
+
+
+def till_code_problems(config: Config) -> list[str]:
+    """`edge check`: the printers' `tills` entries that name no paired till, in words.
+
+    Read from the data folder's journal (running node or not): the tills
+    paired anywhere in the store, as far as this node has heard.
+    """
+    printers = [(printer.name, printer.tills) for printer in config.all_printers()
+                if printer.tills]
+    if not printers:
+        return []
+    try:
+        db = sqlite3.connect(f"file:{config.database}?mode=ro", uri=True, timeout=10)
+    except sqlite3.OperationalError:
+        return [f"the printers list tills, but there is no store data in {config.data_dir} "
+                "to check their codes against (start `edge serve` and pair the tills first)"]
+    try:
+        codes = [code for (code,) in db.execute("SELECT code FROM tills")]
+    except sqlite3.OperationalError:  # not a journal (yet)
+        codes = []
+    finally:
+        db.close()
+    return tills_problems(printers, codes)

@@ -20,6 +20,12 @@ node checks that no other receipt job of that sale claimed the original.
 Projections, like every table the node reads, the same whatever the order in
 which events arrive: a job's row is made by whichever of its events comes
 first, and two requests for one job keep the same one everywhere.
+
+A job whose node was retired before it finished (that node's data folder was
+restored from a backup and continues under a new origin) is *stranded*:
+nobody prints it, and it may or may not have printed after the backup. It is
+never printed again; it holds its sale's original, and the tills list its
+receipt and drawer as in doubt (`receipts_in_doubt`, `drawers_in_doubt`).
 """
 
 from __future__ import annotations
@@ -31,12 +37,14 @@ from typing import Any
 
 import orjson
 
+from edge.devices.till_routing import AnnouncedTills, printer_for
 from edge.journal.chain import Event, canonical_json
 from edge.journal.event_types import event_type
 from edge.journal.store import Journal, Tx
 from edge.messages import (
     DRAWER_ALREADY_REQUESTED,
     DRAWER_NOT_IN_DOUBT,
+    NO_PRINTER,
     UNKNOWN_SALE,
     EdgeError,
 )
@@ -261,27 +269,28 @@ async def announce_printers(journal: Journal, printers: list[dict[str, Any]]) ->
     return await journal.write(work)
 
 
-# The printer that lists the till; else this node's first printer listing no
-# tills; else any node's. Whichever node the till is on, the same answer
-# (but for the default, which prefers the till's current node).
-ROUTE_SQL = """
-    SELECT node, name FROM store_printers
-    WHERE EXISTS (SELECT 1 FROM json_each(store_printers.tills) WHERE value = :till)
-       OR (tills = '[]' AND NOT EXISTS (
-            SELECT 1 FROM store_printers AS listed, json_each(listed.tills) AS t
-            WHERE t.value = :till))
-    ORDER BY tills = '[]', node != :here, node, position LIMIT 1"""
+# Routing reads every printer of the store and every paired till (a few of
+# each): the rule, and how `tills` entries name tills, are edge/till_routing.py's.
+ROUTING_PRINTERS_SQL = "SELECT node, name, tills FROM store_printers ORDER BY node, position"
+TILL_CODES_SQL = "SELECT code FROM tills"
+
+
+def _route(printers: list[sqlite3.Row], codes: list[sqlite3.Row], till: str,
+           here: str) -> PrinterRef | None:
+    announced = [AnnouncedTills(row["node"], row["name"], tuple(orjson.loads(row["tills"])))
+                 for row in printers]
+    printer = printer_for(till, announced, [row["code"] for row in codes], here)
+    return PrinterRef(printer.node, printer.name) if printer else None
 
 
 def route(tx: Tx, till: str) -> PrinterRef | None:
     """Where `till`'s receipts print, inside a write."""
-    row = tx.fetchone(ROUTE_SQL, {"till": till, "here": tx.origin})
-    return PrinterRef(row["node"], row["name"]) if row else None
+    return _route(tx.fetchall(ROUTING_PRINTERS_SQL), tx.fetchall(TILL_CODES_SQL), till, tx.origin)
 
 
 async def route_for(journal: Journal, till: str) -> PrinterRef | None:
-    row = await journal.read_one(ROUTE_SQL, {"till": till, "here": journal.origin})
-    return PrinterRef(row["node"], row["name"]) if row else None
+    return _route(await journal.read_all(ROUTING_PRINTERS_SQL),
+                  await journal.read_all(TILL_CODES_SQL), till, journal.origin)
 
 
 async def store_printers(journal: Journal) -> list[dict[str, Any]]:
@@ -320,11 +329,33 @@ def _request(tx: Tx, printer: PrinterRef, kind: str, job_id: str | None = None,
     return {"job_id": body["job_id"], "printer": printer.name, "node": printer.node}
 
 
+# The nodes this journal knows were retired: a successor continues them (a
+# data folder restored from a backup, edge/journal/lineage.py), so they print nothing more.
+RETIRED_NODES = "SELECT predecessor FROM origin_lineage WHERE retires_predecessor = 1"
+
+
+def stranded(job: str) -> str:
+    """SQL: the job (table alias `job`) is stranded: its node was retired before it finished.
+
+    Nobody prints it any more, and nobody can know whether its node printed
+    it (or pulsed the drawer) after the backup was taken: it is in doubt.
+    Whatever that node wrote after the backup reaches us from the peers that
+    hold it, and a job they saw finish is stranded no more. Read from the
+    projections, never journaled, so the same on every node in any order.
+    """
+    return (f"({job}.node IN ({RETIRED_NODES}) AND {job}.status IN {UNFINISHED} "
+            f"AND {job}.body != '{NO_BODY}')")
+
+
 # A receipt job that printed, or may have printed, the sale's original: it
-# started as the original and was not called off before completing it.
-ORIGINAL_CLAIM = """json_extract(body, '$.kind') = 'receipt' AND original_started = 1
-    AND (status IN ('started', 'done')
-         OR (status = 'interrupted' AND (cut_sent = 1 OR cancel_requested = 0)))"""
+# started as the original and was not called off before completing it; or it
+# was to print the original on a node since retired (it may have, after the backup).
+ORIGINAL_CLAIM = f"""json_extract(body, '$.kind') = 'receipt' AND (
+    (original_started = 1
+     AND (status IN ('started', 'done')
+          OR (status = 'interrupted' AND (cut_sent = 1 OR cancel_requested = 0))))
+    OR (COALESCE(json_extract(body, '$.copy'), 'original') = 'original'
+        AND {stranded("print_jobs")}))"""
 
 
 def original_claimant(tx: Tx, sale_id: str, but: str = "") -> str | None:
@@ -380,11 +411,36 @@ async def request_drawer(
     ))
 
 
-# Receipt jobs whose drawer pulse is in doubt, no opening asked for since.
-DRAWER_IN_DOUBT = """SELECT job.id, job.printer, job.node, job.sale_id FROM print_jobs AS job
+# Receipt jobs whose drawer pulse is in doubt (`drawer_unknown`, or the job
+# was stranded before the printer confirmed its pulse), no opening asked for
+# since (but on a node since retired: that one is in doubt too).
+_NO_OPENING_SINCE = f"""NOT EXISTS (SELECT 1 FROM print_jobs AS other
+    WHERE other.sale_id = job.sale_id AND (other.drawer_opened = 1
+        OR (json_extract(other.body, '$.kind') = 'drawer' AND NOT {stranded("other")})))"""
+DRAWER_IN_DOUBT = f"""SELECT job.id, job.printer, job.node, job.sale_id FROM print_jobs AS job
     WHERE job.drawer_unknown = 1 AND json_extract(job.body, '$.kind') = 'receipt'
-    AND NOT EXISTS (SELECT 1 FROM print_jobs AS other WHERE other.sale_id = job.sale_id
-        AND (other.drawer_opened = 1 OR json_extract(other.body, '$.kind') = 'drawer'))"""
+    AND {_NO_OPENING_SINCE}
+    UNION
+    SELECT job.id, job.printer, job.node, job.sale_id FROM print_jobs AS job
+    WHERE {stranded("job")} AND json_extract(job.body, '$.kind') = 'receipt'
+    AND json_extract(job.body, '$.open_drawer') AND job.drawer_opened = 0
+    AND {_NO_OPENING_SINCE}"""
+
+
+def standing_printer(tx: Tx, printer: PrinterRef) -> PrinterRef | None:
+    """The printer that stands for `printer` now: itself; or, when its node was
+    retired, the printer of that name on the node continuing it (None if none)."""
+    node, seen = printer.node, {printer.node}
+    while (row := tx.fetchone(
+            "SELECT origin FROM origin_lineage WHERE predecessor = ? AND retires_predecessor = 1 "
+            "ORDER BY time DESC, origin LIMIT 1", (node,))) and row["origin"] not in seen:
+        node = row["origin"]
+        seen.add(node)
+    if node == printer.node:
+        return printer
+    known = tx.fetchone("SELECT 1 FROM store_printers WHERE node = ? AND name = ?",
+                        (node, printer.name))
+    return PrinterRef(node, printer.name) if known else None
 
 
 async def request_drawer_for_sale(
@@ -401,15 +457,24 @@ async def request_drawer_for_sale(
     def work(tx: Tx) -> dict[str, Any]:
         if tx.fetchone("SELECT 1 FROM sales WHERE id = ?", (sale_id,)) is None:
             raise EdgeError(UNKNOWN_SALE, f"no sale {sale_id} in this store")
-        if tx.fetchone("""SELECT 1 FROM print_jobs WHERE sale_id = ?
-                       AND json_extract(body, '$.kind') = 'drawer'""", (sale_id,)):
+        if tx.fetchone(f"""SELECT 1 FROM print_jobs AS job WHERE sale_id = ?
+                       AND json_extract(body, '$.kind') = 'drawer' AND NOT {stranded("job")}""",
+                       (sale_id,)):
             raise EdgeError(DRAWER_ALREADY_REQUESTED,
                             f"the drawer was already asked to open for sale {sale_id}")
-        doubt = tx.fetchone(f"{DRAWER_IN_DOUBT} AND job.sale_id = ? LIMIT 1", (sale_id,))
+        doubt = tx.fetchone(f"SELECT * FROM ({DRAWER_IN_DOUBT}) WHERE sale_id = ? LIMIT 1",
+                            (sale_id,))
         if doubt is None:
             raise EdgeError(DRAWER_NOT_IN_DOUBT,
                             f"the drawer opening for sale {sale_id} is not in doubt")
-        printer = PrinterRef(doubt["node"], doubt["printer"])
+        # Its printer; if that one's node was retired, the printer standing for
+        # it, else the sale's till's printer now.
+        printer = standing_printer(tx, PrinterRef(doubt["node"], doubt["printer"]))
+        if printer is None:
+            till = tx.fetchone("SELECT till FROM sales WHERE id = ?", (sale_id,))["till"]
+            printer = route(tx, till)
+        if printer is None:
+            raise EdgeError(NO_PRINTER, f"no printer can open the drawer of sale {sale_id}")
         return _request(tx, printer, "drawer", job_id=derived_job_id("drawer", sale_id, printer),
                         open_drawer=True, sale_id=sale_id, reason="pulse in doubt",
                         requested_by=cashier)
@@ -423,11 +488,67 @@ async def drawers_in_doubt(journal: Journal, till: str) -> list[dict[str, Any]]:
         f"""SELECT doubt.sale_id, doubt.printer, doubt.node,
             json_extract(sales.body, '$.receipt_number') AS receipt_number
         FROM ({DRAWER_IN_DOUBT}) AS doubt JOIN sales ON sales.id = doubt.sale_id
-        WHERE sales.till = ? ORDER BY sales.receipt_no DESC LIMIT 20""",
+        WHERE sales.till = ? GROUP BY doubt.sale_id ORDER BY sales.receipt_no DESC LIMIT 20""",
         (till,),
     )
     return [{"sale_id": r["sale_id"], "receipt_number": r["receipt_number"],
              "printer": r["printer"], "node": r["node"]} for r in rows]
+
+
+# Sales whose receipt may never have reached the customer: a receipt job of
+# theirs was stranded (its node retired before it finished), and no other
+# receipt job of the sale printed since, or is still to print on a live node.
+RECEIPT_IN_DOUBT = f"""SELECT job.id, job.printer, job.node, job.sale_id FROM print_jobs AS job
+    WHERE {stranded("job")} AND json_extract(job.body, '$.kind') = 'receipt'
+    AND NOT EXISTS (SELECT 1 FROM print_jobs AS other
+        WHERE other.sale_id = job.sale_id AND other.id != job.id
+        AND json_extract(other.body, '$.kind') = 'receipt'
+        AND (other.status = 'done'
+             OR (other.status IN {UNFINISHED} AND other.node NOT IN ({RETIRED_NODES}))))"""
+
+
+async def receipts_in_doubt(journal: Journal, till: str) -> list[dict[str, Any]]:
+    """This till's sales whose receipt may not have printed: the till offers a DUPLICATA.
+
+    Never printed again by themselves: the node that was to print them may
+    have done so after the backup it was restored from was taken. (CROSS
+    JOIN: from the few stranded jobs, never from all of the till's sales.)
+    """
+    rows = await journal.read_all(
+        f"""SELECT doubt.sale_id, doubt.printer, doubt.node,
+            json_extract(sales.body, '$.receipt_number') AS receipt_number
+        FROM ({RECEIPT_IN_DOUBT}) AS doubt CROSS JOIN sales ON sales.id = doubt.sale_id
+        WHERE sales.till = ? GROUP BY doubt.sale_id ORDER BY sales.receipt_no DESC LIMIT 20""",
+        (till,),
+    )
+    return [{"sale_id": r["sale_id"], "receipt_number": r["receipt_number"],
+             "printer": r["printer"], "node": r["node"]} for r in rows]
+
+
+def stranded_summary(db: sqlite3.Connection) -> dict[str, Any] | None:
+    """`edge status`: print jobs left unfinished by retired nodes, and what waits on people."""
+    jobs = db.execute(
+        f"""SELECT job.node, COUNT(*) AS jobs FROM print_jobs AS job WHERE {stranded("job")}
+        GROUP BY job.node ORDER BY job.node""").fetchall()
+    if not jobs:
+        return None
+    (receipts,) = db.execute(
+        f"SELECT COUNT(DISTINCT doubt.sale_id) FROM ({RECEIPT_IN_DOUBT}) AS doubt "
+        "JOIN sales ON sales.id = doubt.sale_id").fetchone()
+    (drawers,) = db.execute(
+        f"SELECT COUNT(DISTINCT doubt.sale_id) FROM ({DRAWER_IN_DOUBT}) AS doubt "
+        f"JOIN print_jobs AS job ON job.id = doubt.id WHERE {stranded('job')}").fetchone()
+    nodes = ", ".join(f"{row['node']} ({row['jobs']})" for row in jobs)
+    return {
+        "jobs in doubt": f"{sum(row['jobs'] for row in jobs)} print job(s) were unfinished when "
+                         f"their node was retired ({nodes}: it continues under a new id, "
+                         "restored from a backup); that node may have printed them after the "
+                         "backup was taken, so none is printed again by itself",
+        "receipts in doubt": f"{receipts} sale(s) may have no receipt: their tills list them "
+                             "and offer a copy marked DUPLICATA",
+        "drawers in doubt": f"{drawers} cash sale(s) whose drawer may not have opened: their "
+                            "tills ask the cashier and offer to open it",
+    }
 
 
 async def request_test(journal: Journal, printer: str) -> dict[str, Any]:

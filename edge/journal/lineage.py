@@ -3,6 +3,8 @@
 The journal starts the new origin with `origin_started` (edge/journal.py
 decides when); every node records it here, so store IT can read in plain
 words what happened, and the node knows its own past when it checks its clock.
+A predecessor retired this way prints nothing more: its unfinished print jobs
+are in doubt from then on (`stranded` in edge/devices/print_jobs.py).
 """
 
 from __future__ import annotations

@@ -287,6 +287,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE cashiers ADD COLUMN event_time TEXT NOT NULL DEFAULT '';
     ALTER TABLE cashiers ADD COLUMN event_hash TEXT NOT NULL DEFAULT '';
     """,
+    # 14 (sale ids, edge/selling/sales.py): a sale's id is its basket's
+    # qualified by its till, so two tills selling one basket make two sales;
+    # the basket each sale sold, to find them. Sales of before were their
+    # basket.
+    """
+    ALTER TABLE sales ADD COLUMN basket_id TEXT;
+    UPDATE sales SET basket_id = COALESCE(json_extract(body, '$.basket_id'), id);
+    CREATE INDEX sales_by_basket ON sales (basket_id);
+    """,
 ]
 
 

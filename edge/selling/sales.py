@@ -4,6 +4,12 @@ A sale carries the till's own receipt number (the till is the source of truth
 for its numbering) and asks the till's printer for a receipt (and the drawer,
 for cash) in the same transaction. Resending a sale records nothing twice,
 through one node or several.
+
+A sale's id is its basket's, qualified by the till that sold it
+(`sale_id_for`): one till sending its sale again, through any node, makes one
+sale; two tills that both sold one basket (taken over while the nodes were cut
+apart) make two, both kept and shown as a basket sold twice, never one hiding
+the other.
 """
 
 from __future__ import annotations
@@ -15,16 +21,41 @@ from typing import Any
 import orjson
 
 from edge.devices import print_jobs
+from edge.devices.receipt import euros
 from edge.journal.chain import Event
 from edge.journal.event_types import event_type
 from edge.journal.store import Journal, Tx
-from edge.messages import EMPTY_BASKET, RECEIPT_NUMBER_USED, EdgeError
+from edge.messages import EMPTY_BASKET, INVALID_FIELD, RECEIPT_NUMBER_USED, EdgeError
 from edge.selling.baskets import Seller, close_basket, held_elsewhere, require_open_basket
 from edge.selling.money import Line, basket_totals, change_due
 
 
 def receipt_number(till: str, receipt_no: int) -> str:
     return f"{till}-{receipt_no:06d}"
+
+
+def sale_id_for(till: str, basket_id: str) -> str:
+    """The id of the sale of `basket_id` by `till` (web/basket.js makes the same)."""
+    return f"{basket_id}@{till}"
+
+
+def _sold_by(tx: Tx, till: str, basket_id: str) -> dict[str, Any] | None:
+    """This till's sale of that basket (a resend); refused if the basket was sold by another.
+
+    A basket that another till's offline sale did not close (this till held
+    it) is still this till's to sell.
+    """
+    done = tx.fetchone("SELECT body, time, hash FROM sales WHERE basket_id = ? AND till = ? "
+                       "ORDER BY hash LIMIT 1", (basket_id, till))
+    if done is not None:
+        return _sale_json(orjson.loads(done["body"]), done["time"], done["hash"])
+    other = tx.fetchone(
+        "SELECT sales.till FROM baskets JOIN sales ON sales.basket_id = baskets.id "
+        "WHERE baskets.id = ? AND baskets.status = 'sold' ORDER BY sales.hash LIMIT 1",
+        (basket_id,))
+    if other is not None:
+        raise held_elsewhere(other["till"], basket_id, how="was sold")
+    return None
 
 
 def _sale_json(body: dict[str, Any], time: str, hash_: str) -> dict[str, Any]:
@@ -67,7 +98,7 @@ async def complete_sale(
     """Sell the till's open basket. `receipt_no` is the till's own numbering."""
 
     def work(tx: Tx) -> dict[str, Any]:
-        done = _already_sold(tx, seller.till, basket_id)
+        done = _sold_by(tx, seller.till, basket_id)
         if done is not None:
             return done
         basket = require_open_basket(tx, seller.till, basket_id)
@@ -79,7 +110,8 @@ async def complete_sale(
             _refuse_used_number(tx, seller.till, receipt_no)
         number = receipt_no or _last_receipt_no(tx, seller.till) + 1
         body = {
-            "id": basket_id,
+            "id": sale_id_for(seller.till, basket_id),
+            "basket_id": basket_id,
             "till": seller.till,
             "receipt_no": number,
             "receipt_number": receipt_number(seller.till, number),
@@ -93,7 +125,7 @@ async def complete_sale(
         printer = print_jobs.route(tx, seller.till)
         if printer is not None:
             cash = any(t["method"] == "cash" for t in tenders)
-            print_jobs.request_receipt(tx, printer, basket_id, open_drawer=cash)
+            print_jobs.request_receipt(tx, printer, body["id"], open_drawer=cash)
         return _sale_json(body, event.time, event.hash)
 
     return await journal.write(work)
@@ -110,12 +142,19 @@ async def record_offline_sale(
     a sale another node acknowledged, resent by the till because this node
     does not have it (that node died before passing it on).
 
-    The one refusal: another till made a sale of that id (the basket was
-    taken over from this till while it sold offline). That sale is not this
-    till's to be told of; the till keeps its own and shows it.
+    The sale closes its basket unless another till holds that basket open
+    here: a till never closes another's basket (`basket_held_elsewhere`; the
+    two sales of one basket are then shown, see `baskets_sold_twice`). A sale
+    without `basket_id` comes from a till of before sale ids: its id is its
+    basket's. The one refusal: that id is another till's sale.
     """
 
     def work(tx: Tx) -> dict[str, Any]:
+        basket_id = sale.get("basket_id") or sale["id"]
+        if sale.get("basket_id") and sale["id"] != sale_id_for(till, basket_id):
+            raise EdgeError(INVALID_FIELD, f"sale.id must be {sale_id_for(till, basket_id)!r}: "
+                            "a sale's id is its basket's id @ the till's code",
+                            {"field": "sale.id"})
         done = _already_sold(tx, till, sale["id"])
         if done is not None:
             return done
@@ -140,9 +179,15 @@ async def record_offline_sale(
         if tx.fetchone("SELECT 1 FROM sales WHERE till = ? AND receipt_no = ?",
                        (till, sale["receipt_no"])):
             flags.append("receipt_number_reused")
+        holder = tx.fetchone("SELECT till FROM baskets WHERE id = ? AND status = 'open'",
+                             (basket_id,))
+        closes_basket = holder is None or holder["till"] == till
+        if not closes_basket:
+            flags.append("basket_held_elsewhere")
         paid = sum(t["amount"] for t in sale["tenders"])
         body = {
             "id": sale["id"],
+            "basket_id": basket_id,
             "till": till,
             "receipt_no": sale["receipt_no"],
             "receipt_number": receipt_number(till, sale["receipt_no"]),
@@ -155,6 +200,8 @@ async def record_offline_sale(
             "till_time": sale["time"],
             "flags": flags,
         }
+        if not closes_basket:
+            body["closes_basket"] = False
         if "totals_differ" in flags:
             body["till_totals"] = sale["totals"]
         if not offline:
@@ -173,6 +220,26 @@ async def held_receipt_numbers(journal: Journal, till: str, since: int) -> list[
         (till, since),
     )
     return [row["receipt_no"] for row in rows]
+
+
+def baskets_sold_twice(db: sqlite3.Connection, limit: int = 20) -> dict[str, str]:
+    """Baskets that more than one sale sold, in words: two tills each took the money.
+
+    It happens when a basket is taken over while nodes are cut apart, or a
+    till sells offline a basket another till took. Both sales are kept; a
+    manager settles it with the customer.
+    """
+    rows = db.execute(
+        """SELECT basket_id, json_extract(body, '$.receipt_number'), total FROM sales
+        WHERE basket_id IN (
+            SELECT basket_id FROM sales GROUP BY basket_id HAVING COUNT(*) > 1 LIMIT ?)
+        ORDER BY basket_id, time""",
+        (limit,),
+    ).fetchall()
+    sold: dict[str, list[str]] = {}
+    for basket_id, number, total in rows:
+        sold.setdefault(f"basket {basket_id}", []).append(f"{number} ({euros(total)} EUR)")
+    return {basket: "sold more than once: " + ", ".join(sales) for basket, sales in sold.items()}
 
 
 def _last_receipt_no(tx: Tx, till: str) -> int:
@@ -240,6 +307,8 @@ class SaleCompleted:
     totals: SaleTotals
     tenders: list[Tender]
     receipt_number: str = ""
+    basket_id: str = ""  # none in sales of before sale ids: their id was their basket's
+    closes_basket: bool = True
     change: int = 0
     offline: bool = False
     resent: bool = False
@@ -247,17 +316,19 @@ class SaleCompleted:
 
 
 @event_type("sale_completed", schema=SaleCompleted,
-            merge="one sale per id: the smaller event hash wins; its basket is sold")
+            merge="one sale per id: the smaller event hash wins; its basket is sold unless "
+                  "the sale says it was held by another till (decided when it was recorded)")
 def _sale_completed(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
+    basket_id = body.get("basket_id") or body["id"]
     # The same sale recorded through two nodes (a till resending after a
     # failover) stays one sale; every node keeps the same one of the two.
     db.execute(
-        """INSERT INTO sales (id, till, receipt_no, cashier, time, total, body, hash)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        """INSERT INTO sales (id, till, receipt_no, cashier, time, total, body, hash, basket_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET till = excluded.till, receipt_no = excluded.receipt_no,
             cashier = excluded.cashier, time = excluded.time, total = excluded.total,
-            body = excluded.body, hash = excluded.hash
+            body = excluded.body, hash = excluded.hash, basket_id = excluded.basket_id
         WHERE excluded.hash < sales.hash""",
         (
             body["id"],
@@ -268,6 +339,8 @@ def _sale_completed(db: sqlite3.Connection, event: Event) -> None:
             body["totals"]["total"],
             orjson.dumps(body).decode(),
             event.hash,
+            basket_id,
         ),
     )
-    close_basket(db, event, body["id"], "sold")
+    if body.get("closes_basket", True):
+        close_basket(db, event, basket_id, "sold")
