@@ -49,7 +49,13 @@ def _history(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
         backup = db.execute("SELECT value FROM meta WHERE key = 'backup_of'").fetchone()
     except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
         return None
-    history = {row["origin"]: explain(row) for row in rows}
+    also = {}
+    for origin, successor in db.execute(
+            "SELECT retired.origin, retired.successor FROM retired_origins AS retired "
+            "JOIN origin_lineage AS line ON line.origin = retired.successor "
+            "WHERE retired.origin != line.predecessor"):
+        also.setdefault(successor, []).append(origin)
+    history = {row["origin"]: explain(row, also.get(row["origin"], [])) for row in rows}
     if fenced:
         history["next start"] = (f"another process wrote under this node's origin ({fenced[0]}): "
                                  "the node stopped writing and continues under a new origin "

@@ -166,6 +166,43 @@ async def test_a_restored_node_and_a_copied_folder_each_continue_under_a_new_ori
         clone.stop()
 
 
+def printer_nodes(node: EdgeProcess) -> set[str]:
+    db = sqlite3.connect(f"file:{node.data_dir / 'edge.sqlite3'}?mode=ro", uri=True)
+    try:
+        return {row[0] for row in db.execute("SELECT node FROM store_printers")}
+    finally:
+        db.close()
+
+
+async def test_a_backup_restored_twice_retires_every_origin_the_folder_ran(
+    store_nodes, tmp_path: Path,
+) -> None:
+    """Store IT puts the same backup back twice: the origin in between is retired too,
+    so no node routes receipts to its printers, which nobody drives any more."""
+    a, b = store_nodes(2)
+    token = await pair(a, "one")
+    await wait_for_till(b, token)
+    await sell(a, token, 1)
+    backup = tmp_path / "backup.sqlite3"
+    assert edge("backup", "--data", str(a.data_dir), str(backup)).returncode == 0
+    origins = [a.node_id]
+    for _ in range(2):
+        a.stop()
+        restored = edge("restore", "--data", str(a.data_dir), str(backup))
+        assert restored.returncode == 0, restored.stderr
+        a.start()
+        origins.append(a.node_id)
+        await sell(a, token, 1)
+        await converged([a, b])
+    first, between, now = origins
+    assert len(set(origins)) == 3
+    for node in (a, b):
+        assert printer_nodes(node) == {now, b.node_id}
+    status = edge("status", "--data", str(a.data_dir)).stdout
+    assert f"node {now} continues node {first}" in status
+    assert f"also replaces node {between}" in status
+
+
 async def sold_and_closed(path: Path, count: int) -> str:
     journal = Journal(path)
     await journal.open()

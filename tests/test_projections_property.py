@@ -38,7 +38,9 @@ from edge.selling.money import Line, basket_totals
 NODES = ("n1", "n2", "n3")
 HEAD_OFFICE = "headoffice-1a2b3c"
 # n3 continues n0 (restored from a backup): n0's events still reach the store.
+# n4 ran n3's folder in between (the backup was restored twice): retired too.
 RETIRED = "n0"
+RETIRED_BETWEEN = "n4"
 PRINTER = PrinterRef("n1", "comptoir")
 
 # Not projections: the journal itself, and what each node keeps for itself.
@@ -236,8 +238,8 @@ def takeovers(draw: st.DrawFn) -> list[Step]:
 def printers(draw: st.DrawFn) -> list[Step]:
     """Each node announces its printers (again when they change); n0's were n3's past."""
     steps = []
-    for node in (*NODES, RETIRED):
-        for _ in range(draw(st.integers(0 if node != RETIRED else 1, 2))):
+    for node in (*NODES, RETIRED, RETIRED_BETWEEN):
+        for _ in range(draw(st.integers(0 if node in NODES else 1, 2))):
             tills = draw(st.lists(st.sampled_from(["T02-n1", "T02-n2", "T04-n2"]),
                                   unique=True, max_size=2))
             body = {"node": node, "printers": [{"name": "comptoir", "kind": "file",
@@ -253,7 +255,8 @@ def histories(draw: st.DrawFn) -> dict[str, list[Event]]:
                                 printers()) for step in draw(story)]
     started = ("n3", "origin_started", {
         "predecessor": RETIRED, "reason": "restored_from_backup", "retires_predecessor": True,
-        "cut": {"seq": 1, "hash": "0" * 64}, "backup": {"taken_at": "2026-03-01T09:00:00Z"}},
+        "cut": {"seq": 1, "hash": "0" * 64}, "backup": {"taken_at": "2026-03-01T09:00:00Z"},
+        "also_retires": [RETIRED_BETWEEN]},
         draw(TIMES))
     chains: dict[str, list[Event]] = {}
     for origin, type_, body, time in [started, *steps]:

@@ -239,8 +239,7 @@ class PrintersAnnounced:
                   "none for a node its successor retired")
 def _printers_announced(db: sqlite3.Connection, event: Event) -> None:
     node = event.body["node"]
-    if db.execute("SELECT 1 FROM origin_lineage WHERE predecessor = ? AND retires_predecessor",
-                  (node,)).fetchone():
+    if db.execute("SELECT 1 FROM retired_origins WHERE origin = ?", (node,)).fetchone():
         return  # that node's successor announces its printers (edge/lineage.py)
     db.execute("DELETE FROM store_printers WHERE node = ?", (node,))
     db.executemany(
@@ -331,7 +330,7 @@ def _request(tx: Tx, printer: PrinterRef, kind: str, job_id: str | None = None,
 
 # The nodes this journal knows were retired: a successor continues them (a
 # data folder restored from a backup, edge/journal/lineage.py), so they print nothing more.
-RETIRED_NODES = "SELECT predecessor FROM origin_lineage WHERE retires_predecessor = 1"
+RETIRED_NODES = "SELECT origin FROM retired_origins"
 
 
 def stranded(job: str) -> str:
@@ -432,9 +431,9 @@ def standing_printer(tx: Tx, printer: PrinterRef) -> PrinterRef | None:
     retired, the printer of that name on the node continuing it (None if none)."""
     node, seen = printer.node, {printer.node}
     while (row := tx.fetchone(
-            "SELECT origin FROM origin_lineage WHERE predecessor = ? AND retires_predecessor = 1 "
-            "ORDER BY time DESC, origin LIMIT 1", (node,))) and row["origin"] not in seen:
-        node = row["origin"]
+            "SELECT successor FROM retired_origins WHERE origin = ? "
+            "ORDER BY time DESC, successor LIMIT 1", (node,))) and row["successor"] not in seen:
+        node = row["successor"]
         seen.add(node)
     if node == printer.node:
         return printer

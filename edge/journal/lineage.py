@@ -10,7 +10,7 @@ are in doubt from then on (`stranded` in edge/devices/print_jobs.py).
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from edge.journal.chain import Event
@@ -32,11 +32,15 @@ class OriginStarted:
     cut: ChainCut
     retires_predecessor: bool = False
     backup: dict[str, Any] | None = None
+    # Origins the folder ran after the predecessor, before this start (a
+    # backup restored over a folder that had already continued it).
+    also_retires: list[str] = field(default_factory=list)
 
 
 @event_type("origin_started", schema=OriginStarted,
-            merge="one per origin (its first event); a retired predecessor's printers go, "
-                  "and stay gone whenever its announcements arrive")
+            merge="one per origin (its first event); the origins it retires (its "
+                  "predecessor, and any the folder ran since) are listed, and their printers "
+                  "go and stay gone whenever their announcements arrive")
 def _origin_started(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
     db.execute(
@@ -46,17 +50,23 @@ def _origin_started(db: sqlite3.Connection, event: Event) -> None:
         (event.origin, body["predecessor"], body["reason"], body["cut"]["seq"],
          body["cut"]["hash"], int(bool(body.get("retires_predecessor"))), event.time),
     )
-    if body.get("retires_predecessor"):
+    retired = ([body["predecessor"]] if body.get("retires_predecessor") else []) \
+        + list(body.get("also_retires", []))
+    for node in retired:
         # That node is this one's past: its printers are this node's now (announced anew).
-        db.execute("DELETE FROM store_printers WHERE node = ?", (body["predecessor"],))
+        db.execute("INSERT OR IGNORE INTO retired_origins (origin, successor, time) "
+                   "VALUES (?, ?, ?)", (node, event.origin, event.time))
+        db.execute("DELETE FROM store_printers WHERE node = ?", (node,))
 
 
-def explain(row: sqlite3.Row | dict[str, Any]) -> str:
+def explain(row: sqlite3.Row | dict[str, Any], also_retired: list[str] = ()) -> str:
     """One origin's start, in words for store IT."""
     why = REASONS.get(row["reason"], row["reason"])
+    also = (f"; it also replaces node {', '.join(also_retired)}, which ran this folder "
+            "before the backup was put back" if also_retired else "")
     return (f"node {row['origin']} continues node {row['predecessor']} since {row['time']}: "
             f"{why}; that node's journal was taken up to #{row['cut_seq']}, and whatever it "
-            "wrote after that is kept as its peers hold it")
+            f"wrote after that is kept as its peers hold it{also}")
 
 
 async def last_own_time(journal: Journal) -> str | None:

@@ -296,6 +296,18 @@ MIGRATIONS: list[str] = [
     UPDATE sales SET basket_id = COALESCE(json_extract(body, '$.basket_id'), id);
     CREATE INDEX sales_by_basket ON sales (basket_id);
     """,
+    # 15 (edge/journal/lineage.py): every origin a successor retired: its
+    # predecessor and, for a backup restored twice, the origin in between.
+    """
+    CREATE TABLE retired_origins (
+        origin TEXT NOT NULL,
+        successor TEXT NOT NULL,
+        time TEXT NOT NULL,
+        PRIMARY KEY (origin, successor)
+    );
+    INSERT INTO retired_origins (origin, successor, time)
+        SELECT predecessor, origin, time FROM origin_lineage WHERE retires_predecessor = 1;
+    """,
 ]
 
 

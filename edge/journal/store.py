@@ -317,11 +317,16 @@ class Journal:
             if reason is not None:
                 predecessor, cut = origin, self._stored_head(db, origin)
                 origin = new_node_id()
+                same_node = reason in SAME_NODE_REASONS
                 self.rotation = {"predecessor": predecessor, "reason": reason,
-                                 "retires_predecessor": reason in SAME_NODE_REASONS,
+                                 "retires_predecessor": same_node,
                                  "cut": {"seq": cut.seq, "hash": cut.hash},
                                  "backup": orjson.loads(meta["backup_of"])
                                  if "backup_of" in meta else None}
+                if same_node and mark is not None and mark.origin != predecessor:
+                    # The folder ran another origin since (a backup restored twice):
+                    # that one is this node's past too.
+                    self.rotation["also_retires"] = [mark.origin]
             db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [
                 ("origin", origin), ("origin_home", orjson.dumps(here.as_dict()).decode()),
                 ("incarnation", token)])
