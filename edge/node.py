@@ -25,7 +25,7 @@ from edge.api import (
 )
 from edge.config import Config
 from edge.demo import seed_demo_store
-from edge.devices import print_jobs
+from edge.devices import store_printers
 from edge.devices.print_queue import PrintQueue
 from edge.devices.receipt import Store
 from edge.journal.datafolder import REASONS, FolderLock, write_node_id
@@ -115,7 +115,7 @@ class Node:
             raise
         if self.config.demo:
             await seed_demo_store(self.journal)
-        await print_jobs.announce_printers(self.journal, [
+        await store_printers.announce_printers(self.journal, [
             {"name": p.name, "kind": p.kind, "tills": list(p.tills)}
             for p in self.config.all_printers()
         ])

@@ -79,7 +79,7 @@ def _sales_to_check(config: Config, db: sqlite3.Connection) -> dict[str, Any] | 
 @section("printing")
 def _printing(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
     """Print jobs a restored node's past left unfinished: how many, and who decides."""
-    from edge.devices.print_jobs import stranded_summary
+    from edge.devices.in_doubt import stranded_summary
 
     try:
         return stranded_summary(db)

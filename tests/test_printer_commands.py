@@ -11,7 +11,7 @@ from printing import all_done, events, eventually, printing_node, receipt_bytes,
 
 from edge.config import ConfigError, PrinterConfig, parse_config
 from edge.devices.escpos import drawer_pulse
-from edge.devices.print_jobs import announce_printers, route_for
+from edge.devices.store_printers import announce_printers, route_for
 from edge.journal.store import Journal
 
 USB = PrinterConfig("caisse", kind="usb", drawer_pin=5)

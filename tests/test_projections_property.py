@@ -29,7 +29,8 @@ from unittest import mock
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from edge.devices.print_jobs import PrinterRef, derived_job_id
+from edge.devices.print_jobs import derived_job_id
+from edge.devices.store_printers import PrinterRef
 from edge.journal.chain import ChainHead, Event
 from edge.journal.event_types import registry
 from edge.journal.store import Journal

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from edge import PROTOCOL_VERSION
 from edge.api.websocket_api import Connection, NoArgs, command
-from edge.devices import print_jobs
+from edge.devices import print_jobs, store_printers
 from edge.journal.chain import Event
 from edge.messages import INVALID_FIELD, MANAGER_REQUIRED, EdgeError, event_message
 from edge.schema import limits
@@ -217,7 +217,7 @@ async def sale_complete(conn: Connection, args: CompleteArgs) -> dict[str, Any]:
     return {**sale, "print": printer_place(conn, printer) if printer else None}
 
 
-def printer_place(conn: Connection, printer: print_jobs.PrinterRef) -> dict[str, Any]:
+def printer_place(conn: Connection, printer: store_printers.PrinterRef) -> dict[str, Any]:
     """A printer as the till sees it: may it print there now?"""
     return {"printer": printer.name, "node": printer.node,
             "reachable": conn.node.reaches(printer.node)}

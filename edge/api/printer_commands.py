@@ -4,7 +4,7 @@ The drawer opens with no sale ("no sale", for a manager) or, once, for a
 cash sale whose pulse the journal says is in doubt (`drawer_unknown`).
 
 docs/protocol.md documents each one; routing a till to its printer, on
-whichever node, is edge/print_jobs.py's.
+whichever node, is edge/devices/store_printers.py's.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from edge.api.commands import sale_id_arg, seller_of
 from edge.api.websocket_api import Connection, NoArgs, command
-from edge.devices import print_jobs
+from edge.devices import in_doubt, print_jobs, store_printers
 from edge.journal.chain import Event
 from edge.messages import (
     INVALID_FIELD,
@@ -34,21 +34,21 @@ DRAWER_EVENTS = frozenset({"drawer_unknown", "drawer_opened", "origin_started"})
 async def _printers(conn: Connection) -> dict[str, Any]:
     assert conn.till is not None
     node = conn.node
-    mine = await print_jobs.route_for(node.journal, conn.till["code"])
-    everywhere = await print_jobs.store_printers(node.journal)
+    mine = await store_printers.route_for(node.journal, conn.till["code"])
+    everywhere = await store_printers.store_printers(node.journal)
     return {"printer": mine.name if mine else None,
             "printer_node": mine.node if mine else None,
             "printers": node.print_queue.statuses(),
             "store_printers": [{**p, "reachable": node.reaches(p["node"])} for p in everywhere],
-            "drawers_in_doubt": await print_jobs.drawers_in_doubt(node.journal,
+            "drawers_in_doubt": await in_doubt.drawers_in_doubt(node.journal,
                                                                   conn.till["code"]),
-            "receipts_in_doubt": await print_jobs.receipts_in_doubt(node.journal,
+            "receipts_in_doubt": await in_doubt.receipts_in_doubt(node.journal,
                                                                     conn.till["code"])}
 
 
-async def _till_printer(conn: Connection) -> print_jobs.PrinterRef:
+async def _till_printer(conn: Connection) -> store_printers.PrinterRef:
     assert conn.till is not None
-    printer = await print_jobs.route_for(conn.node.journal, conn.till["code"])
+    printer = await store_printers.route_for(conn.node.journal, conn.till["code"])
     if printer is None:
         raise EdgeError(NO_PRINTER, f"no printer is set up for till {conn.till['code']}")
     return printer
@@ -97,8 +97,8 @@ async def printer_reprint(conn: Connection, args: ReprintArgs) -> dict[str, Any]
     if args.printer is None:
         printer = await _till_printer(conn)
     else:
-        printer = print_jobs.PrinterRef(str(args.node), args.printer)
-        known = await print_jobs.store_printers(journal)
+        printer = store_printers.PrinterRef(str(args.node), args.printer)
+        known = await store_printers.store_printers(journal)
         if not any((p["node"], p["name"]) == (printer.node, printer.name) for p in known):
             raise EdgeError(UNKNOWN_PRINTER, f"no printer {printer.name} on node {printer.node}")
     job = await print_jobs.request_reprint(
@@ -115,7 +115,7 @@ class SaleArgs:
 @command("drawer/open_for_sale", SaleArgs)
 async def drawer_open_for_sale(conn: Connection, args: SaleArgs) -> dict[str, Any]:
     """Open the drawer for a cash sale whose pulse is in doubt: any cashier, once."""
-    job = await print_jobs.request_drawer_for_sale(
+    job = await in_doubt.request_drawer_for_sale(
         conn.node.journal, args.sale_id, seller_of(conn).cashier
     )
     return {**job, "reachable": conn.node.reaches(job["node"])}

@@ -37,14 +37,11 @@ from typing import Any
 
 import orjson
 
-from edge.devices.till_routing import AnnouncedTills, printer_for
+from edge.devices.store_printers import PrinterRef
 from edge.journal.chain import Event, canonical_json
 from edge.journal.event_types import event_type
 from edge.journal.store import Journal, Tx
 from edge.messages import (
-    DRAWER_ALREADY_REQUESTED,
-    DRAWER_NOT_IN_DOUBT,
-    NO_PRINTER,
     UNKNOWN_SALE,
     EdgeError,
 )
@@ -213,93 +210,6 @@ def _print_job_cancelled(db: sqlite3.Connection, event: Event) -> None:
                (_job_row(db, event),))
 
 
-@dataclass(frozen=True)
-class PrinterRef:
-    """A printer of the store: its name on the node it is plugged into."""
-
-    node: str
-    name: str
-
-
-@dataclass(slots=True)
-class AnnouncedPrinter:
-    name: str
-    kind: str
-    tills: list[str]
-
-
-@dataclass(slots=True)
-class PrintersAnnounced:
-    node: str
-    printers: list[AnnouncedPrinter]
-
-
-@event_type("printers_announced", schema=PrintersAnnounced,
-            merge="a node's printers are its latest announcement (one origin, in order); "
-                  "none for a node its successor retired")
-def _printers_announced(db: sqlite3.Connection, event: Event) -> None:
-    node = event.body["node"]
-    if db.execute("SELECT 1 FROM retired_origins WHERE origin = ?", (node,)).fetchone():
-        return  # that node's successor announces its printers (edge/lineage.py)
-    db.execute("DELETE FROM store_printers WHERE node = ?", (node,))
-    db.executemany(
-        "INSERT INTO store_printers (node, name, kind, tills, position) VALUES (?, ?, ?, ?, ?)",
-        [(node, p["name"], p["kind"], orjson.dumps(p["tills"]).decode(), position)
-         for position, p in enumerate(event.body["printers"])],
-    )
-
-
-async def announce_printers(journal: Journal, printers: list[dict[str, Any]]) -> bool:
-    """Tell the store which printers this node owns (only when that changed)."""
-    node = journal.origin
-
-    def work(tx: Tx) -> bool:
-        rows = tx.fetchall(
-            "SELECT name, kind, tills FROM store_printers WHERE node = ? ORDER BY position",
-            (node,),
-        )
-        known = [{"name": r["name"], "kind": r["kind"], "tills": orjson.loads(r["tills"])}
-                 for r in rows]
-        if known == printers:
-            return False
-        tx.append("printers_announced", {"node": node, "printers": printers})
-        return True
-
-    return await journal.write(work)
-
-
-# Routing reads every printer of the store and every paired till (a few of
-# each): the rule, and how `tills` entries name tills, are edge/till_routing.py's.
-ROUTING_PRINTERS_SQL = "SELECT node, name, tills FROM store_printers ORDER BY node, position"
-TILL_CODES_SQL = "SELECT code FROM tills"
-
-
-def _route(printers: list[sqlite3.Row], codes: list[sqlite3.Row], till: str,
-           here: str) -> PrinterRef | None:
-    announced = [AnnouncedTills(row["node"], row["name"], tuple(orjson.loads(row["tills"])))
-                 for row in printers]
-    printer = printer_for(till, announced, [row["code"] for row in codes], here)
-    return PrinterRef(printer.node, printer.name) if printer else None
-
-
-def route(tx: Tx, till: str) -> PrinterRef | None:
-    """Where `till`'s receipts print, inside a write."""
-    return _route(tx.fetchall(ROUTING_PRINTERS_SQL), tx.fetchall(TILL_CODES_SQL), till, tx.origin)
-
-
-async def route_for(journal: Journal, till: str) -> PrinterRef | None:
-    return _route(await journal.read_all(ROUTING_PRINTERS_SQL),
-                  await journal.read_all(TILL_CODES_SQL), till, journal.origin)
-
-
-async def store_printers(journal: Journal) -> list[dict[str, Any]]:
-    rows = await journal.read_all(
-        "SELECT node, name, kind, tills FROM store_printers ORDER BY node, position"
-    )
-    return [{"node": r["node"], "name": r["name"], "kind": r["kind"],
-             "tills": orjson.loads(r["tills"])} for r in rows]
-
-
 async def receipt_printer(journal: Journal, sale_id: str) -> PrinterRef | None:
     """Where a sale's receipt was sent."""
     row = await journal.read_one(
@@ -408,146 +318,6 @@ async def request_drawer(
     return await journal.write(lambda tx: _request(
         tx, printer, "drawer", open_drawer=True, reason=reason, requested_by=cashier
     ))
-
-
-# Receipt jobs whose drawer pulse is in doubt (`drawer_unknown`, or the job
-# was stranded before the printer confirmed its pulse), no opening asked for
-# since (but on a node since retired: that one is in doubt too).
-_NO_OPENING_SINCE = f"""NOT EXISTS (SELECT 1 FROM print_jobs AS other
-    WHERE other.sale_id = job.sale_id AND (other.drawer_opened = 1
-        OR (json_extract(other.body, '$.kind') = 'drawer' AND NOT {stranded("other")})))"""
-DRAWER_IN_DOUBT = f"""SELECT job.id, job.printer, job.node, job.sale_id FROM print_jobs AS job
-    WHERE job.drawer_unknown = 1 AND json_extract(job.body, '$.kind') = 'receipt'
-    AND {_NO_OPENING_SINCE}
-    UNION
-    SELECT job.id, job.printer, job.node, job.sale_id FROM print_jobs AS job
-    WHERE {stranded("job")} AND json_extract(job.body, '$.kind') = 'receipt'
-    AND json_extract(job.body, '$.open_drawer') AND job.drawer_opened = 0
-    AND {_NO_OPENING_SINCE}"""
-
-
-def standing_printer(tx: Tx, printer: PrinterRef) -> PrinterRef | None:
-    """The printer that stands for `printer` now: itself; or, when its node was
-    retired, the printer of that name on the node continuing it (None if none)."""
-    node, seen = printer.node, {printer.node}
-    while (row := tx.fetchone(
-            "SELECT successor FROM retired_origins WHERE origin = ? "
-            "ORDER BY time DESC, successor LIMIT 1", (node,))) and row["successor"] not in seen:
-        node = row["successor"]
-        seen.add(node)
-    if node == printer.node:
-        return printer
-    known = tx.fetchone("SELECT 1 FROM store_printers WHERE node = ? AND name = ?",
-                        (node, printer.name))
-    return PrinterRef(node, printer.name) if known else None
-
-
-async def request_drawer_for_sale(
-    journal: Journal, sale_id: str, cashier: str
-) -> dict[str, Any]:
-    """Open the drawer of a cash sale whose pulse is in doubt: once, on that receipt's printer.
-
-    The node that printed the receipt could not know whether the printer took
-    the pulse (it stopped in between): the journal says `drawer_unknown`, and
-    the cashier, who can see the drawer, decides. The job id comes from the
-    sale: asked through two nodes, it is still one opening.
-    """
-
-    def work(tx: Tx) -> dict[str, Any]:
-        if tx.fetchone("SELECT 1 FROM sales WHERE id = ?", (sale_id,)) is None:
-            raise EdgeError(UNKNOWN_SALE, f"no sale {sale_id} in this store")
-        if tx.fetchone(f"""SELECT 1 FROM print_jobs AS job WHERE sale_id = ?
-                       AND json_extract(body, '$.kind') = 'drawer' AND NOT {stranded("job")}""",
-                       (sale_id,)):
-            raise EdgeError(DRAWER_ALREADY_REQUESTED,
-                            f"the drawer was already asked to open for sale {sale_id}")
-        doubt = tx.fetchone(f"SELECT * FROM ({DRAWER_IN_DOUBT}) WHERE sale_id = ? LIMIT 1",
-                            (sale_id,))
-        if doubt is None:
-            raise EdgeError(DRAWER_NOT_IN_DOUBT,
-                            f"the drawer opening for sale {sale_id} is not in doubt")
-        # Its printer; if that one's node was retired, the printer standing for
-        # it, else the sale's till's printer now.
-        printer = standing_printer(tx, PrinterRef(doubt["node"], doubt["printer"]))
-        if printer is None:
-            till = tx.fetchone("SELECT till FROM sales WHERE id = ?", (sale_id,))["till"]
-            printer = route(tx, till)
-        if printer is None:
-            raise EdgeError(NO_PRINTER, f"no printer can open the drawer of sale {sale_id}")
-        return _request(tx, printer, "drawer", job_id=derived_job_id("drawer", sale_id, printer),
-                        open_drawer=True, sale_id=sale_id, reason="pulse in doubt",
-                        requested_by=cashier)
-
-    return await journal.write(work)
-
-
-async def drawers_in_doubt(journal: Journal, till: str) -> list[dict[str, Any]]:
-    """This till's sales whose drawer pulse is in doubt: the till offers to open the drawer."""
-    rows = await journal.read_all(
-        f"""SELECT doubt.sale_id, doubt.printer, doubt.node,
-            json_extract(sales.body, '$.receipt_number') AS receipt_number
-        FROM ({DRAWER_IN_DOUBT}) AS doubt JOIN sales ON sales.id = doubt.sale_id
-        WHERE sales.till = ? GROUP BY doubt.sale_id ORDER BY sales.receipt_no DESC LIMIT 20""",
-        (till,),
-    )
-    return [{"sale_id": r["sale_id"], "receipt_number": r["receipt_number"],
-             "printer": r["printer"], "node": r["node"]} for r in rows]
-
-
-# Sales whose receipt may never have reached the customer: a receipt job of
-# theirs was stranded (its node retired before it finished), and no other
-# receipt job of the sale printed since, or is still to print on a live node.
-RECEIPT_IN_DOUBT = f"""SELECT job.id, job.printer, job.node, job.sale_id FROM print_jobs AS job
-    WHERE {stranded("job")} AND json_extract(job.body, '$.kind') = 'receipt'
-    AND NOT EXISTS (SELECT 1 FROM print_jobs AS other
-        WHERE other.sale_id = job.sale_id AND other.id != job.id
-        AND json_extract(other.body, '$.kind') = 'receipt'
-        AND (other.status = 'done'
-             OR (other.status IN {UNFINISHED} AND other.node NOT IN ({RETIRED_NODES}))))"""
-
-
-async def receipts_in_doubt(journal: Journal, till: str) -> list[dict[str, Any]]:
-    """This till's sales whose receipt may not have printed: the till offers a DUPLICATA.
-
-    Never printed again by themselves: the node that was to print them may
-    have done so after the backup it was restored from was taken. (CROSS
-    JOIN: from the few stranded jobs, never from all of the till's sales.)
-    """
-    rows = await journal.read_all(
-        f"""SELECT doubt.sale_id, doubt.printer, doubt.node,
-            json_extract(sales.body, '$.receipt_number') AS receipt_number
-        FROM ({RECEIPT_IN_DOUBT}) AS doubt CROSS JOIN sales ON sales.id = doubt.sale_id
-        WHERE sales.till = ? GROUP BY doubt.sale_id ORDER BY sales.receipt_no DESC LIMIT 20""",
-        (till,),
-    )
-    return [{"sale_id": r["sale_id"], "receipt_number": r["receipt_number"],
-             "printer": r["printer"], "node": r["node"]} for r in rows]
-
-
-def stranded_summary(db: sqlite3.Connection) -> dict[str, Any] | None:
-    """`edge status`: print jobs left unfinished by retired nodes, and what waits on people."""
-    jobs = db.execute(
-        f"""SELECT job.node, COUNT(*) AS jobs FROM print_jobs AS job WHERE {stranded("job")}
-        GROUP BY job.node ORDER BY job.node""").fetchall()
-    if not jobs:
-        return None
-    (receipts,) = db.execute(
-        f"SELECT COUNT(DISTINCT doubt.sale_id) FROM ({RECEIPT_IN_DOUBT}) AS doubt "
-        "JOIN sales ON sales.id = doubt.sale_id").fetchone()
-    (drawers,) = db.execute(
-        f"SELECT COUNT(DISTINCT doubt.sale_id) FROM ({DRAWER_IN_DOUBT}) AS doubt "
-        f"JOIN print_jobs AS job ON job.id = doubt.id WHERE {stranded('job')}").fetchone()
-    nodes = ", ".join(f"{row['node']} ({row['jobs']})" for row in jobs)
-    return {
-        "jobs in doubt": f"{sum(row['jobs'] for row in jobs)} print job(s) were unfinished when "
-                         f"their node was retired ({nodes}: it continues under a new id, "
-                         "restored from a backup); that node may have printed them after the "
-                         "backup was taken, so none is printed again by itself",
-        "receipts in doubt": f"{receipts} sale(s) may have no receipt: their tills list them "
-                             "and offer a copy marked DUPLICATA",
-        "drawers in doubt": f"{drawers} cash sale(s) whose drawer may not have opened: their "
-                            "tills ask the cashier and offer to open it",
-    }
 
 
 async def request_test(journal: Journal, printer: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The print queue: each printer prints this node's jobs in order, and every step is an event.
 
-A job is a `print_requested` event (edge/print_jobs.py). Each printer has a
+A job is a `print_requested` event (edge/devices/print_jobs.py). Each printer has a
 worker that takes the oldest unfinished job for it, waits until the printer
 reports ready, and, each step committed before the next byte goes out:
 

@@ -47,6 +47,7 @@ DECLARING_MODULES = (
     "edge.selling.baskets",
     "edge.selling.sales",
     "edge.devices.print_jobs",
+    "edge.devices.store_printers",
 )
 
 # The longest string a body field takes unless its schema says otherwise: an

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from edge.devices import print_jobs
+from edge.devices import print_jobs, store_printers
 from edge.devices.receipt import euros
 from edge.journal.chain import Event
 from edge.journal.event_types import event_type
@@ -122,7 +122,7 @@ async def complete_sale(
             "change": change,
         }
         event = tx.append("sale_completed", body)
-        printer = print_jobs.route(tx, seller.till)
+        printer = store_printers.route(tx, seller.till)
         if printer is not None:
             cash = any(t["method"] == "cash" for t in tenders)
             print_jobs.request_receipt(tx, printer, body["id"], open_drawer=cash)
