@@ -58,6 +58,11 @@ class DataFolderProblem(Exception):
     """The data folder cannot be used (not a folder, no permission, disk full, damaged)."""
 
 
+# How long a restarted node's earlier print jobs wait for a peer to tell it
+# what happened while it was down (edge/devices/print_queue.py).
+PEERS_HEARD_WITHIN = 60.0  # seconds
+
+
 class ClockBehind(Exception):
     """The clock is behind what this node already wrote: its sales would be misdated."""
 
@@ -120,6 +125,11 @@ class Node:
             for p in self.config.all_printers()
         ])
         self.journal.add_listener(self.print_queue.on_events)
+        if await self._other_nodes_known():
+            self.tasks.start("print-hold", lambda: self.print_queue.hold_until_peers_heard(
+                self._peers_heard, PEERS_HEARD_WITHIN))
+        else:
+            self.print_queue.release_held_jobs()
         self.tasks.start("print-queue", self.print_queue.run)
         await self.print_queue.first_statuses(within=2.0)
         self.admin_token = write_admin_token(self.config.data_dir)  # for local admin commands
@@ -150,6 +160,26 @@ class Node:
                 "date and time (timedatectl set-time, or a time server), then start edge "
                 "again; if the clock had run ahead and is right now, start it once with "
                 "--accept-clock.")
+
+    async def _other_nodes_known(self) -> bool:
+        """Does the store have other nodes (configured, or ever heard of), which may have
+        done this node's work while it was down?"""
+        if self.config.peer_urls:
+            return True
+        row = await self.journal.read_one(
+            """SELECT 1 FROM origins WHERE origin != ? AND origin NOT LIKE 'headoffice%'
+            AND origin NOT IN (SELECT origin FROM retired_origins) LIMIT 1""",
+            (self.node_id,))
+        return row is not None
+
+    async def _peers_heard(self) -> bool:
+        """Has a peer told us what the store did meanwhile: do we hold all it holds?"""
+        told = [state.their_vector for state in self.peers.state.values()
+                if state.links and state.their_vector]
+        if not told:
+            return False
+        ours = await self.journal.version_vector()
+        return all(ours.get(origin, 0) >= seq for vector in told for origin, seq in vector.items())
 
     def _journal_stopped(self, why: str) -> None:
         self.failure = why

@@ -199,12 +199,15 @@ class EdgeProcess:
             self.proc.wait(10)
 
     def stop(self) -> None:
+        """SIGTERM, as systemd stops it: a node that does not end is a bug (it hung)."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.kill()
+                raise AssertionError(f"edge serve on port {self.port} did not stop on SIGTERM "
+                                     "within 20 s") from None
 
 
 @pytest.fixture

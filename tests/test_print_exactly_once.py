@@ -253,6 +253,67 @@ async def test_a_receipt_superseded_elsewhere_never_prints_when_its_node_comes_b
         stop_all(nodes)
 
 
+async def test_a_node_back_with_its_printer_on_waits_to_hear_its_peers_before_printing(
+    tmp_path: Path, session: aiohttp.ClientSession,
+) -> None:
+    """As above, but A's printer is on when A comes back, and B is not there yet: A
+    holds the receipt it had from before, prints what its till asks now, and once B
+    is back and tells it B printed the sale, A's own receipt is superseded."""
+    fake = FakeNetworkPrinter()
+    fake.port = free_port()
+    a, b = nodes = two_nodes(tmp_path, more_a=(
+        f'[[printers]]\nname = "comptoir"\nkind = "network"\nhost = "127.0.0.1"\n'
+        f"port = {fake.port}\n"))
+    await start(a, b)
+    try:
+        token = await pair(a, session)
+        await until(lambda: knows(b, "SELECT 1 FROM tills"), "the till to replicate")
+        basket_id = str(uuid.uuid4())
+        async with till_on(a, session, token) as till:
+            await add_lines(till, basket_id)
+            total = (await till.call("basket/get"))["totals"]["total"]
+        await until(lambda: len(rows(
+            b, "SELECT 1 FROM events WHERE type = 'basket_line_added'")) == 2,
+            "the basket to replicate")
+        await asyncio.to_thread(b.stop)
+        complete = {"basket_id": basket_id, "receipt_no": 1, "tenders": cash(total)}
+        async with till_on(a, session, token) as till:
+            sale = await till.call("sale/complete", **complete)
+        await asyncio.to_thread(a.kill)  # its printer was off: nothing printed
+
+        await start(b)
+        async with till_on(b, session, token) as till:
+            await till.call("sale/complete", **complete)
+        receipts = b.data_dir / "printer" / "receipts.txt"
+        await until(lambda: receipts.exists() and sale["receipt_number"] in receipts.read_text(),
+                    "the receipt on B")
+        await asyncio.to_thread(b.stop)
+
+        await fake.start()
+        try:
+            await start(a)  # its printer on, its peer away
+            async with till_on(a, session, token) as till:
+                await add_lines(till, basket_id := str(uuid.uuid4()))
+                total = (await till.call("basket/get"))["totals"]["total"]
+                now = await till.call("sale/complete", basket_id=basket_id, receipt_no=2,
+                                      tenders=cash(total))
+            await until(lambda: knows(a, "SELECT 1 FROM print_jobs WHERE sale_id = ? "
+                                         "AND status = 'done'", (now["id"],)),
+                        "the sale made now to print at once")
+            assert sale["receipt_number"].encode() not in fake.printed()
+            await start(b)
+            await until(lambda: knows(a, """SELECT 1 FROM print_jobs WHERE sale_id = ?
+                AND node = ? AND status = 'superseded'""", (sale["id"], a.node_id)),
+                "A's earlier receipt to be superseded")
+            assert sale["receipt_number"].encode() not in fake.printed()
+            assert fake.printed().count(escpos.drawer_pulse(2)) == 1  # the sale made now
+        finally:
+            await fake.stop()
+        assert count_events(a, "drawer_opened", sale["id"]) == 1  # B's
+    finally:
+        stop_all(nodes)
+
+
 # --- point 9: killed before the pulse was confirmed -----------------------------------
 
 

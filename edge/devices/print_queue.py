@@ -27,6 +27,14 @@ stops, `print_job_interrupted` says how far it got, and the job is sent
 again whole when the printer is back: ESC/POS cannot tell what a printer
 printed before it lost power, so resuming mid-receipt could lose lines.
 Never lost, never two unmarked receipts for one sale, at most one pulse.
+
+A node that was down may hold receipts that were printed elsewhere
+meanwhile: it died after recording a sale, and the till sent the sale again
+through another node, whose printer printed it. So after a start, the jobs
+it held from before (and those its peers pass on) wait until its peers have
+told it what the store did meanwhile (`hold_until_peers_heard`): then a job
+whose sale printed elsewhere is `superseded`, never printed. What a till asks
+of this node after its start prints at once.
 """
 
 from __future__ import annotations
@@ -34,11 +42,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from edge.config import PrinterConfig
 from edge.devices.base import (
@@ -128,8 +138,10 @@ class PrinterWorker:
                     # A bug must not stop this printer (or the others) for good.
                     log.exception("printer %s: unexpected error; trying again", self.name)
                 fresh = False
+                # Not wait_for: on 3.11 it swallows a stop that comes as the wake does.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.queue.poll_interval)
+                    async with asyncio.timeout(self.queue.poll_interval):
+                        await self.wake.wait()
         finally:
             await self.thread.call(self._close_device)
             await self.thread.shutdown()
@@ -162,13 +174,15 @@ class PrinterWorker:
 
     async def _next_job(self) -> Job | None:
         # A receipt waiting for its sale stays out of the way until the sale is here.
+        held = self.queue.held_back()
         row = await self.journal.read_one(
             f"""SELECT {JOB_COLUMNS} FROM print_jobs
             WHERE node = ? AND printer = ? AND status IN {UNFINISHED} AND body != '{{}}'
             AND (status != 'waiting' OR cancel_requested = 1
                  OR EXISTS (SELECT 1 FROM sales WHERE sales.id = print_jobs.sale_id))
+            {"AND id IN (SELECT value FROM json_each(?))" if held is not None else ""}
             ORDER BY rowid LIMIT 1""",
-            (self.journal.origin, self.name),
+            (self.journal.origin, self.name, *([held] if held is not None else [])),
         )
         return Job.of(row) if row is not None else None
 
@@ -409,6 +423,9 @@ class PrintQueue:
             for config in printers
         }
         self._listeners: list[StatusListener] = []
+        # Until set, only the jobs asked of this node since it started print.
+        self.peers_heard = asyncio.Event()
+        self._asked_since_start: set[str] = set()
 
     @property
     def printed(self) -> int:
@@ -430,8 +447,40 @@ class PrintQueue:
             except Exception:
                 log.exception("printer status listener failed")
 
+    def held_back(self) -> str | None:
+        """While peers are not heard yet: the jobs that may print (a JSON list); else None."""
+        if self.peers_heard.is_set():
+            return None
+        return orjson.dumps(sorted(self._asked_since_start)).decode()
+
+    async def hold_until_peers_heard(self, heard: Callable[[], Awaitable[bool]],
+                                     within: float) -> None:
+        """Jobs from before this start wait for `heard()` (polled), at most `within` seconds.
+
+        Past that (no peer answers), they print: a peer that cannot be
+        reached cannot say it printed them either.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not await heard():
+            if loop.time() >= deadline:
+                log.warning("no peer told this node what happened while it was down "
+                            "within %.0f s: its earlier print jobs print now", within)
+                break
+            await asyncio.sleep(0.25)
+        self.release_held_jobs()
+
+    def release_held_jobs(self) -> None:
+        self.peers_heard.set()
+        self._asked_since_start.clear()
+        for worker in self.workers.values():
+            worker.wake.set()
+
     def on_events(self, events: list[Event]) -> None:
         for event in events:
+            if (event.type == "print_requested" and event.origin == self.journal.origin
+                    and not self.peers_heard.is_set()):
+                self._asked_since_start.add(event.body["job_id"])
             if event.type == "print_requested" and event.body["node"] == self.journal.origin:
                 worker = self.workers.get(event.body["printer"])
                 if worker is not None:

@@ -179,7 +179,9 @@ class SyncClient:
                     continue
                 # Only the pull failed, the push went through: carry on at the usual pace.
             try:
-                await asyncio.wait_for(self._wake.wait(), self.timing.pull_every)
+                # Not wait_for: on 3.11 it swallows a stop that comes as the wake does.
+                async with asyncio.timeout(self.timing.pull_every):
+                    await self._wake.wait()
                 await asyncio.sleep(self.timing.push_delay)
             except TimeoutError:
                 pass
