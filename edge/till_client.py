@@ -140,10 +140,14 @@ class TillClient:
                     await self._call_here("basket/add", basket_id=self._basket_id,
                                           line_id=line_id, **line)
         except CommandFailed as refused:
-            if refused.code != "basket_mismatch":
+            if refused.code == "basket_held":
+                # A manager gave our basket to another till while we were away:
+                # it is that till's now; we start afresh, as the browser till does.
+                self._basket_id, self._lines = None, {}
+            elif refused.code != "basket_mismatch":
                 raise
-            # Already sold here: the old node finished our `sale/complete` and
-            # passed it on before dying. Resending it returns that sale.
+            # basket_mismatch: already sold here: the old node finished our
+            # `sale/complete` and passed it on before dying. Resending it returns that sale.
 
     async def _resend_missing_sales(self) -> None:
         if not self.sales:
@@ -157,8 +161,14 @@ class TillClient:
             self._basket_id = str(uuid.uuid4())
         line_id = str(uuid.uuid4())
         self._lines[line_id] = {"barcode": barcode, "quantity": quantity}
-        return await self.call("basket/add", basket_id=self._basket_id, line_id=line_id,
-                               barcode=barcode, quantity=quantity)
+        try:
+            return await self.call("basket/add", basket_id=self._basket_id, line_id=line_id,
+                                   barcode=barcode, quantity=quantity)
+        except CommandFailed as refused:
+            self._lines.pop(line_id)
+            if refused.code == "basket_held":
+                self._basket_id, self._lines = None, {}  # another till's now: start afresh
+            raise
 
     async def pay(self, tenders: list[dict[str, Any]]) -> dict[str, Any]:
         """Complete the basket with this till's next receipt number."""
@@ -167,6 +177,8 @@ class TillClient:
             sale = await self.call("sale/complete", basket_id=self._basket_id,
                                    receipt_no=self.last_receipt_no + 1, tenders=tenders)
         except CommandFailed as refused:
+            if refused.code == "basket_held":
+                self._basket_id, self._lines = None, {}  # another till's now: start afresh
             if refused.code != "receipt_number_used":
                 raise
             # The node holds sales of this till we did not know of (its

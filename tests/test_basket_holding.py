@@ -210,6 +210,22 @@ async def test_a_sale_id_must_be_its_basket_at_its_till(node: NodeUnderTest) -> 
     assert sold_twice(node.data_dir) == {}
 
 
+async def test_a_python_till_whose_basket_was_taken_starts_afresh(node: NodeUnderTest) -> None:
+    """As the browser till does: told `basket_held`, it drops the basket and sells on."""
+    token = await node.pair("python")
+    async with TillClient([node.url], token, "alice", "1234") as python_till:
+        await python_till.add(BAGUETTE)
+        (parked,) = await baskets.list_open(node_of(node).journal)
+        async with node.till(await node.pair("manager"), cashier="bruno", pin="5678") as other:
+            await other.call("basket/take_over", basket_id=parked["id"], force=True)
+        with pytest.raises(CommandFailed) as taken:
+            await python_till.add(CROISSANT)
+        assert taken.value.code == "basket_held"
+        sold = await python_till.sell([CROISSANT], 500)
+    assert [line["barcode"] for line in sold["lines"]] == [CROISSANT]
+    assert sold["basket_id"] != parked["id"]
+
+
 def holder_on(node: EdgeProcess, basket: str) -> tuple[str, str]:
     conn = sqlite3.connect(f"file:{node.data_dir / 'edge.sqlite3'}?mode=ro", uri=True)
     try:
