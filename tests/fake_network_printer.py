@@ -49,6 +49,9 @@ class FakeNetworkPrinter:
         self._writers.clear()
 
     async def come_back(self) -> None:
+        """Power back on: whatever connection the freeze left open is reset first
+        (waiting for its peer to close it could wait for ever)."""
+        self.go_away()
         if self._server is not None:
             await self._server.wait_closed()
         self.frozen = self.freeze_at_next_job = False

@@ -12,6 +12,7 @@ backup's head is older than what peers and head office hold of its origin.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -145,7 +146,12 @@ def restore(backup_file: Path, data_dir: Path, database: Path,
                 old.close()
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             kept = database.with_name(f"{database.name}.replaced-{stamp}")
-            os.link(database, kept)
+            for again in itertools.count(2):  # two restores within a second keep both
+                try:
+                    os.link(database, kept)
+                    break
+                except FileExistsError:
+                    kept = database.with_name(f"{database.name}.replaced-{stamp}-{again}")
         partial.replace(database)  # atomic: one name, old file or new
         return summary, kept
     finally:
