@@ -206,7 +206,7 @@ async def test_a_sale_id_must_be_its_basket_at_its_till(node: NodeUnderTest) -> 
         assert f"{basket}@{forger_code}" in refused["message"]
         older = refusal(await forger.reply("sale/record", sale={
             **sold_offline(basket, None, sold["totals"]), "id": sold["id"]}))
-        assert older["code"] == "basket_held"
+        assert older["code"] == "invalid_field"  # no basket_id: still `<basket>@<its till>`
     assert sold_twice(node.data_dir) == {}
 
 

@@ -365,6 +365,10 @@ async def test_killed_before_the_pulse_is_confirmed_the_journal_says_unknown_and
         original = receipt_of(node, sale["id"], "original")
         assert fake.printed() == original  # no pulse, no mark, no DUPLICATA
 
+        async with till_on(node, session, await pair(node, session)) as other_till:
+            with pytest.raises(CommandFailed) as not_hers:  # another till's drawer: a manager's
+                await other_till.call("drawer/open_for_sale", sale_id=sale["id"])
+            assert not_hers.value.code == "manager_required"
         async with till_on(node, session, token) as till:
             status = await till.call("printer/status")
             [doubt] = status["drawers_in_doubt"]

@@ -48,20 +48,24 @@ async def test_a_till_listed_by_its_full_code_in_any_case(tmp_path: Path) -> Non
         assert (await till.call("printer/status"))["printer"] == "bar"
 
 
-def test_a_number_two_tills_share_names_neither() -> None:
+def test_a_number_two_tills_share_names_the_one_paired_first() -> None:
+    """A node that had not caught up pairs another T01: the established T01 keeps its
+    printer (it is not left with none, receipts and drawer gone), and check says so."""
     from edge.devices.till_routing import AnnouncedTills, printer_for, tills_problems
 
     announced = [AnnouncedTills("n1", "caisse", ()), AnnouncedTills("n1", "bar", ("T01",)),
                  AnnouncedTills("n2", "terrasse", ("T02-n2",))]
-    cut_apart = ["T01-n1", "T01-n2", "T02-n2"]
-    assert printer_for("T01-n1", announced, cut_apart, "n1").name == "caisse"
+    cut_apart = ["T01-n1", "T01-n2", "T02-n2"]  # in the order they were paired
+    assert printer_for("T01-n1", announced, cut_apart, "n1").name == "bar"
+    assert printer_for("T01-n2", announced, cut_apart, "n1").name == "caisse"
     assert printer_for("T01-n1", announced, ["T01-n1", "T02-n2"], "n1").name == "bar"
     assert printer_for("T02-n2", announced, cut_apart, "n1").name == "terrasse"
     # A till paired before codes carried their node keeps its plain code: named exactly.
     assert printer_for("T01", announced, ["T01", "T01-n2"], "n1").name == "bar"
     assert printer_for("T01-n2", announced, ["T01", "T01-n2"], "n1").name == "caisse"
     problems = tills_problems([("bar", ["T01", "T07"])], cut_apart)
-    assert any("'T01'" in p and "T01-n1 and T01-n2" in p for p in problems)
+    assert any("'T01'" in p and "T01-n1 and T01-n2" in p and "names T01-n1, paired first" in p
+               for p in problems)
     assert any("'T07'" in p and "no paired till has that code" in p for p in problems)
 
 

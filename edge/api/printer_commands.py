@@ -114,9 +114,13 @@ class SaleArgs:
 
 @command("drawer/open_for_sale", SaleArgs)
 async def drawer_open_for_sale(conn: Connection, args: SaleArgs) -> dict[str, Any]:
-    """Open the drawer for a cash sale whose pulse is in doubt: any cashier, once."""
+    """Open the drawer for a cash sale whose pulse is in doubt: once, by a cashier of the
+    till that made the sale, or a manager."""
+    assert conn.cashier is not None
+    seller = seller_of(conn)
     job = await in_doubt.request_drawer_for_sale(
-        conn.node.journal, args.sale_id, seller_of(conn).cashier
+        conn.node.journal, args.sale_id, seller.cashier,
+        till=None if conn.cashier["role"] == "manager" else seller.till,
     )
     return {**job, "reachable": conn.node.reaches(job["node"])}
 

@@ -22,6 +22,7 @@ from edge.config import Config, PrinterConfig
 from edge.devices import escpos
 from edge.devices.base import DeviceError, PrinterStatus, make_printer
 from edge.devices.receipt import Store, as_text, printer_test_page
+from edge.devices.store_printers import TILL_CODES_SQL
 from edge.devices.till_routing import tills_problems
 from edge.journal.datafolder import FolderInUse, FolderLock
 from edge.journal.store import local_journal
@@ -191,7 +192,7 @@ def till_code_problems(config: Config) -> list[str]:
         return [f"the printers list tills, but there is no store data in {config.data_dir} "
                 "to check their codes against (start `edge serve` and pair the tills first)"]
     try:
-        codes = [code for (code,) in db.execute("SELECT code FROM tills")]
+        codes = [code for (code,) in db.execute(TILL_CODES_SQL)]
     except sqlite3.OperationalError:  # not a journal (yet)
         codes = []
     finally:

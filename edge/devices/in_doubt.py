@@ -17,6 +17,7 @@ from edge.journal.store import Journal, Tx
 from edge.messages import (
     DRAWER_ALREADY_REQUESTED,
     DRAWER_NOT_IN_DOUBT,
+    MANAGER_REQUIRED,
     NO_PRINTER,
     UNKNOWN_SALE,
     EdgeError,
@@ -39,19 +40,24 @@ DRAWER_IN_DOUBT = f"""SELECT job.id, job.printer, job.node, job.sale_id FROM pri
 
 
 async def request_drawer_for_sale(
-    journal: Journal, sale_id: str, cashier: str
+    journal: Journal, sale_id: str, cashier: str, till: str | None = None
 ) -> dict[str, Any]:
     """Open the drawer of a cash sale whose pulse is in doubt: once, on that receipt's printer.
 
     The node that printed the receipt could not know whether the printer took
     the pulse (it stopped in between): the journal says `drawer_unknown`, and
     the cashier, who can see the drawer, decides. The job id comes from the
-    sale: asked through two nodes, it is still one opening.
+    sale: asked through two nodes, it is still one opening. `till`: only a
+    sale of that till (a cashier opens her own till's drawer; None: a manager).
     """
 
     def work(tx: Tx) -> dict[str, Any]:
-        if tx.fetchone("SELECT 1 FROM sales WHERE id = ?", (sale_id,)) is None:
+        sale = tx.fetchone("SELECT till FROM sales WHERE id = ?", (sale_id,))
+        if sale is None:
             raise EdgeError(UNKNOWN_SALE, f"no sale {sale_id} in this store")
+        if till is not None and sale["till"] != till:
+            raise EdgeError(MANAGER_REQUIRED, f"sale {sale_id} is till {sale['till']}'s: "
+                            "only a manager opens another till's drawer")
         if tx.fetchone(f"""SELECT 1 FROM print_jobs AS job WHERE sale_id = ?
                        AND json_extract(body, '$.kind') = 'drawer' AND NOT {stranded("job")}""",
                        (sale_id,)):
@@ -66,8 +72,7 @@ async def request_drawer_for_sale(
         # it, else the sale's till's printer now.
         printer = standing_printer(tx, PrinterRef(doubt["node"], doubt["printer"]))
         if printer is None:
-            till = tx.fetchone("SELECT till FROM sales WHERE id = ?", (sale_id,))["till"]
-            printer = route(tx, till)
+            printer = route(tx, sale["till"])
         if printer is None:
             raise EdgeError(NO_PRINTER, f"no printer can open the drawer of sale {sale_id}")
         return _request(tx, printer, "drawer", job_id=derived_job_id("drawer", sale_id, printer),

@@ -79,7 +79,7 @@ async def announce_printers(journal: Journal, printers: list[dict[str, Any]]) ->
 # Routing reads every printer of the store and every paired till (a few of
 # each): the rule, and how `tills` entries name tills, are edge/till_routing.py's.
 ROUTING_PRINTERS_SQL = "SELECT node, name, tills FROM store_printers ORDER BY node, position"
-TILL_CODES_SQL = "SELECT code FROM tills"
+TILL_CODES_SQL = "SELECT code FROM tills ORDER BY paired_at, event_hash"  # as paired
 
 
 def _route(printers: list[sqlite3.Row], codes: list[sqlite3.Row], till: str,

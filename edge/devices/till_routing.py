@@ -3,10 +3,11 @@
 Till codes are `T03-8dfc74`: the till's number, then the node that paired it
 (edge/selling/tills.py). In a printer's `tills`, store IT writes either a
 till's full code, or only the number the till shows before the dash (`T03`),
-which names the one paired till with that number. Numbers are the store's
-unless nodes paired tills while cut apart from each other: then two tills
-share a number and a bare `T03` names neither (its receipts go to the
-printer listing no tills), and `edge check` says which full codes to write.
+which names the paired till with that number. Numbers are the store's unless
+nodes paired tills while cut apart from each other: then two tills share a
+number, and a bare `T03` names the one paired first (an established till
+keeps its printer when a node that had not caught up pairs another T03), and
+`edge check` says which full codes to write.
 A till paired before codes carried their node keeps its plain code (`T01`):
 an entry naming it exactly is that till. Case does not matter.
 
@@ -30,17 +31,18 @@ class AnnouncedTills:
 
 
 def tills_named(entry: str, codes: Iterable[str]) -> list[str]:
-    """The paired tills (their `codes`) that one `tills` entry could mean.
+    """The paired tills (their `codes`, in the order they were paired) that one `tills`
+    entry could mean.
 
     Its exact code if a till has it; else, for a bare number (no dash), every
-    till with that number. More than one means the entry is ambiguous.
+    till with that number. More than one: the entry names the first.
     """
     wanted = entry.strip().casefold()
     codes = list(codes)
     exact = [code for code in codes if code.casefold() == wanted]
     if exact or "-" in wanted:
         return exact
-    return sorted(code for code in codes if code.casefold().startswith(wanted + "-"))
+    return [code for code in codes if code.casefold().startswith(wanted + "-")]
 
 
 def names_till(entry: str, till: str, codes: Iterable[str]) -> bool:
@@ -48,7 +50,7 @@ def names_till(entry: str, till: str, codes: Iterable[str]) -> bool:
     if entry.strip().casefold() == till.casefold():
         return True
     named = tills_named(entry, codes)
-    return len(named) == 1 and named[0].casefold() == till.casefold()
+    return bool(named) and named[0].casefold() == till.casefold()
 
 
 def printer_for(till: str, printers: Sequence[AnnouncedTills], codes: Iterable[str],
@@ -73,8 +75,9 @@ def tills_problems(printers: Sequence[tuple[str, Sequence[str]]],
 
     `printers`: (name, tills entries) as in the config.
     """
-    codes = sorted(codes)
-    paired = (f"the paired tills are {', '.join(codes)}" if codes else "no till is paired yet")
+    codes = list(codes)
+    paired = (f"the paired tills are {', '.join(sorted(codes))}" if codes
+              else "no till is paired yet")
     problems: list[str] = []
     named_by: dict[str, list[tuple[str, str]]] = {}
     for name, entries in printers:
@@ -85,11 +88,11 @@ def tills_problems(printers: Sequence[tuple[str, Sequence[str]]],
                     f"printer {name!r} lists till {entry!r}, but no paired till has that code "
                     f"({paired}): that till's receipts go to the printer listing no tills. "
                     "Write the code the till shows, like T03-8dfc74 (or just T03)")
-            elif len(named) > 1:
-                problems.append(
-                    f"printer {name!r} lists till {entry!r}, which names no till: "
-                    f"{' and '.join(named)} both have that number. Write the full code")
             else:
+                if len(named) > 1:
+                    problems.append(
+                        f"printer {name!r} lists till {entry!r}: {' and '.join(named)} have "
+                        f"that number; it names {named[0]}, paired first. Write the full code")
                 named_by.setdefault(named[0], []).append((name, entry))
     for code, listed in sorted(named_by.items()):
         if len({name for name, _ in listed}) > 1:

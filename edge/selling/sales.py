@@ -39,16 +39,23 @@ def sale_id_for(till: str, basket_id: str) -> str:
     return f"{basket_id}@{till}"
 
 
+def _this_tills_sale_of(tx: Tx, till: str, basket_id: str) -> dict[str, Any] | None:
+    """This till's sale of that basket, whatever form its id took (resent, or from a till
+    of before sale ids, whose sale id was the basket id)."""
+    done = tx.fetchone("SELECT body, time, hash FROM sales WHERE basket_id = ? AND till = ? "
+                       "ORDER BY hash LIMIT 1", (basket_id, till))
+    return _sale_json(orjson.loads(done["body"]), done["time"], done["hash"]) if done else None
+
+
 def _sold_by(tx: Tx, till: str, basket_id: str) -> dict[str, Any] | None:
     """This till's sale of that basket (a resend); refused if the basket was sold by another.
 
     A basket that another till's offline sale did not close (this till held
     it) is still this till's to sell.
     """
-    done = tx.fetchone("SELECT body, time, hash FROM sales WHERE basket_id = ? AND till = ? "
-                       "ORDER BY hash LIMIT 1", (basket_id, till))
+    done = _this_tills_sale_of(tx, till, basket_id)
     if done is not None:
-        return _sale_json(orjson.loads(done["body"]), done["time"], done["hash"])
+        return done
     other = tx.fetchone(
         "SELECT sales.till FROM baskets JOIN sales ON sales.basket_id = baskets.id "
         "WHERE baskets.id = ? AND baskets.status = 'sold' ORDER BY sales.hash LIMIT 1",
@@ -56,6 +63,25 @@ def _sold_by(tx: Tx, till: str, basket_id: str) -> dict[str, Any] | None:
     if other is not None:
         raise held_elsewhere(other["till"], basket_id, how="was sold")
     return None
+
+
+def _basket_of(till: str, sale: dict[str, Any]) -> str:
+    """The basket an offline sale sold; refused unless its id is `<basket>@<this till>`.
+
+    Every id with an `@` is of that form, `basket_id` given or not: a till
+    cannot record a sale under another till's sale id (it would hide that
+    sale). An id without one comes from a till of before sale ids: its
+    basket's id.
+    """
+    basket_id = sale.get("basket_id") or sale["id"].rpartition("@")[0] or sale["id"]
+    if "@" in sale["id"] and sale["id"] != sale_id_for(till, basket_id):
+        raise EdgeError(INVALID_FIELD, f"sale.id must be {sale_id_for(till, basket_id)!r}: "
+                        "a sale's id is its basket's id @ the till's code",
+                        {"field": "sale.id"})
+    if sale.get("basket_id") and "@" not in sale["id"]:
+        raise EdgeError(INVALID_FIELD, f"sale.id must be {sale_id_for(till, basket_id)!r} "
+                        "when basket_id is given", {"field": "sale.id"})
+    return basket_id
 
 
 def _sale_json(body: dict[str, Any], time: str, hash_: str) -> dict[str, Any]:
@@ -144,18 +170,15 @@ async def record_offline_sale(
 
     The sale closes its basket unless another till holds that basket open
     here: a till never closes another's basket (`basket_held_elsewhere`; the
-    two sales of one basket are then shown, see `baskets_sold_twice`). A sale
-    without `basket_id` comes from a till of before sale ids: its id is its
-    basket's. The one refusal: that id is another till's sale.
+    two sales of one basket are then shown, see `baskets_sold_twice`). This
+    till's sale of that basket already here, under either form of id, is
+    this one. Refused: an id that is not `<basket>@<this till>` (`_basket_of`),
+    and an id that is another till's sale (from a till of before sale ids).
     """
 
     def work(tx: Tx) -> dict[str, Any]:
-        basket_id = sale.get("basket_id") or sale["id"]
-        if sale.get("basket_id") and sale["id"] != sale_id_for(till, basket_id):
-            raise EdgeError(INVALID_FIELD, f"sale.id must be {sale_id_for(till, basket_id)!r}: "
-                            "a sale's id is its basket's id @ the till's code",
-                            {"field": "sale.id"})
-        done = _already_sold(tx, till, sale["id"])
+        basket_id = _basket_of(till, sale)
+        done = _already_sold(tx, till, sale["id"]) or _this_tills_sale_of(tx, till, basket_id)
         if done is not None:
             return done
         lines = [
