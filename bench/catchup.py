@@ -21,6 +21,9 @@ In a store the two nodes are two machines. Here they share the cores, so
 by default the new peer runs on the last CPU and the sender and this bench
 on the others (`--no-pin` to let them mix): what the scans then measure is
 what the catch-up costs the sender, not the peer's work stealing its core.
+On a machine shared with other work, though, the peer's busy core pushes
+that work onto the sender's: so the bench ends with a control, the same
+scans while a busy loop holds the peer's core and nothing catches up.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import json
 import os
 import shutil
 import sqlite3
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -68,12 +72,13 @@ def sale_templates(db: sqlite3.Connection, origin: str) -> tuple[list[tuple[str,
     if sale_row is None:
         raise RuntimeError("no sale to copy: make one through a till first")
     sale = orjson.loads(sale_row[0])
+    basket = sale.get("basket_id", sale["id"])
     lines = db.execute(
         "SELECT body FROM events WHERE origin = ? AND type = 'basket_line_added' "
-        "AND json_extract(body, '$.basket_id') = ? ORDER BY seq", (origin, sale["id"]),
+        "AND json_extract(body, '$.basket_id') = ? ORDER BY seq", (origin, basket),
     ).fetchall()
     texts = [("basket_line_added", row[0]) for row in lines] + [("sale_completed", sale_row[0])]
-    swaps = {sale["id"]: "@SALE@"}
+    swaps = {basket: "@SALE@"}  # the sale's id is its basket's @ its till
     swaps.update({line["id"]: f"@LINE{n}@" for n, line in enumerate(sale["lines"])})
     templates = []
     for type_, text in texts:
@@ -241,6 +246,25 @@ async def peer_view(sender: BenchNode, peer_id: str) -> dict | None:
     return None
 
 
+async def scans_with_core_busy(url: str, token: str, seconds: float,
+                               cpu: int | None) -> list[float]:
+    """Scans while a busy loop holds the new peer's core: the catch-up's setting, without it.
+
+    On a machine shared with other work, a peer pinned to one core pushes that
+    work onto the sender's core: the scans then slow down whatever the sender
+    does. This control measures that part alone.
+    """
+    if cpu is None:
+        return []
+    burner = await asyncio.create_subprocess_exec(
+        "taskset", "-c", str(cpu), sys.executable, "-c", "while True: pass")
+    try:
+        return await scans_for(url, token, seconds)
+    finally:
+        burner.kill()
+        await burner.wait()
+
+
 def pin(node: BenchNode, cpus: set[int] | None) -> None:
     if cpus:
         node.args = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *node.args]
@@ -285,10 +309,14 @@ async def catch_up(events: int, baseline_seconds: float, max_seconds: float,
             next_report = started + 30
             while time.perf_counter() - started < max_seconds:
                 await asyncio.sleep(1.0)
-                sender_rss_max = max(sender_rss_max,
-                                     memory_kb(sender.proc.pid)["VmRSS"])  # type: ignore[union-attr]
-                peer_hwm = memory_kb(peer.proc.pid)["VmHWM"]  # type: ignore[union-attr]
-                held = held_of(peer.data / "edge.sqlite3", origin)
+                # In a thread: opening the peer's database (up to ~9 ms on a busy
+                # machine) must not hold up this loop's scans, the measuring tool.
+                sender_now, peer_now, held = await asyncio.to_thread(
+                    lambda: (memory_kb(sender.proc.pid),  # type: ignore[union-attr]
+                             memory_kb(peer.proc.pid),  # type: ignore[union-attr]
+                             held_of(peer.data / "edge.sqlite3", origin)))
+                sender_rss_max = max(sender_rss_max, sender_now["VmRSS"])
+                peer_hwm = peer_now["VmHWM"]
                 if held >= target:
                     break
                 if time.perf_counter() >= next_report:
@@ -305,6 +333,8 @@ async def catch_up(events: int, baseline_seconds: float, max_seconds: float,
             taken = taken_by(peer.data / "edge.sqlite3", node_id(peer))
             # The same again once it is over: the machine's own drift, to judge the ratios by.
             after = await scans_for(sender.url, token, baseline_seconds)
+            control = await scans_with_core_busy(sender.url, token, baseline_seconds,
+                                                 cpus[-1] if pinned else None)
         finally:
             peer.stop()
             sender.stop()
@@ -315,12 +345,18 @@ async def catch_up(events: int, baseline_seconds: float, max_seconds: float,
     print(f"  sender sent {view.get('events_sent', 0):,} events on that link, the peer took "
           f"{taken:,} ({view.get('events_sent', 0) / max(taken, 1):.3f} x); held at most "
           f"{view.get('outbox_high_water')} at once; links opened "
-          f"{view.get('links_opened')}")
+          f"{view.get('links_opened')}; batches that waited for a till "
+          f"{view.get('catchup_yields')}")
     b50, b99 = percentile(before, 0.5), percentile(before, 0.99)
     d50, d99 = percentile(during, 0.5), percentile(during, 0.99)
     a50, a99 = percentile(after, 0.5), percentile(after, 0.99)
     print(f"  till scan on the sender: p50 {d50 * 1000:.2f} ms = {d50 / b50:.2f} x before, "
           f"p99 {d99 * 1000:.2f} ms = {d99 / b99:.2f} x before ({len(during)} scans)")
+    if control:
+        c50, c99 = percentile(control, 0.5), percentile(control, 0.99)
+        print(f"  control, {baseline_seconds:.0f} s with the peer's core kept busy and no "
+              f"catch-up: p50 {c50 * 1000:.2f} ms, p99 {c99 * 1000:.2f} ms: during = "
+              f"{d50 / c50:.2f} x (p50), {d99 / c99:.2f} x (p99) the control")
     print(f"  the same {baseline_seconds:.0f} s after the catch-up: p50 {a50 * 1000:.2f} ms, "
           f"p99 {a99 * 1000:.2f} ms: during = {d50 / a50:.2f} x (p50), {d99 / a99:.2f} x (p99) "
           "the quiet node after")

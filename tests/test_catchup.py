@@ -24,11 +24,13 @@ from edge.api import commands  # noqa: F401  (registers the projections)
 from edge.journal.chain import Event
 from edge.journal.store import Journal, Tx
 from edge.replication.catchup import Batch, JournalReader, Outflow
+from edge.replication.pacing import TillActivity
 from edge.till_client import TillClient
 
 BACKLOG = 25_000
-# At most one batch (500) and the live buffer (1,000) held for a peer (edge/catchup.py).
-OUTBOX_BOUND = 1_500
+# At most one batch (100) and the live buffer (200) held for a peer
+# (edge/replication/catchup.py).
+OUTBOX_BOUND = 300
 
 
 async def add_products(journal: Journal, first: int, count: int) -> None:
@@ -222,3 +224,89 @@ async def test_sigterm_under_load_with_a_frozen_peer_ends_within_the_stop_timeou
             b.proc.send_signal(signal.SIGCONT)
         b.stop()
         a.kill()
+
+
+async def test_a_catch_up_batch_waits_while_a_till_command_is_in_flight(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "a.sqlite3", origin="node-a")
+    await journal.open()
+    reader = JournalReader(journal.path)
+    await reader.open()
+    try:
+        await add_products(journal, 0, 250)
+        tills = TillActivity(max_wait=60)  # far longer than this test: only the till ends it
+        outflow = Outflow(reader, await journal.version_vector(), {}, tills)
+        outflow.start({})
+        scan = tills.busy()
+        scan.__enter__()  # a till's command arrives, not answered yet
+        pending = asyncio.create_task(outflow.next_batch())
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert not pending.done(), "no catch-up batch while a till waits for its answer"
+        scan.__exit__(None, None, None)  # answered
+        first = await pending
+        assert seqs(first)[0] == 1
+        assert outflow.yields >= 1
+        sent = seqs(first)
+        while (batch := await outflow.next_batch()) is not None:
+            sent += seqs(batch)
+        assert sent == list(range(1, 251)), "each event once, in order"
+    finally:
+        await reader.close()
+        await journal.close()
+
+
+async def test_a_till_that_never_pauses_cannot_starve_a_catch_up(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "a.sqlite3", origin="node-a")
+    await journal.open()
+    reader = JournalReader(journal.path)
+    await reader.open()
+    try:
+        await add_products(journal, 0, 250)
+        tills = TillActivity(max_wait=0.01)
+        outflow = Outflow(reader, await journal.version_vector(), {}, tills)
+        outflow.start({})
+        with tills.busy():  # busy all along: each batch waits its turn, then goes
+            sent: list[int] = []
+            while (batch := await outflow.next_batch()) is not None:
+                sent += seqs(batch)
+        assert sent == list(range(1, 251))
+        assert outflow.yields >= 3  # every batch waited (250 events: three batches)
+    finally:
+        await reader.close()
+        await journal.close()
+
+
+async def test_a_catch_up_yields_to_a_scanning_till_and_still_sends_each_event_once(
+    tmp_path: Path,
+) -> None:
+    a_port, b_port = free_port(), free_port()
+    a = node(tmp_path, "a", [f"http://127.0.0.1:{b_port}"], a_port)
+    b = node(tmp_path, "b", [], b_port)  # only A dials: one link, A sends on it
+    scanning: asyncio.Task[None] | None = None
+    try:
+        await with_backlog(a, 5_000)
+        token = await pair(a, "Caisse qui scanne")
+
+        async def scan() -> None:
+            async with TillClient([a.url], token, "alice", "1234") as till:
+                while True:
+                    await till.call("catalogue/lookup", barcode=BARCODES[0])
+                    await asyncio.sleep(0.01)
+
+        scanning = asyncio.create_task(scan())
+        b.start()
+        journal = await converged([a, b], within=120)
+        of_a = sum(1 for origin, _, _ in journal if origin == a.node_id)
+        scanning.cancel()
+        await asyncio.gather(scanning, return_exceptions=True)
+        await asyncio.sleep(1.0)  # let the last counters settle
+        a_sees_b = await peer_view(a, b.node_id)
+    finally:
+        if scanning is not None:
+            scanning.cancel()
+            await asyncio.gather(scanning, return_exceptions=True)
+        b.stop()
+        a.stop()
+    assert a_sees_b["catchup_yields"] > 0, "the catch-up waited for the till's scans"
+    assert a_sees_b["events_sent"] == of_a, a_sees_b  # and still sent each event once
+    assert a_sees_b["links_opened"] == 1, a_sees_b

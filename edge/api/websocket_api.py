@@ -122,8 +122,10 @@ class Connection:
             self._check_access(cmd)
             args = parse(cmd.args, message)
             self.node.metrics.commands += 1
-            result = await cmd.handler(self, args)
-            self.send(messages.result_message(msg_id, result))
+            # Marked busy: a peer's catch-up waits for the answer (replication/pacing.py).
+            with self.node.peers.till_activity.busy():
+                result = await cmd.handler(self, args)
+                self.send(messages.result_message(msg_id, result))
         except EdgeError as error:
             self.node.metrics.command_errors += 1
             self.send(messages.error_message(msg_id, error.code, error.message, error.data))

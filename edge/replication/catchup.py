@@ -11,6 +11,12 @@ peers' own in a thread of its own, so a catch-up neither waits on nor
 holds up the tills' reads; SQLite itself writes the batch's JSON, so the
 loop only ever holds one batch, already encoded for the wire.
 
+A catch-up yields to the tills (`edge/replication/pacing.py`): each batch
+is read, and sent, only once no till command is in flight here. Batches are
+small (100 events, about 70 KB: a read of about half a millisecond) so that
+a scan landing mid-batch barely waits; the peer's applying, not our reads,
+sets the catch-up's pace, so small batches cost it little.
+
 Events committed while the peer is up to date (the steady state) go out
 from memory, without a read. Anything else (a catch-up in progress, more
 committed than the small live buffer holds) is left to the reader, which
@@ -35,11 +41,13 @@ from typing import Any
 import orjson
 
 from edge.journal.chain import Event
+from edge.replication.pacing import TillActivity
 
 # One batch: at most this many events, and about this many bytes on the wire.
-MAX_EVENTS = 500
+# Small: a till command that lands while one is read waits for at most that read.
+MAX_EVENTS = 100
 READER_NICENESS = 10  # the catch-up reader thread yields the core to the event loop
-MAX_BYTES = 512 * 1024
+MAX_BYTES = 128 * 1024
 # Live events kept in memory for a peer that is up to date; past it, the reader serves.
 LIVE_MAX = 2 * MAX_EVENTS
 
@@ -65,11 +73,13 @@ def encode_events(events: Iterable[Event]) -> Batch:
 
 # One origin's next events as a JSON array, built by SQLite (in C, the GIL
 # released: a catch-up barely touches the loop that answers the tills), at
-# most `limit` of them and about `max_bytes` of bodies (at least one).
+# most `limit` of them and about `max_bytes` of bodies (at least one). As a
+# blob: Python gets the bytes as they are, no decoding and encoding again
+# while holding the GIL.
 READ_ORIGIN = f"""
-    SELECT count(*), max(seq), json_group_array(json_object(
+    SELECT count(*), max(seq), CAST(json_group_array(json_object(
         'origin', origin, 'seq', seq, 'id', id, 'time', time, 'type', type,
-        'body', json(body), 'prev_hash', prev_hash, 'hash', hash))
+        'body', json(body), 'prev_hash', prev_hash, 'hash', hash)) AS BLOB)
     FROM (
         SELECT * FROM (
             SELECT *, sum(length(body)) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS upto
@@ -83,7 +93,7 @@ def read_batch(db: sqlite3.Connection, cursor: Mapping[str, int],
                max_events: int = MAX_EVENTS, max_bytes: int = MAX_BYTES) -> Batch | None:
     """The events after `cursor`, each origin in seq order, bounded; None if there are none."""
     heads = db.execute("SELECT origin, last_seq FROM origins ORDER BY origin").fetchall()
-    arrays: list[bytes] = []
+    arrays: list[memoryview] = []
     last: dict[str, int] = {}
     count = size = 0
     for origin, head in heads:
@@ -95,7 +105,7 @@ def read_batch(db: sqlite3.Connection, cursor: Mapping[str, int],
         ).fetchone()
         if not found:
             continue
-        arrays.append(array.encode()[1:-1])
+        arrays.append(memoryview(array)[1:-1])  # the array's items, without a copy
         last[origin] = last_seq
         count += found
         size += len(array)
@@ -147,14 +157,18 @@ class Outflow:
 
     `heads` is ours (origin -> last seq committed here), kept by the caller;
     `known` is what the peer told us it holds (its vectors, and the events it
-    sent us: never echoed back), shared by every link to that peer.
+    sent us: never echoed back), shared by every link to that peer. With
+    `tills`, each catch-up batch waits for them to be quiet before it is read
+    and again before it is handed out to be sent.
     """
 
     def __init__(self, reader: JournalReader, heads: Mapping[str, int],
-                 known: dict[str, int]) -> None:
+                 known: dict[str, int], tills: TillActivity | None = None) -> None:
         self.reader = reader
         self.heads = heads
         self.known = known
+        self.tills = tills
+        self.yields = 0  # catch-up batches that waited for a till command
         self.sent: dict[str, int] = {}
         self.started = False  # once the peer's first vector on this link said where it stands
         self.high_water = 0  # most events held at once for this peer (live buffer + batch)
@@ -213,14 +227,23 @@ class Outflow:
             return encode_events(ready)
         if not self.behind():
             return None
+        waited = await self._yield_to_tills()
         epoch = self._epoch
         # Origins in neither map: the peer holds none of them, they go from #1.
         batch = await self.reader.batch_after(
             {origin: self._held(origin) for origin in {*self.sent, *self.known}}
         )
+        if batch is not None:
+            # Sending it costs about what a till's command does, too.
+            waited = await self._yield_to_tills() or waited
         if batch is None or epoch != self._epoch:
             return None if batch is None else await self.next_batch()
+        self.yields += waited
         for origin, seq in batch.last.items():
             self.sent[origin] = max(self.sent.get(origin, 0), seq)
         self.high_water = max(self.high_water, batch.count + len(self._live))
         return batch
+
+    async def _yield_to_tills(self) -> bool:
+        """Wait for the tills to be quiet; True if that meant waiting."""
+        return self.tills is not None and await self.tills.quiet()

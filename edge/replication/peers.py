@@ -4,9 +4,10 @@ No leader: every node dials every peer it knows of (found by zeroconf, or
 listed in `[peers] urls`) at `/api/peer`, and accepts peers dialling it. On
 each link both sides first prove they hold the store key (an HMAC challenge:
 the key itself never crosses the wire), then swap version vectors; each then
-streams the other what it lacks (`edge/catchup.py`: from a cursor, one
-bounded batch at a time, each event once, never echoing back what the peer
-sent us), then every event it commits. When two links join the same pair of
+streams the other what it lacks (`edge/replication/catchup.py`: from a
+cursor, one bounded batch at a time, each event once, never echoing back what
+the peer sent us, in the time this node's tills leave: `pacing.py`), then
+every event it commits. When two links join the same pair of
 nodes, each side sends on one of them only.
 
 Events are applied with `Tx.apply`: chain-checked, idempotent. A gap (events
@@ -43,6 +44,7 @@ from aiohttp import WSMsgType, web
 from edge.journal.chain import ChainError, ChainGap, Event, event_from_dict
 from edge.journal.store import OwnOriginSeen, Tx
 from edge.replication.catchup import JournalReader, Outflow
+from edge.replication.pacing import TillActivity
 
 if TYPE_CHECKING:
     from edge.node import Node
@@ -98,6 +100,7 @@ class PeerState:
     events_already_held: int = 0
     events_sent: int = 0
     outbox_high_water: int = 0
+    catchup_yields: int = 0  # catch-up batches that waited for a till command here
     last_error: str | None = None
     last_error_at: float | None = None
     # What the peer holds, as far as we know: its vectors, and the events it sent us.
@@ -119,6 +122,7 @@ class PeerState:
             "events_already_held": self.events_already_held,
             "events_sent": self.events_sent,
             "outbox_high_water": self.outbox_high_water,
+            "catchup_yields": self.catchup_yields,
             "links_opened": self.links_opened,
             "last_error": self.last_error,
             "last_error_s_ago": None if self.last_error_at is None
@@ -172,7 +176,10 @@ class Peers:
         # Our chain heads (origin -> last seq committed here), kept by the listener.
         self.heads: dict[str, int] = {}
         self.reader = JournalReader(node.journal.path)
+        # The till websocket marks its commands here; a catch-up waits for them.
+        self.till_activity = TillActivity()
         self._dialers: dict[str, asyncio.Task[None]] = {}
+        self._reached: dict[str, str] = {}  # dialled URL -> the node that answered there
         self._links: set[PeerLink] = set()
         self._session: aiohttp.ClientSession | None = None
         self._unlisten: Any = None
@@ -235,6 +242,10 @@ class Peers:
         listed = {node["url"] for node in known}
         known += [{"id": None, "url": url} for url in self._dialers if url not in listed]
         return known
+
+    def unreached(self) -> list[str]:
+        """The URLs we dial where no node of this store has answered yet."""
+        return [url for url in self._dialers if url not in self._reached]
 
     def is_connected(self, node_id: str) -> bool:
         state = self.state.get(node_id)
@@ -343,7 +354,7 @@ class PeerLink:
         self.dialer = dialer
         self.url = url
         self.state: PeerState | None = None
-        self.outflow = Outflow(peers.reader, peers.heads, {})
+        self.outflow = Outflow(peers.reader, peers.heads, {}, peers.till_activity)
         self._last_sent = time.monotonic()
         self._last_heard = time.monotonic()
         self._waiting_since: float | None = None
@@ -477,6 +488,8 @@ class PeerLink:
                 await self.close(WRONG_KEY, "wrong store key")
                 raise PeerRefused(f"node {theirs['node']} does not hold the store key")
         self.state = peers.peer(theirs["node"])
+        if self.dialer and self.url:
+            peers._reached[self.url] = theirs["node"]
         self.state.url = theirs.get("url") or self.url
         self.state.last_contact = time.monotonic()
         log.info("peer %s connected (%s)", theirs["node"], self.state.url)
@@ -518,6 +531,8 @@ class PeerLink:
             if state.sender is self:
                 batch = await outflow.next_batch()
                 state.outbox_high_water = max(state.outbox_high_water, outflow.high_water)
+                state.catchup_yields += outflow.yields
+                outflow.yields = 0
                 if batch is not None:
                     await self._send_bytes(batch.payload)
                     state.events_sent += batch.count
