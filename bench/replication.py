@@ -57,6 +57,9 @@ async def replication_lag(folder: Path, tills: int, seconds: float) -> None:
         async def watch(ws: aiohttp.ClientWebSocketResponse, seen: dict[str, float]) -> None:
             await ws.send_json({"id": 1, "type": "auth", "token": tokens[-1]})
             await ws.receive_json()
+            # Sales are pushed only while a cashier is logged in (docs/protocol.md).
+            await ws.send_json({"id": 3, "type": "login", "cashier_id": "chloe", "pin": "2468"})
+            await ws.receive_json()
             await ws.send_json({"id": 2, "type": "subscribe_events",
                                 "event_types": ["sale_completed"]})
             await ws.receive_json()

@@ -6,14 +6,16 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from edge import __version__
-from edge.config import Config, ConfigError, load_config
+from edge.config import Config, ConfigError, load_config, user_name
 
 log = logging.getLogger("edge")
 
@@ -92,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument("name", nargs="?", help="the printer to test (its config name)")
     devices.add_argument("--json", action="store_true", help="machine-readable output")
 
+    from edge.selling.staff_admin import add_parser as add_staff_parser
+
+    add_staff_parser(sub)
+
+    from edge.selling.tills_admin import add_parser as add_tills_parser
+
+    add_tills_parser(sub)
+
     from edge.headoffice.cli import add_parser as add_headoffice_parser
 
     add_headoffice_parser(sub)
@@ -127,6 +137,14 @@ def main(argv: list[str] | None = None) -> int:
             return run_check(args.config, args.data)
         if args.command == "verify":
             return run_verify(config)  # type: ignore[arg-type]
+        if args.command == "staff":
+            from edge.selling.staff_admin import run_staff
+
+            return run_staff(config, args)  # type: ignore[arg-type]
+        if args.command == "tills":
+            from edge.selling.tills_admin import run_tills
+
+            return run_tills(config, args)  # type: ignore[arg-type]
         if args.command == "devices":
             from edge.devices.device_admin import run_devices
 
@@ -147,20 +165,33 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+class CannotListen(Exception):
+    """The node's address or port cannot be taken (in use, not this machine's, privileged)."""
+
+
 def run_serve(config: Config, log_level: str) -> int:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("aiohttp.server").addFilter(one_line_resets)
+    # Everything the node writes (journal, admin token, till-url, receipts) is
+    # its user's alone, however it is started (the unit sets UMask= too).
+    os.umask(0o077)
     from edge.journal.datafolder import FolderInUse
     from edge.node import ClockBehind, DataFolderProblem, StoreMismatch
 
+    if not files_usable(config):
+        return 1
     try:
         failure = asyncio.run(serve(config))
-    except (StoreMismatch, FolderInUse, ClockBehind, DataFolderProblem) as error:
+    except (StoreMismatch, FolderInUse, ClockBehind, DataFolderProblem, CannotListen) as error:
         log.error("%s", error)
         return 1
     except OSError as error:
-        log.error("cannot listen on %s:%s: %s", config.host, config.port, error.strerror)
+        # A file the node needs: name it and the real error (never "cannot listen").
+        where = f" {error.filename}" if error.filename else ""
+        log.error("cannot use%s: %s (the node runs as user %s; `edge check` says more)",
+                  where, error.strerror or error, user_name(os.geteuid()))
         return 1
     if failure:
         log.critical("stopped: %s", failure)
@@ -168,18 +199,55 @@ def run_serve(config: Config, log_level: str) -> int:
     return 0
 
 
+def one_line_resets(record: logging.LogRecord) -> bool:
+    """A client that vanished mid-answer (a till's socket reset, a tablet gone to sleep) is
+    an everyday event: one line in the log, not aiohttp's traceback."""
+    error = record.exc_info[1] if record.exc_info else None
+    if isinstance(error, ConnectionResetError):
+        client = record.getMessage().rpartition(" from ")[2] or "a client"
+        record.msg, record.args = "%s closed its connection abruptly (%s)", (client, error)
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+    return True
+
+
+def files_usable(config: Config) -> bool:
+    """Before anything starts: every file the config names can be used; each problem logged."""
+    from edge.config import file_problems
+
+    usable = True
+    for setting, path, kind in config.named_files():
+        errors, warnings = file_problems(setting, path, kind)
+        for error in errors:
+            log.error("%s", error)
+            usable = False
+        for warning in warnings:
+            log.warning("%s", warning)
+    return usable
+
+
 async def serve(config: Config) -> str | None:
     """Run the node until SIGTERM or SIGINT; why it had to stop, if it failed."""
+    from edge.api.connections import BACKLOG, CONNECTIONS, raise_open_file_limit
     from edge.api.server import NODE, make_app
     from edge.demo import demo_cashier_lines
     from edge.selling.tills import create_pairing_code
+    from edge.systemd_notify import SystemdNotifier
 
+    raise_open_file_limit()  # before make_app: the connection bound follows from it
     app = make_app(config)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
+    assert runner.server is not None
+    app[CONNECTIONS].install(runner.server)  # per-client and total connection bounds
+    node = app[NODE]
+    systemd = SystemdNotifier(lambda: describe_node(node))
     try:
-        await web.TCPSite(runner, config.host, config.port).start()
-        node = app[NODE]
+        try:
+            await web.TCPSite(runner, config.host, config.port, backlog=BACKLOG).start()
+        except OSError as error:
+            raise CannotListen(f"cannot listen on {config.host}:{config.port}: "
+                               f"{error.strerror or error}") from error
         url = f"http://{'127.0.0.1' if config.host == '0.0.0.0' else config.host}:{config.port}/"
         banner = [
             f"edge {__version__}: {config.store_name} (store {config.store_id}), "
@@ -204,6 +272,10 @@ async def serve(config: Config) -> str | None:
         print("\n".join(banner), flush=True)
         # `edge pair` reads it to print a link that works.
         (config.data_dir / "till-url").write_text(till_url + "\n")
+        # The node serves: `systemctl start edge` returns now (Type=notify).
+        await systemd.ready()
+        if systemd.enabled:
+            node.tasks.start("systemd-notify", systemd.keep_told)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -214,9 +286,27 @@ async def serve(config: Config) -> str | None:
         stopping.cancel()
         failing.cancel()
         log.info("stopping")
+        systemd.stopping(f"stopping: {node.failure}" if node.failure else "stopping")
         return node.failure
     finally:
         await runner.cleanup()
+
+
+async def describe_node(node: Any) -> str:
+    """The node's state in one line of plain words (systemd's STATUS=), as `edge status`
+    words the running node's /healthz."""
+    from edge.status import in_words
+    from edge.sync.status import sync_health
+
+    return in_words({
+        "journal": {"disk_full_since": node.journal.disk_full_since},
+        "failure": node.failure,
+        "tills_connected": len(node.till_sockets),
+        "peers": await node.peers.status(),
+        "headoffice": await sync_health(node.sync),
+        "printers": node.print_queue.statuses(),
+        "tasks": node.tasks.statuses(),
+    })
 
 
 def run_pair(config: Config, minutes: int) -> int:
@@ -262,9 +352,15 @@ def run_pair(config: Config, minutes: int) -> int:
 
 
 def run_check(path: Path, data_dir: Path | None = None) -> int:
+    from edge.config import file_problems
     from edge.devices.device_admin import till_code_problems
 
     config = load_config(path).with_overrides(data_dir=data_dir)
+    # The files it names, as this user sees them (run it as the node's user, or root).
+    problems = [problem for setting, file, kind in config.named_files()
+                for problems in file_problems(setting, file, kind) for problem in problems]
+    if problems:
+        raise ConfigError([f"{path}: {problem}" for problem in problems])
     print(f"{path}: OK")
     print(f"  store {config.store_id} ({config.store_name})")
     print(f"  listens on {config.host}:{config.port}, data in {config.data_dir}")

@@ -6,6 +6,8 @@ docs/operations.md (a test keeps that list complete).
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +103,20 @@ class Config:
             host = addresses_for(host)[0]
         return f"http://{host}:{self.port}"
 
+    def named_files(self) -> list[tuple[str, Path, str]]:
+        """Every file or folder this config names: (setting, path, kind), kind being
+        "secret" (a key: readable by the node's user only), "file" or "folder"."""
+        files = [("server.data", self.data_dir, "folder")]
+        for setting, target in SECRET_FILES.items():
+            path = getattr(self, target)
+            if path is not None:
+                files.append((setting, path, "secret"))
+        if self.headoffice_ca_file is not None:
+            files.append(("headoffice.ca_file", self.headoffice_ca_file, "file"))
+        files += [(f"printer {printer.name!r} path", printer.path, "folder")
+                  for printer in self.printers if printer.kind == "file" and printer.path]
+        return files
+
     def all_printers(self) -> tuple[PrinterConfig, ...]:
         """Configured printers, or one file printer in the data folder if none is."""
         if self.printers:
@@ -134,6 +150,30 @@ PRINTER_SETTINGS: dict[str, type] = {
     "serial": str, "host": str, "port": int, "code_page": str, "drawer_pin": int, "tills": list,
 }
 PRINTER_KINDS = ("file", "usb", "network")
+
+# Secret files: setting -> Config field. Under systemd, the unit passes each
+# with `LoadCredential=<credential id>:<path>` (systemd/edge.service): systemd
+# reads the root-only file and hands the node a private copy in
+# $CREDENTIALS_DIRECTORY, so the file itself never needs opening up to the
+# node's user. The credential id is the setting's section and name, minus
+# "_file": `store.key_file` -> `store.key`.
+SECRET_FILES: dict[str, str] = {
+    "store.key_file": "store_key_file",
+    "headoffice.token_file": "headoffice_token_file",
+}
+
+
+def credential_id(setting: str) -> str:
+    return setting.removesuffix("_file")
+
+
+def credential(setting: str) -> Path | None:
+    """The copy of a secret systemd handed this process (LoadCredential=), if any."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    path = Path(directory) / credential_id(setting)
+    return path if path.is_file() else None
 PAPER_WIDTHS = {"80mm": 48, "58mm": 32}
 
 
@@ -142,6 +182,9 @@ def load_config(path: Path) -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"]) from None
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot be read by user {user_name(os.geteuid())}: "
+                           f"{error.strerror}"]) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError([f"{path}: not valid TOML: {error}"]) from None
     return parse_config(raw, str(path), base=path.parent)
@@ -173,8 +216,9 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
         values["data_dir"] = base / values["data_dir"]
     if "store_key_file" in values:
         values["store_key_file"] = base / values["store_key_file"]
-        if not values["store_key_file"].is_file():
-            problems.append(f"{source}: store.key_file {values['store_key_file']} does not exist")
+    _use_credentials(values)
+    if "store_key_file" in values and not values["store_key_file"].is_file():
+        problems.append(f"{source}: store.key_file {values['store_key_file']} does not exist")
     if "peer_urls" in values:
         values["peer_urls"] = tuple(str(url).rstrip("/") for url in values["peer_urls"])
         bad = [url for url in values["peer_urls"] if not url.startswith(("http://", "https://"))]
@@ -191,6 +235,14 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
     return Config(**values)
 
 
+def _use_credentials(values: dict[str, Any]) -> None:
+    """Under systemd, a secret it handed us (LoadCredential=) replaces the configured file."""
+    for setting, target in SECRET_FILES.items():
+        copy = credential(setting)
+        if copy is not None:
+            values[target] = copy
+
+
 def _headoffice_problems(values: dict[str, Any], source: str, base: Path) -> list[str]:
     """Check the [headoffice] settings; resolve its files against the config's folder."""
     from edge.sync.schedule import parse_window, url_problem
@@ -198,7 +250,8 @@ def _headoffice_problems(values: dict[str, Any], source: str, base: Path) -> lis
     problems = []
     for key in ("headoffice_token_file", "headoffice_ca_file"):
         if key in values:
-            values[key] = base / values[key]
+            if not (key == "headoffice_token_file" and credential("headoffice.token_file")):
+                values[key] = base / values[key]
             if not values[key].is_file():
                 problems.append(f"{source}: {key.replace('_', '.', 1)} {values[key]} "
                                 "does not exist")
@@ -292,3 +345,54 @@ def _is_usb_id(text: str) -> bool:
     return len(parts) == 2 and all(
         len(part) == 4 and all(c in "0123456789abcdefABCDEF" for c in part) for part in parts
     )
+
+
+def file_problems(setting: str, path: Path, kind: str) -> tuple[list[str], list[str]]:
+    """What is wrong with a file the config names, for the user running this: (errors,
+    warnings), each naming the file, the real error and what to do.
+
+    A secret must be readable by this user and by nobody else but its owner
+    (group or world access is an error for `edge check`, a warning for `edge
+    serve`, as tests and old installs have such files).
+    """
+    user = user_name(os.geteuid())
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        if kind == "folder":
+            return [], []  # made at start (the unit's StateDirectory= makes /var/lib/edge)
+        return [f"{setting} {path} does not exist"], []
+    except OSError as error:
+        return [f"{setting} {path}: {error.strerror} (user {user})"], []
+    mode = stat.S_IMODE(info.st_mode)
+    owner = f"owner {user_name(info.st_uid)}, mode {mode:04o}"
+    if kind == "folder":
+        if not stat.S_ISDIR(info.st_mode):
+            return [f"{setting} {path} is not a folder"], []
+        if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            return [f"{setting} {path} is not writable by user {user} ({owner}): "
+                    f"chown it to the user the node runs as"], []
+        return [], []
+    if not stat.S_ISREG(info.st_mode):
+        return [f"{setting} {path} is not a file"], []
+    try:
+        with path.open("rb") as file:
+            file.read(1)
+    except OSError as error:
+        hint = (f"; under systemd, pass it with LoadCredential={credential_id(setting)}:{path}"
+                if kind == "secret" else "")
+        return [f"{setting} {path} cannot be read by user {user} ({owner}): "
+                f"{error.strerror}{hint}"], []
+    if kind == "secret" and mode & 0o077:
+        return [], [f"{setting} {path} is readable by others than its owner ({owner}): "
+                    f"chmod 600 {path}"]
+    return [], []
+
+
+def user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

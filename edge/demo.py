@@ -11,19 +11,22 @@ import logging
 
 from edge.journal.store import Journal, Tx
 from edge.selling.catalogue import DEMO_CATALOGUE, import_products, parse_catalogue_csv
-from edge.selling.staff import cashier_added_body
+from edge.selling.staff import PinKey, cashier_added_body
 
 log = logging.getLogger(__name__)
 
 DEMO_CASHIERS = (
     ("alice", "Alice", "cashier", "1234"),
-    ("bruno", "Bruno", "manager", "5678"),
+    ("bruno", "Bruno", "manager", "567890"),  # a manager's PIN has at least 6 digits
     ("chloe", "Chloé", "cashier", "2468"),
 )
 
 
-async def seed_demo_store(journal: Journal) -> bool:
-    """Fill an empty store; returns False if it already had a catalogue."""
+async def seed_demo_store(journal: Journal, key: PinKey) -> bool:
+    """Fill an empty store; returns False if it already had a catalogue.
+
+    `key`: the store's pin key (edge/selling/staff.py), which the PIN hashes are made with.
+    """
     if await journal.read_one("SELECT 1 FROM products LIMIT 1"):
         return False
     products = parse_catalogue_csv(DEMO_CATALOGUE.read_text(encoding="utf-8"))
@@ -31,10 +34,10 @@ async def seed_demo_store(journal: Journal) -> bool:
 
     def add_cashiers(tx: Tx) -> None:
         for cashier_id, name, role, pin in DEMO_CASHIERS:
-            # Fixed salts: every node seeding the demo store writes the same
-            # cashiers, so merged journals project the same table.
+            # Fixed salts: every node seeding the demo store (one store key)
+            # writes the same cashiers, so merged journals project the same table.
             salt = hashlib.sha256(f"demo:{cashier_id}".encode()).hexdigest()[:32]
-            tx.append("cashier_added", cashier_added_body(cashier_id, name, role, pin, salt))
+            tx.append("cashier_added", cashier_added_body(cashier_id, name, role, pin, key, salt))
 
     await journal.write(add_cashiers)
     log.info("demo store created: %d products, %d cashiers", count, len(DEMO_CASHIERS))

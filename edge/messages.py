@@ -39,6 +39,8 @@ BASKET_HELD = "basket_held"
 RECEIPT_NUMBER_USED = "receipt_number_used"
 DRAWER_NOT_IN_DOUBT = "drawer_not_in_doubt"
 DRAWER_ALREADY_REQUESTED = "drawer_already_requested"
+# The node's disk is full: the command was not recorded (issue 9, store IT).
+DISK_FULL = "disk_full"
 
 
 class EdgeError(Exception):

@@ -32,7 +32,7 @@ from edge.journal.datafolder import REASONS, FolderLock, write_node_id
 from edge.journal.lineage import last_own_time
 from edge.journal.store import Journal, Tx
 from edge.replication.peers import Peers
-from edge.selling.staff import LoginThrottle
+from edge.selling.staff import LoginThrottle, pin_key
 from edge.selling.tills import PairingThrottle
 from edge.supervisor import Supervisor
 from edge.sync.client import SyncClient
@@ -119,7 +119,7 @@ class Node:
             self.lock.release()
             raise
         if self.config.demo:
-            await seed_demo_store(self.journal)
+            await seed_demo_store(self.journal, pin_key(self.config))
         await store_printers.announce_printers(self.journal, [
             {"name": p.name, "kind": p.kind, "tills": list(p.tills)}
             for p in self.config.all_printers()
@@ -173,13 +173,20 @@ class Node:
         return row is not None
 
     async def _peers_heard(self) -> bool:
-        """Has a peer told us what the store did meanwhile: do we hold all it holds?"""
-        told = [state.their_vector for state in self.peers.state.values()
-                if state.links and state.their_vector]
-        if not told:
+        """Have our peers told us what the store did meanwhile: every node we know of is
+        linked, has said what it holds, and we hold all of it?
+
+        Every one: a peer that was down too, or cut off from the node that
+        printed, cannot know what that node did.
+        """
+        states = list(self.peers.state.values())
+        if self.peers.unreached():
+            return False  # dialled, never reached yet: it may be the one that printed
+        if not states or any(not state.links or not state.their_vector for state in states):
             return False
         ours = await self.journal.version_vector()
-        return all(ours.get(origin, 0) >= seq for vector in told for origin, seq in vector.items())
+        return all(ours.get(origin, 0) >= seq
+                   for state in states for origin, seq in state.their_vector.items())
 
     def _journal_stopped(self, why: str) -> None:
         self.failure = why

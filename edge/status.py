@@ -7,11 +7,14 @@ dict (or None to leave it out), so other parts of the node add their own.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from edge.config import Config
+from edge.journal.datafolder import LOCK_FILE
 
 Section = Callable[[Config, sqlite3.Connection], dict[str, Any] | None]
 SECTIONS: dict[str, Section] = {}
@@ -32,10 +35,110 @@ def _node(config: Config, db: sqlite3.Connection) -> dict[str, Any]:
     return {
         "store": config.store_id,
         "node": node_file.read_text().strip() if node_file.exists() else None,
+        "running": running_in_words(config),
         "data": str(config.data_dir.resolve()),
+        "free_space": free_space(config.data_dir),
         "journal_events": events,
         "origins": origins,
     }
+
+
+def folder_holder(folder: Path) -> tuple[bool | None, str]:
+    """Does a process hold this data folder's lock (a running node), and what it wrote there.
+
+    Read from the kernel's table of locks (/proc/locks), never by taking the
+    lock: a probe could make a node that starts at that instant fail. None
+    when it cannot be told (no /proc/locks).
+    """
+    lock = folder / LOCK_FILE
+    try:
+        holder = lock.read_text().strip()
+        stat = lock.stat()
+    except FileNotFoundError:
+        return False, ""
+    except OSError as error:
+        return None, f"cannot read {lock}: {error.strerror} (run this as root or the node's user)"
+    wanted = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    try:
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None, holder
+    held = any(line.split()[1] == "FLOCK" and line.split()[5] == wanted
+               for line in table.splitlines() if len(line.split()) > 5)
+    return held, holder
+
+
+def running_in_words(config: Config) -> str:
+    """Whether the node runs, and if it answers, how it stands, in one line."""
+    held, holder = folder_holder(config.data_dir)
+    if held is False:
+        if holder:  # a lock file left written: the process did not stop cleanly
+            return f"NO (last run: {holder}; it ended without stopping cleanly)"
+        return "NO"
+    health = live_health(config)
+    who = f" ({holder})" if holder else ""
+    if health is None:
+        if held is None:
+            return f"unknown: no node answers at {node_address(config)}{who}"
+        return f"yes{who}, but it does not answer at {node_address(config)}: starting, or stuck"
+    return f"yes{who}: {in_words(health)}"
+
+
+def free_space(folder: Path) -> str:
+    try:
+        disk = os.statvfs(folder)
+    except OSError as error:
+        return f"unknown ({error.strerror})"
+    free, total = disk.f_bavail * disk.f_frsize, disk.f_blocks * disk.f_frsize
+    low = " LOW: free some space, sales stop when the disk is full" if free < LOW_SPACE else ""
+    return f"{_size(free)} of {_size(total)}{low}"
+
+
+# Below this, `edge status` warns: a day of a busy store's journal is well under it.
+LOW_SPACE = 200 * 1024 * 1024
+
+
+def _size(count: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    return str(count)
+
+
+def in_words(health: dict[str, Any]) -> str:
+    """A running node's state (its /healthz) in one line: `edge status`, systemd's STATUS=.
+
+    First what matters to the shop (selling or not), then what needs a look.
+    """
+    journal = health.get("journal") or {}
+    parts = []
+    if journal.get("disk_full_since"):
+        parts.append(f"NOT SELLING: disk full since {journal['disk_full_since']} "
+                     "(free space in the data folder)")
+    elif health.get("failure"):
+        parts.append(f"STOPPED: {health['failure']}")
+    else:
+        parts.append("selling")
+    tills = health.get("tills_connected", 0)
+    parts.append(f"{tills} till{'s' if tills != 1 else ''} connected")
+    peers = health.get("peers") or []
+    if peers:
+        connected = sum(1 for peer in peers if peer.get("connected"))
+        parts.append(f"{connected} of {len(peers)} peer{'s' if len(peers) != 1 else ''} "
+                     "connected")
+    headoffice = (health.get("headoffice") or {}).get("state", "disabled")
+    if headoffice != "disabled":
+        parts.append({"ok": "head office ok", "failing": "head office FAILING",
+                      "waiting": "head office not reached yet"}.get(headoffice,
+                                                                    f"head office {headoffice}"))
+    for printer in health.get("printers") or []:
+        if printer.get("state") not in (None, "ready"):
+            parts.append(f"printer {printer.get('name')}: {printer.get('detail')}")
+    for task in health.get("tasks") or []:
+        if task.get("state") == "restarting":
+            parts.append(f"{task.get('name')} restarting")
+    return "; ".join(parts)
 
 
 @section("history")
@@ -144,21 +247,38 @@ def _peers(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
 
 def _live_peers(config: Config) -> list[dict[str, Any]] | None:
     """The running node's own view of its peer links, from its /healthz."""
-    import json
+    health = live_health(config)
+    return None if health is None else health.get("peers", [])
+
+
+def node_address(config: Config) -> str:
+    """Where the node serving this data folder answers, from here."""
     import urllib.parse
-    import urllib.request
 
     url_file = config.data_dir / "till-url"
-    base = url_file.read_text().strip() if url_file.exists() else f"{config.public_url()}/"
+    try:
+        base = url_file.read_text().strip()
+    except OSError:
+        base = f"{config.public_url()}/"
     parts = urllib.parse.urlsplit(base)
     if parts.hostname and parts.hostname.endswith(".local"):
         # The shop-network name; from the node itself, loopback is surer.
         base = parts._replace(netloc=f"127.0.0.1:{parts.port}").geturl()
+    return base.rstrip("/")
+
+
+def live_health(config: Config) -> dict[str, Any] | None:
+    """The running node's /healthz, if this store's node answers."""
+    import json
+    import urllib.request
+
     try:
-        with urllib.request.urlopen(f"{base.rstrip('/')}/healthz", timeout=2) as reply:
-            return json.load(reply).get("peers", [])
+        with urllib.request.urlopen(f"{node_address(config)}/healthz", timeout=2) as reply:
+            health = json.load(reply)
     except (OSError, ValueError):
         return None
+    return health if isinstance(health, dict) and health.get("store_id") == config.store_id \
+        else None
 
 
 def collect_status(config: Config) -> dict[str, dict[str, Any]]:

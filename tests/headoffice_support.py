@@ -332,12 +332,20 @@ async def wait_for(condition: Any, seconds: float = 30.0, what: str = "condition
 def write_store_config(
     folder: Path, headoffice_url: str, token: str, ca: CertificateAuthority, **headoffice: Any
 ) -> Path:
-    """A store's config file (as store IT writes it), its token file beside it."""
+    """A store's config file (as store IT writes it), its token file and store key beside it.
+
+    Every node of a store holds its store key (the nodes of one test share it,
+    as a store's do): cashiers' PINs are keyed with it.
+    """
+    from conftest import STORE_KEY
+
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "headoffice.token").write_text(token + "\n")
+    (folder / "store.key").write_text(STORE_KEY + "\n")
+    (folder / "store.key").chmod(0o600)
     settings = {"url": headoffice_url, "token_file": "headoffice.token",
                 "ca_file": str(ca.ca_file), **headoffice}
-    lines = ["[store]", 'id = "demo-boulangerie"', "demo = true",
+    lines = ["[store]", 'id = "demo-boulangerie"', 'key_file = "store.key"', "demo = true",
              "[server]", 'data = "data"', "advertise = false", "[headoffice]"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
     path = folder / "edge.toml"

@@ -61,7 +61,7 @@ async def test_a_basket_held_by_a_live_till_is_not_taken_over(node: NodeUnderTes
     basket = new_id()
     async with node.till(await node.pair("holder")) as holder, \
             node.till(await node.pair("other")) as other, \
-            node.till(await node.pair("office"), cashier="bruno", pin="5678") as manager:
+            node.till(await node.pair("office"), cashier="bruno", pin="567890") as manager:
         holder_code, manager_code = await code_of(holder), await code_of(manager)
         await holder.call("basket/add", basket_id=basket, line_id=new_id(), barcode=BAGUETTE)
         held = refusal(await other.reply("basket/take_over", basket_id=basket))
@@ -216,7 +216,7 @@ async def test_a_python_till_whose_basket_was_taken_starts_afresh(node: NodeUnde
     async with TillClient([node.url], token, "alice", "1234") as python_till:
         await python_till.add(BAGUETTE)
         (parked,) = await baskets.list_open(node_of(node).journal)
-        async with node.till(await node.pair("manager"), cashier="bruno", pin="5678") as other:
+        async with node.till(await node.pair("manager"), cashier="bruno", pin="567890") as other:
             await other.call("basket/take_over", basket_id=parked["id"], force=True)
         with pytest.raises(CommandFailed) as taken:
             await python_till.add(CROISSANT)
@@ -268,8 +268,8 @@ async def one_basket_taken_over_on_both_sides(
                 await parking.call("basket/add", basket_id=basket, line_id=new_id(),
                                    barcode=BAGUETTE)
             await converged(nodes)
-            async with TillClient([a.url], on_a, "bruno", "5678") as left, \
-                    TillClient([b.url], on_b, "bruno", "5678") as right:
+            async with TillClient([a.url], on_a, "bruno", "567890") as left, \
+                    TillClient([b.url], on_b, "bruno", "567890") as right:
                 to_a.cut()
                 to_b.cut()
                 # Each side sees the parked till dead-looking; a manager forces it on both.
@@ -357,7 +357,7 @@ async def test_a_browser_till_whose_basket_a_manager_took_is_told_and_starts_afr
                 code = create_pairing_code(node.data_dir / "edge.sqlite3")
                 second = await (await browser.new_context(locale="fr-FR")).new_page()
                 await second.goto(f"{node.url}/#pair={code}")
-                await log_in(second, "bruno", "5678")
+                await log_in(second, "bruno", "567890")
                 await second.click("#parked-open")
                 await second.locator(".parked-basket").click()
                 await expect(second.locator(".basket-line")).to_have_count(1)

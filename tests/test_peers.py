@@ -75,7 +75,7 @@ async def test_two_nodes_replicate_both_ways(store_nodes) -> None:
     token_a, token_b = await pair(a, "one"), await pair(b, "two")
     await wait_for_till(b, token_a)
     async with TillClient([a.url], token_a, "alice", "1234") as on_a, \
-            TillClient([b.url], token_b, "bruno", "5678") as on_b:
+            TillClient([b.url], token_b, "bruno", "567890") as on_b:
         sold_a = await on_a.sell(BARCODES[:2], 1000)
         sold_b = await on_b.sell(BARCODES[2:], 1000)
     journal = await converged([a, b])
@@ -235,7 +235,7 @@ async def test_a_partitioned_store_sells_on_both_sides_and_merges(tmp_path: Path
             await converged(nodes)
             sold = []
             async with TillClient([a.url], token_a, "alice", "1234") as left, \
-                    TillClient([b.url], token_b, "bruno", "5678") as right:
+                    TillClient([b.url], token_b, "bruno", "567890") as right:
                 sold.append(await left.sell(BARCODES[:2], 1000))
                 to_a.cut()
                 to_b.cut()

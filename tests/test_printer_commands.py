@@ -55,7 +55,7 @@ async def test_no_sale_opens_the_drawer_for_a_manager_with_a_reason(tmp_path: Pa
             with pytest.raises(CommandFailed) as failure:
                 await till.call("drawer/open", reason="change for the bakery")
             assert failure.value.code == "manager_required"
-        async with node.till(cashier="bruno", pin="5678") as till:
+        async with node.till(cashier="bruno", pin="567890") as till:
             with pytest.raises(CommandFailed) as failure:
                 await till.call("drawer/open", reason="   ")
             assert failure.value.code == "invalid_field"

@@ -45,7 +45,8 @@ RETIRED_BETWEEN = "n4"
 PRINTER = PrinterRef("n1", "comptoir")
 
 # Not projections: the journal itself, and what each node keeps for itself.
-NOT_PROJECTIONS = {"events", "meta", "origins", "pairing_codes", "headoffice_sync"}
+NOT_PROJECTIONS = {"events", "meta", "origins", "pairing_codes", "headoffice_sync",
+                   "till_last_seen"}
 LOCAL_COLUMNS = {"products": {"rowid"}}  # the FTS index's row numbers, local by nature
 
 # Few distinct times, so that ties (settled by hash) happen too.
@@ -74,13 +75,29 @@ def catalogue(draw: st.DrawFn) -> list[Step]:
 
 @st.composite
 def cashiers(draw: st.DrawFn) -> list[Step]:
-    """The same cashier added on two nodes (another PIN, another name)."""
+    """The same cashier added on two nodes (another PIN, another name), from before keyed
+    PINs or after, then changed (a new PIN, disabled); logins locked on two nodes."""
     steps = []
     for origin in draw(st.lists(st.sampled_from(NODES), min_size=1, max_size=3)):
         n = draw(st.integers(1, 2))
-        body = {"id": "c1", "name": f"Alice {n}", "role": "cashier",
-                "pin_salt": f"{n:032x}", "pin_hash": f"{n:064x}"}
+        body = {"id": "c1", "name": f"Alice {n}", "role": "cashier"}
+        if draw(st.booleans()):
+            body |= {"pin_salt": f"{n:032x}", "pin_hash": f"{n:064x}"}
+        else:
+            body |= {"secret": {"pin_salt": f"{n:032x}", "pin_hash": f"{n:064x}",
+                                "pin_key": "k1"}}
         steps.append((origin, "cashier_added", body, draw(TIMES)))
+    for origin in draw(st.lists(st.sampled_from(NODES), min_size=1, max_size=2)):
+        n = draw(st.integers(3, 4))
+        body = {"id": "c1", "name": "Alice", "role": draw(st.sampled_from(["cashier", "manager"])),
+                "disabled": draw(st.booleans()),
+                "secret": {"pin_salt": f"{n:032x}", "pin_hash": f"{n:064x}", "pin_key": "k1"}}
+        steps.append((origin, "cashier_changed", body, draw(TIMES)))
+    for origin in draw(st.lists(st.sampled_from(NODES), min_size=1, max_size=3)):
+        scope, subject = draw(st.sampled_from([("cashier", "c1"), ("till", "T02-n1")]))
+        body = {"scope": scope, "subject": subject, "till": "T02-n1", "seconds": 30,
+                "failures": 5, "until": draw(TIMES)}
+        steps.append((origin, "login_locked", body, draw(TIMES)))
     return steps
 
 
@@ -96,6 +113,14 @@ def tills(draw: st.DrawFn) -> list[Step]:
             code = f"T{number + 2:02d}-{origin}"
             steps.append((origin, "till_paired", {"code": code, "name": code,
                                                   "token_sha256": f"new-{code}"}, draw(TIMES)))
+    # Store IT revoking T02-n1 on one or two nodes (twice), maybe before a node has
+    # its pairing, and an old till revoked under the code it had there.
+    for origin in draw(st.lists(st.sampled_from(NODES), min_size=1, max_size=2, unique=True)):
+        steps.append((origin, "till_revoked", {"token_sha256": "new-T02-n1", "code": "T02-n1"},
+                      draw(TIMES)))
+    if draw(st.booleans()):
+        steps.append((draw(st.sampled_from(NODES)), "till_revoked",
+                      {"token_sha256": "old-n2", "code": "T01"}, draw(TIMES)))
     return steps
 
 

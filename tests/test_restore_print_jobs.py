@@ -79,7 +79,7 @@ async def test_a_restored_nodes_unfinished_jobs_are_listed_in_doubt_never_printe
     try:
         token_1, token_2 = await pair(a, "one"), await pair(a, "two")
         async with TillClient([a.url], token_1, "alice", "1234") as till_1, \
-                TillClient([a.url], token_2, "bruno", "5678") as till_2:
+                TillClient([a.url], token_2, "bruno", "567890") as till_2:
             printed_later = await till_1.sell(BARCODES[:2], 1000)  # on caisse
             never_printed = await till_2.sell(BARCODES[2:], 1000)  # on bar
         assert job_status(a, never_printed["id"]) == "pending"
@@ -101,7 +101,7 @@ async def test_a_restored_nodes_unfinished_jobs_are_listed_in_doubt_never_printe
         here = a.node_id
 
         async with TillClient([a.url], token_1, "alice", "1234") as till_1, \
-                TillClient([a.url], token_2, "bruno", "5678") as till_2:
+                TillClient([a.url], token_2, "bruno", "567890") as till_2:
             # Printed after the backup: settled by what B held, so neither listed nor printed.
             status_1 = await till_1.call("printer/status")
             assert status_1["receipts_in_doubt"] == []

@@ -100,7 +100,7 @@ async def test_an_unknown_barcode_is_shown_and_changes_nothing(
     page = await browser.new_page(locale="en-US")
     await page.goto(await node.pairing_link())
     await page.click('[data-cashier-id="bruno"]')
-    await page.keyboard.type("5678")
+    await page.keyboard.type("567890")
     await page.keyboard.press("Enter")
     await expect(page.locator("#screen-sell")).to_be_visible()
     await scan(page, "3000000000000")

@@ -214,7 +214,7 @@ async def test_a_basket_left_on_a_dead_till_is_resumed_on_another_till(
     other_till = await browser.new_context(locale="fr-FR")
     page = await other_till.new_page()
     await page.goto(f"{first.url}/#pair={code}")
-    await log_in(page, "bruno", "5678")
+    await log_in(page, "bruno", "567890")
     await page.click("#parked-open")
     parked = page.locator(".parked-basket")
     await expect(parked).to_have_count(1)

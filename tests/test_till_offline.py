@@ -246,7 +246,7 @@ async def test_offline_a_logged_in_cashier_sells_but_nobody_new_can_log_in(
     await page.click("#logout")
     await expect(page.locator("#screen-login")).to_be_visible()
     await page.click('[data-cashier-id="bruno"]')
-    await page.keyboard.type("5678")
+    await page.keyboard.type("567890")
     await page.keyboard.press("Enter")
     await expect(page.locator("#error")).to_contain_text("nobody can sign in right now")
     await expect(page.locator("#screen-login")).to_be_visible()
@@ -255,7 +255,7 @@ async def test_offline_a_logged_in_cashier_sells_but_nobody_new_can_log_in(
     node.start()
     await expect(status).to_have_attribute("data-state", "online", timeout=BACK_ONLINE_MS)
     await expect(status).to_have_text("Connected · 1 sale to send")
-    await log_in(page, "bruno", "5678")
+    await log_in(page, "bruno", "567890")
     await expect(status).to_have_attribute("data-waiting-sales", "0")
     sales = node.sales()
     assert [(sale["receipt_no"], sale["cashier"], sale["offline"]) for sale in sales] == [

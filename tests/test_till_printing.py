@@ -150,7 +150,7 @@ async def test_the_till_shows_its_ready_printer_reprints_a_sale_and_a_manager_op
 
     # "No sale" is for managers: Bruno sees it, gives a reason, the drawer opens.
     await page.click("#logout")
-    await log_in(page, "bruno", "5678")
+    await log_in(page, "bruno", "567890")
     await page.click("#no-sale")
     dialog = page.locator("#no-sale-dialog")
     await expect(dialog).to_be_visible()

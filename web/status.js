@@ -17,6 +17,15 @@ const TEXT = {
     ok: 'Tout fonctionne.', warning: 'Le magasin vend, mais quelque chose demande attention :',
     down: 'Ce serveur ne répond pas. Les caisses passent sur un autre serveur ou vendent hors ligne.',
     updated: 'Mis à jour à', seconds: 's',
+    diskFull: 'DISQUE PLEIN depuis {since} : ce serveur refuse les ventes. Libérez de la place '
+      + '(df -h /var/lib/edge) : il revend tout seul, rien de ce qui a été validé n’est perdu.',
+    stopped: 'Ce serveur a cessé d’écrire et redémarre (voir journalctl -u edge).',
+    seeLog: 'détail : journalctl -u edge', days: 'j', hours: 'h', minutes: 'min',
+    'office.ok': 'à jour', 'office.failing': 'en échec, nouvel essai automatique',
+    'office.waiting': 'pas encore essayé', 'office.never run': 'jamais lancée',
+    tillList: 'Caisses appairées', noTills: 'aucune (edge pair)', connectedHere: 'connectée ici',
+    lastSeen: 'vue ici le {time}', notSeen: 'jamais vue par ce serveur',
+    salesWaiting: '{count} vente(s) pas encore au siège', revoked: 'RÉVOQUÉE le {time}',
   },
   en: {
     title: 'Store status', lang: 'FR', node: 'This server', store: 'Store',
@@ -31,11 +40,45 @@ const TEXT = {
     ok: 'Everything works.', warning: 'The store is selling, but something needs attention:',
     down: 'This server does not answer. Tills move to another server or sell offline.',
     updated: 'Updated at', seconds: 's',
+    diskFull: 'DISK FULL since {since}: this server refuses sales. Free some space '
+      + '(df -h /var/lib/edge): it sells again by itself, nothing confirmed is lost.',
+    stopped: 'This server stopped writing and restarts (see journalctl -u edge).',
+    seeLog: 'details: journalctl -u edge', days: 'd', hours: 'h', minutes: 'min',
+    'office.ok': 'up to date', 'office.failing': 'failing, tried again automatically',
+    'office.waiting': 'not tried yet', 'office.never run': 'never run',
+    tillList: 'Paired tills', noTills: 'none (edge pair)', connectedHere: 'connected here',
+    lastSeen: 'seen here {time}', notSeen: 'never seen by this server',
+    salesWaiting: '{count} sale(s) not yet at head office', revoked: 'REVOKED {time}',
   },
 };
 
 let last = null;
-const t = (key) => TEXT[getLang()][key];
+const t = (key, values = {}) => (TEXT[getLang()][key] ?? key)
+  .replace(/\{(\w+)\}/g, (_, name) => values[name] ?? '');
+
+const locale = () => (getLang() === 'fr' ? 'fr-FR' : 'en-GB');
+
+/** A time the node gives in UTC (ISO 8601), in this browser's local time and language. */
+function localTime(iso) {
+  if (!iso) return null;
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return null;
+  return when.toLocaleString(locale(), { dateStyle: 'short', timeStyle: 'medium' });
+}
+
+/** A duration in seconds as people say it: "3 h 12 min", "2 j 4 h". */
+function duration(seconds) {
+  const minutes = Math.floor(seconds / 60);
+  const hours = Math.floor(minutes / 60);
+  const days = Math.floor(hours / 24);
+  if (days) return `${days} ${t('days')} ${hours % 24} ${t('hours')}`;
+  if (hours) return `${hours} ${t('hours')} ${minutes % 60} ${t('minutes')}`;
+  if (minutes) return `${minutes} ${t('minutes')}`;
+  return `${Math.round(seconds)} ${t('seconds')}`;
+}
+
+/** The node's own words (English) only on the English page; elsewhere, a tooltip. */
+const nodeWords = (text) => (getLang() === 'en' && text ? text : null);
 
 /** A printer's state as the tills word it ("Imprimante : plus de papier"). */
 function printerState(printer) {
@@ -48,13 +91,14 @@ function section(title, rows) {
   const heading = document.createElement('h2');
   heading.textContent = title;
   box.append(heading);
-  for (const [label, value, bad] of rows) {
+  for (const [label, value, bad, tooltip] of rows) {
     const row = document.createElement('div');
     row.className = 'row';
     const name = document.createElement('span');
     name.textContent = label;
     const shown = document.createElement('span');
     shown.textContent = value ?? '—';
+    if (tooltip) shown.title = tooltip;
     if (bad !== undefined) shown.className = bad ? 'bad' : 'good';
     row.append(name, shown);
     box.append(row);
@@ -65,24 +109,32 @@ function section(title, rows) {
 /** What needs store IT's attention, in plain words (empty: all is well). */
 function problems(health) {
   const found = [];
+  const since = health.journal?.disk_full_since;
+  if (since) found.push(t('diskFull', { since: localTime(since) ?? '?' }));
   for (const peer of health.peers || []) {
     if (!peer.connected) found.push(`${t('nodeId')} ${peer.node_id}: ${t('notConnected')}`);
   }
   for (const printer of health.printers || []) {
-    if (printer.state !== 'ready') found.push(`${printer.name}: ${printerState(printer)} (${printer.detail})`);
+    if (printer.state !== 'ready') {
+      const detail = nodeWords(printer.detail);
+      found.push(`${printer.name}: ${printerState(printer)}${detail ? ` (${detail})` : ''}`);
+    }
   }
   const office = health.headoffice || {};
-  if (office.state === 'failing') found.push(`${t('headoffice')}: ${office.last_error}`);
+  if (office.state === 'failing') {
+    const detail = nodeWords(office.last_error);
+    found.push(`${t('headoffice')}: ${t('office.failing')}${detail ? ` (${detail})` : ''}`);
+  }
   for (const task of health.tasks || []) {
-    if (task.state === 'restarting') {
-      found.push(`${t('task')} ${task.name}: ${t('taskDown')} (${task.last_error})`);
-    }
+    // Never the Python exception itself: store IT reads the log for that.
+    if (task.state === 'restarting') found.push(`${t('task')} ${task.name}: ${t('taskDown')} (${t('seeLog')})`);
   }
   return found;
 }
 
 function render() {
   document.documentElement.lang = getLang();
+  document.title = `edge — ${t('title')}`;
   document.getElementById('title').textContent = t('title');
   document.getElementById('lang').textContent = t('lang');
   const summary = document.getElementById('summary');
@@ -94,12 +146,14 @@ function render() {
     return;
   }
   const found = problems(last);
-  summary.dataset.state = found.length ? 'warning' : 'ok';
-  summary.textContent = found.length ? `${t('warning')} ${found.join(' · ')}` : t('ok');
+  const notSelling = Boolean(last.journal?.disk_full_since);
+  summary.dataset.state = notSelling ? 'down' : found.length ? 'warning' : 'ok';
+  summary.textContent = notSelling ? found.join(' · ')
+    : found.length ? `${t('warning')} ${found.join(' · ')}` : t('ok');
 
   sections.append(section(t('node'), [
     [t('store'), last.store_id], [t('nodeId'), last.node_id], [t('version'), last.version],
-    [t('uptime'), `${Math.round(last.uptime_s)} ${t('seconds')}`],
+    [t('uptime'), duration(last.uptime_s)],
     [t('tills'), String(last.tills_connected)], [t('events'), String(last.journal.seq)],
   ]));
   const peers = last.peers || [];
@@ -112,15 +166,33 @@ function render() {
     !peer.connected,
   ]) : [[t('noPeers'), '']]));
   sections.append(section(t('printers'), (last.printers || []).map((printer) => [
-    printer.name, `${printerState(printer)} — ${printer.detail}`, printer.state !== 'ready',
+    printer.name,
+    nodeWords(printer.detail) ? `${printerState(printer)} — ${printer.detail}` : printerState(printer),
+    printer.state !== 'ready', printer.detail,
   ])));
+  const tills = last.tills || [];
+  sections.append(section(t('tillList'), tills.length ? tills.map((till) => [
+    `${till.code} (${till.name})`, tillWords(till), Boolean(till.revoked_at),
+  ]) : [[t('noTills'), '']]));
   const office = last.headoffice || {};
   sections.append(section(t('headoffice'), office.state === 'disabled'
     ? [[t('state'), t('disabled')]]
-    : [[t('state'), office.state, office.state === 'failing'],
+    : [[t('state'), t(`office.${office.state}`), office.state === 'failing'],
        [t('backlog'), String(office.backlog_events ?? '—')],
-       [t('oldest'), office.oldest_unsent], [t('lastSuccess'), office.last_success],
-       [t('lastError'), office.last_error]]));
+       [t('oldest'), localTime(office.oldest_unsent)],
+       [t('lastSuccess'), localTime(office.last_success)],
+       [t('lastError'), office.last_error
+         ? `${localTime(office.last_error_at) ?? ''} ${nodeWords(office.last_error) ?? t('seeLog')}`.trim()
+         : null, undefined, office.last_error]]));
+}
+
+/** A paired till in words: revoked, connected here or last seen, its sales not yet sent. */
+function tillWords(till) {
+  if (till.revoked_at) return t('revoked', { time: localTime(till.revoked_at) ?? '?' });
+  const words = [till.connected ? t('connectedHere')
+    : till.last_seen ? t('lastSeen', { time: localTime(till.last_seen) ?? '?' }) : t('notSeen')];
+  if (till.sales_waiting) words.push(t('salesWaiting', { count: till.sales_waiting }));
+  return words.join(', ');
 }
 
 async function refresh() {
@@ -131,7 +203,7 @@ async function refresh() {
     last = null;
   }
   render();
-  document.getElementById('updated').textContent = `${t('updated')} ${new Date().toLocaleTimeString(getLang())}`;
+  document.getElementById('updated').textContent = `${t('updated')} ${new Date().toLocaleTimeString(locale())}`;
 }
 
 document.getElementById('lang').addEventListener('click', () => {

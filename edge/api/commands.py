@@ -7,6 +7,7 @@ that owns the concept and returns what the till should see.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,6 +19,8 @@ from edge.journal.chain import Event
 from edge.messages import INVALID_FIELD, MANAGER_REQUIRED, EdgeError, event_message
 from edge.schema import limits
 from edge.selling import baskets, catalogue, sales, staff, tills
+
+log = logging.getLogger(__name__)
 
 
 def client_id() -> Any:
@@ -31,8 +34,12 @@ def sale_id_arg() -> Any:
 
 
 # Pushed to subscribers. Credentials (till_paired, cashier_added) never are.
-PUBLIC_EVENT_TYPES = frozenset({
-    "product_upserted", "product_delisted",
+# The catalogue is pushed to any authenticated till (it keeps its own copy to
+# sell offline, refreshed right after `auth`); what the store sold, holds and
+# prints only while a cashier is logged in on the connection: a till token
+# alone, stolen from a till, must not stream the store's sales (issue 9).
+CATALOGUE_EVENT_TYPES = frozenset({"product_upserted", "product_delisted"})
+PUBLIC_EVENT_TYPES = CATALOGUE_EVENT_TYPES | frozenset({
     "basket_line_added", "basket_quantity_set", "basket_line_removed", "basket_voided",
     "basket_taken_over",
     "sale_completed", "print_requested", "print_job_done", "drawer_opened",
@@ -70,21 +77,59 @@ class AuthArgs:
     token: str = field(metadata=limits(min=1, max_length=200))
 
 
+# When each till was last seen by a node (edge/selling/tills.py): one per node.
+_LAST_SEEN: weakref.WeakKeyDictionary[Any, tills.LastSeen] = weakref.WeakKeyDictionary()
+# Said to a till whose token store IT revoked while it was connected.
+CLOSE_REVOKED = 4001
+
+
 @command("auth", AuthArgs, access="anyone")
 async def auth(conn: Connection, args: AuthArgs) -> dict[str, Any]:
     node = conn.node
-    conn.till = await tills.authenticate(node.journal, args.token)
+    conn.till = None
     conn.cashier = None
+    token_sha256 = tills.digest(args.token)
+    # Watched before the check, so a revocation committed in between is not missed.
+    _watch_revocation(conn, token_sha256)
+    conn.till = await tills.authenticate(node.journal, args.token)
     _TILL_CONNECTIONS.add(conn)
+    await _LAST_SEEN.setdefault(node, tills.LastSeen()).saw(node.journal, token_sha256)
     return {
         "protocol": PROTOCOL_VERSION,
         "store": {"id": node.config.store_id, "name": node.config.store_name, "currency": "EUR"},
         "node": {"id": node.node_id},
         "till": conn.till,
-        "cashiers": await staff.list_cashiers(node.journal),
+        # For the login screen, before anyone logs in: who, never a role or a PIN's hash.
+        "cashiers": [{"id": cashier["id"], "name": cashier["name"]}
+                     for cashier in await staff.list_cashiers(node.journal)],
         "nodes": node.store_nodes(),
         "last_receipt_no": await sales.last_receipt_no(node.journal, conn.till["code"]),
     }
+
+
+def _watch_revocation(conn: Connection, token_sha256: str) -> None:
+    """Hang up on this till as soon as this node learns its token was revoked."""
+
+    def on_events(events: list[Event]) -> None:
+        if token_sha256 in tills.revoked_tokens(events):
+            log.warning("%s was revoked: its connection is closed", conn.who)
+            conn.till = None
+            conn.cashier = None
+            conn.hang_up(CLOSE_REVOKED, b"till revoked")
+
+    stop = conn.watches.pop("revocation", None)
+    if stop is not None:
+        stop()
+    conn.watches["revocation"] = conn.node.journal.add_listener(on_events)
+
+
+def till_connections(node: Any) -> dict[str, int]:
+    """The tills connected to `node` now: code -> connections (for `edge tills list`)."""
+    counts: dict[str, int] = {}
+    for conn in list(_TILL_CONNECTIONS):
+        if conn.node is node and conn.till is not None and not conn.ws.closed:
+            counts[conn.till["code"]] = counts.get(conn.till["code"], 0) + 1
+    return counts
 
 
 @dataclass(frozen=True)
@@ -96,8 +141,10 @@ class LoginArgs:
 @command("login", LoginArgs, access="till")
 async def login(conn: Connection, args: LoginArgs) -> dict[str, Any]:
     assert conn.till is not None
+    node = conn.node
     conn.cashier = await staff.login(
-        conn.node.journal, conn.node.login_throttle, conn.till["code"], args.cashier_id, args.pin
+        node.journal, node.login_throttle, staff.pin_key(node.config), conn.till["code"],
+        args.cashier_id, args.pin,
     )
     return {"cashier": conn.cashier}
 
@@ -272,8 +319,10 @@ class RecordArgs:
 @command("sale/record", RecordArgs)
 async def sale_record(conn: Connection, args: RecordArgs) -> dict[str, Any]:
     sale = dataclasses.asdict(args.sale)
+    seller = seller_of(conn)
+    # Recorded whatever cashier it names (the money was taken), flagged if not this one.
     recorded = await sales.record_offline_sale(
-        conn.node.journal, seller_of(conn).till, sale, offline=args.offline
+        conn.node.journal, seller.till, sale, offline=args.offline, logged_in=seller.cashier
     )
     conn.node.metrics.sales += 1
     return recorded
@@ -337,8 +386,9 @@ async def subscribe_events(conn: Connection, args: SubscribeArgs) -> None:
     subscription = conn.current_id
 
     def push(events: list[Event]) -> None:
+        logged_in = conn.cashier is not None  # looked at each time: logout stops the rest
         for event in events:
-            if event.type in wanted:
+            if event.type in wanted and (logged_in or event.type in CATALOGUE_EVENT_TYPES):
                 conn.send(event_message(subscription, {
                     "origin": event.origin, "seq": event.seq, "type": event.type,
                     "time": event.time, "body": event.body,

@@ -19,13 +19,16 @@ from aiohttp import WSCloseCode, web
 
 from edge import __version__
 from edge.admin import MAX_PAIRING_MINUTES, admin_error, admin_only
+from edge.api.commands import till_connections
+from edge.api.connections import CONNECTIONS, HEAD_SECONDS, ConnectionGuard, read_body_in_time
+from edge.api.origins import SERVED_ORIGINS, ServedOrigins, check_origin_and_host
 from edge.api.websocket_api import MAX_MESSAGE_BYTES, Connection
 from edge.config import Config
 from edge.devices import print_jobs
 from edge.messages import INVALID_REQUEST, EdgeError
 from edge.node import Node
 from edge.replication.discovery import Discovery
-from edge.selling import tills
+from edge.selling import staff, staff_admin, tills, tills_admin
 from edge.sync.status import sync_health, sync_metric_rows
 
 log = logging.getLogger(__name__)
@@ -46,14 +49,17 @@ async def healthz(request: web.Request) -> web.Response:
     node = request.app[NODE]
     journal = node.journal
     return json_response({
-        "status": "ok" if node.tasks.all_up and not node.failure else "degraded",
+        "status": ("ok" if node.tasks.all_up and not node.failure and not journal.disk_full_since
+                   else "degraded"),
         "store_id": node.config.store_id,
         "node_id": node.node_id,
         "version": __version__,
         "uptime_s": round(time.monotonic() - request.app[STARTED], 1),
-        "journal": {"origin": journal.origin, "seq": journal.head.seq},
+        "journal": {"origin": journal.origin, "seq": journal.head.seq,
+                    "disk_full_since": journal.disk_full_since},
         "printers": node.print_queue.statuses(),
         "tills_connected": len(node.till_sockets),
+        "tills": await _tills_seen(node),
         "peers": await node.peers.status(),
         "tasks": node.tasks.statuses(),
         "headoffice": await sync_health(node.sync),
@@ -67,6 +73,14 @@ async def metrics(request: web.Request) -> web.Response:
          f'{{store="{node.config.store_id}",node="{node.node_id}",version="{__version__}"}}', 1),
         ("edge_till_connections", "gauge", "Till websockets open now.", "",
          len(node.till_sockets)),
+        ("edge_http_connections", "gauge", "HTTP connections open now (tills, peers, pages).",
+         "", request.app[CONNECTIONS].open),
+        ("edge_http_connections_refused_total", "counter",
+         "Connections closed at once: over the per-address or total bound.", "",
+         request.app[CONNECTIONS].refused),
+        ("edge_http_connections_evicted_total", "counter",
+         "Idle connections closed to make room for a new one.", "",
+         request.app[CONNECTIONS].evicted),
         ("edge_commands_total", "counter", "Till commands handled.", "", node.metrics.commands),
         ("edge_command_errors_total", "counter", "Till commands answered with an error.", "",
          node.metrics.command_errors),
@@ -102,21 +116,25 @@ async def pair(request: web.Request) -> web.Response:
     if not isinstance(name, str) or len(name) > 40:
         return _error(EdgeError(INVALID_REQUEST, "'name' must be a till name of 40 characters"))
     try:
-        node.pairing_throttle.check()
+        # Counted before the code is checked, per address: see PairingThrottle.
+        node.pairing_throttle.attempt(request.remote or "")
         token, till = await tills.pair(node.journal, code, name.strip() or "Caisse")
     except EdgeError as error:
-        if error.code == "invalid_pairing_code":
-            node.pairing_throttle.failed()
         return _error(error)
+    node.pairing_throttle.succeeded(request.remote or "")
     log.info("till %s (%s) paired", till["code"], till["name"])
     return json_response({"token": token, "till": till})
 
 
 def _error(error: EdgeError) -> web.Response:
-    return json_response(
-        {"error": {"code": error.code, "message": error.message}},
+    response = json_response(
+        {"error": {"code": error.code, "message": error.message, **(
+            {"data": error.data} if error.data else {})}},
         status=HTTP_STATUS.get(error.code, 400),
     )
+    if error.data and "retry_after" in error.data:
+        response.headers["Retry-After"] = str(error.data["retry_after"])
+    return response
 
 
 async def till_websocket(request: web.Request) -> web.WebSocketResponse:
@@ -125,7 +143,8 @@ async def till_websocket(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     node.till_sockets.add(ws)
     try:
-        await Connection(node, ws).serve()
+        transport = request.transport
+        await Connection(node, ws, transport.abort if transport else None).serve()
     finally:
         node.till_sockets.discard(ws)
     return ws
@@ -173,6 +192,37 @@ async def admin_pair(request: web.Request, body: dict[str, Any]) -> web.Response
     return json_response({"code": code, "minutes": minutes})
 
 
+@admin_only(_admin_token)
+async def admin_staff(request: web.Request, body: dict[str, Any]) -> web.Response:
+    """`edge staff` while the node runs: the node, which owns the folder and the pin key."""
+    node = request.app[NODE]
+    try:
+        answer = await staff_admin.carry_out(node.journal, staff.pin_key(node.config), body)
+    except staff_admin.StaffError as error:
+        return admin_error(error.status, error.code, error.message)
+    return json_response(answer)
+
+
+async def _tills_seen(node: Node) -> list[dict[str, Any]]:
+    """Every paired till, with whether it is connected here now (the store IT page)."""
+    connected = till_connections(node)
+    return [{**till, "connected": connected.get(till["code"], 0)}
+            for till in await tills.list_tills(node.journal, bool(node.config.headoffice_url))]
+
+
+@admin_only(_admin_token)
+async def admin_tills(request: web.Request, body: dict[str, Any]) -> web.Response:
+    """`edge tills` while the node runs: the node, which owns the folder, lists or revokes."""
+    node = request.app[NODE]
+    try:
+        answer = await tills_admin.carry_out(node.journal, body, bool(node.config.headoffice_url))
+    except tills_admin.TillsError as error:
+        return admin_error(error.status, error.code, error.message)
+    if "tills" in answer:
+        answer["tills"] = await _tills_seen(node)
+    return json_response(answer)
+
+
 async def peer_websocket(request: web.Request) -> web.StreamResponse:
     return await request.app[NODE].peers.accept(request)
 
@@ -201,8 +251,17 @@ async def security_headers(request: web.Request, handler):  # type: ignore[no-un
 
 
 def make_app(config: Config, usb_backend: Any = None) -> web.Application:
-    app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
-    app[NODE] = Node(config, usb_backend)
+    # A request head must come within HEAD_SECONDS of the connection opening or
+    # of the previous answer (aiohttp's keep-alive timer is armed at both).
+    app = web.Application(middlewares=[check_origin_and_host, read_body_in_time,
+                                       security_headers],
+                          client_max_size=64 * 1024,
+                          handler_args={"keepalive_timeout": HEAD_SECONDS})
+    # Counts connections once `install`ed on the runner's server (edge/cli.py `serve`).
+    app[CONNECTIONS] = ConnectionGuard()
+    app[NODE] = node = Node(config, usb_backend)
+    app[SERVED_ORIGINS] = ServedOrigins(
+        config, lambda: node.journal.origin or None, node.store_nodes)
     app[STARTED] = time.monotonic()
     app.router.add_get("/", index)
     app.router.add_get("/status", status_page)
@@ -212,6 +271,8 @@ def make_app(config: Config, usb_backend: Any = None) -> web.Application:
     app.router.add_post("/api/admin/devices/test", admin_test_page)
     app.router.add_post("/api/admin/sync", admin_sync)
     app.router.add_post("/api/admin/pair", admin_pair)
+    app.router.add_post("/api/admin/staff", admin_staff)
+    app.router.add_post("/api/admin/tills", admin_tills)
     app.router.add_get("/api/ws", till_websocket)
     app.router.add_get("/api/peer", peer_websocket)
     app.router.add_static("/", WEB_DIR, show_index=False, follow_symlinks=False)

@@ -9,13 +9,15 @@ failure into an error reply, so the connection always keeps working.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from edge import messages
 from edge.messages import EdgeError
@@ -28,6 +30,16 @@ log = logging.getLogger(__name__)
 
 # Room for the largest command (an offline sale of 500 lines), not for abuse.
 MAX_MESSAGE_BYTES = 1024 * 1024
+# What a till may leave unread (replies and pushed events) before the node
+# hangs up on it: a catalogue page of 2,000 products is about 0.5 MiB, so a
+# till that reads never comes near; one that never reads costs at most this.
+MAX_UNSENT_BYTES = 4 * 1024 * 1024
+MAX_UNSENT_MESSAGES = 2000
+# Said to a till closed for not reading (it may come back and read this time).
+CLOSE_UNREAD = WSCloseCode.POLICY_VIOLATION
+CLOSE_SECONDS = 2.0  # for the close frame to go out before the socket is cut
+# An error reply names what it refused, but never echoes more than this of it.
+MAX_ECHO = 64
 Access = Literal["anyone", "till", "cashier"]
 Handler = Callable[["Connection", Any], Awaitable[Any]]
 
@@ -60,32 +72,124 @@ def command(
     return register
 
 
+class Outbox:
+    """A connection's messages not yet sent, in order; bounded in bytes and in count."""
+
+    def __init__(self, max_bytes: int = MAX_UNSENT_BYTES,
+                 max_messages: int = MAX_UNSENT_MESSAGES) -> None:
+        self.max_bytes = max_bytes
+        self.max_messages = max_messages
+        self.bytes = 0
+        self._items: deque[bytes] = deque()
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, data: bytes) -> bool:
+        """Queue `data`; False (nothing queued) if that would pass the bound.
+
+        One message alone always fits: a large reply to a till that reads is fine.
+        """
+        if self._closed:
+            return True  # the connection is going: nothing more is sent, nothing kept
+        if self._items and (len(self._items) >= self.max_messages
+                            or self.bytes + len(data) > self.max_bytes):
+            return False
+        self._items.append(data)
+        self.bytes += len(data)
+        self._ready.set()
+        return True
+
+    async def get(self) -> bytes | None:
+        """The next message; None once closed and empty."""
+        while not self._items:
+            if self._closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        data = self._items.popleft()
+        self.bytes -= len(data)
+        return data
+
+    def close(self, *, drop: bool = False) -> None:
+        """No more messages; `drop`: forget those waiting too (they will never be read)."""
+        self._closed = True
+        if drop:
+            self._items.clear()
+            self.bytes = 0
+        self._ready.set()
+
+
 class Connection:
     """One till's websocket: who is on it, and its subscriptions."""
 
-    def __init__(self, node: Node, ws: web.WebSocketResponse) -> None:
+    def __init__(self, node: Node, ws: web.WebSocketResponse,
+                 abort: Callable[[], None] | None = None) -> None:
         self.node = node
         self.ws = ws
         self.till: dict[str, Any] | None = None
         self.cashier: dict[str, Any] | None = None
         self.subscriptions: dict[int, Callable[[], None]] = {}
+        # The node's own watches on this connection (a revoked token): name -> stop.
+        self.watches: dict[str, Callable[[], None]] = {}
         self.current_id = 0
-        self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._outbox = Outbox()
+        self._abort = abort  # cuts the socket (its transport's abort)
+        self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def who(self) -> str:
+        return f"till {self.till['code']}" if self.till else "an unauthenticated till"
 
     def send(self, message: dict[str, Any]) -> None:
-        """Queue a message; one writer keeps replies and pushed events in order."""
-        self._outbox.put_nowait(orjson.dumps(message))
+        """Queue a message; one writer keeps replies and pushed events in order.
+
+        A till that does not read what it is sent is hung up on once its
+        unread messages pass the bound: it would otherwise grow the node's
+        memory without end (issue 9, point 5).
+        """
+        if not self._outbox.put(orjson.dumps(message)) and self._closing is None:
+            log.warning("%s left %d messages (%d KiB) unread: connection closed (code %d)",
+                        self.who, len(self._outbox), self._outbox.bytes // 1024,
+                        CLOSE_UNREAD)
+            self._outbox.close(drop=True)
+            self.hang_up(CLOSE_UNREAD, b"replies not read")
+
+    def hang_up(self, code: int, why: bytes) -> None:
+        """Close the connection now, from anywhere (a journal listener, the outbox)."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._close(code, why), name="ws-hang-up")
+
+    async def _close(self, code: int, why: bytes) -> None:
+        """Say why (if the till reads at all), then cut the socket with whatever it holds."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await self.ws.close(code=code, message=why)
+        if self._abort is not None:
+            self._abort()
 
     async def _write_loop(self) -> None:
-        while (data := await self._outbox.get()) is not None:
-            if self.ws.closed:
-                return
-            await self.ws.send_str(data.decode())
+        try:
+            while (data := await self._outbox.get()) is not None:
+                if self.ws.closed:
+                    return
+                try:
+                    await self.ws.send_str(data.decode())
+                except ConnectionError as error:  # reset, or lost while draining
+                    log.info("%s: connection lost while sending to it (%s)", self.who,
+                             error.strerror or error)
+                    return
+        finally:
+            self._outbox.close(drop=True)
 
     async def serve(self) -> None:
         writer = asyncio.create_task(self._write_loop(), name="ws-writer")
         try:
             async for msg in self.ws:
+                if self._closing is not None:
+                    break  # hung up on: what it still sends is not read
                 if msg.type == WSMsgType.TEXT:
                     await self.handle(msg.data)
                 elif msg.type == WSMsgType.BINARY:
@@ -95,11 +199,14 @@ class Connection:
                 elif msg.type == WSMsgType.ERROR:
                     log.info("till websocket closed with error: %s", self.ws.exception())
         finally:
-            for unsubscribe in self.subscriptions.values():
+            for unsubscribe in [*self.subscriptions.values(), *self.watches.values()]:
                 unsubscribe()
             self.subscriptions.clear()
-            self._outbox.put_nowait(None)
+            self.watches.clear()
+            self._outbox.close()
             await writer
+            if self._closing is not None:
+                await self._closing
 
     async def handle(self, raw: str) -> None:
         msg_id = None
@@ -117,7 +224,8 @@ class Connection:
                 )
             cmd = COMMANDS.get(message["type"])
             if cmd is None:
-                raise EdgeError(messages.UNKNOWN_COMMAND, f"unknown command {message['type']!r}")
+                raise EdgeError(messages.UNKNOWN_COMMAND,
+                                f"unknown command {_echo(message['type'])!r}")
             self.current_id = msg_id
             self._check_access(cmd)
             args = parse(cmd.args, message)
@@ -143,6 +251,11 @@ class Connection:
             raise EdgeError(messages.UNAUTHORIZED, "authenticate the till first ('auth')")
         if cmd.access == "cashier" and self.cashier is None:
             raise EdgeError(messages.NOT_LOGGED_IN, "a cashier must log in first")
+
+
+def _echo(text: str) -> str:
+    """What a reply repeats of a client's text: its start only."""
+    return text if len(text) <= MAX_ECHO else text[:MAX_ECHO] + "…"
 
 
 def _is_int(value: Any) -> bool:

@@ -46,7 +46,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -64,10 +64,11 @@ from edge.devices.base import (
 from edge.devices.print_jobs import JOB_COLUMNS, UNFINISHED, Job, original_claimant
 from edge.devices.receipt import Store, as_text, interrupted_mark, layout, printer_test_page
 from edge.journal.chain import Event
-from edge.journal.store import Journal, Tx
+from edge.journal.store import DiskFull, Journal, Tx
 from edge.selling.sales import find_sale
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 StatusListener = Callable[[dict[str, Any]], None]
 
@@ -294,7 +295,7 @@ class PrinterWorker:
         """One attempt at a job; True if it was done and the printer is ready."""
         sale = await self._sale_of(job) if job.kind == "receipt" else None
         try:
-            plan = await self.journal.write(lambda tx: self._claim(tx, job, sale is not None))
+            plan = await self._record(lambda tx: self._claim(tx, job, sale is not None))
         except SaleArrived:
             return False  # between our read and the claim: take it again, with the sale
         if plan is None:
@@ -308,7 +309,7 @@ class PrinterWorker:
                 pulse = "sending"
                 status = await self._send_chunk(rendering.pulse)
                 pulse = "sent"
-                await self.journal.write(lambda tx: self._drawer_opened(tx, job))
+                await self._record(lambda tx: self._drawer_opened(tx, job))
                 pulse = "recorded"
                 await self._until_printable(status)
             for chunk in rendering.chunks:
@@ -316,7 +317,7 @@ class PrinterWorker:
                 partial = True
                 await self._until_printable(await self._send_chunk(chunk))
             if rendering.cut is not None:
-                await self.journal.write(lambda tx: tx.append("print_job_cutting", attempt))
+                await self._record(lambda tx: tx.append("print_job_cutting", attempt))
                 partial = cut_sent = True
                 await self._until_printable(await self._send_chunk(rendering.cut))
             if rendering.text and self.device.kind == "file":
@@ -341,17 +342,34 @@ class PrinterWorker:
                     self._drawer_opened(tx, job)
                 tx.append("print_job_interrupted", interrupted)
 
-            await self.journal.write(record)
+            await self._record(record)
             log.warning("printer %s: job %s interrupted (%s); it will be sent again",
                         self.name, job.id, reason)
             if isinstance(error, asyncio.CancelledError):
                 raise
             return False
 
-        await self.journal.write(lambda tx: self._done(tx, job, "done", plan.copy))
+        await self._record(lambda tx: self._done(tx, job, "done", plan.copy))
         if job.kind == "receipt":
             self.printed += 1  # receipts only: /metrics counts receipts
         return True
+
+    async def _record(self, work: Callable[[Tx], T]) -> T:
+        """Write what the printer did; with the disk full, wait for room and write it then.
+
+        The paper and the drawer do not wait for the disk: what happened must
+        still be recorded as it happened, never guessed at a restart.
+        """
+        waited = False
+        while True:
+            try:
+                return await self.journal.write(work)
+            except DiskFull:
+                if not waited:
+                    log.warning("printer %s: the disk is full; what it printed is recorded "
+                                "once there is room", self.name)
+                    waited = True
+                await asyncio.sleep(1.0)
 
     async def _send_chunk(self, chunk: bytes) -> PrinterStatus:
         self._written = False

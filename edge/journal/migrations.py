@@ -308,6 +308,35 @@ MIGRATIONS: list[str] = [
     INSERT INTO retired_origins (origin, successor, time)
         SELECT predecessor, origin, time FROM origin_lineage WHERE retires_predecessor = 1;
     """,
+    # 16 (issue 9 point 3, PINs and lockout, edge/selling/staff.py): which
+    # key made a cashier's PIN hash ('' = PBKDF2 alone, from before keyed
+    # PINs), disabled cashiers, and login locks journaled by any node.
+    """
+    ALTER TABLE cashiers ADD COLUMN pin_key TEXT NOT NULL DEFAULT '';
+    ALTER TABLE cashiers ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE login_locks (
+        scope TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        until TEXT NOT NULL,
+        PRIMARY KEY (scope, subject)
+    );
+    """,
+    # 17 (issue 9 point 6, `edge tills`, edge/selling/tills.py): revoked tills
+    # (a projection of `till_revoked`), and when this node last saw each till
+    # (local to the node, never journaled: it would flood the journal).
+    """
+    CREATE TABLE till_revocations (
+        token_sha256 TEXT PRIMARY KEY,
+        code TEXT NOT NULL,
+        revoked_at TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        event_hash TEXT NOT NULL
+    );
+    CREATE TABLE till_last_seen (
+        token_sha256 TEXT PRIMARY KEY,
+        seen_at TEXT NOT NULL
+    );
+    """,
 ]
 
 

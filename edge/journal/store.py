@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -43,6 +45,7 @@ from edge.journal.chain import (
     Verdict,
     canonical_json,
     judge,
+    utc_now,
 )
 from edge.journal.datafolder import (
     FolderLock,
@@ -58,6 +61,7 @@ from edge.journal.datafolder import (
 )
 from edge.journal.event_types import checked
 from edge.journal.migrations import migrate
+from edge.messages import DISK_FULL, EdgeError
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +137,41 @@ class OwnOriginSeen(ChainError):
 
 class JournalStopped(Exception):
     """The journal refuses writes: its origin clashed, or it is closed."""
+
+
+class DiskFull(EdgeError):
+    """The disk holding the journal is full: this write was refused, nothing of it kept.
+
+    Unlike an origin clash, not fatal: nothing was acknowledged (the whole
+    batch was rolled back before anyone was told "done"), the node keeps
+    serving, and the next write that fits, once space is freed, goes through
+    with no restart. A till is told `disk_full` and keeps the sale.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(DISK_FULL, "the node's disk is full: this was not recorded (nothing "
+                                    "was changed); keep the sale on the till and tell store IT "
+                                    f"to free space ({detail})")
+
+
+# Free space under which a disk that filled up is still called full: a small
+# write may fit in the meantime, a day of sales will not.
+ROOM_AGAIN = 1024 * 1024  # bytes
+
+
+def has_room(folder: Path) -> bool:
+    try:
+        disk = os.statvfs(folder)
+    except OSError:
+        return True  # cannot tell: the commit that just went through says so
+    return disk.f_bavail * disk.f_frsize >= ROOM_AGAIN
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """SQLite's SQLITE_FULL ("database or disk is full"), or the OS's ENOSPC / EDQUOT."""
+    if isinstance(error, sqlite3.Error):
+        return (getattr(error, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class Tx:
@@ -244,6 +283,9 @@ class Journal:
         self.head = ChainHead()
         # Set once the journal refuses writes for good (its origin clashed).
         self.stopped: str | None = None
+        # Since when (UTC, ISO) the last commit failed for want of disk space; None
+        # once one fits again. Shown on /healthz, `edge status` and to systemd.
+        self.disk_full_since: str | None = None
         self.on_stopped: Callable[[str], None] | None = None
         # None asks the writer to finish what is queued and stop.
         self._writes: asyncio.Queue[tuple[Work, asyncio.Future[Any]] | None] = asyncio.Queue()
@@ -354,7 +396,10 @@ class Journal:
             await self._writer_task
             self._writer_task = None
         if self._writer_db is not None:
-            await self._in_writer(self._update_mark, True)
+            try:
+                await self._in_writer(self._update_mark, True)
+            except OSError as error:  # a full disk: the mark lags, which is safe
+                log.warning("could not update the head mark beside the journal: %s", error)
             await self._in_writer(self._writer_db.close)
             self._writer_db = None
         self._thread.shutdown(wait=True)
@@ -406,12 +451,23 @@ class Journal:
             outcomes = [(None, JournalStopped(self.stopped))] * len(batch)
             committed = []
         except Exception as error:
-            log.exception("journal commit failed")
-            outcomes = [(None, RuntimeError(f"journal commit failed: {error}"))] * len(batch)
+            if is_disk_full(error):
+                # Not fatal (an origin clash is): the batch was rolled back whole, so
+                # nobody is told "done" and nothing acknowledged is lost; each
+                # caller gets `disk_full`, and the next batch tries again.
+                self._note_disk_full(error)
+                outcomes = [(None, DiskFull(str(error)))] * len(batch)
+            else:
+                log.exception("journal commit failed")
+                outcomes = [(None, RuntimeError(f"journal commit failed: {error}"))] * len(batch)
             committed = []
         else:
             self.commits += 1
             self.committed_events += len(committed)
+            if self.disk_full_since is not None and has_room(self.path.parent):
+                log.warning("the disk has room again: the journal writes again (it was full "
+                            "since %s)", self.disk_full_since)
+                self.disk_full_since = None
         if self._seen_own and not self.stopped:
             # What was committed with it stays acknowledged; nothing after it is.
             await self._stop_for_good(f"a peer holds an event of this node's origin that it "
@@ -450,6 +506,10 @@ class Journal:
                 except OriginClash:
                     raise  # the whole batch is rolled back: nothing of it is acknowledged
                 except Exception as error:
+                    if is_disk_full(error):
+                        # SQLite may already have rolled the whole transaction back:
+                        # the batch is lost as a whole (see below), never half kept.
+                        raise
                     db.execute("ROLLBACK TO work")
                     db.execute("RELEASE work")
                     if isinstance(error, OwnOriginSeen):
@@ -470,9 +530,24 @@ class Journal:
             raise
         try:
             self._update_mark(False)
-        except OSError:
-            log.exception("could not update the head mark beside the journal")
+        except OSError as error:
+            if not is_disk_full(error):
+                log.exception("could not update the head mark beside the journal")
+            else:
+                # A lagging mark is safe (it only ever trails the journal); try again
+                # in MARK_EVERY, not at every commit, and in one line.
+                self._marked_at = time.monotonic()
+                log.warning("disk full: the head mark beside the journal lags behind (%s)",
+                            error)
         return outcomes, committed
+
+    def _note_disk_full(self, error: BaseException) -> None:
+        """One line in the log when the disk fills (not a traceback per refused sale)."""
+        if self.disk_full_since is None:
+            self.disk_full_since = utc_now()
+            log.error("disk full: the journal %s cannot grow (%s); sales are refused with "
+                      "disk_full until space is freed (nothing acknowledged is lost)",
+                      self.path, error)
 
     def _update_mark(self, closing: bool) -> None:
         """In the writer thread, after a commit: keep the head mark a few seconds behind."""

@@ -158,7 +158,8 @@ async def complete_sale(
 
 
 async def record_offline_sale(
-    journal: Journal, till: str, sale: dict[str, Any], offline: bool = True
+    journal: Journal, till: str, sale: dict[str, Any], offline: bool = True,
+    logged_in: str | None = None,
 ) -> dict[str, Any]:
     """Record a sale the till completed offline: the money was taken, so never refuse it.
 
@@ -174,6 +175,12 @@ async def record_offline_sale(
     till's sale of that basket already here, under either form of id, is
     this one. Refused: an id that is not `<basket>@<this till>` (`_basket_of`),
     and an id that is another till's sale (from a till of before sale ids).
+
+    `logged_in`: the cashier logged in on the till that sends it. A sale
+    naming another cashier is still recorded (the money was taken, maybe by
+    a cashier who logged out since) but flagged `cashier_differs`, with who
+    was logged in; one naming a cashier the store does not know is flagged
+    `unknown_cashier`.
     """
 
     def work(tx: Tx) -> dict[str, Any]:
@@ -202,6 +209,10 @@ async def record_offline_sale(
         if tx.fetchone("SELECT 1 FROM sales WHERE till = ? AND receipt_no = ?",
                        (till, sale["receipt_no"])):
             flags.append("receipt_number_reused")
+        if logged_in is not None and sale["cashier"] != logged_in:
+            flags.append("cashier_differs")
+        if tx.fetchone("SELECT 1 FROM cashiers WHERE id = ?", (sale["cashier"],)) is None:
+            flags.append("unknown_cashier")
         holder = tx.fetchone("SELECT till FROM baskets WHERE id = ? AND status = 'open'",
                              (basket_id,))
         closes_basket = holder is None or holder["till"] == till
@@ -227,6 +238,8 @@ async def record_offline_sale(
             body["closes_basket"] = False
         if "totals_differ" in flags:
             body["till_totals"] = sale["totals"]
+        if "cashier_differs" in flags:
+            body["logged_in_cashier"] = logged_in
         if not offline:
             body["resent"] = True
         event = tx.append("sale_completed", body)

@@ -16,12 +16,16 @@ are settled as they always were (docs/architecture.md, "Till codes").
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
+import math
 import re
 import secrets
 import sqlite3
 import time
+from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,7 @@ from edge.journal.chain import Event
 from edge.journal.event_types import event_type
 from edge.journal.store import Journal, Tx
 from edge.messages import INVALID_PAIRING_CODE, INVALID_TOKEN, TOO_MANY_ATTEMPTS, EdgeError
+from edge.schema import limits
 
 log = logging.getLogger(__name__)
 
@@ -136,21 +141,71 @@ def _settle_legacy_code(db: sqlite3.Connection, event: Event, code: str) -> str:
     return f"{code}-{event.origin}"
 
 
+def client_key(address: str | None) -> str:
+    """Whom a limit counts: an IPv4 address, or an IPv6 /64 (one host may hold a whole /64)."""
+    try:
+        ip = ipaddress.ip_address((address or "").split("%")[0])
+    except ValueError:
+        return address or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 @dataclass
 class PairingThrottle:
-    """At most `limit` wrong codes a minute for the whole node: 6 digits stay unguessable."""
+    """At most `limit` pairing attempts a minute from each client address.
+
+    An attempt is counted *before* its code is checked (and given back if
+    the code was right): 500 guesses sent at once from one address get at
+    most `limit` checks, not as many as arrive before the first answer.
+    Counting per address means a flood from one machine never blocks a till
+    pairing from another. The table holds at most `max_clients` addresses
+    (a /64 counts as one), each with at most `limit` times, so no number of
+    addresses grows it: when it is full of addresses that tried within the
+    minute, a new address waits like a throttled one.
+    """
 
     limit: int = 10
-    _failures: list[float] = field(default_factory=list)
+    window: float = 60.0
+    max_clients: int = 4096
+    _attempts: dict[str, deque[float]] = field(default_factory=dict)
 
-    def check(self) -> None:
-        now = time.monotonic()
-        self._failures = [t for t in self._failures if now - t < 60]
-        if len(self._failures) >= self.limit:
-            raise EdgeError(TOO_MANY_ATTEMPTS, "too many wrong pairing codes: wait a minute")
+    def attempt(self, client: str, now: float | None = None) -> None:
+        """Count an attempt from `client` now; TOO_MANY_ATTEMPTS (nothing counted) if over."""
+        now = time.monotonic() if now is None else now
+        key = client_key(client)
+        times = self._attempts.get(key)
+        if times is None:
+            if len(self._attempts) >= self.max_clients:
+                self._forget_idle(now)
+            if len(self._attempts) >= self.max_clients:
+                raise self._refusal(min(t[0] for t in self._attempts.values()) - now)
+            times = self._attempts[key] = deque()
+        while times and now - times[0] >= self.window:
+            times.popleft()
+        if len(times) >= self.limit:
+            raise self._refusal(times[0] - now)
+        times.append(now)
 
-    def failed(self) -> None:
-        self._failures.append(time.monotonic())
+    def succeeded(self, client: str) -> None:
+        """The code was right: that attempt does not count against the address."""
+        times = self._attempts.get(client_key(client))
+        if times:
+            times.pop()
+
+    def _forget_idle(self, now: float) -> None:
+        for key in [key for key, times in self._attempts.items()
+                    if not times or now - times[-1] >= self.window]:
+            del self._attempts[key]
+
+    def _refusal(self, oldest_in: float) -> EdgeError:
+        wait = max(1, math.ceil(oldest_in + self.window))
+        return EdgeError(TOO_MANY_ATTEMPTS,
+                         f"too many pairing attempts from this address: try again in {wait} s",
+                         {"retry_after": wait})
 
 
 async def pair(journal: Journal, code: str, name: str) -> tuple[str, dict[str, str]]:
@@ -174,8 +229,116 @@ async def pair(journal: Journal, code: str, name: str) -> tuple[str, dict[str, s
 
 async def authenticate(journal: Journal, token: str) -> dict[str, Any]:
     row = await journal.read_one(
-        "SELECT code, name FROM tills WHERE token_sha256 = ?", (digest(token),)
+        """SELECT tills.code AS code, tills.name AS name, revoked.revoked_at AS revoked_at
+        FROM tills LEFT JOIN till_revocations AS revoked USING (token_sha256)
+        WHERE tills.token_sha256 = ?""", (digest(token),)
     )
     if row is None:
         raise EdgeError(INVALID_TOKEN, "this till is not paired with the store: pair it again")
+    if row["revoked_at"] is not None:
+        raise EdgeError(INVALID_TOKEN, f"this till ({row['code']}) was revoked by store IT: "
+                                       "pair it again")
     return {"code": row["code"], "name": row["name"]}
+
+
+# Revoking a till (`edge tills revoke`): its token is refused from then on
+
+@dataclass(slots=True)
+class TillRevoked:
+    token_sha256: str = field(metadata=limits(min=1, max_length=64))
+    code: str = field(metadata=limits(min=1, max_length=64))  # as it was when revoked
+
+
+@event_type("till_revoked", schema=TillRevoked,
+            merge="one revocation per token, for good: the earliest (time, then hash) is "
+                  "kept; it may arrive before the pairing it revokes")
+def _till_revoked(db: sqlite3.Connection, event: Event) -> None:
+    db.execute(
+        """INSERT INTO till_revocations (token_sha256, code, revoked_at, origin, event_hash)
+        VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (token_sha256) DO UPDATE SET code = excluded.code,
+            revoked_at = excluded.revoked_at, origin = excluded.origin,
+            event_hash = excluded.event_hash
+        WHERE (excluded.revoked_at, excluded.event_hash) < (revoked_at, event_hash)""",
+        (event.body["token_sha256"], event.body["code"], event.time, event.origin, event.hash),
+    )
+
+
+def revoke(tx: Tx, code: str) -> dict[str, Any] | None:
+    """In the writer: revoke the till `code` (None if there is none); what it was."""
+    row = tx.fetchone(
+        """SELECT tills.code AS code, tills.name AS name, tills.token_sha256 AS token_sha256,
+        revoked.revoked_at AS revoked_at
+        FROM tills LEFT JOIN till_revocations AS revoked USING (token_sha256)
+        WHERE tills.code = ?""",
+        (code,))
+    if row is None:
+        return None
+    if row["revoked_at"] is None:
+        tx.append("till_revoked", {"token_sha256": row["token_sha256"], "code": row["code"]})
+    return {"code": row["code"], "name": row["name"],
+            "already_revoked": row["revoked_at"] is not None}
+
+
+def revoked_tokens(events: list[Event]) -> set[str]:
+    """The token digests that `events` revoke (a node hangs up on those tills)."""
+    return {event.body["token_sha256"] for event in events if event.type == "till_revoked"}
+
+
+# When each till was last seen: local to a node (one line a till, never journaled)
+
+SEEN_EVERY = 60.0  # a till's line is written at most this often
+
+
+@dataclass
+class LastSeen:
+    """Notes when a till authenticates or works here, at most once a minute per till."""
+
+    written: dict[str, float] = field(default_factory=dict)
+
+    async def saw(self, journal: Journal, token_sha256: str) -> None:
+        now = time.monotonic()
+        if now - self.written.get(token_sha256, -SEEN_EVERY) < SEEN_EVERY:
+            return
+        if len(self.written) > 10_000:  # tills are few: only a bug or an attack gets here
+            self.written.clear()
+        self.written[token_sha256] = now
+        seen_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+        def note(tx: Tx) -> None:
+            tx.db.execute(
+                "INSERT OR REPLACE INTO till_last_seen (token_sha256, seen_at) VALUES (?, ?)",
+                (token_sha256, seen_at))
+
+        try:
+            await journal.write(note)
+        except Exception as error:  # a note for store IT never stops a till (disk full)
+            log.info("could not note when a till was last seen: %s", error)
+
+
+TILL_COLUMNS = """tills.code AS code, tills.name AS name, tills.paired_at AS paired_at,
+    seen.seen_at AS last_seen, revoked.revoked_at AS revoked_at"""
+
+
+async def list_tills(journal: Journal, waiting_sales: bool = True) -> list[dict[str, Any]]:
+    """Every till the store paired, as store IT sees it (never its token's digest).
+
+    `sales_waiting`: the till's sales this node holds that head office has not
+    acknowledged from it (None when `waiting_sales` is off: no head office).
+    """
+    rows = await journal.read_all(
+        f"""SELECT {TILL_COLUMNS} FROM tills
+        LEFT JOIN till_last_seen AS seen USING (token_sha256)
+        LEFT JOIN till_revocations AS revoked USING (token_sha256)
+        ORDER BY tills.code LIMIT 1000""")
+    waiting: dict[str, int] = {}
+    if waiting_sales:
+        cursor = await journal.read_one("SELECT acknowledged_position FROM headoffice_sync")
+        waiting = {row[0]: row[1] for row in await journal.read_all(
+            """SELECT json_extract(body, '$.till'), COUNT(*) FROM events
+            WHERE position > ? AND type = 'sale_completed' GROUP BY 1""",
+            (cursor[0] if cursor else 0,))}
+    return [{"code": row["code"], "name": row["name"], "paired_at": row["paired_at"],
+             "last_seen": row["last_seen"], "revoked_at": row["revoked_at"],
+             "sales_waiting": waiting.get(row["code"], 0) if waiting_sales else None}
+            for row in rows]

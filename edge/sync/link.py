@@ -14,6 +14,7 @@ import orjson
 
 from edge.config import Config
 from edge.headoffice.protocol import HEADOFFICE_ORIGIN_GLOB
+from edge.journal.chain import SECRET_FIELD, canonical_json, withheld
 
 
 class SyncError(Exception):
@@ -97,12 +98,15 @@ def build_batch(
 
     SQLite writes each event's JSON itself (the body is stored as JSON already):
     no Python object per event, so the event loop serving tills barely feels it.
+    A body's secret (a cashier's PIN hash) goes as its digest (edge/journal/chain.py).
     """
+    db.create_function("edge_withheld", 1, _withheld_json, deterministic=True)
     rows = db.execute(
         "SELECT position, json_object('position', position, 'origin', origin, 'seq', seq, "
-        "'id', id, 'time', time, 'type', type, 'body', json(body), 'prev_hash', prev_hash, "
+        "'id', id, 'time', time, 'type', type, 'body', CASE WHEN instr(body, ?) > 0 "
+        "THEN json(edge_withheld(body)) ELSE json(body) END, 'prev_hash', prev_hash, "
         "'hash', hash) FROM events WHERE position > ? AND origin NOT GLOB ? ORDER BY position "
-        "LIMIT ?", (after, HEADOFFICE_ORIGIN_GLOB, max_events),
+        "LIMIT ?", (f'"{SECRET_FIELD}":{{', after, HEADOFFICE_ORIGIN_GLOB, max_events),
     ).fetchall()
     items, size = [], 0
     for _, item in rows:
@@ -114,3 +118,7 @@ def build_batch(
         return None
     body = ("[" + ",".join(items) + "]").encode()
     return Batch(rows[0][0], rows[len(items) - 1][0], len(items), len(body), body)
+
+
+def _withheld_json(body: str) -> str:
+    return canonical_json(withheld(orjson.loads(body))).decode()
