@@ -32,7 +32,8 @@ from edge.journal.datafolder import REASONS, FolderLock, write_node_id
 from edge.journal.lineage import last_own_time
 from edge.journal.store import Journal, Tx
 from edge.replication.peers import Peers
-from edge.selling.staff import LoginThrottle, pin_key
+from edge.selling.logins import LoginThrottle
+from edge.selling.staff import pin_key
 from edge.selling.tills import PairingThrottle
 from edge.supervisor import Supervisor
 from edge.sync.client import SyncClient

@@ -22,7 +22,8 @@ from headoffice_support import CertificateAuthority, HeadOffice, store_node, wai
 from edge.journal.chain import content_matches_hash, withheld
 from edge.journal.store import Journal
 from edge.messages import TOO_MANY_ATTEMPTS, EdgeError
-from edge.selling.staff import LoginThrottle, hash_pin, keyed_pin_hash, pin_key
+from edge.selling.logins import LoginThrottle
+from edge.selling.staff import hash_pin, keyed_pin_hash, pin_key
 from edge.selling.tills import create_pairing_code
 
 MANAGER_PIN = "567890"

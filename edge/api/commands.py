@@ -18,7 +18,7 @@ from edge.devices import print_jobs, store_printers
 from edge.journal.chain import Event
 from edge.messages import INVALID_FIELD, MANAGER_REQUIRED, EdgeError, event_message
 from edge.schema import limits
-from edge.selling import baskets, catalogue, sales, staff, tills
+from edge.selling import baskets, catalogue, logins, sales, staff, tills
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class LoginArgs:
 async def login(conn: Connection, args: LoginArgs) -> dict[str, Any]:
     assert conn.till is not None
     node = conn.node
-    conn.cashier = await staff.login(
+    conn.cashier = await logins.login(
         node.journal, node.login_throttle, staff.pin_key(node.config), conn.till["code"],
         args.cashier_id, args.pin,
     )

@@ -43,6 +43,7 @@ DECLARING_MODULES = (
     "edge.journal.lineage",
     "edge.selling.catalogue",
     "edge.selling.staff",
+    "edge.selling.logins",
     "edge.selling.tills",
     "edge.selling.baskets",
     "edge.selling.sales",
