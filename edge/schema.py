@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from edge.messages import INVALID_FIELD, MISSING_FIELD, EdgeError
+
+# C0 controls and DEL: no id, name or reference a till sends has one.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f]")
 
 T = TypeVar("T")
 
@@ -29,8 +33,14 @@ def limits(
     return {"min": min, "max": max, "max_length": max_length}
 
 
-def parse(cls: type[T], data: Mapping[str, Any], path: str = "", *, max_text: int = 200) -> T:
-    """`max_text`: the longest string a field without its own `max_length` takes."""
+def parse(cls: type[T], data: Mapping[str, Any], path: str = "", *, max_text: int = 200,
+          plain_text: bool = False) -> T:
+    """`max_text`: the longest string a field without its own `max_length` takes.
+
+    `plain_text`: refuse control characters in every string (what a till
+    sends: a NUL in an id reaches databases that cannot store it, head
+    office's among them). The journal's own check leaves history as it is.
+    """
     if not isinstance(data, Mapping):
         raise EdgeError(INVALID_FIELD, f"{path.rstrip('.') or 'message'} must be an object")
     values = {}
@@ -40,7 +50,8 @@ def parse(cls: type[T], data: Mapping[str, Any], path: str = "", *, max_text: in
             if not has_default:
                 raise EdgeError(MISSING_FIELD, f"'{path}{field_name}' is required")
             continue
-        values[field_name] = _check(kind, value, f"{path}{field_name}", meta, max_text)
+        values[field_name] = _check(kind, value, f"{path}{field_name}", meta, max_text,
+                                    plain_text)
     return cls(**values)
 
 
@@ -65,7 +76,8 @@ def _unwrap_optional(kind: Any) -> Any:
     return kind
 
 
-def _check(kind: Any, value: Any, name: str, meta: Mapping[str, Any], max_text: int) -> Any:
+def _check(kind: Any, value: Any, name: str, meta: Mapping[str, Any], max_text: int,
+           plain_text: bool = False) -> Any:
     # The plain kinds first: they are most fields.
     if kind is str:
         if not isinstance(value, str):
@@ -73,6 +85,8 @@ def _check(kind: Any, value: Any, name: str, meta: Mapping[str, Any], max_text: 
         max_length = meta.get("max_length") or max_text
         if len(value) > max_length:
             raise EdgeError(INVALID_FIELD, f"'{name}' is longer than {max_length} characters")
+        if plain_text and CONTROL_CHARACTERS.search(value):
+            raise EdgeError(INVALID_FIELD, f"'{name}' holds a control character")
         if meta.get("min") is not None and len(value) < meta["min"]:
             raise EdgeError(INVALID_FIELD, f"'{name}' must not be empty")
         return value
@@ -92,7 +106,7 @@ def _check(kind: Any, value: Any, name: str, meta: Mapping[str, Any], max_text: 
         return value
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
-        return _check(_unwrap_optional(kind), value, name, meta, max_text)
+        return _check(_unwrap_optional(kind), value, name, meta, max_text, plain_text)
     if origin is typing.Literal:
         allowed = typing.get_args(kind)
         if value not in allowed:
@@ -106,7 +120,7 @@ def _check(kind: Any, value: Any, name: str, meta: Mapping[str, Any], max_text: 
         if meta.get("min") is not None and len(value) < meta["min"]:
             raise EdgeError(INVALID_FIELD, f"'{name}' needs at least {meta['min']} item(s)")
         (item_kind,) = typing.get_args(kind)
-        return [_check(item_kind, item, f"{name}[{i}]", {}, max_text)
+        return [_check(item_kind, item, f"{name}[{i}]", {}, max_text, plain_text)
                 for i, item in enumerate(value)]
     if kind is dict or origin is dict:
         # Kept as given (its content is not the schema's business), but an object.
@@ -114,5 +128,5 @@ def _check(kind: Any, value: Any, name: str, meta: Mapping[str, Any], max_text: 
             raise EdgeError(INVALID_FIELD, f"'{name}' must be an object")
         return value
     if dataclasses.is_dataclass(kind):
-        return parse(kind, value, f"{name}.", max_text=max_text)
+        return parse(kind, value, f"{name}.", max_text=max_text, plain_text=plain_text)
     raise TypeError(f"schema type {kind!r} of {name} is not supported")

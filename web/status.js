@@ -23,9 +23,8 @@ const TEXT = {
     seeLog: 'détail : journalctl -u edge', days: 'j', hours: 'h', minutes: 'min',
     'office.ok': 'à jour', 'office.failing': 'en échec, nouvel essai automatique',
     'office.waiting': 'pas encore essayé', 'office.never run': 'jamais lancée',
-    tillList: 'Caisses appairées', noTills: 'aucune (edge pair)', connectedHere: 'connectée ici',
-    lastSeen: 'vue ici le {time}', notSeen: 'jamais vue par ce serveur',
-    salesWaiting: '{count} vente(s) pas encore au siège', revoked: 'RÉVOQUÉE le {time}',
+    tillList: 'Caisses appairées', noTills: 'aucune (edge pair)', pairedCount: 'En service',
+    revokedCount: 'Révoquées', tillDetails: 'Détail (sur le serveur)',
   },
   en: {
     title: 'Store status', lang: 'FR', node: 'This server', store: 'Store',
@@ -46,9 +45,8 @@ const TEXT = {
     seeLog: 'details: journalctl -u edge', days: 'd', hours: 'h', minutes: 'min',
     'office.ok': 'up to date', 'office.failing': 'failing, tried again automatically',
     'office.waiting': 'not tried yet', 'office.never run': 'never run',
-    tillList: 'Paired tills', noTills: 'none (edge pair)', connectedHere: 'connected here',
-    lastSeen: 'seen here {time}', notSeen: 'never seen by this server',
-    salesWaiting: '{count} sale(s) not yet at head office', revoked: 'REVOKED {time}',
+    tillList: 'Paired tills', noTills: 'none (edge pair)', pairedCount: 'In service',
+    revokedCount: 'Revoked', tillDetails: 'Details (on the server)',
   },
 };
 
@@ -170,10 +168,13 @@ function render() {
     nodeWords(printer.detail) ? `${printerState(printer)} — ${printer.detail}` : printerState(printer),
     printer.state !== 'ready', printer.detail,
   ])));
-  const tills = last.tills || [];
-  sections.append(section(t('tillList'), tills.length ? tills.map((till) => [
-    `${till.code} (${till.name})`, tillWords(till), Boolean(till.revoked_at),
-  ]) : [[t('noTills'), '']]));
+  // Counts only (anyone may read /healthz): the list is `edge tills list`'s.
+  const tills = last.tills || { paired: 0, revoked: 0 };
+  sections.append(section(t('tillList'), tills.paired ? [
+    [t('pairedCount'), String(tills.paired - tills.revoked)],
+    ...(tills.revoked ? [[t('revokedCount'), String(tills.revoked), true]] : []),
+    [t('tillDetails'), 'edge tills list'],
+  ] : [[t('noTills'), '']]));
   const office = last.headoffice || {};
   sections.append(section(t('headoffice'), office.state === 'disabled'
     ? [[t('state'), t('disabled')]]
@@ -184,15 +185,6 @@ function render() {
        [t('lastError'), office.last_error
          ? `${localTime(office.last_error_at) ?? ''} ${nodeWords(office.last_error) ?? t('seeLog')}`.trim()
          : null, undefined, office.last_error]]));
-}
-
-/** A paired till in words: revoked, connected here or last seen, its sales not yet sent. */
-function tillWords(till) {
-  if (till.revoked_at) return t('revoked', { time: localTime(till.revoked_at) ?? '?' });
-  const words = [till.connected ? t('connectedHere')
-    : till.last_seen ? t('lastSeen', { time: localTime(till.last_seen) ?? '?' }) : t('notSeen')];
-  if (till.sales_waiting) words.push(t('salesWaiting', { count: till.sales_waiting }));
-  return words.join(', ');
 }
 
 async function refresh() {

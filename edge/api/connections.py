@@ -26,7 +26,7 @@ import logging
 import resource
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -77,6 +77,8 @@ class ConnectionGuard:
         self._open: dict[RequestHandler, tuple[str, asyncio.Transport]] = {}
         self._served: set[RequestHandler] = set()  # sent a whole request head at least once
         self._busy: Counter[RequestHandler] = Counter()  # requests being served on each
+        # Websockets that have shown no credentials yet: as evictable as idle ones.
+        self._untrusted: set[RequestHandler] = set()
         self._last_warning = 0.0
 
     def install(self, server: web.Server) -> None:
@@ -119,6 +121,14 @@ class ConnectionGuard:
             if self._busy[handler] <= 0:
                 del self._busy[handler]
 
+    def untrusted(self, handler: Any) -> Callable[[], None]:
+        """Mark a websocket as not yet authenticated (a newcomer may take its place);
+        returns what to call once it is."""
+        if handler not in self._open:
+            return lambda: None
+        self._untrusted.add(handler)
+        return lambda: self._untrusted.discard(handler)
+
     @property
     def open(self) -> int:
         return len(self._open)
@@ -138,6 +148,7 @@ class ConnectionGuard:
     def _forget(self, handler: RequestHandler) -> None:
         entry = self._open.pop(handler, None)
         self._served.discard(handler)
+        self._untrusted.discard(handler)
         self._busy.pop(handler, None)
         if entry is not None:
             self._clients[entry[0]] -= 1
@@ -145,11 +156,14 @@ class ConnectionGuard:
                 del self._clients[entry[0]]
 
     def _evict_one(self) -> bool:
-        """Make room: close the oldest connection that never sent a whole request, else the
-        oldest idle one (between requests); False if every one is being served."""
+        """Make room: close the oldest websocket that showed no credentials, else the oldest
+        connection that never sent a whole request, else the oldest idle one (between
+        requests); False if every one is being served."""
         idle = [handler for handler in self._open if handler not in self._busy]
-        victim = next((handler for handler in idle if handler not in self._served),
-                      idle[0] if idle else None)
+        victim = next((handler for handler in self._open if handler in self._untrusted),
+                      None) or next(
+            (handler for handler in idle if handler not in self._served),
+            idle[0] if idle else None)
         if victim is None:
             return False
         transport = self._open[victim][1]

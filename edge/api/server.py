@@ -25,9 +25,10 @@ from edge.api.origins import SERVED_ORIGINS, ServedOrigins, check_origin_and_hos
 from edge.api.websocket_api import MAX_MESSAGE_BYTES, Connection
 from edge.config import Config
 from edge.devices import print_jobs
-from edge.messages import INVALID_REQUEST, EdgeError
+from edge.messages import INVALID_PAIRING_CODE, INVALID_REQUEST, EdgeError
 from edge.node import Node
 from edge.replication.discovery import Discovery
+from edge.schema import CONTROL_CHARACTERS
 from edge.selling import staff, staff_admin, tills, tills_admin
 from edge.sync.status import sync_health, sync_metric_rows
 
@@ -59,7 +60,10 @@ async def healthz(request: web.Request) -> web.Response:
                     "disk_full_since": journal.disk_full_since},
         "printers": node.print_queue.statuses(),
         "tills_connected": len(node.till_sockets),
-        "tills": await _tills_seen(node),
+        # Counts only: /healthz answers anyone on the shop's network, and a
+        # list of tills (names, last seen) tells a thief which one is idle.
+        # Store IT reads the list with `edge tills list`.
+        "tills": await tills.till_counts(node.journal),
         "peers": await node.peers.status(),
         "tasks": node.tasks.statuses(),
         "headoffice": await sync_health(node.sync),
@@ -113,13 +117,19 @@ async def pair(request: web.Request) -> web.Response:
     code, name = data.get("code"), data.get("name") or "Caisse"
     if not isinstance(code, str) or not code.isdigit() or len(code) != 6:
         return _error(EdgeError(INVALID_REQUEST, "'code' must be the 6-digit pairing code"))
-    if not isinstance(name, str) or len(name) > 40:
+    if not isinstance(name, str) or len(name) > 40 or CONTROL_CHARACTERS.search(name):
         return _error(EdgeError(INVALID_REQUEST, "'name' must be a till name of 40 characters"))
     try:
         # Counted before the code is checked, per address: see PairingThrottle.
         node.pairing_throttle.attempt(request.remote or "")
         token, till = await tills.pair(node.journal, code, name.strip() or "Caisse")
     except EdgeError as error:
+        if error.code == INVALID_PAIRING_CODE and node.pairing_throttle.wrong_guess():
+            withdrawn = await tills.withdraw_pairing_codes(node.journal)
+            if withdrawn:
+                log.warning("%d wrong pairing codes guessed: the %d code(s) not yet used "
+                            "are withdrawn (make a new one with edge pair)",
+                            node.pairing_throttle.max_wrong, withdrawn)
         return _error(error)
     node.pairing_throttle.succeeded(request.remote or "")
     log.info("till %s (%s) paired", till["code"], till["name"])
@@ -144,7 +154,11 @@ async def till_websocket(request: web.Request) -> web.WebSocketResponse:
     node.till_sockets.add(ws)
     try:
         transport = request.transport
-        await Connection(node, ws, transport.abort if transport else None).serve()
+        # Until it shows a till's token, a newcomer may take its place (and
+        # it is closed after AUTH_WITHIN anyway).
+        trusted = request.app[CONNECTIONS].untrusted(request.protocol)
+        await Connection(node, ws, transport.abort if transport else None,
+                         on_authenticated=trusted).serve()
     finally:
         node.till_sockets.discard(ws)
     return ws

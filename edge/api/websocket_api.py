@@ -40,6 +40,11 @@ CLOSE_UNREAD = WSCloseCode.POLICY_VIOLATION
 CLOSE_SECONDS = 2.0  # for the close frame to go out before the socket is cut
 # An error reply names what it refused, but never echoes more than this of it.
 MAX_ECHO = 64
+# A socket that has not shown a till's token by then is closed: sockets that
+# never authenticate would otherwise hold the node's connections for good
+# (they are "being served", so never evicted as idle).
+AUTH_WITHIN = 5.0  # seconds
+CLOSE_NO_AUTH = 4003
 Access = Literal["anyone", "till", "cashier"]
 Handler = Callable[["Connection", Any], Awaitable[Any]]
 
@@ -126,7 +131,8 @@ class Connection:
     """One till's websocket: who is on it, and its subscriptions."""
 
     def __init__(self, node: Node, ws: web.WebSocketResponse,
-                 abort: Callable[[], None] | None = None) -> None:
+                 abort: Callable[[], None] | None = None,
+                 on_authenticated: Callable[[], None] | None = None) -> None:
         self.node = node
         self.ws = ws
         self.till: dict[str, Any] | None = None
@@ -137,6 +143,7 @@ class Connection:
         self.current_id = 0
         self._outbox = Outbox()
         self._abort = abort  # cuts the socket (its transport's abort)
+        self._on_authenticated = on_authenticated
         self._closing: asyncio.Task[None] | None = None
 
     @property
@@ -186,12 +193,16 @@ class Connection:
 
     async def serve(self) -> None:
         writer = asyncio.create_task(self._write_loop(), name="ws-writer")
+        deadline = asyncio.get_running_loop().call_later(AUTH_WITHIN, self._auth_overdue)
         try:
             async for msg in self.ws:
                 if self._closing is not None:
                     break  # hung up on: what it still sends is not read
                 if msg.type == WSMsgType.TEXT:
                     await self.handle(msg.data)
+                    if self.till is not None and self._on_authenticated is not None:
+                        self._on_authenticated()
+                        self._on_authenticated = None
                 elif msg.type == WSMsgType.BINARY:
                     self.send(messages.error_message(
                         None, messages.INVALID_MESSAGE, "messages are JSON text, not binary"
@@ -199,6 +210,7 @@ class Connection:
                 elif msg.type == WSMsgType.ERROR:
                     log.info("till websocket closed with error: %s", self.ws.exception())
         finally:
+            deadline.cancel()
             for unsubscribe in [*self.subscriptions.values(), *self.watches.values()]:
                 unsubscribe()
             self.subscriptions.clear()
@@ -208,8 +220,13 @@ class Connection:
             if self._closing is not None:
                 await self._closing
 
+    def _auth_overdue(self) -> None:
+        if self.till is None:
+            log.info("a till socket showed no valid token within %.0f s: closed", AUTH_WITHIN)
+            self.hang_up(CLOSE_NO_AUTH, b"authenticate first")
+
     async def handle(self, raw: str) -> None:
-        msg_id = None
+        msg_id, message = None, None
         try:
             try:
                 message = orjson.loads(raw)
@@ -228,7 +245,7 @@ class Connection:
                                 f"unknown command {_echo(message['type'])!r}")
             self.current_id = msg_id
             self._check_access(cmd)
-            args = parse(cmd.args, message)
+            args = parse(cmd.args, message, plain_text=True)
             self.node.metrics.commands += 1
             # Marked busy: a peer's catch-up waits for the answer (replication/pacing.py).
             with self.node.peers.till_activity.busy():
@@ -238,7 +255,9 @@ class Connection:
             self.node.metrics.command_errors += 1
             self.send(messages.error_message(msg_id, error.code, error.message, error.data))
         except Exception:
-            log.exception("command failed: %.200s", raw)
+            # The command's name only: its arguments may be a PIN or a token.
+            kind = message.get("type") if isinstance(message, dict) else None
+            log.exception("command %.64r (id %s) failed", kind, msg_id)
             self.node.metrics.command_errors += 1
             self.send(messages.error_message(
                 msg_id, messages.INTERNAL_ERROR, "internal error: nothing was changed"

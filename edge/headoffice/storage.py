@@ -509,8 +509,10 @@ class _Intake:
             elif outcome == "new":
                 new_rows.append(self._row(event))
                 if event.type == "sale_completed":
-                    sales.append((self.store, event.body["id"], event.origin, event.seq,
-                                  event.time))
+                    # A NUL (from a journal of before till strings were checked)
+                    # is the one character PostgreSQL's text cannot hold.
+                    sales.append((self.store, str(event.body["id"]).replace("\x00", "\ufffd"),
+                                  event.origin, event.seq, event.time))
                 self.heads[event.origin] = ChainHead(event.seq, event.hash)
                 self.held[(event.origin, event.seq)] = event.hash
                 receipt.stored += 1

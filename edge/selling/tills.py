@@ -171,7 +171,11 @@ class PairingThrottle:
     limit: int = 10
     window: float = 60.0
     max_clients: int = 4096
+    # Wrong codes from all addresses together before the codes not yet used are
+    # withdrawn: many addresses, each under `limit`, must not add up to a guess.
+    max_wrong: int = 50
     _attempts: dict[str, deque[float]] = field(default_factory=dict)
+    _wrong: int = 0
 
     def attempt(self, client: str, now: float | None = None) -> None:
         """Count an attempt from `client` now; TOO_MANY_ATTEMPTS (nothing counted) if over."""
@@ -196,6 +200,14 @@ class PairingThrottle:
         if times:
             times.pop()
 
+    def wrong_guess(self) -> bool:
+        """One more wrong code, whatever the address; True when the codes must go."""
+        self._wrong += 1
+        if self._wrong < self.max_wrong:
+            return False
+        self._wrong = 0
+        return True
+
     def _forget_idle(self, now: float) -> None:
         for key in [key for key, times in self._attempts.items()
                     if not times or now - times[-1] >= self.window]:
@@ -206,6 +218,12 @@ class PairingThrottle:
         return EdgeError(TOO_MANY_ATTEMPTS,
                          f"too many pairing attempts from this address: try again in {wait} s",
                          {"retry_after": wait})
+
+
+async def withdraw_pairing_codes(journal: Journal) -> int:
+    """Every pairing code not yet used is void (too many wrong guesses): how many."""
+    return await journal.write(
+        lambda tx: tx.db.execute("DELETE FROM pairing_codes WHERE 1").rowcount)
 
 
 async def pair(journal: Journal, code: str, name: str) -> tuple[str, dict[str, str]]:
@@ -318,6 +336,14 @@ class LastSeen:
 
 TILL_COLUMNS = """tills.code AS code, tills.name AS name, tills.paired_at AS paired_at,
     seen.seen_at AS last_seen, revoked.revoked_at AS revoked_at"""
+
+
+async def till_counts(journal: Journal) -> dict[str, int]:
+    """How many tills are paired and how many revoked: what anyone may know."""
+    row = await journal.read_one(
+        """SELECT COUNT(*) AS paired, COUNT(revoked.token_sha256) AS revoked FROM tills
+        LEFT JOIN till_revocations AS revoked USING (token_sha256)""")
+    return {"paired": row["paired"] if row else 0, "revoked": row["revoked"] if row else 0}
 
 
 async def list_tills(journal: Journal, waiting_sales: bool = True) -> list[dict[str, Any]]:
