@@ -98,6 +98,14 @@ def cashiers(draw: st.DrawFn) -> list[Step]:
         body = {"scope": scope, "subject": subject, "till": "T02-n1", "seconds": 30,
                 "failures": 5, "until": draw(TIMES)}
         steps.append((origin, "login_locked", body, draw(TIMES)))
+    # Wrong PINs and logins of one cashier on several nodes (every node counts them all).
+    for origin in draw(st.lists(st.sampled_from(NODES), min_size=1, max_size=3)):
+        kind = draw(st.sampled_from(["login_failed", "cashier_logged_in"]))
+        steps.append((origin, kind, {"cashier": "c1", "till": "T02-n1"}, draw(TIMES)))
+    steps.append((draw(st.sampled_from(NODES)), "login_failed",
+                  {"cashier": "c1", "till": "T02-n2"}, draw(TIMES)))
+    steps.append((draw(st.sampled_from(NODES)), "cashier_logged_in",
+                  {"cashier": "c1", "till": "T02-n2"}, draw(TIMES)))
     return steps
 
 

@@ -337,6 +337,23 @@ MIGRATIONS: list[str] = [
         seen_at TEXT NOT NULL
     );
     """,
+    # 18 (issue 9 point 3, edge/selling/logins.py): every wrong PIN for a
+    # cashier and every login, from every node, so one node counts the
+    # others' wrong guesses too (the lockout is the store's, not a node's).
+    """
+    CREATE TABLE login_failures (
+        event_hash TEXT PRIMARY KEY,
+        origin TEXT NOT NULL,
+        cashier TEXT NOT NULL,
+        till TEXT NOT NULL,
+        time TEXT NOT NULL
+    );
+    CREATE INDEX login_failures_by_cashier ON login_failures (cashier, time);
+    CREATE TABLE last_logins (
+        cashier TEXT PRIMARY KEY,
+        time TEXT NOT NULL
+    );
+    """,
 ]
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from edge.journal.chain import Event, utc_now
 from edge.journal.event_types import event_type
-from edge.journal.store import Journal
+from edge.journal.store import Journal, Tx
 from edge.messages import INVALID_PIN, TOO_MANY_ATTEMPTS, EdgeError
 from edge.selling.staff import PinKey, pin_matches
 
@@ -48,6 +48,28 @@ def _login_locked(db: sqlite3.Connection, event: Event) -> None:
 
 
 @dataclass(slots=True)
+class LoginAttempt:
+    cashier: str
+    till: str
+
+
+@event_type("login_failed", schema=LoginAttempt,
+            merge="one row per event: every node counts every node's wrong PINs")
+def _login_failed(db: sqlite3.Connection, event: Event) -> None:
+    db.execute("INSERT OR IGNORE INTO login_failures (event_hash, origin, cashier, till, time) "
+               "VALUES (?, ?, ?, ?, ?)", (event.hash, event.origin, event.body["cashier"],
+                                         event.body["till"], event.time))
+
+
+@event_type("cashier_logged_in", schema=LoginAttempt,
+            merge="a cashier's latest login (time) holds: wrong PINs before it are forgiven")
+def _cashier_logged_in(db: sqlite3.Connection, event: Event) -> None:
+    db.execute("""INSERT INTO last_logins (cashier, time) VALUES (?, ?)
+        ON CONFLICT (cashier) DO UPDATE SET time = MAX(time, excluded.time)""",
+               (event.body["cashier"], event.time))
+
+
+@dataclass(slots=True)
 class _Count:
     """Wrong PINs for one cashier or one till, and the lock they earned."""
 
@@ -62,6 +84,7 @@ class _Count:
 class Attempt:
     till: str
     cashier: str | None  # None: no such cashier (only the till counts it)
+    elsewhere: int = 0  # the cashier's wrong PINs other nodes saw lately
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,21 +129,25 @@ class LoginThrottle:
     _cashiers: dict[str, _Count] = field(default_factory=dict)
     _tills: dict[str, _Count] = field(default_factory=dict)
 
-    def reserve(self, till: str, cashier: str | None) -> Attempt:
-        """Count an attempt before it is checked; TOO_MANY_ATTEMPTS if it may not be made."""
+    def reserve(self, till: str, cashier: str | None, elsewhere: int = 0) -> Attempt:
+        """Count an attempt before it is checked; TOO_MANY_ATTEMPTS if it may not be made.
+
+        `elsewhere`: the cashier's wrong PINs other nodes of the store saw
+        lately (journaled): they count against the cashier here too.
+        """
         now = self.clock()
-        counts = [(self._count(self._tills, till, self.till_leak, now), self.till_limit)]
+        counts = [(self._count(self._tills, till, self.till_leak, now), self.till_limit, 0)]
         if cashier is not None:
-            counts.append(
-                (self._count(self._cashiers, cashier, self.cashier_leak, now), self.cashier_limit))
-        for count, limit in counts:
-            if count.locked_until > now or count.failures + count.pending >= limit:
+            counts.append((self._count(self._cashiers, cashier, self.cashier_leak, now),
+                           self.cashier_limit, elsewhere))
+        for count, limit, others in counts:
+            if count.locked_until > now or count.failures + count.pending + others >= limit:
                 wait = max(count.locked_until - now, 1.0)
                 raise EdgeError(TOO_MANY_ATTEMPTS,
                                 f"too many wrong PINs: try again in {math.ceil(wait)} s")
-        for count, _ in counts:
+        for count, _, _ in counts:
             count.pending += 1
-        return Attempt(till, cashier)
+        return Attempt(till, cashier, elsewhere)
 
     def succeeded(self, attempt: Attempt) -> None:
         """The PIN was right: the cashier's own count is cleared, the till's attempt taken back."""
@@ -143,13 +170,14 @@ class LoginThrottle:
             count = self._count(counts, subject, leak, now)
             count.pending -= 1
             count.failures += 1
-            if count.failures >= limit:
+            others = attempt.elsewhere if scope == "cashier" else 0
+            if count.failures + others >= limit:
                 if now - count.locked_until > self.level_forget:
                     count.level = 0
                 seconds = min(self.first_lockout * 2 ** count.level, self.max_lockout)
                 count.locked_until = now + seconds
                 count.level += 1
-                locks.append(Lock(scope, subject, math.ceil(seconds), count.failures))
+                locks.append(Lock(scope, subject, math.ceil(seconds), count.failures + others))
                 count.failures = 0
         return locks
 
@@ -195,8 +223,10 @@ async def login(
     left = await _journaled_lock(journal, till, cashier_id)
     if left is not None:
         raise EdgeError(TOO_MANY_ATTEMPTS, f"too many wrong PINs: try again in {left} s")
+    elsewhere = await _wrong_pins_elsewhere(journal, cashier_id, throttle.cashier_leak) \
+        if row is not None else 0
     # Reserved before hashing, with no await in between since the check: see LoginThrottle.
-    attempt = throttle.reserve(till, cashier_id if row is not None else None)
+    attempt = throttle.reserve(till, cashier_id if row is not None else None, elsewhere)
     matched = False
     try:
         matched = await asyncio.to_thread(pin_matches, row, key, pin)
@@ -205,20 +235,51 @@ async def login(
             throttle.succeeded(attempt)
         else:
             locks = throttle.failed(attempt)
-            if locks:
-                await _journal_locks(journal, locks, till)
+            await _journal_failure(journal, locks, till, cashier_id if row is not None else None)
     if not matched or row is None:
         raise EdgeError(INVALID_PIN, "unknown cashier or wrong PIN")
+    await _journal_login(journal, row["id"], till)
     return {"id": row["id"], "name": row["name"], "role": row["role"]}
 
 
-async def _journal_locks(journal: Journal, locks: list[Lock], till: str) -> None:
+async def _wrong_pins_elsewhere(journal: Journal, cashier_id: str, within: float) -> int:
+    """The cashier's wrong PINs other nodes saw within `within` seconds and since the
+    cashier last logged in (on any node)."""
+    since = (datetime.now(UTC) - timedelta(seconds=within)).isoformat(
+        timespec="milliseconds").replace("+00:00", "Z")
+    row = await journal.read_one(
+        """SELECT COUNT(*) AS n FROM login_failures WHERE cashier = ? AND origin != ?
+        AND time > ? AND time > COALESCE((SELECT time FROM last_logins WHERE cashier = ?), '')""",
+        (cashier_id, journal.origin, since, cashier_id))
+    return row["n"] if row else 0
+
+
+async def _journal_failure(journal: Journal, locks: list[Lock], till: str,
+                           cashier_id: str | None) -> None:
+    """A wrong PIN for a known cashier, and any lock it earned, for every node to count."""
     for lock in locks:
         log.warning("login locked for %d s: %s %s, after %d wrong PINs (last on till %s)",
                     lock.seconds, lock.scope, lock.subject, lock.failures, till)
     bodies = [_lock_body(lock, till) for lock in locks]
-    try:
-        await journal.write(lambda tx: [tx.append("login_locked", body) for body in bodies])
-    except Exception:  # the lock holds on this node all the same
-        log.exception("could not journal the login lock")
+    if cashier_id is None and not bodies:
+        return
 
+    def work(tx: Tx) -> None:
+        if cashier_id is not None:
+            tx.append("login_failed", {"cashier": cashier_id, "till": till})
+        for body in bodies:
+            tx.append("login_locked", body)
+
+    await _journal(journal, work)
+
+
+async def _journal_login(journal: Journal, cashier_id: str, till: str) -> None:
+    await _journal(journal, lambda tx: tx.append("cashier_logged_in",
+                                                 {"cashier": cashier_id, "till": till}))
+
+
+async def _journal(journal: Journal, work: Callable[[Tx], Any]) -> None:
+    try:
+        await journal.write(work)
+    except Exception:  # the count and any lock hold on this node all the same
+        log.exception("could not journal a login's outcome")
