@@ -43,6 +43,17 @@ def admin_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
+class AdminRefused(Exception):
+    """A store IT request (`edge staff`, `edge tills`) that cannot be carried out: nothing
+    was written. Answered as `admin_error(status, code, message)`."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
 def admin_only(expected: Callable[[web.Request], str | None]) -> Callable[[AdminHandler], Any]:
     """Wrap a handler: refuse without the admin token; hand it the JSON body."""
 

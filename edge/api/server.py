@@ -18,7 +18,7 @@ import orjson
 from aiohttp import WSCloseCode, web
 
 from edge import __version__
-from edge.admin import MAX_PAIRING_MINUTES, admin_error, admin_only
+from edge.admin import MAX_PAIRING_MINUTES, AdminRefused, admin_error, admin_only
 from edge.api.commands import till_connections
 from edge.api.connections import CONNECTIONS, HEAD_SECONDS, ConnectionGuard, read_body_in_time
 from edge.api.origins import SERVED_ORIGINS, ServedOrigins, check_origin_and_host
@@ -212,7 +212,7 @@ async def admin_staff(request: web.Request, body: dict[str, Any]) -> web.Respons
     node = request.app[NODE]
     try:
         answer = await staff_admin.carry_out(node.journal, staff.pin_key(node.config), body)
-    except staff_admin.StaffError as error:
+    except AdminRefused as error:
         return admin_error(error.status, error.code, error.message)
     return json_response(answer)
 
@@ -230,7 +230,7 @@ async def admin_tills(request: web.Request, body: dict[str, Any]) -> web.Respons
     node = request.app[NODE]
     try:
         answer = await tills_admin.carry_out(node.journal, body, bool(node.config.headoffice_url))
-    except tills_admin.TillsError as error:
+    except AdminRefused as error:
         return admin_error(error.status, error.code, error.message)
     if "tills" in answer:
         answer["tills"] = await _tills_seen(node)

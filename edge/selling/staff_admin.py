@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge.admin import AdminRefused
 from edge.config import Config
 from edge.journal.datafolder import FolderInUse
 from edge.journal.store import Journal, Tx, local_journal
@@ -41,15 +42,6 @@ PIN_STATES = {
 }
 
 
-class StaffError(Exception):
-    """A request that cannot be carried out: nothing was written."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-
 
 # The change itself: the same for the running node and for the command alone
 
@@ -60,23 +52,23 @@ async def carry_out(journal: Journal, key: PinKey, request: dict[str, Any]) -> d
         rows = await journal.read_all(f"SELECT {COLUMNS} FROM cashiers ORDER BY id")
         return {"cashiers": [_shown(row, key) for row in rows]}
     if action not in ACTIONS:
-        raise StaffError("invalid_request", f"action must be one of {', '.join(ACTIONS)}")
+        raise AdminRefused("invalid_request", f"action must be one of {', '.join(ACTIONS)}")
     cashier_id = request.get("id")
     if not isinstance(cashier_id, str) or not ID_PATTERN.fullmatch(cashier_id):
-        raise StaffError("invalid_request", "a cashier's id is 1 to 64 lower-case letters, "
+        raise AdminRefused("invalid_request", "a cashier's id is 1 to 64 lower-case letters, "
                                             "digits, '.', '_' or '-', starting with a letter "
                                             "or digit")
     pin = request.get("pin")
     if pin is not None and not isinstance(pin, str):
-        raise StaffError("invalid_request", "pin must be a string of digits")
+        raise AdminRefused("invalid_request", "pin must be a string of digits")
     if action == "add":
         return await _add(journal, key, cashier_id, request, pin)
     row = await journal.read_one(f"SELECT {COLUMNS} FROM cashiers WHERE id = ?", (cashier_id,))
     if row is None:
-        raise StaffError("unknown_cashier", f"there is no cashier {cashier_id!r}", 404)
+        raise AdminRefused("unknown_cashier", f"there is no cashier {cashier_id!r}", 404)
     role = request.get("role") if action == "role" else row["role"]
     if role not in ROLES:
-        raise StaffError("invalid_request", f"role must be one of {', '.join(ROLES)}")
+        raise AdminRefused("invalid_request", f"role must be one of {', '.join(ROLES)}")
     secret = None
     if action == "set-pin" or (action == "role" and role == "manager" != row["role"]):
         # A manager's PIN has more digits than a cashier's may: a promotion sets a new one.
@@ -99,14 +91,14 @@ async def _add(journal: Journal, key: PinKey, cashier_id: str, request: dict[str
                pin: str | None) -> dict[str, Any]:
     name, role = request.get("name"), request.get("role", "cashier")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_NAME:
-        raise StaffError("invalid_request", f"name must be 1 to {MAX_NAME} characters")
+        raise AdminRefused("invalid_request", f"name must be 1 to {MAX_NAME} characters")
     if role not in ROLES:
-        raise StaffError("invalid_request", f"role must be one of {', '.join(ROLES)}")
+        raise AdminRefused("invalid_request", f"role must be one of {', '.join(ROLES)}")
     body = cashier_body(cashier_id, name.strip(), role, await _secret(key, pin, role))
 
     def add(tx: Tx) -> dict[str, Any]:
         if tx.fetchone("SELECT 1 FROM cashiers WHERE id = ?", (cashier_id,)):
-            raise StaffError("cashier_exists", f"cashier {cashier_id!r} exists already: "
+            raise AdminRefused("cashier_exists", f"cashier {cashier_id!r} exists already: "
                                                "`edge staff set-pin`, `role` or `enable` it", 409)
         tx.append("cashier_added", body)
         return {"cashier": _shown(_row(tx, cashier_id), key)}
@@ -116,10 +108,10 @@ async def _add(journal: Journal, key: PinKey, cashier_id: str, request: dict[str
 
 async def _secret(key: PinKey, pin: str | None, role: str) -> dict[str, str]:
     if pin is None:
-        raise StaffError("invalid_request", "a PIN is needed")
+        raise AdminRefused("invalid_request", "a PIN is needed")
     problem = pin_problem(pin, role)
     if problem:
-        raise StaffError("invalid_pin", problem)
+        raise AdminRefused("invalid_pin", problem)
     return await asyncio.to_thread(pin_secret, key, pin)  # slow on purpose: off the loop
 
 
@@ -129,7 +121,7 @@ def _change(tx: Tx, key: PinKey, cashier_id: str,
     record = _record(_row(tx, cashier_id))
     changed = edit(record)
     if changed["role"] == "manager" and "secret" not in changed and record["role"] != "manager":
-        raise StaffError("invalid_pin", "a manager needs a PIN of at least 6 digits")
+        raise AdminRefused("invalid_pin", "a manager needs a PIN of at least 6 digits")
     if changed != record:
         tx.append("cashier_changed", changed)
     return {"cashier": _shown(_row(tx, cashier_id), key), "changed": changed != record}
@@ -141,7 +133,7 @@ COLUMNS = "id, name, role, pin_salt, pin_hash, pin_key, disabled"
 def _row(tx: Tx, cashier_id: str) -> sqlite3.Row:
     row = tx.fetchone(f"SELECT {COLUMNS} FROM cashiers WHERE id = ?", (cashier_id,))
     if row is None:
-        raise StaffError("unknown_cashier", f"there is no cashier {cashier_id!r}", 404)
+        raise AdminRefused("unknown_cashier", f"there is no cashier {cashier_id!r}", 404)
     return row
 
 
@@ -220,7 +212,7 @@ def run_staff(config: Config, args: argparse.Namespace) -> int:
     if action in ("add", "set-pin") or (action == "role" and args.role == "manager"):
         try:
             request["pin"] = read_pin(args.pin_stdin)
-        except StaffError as error:
+        except AdminRefused as error:
             print(error.message, file=sys.stderr)
             return 2
         problem = pin_problem(request["pin"], request.get("role", "cashier"))
@@ -229,7 +221,7 @@ def run_staff(config: Config, args: argparse.Namespace) -> int:
             return 2
     try:
         answer = _carry_out_here_or_by_node(config, request)
-    except StaffError as error:
+    except AdminRefused as error:
         print(error.message, file=sys.stderr)
         return 2 if error.status == 400 else 1
     if action == "list":
@@ -247,11 +239,11 @@ def read_pin(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     if not sys.stdin.isatty():
-        raise StaffError("invalid_request", "No terminal to ask the PIN on: give it as one "
+        raise AdminRefused("invalid_request", "No terminal to ask the PIN on: give it as one "
                                             "line of standard input with --pin-stdin.")
     pin = getpass.getpass("PIN: ")
     if getpass.getpass("PIN again: ") != pin:
-        raise StaffError("invalid_request", "The two PINs differ: nothing changed.")
+        raise AdminRefused("invalid_request", "The two PINs differ: nothing changed.")
     return pin
 
 
@@ -265,7 +257,7 @@ def _carry_out_here_or_by_node(config: Config, request: dict[str, Any]) -> dict[
     try:
         answer = ask_node(config, "/api/admin/staff", request, timeout=30)
     except NodeRefused as refused:
-        raise StaffError("node_refused", str(refused), 409) from None
+        raise AdminRefused("node_refused", str(refused), 409) from None
     return {**answer, "by": " by the running node"}
 
 
@@ -273,7 +265,7 @@ async def _carry_out_alone(config: Config, request: dict[str, Any]) -> dict[str,
     try:
         key = pin_key(config)
     except OSError as error:
-        raise StaffError("no_pin_key", f"cannot read the store key "
+        raise AdminRefused("no_pin_key", f"cannot read the store key "
                                        f"({error.strerror}): run this as the node's user or "
                                        "root", 403) from None
     async with local_journal(config.data_dir, config.database, "edge staff") as journal:

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edge.admin import AdminRefused
 from edge.config import Config
 from edge.journal.datafolder import FolderInUse
 from edge.journal.store import Journal, local_journal
@@ -25,15 +26,6 @@ from edge.selling.tills import list_tills, revoke
 
 ACTIONS = ("list", "revoke")
 
-
-class TillsError(Exception):
-    """A request that cannot be carried out: nothing was written."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 async def carry_out(journal: Journal, request: dict[str, Any],
@@ -43,13 +35,13 @@ async def carry_out(journal: Journal, request: dict[str, Any],
     if action == "list":
         return {"tills": await list_tills(journal, waiting_sales)}
     if action != "revoke":
-        raise TillsError("invalid_request", f"action must be one of {', '.join(ACTIONS)}")
+        raise AdminRefused("invalid_request", f"action must be one of {', '.join(ACTIONS)}")
     code = request.get("code")
     if not isinstance(code, str) or not 1 <= len(code) <= 64:
-        raise TillsError("invalid_request", "give the till's code, e.g. T03-8dfc74")
+        raise AdminRefused("invalid_request", "give the till's code, e.g. T03-8dfc74")
     revoked = await journal.write(lambda tx: revoke(tx, code))
     if revoked is None:
-        raise TillsError("unknown_till", f"there is no till {code!r} (`edge tills list`)", 404)
+        raise AdminRefused("unknown_till", f"there is no till {code!r} (`edge tills list`)", 404)
     return {"till": revoked}
 
 
@@ -83,7 +75,7 @@ def run_tills(config: Config, args: argparse.Namespace) -> int:
         request["code"] = args.code
     try:
         answer = _carry_out_here_or_by_node(config, request)
-    except TillsError as error:
+    except AdminRefused as error:
         print(error.message, file=sys.stderr)
         return 2 if error.status == 400 else 1
     if args.tills_action == "list":
@@ -107,7 +99,7 @@ def _carry_out_here_or_by_node(config: Config, request: dict[str, Any]) -> dict[
     try:
         answer = ask_node(config, "/api/admin/tills", request)
     except NodeRefused as refused:
-        raise TillsError("node_refused", str(refused), 409) from None
+        raise AdminRefused("node_refused", str(refused), 409) from None
     return {**answer, "by": " by the running node"}
 
 
