@@ -42,7 +42,6 @@ PIN_STATES = {
 }
 
 
-
 # The change itself: the same for the running node and for the command alone
 
 async def carry_out(journal: Journal, key: PinKey, request: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from edge.selling.tills import list_tills, revoke
 ACTIONS = ("list", "revoke")
 
 
-
 async def carry_out(journal: Journal, request: dict[str, Any],
                     waiting_sales: bool) -> dict[str, Any]:
     """One `edge tills` request; the answer. `waiting_sales`: does a head office take them?"""
