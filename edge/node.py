@@ -128,7 +128,7 @@ class Node:
         self.journal.add_listener(self.print_queue.on_events)
         if await self._other_nodes_known():
             self.tasks.start("print-hold", lambda: self.print_queue.hold_until_peers_heard(
-                self._peers_heard, PEERS_HEARD_WITHIN))
+                self.peers.heard_everything, PEERS_HEARD_WITHIN))
         else:
             self.print_queue.release_held_jobs()
         self.tasks.start("print-queue", self.print_queue.run)
@@ -172,22 +172,6 @@ class Node:
             AND origin NOT IN (SELECT origin FROM retired_origins) LIMIT 1""",
             (self.node_id,))
         return row is not None
-
-    async def _peers_heard(self) -> bool:
-        """Have our peers told us what the store did meanwhile: every node we know of is
-        linked, has said what it holds, and we hold all of it?
-
-        Every one: a peer that was down too, or cut off from the node that
-        printed, cannot know what that node did.
-        """
-        states = list(self.peers.state.values())
-        if self.peers.unreached():
-            return False  # dialled, never reached yet: it may be the one that printed
-        if not states or any(not state.links or not state.their_vector for state in states):
-            return False
-        ours = await self.journal.version_vector()
-        return all(ours.get(origin, 0) >= seq
-                   for state in states for origin, seq in state.their_vector.items())
 
     def _journal_stopped(self, why: str) -> None:
         self.failure = why

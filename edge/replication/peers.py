@@ -247,6 +247,22 @@ class Peers:
         """The URLs we dial where no node of this store has answered yet."""
         return [url for url in self._dialers if url not in self._reached]
 
+    async def heard_everything(self) -> bool:
+        """Have our peers told us what the store did meanwhile: every node we know of is
+        linked, has said what it holds, and we hold all of it?
+
+        Every one: a peer that was down too, or cut off from the node that
+        printed, cannot know what that node did.
+        """
+        states = list(self.state.values())
+        if self.unreached():
+            return False  # dialled, never reached yet: it may be the one that printed
+        if not states or any(not state.links or not state.their_vector for state in states):
+            return False
+        ours = await self.journal.version_vector()
+        return all(ours.get(origin, 0) >= seq
+                   for state in states for origin, seq in state.their_vector.items())
+
     def is_connected(self, node_id: str) -> bool:
         state = self.state.get(node_id)
         return state is not None and state.links > 0
