@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ from edge.selling.staff import pin_key
 from edge.selling.tills import PairingThrottle
 from edge.supervisor import Supervisor
 from edge.sync.client import SyncClient
+from edge.trust.folder import NodeTrust, TrustFolder, TrustProblem
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,15 @@ class Metrics:
     commands: int = 0
     command_errors: int = 0
     sales: int = 0
+
+
+def demo_addresses(host: str) -> list[str]:
+    """The addresses a demo node listening on `host` is reached at (for its certificate)."""
+    if host in ("127.0.0.1", "::1", "localhost"):
+        return []
+    from edge.replication.discovery import addresses_for
+
+    return addresses_for(host)
 
 
 class StoreMismatch(Exception):
@@ -71,6 +82,7 @@ class ClockBehind(Exception):
 class Node:
     def __init__(self, config: Config, usb_backend: Any = None) -> None:
         self.config = config
+        self.trust: NodeTrust | None = None  # loaded by `start`, once the folder is ours
         self.lock = FolderLock(config.data_dir)
         self.journal = Journal(config.database)
         self.journal.on_stopped = self._journal_stopped
@@ -107,6 +119,10 @@ class Node:
             raise DataFolderProblem(f"cannot use the data folder {folder}: {error}") from error
         try:
             try:
+                self.trust = self._load_trust()
+            except TrustProblem as problem:
+                raise DataFolderProblem(str(problem)) from None
+            try:
                 await self.journal.open()
             except (OSError, sqlite3.Error) as error:
                 raise DataFolderProblem(
@@ -138,6 +154,18 @@ class Node:
             await self.sync.open()
             self.tasks.start("headoffice-sync", self.sync.run)
         await self.peers.start()
+
+    def _load_trust(self) -> NodeTrust:
+        """This node's store certificates (edge/trust/); the demo store makes its own."""
+        folder = TrustFolder(self.config.data_dir)
+        if not folder.exists() and self.config.demo:
+            key = self.config.store_key()
+            name = f"demo-{secrets.token_hex(3)}"
+            folder.init_store(self.config.store_id, name, ["localhost", f"edge-{name}.local"],
+                              ["127.0.0.1", "::1", *demo_addresses(self.config.host)],
+                              demo_seed=key)
+            log.info("demo store: made its certificates in %s", folder.path)
+        return folder.load(self.config.store_id)
 
     async def _check_journal(self) -> None:
         write_node_id(self.config.data_dir, self.node_id)
