@@ -24,6 +24,7 @@ from edge.api import (
     commands,  # noqa: F401  (registers the till commands)
     printer_commands,  # noqa: F401  (registers the printer commands)
 )
+from edge.api.websocket_api import UnsentBudget
 from edge.config import Config
 from edge.demo import seed_demo_store
 from edge.devices import store_printers
@@ -98,6 +99,7 @@ class Node:
         self.admin_token: str | None = None
         self.peers = Peers(self)
         self.till_sockets: set[web.WebSocketResponse] = set()
+        self.unsent = UnsentBudget()  # what all its tills together have not read yet
         self.sync: SyncClient | None = None
         if config.headoffice_url and config.headoffice_enabled:
             self.sync = SyncClient(self.journal, config)

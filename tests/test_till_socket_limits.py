@@ -7,11 +7,13 @@ is read for tracebacks, and a normal till sells throughout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 
 import aiohttp
-from conftest import EdgeProcess
+import pytest
+from conftest import EdgeProcess, NodeUnderTest, node_of
 from raw_websocket import CLOSE, TEXT, RawWebsocket, close_code
 from resources import MemoryWatch
 from test_peers import BARCODES, pair
@@ -151,3 +153,37 @@ async def test_a_till_reset_mid_reply_logs_one_line_not_a_traceback(
     log = node.log.read_text()
     assert "Traceback" not in log, log[-3000:]
     assert "ConnectionResetError" not in log, log[-3000:]
+
+
+async def test_tills_that_each_stay_under_their_bound_cannot_add_up_past_the_nodes(
+    node: NodeUnderTest, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Each socket may leave 4 MiB unread; all of a node's together, less (here 2 MiB).
+    node_of(node).unsent.max_bytes = 2 * 1024 * 1024
+    port = int(node.url.rsplit(":", 1)[1])
+    greedy = []
+    for name in ("Volée 1", "Volée 2", "Volée 3"):
+        status, ws = await RawWebsocket.open("127.0.0.1", port)
+        assert status == 101
+        assert (await ws.call("auth", token=await node.pair(name)))["success"]
+        greedy.append(ws)
+    async with node.till() as till:
+        export = greedy[0].command("catalogue/export", limit=2000)
+        try:
+            for _ in range(40):  # until the node's bound is passed (no one socket's can be first)
+                for ws in greedy:
+                    with contextlib.suppress(ConnectionError):
+                        await asyncio.wait_for(ws.send(export * 5), 10)
+                await asyncio.sleep(0.05)
+                if "unread" in caplog.text:
+                    break
+            ended = [await how_it_ended(ws, within=5) for ws in greedy]
+            assert any(end in (f"closed {CLOSE_UNREAD}", "reset") for end in ended), ended
+            closed = [line for line in caplog.text.splitlines() if "unread" in line]
+            assert closed and all("left over 2 MiB unread" in line for line in closed), closed
+            assert node_of(node).unsent.bytes <= node_of(node).unsent.max_bytes
+            # The till that reads was never the one hung up on, and sells on.
+            await till.call("basket/add", basket_id="b-budget", line_id="l-1", barcode=BARCODES[0])
+        finally:
+            for ws in greedy:
+                await ws.close()

@@ -35,6 +35,9 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 # till that reads never comes near; one that never reads costs at most this.
 MAX_UNSENT_BYTES = 4 * 1024 * 1024
 MAX_UNSENT_MESSAGES = 2000
+# What all of a node's tills together may leave unread: many tills each under
+# their own bound must not add up to more (the one with most unread goes).
+NODE_UNSENT_BYTES = 64 * 1024 * 1024
 # Said to a till closed for not reading (it may come back and read this time).
 CLOSE_UNREAD = WSCloseCode.POLICY_VIOLATION
 CLOSE_SECONDS = 2.0  # for the close frame to go out before the socket is cut
@@ -77,13 +80,30 @@ def command(
     return register
 
 
+class UnsentBudget:
+    """The bytes every till connection of a node has queued and not yet sent."""
+
+    def __init__(self, max_bytes: int = NODE_UNSENT_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.connections: set[Connection] = set()
+
+    def over(self) -> bool:
+        return self.bytes > self.max_bytes
+
+    def most_behind(self) -> Connection | None:
+        return max(self.connections, key=lambda c: c.unsent_bytes, default=None)
+
+
 class Outbox:
     """A connection's messages not yet sent, in order; bounded in bytes and in count."""
 
     def __init__(self, max_bytes: int = MAX_UNSENT_BYTES,
-                 max_messages: int = MAX_UNSENT_MESSAGES) -> None:
+                 max_messages: int = MAX_UNSENT_MESSAGES,
+                 budget: UnsentBudget | None = None) -> None:
         self.max_bytes = max_bytes
         self.max_messages = max_messages
+        self.budget = budget or UnsentBudget()
         self.bytes = 0
         self._items: deque[bytes] = deque()
         self._ready = asyncio.Event()
@@ -103,9 +123,13 @@ class Outbox:
                             or self.bytes + len(data) > self.max_bytes):
             return False
         self._items.append(data)
-        self.bytes += len(data)
+        self._count(len(data))
         self._ready.set()
         return True
+
+    def _count(self, change: int) -> None:
+        self.bytes += change
+        self.budget.bytes += change
 
     async def get(self) -> bytes | None:
         """The next message; None once closed and empty."""
@@ -115,7 +139,7 @@ class Outbox:
             self._ready.clear()
             await self._ready.wait()
         data = self._items.popleft()
-        self.bytes -= len(data)
+        self._count(-len(data))
         return data
 
     def close(self, *, drop: bool = False) -> None:
@@ -123,7 +147,7 @@ class Outbox:
         self._closed = True
         if drop:
             self._items.clear()
-            self.bytes = 0
+            self._count(-self.bytes)
         self._ready.set()
 
 
@@ -141,7 +165,8 @@ class Connection:
         # The node's own watches on this connection (a revoked token): name -> stop.
         self.watches: dict[str, Callable[[], None]] = {}
         self.current_id = 0
-        self._outbox = Outbox()
+        self._budget: UnsentBudget = node.unsent
+        self._outbox = Outbox(budget=self._budget)
         self._abort = abort  # cuts the socket (its transport's abort)
         self._on_authenticated = on_authenticated
         self._closing: asyncio.Task[None] | None = None
@@ -157,12 +182,24 @@ class Connection:
         unread messages pass the bound: it would otherwise grow the node's
         memory without end (issue 9, point 5).
         """
-        if not self._outbox.put(orjson.dumps(message)) and self._closing is None:
-            log.warning("%s left %d messages (%d KiB) unread: connection closed (code %d)",
-                        self.who, len(self._outbox), self._outbox.bytes // 1024,
+        if not self._outbox.put(orjson.dumps(message)):
+            self._drop_for_unread("")
+        while self._budget.over() and (behind := self._budget.most_behind()) is not None:
+            behind._drop_for_unread(f" while the node's tills together left over "
+                                    f"{self._budget.max_bytes // 2**20} MiB unread")
+
+    @property
+    def unsent_bytes(self) -> int:
+        return self._outbox.bytes
+
+    def _drop_for_unread(self, why: str) -> None:
+        self._budget.connections.discard(self)
+        if self._closing is None:
+            log.warning("%s left %d messages (%d KiB) unread%s: connection closed (code %d)",
+                        self.who, len(self._outbox), self._outbox.bytes // 1024, why,
                         CLOSE_UNREAD)
-            self._outbox.close(drop=True)
             self.hang_up(CLOSE_UNREAD, b"replies not read")
+        self._outbox.close(drop=True)
 
     def hang_up(self, code: int, why: bytes) -> None:
         """Close the connection now, from anywhere (a journal listener, the outbox)."""
@@ -193,6 +230,7 @@ class Connection:
 
     async def serve(self) -> None:
         writer = asyncio.create_task(self._write_loop(), name="ws-writer")
+        self._budget.connections.add(self)
         deadline = asyncio.get_running_loop().call_later(AUTH_WITHIN, self._auth_overdue)
         try:
             async for msg in self.ws:
@@ -210,6 +248,7 @@ class Connection:
                 elif msg.type == WSMsgType.ERROR:
                     log.info("till websocket closed with error: %s", self.ws.exception())
         finally:
+            self._budget.connections.discard(self)
             deadline.cancel()
             for unsubscribe in [*self.subscriptions.values(), *self.watches.values()]:
                 unsubscribe()
