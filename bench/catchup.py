@@ -44,9 +44,12 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bench.nodes import BARCODES, ROOT, BenchNode, free_port, percentile
 from edge.journal.chain import Event, content_matches_hash
+from edge.journal.signing import SIGNED_PREFIX
 from edge.till_client import TillClient
 
 CACHE = ROOT / ".bench-cache"
@@ -98,6 +101,10 @@ def append_sales(path: Path, origin: str, count: int) -> int:
     the previous hash, as `edge.journal.chain.event_hash` computes it (checked on the
     first sale). Returns the number of events written.
     """
+    # Signed with the node's key, as the node signs (edge/journal/signing.py).
+    key = serialization.load_pem_private_key((path.parent / "tls" / "signing.key").read_bytes(),
+                                             None)
+    assert isinstance(key, ed25519.Ed25519PrivateKey)
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA synchronous = OFF")
@@ -113,7 +120,7 @@ def append_sales(path: Path, origin: str, count: int) -> int:
         quoted_origin = orjson.dumps(origin)
         types = {type_: orjson.dumps(type_) for type_, _ in templates}
         lines = len(templates) - 1  # one basket line event per line of the sale
-        rows: list[tuple[str, int, str, str, str, str, str, str]] = []
+        rows: list[tuple[str, int, str, str, str, str, str, str, str]] = []
         written = 0
         checked = False
         while written < count:
@@ -134,7 +141,8 @@ def append_sales(path: Path, origin: str, count: int) -> int:
                     prev.encode(), b'"]',
                 ))
                 digest = hashlib.sha256(payload).hexdigest()
-                rows.append((origin, seq, event_id, when, type_, body, prev, digest))
+                signature = key.sign(SIGNED_PREFIX + digest.encode()).hex()
+                rows.append((origin, seq, event_id, when, type_, body, prev, digest, signature))
                 prev = digest
             written += len(templates)
             if not checked:
@@ -145,8 +153,8 @@ def append_sales(path: Path, origin: str, count: int) -> int:
             if len(rows) >= FLUSH_EVERY or written >= count:
                 db.execute("BEGIN")
                 db.executemany(
-                    "INSERT INTO events (origin, seq, id, time, type, body, prev_hash, hash) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows,
+                    "INSERT INTO events (origin, seq, id, time, type, body, prev_hash, hash, sig) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows,
                 )
                 db.execute("COMMIT")
                 rows.clear()

@@ -32,7 +32,7 @@ from aiohttp import web
 
 from bench.nodes import BARCODES, BenchNode, free_port, percentile
 from edge.config import Config, load_config
-from edge.journal.store import Journal, Tx
+from edge.journal.store import Journal, Tx, folder_trust
 from edge.node import Node
 from edge.selling.sales import sale_id_for
 from edge.sync.client import Batch, SyncClient
@@ -167,7 +167,7 @@ class MeasuredSync(SyncClient):
 
 async def upload(config: Config) -> tuple[float, int, list[Batch]]:
     """Sync a whole day in this process: (seconds, events, batches sent)."""
-    journal = Journal(config.database)
+    journal = Journal(config.database, trust=folder_trust(config.data_dir))  # the node's key
     await journal.open()
     client = MeasuredSync(journal, config)
     client.batches = []

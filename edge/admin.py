@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -79,13 +80,26 @@ def admin_only(expected: Callable[[web.Request], str | None]) -> Callable[[Admin
 
 def node_url(config: Config) -> str:
     host = "127.0.0.1" if config.host in ("0.0.0.0", "", "::") else config.host
-    return f"http://{host}:{config.port}"
+    # The running node wrote how it serves (`--tls` may differ from the config).
+    try:
+        served = (config.data_dir / "till-url").read_text().strip()
+    except OSError:
+        served = ""
+    scheme = served.partition("://")[0] if "://" in served else config.scheme
+    return f"{scheme}://{host}:{config.port}"
+
+
+def local_tls(config: Config) -> ssl.SSLContext | None:
+    """Checks a node serving HTTPS is this store's, by its store CA (edge/trust/)."""
+    ca_file = config.data_dir / "tls" / "store-ca.pem"
+    return ssl.create_default_context(cafile=str(ca_file)) if ca_file.exists() else None
 
 
 def running_node(config: Config) -> dict[str, Any] | None:
     """The health of this store's node running on this machine, if one answers."""
     try:
-        with urllib.request.urlopen(f"{node_url(config)}/healthz", timeout=2) as response:
+        with urllib.request.urlopen(f"{node_url(config)}/healthz", timeout=2,
+                                    context=local_tls(config)) as response:
             health = json.loads(response.read())
     except (OSError, ValueError):
         return None
@@ -109,7 +123,8 @@ def ask_node(config: Config, path: str, body: dict[str, Any], timeout: float = 1
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout,
+                                    context=local_tls(config)) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
         try:

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--accept-clock", action="store_true",
                        help="start although the clock is behind this node's last event (the "
                             "clock had run ahead and is right now)")
+    serve.add_argument("--tls", choices=["auto", "on", "off"],
+                       help="HTTPS with the store's certificates: auto (default: unless "
+                            "listening on loopback only), on, or off (loopback or demo only)")
 
     pair = sub.add_parser("pair", help="make a one-time code to pair a till")
     with_store_options(pair)
@@ -65,8 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_argument("--seconds", type=float, default=2.0, help="how long to listen")
     discover.add_argument("--json", action="store_true", help="machine-readable output")
 
-    verify = sub.add_parser("verify", help="check every hash chain of a journal, offline")
+    verify = sub.add_parser("verify", help="check every hash chain and signature of a "
+                                           "journal, offline")
     with_store_options(verify)
+    verify.add_argument("--ca", type=Path, help="the store CA's certificate (default: "
+                                                "<data>/tls/store-ca.pem)")
 
     sync = sub.add_parser("sync", help="sync with head office now, showing progress")
     with_store_options(sync)
@@ -105,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     from edge.headoffice.cli import add_parser as add_headoffice_parser
 
     add_headoffice_parser(sub)
+
+    from edge.trust.tls_admin import add_parser as add_tls_parser
+
+    add_tls_parser(sub)
     return parser
 
 
@@ -116,6 +126,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
         port=getattr(args, "port", None),
         advertise=False if getattr(args, "no_advertise", False) else None,
         accept_clock=True if getattr(args, "accept_clock", False) else None,
+        tls=getattr(args, "tls", None),
     )
 
 
@@ -136,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             return run_check(args.config, args.data)
         if args.command == "verify":
-            return run_verify(config)  # type: ignore[arg-type]
+            return run_verify(config, args.ca)  # type: ignore[arg-type]
         if args.command == "staff":
             from edge.selling.staff_admin import run_staff
 
@@ -151,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_devices(config, args.action, args.name, args.json)  # type: ignore[arg-type]
         if args.command == "sync":
             return run_sync(config)  # type: ignore[arg-type]
+        if args.command == "tls":
+            from edge.trust.tls_admin import run_tls
+
+            return run_tls(config, args)  # type: ignore[arg-type]
         if args.command == "status":
             return run_status(config, args.json)  # type: ignore[arg-type]
         if args.command == "backup":
@@ -181,6 +196,10 @@ def run_serve(config: Config, log_level: str) -> int:
     from edge.node import ClockBehind, DataFolderProblem, StoreMismatch
 
     if not files_usable(config):
+        return 1
+    refusal = config.plain_http_refusal()  # --host or --tls may have changed it
+    if refusal:
+        log.error("%s", refusal)
         return 1
     try:
         failure = asyncio.run(serve(config))
@@ -243,12 +262,19 @@ async def serve(config: Config) -> str | None:
     node = app[NODE]
     systemd = SystemdNotifier(lambda: describe_node(node))
     try:
+        assert node.trust is not None  # loaded by node.start, in runner.setup
+        # HTTPS/WSS with this node's store certificate (docs/tls.md); tills show no
+        # client certificate, peers must (checked at /api/peer).
+        tls = node.trust.server_context() if config.serves_tls else None
         try:
-            await web.TCPSite(runner, config.host, config.port, backlog=BACKLOG).start()
+            await web.TCPSite(runner, config.host, config.port, backlog=BACKLOG,
+                              ssl_context=tls).start()
         except OSError as error:
             raise CannotListen(f"cannot listen on {config.host}:{config.port}: "
                                f"{error.strerror or error}") from error
-        url = f"http://{'127.0.0.1' if config.host == '0.0.0.0' else config.host}:{config.port}/"
+        scheme = config.scheme
+        local = "127.0.0.1" if config.host == "0.0.0.0" else config.host
+        url = f"{scheme}://{local}:{config.port}/"
         banner = [
             f"edge {__version__}: {config.store_name} (store {config.store_id}), "
             f"node {node.node_id}",
@@ -256,9 +282,12 @@ async def serve(config: Config) -> str | None:
             f"Till app: {url}",
             f"Store IT page: {url}status",
         ]
+        if tls is not None:
+            banner.append(f"HTTPS with the store CA {node.trust.ca_file} (install it on the "
+                          "tills: docs/tls.md)")
         till_url = url
         if config.host == "0.0.0.0":
-            till_url = f"http://edge-{node.node_id}.local:{config.port}/"
+            till_url = f"{scheme}://edge-{node.trust.node_name}.local:{config.port}/"
             banner.append(f"On the shop network: {till_url}")
         if config.demo:
             code = create_pairing_code(config.database, ttl=3600)
@@ -354,6 +383,7 @@ def run_pair(config: Config, minutes: int) -> int:
 def run_check(path: Path, data_dir: Path | None = None) -> int:
     from edge.config import file_problems
     from edge.devices.device_admin import till_code_problems
+    from edge.trust.folder import TrustFolder
 
     config = load_config(path).with_overrides(data_dir=data_dir)
     # The files it names, as this user sees them (run it as the node's user, or root).
@@ -364,6 +394,8 @@ def run_check(path: Path, data_dir: Path | None = None) -> int:
     print(f"{path}: OK")
     print(f"  store {config.store_id} ({config.store_name})")
     print(f"  listens on {config.host}:{config.port}, data in {config.data_dir}")
+    print(f"  serves {'HTTPS' if config.serves_tls else 'plain HTTP'} "
+          f"(server.tls {config.tls})")
     for printer in config.all_printers():
         tills = f", tills {' '.join(printer.tills)}" if printer.tills else ", every other till"
         print(f"  printer {printer.name}: {printer.kind}, {printer.width} characters wide, "
@@ -375,32 +407,17 @@ def run_check(path: Path, data_dir: Path | None = None) -> int:
         print(f"  head office {config.headoffice_url}: syncs {when}{state}")
     for problem in till_code_problems(config):
         print(f"  Warning: {problem}")
+    if config.serves_tls and not config.demo and not TrustFolder(config.data_dir).exists():
+        print(f"  Warning: no store certificates in {config.data_dir / 'tls'}: the node will "
+              "not start until `edge tls init` (the store's first node) or `edge tls join` "
+              "(the others) is run (docs/tls.md)")
     return 0
 
 
-def run_verify(config: Config) -> int:
-    import sqlite3
+def run_verify(config: Config, ca_file: Path | None = None) -> int:
+    from edge.journal.verify import run
 
-    from edge.journal.backup import iter_events
-    from edge.journal.chain import chain_problems
-
-    if not config.database.exists():
-        print(f"No journal in {config.data_dir}.", file=sys.stderr)
-        return 1
-    db = sqlite3.connect(f"file:{config.database}?mode=ro", uri=True)
-    try:
-        problems = chain_problems(iter_events(db))
-        events, origins = db.execute(
-            "SELECT COUNT(*), COUNT(DISTINCT origin) FROM events").fetchone()
-    finally:
-        db.close()
-    if problems:
-        print(f"BROKEN: {len(problems)} problem(s) in {events} events:")
-        for problem in problems[:50]:
-            print(f"  - {problem}")
-        return 1
-    print(f"OK: {events} events from {origins} origin(s), every hash chain intact")
-    return 0
+    return run(config.database, ca_file or config.data_dir / "tls" / "store-ca.pem")
 
 
 def run_discover(interface: str | None, seconds: float, as_json: bool) -> int:
@@ -419,7 +436,7 @@ def run_discover(interface: str | None, seconds: float, as_json: bool) -> int:
         addresses = ", ".join(node["addresses"])  # type: ignore[arg-type]
         host = str(node["host"]).rstrip(".")
         print(f"store {txt.get('store')}  node {txt.get('node')}  "  # type: ignore[union-attr]
-              f"http://{host}:{node['port']}/  ({addresses})")
+              f"{host}:{node['port']}  ({addresses})")
     return 0
 
 

@@ -77,6 +77,8 @@ class Config:
     headoffice_pull_interval_seconds: int = 60
     # `edge serve --accept-clock`: start although the clock is behind the journal.
     accept_clock: bool = False
+    # HTTPS/WSS with the store's certificates (docs/tls.md): auto, on or off.
+    tls: str = "auto"
 
     @property
     def database(self) -> Path:
@@ -97,11 +99,39 @@ class Config:
         if self.url:
             return self.url.rstrip("/")
         host = self.host
-        if host in ("0.0.0.0", ""):
+        if host in ("0.0.0.0", "", "::"):
             from edge.replication.discovery import addresses_for
 
             host = addresses_for(host)[0]
-        return f"http://{host}:{self.port}"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @property
+    def listens_on_loopback_only(self) -> bool:
+        return is_loopback_host(self.host)
+
+    @property
+    def serves_tls(self) -> bool:
+        """HTTPS/WSS: always with `on`, never with `off`, and with `auto` unless the node
+        listens on loopback only (nothing but this machine can reach it then)."""
+        if self.tls == "auto":
+            return not self.listens_on_loopback_only
+        return self.tls == "on"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.serves_tls else "http"
+
+    def plain_http_refusal(self) -> str | None:
+        """Why this node may not serve plain HTTP where it listens, if it may not."""
+        if self.serves_tls or self.listens_on_loopback_only or self.demo:
+            return None
+        return (f"server.tls is off but the node listens on {self.host}: anyone on the shop "
+                "network could read and change what tills and peers send. Plain HTTP is only "
+                "for loopback (127.0.0.1) and the demo store: set server.tls to \"auto\" "
+                "(after `edge tls init` or `edge tls join`, see docs/tls.md), or listen on "
+                "127.0.0.1")
 
     def named_files(self) -> list[tuple[str, Path, str]]:
         """Every file or folder this config names: (setting, path, kind), kind being
@@ -130,7 +160,7 @@ SETTINGS: dict[str, dict[str, tuple[type, str]]] = {
               "address": (list, "store_address"), "key_file": (str, "store_key_file"),
               "demo": (bool, "demo")},
     "server": {"host": (str, "host"), "port": (int, "port"), "data": (str, "data_dir"),
-               "advertise": (bool, "advertise"), "url": (str, "url")},
+               "advertise": (bool, "advertise"), "url": (str, "url"), "tls": (str, "tls")},
     "peers": {"urls": (list, "peer_urls")},
     "headoffice": {
         "url": (str, "headoffice_url"), "token": (str, "headoffice_token"),
@@ -144,6 +174,7 @@ SETTINGS: dict[str, dict[str, tuple[type, str]]] = {
         "pull_interval_seconds": (int, "headoffice_pull_interval_seconds"),
     },
 }
+TLS_MODES = ("auto", "on", "off")
 TYPE_NAMES = {str: "text", int: "a whole number", bool: "true or false", list: "a list"}
 PRINTER_SETTINGS: dict[str, type] = {
     "name": str, "kind": str, "path": str, "width": int, "paper": str, "usb": str,
@@ -210,6 +241,8 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
             values[target] = value
     if "port" in values and not 1 <= values["port"] <= 65535:
         problems.append(f"{source}: server.port must be between 1 and 65535")
+    if values.get("tls", "auto") not in TLS_MODES:
+        problems.append(f"{source}: server.tls must be one of {', '.join(TLS_MODES)}")
     if "store_id" not in values:
         problems.append(f"{source}: store.id is required (the same on every node of the store)")
     if "data_dir" in values:
@@ -232,7 +265,11 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
     if problems:
         raise ConfigError(problems)
     values["printers"] = tuple(printers)
-    return Config(**values)
+    config = Config(**values)
+    refusal = config.plain_http_refusal()
+    if refusal:
+        raise ConfigError([f"{source}: {refusal}"])
+    return config
 
 
 def _use_credentials(values: dict[str, Any]) -> None:
@@ -387,6 +424,18 @@ def file_problems(setting: str, path: Path, kind: str) -> tuple[list[str], list[
         return [], [f"{setting} {path} is readable by others than its owner ({owner}): "
                     f"chmod 600 {path}"]
     return [], []
+
+
+def is_loopback_host(host: str) -> bool:
+    """Is `host` (a listening address or name) reachable from this machine only?"""
+    import ipaddress
+
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def user_name(uid: int) -> str:

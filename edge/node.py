@@ -124,6 +124,7 @@ class Node:
                 self.trust = self._load_trust()
             except TrustProblem as problem:
                 raise DataFolderProblem(str(problem)) from None
+            self.journal.trust = self.trust  # it signs every event it writes, checks others'
             try:
                 await self.journal.open()
             except (OSError, sqlite3.Error) as error:

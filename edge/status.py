@@ -272,8 +272,11 @@ def live_health(config: Config) -> dict[str, Any] | None:
     import json
     import urllib.request
 
+    from edge.admin import local_tls
+
     try:
-        with urllib.request.urlopen(f"{node_address(config)}/healthz", timeout=2) as reply:
+        with urllib.request.urlopen(f"{node_address(config)}/healthz", timeout=2,
+                                    context=local_tls(config)) as reply:
             health = json.load(reply)
     except (OSError, ValueError):
         return None

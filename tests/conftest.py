@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -156,23 +157,39 @@ class EdgeProcess:
     """`edge serve` as a real process, to be killed and restarted.
 
     On loopback, or inside a test-made network namespace (`namespace`).
+    `https=True`: served with `--tls on` (HTTPS/WSS with the store's
+    certificates in `<data>/tls/`); `tls_context()` verifies it by its store CA.
     """
 
     def __init__(self, data_dir: Path, port: int, extra: list[str] | None = None, *,
                  host: str = "127.0.0.1", namespace: str | None = None,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, https: bool = False) -> None:
         self.data_dir = data_dir
         self.host = host
         self.namespace = namespace
         self.port = port
-        self.url = f"http://{host}:{port}"
-        self.extra = extra or []
+        self.https = https
+        self.url = f"{'https' if https else 'http'}://{host}:{port}"
+        self.extra = [*(extra or []), *(["--tls", "on"] if https else [])]
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = log or data_dir.parent / f"edge-{port}.log"
 
     @property
     def node_id(self) -> str:
         return (self.data_dir / "node-id").read_text().strip()
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data_dir / "tls" / "store-ca.pem"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """A client's TLS that trusts this node's store CA (as a till with the CA installed)."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def session(self) -> aiohttp.ClientSession:
+        """An HTTP client for this node: over HTTPS, trusting its store CA."""
+        connector = aiohttp.TCPConnector(ssl=self.tls_context()) if self.https else None
+        return aiohttp.ClientSession(connector=connector)
 
     def start(self, timeout: float = 20) -> None:
         """Start it, and return once it listens (it prints its banner then)."""
@@ -229,15 +246,21 @@ STORE_KEY = "0f4c1e5b9a7d3c2e8f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e"
 
 def store_node_config(folder: Path, peer_urls: list[str], key: str = STORE_KEY,
                       store_id: str = "demo-boulangerie", advertise: bool = False,
-                      more: str = "") -> Path:
-    """A config file for one node of a multi-node demo store (peers listed, no mDNS)."""
+                      more: str = "", port: int | None = None) -> Path:
+    """A config file for one node of a multi-node demo store (peers listed, no mDNS).
+
+    `port`: set in the config, for `edge` commands that reach the running node
+    (`edge pair`, `edge tls join-code`) with it.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "store.key").write_text(key + "\n")
     urls = ", ".join(f'"{url}"' for url in peer_urls)
     config = folder / "edge.toml"
+    listen = f"port = {port}\n" if port is not None else ""
     config.write_text(
         f'[store]\nid = "{store_id}"\nkey_file = "store.key"\ndemo = true\n'
-        f"[server]\nadvertise = {str(advertise).lower()}\n[peers]\nurls = [{urls}]\n{more}"
+        f"[server]\nadvertise = {str(advertise).lower()}\n{listen}[peers]\nurls = [{urls}]\n"
+        f"{more}"
     )
     return config
 

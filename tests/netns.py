@@ -56,3 +56,36 @@ def lone_host(address: str = "10.231.9.2", *more_addresses: str) -> Iterator[str
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):
             ip("netns", "delete", ns)
+
+
+@contextlib.contextmanager
+def switched_hosts(count: int, prefix: str = "10.231.1") -> Iterator[list[tuple[str, str]]]:
+    """`count` namespaces on one Ethernet switch (a bridge in a namespace of its own):
+    [(ns, address), ...], addresses `prefix`.1, .2, ... Real multicast (mDNS) reaches
+    every host, as on a shop's LAN where tills, nodes and anyone on the Wi-Fi meet."""
+    tag = f"edge{os.getpid() % 100000}"
+    switch = f"{tag}s"
+    hosts = [(f"{tag}h{number}", f"{prefix}.{number}") for number in range(1, count + 1)]
+    made: list[str] = []
+    try:
+        for ns in (switch, *(ns for ns, _ in hosts)):
+            ip("netns", "add", ns)
+            made.append(ns)
+        ip("-n", switch, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0",
+           "forward_delay", "0")
+        ip("-n", switch, "link", "set", "br0", "up")
+        for number, (ns, address) in enumerate(hosts, start=1):
+            host_end, switch_end = f"v{tag}h{number}", f"v{tag}s{number}"
+            ip("link", "add", host_end, "type", "veth", "peer", "name", switch_end)
+            ip("link", "set", host_end, "netns", ns)
+            ip("link", "set", switch_end, "netns", switch)
+            ip("-n", switch, "link", "set", switch_end, "master", "br0")
+            ip("-n", switch, "link", "set", switch_end, "up")
+            ip("-n", ns, "addr", "add", f"{address}/24", "dev", host_end)
+            ip("-n", ns, "link", "set", host_end, "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+        yield hosts
+    finally:
+        for ns in reversed(made):
+            with contextlib.suppress(subprocess.CalledProcessError):
+                ip("netns", "delete", ns)

@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 from conftest import ROOT, EdgeProcess, free_port, store_node_config
+from signing_support import identity
 from test_peers import BARCODES, converged, journal_of, pair
 
 from edge.api import commands  # noqa: F401  (registers the projections)
@@ -50,7 +51,7 @@ def seqs(batch: Batch | None) -> list[int]:
 async def test_an_outflow_sends_each_event_once_in_order_whatever_happens_meanwhile(
     tmp_path: Path,
 ) -> None:
-    journal = Journal(tmp_path / "a.sqlite3", origin="node-a")
+    journal = Journal(tmp_path / "a.sqlite3", origin="node-a", trust=identity("node-a"))
     await journal.open()
     reader = JournalReader(journal.path)
     await reader.open()
@@ -74,18 +75,19 @@ async def test_an_outflow_sends_each_event_once_in_order_whatever_happens_meanwh
                 # Mid-stream: more sales, and a stale vector from the peer.
                 await add_products(journal, 1200, 300)
                 known["node-a"] = 200
-        assert sent == list(range(1, 1501)), "each event once, in order"
+        # Its certificate (#1), then 1500 products.
+        assert sent == list(range(1, 1502)), "each event once, in order"
         assert outflow.high_water <= OUTBOX_BOUND
 
         await add_products(journal, 1500, 1)  # up to date: goes out from memory, once
-        assert seqs(await outflow.next_batch()) == [1501]
+        assert seqs(await outflow.next_batch()) == [1502]
         assert await outflow.next_batch() is None
 
         outflow.rewind({"node-a": 1000})  # it could not apply from #1001: resent, once
         again: list[int] = []
         while (batch := await outflow.next_batch()) is not None:
             again += seqs(batch)
-        assert again == list(range(1001, 1502))
+        assert again == list(range(1001, 1503))
     finally:
         await reader.close()
         await journal.close()
@@ -227,7 +229,7 @@ async def test_sigterm_under_load_with_a_frozen_peer_ends_within_the_stop_timeou
 
 
 async def test_a_catch_up_batch_waits_while_a_till_command_is_in_flight(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "a.sqlite3", origin="node-a")
+    journal = Journal(tmp_path / "a.sqlite3", origin="node-a", trust=identity("node-a"))
     await journal.open()
     reader = JournalReader(journal.path)
     await reader.open()
@@ -249,14 +251,14 @@ async def test_a_catch_up_batch_waits_while_a_till_command_is_in_flight(tmp_path
         sent = seqs(first)
         while (batch := await outflow.next_batch()) is not None:
             sent += seqs(batch)
-        assert sent == list(range(1, 251)), "each event once, in order"
+        assert sent == list(range(1, 252)), "each event once, in order (the certificate first)"
     finally:
         await reader.close()
         await journal.close()
 
 
 async def test_a_till_that_never_pauses_cannot_starve_a_catch_up(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "a.sqlite3", origin="node-a")
+    journal = Journal(tmp_path / "a.sqlite3", origin="node-a", trust=identity("node-a"))
     await journal.open()
     reader = JournalReader(journal.path)
     await reader.open()
@@ -269,8 +271,8 @@ async def test_a_till_that_never_pauses_cannot_starve_a_catch_up(tmp_path: Path)
             sent: list[int] = []
             while (batch := await outflow.next_batch()) is not None:
                 sent += seqs(batch)
-        assert sent == list(range(1, 251))
-        assert outflow.yields >= 3  # every batch waited (250 events: three batches)
+        assert sent == list(range(1, 252))
+        assert outflow.yields >= 3  # every batch waited (251 events: three batches)
     finally:
         await reader.close()
         await journal.close()

@@ -10,6 +10,8 @@ from pathlib import Path
 from conftest import EDGE, ROOT, EdgeProcess, free_port
 from netns import in_namespace, linked_hosts
 
+from edge.trust.folder import TrustFolder
+
 
 def discover(args: list[str], node_id: str, deadline: float = 15) -> dict:
     """Run `edge discover` (a separate process) until it reports `node_id`."""
@@ -36,7 +38,9 @@ def test_a_node_on_loopback_is_found_with_its_txt_fields(tmp_path: Path) -> None
                             "version": "0.1.0"}
     assert found["port"] == node.port
     assert found["addresses"] == ["127.0.0.1"]
-    assert found["host"] == f"edge-{node_id}.local."
+    # Its certificate's name (kept across a restored journal), not the node id.
+    name = TrustFolder(node.data_dir).load("demo-boulangerie").node_name
+    assert found["host"] == f"edge-{name}.local."
 
 
 def test_a_node_is_found_across_a_real_link(tmp_path: Path) -> None:

@@ -7,20 +7,24 @@ head office (`Tx.apply`) as from this node (`Tx.append`).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from signing_support import SignedChain, headoffice_key, identity, rehashed
 
 from edge.journal.chain import ChainError, ChainHead, Event
 from edge.journal.event_types import DECLARING_MODULES, UnfitEvent, registry
+from edge.journal.signing import public_hex, sign
 from edge.journal.store import Journal, Tx
 
 EDGE = ROOT / "edge"
-# Where code names the type of an event it writes: `tx.append("type", ...)`,
+# Where code names the type of an event it writes: `tx.append("type", ...)` (`self.`
+# in Tx itself),
 # `head.next(origin, "type", ...)`, and head office's catalogue changes.
-WRITTEN = [re.compile(r"(?:tx|\))\.append\(\s*\"([a-z]+_[a-z_]+)\""),
+WRITTEN = [re.compile(r"(?:tx|self|\))\.append\(\s*\"([a-z]+_[a-z_]+)\""),
            re.compile(r"\.next\([^,()]+,\s*\"([a-z]+_[a-z_]+)\""),
            re.compile(r"\(\"(product_[a-z]+ed)\", ")]
 
@@ -71,13 +75,15 @@ def test_every_type_is_in_the_events_table_of_the_architecture_page() -> None:
     assert sorted(documented) == sorted(registry())
 
 
-def _event(origin: str, type_: str, body: dict) -> Event:
-    """The first event of `origin`'s chain."""
-    return ChainHead().next(origin, type_, body)
+def _events(origin: str, type_: str, body: dict) -> list[Event]:
+    """The first events of `origin`'s chain: its certificate, then this one (#2)."""
+    chain = SignedChain(origin)
+    chain.add(type_, body)
+    return chain.events
 
 
 async def _journal(tmp_path: Path) -> Journal:
-    journal = Journal(tmp_path / "edge.sqlite3", origin="observer")
+    journal = Journal(tmp_path / "edge.sqlite3", origin="observer", trust=identity("observer"))
     await journal.open()
     return journal
 
@@ -100,15 +106,18 @@ async def test_a_peer_event_that_does_not_fit_is_refused_and_nothing_of_it_appli
 ) -> None:
     journal = await _journal(tmp_path)
     try:
-        unfit = _event("peer", type_, body)
+        certified, unfit = _events("peer", type_, body)
+        assert await journal.write(lambda tx: tx.apply(certified)) is True
         with pytest.raises(ChainError, match=re.escape(says)) as refused:
             await journal.write(lambda tx: tx.apply(unfit))
         assert isinstance(refused.value, UnfitEvent)
-        assert str(refused.value).startswith("peer#1: ")
-        assert await journal.read_all("SELECT * FROM events") == []
+        assert str(refused.value).startswith("peer#2: ")
+        assert len(await journal.read_all("SELECT * FROM events")) == 1
         assert await journal.read_all("SELECT * FROM products") == []
-        # The origin's chain stays where it was: a fitting event #1 is taken.
-        fitting = _event("peer", "product_delisted", {"id": "p1"})
+        # The origin's chain stays where it was: a fitting event #2 is taken.
+        _, fitting = _events("peer", "product_delisted", {"id": "p1"})
+        fitting = dataclasses.replace(fitting, prev_hash=certified.hash)
+        fitting = sign(rehashed(fitting), identity("peer").signing_key)
         assert await journal.write(lambda tx: tx.apply(fitting)) is True
     finally:
         await journal.close()
@@ -120,9 +129,12 @@ async def test_a_fitting_body_is_taken_as_it_is_extra_fields_included(tmp_path: 
     try:
         body = {"id": "p1", "name": "Pain", "price": 120, "vat_rate": 550, "barcode": None,
                 "origin_country": "FR"}
-        event = _event("headoffice-1", "product_upserted", body)
-        assert await journal.write(lambda tx: tx.apply(event)) is True
-        [stored] = [e async for e in journal.events("headoffice-1")]
+        certified, event = _events("headoffice-1", "product_upserted", body)
+        await journal.write(lambda tx: tx.append("headoffice_key_trusted", {
+            "public_key": public_hex(headoffice_key())}))
+        assert await journal.write(lambda tx: [tx.apply(certified), tx.apply(event)]) == [
+            True, True]
+        [_, stored] = [e async for e in journal.events("headoffice-1")]
         assert stored == event
         row = await journal.read_one("SELECT name, price, active FROM products WHERE id = 'p1'")
         assert tuple(row) == ("Pain", 120, 1)
@@ -145,6 +157,7 @@ async def test_this_node_never_writes_an_event_it_would_refuse(tmp_path: Path) -
                                              "token_sha256": "ab"})
 
         event = await journal.write(pair)
-        assert (event.seq, journal.head.hash) == (1, event.hash)
+        # After the origin's certificate, which its first write puts first.
+        assert (event.seq, journal.head.hash) == (2, event.hash)
     finally:
         await journal.close()

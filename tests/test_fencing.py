@@ -16,13 +16,17 @@ from pathlib import Path
 
 import pytest
 from conftest import EDGE, ROOT, EdgeProcess, NodeUnderTest, free_port, node_of
+from signing_support import identity
 from test_peers import BARCODES, converged, pair, sales_of, wait_for_till
 
 from edge.config import Config
 from edge.devices.device_admin import _test as devices_test
 from edge.journal.chain import ChainHead, canonical_json
+from edge.journal.signing import SignatureRefused, sign
 from edge.journal.store import Journal, JournalStopped, OwnOriginSeen
 from edge.till_client import TillClient
+
+KEY = identity("fencing")  # what bare journals here sign with
 
 
 def edge(*args: str) -> subprocess.CompletedProcess[str]:
@@ -55,7 +59,7 @@ async def test_a_second_writer_on_the_journal_is_fatal_and_never_acknowledged(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "data" / "edge.sqlite3"
-    journal = Journal(path)
+    journal = Journal(path, trust=KEY)
     await journal.open()
     origin = journal.origin
     try:
@@ -77,14 +81,14 @@ async def test_a_second_writer_on_the_journal_is_fatal_and_never_acknowledged(
             await journal.write(lambda tx: tx.append("product_delisted", {"id": "n3"}))
     finally:
         await journal.close()
-    reopened = Journal(path)
+    reopened = Journal(path, trust=KEY)
     await reopened.open()
     try:
         assert reopened.origin != origin
         assert reopened.rotation is not None
         assert reopened.rotation["reason"] == "origin_clash"
         assert reopened.rotation["predecessor"] == origin
-        assert reopened.rotation["cut"] == {"seq": 2, "hash": intruder.hash}
+        assert reopened.rotation["cut"] == {"seq": 3, "hash": intruder.hash}
         await reopened.write(lambda tx: tx.append("product_delisted", {"id": "n4"}))
     finally:
         await reopened.close()
@@ -133,7 +137,7 @@ async def test_a_restored_node_and_a_copied_folder_each_continue_under_a_new_ori
     a.start()
     assert a.node_id != before
     [(origin, seq, body)] = events_of(a.data_dir, "origin_started")
-    assert (origin, seq) == (a.node_id, 1)
+    assert (origin, seq) == (a.node_id, 2)  # after its certificate
     assert f'"predecessor":"{before}"' in body and "restored_from_backup" in body
     sold += await sell(a, token, 2)  # A sells at once, under its new origin
 
@@ -204,7 +208,7 @@ async def test_a_backup_restored_twice_retires_every_origin_the_folder_ran(
 
 
 async def sold_and_closed(path: Path, count: int) -> str:
-    journal = Journal(path)
+    journal = Journal(path, trust=KEY)
     await journal.open()
     try:
         for n in range(count):
@@ -223,12 +227,12 @@ async def test_a_journal_copied_back_over_the_file_in_place_is_seen_as_older(
     shutil.copyfile(path, copy)  # a raw copy, as a cron job would take
     assert await sold_and_closed(path, 2) == origin  # a restart: same origin, goes on
     shutil.copyfile(copy, path)  # put back over the file: same inode, path and machine
-    journal = Journal(path)
+    journal = Journal(path, trust=KEY)
     await journal.open()
     try:
         assert journal.origin != origin
         assert journal.rotation is not None and journal.rotation["reason"] == "journal_replaced"
-        assert journal.rotation["cut"]["seq"] == 2
+        assert journal.rotation["cut"]["seq"] == 3  # its certificate, then two events
     finally:
         await journal.close()
 
@@ -249,7 +253,7 @@ async def test_a_backup_made_before_the_upgrade_still_continues_under_a_new_orig
     assert edge("backup", "--data", str(data), str(backup)).returncode == 0
     assert await sold_and_closed(path, 2) == origin  # the upgraded node adopts its old id
     assert edge("restore", "--data", str(data), str(backup)).returncode == 0
-    journal = Journal(path)
+    journal = Journal(path, trust=KEY)
     await journal.open()
     try:
         assert journal.origin != origin
@@ -264,13 +268,22 @@ async def test_an_event_of_our_own_origin_from_a_peer_stops_the_node_writing_it(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "data" / "edge.sqlite3"
-    journal = Journal(path)
+    journal = Journal(path, trust=KEY)
     await journal.open()
     origin = journal.origin
     try:
         first = await journal.write(lambda tx: tx.append("product_delisted", {"id": "a"}))
         # What a copy of this folder running elsewhere wrote next, relayed by a peer.
-        theirs = ChainHead(first.seq, first.hash).next(origin, "product_delisted", {"id": "b"})
+        # Unsigned (or signed by any other key), it is a forgery: refused, nothing stops.
+        forged = ChainHead(first.seq, first.hash).next(origin, "product_delisted", {"id": "b"})
+        with pytest.raises(SignatureRefused, match="forged"):
+            await journal.write(lambda tx: tx.apply(forged))
+        assert not journal.stopped
+        with pytest.raises(SignatureRefused, match="forged"):
+            await journal.write(lambda tx: tx.apply(sign(forged, identity("other").signing_key)))
+        assert not journal.stopped
+        # Signed with this node's own key: a copy of its folder wrote it.
+        theirs = sign(forged, KEY.signing_key)
         with pytest.raises(OwnOriginSeen):
             await journal.write(lambda tx: tx.apply(theirs))
         assert journal.stopped and "copy of this data folder" in journal.stopped
@@ -278,10 +291,10 @@ async def test_an_event_of_our_own_origin_from_a_peer_stops_the_node_writing_it(
             await journal.write(lambda tx: tx.append("product_delisted", {"id": "c"}))
     finally:
         await journal.close()
-    reopened = Journal(path)
+    reopened = Journal(path, trust=KEY)
     await reopened.open()
     try:
         assert reopened.rotation is not None and reopened.rotation["reason"] == "origin_clash"
-        assert reopened.rotation["cut"]["seq"] == 1
+        assert reopened.rotation["cut"]["seq"] == 2
     finally:
         await reopened.close()

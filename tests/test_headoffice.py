@@ -16,24 +16,24 @@ import orjson
 import pytest
 from conftest import node_of
 from headoffice_support import CertificateAuthority, HeadOffice, store_node, wait_for
+from signing_support import chain as signed_chain
+from signing_support import identity, rehashed, store_ca
 from test_sync_outage import own_events, sell_in_bulk, settled
 
 from edge.headoffice.catalogue import catalogue_changes, delist, import_catalogue_csv
 from edge.headoffice.protocol import PULL_PATH, PUSH_PATH
 from edge.headoffice.server import HeadOfficeServer
 from edge.headoffice.storage import HeadOfficeStorage
-from edge.journal.chain import ChainHead, Event, event_hash
+from edge.journal.chain import Event
+from edge.journal.signing import sign
+from edge.trust.certificates import cert_pem
 
 STORE = "paris-11"
 
 
 def chain(origin: str, count: int) -> list[Event]:
-    events, head = [], ChainHead()
-    for number in range(1, count + 1):
-        event = head.next(origin, "sale_completed", {"id": f"s{number}", "total": number})
-        head = ChainHead(event.seq, event.hash)
-        events.append(event)
-    return events
+    """A node of the store's chain: its certificate (#1), then `count` sales."""
+    return signed_chain(origin, count, store_id=STORE)
 
 
 def positioned(events: list[Event], first: int = 1) -> list[tuple[int, Event]]:
@@ -45,6 +45,7 @@ async def storage(headoffice_db: str) -> AsyncIterator[HeadOfficeStorage]:
     storage = HeadOfficeStorage(headoffice_db)
     await storage.open()
     await storage.add_store(STORE, "Paris 11")
+    await storage.pin_store_ca(STORE, cert_pem(store_ca(STORE)[1]))  # as its first push does
     yield storage
     await storage.close()
 
@@ -59,7 +60,7 @@ async def test_each_event_is_kept_once_and_repeats_are_acknowledged(
     assert (again.acknowledged, again.stored, again.duplicates) == (4, 1, 3)
     # The same events forwarded by another node, at its own positions.
     forwarded = await storage.receive(STORE, "n2", positioned(events, first=70))
-    assert (forwarded.acknowledged, forwarded.stored, forwarded.duplicates) == (74, 1, 4)
+    assert (forwarded.acknowledged, forwarded.stored, forwarded.duplicates) == (75, 2, 4)
     assert await storage.events(STORE) == events
 
 
@@ -69,7 +70,7 @@ async def test_a_conflicting_event_is_parked_not_stored_and_the_rest_goes_on(
     events = chain("n1", 4)
     others = chain("n2", 2)
     await storage.receive(STORE, "n1", positioned(events[:2]))
-    forged = dataclasses.replace(events[1], body={"id": "s2", "total": 1})  # hash no longer fits
+    forged = dataclasses.replace(events[1], body={"id": "s1", "total": 0})  # hash no longer fits
     fork = chain("n1", 2)[1]  # a well-formed rival of n1#2: a node restored from a backup?
     batch = [(10, forged), (11, fork), (12, others[0]), (13, events[2]), (14, others[1])]
     receipt = await storage.receive(STORE, "n1", batch)
@@ -78,7 +79,7 @@ async def test_a_conflicting_event_is_parked_not_stored_and_the_rest_goes_on(
                                  "n1#2: differs from the event held here"]
     assert receipt.stored == 3
     assert await storage.events(STORE, "n1") == events[:3]
-    assert await storage.events(STORE, "n2") == others
+    assert await storage.events(STORE, "n2") == others[:2]
     parked = await storage.conflicts(STORE)
     assert {(row["origin"], row["seq"], row["hash"]) for row in parked} == {
         ("n1", 2, forged.hash), ("n1", 2, fork.hash)}
@@ -112,20 +113,19 @@ async def test_two_nodes_pushing_the_same_origin_at_once_store_it_once(
     events = chain("n1", 300)
     receipts = await asyncio.gather(*(storage.receive(STORE, node, positioned(events))
                                       for node in ("n1", "n2", "n3")))
-    assert sum(r.stored for r in receipts) == 300
-    assert sum(r.duplicates for r in receipts) == 600
+    assert sum(r.stored for r in receipts) == 301  # its certificate, then 300 sales
+    assert sum(r.duplicates for r in receipts) == 602
     assert await storage.events(STORE) == events
 
 
 async def test_a_sale_recorded_by_two_nodes_is_one_sale(storage: HeadOfficeStorage) -> None:
     # A till resent to node n2 a sale n1 acknowledged and never passed on.
     first, again = chain("n1", 3), chain("n2", 1)
-    again[0] = dataclasses.replace(again[0], body={"id": "s2", "total": 2})
-    again[0] = dataclasses.replace(again[0], hash=event_hash(
-        "n2", 1, again[0].id, again[0].time, again[0].type, again[0].body, again[0].prev_hash))
+    again[1] = sign(rehashed(again[1], body={"id": "s2", "total": 2}),
+                    identity("n2", STORE).signing_key)
     await storage.receive(STORE, "n2", positioned(again))
     await storage.receive(STORE, "n1", positioned(first))
-    assert len(await storage.events(STORE)) == 4
+    assert len(await storage.events(STORE)) == 6
     assert await storage.sale_ids(STORE) == ["s1", "s2", "s3"]
 
 
@@ -139,10 +139,12 @@ async def test_catalogue_imports_only_what_changed(storage: HeadOfficeStorage) -
     assert str(summary) == "1 new, 0 changed, 0 delisted"
     assert await delist(storage, ["p2", "p2", "nope"]) == 1
     events = await storage.catalogue_after(0, 100)
-    assert [(e.seq, e.type, e.body["id"]) for e in events] == [
-        (1, "product_upserted", "p1"), (2, "product_upserted", "p2"),
-        (3, "product_upserted", "p3"), (4, "product_delisted", "p2")]
-    assert all(e.origin == storage.origin for e in events)
+    assert [(e.seq, e.type, e.body.get("id")) for e in events] == [
+        (1, "origin_certified", None), (2, "product_upserted", "p1"),
+        (3, "product_upserted", "p2"), (4, "product_upserted", "p3"),
+        (5, "product_delisted", "p2")]
+    assert events[0].body == {"role": "headoffice", "public_key": storage.public_key}
+    assert all(e.origin == storage.origin and e.sig for e in events)
     assert [e.seq for e in await storage.catalogue_after(2, 1)] == [3]
     # Relisting a delisted product is a change too.
     assert catalogue_changes([{"id": "p2", "barcode": "2000002000013", "name": "Croissant",

@@ -25,29 +25,34 @@ import pytest
 from conftest import EDGE, ROOT, free_port
 from headoffice_support import CertificateAuthority
 from resources import MemoryWatch
+from signing_support import SignedChain, store_ca
 from test_headoffice_cli import wait_for_port
 
 from edge.headoffice.protocol import MAX_BATCH_BYTES, PULL_PATH, PUSH_PATH
 from edge.headoffice.storage import HeadOfficeStorage
-from edge.journal.chain import ChainHead, Event
+from edge.journal.chain import Event
+from edge.trust.certificates import cert_pem
 
 ATTACKER, HONEST = "attacker-store", "honest-store"
 
 
-def till_events(origin: str, count: int, head: ChainHead | None = None) -> list[Event]:
-    """A chain of events that fit their schema (`till_paired` has a small body)."""
-    events, head = [], head or ChainHead()
+def till_events(origin: str, count: int, chain: SignedChain | None = None,
+                store: str = ATTACKER) -> list[Event]:
+    """Events that fit their schema (`till_paired` has a small body), signed; a new chain's
+    certificate first."""
+    chain = chain or SignedChain(origin, store_id=store)
+    start = len(chain.events)
     for number in range(count):
-        event = head.next(origin, "till_paired", {
-            "code": f"T{number + 1:02d}-{origin}", "name": "Caisse", "token_sha256": "ab" * 32})
-        head = ChainHead(event.seq, event.hash)
-        events.append(event)
-    return events
+        chain.add("till_paired", {"code": f"T{number + 1:02d}-{origin}", "name": "Caisse",
+                                  "token_sha256": "ab" * 32})
+    return chain.events[start:]
 
 
-def push_body(events: list[Event], node: str = "n1", first: int = 1) -> dict[str, Any]:
-    return {"node": node, "events": [{"position": first + number, **event.as_dict()}
-                                     for number, event in enumerate(events)]}
+def push_body(events: list[Event], node: str = "n1", first: int = 1,
+              store: str = ATTACKER) -> dict[str, Any]:
+    return {"node": node, "store_ca": cert_pem(store_ca(store)[1]),
+            "events": [{"position": first + number, **event.as_dict()}
+                       for number, event in enumerate(events)]}
 
 
 @functools.cache
@@ -118,7 +123,7 @@ def malformed_pushes() -> Iterator[tuple[str, Any, str]]:
     """(what, push body, the error code head office must answer with)."""
     good = push_body(till_events("n1", 2))
 
-    def changed(number: int = 0, **fields: Any) -> dict[str, Any]:
+    def changed(number: int = 1, **fields: Any) -> dict[str, Any]:  # a till_paired
         body = orjson.loads(orjson.dumps(good))
         body["events"][number].update(fields)
         return body
@@ -162,6 +167,12 @@ def malformed_pushes() -> Iterator[tuple[str, Any, str]]:
     yield "a sale without its id", changed(type="sale_completed", body={"total": 1}), \
         "unfit_event"
     yield "positions going back", changed(1, position=1), "invalid_request"
+    yield "sig is not hex", changed(sig="z" * 128), "invalid_request"
+    yield "sig of 1 MB", changed(sig="ab" * 500_000), "invalid_request"
+    yield "store_ca of 1 MB", {**good, "store_ca": "x" * 1_000_000}, "store_ca_invalid"
+    yield "store_ca is not a certificate", {**good, "store_ca": "nope"}, "store_ca_invalid"
+    yield "store_ca of another store", {**good, "store_ca": cert_pem(store_ca(HONEST)[1])}, \
+        "store_ca_invalid"
 
 
 async def test_every_malformed_request_is_refused_with_its_code_and_changes_nothing(
@@ -199,7 +210,7 @@ async def test_every_malformed_request_is_refused_with_its_code_and_changes_noth
     # Nothing of it was stored; the store still pushes and pulls.
     events = till_events("n1", 3)
     status, answer = await headoffice.push(push_body(events))
-    assert status == 200 and answer["stored"] == 3, answer
+    assert status == 200 and answer["stored"] == 4, answer  # its certificate, then 3
     storage = HeadOfficeStorage(headoffice_db)
     await storage.open()
     try:
@@ -220,13 +231,12 @@ async def test_eight_gzip_bombs_at_once_cost_little_and_an_honest_store_is_serve
     attack_over = asyncio.Event()
 
     async def honest_store() -> None:
-        head = ChainHead()
+        chain = SignedChain("h1", store_id=HONEST)
         while not attack_over.is_set() or len(served) < 3:
-            events = till_events("h1", 1, head)
-            head = ChainHead(events[-1].seq, events[-1].hash)
+            events = till_events("h1", 1, chain)
             status, answer = await headoffice.push(
-                push_body(events, "h1", first=head.seq), store=HONEST)
-            assert status == 200 and answer["stored"] == 1, answer
+                push_body(events, "h1", first=events[0].seq, store=HONEST), store=HONEST)
+            assert status == 200 and answer["stored"] == len(events), answer
             served.append(status)
 
     honest = asyncio.create_task(honest_store())

@@ -245,7 +245,8 @@ async def test_a_restore_is_noticed_with_no_new_price_and_a_retired_nodes_sales_
             await wait_for(lambda: server.storage.origin != old_origin, 60, "a new origin")
             origins = await server.storage.origins()
             assert origins[-1]["predecessor"] == old_origin
-            assert f"a store holds {old_origin}#2, head office only up to #1" \
+            # (#1 is its origin's certificate, then one price each day.)
+            assert f"a store holds {old_origin}#3, head office only up to #2" \
                 == origins[-1]["reason"]
             # Head office's catalogue as the backup holds it, then what is entered after.
             await wait_for(lambda: sells_at(a, 120), 60, "head office's own price")

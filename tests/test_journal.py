@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from signing_support import identity
 
 from edge.api import commands  # noqa: F401  (registers projections through the modules)
 from edge.journal.chain import ChainError, ChainGap, Event
@@ -19,8 +20,8 @@ HEADER = "id,barcode,name,price,vat_rate,category\n"
 
 @pytest.fixture
 async def two_journals(tmp_path: Path) -> AsyncIterator[tuple[Journal, Journal]]:
-    a = Journal(tmp_path / "a.sqlite3", origin="node-a")
-    b = Journal(tmp_path / "b.sqlite3", origin="node-b")
+    a = Journal(tmp_path / "a.sqlite3", origin="node-a", trust=identity("node-a"))
+    b = Journal(tmp_path / "b.sqlite3", origin="node-b", trust=identity("node-b"))
     await a.open()
     await b.open()
     yield a, b
@@ -29,10 +30,12 @@ async def two_journals(tmp_path: Path) -> AsyncIterator[tuple[Journal, Journal]]
 
 
 async def write_products(journal: Journal, *rows: str) -> list[Event]:
+    """The events written, its origin's certificate first when these are its first."""
     products = parse_catalogue_csv(HEADER + "".join(rows))
 
     def work(tx: Tx) -> list[Event]:
-        return [tx.append("product_upserted", product) for product in products]
+        [tx.append("product_upserted", product) for product in products]
+        return tx.events
 
     return await journal.write(work)
 
@@ -50,18 +53,18 @@ async def test_events_from_another_node_apply_once(two_journals) -> None:
     a, b = two_journals
     events = await write_products(a, "p1,2000001000014,Baguette,120,550,Pain\n",
                                   "p2,2000002000013,Croissant,115,550,Viennoiserie\n")
-    assert await apply(b, events) == [True, True]
-    assert await apply(b, events) == [False, False]
+    assert await apply(b, events) == [True, True, True]
+    assert await apply(b, events) == [False, False, False]
     assert await products(b) == await products(a)
-    assert await b.version_vector() == {"node-a": 2}
+    assert await b.version_vector() == {"node-a": 3}
 
 
 async def test_a_tampered_event_is_refused_and_nothing_applies(two_journals) -> None:
     a, b = two_journals
     events = await write_products(a, "p1,2000001000014,Baguette,120,550,Pain\n")
-    forged = dataclasses.replace(events[0], body={**events[0].body, "price": 1})
+    forged = dataclasses.replace(events[1], body={**events[1].body, "price": 1})
     with pytest.raises(ChainError, match="hash does not match its content"):
-        await apply(b, [forged])
+        await apply(b, [events[0], forged])
     assert await products(b) == []
     assert await b.version_vector() == {}
 
@@ -71,7 +74,7 @@ async def test_a_gap_is_refused(two_journals) -> None:
     events = await write_products(a, "p1,2000001000014,Baguette,120,550,Pain\n",
                                   "p2,2000002000013,Croissant,115,550,Viennoiserie\n")
     with pytest.raises(ChainGap, match="events after #0 are missing"):
-        await apply(b, [events[1]])
+        await apply(b, [events[2]])
     assert await products(b) == []
 
 
@@ -79,7 +82,7 @@ async def test_a_fork_of_a_known_event_is_refused(two_journals) -> None:
     a, b = two_journals
     events = await write_products(a, "p1,2000001000014,Baguette,120,550,Pain\n")
     await apply(b, events)
-    other = Journal(a.path.with_name("fork.sqlite3"), origin="node-a")
+    other = Journal(a.path.with_name("fork.sqlite3"), origin="node-a", trust=identity("node-a"))
     await other.open()
     try:
         fork = await write_products(other, "p9,2000002000013,Croissant,115,550,Viennoiserie\n")
@@ -93,11 +96,12 @@ async def test_a_failed_apply_leaves_the_rest_of_the_batch_alone(two_journals) -
     a, b = two_journals
     events = await write_products(a, "p1,2000001000014,Baguette,120,550,Pain\n")
     forged = dataclasses.replace(events[0], hash="0" * 64)
-    good, bad = b.write(lambda tx: tx.apply(events[0])), b.write(lambda tx: tx.apply(forged))
+    good, bad = b.write(lambda tx: [tx.apply(e) for e in events]), \
+        b.write(lambda tx: tx.apply(forged))
     import asyncio
 
     results = await asyncio.gather(bad, good, return_exceptions=True)
-    assert isinstance(results[0], ChainError) and results[1] is True
+    assert isinstance(results[0], ChainError) and results[1] == [True, True]
     assert len(await products(b)) == 1
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 from conftest import EDGE, ROOT, EdgeProcess, free_port
+from signing_support import identity
 
 from edge.journal.datafolder import FolderLock
 from edge.journal.store import Journal
@@ -46,7 +47,7 @@ def code_of(output: str) -> str:
 
 
 async def made_journal(data_dir: Path) -> None:
-    journal = Journal(data_dir / "edge.sqlite3")
+    journal = Journal(data_dir / "edge.sqlite3", trust=identity("pair-lock"))
     await journal.open()
     await journal.close()
 

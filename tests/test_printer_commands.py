@@ -8,6 +8,7 @@ import pytest
 from conftest import CommandFailed, NodeUnderTest, node_of
 from fake_usb import FakePrinter, FakeUsbBackend
 from printing import all_done, events, eventually, printing_node, receipt_bytes, sell
+from signing_support import identity
 
 from edge.config import ConfigError, PrinterConfig, parse_config
 from edge.devices.escpos import drawer_pulse
@@ -97,7 +98,8 @@ async def test_a_till_with_no_printer_is_told(tmp_path: Path) -> None:
 
 
 async def test_which_till_prints_where_across_the_store(tmp_path: Path) -> None:
-    here, there = (Journal(tmp_path / f"{name}.sqlite3", origin=name) for name in ("here", "there"))
+    here, there = (Journal(tmp_path / f"{name}.sqlite3", origin=name, trust=identity(name))
+                   for name in ("here", "there"))
     await here.open()
     await there.open()
     try:

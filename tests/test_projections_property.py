@@ -2,14 +2,17 @@
 
 Hypothesis makes a store's history: several origins (three nodes, head
 office, and a node that a restored one retired), each writing a proper hash
-chain (`ChainHead.next`) of every event type there is, with ids that collide
+chain (`ChainHead.next`), signed and certified by its first event, of every
+event type there is, with ids that collide
 on purpose the way a store's do: a sale recorded through two nodes after a
 failover, its receipt asked of one printer by both, a basket taken over by
 two tills at once and sold by both, two old nodes both giving `T01`, a cashier and a product
 changed on two origins. Each history is applied to fresh journals (as a peer
 or head office would: `tx.apply`) in different interleavings that keep each
 origin's own order, with events applied twice, in batches of any size; every
-projection table must come out the same on all of them.
+projection table must come out the same on all of them. Head office's
+origin is taken once a node's record of its key has arrived (before that,
+like a peer, the observer asks for it again later).
 """
 
 from __future__ import annotations
@@ -28,12 +31,15 @@ from unittest import mock
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from signing_support import headoffice_key, identity
 
 from edge.devices.print_jobs import derived_job_id
 from edge.devices.store_printers import PrinterRef
 from edge.journal.chain import ChainHead, Event
 from edge.journal.event_types import registry
+from edge.journal.signing import headoffice_certified_body, node_certified_body, public_hex, sign
 from edge.journal.store import Journal
+from edge.replication.peers import apply_each_origin
 from edge.selling.money import Line, basket_totals
 
 NODES = ("n1", "n2", "n3")
@@ -292,16 +298,30 @@ def histories(draw: st.DrawFn) -> dict[str, list[Event]]:
         "cut": {"seq": 1, "hash": "0" * 64}, "backup": {"taken_at": "2026-03-01T09:00:00Z"},
         "also_retires": [RETIRED_BETWEEN]},
         draw(TIMES))
+    # A node records head office's key (as its pull does) before head office's
+    # origin can be taken anywhere.
+    trusted = ("n1", "headoffice_key_trusted", {"public_key": public_hex(headoffice_key())},
+               draw(TIMES))
     chains: dict[str, list[Event]] = {}
-    for origin, type_, body, time in [started, *steps]:
+    for origin, type_, body, time in [started, trusted, *steps]:
         chain = chains.setdefault(origin, [])
-        head = ChainHead(chain[-1].seq, chain[-1].hash) if chain else ChainHead()
-        # Its clock says `time`; its id, like its content, comes from the history alone.
-        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{origin}/{head.seq + 1}")
-        with mock.patch("edge.journal.chain.utc_now", return_value=time), \
-                mock.patch("edge.journal.chain.uuid.uuid4", return_value=event_id):
-            chain.append(head.next(origin, type_, body))
+        key = headoffice_key() if origin == HEAD_OFFICE else identity(origin).signing_key
+        if not chain:  # every origin's first event certifies its key
+            certified = headoffice_certified_body(key) if origin == HEAD_OFFICE \
+                else node_certified_body(identity(origin))
+            chain.append(_signed(ChainHead(), origin, "origin_certified", certified, time, key))
+        head = ChainHead(chain[-1].seq, chain[-1].hash)
+        chain.append(_signed(head, origin, type_, body, time, key))
     return chains
+
+
+def _signed(head: ChainHead, origin: str, type_: str, body: dict[str, Any], time: str,
+            key: Any) -> Event:
+    # Its clock says `time`; its id, like its content, comes from the history alone.
+    event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{origin}/{head.seq + 1}")
+    with mock.patch("edge.journal.chain.utc_now", return_value=time), \
+            mock.patch("edge.journal.chain.uuid.uuid4", return_value=event_id):
+        return sign(head.next(origin, type_, body), key)
 
 
 @st.composite
@@ -346,11 +366,20 @@ def _projections(path: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 async def _observe(path: Path, batches: list[list[Event]]) -> dict[str, list[tuple[Any, ...]]]:
-    journal = Journal(path, origin=f"observer-{path.stem}")
+    """Apply `batches` as a peer link does; an origin that cannot be taken yet (head office's,
+    before a node's record of its key arrived) is taken again with the next batch."""
+    observer = f"observer-{path.stem}"
+    journal = Journal(path, origin=observer, trust=identity(observer))
     await journal.open()
     try:
-        for batch in batches:
-            await journal.write(lambda tx, batch=batch: [tx.apply(event) for event in batch])
+        waiting: list[Event] = []
+        for batch in [*batches, [], []]:
+            todo = waiting + batch
+            _, refused, gaps = await journal.write(
+                lambda tx, todo=todo: apply_each_origin(tx, todo))
+            assert refused == {}
+            waiting = [event for event in todo if event.origin in gaps]
+        assert waiting == []
     finally:
         await journal.close()
     return _projections(path)

@@ -35,7 +35,9 @@ class ShopNode(EdgeProcess):
 
     def __init__(self, ns: str, folder: Path, extra: list[str] | None = None,
                  address: str = ADDRESS, port: int | None = None) -> None:
-        super().__init__(folder / "data", port or free_port(), ["--no-advertise", *(extra or [])],
+        # Plain HTTP (a demo store may): these tests are about an insecure page.
+        super().__init__(folder / "data", port or free_port(),
+                         ["--no-advertise", "--tls", "off", *(extra or [])],
                          host=address, namespace=ns, log=folder / "edge.log")
         self.ns = ns
 

@@ -27,6 +27,7 @@ from edge.devices.escpos import FEED_AND_CUT, drawer_pulse
 from edge.devices.usb_printers import find_usb_printers
 from edge.journal.store import Tx
 from edge.node import Node
+from edge.trust.folder import TrustFolder
 
 USB = PrinterConfig("caisse", kind="usb")  # no id: the first receipt printer found
 
@@ -248,7 +249,9 @@ async def _crash_after(tmp_path: Path, printer: FakePrinter, backend: FakeUsbBac
         sale = await sell(till)  # cash: the drawer should open
         [job] = await events(node, "print_requested")
     crashed = Node(Config(data_dir=tmp_path, advertise=False, printers=(USB,)), backend)
-    await crashed.journal.open()  # the journal alone: the queue must not run
+    # The journal alone (the queue must not run), signing as the node does.
+    crashed.journal.trust = TrustFolder(tmp_path).load(crashed.config.store_id)
+    await crashed.journal.open()
     bodies = {
         "print_job_started": {"copy": "original"},
         "drawer_opened": {"reason": "cash sale", "sale_id": sale["id"]},

@@ -17,6 +17,9 @@ import { $, el } from './dom.js';
 import { TillPrinting } from './printing.js';
 
 const TOKEN_KEY = 'edge.till_token';
+// The signed-in cashier and the till's basket, kept for a reload (F5) of this
+// tab only (sessionStorage), so a till reloaded with every node down still sells.
+const SESSION_KEY = 'edge.session';
 const DEFAULT_TILL_NAME = 'Caisse';
 const SEARCH_DEBOUNCE_MS = 150;
 const SEARCH_LIMIT = 20;
@@ -35,7 +38,9 @@ const state = {
   cashier: null, // the logged-in cashier
   // Login is per connection, so after a reconnect the same cashier must log in
   // again without being asked: the PIN stays in memory (never in storage) until logout.
+  // null with a cashier: the session came back from a reload, so the PIN is typed again.
   pin: null,
+  pinWanted: false, // a node answered after a reload: ask the PIN once the change due is read
   sessionEpoch: 0, // bumped at logout, so answers for the previous session are ignored
   connectionEpoch: 0, // bumped at each auth and each loss, so work for an old connection stops
   basketId: null, // client-made id of the current basket (exists on the node after the first add)
@@ -677,6 +682,7 @@ function onQuickCash(value) {
 function leavePayment() {
   if (state.paying) return;
   showScreen('sell');
+  if (state.pinWanted && client.online) askForPin(); // the sale failed: the PIN now
 }
 
 function newSale() {
@@ -686,6 +692,7 @@ function newSale() {
   state.lastSale = null;
   printing.showSale(null);
   showScreen('sell');
+  if (state.pinWanted && client.online) askForPin();
 }
 
 // --- pairing, connection, login ------------------------------------------------------
@@ -736,7 +743,8 @@ function pairingError(status, body) {
 }
 
 function startConnection() {
-  showScreen('login');
+  // A cashier still signed in after a reload sells at once; a node that answers asks the PIN.
+  showScreen(state.cashier ? 'sell' : 'login');
   client.start(localStorage.getItem(TOKEN_KEY));
   renderStatus();
 }
@@ -751,8 +759,15 @@ async function onAuthed(auth) {
   renderStatus();
   refreshCatalogue();
   printing.onAuthed(auth);
+  checkForAppUpdate();
   if (!state.cashier) {
     if (state.screen !== 'login') showScreen('login');
+    return;
+  }
+  if (state.pin === null) {
+    // Signed in before a reload: the PIN was not kept, so this node needs it typed once
+    // more. The basket and the sales made meanwhile wait, and go to the node after login.
+    askForPin();
     return;
   }
   // A reconnect, maybe to another node: log the same cashier back in, then bring the node up to date.
@@ -821,6 +836,8 @@ function onOffline() {
   state.connectionEpoch++;
   sessionReady.close();
   printing.onOffline();
+  // Asked for the PIN after a reload, and the node left before it was typed: sell on offline.
+  if (state.cashier && state.pin === null && state.screen === 'login') showScreen('sell');
   renderStatus();
   renderBasket();
 }
@@ -859,6 +876,8 @@ async function submitLogin() {
     const { cashier } = await client.call('login', { cashier_id: cashierId, pin });
     state.cashier = cashier;
     state.pin = pin;
+    state.pinWanted = false;
+    saveSession();
     $('#pin').value = '';
     hideError();
   } catch (error) {
@@ -882,6 +901,7 @@ function logout() {
 function endSession() {
   state.cashier = null;
   state.pin = null;
+  state.pinWanted = false;
   state.sessionEpoch++;
   state.basket = null;
   state.basketId = null;
@@ -893,7 +913,82 @@ function endSession() {
   // Queued commands of the old session are dropped (the running one sees the new epoch).
   for (const job of basketQueue.splice(1)) job.resolve({ ok: false, cancelled: true });
   closeSearch();
+  saveSession(); // nobody signed in: a reload shows the login screen
   renderStatus();
+}
+
+/** Asks the signed-in cashier's PIN again (after a reload); not over the change due of a sale. */
+function askForPin() {
+  if (state.screen === 'done' || state.paying) {
+    state.pinWanted = true; // newSale() or leavePayment() asks
+    return;
+  }
+  state.pinWanted = false;
+  state.selectedCashierId = state.cashier.id;
+  $('#pin').value = '';
+  showScreen('login');
+}
+
+// --- surviving a reload ------------------------------------------------------------
+
+/** Keeps what a reload needs to sell on: the auth answer, the cashier (never the PIN), the basket. */
+function saveSession() {
+  try {
+    if (!state.cashier || !state.auth) {
+      sessionStorage.removeItem(SESSION_KEY);
+      return;
+    }
+    const { auth, cashier, basket, basketId, voidedOffline } = state;
+    sessionStorage.setItem(SESSION_KEY, JSON.stringify({ auth, cashier, basket, basketId, voidedOffline }));
+  } catch {
+    // No session storage (or full): a reload shows the login screen, as it always did.
+  }
+}
+
+/** After a reload: the cashier who was signed in sells on, with the basket; false if nobody was. */
+async function restoreSession() {
+  let saved = null;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? 'null');
+  } catch {
+    return false;
+  }
+  if (!saved?.auth?.till?.code || !saved.cashier?.id) return false;
+  state.auth = saved.auth;
+  state.cashier = saved.cashier;
+  state.pin = null;
+  state.selectedCashierId = saved.cashier.id;
+  state.basket = saved.basket?.lines ? saved.basket : null;
+  state.basketId = saved.basketId ?? state.basket?.id ?? null;
+  state.voidedOffline = Array.isArray(saved.voidedOffline) ? saved.voidedOffline : [];
+  await ledger.adopt(saved.auth); // which till this is: its receipt counter and outbox
+  return true;
+}
+
+/**
+ * The service worker keeps the app so a reload opens with every node down.
+ * Browsers allow it in secure contexts only (HTTPS with the store CA, or
+ * loopback); without one, or if it fails, the till works as it always did.
+ */
+function registerServiceWorker() {
+  try {
+    if (!window.isSecureContext || !navigator.serviceWorker) return;
+    navigator.serviceWorker.register('/sw.js', { scope: '/', updateViaCache: 'none' }).catch((error) => {
+      console.warn('no service worker: a reload needs a node', error);
+    });
+  } catch (error) {
+    console.warn('no service worker: a reload needs a node', error);
+  }
+}
+
+/** A node answered, maybe upgraded: fetch its /sw.js now, so the next reload is its version. */
+function checkForAppUpdate() {
+  try {
+    if (!window.isSecureContext || !navigator.serviceWorker) return;
+    navigator.serviceWorker.getRegistration().then((registration) => registration?.update()).catch(() => {});
+  } catch {
+    // No worker: nothing to update.
+  }
 }
 
 function onPinKey(key) {
@@ -1407,6 +1502,7 @@ function wireEvents() {
   client.addEventListener('invalid-token', onInvalidToken);
   // The browser noticed the network is back: do not wait for the backoff timer.
   window.addEventListener('online', () => client.reconnectNow());
+  window.addEventListener('pagehide', saveSession); // a reload (F5) keeps the session and basket
 }
 
 /** The browser's own storage: outbox, receipt counter, catalogue copy. Selling online works without it. */
@@ -1423,6 +1519,7 @@ async function openTillStorage() {
 }
 
 async function start() {
+  registerServiceWorker();
   translatePage();
   wireEvents();
   await openTillStorage();
@@ -1432,6 +1529,7 @@ async function start() {
     showScreen('pair');
     pairTill(pairCode, DEFAULT_TILL_NAME);
   } else if (localStorage.getItem(TOKEN_KEY)) {
+    await restoreSession();
     startConnection();
   } else {
     showScreen('pair');

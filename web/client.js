@@ -38,8 +38,16 @@ export class CommandError extends Error {
   }
 }
 
-/** "http://10.0.0.5:8080" → "ws://10.0.0.5:8080/api/ws"; null for anything that is not an http(s) URL. */
-export function socketUrlOf(nodeUrl) {
+/**
+ * "http://10.0.0.5:8080" → "ws://10.0.0.5:8080/api/ws"; null for anything the
+ * till must not dial: not a well-formed URL of a node (http(s), a host, no
+ * credentials, path, query or fragment), or, when the page itself came over
+ * https (`pageUrl`), a node that is not https. A till on HTTPS only talks to
+ * nodes whose certificate the browser checked against the store CA: never a
+ * downgrade to ws://, where anyone on the shop's Wi-Fi could answer.
+ */
+export function socketUrlOf(nodeUrl, pageUrl = null) {
+  if (typeof nodeUrl !== 'string') return null;
   let url;
   try {
     url = new URL(nodeUrl);
@@ -47,17 +55,38 @@ export function socketUrlOf(nodeUrl) {
     return null;
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+  if (!url.hostname || url.username || url.password) return null;
+  if (url.pathname !== '/' || url.search || url.hash) return null;
+  if (pageIsHttps(pageUrl) && url.protocol !== 'https:') return null;
   return `${url.protocol === 'https:' ? 'wss:' : 'ws:'}//${url.host}/api/ws`;
+}
+
+function pageIsHttps(pageUrl) {
+  if (!pageUrl) return false;
+  try {
+    return new URL(pageUrl).protocol === 'https:';
+  } catch {
+    return false;
+  }
 }
 
 function sameUrl(a, b) {
   return socketUrlOf(a) === socketUrlOf(b);
 }
 
-function loadSavedNodes() {
+/** A node entry worth keeping: a usable URL (see socketUrlOf) and a string id or none. */
+function nodeEntry(node, pageUrl) {
+  if (!node || typeof node !== 'object' || !socketUrlOf(node.url, pageUrl)) return null;
+  return { id: typeof node.id === 'string' ? node.id : null, url: node.url };
+}
+
+function nodeEntries(nodes, pageUrl) {
+  return Array.isArray(nodes) ? nodes.map((node) => nodeEntry(node, pageUrl)).filter(Boolean) : [];
+}
+
+function loadSavedNodes(pageUrl) {
   try {
-    const nodes = JSON.parse(localStorage.getItem(NODES_KEY) || '[]');
-    return Array.isArray(nodes) ? nodes.filter((node) => node && socketUrlOf(node.url)) : [];
+    return nodeEntries(JSON.parse(localStorage.getItem(NODES_KEY) || '[]'), pageUrl);
   } catch {
     return [];
   }
@@ -76,7 +105,8 @@ export class TillClient extends EventTarget {
   constructor(homeUrl) {
     super();
     this.homeUrl = homeUrl;
-    this.nodes = this.withHome(loadSavedNodes());
+    // Saved by an earlier page: an http node saved while the till was on http stays unused on https.
+    this.nodes = this.withHome(loadSavedNodes(homeUrl));
     this.nodeIndex = 0; // the home node first: it just served the page, so it is likely up
     this.node = null; // {id, url} of the node serving us, once authenticated
     this.token = null;
@@ -141,7 +171,7 @@ export class TillClient extends EventTarget {
   /** The page's own node is always worth a try, even if the nodes forget to list it. */
   withHome(nodes) {
     const list = nodes.slice(0, MAX_NODES);
-    if (this.homeUrl && !list.some((node) => sameUrl(node.url, this.homeUrl))) {
+    if (socketUrlOf(this.homeUrl) && !list.some((node) => sameUrl(node.url, this.homeUrl))) {
       list.push({ id: null, url: this.homeUrl });
     }
     return list;
@@ -151,13 +181,11 @@ export class TillClient extends EventTarget {
    * Takes the node list of an `auth` reply, remembers it across reloads, and
    * finds ourselves in it. Nodes known before stay on the list, after the
    * listed ones: a node that just started may not have met all its peers yet.
+   * The token (and, once logged in, the cashier's PIN) only ever goes to these:
+   * nodes the store listed, and the page's own node.
    */
   learnNodes(auth, connectedUrl) {
-    const listed = Array.isArray(auth.nodes)
-      ? auth.nodes
-        .filter((node) => node && typeof node.url === 'string' && socketUrlOf(node.url))
-        .map((node) => ({ id: node.id ?? null, url: node.url }))
-      : [];
+    const listed = nodeEntries(auth.nodes, this.homeUrl);
     if (!listed.length) return;
     const isListed = (known) =>
       listed.some((node) => sameUrl(node.url, known.url) || (known.id && node.id === known.id));
@@ -187,7 +215,7 @@ export class TillClient extends EventTarget {
   connect() {
     const node = this.nodes[this.nodeIndex % this.nodes.length];
     this.attemptsThisRound++;
-    const socket = new WebSocket(socketUrlOf(node.url));
+    const socket = new WebSocket(socketUrlOf(node.url, this.homeUrl));
     this.socket = socket;
     this.connectStartedAt = Date.now();
     socket.onopen = () => {

@@ -96,9 +96,11 @@ class ServedOrigins:
     """The names and origins a node answers to; `store_nodes` gives the other nodes'."""
 
     def __init__(self, config: Config, node_id: Callable[[], str | None],
-                 store_nodes: Callable[[], Iterable[dict[str, str | None]]]) -> None:
+                 store_nodes: Callable[[], Iterable[dict[str, str | None]]],
+                 node_name: Callable[[], str | None] = lambda: None) -> None:
         self.config = config
         self._node_id = node_id
+        self._node_name = node_name  # its certificate's name: edge-<name>.local (mDNS)
         self._store_nodes = store_nodes
         self._addresses: frozenset[str] = frozenset()
         self._addresses_at = -ADDRESSES_FRESH_FOR
@@ -113,6 +115,9 @@ class ServedOrigins:
         node_id = self._node_id()
         if node_id:
             names.add(mdns_name(node_id))
+        node_name = self._node_name()
+        if node_name:
+            names.add(mdns_name(node_name))
         if self._url is not None:
             names.add(self._url[0])
         if not is_address(self.config.host) and self.config.host not in ("", "0.0.0.0", "::"):
@@ -164,9 +169,8 @@ class ServedOrigins:
         url = split_origin(node.get("url") or "")
         if url is None or url[1] != port:
             return False
-        node_id = node.get("id")
-        return (host == url[0] or is_loopback(host)
-                or (node_id is not None and host == mdns_name(node_id)))
+        names = {mdns_name(name) for name in (node.get("id"), node.get("name")) if name}
+        return host == url[0] or is_loopback(host) or host in names
 
     def warn(self, what: str, request: web.Request) -> None:
         now = time.monotonic()

@@ -22,6 +22,8 @@ from edge.admin import MAX_PAIRING_MINUTES, AdminRefused, admin_error, admin_onl
 from edge.api.commands import till_connections
 from edge.api.connections import CONNECTIONS, HEAD_SECONDS, ConnectionGuard, read_body_in_time
 from edge.api.origins import SERVED_ORIGINS, ServedOrigins, check_origin_and_host
+from edge.api.till_shell import service_worker_handler
+from edge.api.tls_join import add_routes as add_tls_join_routes
 from edge.api.websocket_api import MAX_MESSAGE_BYTES, Connection
 from edge.config import Config
 from edge.devices import print_jobs
@@ -274,10 +276,15 @@ def make_app(config: Config, usb_backend: Any = None) -> web.Application:
     # Counts connections once `install`ed on the runner's server (edge/cli.py `serve`).
     app[CONNECTIONS] = ConnectionGuard()
     app[NODE] = node = Node(config, usb_backend)
+    # Pages of the store: its verified nodes', and those store IT configured (a till page
+    # served by a configured peer may fail over here before the two nodes linked).
+    configured = [{"id": None, "url": url} for url in config.peer_urls]
     app[SERVED_ORIGINS] = ServedOrigins(
-        config, lambda: node.journal.origin or None, node.store_nodes)
+        config, lambda: node.journal.origin or None, lambda: [*node.store_nodes(), *configured],
+        node_name=lambda: node.trust.node_name if node.trust else None)
     app[STARTED] = time.monotonic()
     app.router.add_get("/", index)
+    app.router.add_get("/sw.js", service_worker_handler(WEB_DIR))  # before the static files
     app.router.add_get("/status", status_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -289,6 +296,7 @@ def make_app(config: Config, usb_backend: Any = None) -> web.Application:
     app.router.add_post("/api/admin/tills", admin_tills)
     app.router.add_get("/api/ws", till_websocket)
     app.router.add_get("/api/peer", peer_websocket)
+    add_tls_join_routes(app)  # /api/tls/ca, /api/tls/join, /api/admin/tls/join-code
     app.router.add_static("/", WEB_DIR, show_index=False, follow_symlinks=False)
     app.cleanup_ctx.append(_run_node)
     app.on_shutdown.append(_hang_up)
@@ -320,7 +328,11 @@ async def _hang_up(app: web.Application) -> None:
 
 async def _advertise(app: web.Application) -> AsyncIterator[None]:
     node = app[NODE]
-    discovery = Discovery(node.config.store_id, node.node_id, node.config.host, node.config.port)
+    assert node.trust is not None
+    # Its mDNS name is the one its certificate covers, `edge-<node name>.local`: kept
+    # across a restored journal (a new node id), so tills keep the address they know.
+    discovery = Discovery(node.config.store_id, node.node_id, node.config.host, node.config.port,
+                          name=node.trust.node_name, scheme=node.config.scheme)
     # Announcing takes a second or two; the node serves meanwhile.
     announce = asyncio.create_task(discovery.announce(), name="zeroconf-announce")
     if node.peers.enabled:

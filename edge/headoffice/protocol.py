@@ -12,6 +12,7 @@ from typing import Any
 
 from edge.journal.chain import Event
 from edge.journal.event_types import UnfitEvent, checked, registry
+from edge.journal.signing import HEADOFFICE_ORIGIN_PREFIX, is_headoffice_origin
 
 PUSH_PATH = "/api/sync/v1/events"
 PULL_PATH = "/api/sync/v1/catalogue"
@@ -31,16 +32,14 @@ ORIGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 EVENT_ID = re.compile(r"[\x21-\x7e]{1,100}")  # a uuid4 today: printable, no space
 TIME = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]{5,18}(Z|[+-]\d\d:\d\d)")
 HASH = re.compile(r"[0-9a-f]{64}")
+SIG = re.compile(r"[0-9a-f]{128}")  # Ed25519, hex; "" for an event written before signing
+MAX_CA_PEM = 8192  # the store CA's certificate, which a push carries
 
-# Every head-office origin starts so: `headoffice-<6 hex>` for a new database,
-# `headoffice-<6 hex>-<8 hex>` for one that continued after a restore. Nodes
-# never push these (they are head office's own catalogue), whichever is current.
-HEADOFFICE_ORIGIN_PREFIX = "headoffice-"
+# Every head-office origin starts so (edge/journal/signing.py): `headoffice-<6 hex>`
+# for a new database, `headoffice-<6 hex>-<8 hex>` for one that continued after a
+# restore. Nodes never push these (they are head office's own catalogue).
 HEADOFFICE_ORIGIN_GLOB = HEADOFFICE_ORIGIN_PREFIX + "*"  # for SQL: `origin GLOB ?`
-
-
-def is_headoffice_origin(origin: str) -> bool:
-    return origin.startswith(HEADOFFICE_ORIGIN_PREFIX)
+__all__ = ["HEADOFFICE_ORIGIN_GLOB", "HEADOFFICE_ORIGIN_PREFIX", "is_headoffice_origin"]
 
 
 class BadBatch(ValueError):
@@ -85,8 +84,9 @@ def parse_pull(data: Any) -> tuple[dict[str, int], dict[str, str], int]:
     return vector, heads, min(limit, MAX_PULL_EVENTS)
 
 
-def parse_push(data: Any) -> tuple[str, list[tuple[int, Event]]]:
-    """(node, [(position, event)]) from a decoded push body, positions strictly increasing.
+def parse_push(data: Any) -> tuple[str, list[tuple[int, Event]], str | None]:
+    """(node, [(position, event)], store CA PEM or None) from a decoded push body,
+    positions strictly increasing.
 
     Every field is checked before anything is stored: its type, its length,
     seqs and positions within BIGINT, the event type one this head office
@@ -95,9 +95,13 @@ def parse_push(data: Any) -> tuple[str, list[tuple[int, Event]]]:
     """
     if not isinstance(data, dict) or not isinstance(data.get("events"), list):
         raise BadBatch("send a JSON object {\"node\", \"events\": [...]}")
-    node, items = data.get("node"), data["events"]
+    node, items, store_ca = data.get("node"), data["events"], data.get("store_ca")
     if not _is_origin(node):
         raise BadBatch("'node' must name the node that sends the batch (its id)")
+    if store_ca is not None and not (isinstance(store_ca, str) and 0 < len(store_ca)
+                                     <= MAX_CA_PEM):
+        raise BadBatch(f"'store_ca' is the store CA's certificate (PEM, at most {MAX_CA_PEM} "
+                       "characters)", "store_ca_invalid")
     if not items or len(items) > MAX_BATCH_EVENTS:
         raise BadBatch(f"a batch holds 1 to {MAX_BATCH_EVENTS} events")
     batch: list[tuple[int, Event]] = []
@@ -111,7 +115,7 @@ def parse_push(data: Any) -> tuple[str, list[tuple[int, Event]]]:
         batch.append((position, event))
     for number, (_, event) in enumerate(batch):
         _check_body(event, f"events[{number}]")
-    return node, batch
+    return node, batch, store_ca
 
 
 def _event(item: Any, where: str) -> Event:
@@ -124,8 +128,11 @@ def _event(item: Any, where: str) -> Event:
     for key, fits, what in FIELD_CHECKS:
         if not fits(item[key]):
             raise BadBatch(f"{where}.{key} must be {what}")
+    sig = item.get("sig", "")
+    if not (isinstance(sig, str) and (sig == "" or SIG.fullmatch(sig))):
+        raise BadBatch(f"{where}.sig must be a signature (128 hex digits)")
     return Event(item["origin"], item["seq"], item["id"], item["time"], item["type"],
-                 item["body"], item["prev_hash"], item["hash"])
+                 item["body"], item["prev_hash"], item["hash"], sig)
 
 
 def _check_body(event: Event, where: str) -> None:

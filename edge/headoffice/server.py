@@ -38,7 +38,7 @@ from edge.headoffice.protocol import (
     parse_pull,
     parse_push,
 )
-from edge.headoffice.storage import HeadOfficeStorage
+from edge.headoffice.storage import HeadOfficeStorage, StoreCaRefused
 
 log = logging.getLogger(__name__)
 
@@ -215,10 +215,23 @@ async def push(request: web.Request) -> web.Response:
 
 async def _push(request: web.Request, store: str) -> web.Response:
     try:
-        node, batch = parse_push(await read_json(request))
+        node, batch, store_ca = parse_push(await read_json(request))
     except BadBatch as bad:
         raise error(400, bad.code, str(bad)) from None
-    receipt = await request.app[STORAGE].receive(store, node, batch)
+    storage = request.app[STORAGE]
+    # Every event is checked against the store's CA: pinned at the first push
+    # that carries it, and never silently replaced.
+    if store_ca is not None:
+        try:
+            await storage.pin_store_ca(store, store_ca)
+        except StoreCaRefused as refused:
+            status = 409 if refused.code == "store_ca_changed" else 400
+            log.warning("store %s node %s: %s", store, node, refused)
+            raise error(status, refused.code, str(refused)) from None
+    elif await storage.store_ca(store) is None:
+        raise error(400, "store_ca_required", "this push carries no store CA and head office "
+                    "holds none for this store: upgrade the store's edge")
+    receipt = await storage.receive(store, node, batch)
     counters = request.app[COUNTERS]
     counters.batches += 1
     counters.stored += receipt.stored

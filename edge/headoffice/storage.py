@@ -17,6 +17,17 @@ office holds (the database was restored from a backup), head office cuts that
 chain and continues under a new origin, on which it publishes the whole
 catalogue as it stands (`_fence`). The old chain stays, verifiable, in
 `former_catalogue_events`; `headoffice_origins` says where and why it was cut.
+
+Signed events (edge/journal/signing.py). Head office has one Ed25519 key,
+made once and kept with its data (meta `signing_key`): each of its origins
+starts with `origin_certified` (role headoffice, that key) and every
+catalogue event is signed with it; a database from before signing continues
+under a new origin at its first start. Each store's CA certificate is pinned
+at the store's first push that carries it (`pin_store_ca`; another one later
+is refused), and every event a store pushes must be signed by its origin's
+key, certified by that CA, and be of a type a node may write: else it is
+parked as a conflict like a forged hash. Head office never holds a store's
+secrets (`chain.withheld`): it checks signatures over hashes, which need none.
 """
 
 from __future__ import annotations
@@ -30,11 +41,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from edge.headoffice.database import Database, Transaction, open_database
 from edge.headoffice.protocol import HEADOFFICE_ORIGIN_PREFIX, is_headoffice_origin
 from edge.journal.chain import (
     GENESIS_HASH,
+    ChainError,
     ChainHead,
     Event,
     Verdict,
@@ -42,6 +57,17 @@ from edge.journal.chain import (
     judge,
     utc_now,
 )
+from edge.journal.signing import (
+    ORIGIN_CERTIFIED,
+    OriginKey,
+    certified_key,
+    check_signed,
+    headoffice_certified_body,
+    load_public_hex,
+    public_hex,
+    sign,
+)
+from edge.trust.certificates import load_cert, stores_named
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +158,23 @@ CREATE TABLE IF NOT EXISTS products (
 );
 """
 
-EVENT_COLUMNS = "origin, seq, id, time, type, body, prev_hash, hash"
-CATALOGUE_COLUMNS = "seq, id, time, type, body, prev_hash, hash"
+# Steps after SCHEMA, each run once, in order (meta 'schema_version' counts them).
+UPGRADES: list[tuple[str, ...]] = [
+    # 1: signed events: each event's signature, each store's CA (pinned at its
+    # first push that carries one) and each store origin's certified key.
+    (
+        "ALTER TABLE events ADD COLUMN sig TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE catalogue_events ADD COLUMN sig TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE former_catalogue_events ADD COLUMN sig TEXT NOT NULL DEFAULT ''",
+        "CREATE TABLE store_cas (store TEXT PRIMARY KEY, ca_pem TEXT NOT NULL, "
+        "key_sha256 TEXT NOT NULL, pinned_at TEXT NOT NULL)",
+        "CREATE TABLE origin_keys (store TEXT NOT NULL, origin TEXT NOT NULL, "
+        "role TEXT NOT NULL, public_key TEXT NOT NULL, PRIMARY KEY (store, origin))",
+    ),
+]
+
+EVENT_COLUMNS = "origin, seq, id, time, type, body, prev_hash, hash, sig"
+CATALOGUE_COLUMNS = "seq, id, time, type, body, prev_hash, hash, sig"
 PRODUCT_FIELDS = ("id", "barcode", "name", "price", "vat_rate", "category")
 
 
@@ -143,7 +184,36 @@ def token_digest(token: str) -> str:
 
 def _event(row: Any) -> Event:
     return Event(row["origin"], row["seq"], row["id"], row["time"], row["type"],
-                 orjson.loads(row["body"]), row["prev_hash"], row["hash"])
+                 orjson.loads(row["body"]), row["prev_hash"], row["hash"], row["sig"])
+
+
+class StoreCaRefused(Exception):
+    """A store CA certificate head office does not take: `code` says why, nothing changed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def ca_key_fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 of the CA's public key: what is pinned. Not of the certificate itself: demo
+    nodes of one store each make a certificate for the one CA key their store key gives."""
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
+
+
+def check_store_ca(store: str, pem: str) -> x509.Certificate:
+    """The store's CA certificate from `pem`; StoreCaRefused if it is not one for `store`."""
+    try:
+        cert = load_cert(pem)
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except (ValueError, x509.ExtensionNotFound):
+        raise StoreCaRefused("store_ca_invalid", "'store_ca' is not a CA certificate "
+                                                 "(PEM)") from None
+    if not constraints.ca or store not in stores_named(cert):
+        raise StoreCaRefused("store_ca_invalid", f"'store_ca' is not a CA of store {store!r}")
+    return cert
 
 
 @dataclass
@@ -161,11 +231,18 @@ class HeadOfficeStorage:
     def __init__(self, url: str) -> None:
         self.db: Database = open_database(url)
         self.origin = ""
+        self.signing_key: ed25519.Ed25519PrivateKey | None = None
+
+    @property
+    def key(self) -> ed25519.Ed25519PrivateKey:
+        assert self.signing_key is not None, "storage not open"
+        return self.signing_key
 
     async def open(self) -> None:
         await self.db.open()
         try:
             await self.db.run_script(SCHEMA)
+            await self._upgrade()
             async with self.db.transaction() as tx:
                 await tx.execute(
                     "INSERT INTO meta (key, value) VALUES ('origin', $1) ON CONFLICT DO NOTHING",
@@ -179,9 +256,39 @@ class HeadOfficeStorage:
                     "reason, started_at) VALUES ($1, '', 0, $2, 'new database', $3) "
                     "ON CONFLICT DO NOTHING", self.origin, GENESIS_HASH, utc_now(),
                 )
+                self.signing_key = await _signing_key(tx)
+            await self._sign_from_now_on()
         except BaseException:
             await self.db.close()
             raise
+
+    async def _upgrade(self) -> None:
+        async with self.db.transaction() as tx:
+            await tx.lock("schema")  # two head-office processes starting at once
+            row = await tx.fetchrow("SELECT value FROM meta WHERE key = 'schema_version'")
+            version = int(row["value"]) if row else 0
+            for statements in UPGRADES[version:]:
+                for statement in statements:
+                    await tx.execute(statement)
+            if version < len(UPGRADES):
+                await tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', $1) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", str(len(UPGRADES)))
+
+    async def _sign_from_now_on(self) -> None:
+        """A catalogue of before signing continues under a new, certified origin."""
+        async with self.db.transaction() as tx:
+            await tx.lock("catalogue")
+            first = await tx.fetchrow("SELECT type FROM catalogue_events WHERE seq = 1")
+            if first is not None and first["type"] != ORIGIN_CERTIFIED:
+                self.origin = await _fence(tx, await _current_origin(tx),
+                                           "its events were not signed (head office's "
+                                           "catalogue is signed from now on)", self.key)
+
+    @property
+    def public_key(self) -> str:
+        """Head office's key (hex), as its origins certify it."""
+        return public_hex(self.key)
 
     async def close(self) -> None:
         await self.db.close()
@@ -250,6 +357,34 @@ class HeadOfficeStorage:
             rows = await tx.fetch("SELECT id FROM sales WHERE store = $1 ORDER BY id", store)
         return [row["id"] for row in rows]
 
+    async def pin_store_ca(self, store: str, pem: str) -> bool:
+        """Keep `pem` as the store's CA at its first push; True if it was pinned now.
+
+        StoreCaRefused if it is not a CA of that store, or another CA than the
+        one pinned (`store_ca_changed`: a store keeps its CA; a person must look
+        before another one is taken, by deleting the store's row in `store_cas`).
+        """
+        cert = check_store_ca(store, pem)
+        async with self.db.transaction() as tx:
+            await tx.lock(f"store:{store}")
+            row = await tx.fetchrow("SELECT key_sha256 FROM store_cas WHERE store = $1", store)
+            if row is not None:
+                if row["key_sha256"] != ca_key_fingerprint(cert):
+                    raise StoreCaRefused(
+                        "store_ca_changed", f"store {store!r} pushed with another CA than the "
+                        f"one head office pinned (key {row['key_sha256'][:20]}…): nothing stored")
+                return False
+            await tx.execute("INSERT INTO store_cas (store, ca_pem, key_sha256, pinned_at) "
+                             "VALUES ($1, $2, $3, $4)", store, pem, ca_key_fingerprint(cert),
+                             utc_now())
+        log.info("store %s: its CA (key %s…) is pinned", store, ca_key_fingerprint(cert)[:20])
+        return True
+
+    async def store_ca(self, store: str) -> str | None:
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow("SELECT ca_pem FROM store_cas WHERE store = $1", store)
+        return row["ca_pem"] if row else None
+
     async def conflicts(self, store: str) -> list[dict[str, Any]]:
         async with self.db.transaction() as tx:
             rows = await tx.fetch(
@@ -268,7 +403,9 @@ class HeadOfficeStorage:
             await tx.lock("catalogue")
             # Read inside the lock: another head-office process may have moved it on.
             self.origin = await _current_origin(tx)
-            events = await _append_catalogue(tx, self.origin, changes_for(await _products(tx)))
+            events = await _append_catalogue(tx, self.origin, changes_for(await _products(tx)),
+                                             self.key)
+            events = [event for event in events if event.type != ORIGIN_CERTIFIED]
             upserts = [e.body for e in events if e.type == "product_upserted"]
             await tx.executemany(
                 """INSERT INTO products (id, barcode, name, price, vat_rate, category, active)
@@ -314,7 +451,7 @@ class HeadOfficeStorage:
                                 "%s began less than %d s ago: not cut again", evidence, origin,
                                 FENCE_AT_MOST_EVERY)
                 elif evidence:
-                    origin = await _fence(tx, origin, evidence)
+                    origin = await _fence(tx, origin, evidence, self.key)
             self.origin = origin
             return origin, await _catalogue_rows(tx, origin, vector.get(origin, 0), limit)
 
@@ -386,6 +523,16 @@ async def _products(tx: Transaction) -> dict[str, dict[str, Any]]:
     return {row["id"]: dict(row) for row in rows}
 
 
+async def _signing_key(tx: Transaction) -> ed25519.Ed25519PrivateKey:
+    """Head office's key: made once, with its database, and kept there."""
+    await tx.execute("INSERT INTO meta (key, value) VALUES ('signing_key', $1) "
+                     "ON CONFLICT DO NOTHING",
+                     ed25519.Ed25519PrivateKey.generate().private_bytes_raw().hex())
+    row = await tx.fetchrow("SELECT value FROM meta WHERE key = 'signing_key'")
+    assert row is not None
+    return ed25519.Ed25519PrivateKey.from_private_bytes(bytes.fromhex(row["value"]))
+
+
 async def _catalogue_rows(
     tx: Transaction, origin: str, after: int, limit: int | None
 ) -> list[Event]:
@@ -395,20 +542,26 @@ async def _catalogue_rows(
         + (" LIMIT $2" if limit is not None else ""), after, *([] if limit is None else [limit]),
     )
     return [Event(origin, row["seq"], row["id"], row["time"], row["type"],
-                  orjson.loads(row["body"]), row["prev_hash"], row["hash"]) for row in rows]
+                  orjson.loads(row["body"]), row["prev_hash"], row["hash"], row["sig"])
+            for row in rows]
 
 
-async def _append_catalogue(tx: Transaction, origin: str, changes: Changes) -> list[Event]:
+async def _append_catalogue(tx: Transaction, origin: str, changes: Changes,
+                            key: ed25519.Ed25519PrivateKey) -> list[Event]:
+    """The catalogue events for `changes`, signed; an origin's first certifies the key."""
     head = await _catalogue_head(tx)
+    if head.seq == 0 and changes:
+        changes = [(ORIGIN_CERTIFIED, headoffice_certified_body(key)), *changes]
     events = []
     for type_, body in changes:
-        event = head.next(origin, type_, body)
+        event = sign(head.next(origin, type_, body), key)
         head = ChainHead(event.seq, event.hash)
         events.append(event)
     await tx.executemany(
-        f"INSERT INTO catalogue_events ({CATALOGUE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        [(e.seq, e.id, e.time, e.type, canonical_json(e.body).decode(), e.prev_hash, e.hash)
-         for e in events],
+        f"INSERT INTO catalogue_events ({CATALOGUE_COLUMNS}) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        [(e.seq, e.id, e.time, e.type, canonical_json(e.body).decode(), e.prev_hash, e.hash,
+          e.sig) for e in events],
     )
     return events
 
@@ -443,7 +596,8 @@ async def _started_lately(tx: Transaction, origin: str) -> bool:
     return (datetime.now(UTC) - started).total_seconds() < FENCE_AT_MOST_EVERY
 
 
-async def _fence(tx: Transaction, origin: str, evidence: str) -> str:
+async def _fence(tx: Transaction, origin: str, evidence: str,
+                 key: ed25519.Ed25519PrivateKey) -> str:
     """Cut `origin` where head office stands; continue under a new origin; return it.
 
     The new origin's name is random, not numbered: a database restored twice
@@ -470,10 +624,10 @@ async def _fence(tx: Transaction, origin: str, evidence: str) -> str:
     )
     products = await _products(tx)
     await _append_catalogue(tx, successor, [
-        ("product_upserted", {key: product[key] for key in PRODUCT_FIELDS})
+        ("product_upserted", {field: product[field] for field in PRODUCT_FIELDS})
         if product["active"] else ("product_delisted", {"id": product_id})
         for product_id, product in products.items()
-    ])
+    ], key)
     log.warning("head office was restored from a backup (%s): %s cut at #%d, the catalogue "
                 "continues as %s (%d product(s) published again)", evidence, origin, head.seq,
                 successor, len(products))
@@ -489,6 +643,9 @@ class _Intake:
         self.held: dict[tuple[str, int], str] = {}  # (origin, seq) -> hash, stored or in batch
         self.forked: set[str] = set()  # origins with a parked conflict
         self.now = utc_now()
+        self.ca: x509.Certificate | None = None  # the store's, pinned at its first push
+        self.keys: dict[str, OriginKey] = {}  # each origin's certified key
+        self.new_keys: list[tuple[str, str, str, str]] = []
 
     async def take(self, batch: list[tuple[int, Event]]) -> Receipt:
         receipt = Receipt(acknowledged=batch[0][0] - 1 if batch else 0)
@@ -525,7 +682,7 @@ class _Intake:
             receipt.acknowledged = position
         await self.tx.executemany(
             f"INSERT INTO events (store, {EVENT_COLUMNS}, node, received_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             new_rows,
         )
         await self.tx.executemany(
@@ -538,6 +695,10 @@ class _Intake:
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
             parked,
         )
+        await self.tx.executemany(
+            "INSERT INTO origin_keys (store, origin, role, public_key) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT DO NOTHING", self.new_keys,
+        )
         return receipt
 
     async def _load(self, batch: list[tuple[int, Event]]) -> None:
@@ -545,6 +706,8 @@ class _Intake:
         seqs: dict[str, list[int]] = {}
         for _, event in batch:
             seqs.setdefault(event.origin, []).append(event.seq)
+        row = await self.tx.fetchrow("SELECT ca_pem FROM store_cas WHERE store = $1", self.store)
+        self.ca = load_cert(row["ca_pem"]) if row else None
         for origin, numbers in seqs.items():
             head = await self.tx.fetchrow(
                 "SELECT seq, hash FROM events WHERE store = $1 AND origin = $2 "
@@ -563,6 +726,12 @@ class _Intake:
                 self.store, origin,
             ):
                 self.forked.add(origin)
+            key = await self.tx.fetchrow(
+                "SELECT role, public_key FROM origin_keys WHERE store = $1 AND origin = $2",
+                self.store, origin)
+            public = load_public_hex(key["public_key"]) if key else None
+            if key is not None and public is not None:
+                self.keys[origin] = OriginKey(key["role"], public)
 
     def _judge(self, event: Event) -> str:
         if is_headoffice_origin(event.origin):
@@ -574,14 +743,35 @@ class _Intake:
         if judgement.verdict is Verdict.HELD:
             return "duplicate"
         if judgement.verdict is Verdict.NEXT:
-            return "new"
+            return self._signature_problem(event) or "new"
         if judgement.verdict is Verdict.GAP:
             # Once an origin has forked, what follows the fork is parked too, not
             # mistaken for a gap (which would have the node resend it forever).
             return "follows a conflicting event" if event.origin in self.forked else "gap"
         return judgement.reason
 
+    def _signature_problem(self, event: Event) -> str | None:
+        """Why `event` is not signed by its origin's certified key (None: it is)."""
+        try:
+            if event.seq == 1:
+                if self.ca is None:
+                    return ("head office holds no CA certificate of this store to check its "
+                            "events against (its pushes carry none: upgrade its edge)")
+                # Head-office origins never get here: a store's event under one is skipped.
+                key = certified_key(event, self.ca, self.store)
+                self.keys[event.origin] = key
+                self.new_keys.append((self.store, event.origin, key.role, key.hex))
+                return None
+            key = self.keys.get(event.origin)
+            if key is None:
+                return ("its origin was never certified (its first event is not "
+                        "origin_certified: written before events were signed, or forged)")
+            check_signed(event, key)
+        except ChainError as refused:
+            return str(refused).removeprefix(f"{event.origin}#{event.seq}: ")
+        return None
+
     def _row(self, event: Event) -> tuple[Any, ...]:
         return (self.store, event.origin, event.seq, event.id, event.time, event.type,
-                canonical_json(event.body).decode(), event.prev_hash, event.hash, self.node,
-                self.now)
+                canonical_json(event.body).decode(), event.prev_hash, event.hash, event.sig,
+                self.node, self.now)

@@ -2,7 +2,9 @@
 
 A backup is SQLite's online backup of the live journal (consistent while the
 node sells), marked inside as a backup (`backup_of` in `meta`) and verified
-(SQLite's integrity check and every hash chain) before it gets its name. A
+(SQLite's integrity check and every hash chain) before it gets its name; a
+restore also checks every signature against the data folder's store CA
+(a backup may have been changed while it was kept). A
 restore needs the node stopped (it takes the data folder's lock), verifies
 the backup, keeps the journal it replaces beside it, and puts the backup in
 place as a new file. Either way the node that next opens the folder knows it
@@ -21,10 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from cryptography import x509
 
 from edge.journal.chain import Event, chain_problems, utc_now
 from edge.journal.datafolder import FolderLock
 from edge.journal.store import EVENT_COLUMNS, row_event
+from edge.journal.verify import SIGNED_SCHEMA, verify_journal
+from edge.trust.certificates import load_cert
 
 Progress = Callable[[str], None]
 
@@ -43,18 +48,35 @@ class Summary:
 
 def iter_events(db: sqlite3.Connection) -> Iterator[Event]:
     """Every event, each origin in seq order, without holding them all in memory."""
-    for row in db.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY origin, seq"):
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    # A journal from before signing (a backup an older edge made) has no `sig` column.
+    columns = EVENT_COLUMNS if version >= SIGNED_SCHEMA else EVENT_COLUMNS.replace(
+        ", sig", ", '' AS sig")
+    for row in db.execute(f"SELECT {columns} FROM events ORDER BY origin, seq"):
         yield row_event(row)
 
 
-def verify(db: sqlite3.Connection) -> Summary:
-    """SQLite's integrity check and every chain; BackupError with what is wrong."""
+def store_ca_beside(database: Path) -> x509.Certificate | None:
+    """The store CA of the data folder holding `database` (`tls/store-ca.pem`), if any."""
+    try:
+        return load_cert((database.parent / "tls" / "store-ca.pem").read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def verify(db: sqlite3.Connection, ca_cert: x509.Certificate | None = None) -> Summary:
+    """SQLite's integrity check, every chain and, with the store CA, every signature
+    (edge/journal/verify.py); BackupError with what is wrong."""
     (integrity,) = db.execute("PRAGMA integrity_check").fetchone()
     if integrity != "ok":
         raise BackupError(f"the database is damaged: {integrity}")
-    problems = chain_problems(iter_events(db))
+    if ca_cert is not None:
+        problems = verify_journal(db, ca_cert).problems
+    else:
+        problems = chain_problems(iter_events(db))
     if problems:
-        raise BackupError(f"{len(problems)} broken hash chain link(s), the first: {problems[0]}")
+        raise BackupError(f"{len(problems)} broken hash chain link(s) or signature(s), the "
+                          f"first: {problems[0]}")
     events, origins = db.execute("SELECT COUNT(*), COUNT(DISTINCT origin) FROM events").fetchone()
     origin_row = db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
     origin = origin_row[0] if origin_row else None
@@ -79,10 +101,10 @@ def _copy(source: sqlite3.Connection, target: Path, progress: Progress | None) -
         os.fsync(file.fileno())
 
 
-def _mark_as_backup(path: Path, source: str) -> Summary:
+def _mark_as_backup(path: Path, source: str, ca_cert: x509.Certificate | None) -> Summary:
     db = sqlite3.connect(path, isolation_level=None)
     try:
-        summary = verify(db)
+        summary = verify(db, ca_cert)
         marker = {"origin": summary.origin, "head_seq": summary.head_seq, "taken_at": utc_now(),
                   "source": source}
         db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('backup_of', ?)",
@@ -107,7 +129,9 @@ def backup(database: Path, target: Path, progress: Progress | None = None) -> Su
     finally:
         source.close()
     try:
-        summary = _mark_as_backup(partial, str(database.resolve()))
+        # Chains only: every event of the live journal had its signature checked when
+        # it came in (a year's journal verifies in minutes; a restore does it, below).
+        summary = _mark_as_backup(partial, str(database.resolve()), None)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -123,15 +147,16 @@ def restore(backup_file: Path, data_dir: Path, database: Path,
     lock = FolderLock(data_dir)
     lock.acquire("edge restore")
     try:
+        ca_cert = store_ca_beside(database)
         source = sqlite3.connect(f"file:{backup_file}?mode=ro", uri=True, isolation_level=None)
         try:
-            verify(source)
+            verify(source, ca_cert)
             partial = database.with_name(database.name + ".restoring")
             partial.unlink(missing_ok=True)
             _copy(source, partial, progress)
         finally:
             source.close()
-        summary = _mark_as_backup(partial, str(backup_file.resolve()))
+        summary = _mark_as_backup(partial, str(backup_file.resolve()), ca_cert)
         kept = None
         if database.exists():
             # The journal it replaces stays whole beside it: its WAL folded in first

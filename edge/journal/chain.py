@@ -39,6 +39,9 @@ class Event:
     body: dict[str, Any]
     prev_hash: str
     hash: str
+    # Hex Ed25519 signature of the hash by the origin's key (edge/journal/signing.py);
+    # not covered by the hash. Empty: written before events were signed.
+    sig: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +53,7 @@ class Event:
             "body": self.body,
             "prev_hash": self.prev_hash,
             "hash": self.hash,
+            "sig": self.sig,
         }
 
 
@@ -84,6 +88,7 @@ class ChainHead:
     hash: str = GENESIS_HASH
 
     def next(self, origin: str, type_: str, body: dict[str, Any]) -> Event:
+        """The next event of `origin`, not yet signed (`signing.sign` does that)."""
         seq = self.seq + 1
         event_id = str(uuid.uuid4())
         time = utc_now()
@@ -138,9 +143,11 @@ class Judgement:
 def judge(head: ChainHead, held_hash: str | None, event: Event) -> Judgement:
     """Where an event stands against its origin's chain as held here.
 
-    The one rule every intake follows (peers, the head-office pull, head
-    office itself). `head` is the origin's last event held here; `held_hash`
-    the hash held at `event.seq`, when that is at or below the head.
+    The one chain rule every intake follows (peers, the head-office pull, head
+    office itself); an event that extends the chain must then be signed by its
+    origin's key (`signing.check_signed`). `head` is the origin's last event
+    held here; `held_hash` the hash held at `event.seq`, when that is at or
+    below the head.
     """
     if not content_matches_hash(event):
         return Judgement(Verdict.CONFLICT, HASH_MISMATCH)
@@ -178,4 +185,5 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         body=dict(data["body"]),
         prev_hash=str(data["prev_hash"]),
         hash=str(data["hash"]),
+        sig=str(data.get("sig") or ""),
     )

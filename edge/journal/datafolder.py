@@ -152,6 +152,10 @@ REASONS = {
     "journal_replaced": "the journal is not the one this folder last ran "
                         "(restored from a backup or copied over)",
     "origin_clash": "another process wrote under this node's origin",
+    "new_signing_key": "this node's signing key changed (it joined the store again, or its "
+                       "tls folder was replaced): an origin is signed by one key, ever",
+    "journal_from_before_signing": "the journal was written by an edge from before events "
+                                   "were signed: the node signs from now on, under a new origin",
 }
 
 

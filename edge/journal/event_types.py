@@ -13,6 +13,10 @@ that feeds it, each event type it projects:
   projection does not read is not its business), and nothing of a body is
   changed by the check.
 - The **projection** updates tables in the event's own transaction.
+- **written_by**: the roles whose origins may write it (`node`, `headoffice`);
+  a node's journal, head office and `edge verify` refuse an event of a type
+  its origin's certified role may not write (edge/journal/signing.py). Every
+  type is the nodes' alone unless its declaration says otherwise.
 - The **merge rule** says, in words, how the projection gives the same
   tables on every node whatever the order in which events of several
   origins arrive, and however often (tests/test_projections_property.py
@@ -41,6 +45,7 @@ Projection = Callable[[sqlite3.Connection, Event], None]
 # (tests/test_event_registry.py keeps this list complete).
 DECLARING_MODULES = (
     "edge.journal.lineage",
+    "edge.journal.signing",
     "edge.selling.catalogue",
     "edge.selling.staff",
     "edge.selling.logins",
@@ -61,12 +66,16 @@ class UnfitEvent(ChainError):
     """An event of a type this node does not know, or whose body does not fit its schema."""
 
 
+NODE_ONLY = ("node",)
+
+
 @dataclass(frozen=True)
 class EventType:
     name: str
     schema: type
     merge: str
     project: Projection
+    written_by: tuple[str, ...] = NODE_ONLY
 
     def check(self, event: Event) -> None:
         """UnfitEvent unless `event`'s body fits this type's schema."""
@@ -81,14 +90,15 @@ _REGISTRY: dict[str, EventType] = {}
 _complete = False
 
 
-def event_type(name: str, *, schema: type, merge: str) -> Callable[[Projection], Projection]:
+def event_type(name: str, *, schema: type, merge: str,
+               written_by: tuple[str, ...] = NODE_ONLY) -> Callable[[Projection], Projection]:
     """Declare an event type with its body schema and merge rule; the function is its projection."""
 
     def register(project: Projection) -> Projection:
         known = _REGISTRY.get(name)
         if known is not None and known.project.__qualname__ != project.__qualname__:
             raise RuntimeError(f"event type {name} is declared twice")
-        _REGISTRY[name] = EventType(name, schema, merge, project)
+        _REGISTRY[name] = EventType(name, schema, merge, project, written_by)
         return project
 
     return register

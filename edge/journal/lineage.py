@@ -1,8 +1,9 @@
 """Origins that continue another: a data folder restored from a backup, or copied.
 
-The journal starts the new origin with `origin_started` (edge/journal.py
-decides when); every node records it here, so store IT can read in plain
-words what happened, and the node knows its own past when it checks its clock.
+The journal starts the new origin with `origin_started`, right after the
+`origin_certified` every origin begins with (edge/journal/store.py decides
+when); every node records it here, so store IT can read in plain words what
+happened, and the node knows its own past when it checks its clock.
 A predecessor retired this way prints nothing more: its unfinished print jobs
 are in doubt from then on (`stranded` in edge/devices/print_jobs.py).
 """
@@ -75,7 +76,7 @@ async def last_own_time(journal: Journal) -> str | None:
         """WITH RECURSIVE line(origin) AS (
                SELECT ? UNION SELECT predecessor FROM origin_lineage JOIN line USING (origin))
            SELECT MAX(time) AS last FROM events WHERE origin IN (SELECT origin FROM line)
-             AND type != 'origin_started'""",
+             AND type NOT IN ('origin_started', 'origin_certified')""",
         (journal.origin,),
     )
     return rows[0]["last"] if rows else None

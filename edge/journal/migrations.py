@@ -354,6 +354,28 @@ MIGRATIONS: list[str] = [
         time TEXT NOT NULL
     );
     """,
+    # 19 (issue 9 point 2, signed events, edge/journal/signing.py): each event's
+    # signature; each origin's certified key and role (a projection of its
+    # `origin_certified`); the keys nodes recorded as head office's; and the
+    # origins held when this step ran, written before events were signed
+    # (`edge verify` tells them from an unsigned origin slipped in later).
+    """
+    ALTER TABLE events ADD COLUMN sig TEXT NOT NULL DEFAULT '';
+    CREATE TABLE origin_keys (
+        origin TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        name TEXT NOT NULL,
+        public_key TEXT NOT NULL
+    );
+    CREATE TABLE headoffice_keys (
+        public_key TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        time TEXT NOT NULL,
+        PRIMARY KEY (public_key, origin)
+    );
+    CREATE TABLE unsigned_origins (origin TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+    INSERT INTO unsigned_origins SELECT origin, last_seq FROM origins;
+    """,
 ]
 
 

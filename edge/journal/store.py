@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 import orjson
+from cryptography.x509.oid import NameOID
 
 from edge.journal.chain import (
     HASH_MISMATCH,
@@ -61,6 +62,19 @@ from edge.journal.datafolder import (
 )
 from edge.journal.event_types import checked
 from edge.journal.migrations import migrate
+from edge.journal.signing import (
+    ORIGIN_CERTIFIED,
+    OriginKeys,
+    SignatureRefused,
+    SigningIdentity,
+    certified_key,
+    check_signed,
+    headoffice_key_trusted,
+    node_certified_body,
+    public_hex,
+    sign,
+    signature_valid,
+)
 from edge.messages import DISK_FULL, EdgeError
 
 log = logging.getLogger(__name__)
@@ -76,7 +90,7 @@ MARK_EVERY = 5.0
 # Bounds one transaction, so one slow batch cannot hold every till's answer.
 MAX_BATCH = 500
 
-EVENT_COLUMNS = "origin, seq, id, time, type, body, prev_hash, hash"
+EVENT_COLUMNS = "origin, seq, id, time, type, body, prev_hash, hash, sig"
 
 
 PRAGMAS = (
@@ -106,14 +120,16 @@ def _bind(params: Params) -> tuple[Any, ...] | Mapping[str, Any]:
 
 
 def row_event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
-    origin, seq, event_id, time, type_, body, prev_hash, hash_ = tuple(row)
-    return Event(origin, seq, event_id, time, type_, orjson.loads(body), prev_hash, hash_)
+    """An event from a row of EVENT_COLUMNS."""
+    origin, seq, event_id, time, type_, body, prev_hash, hash_, sig = tuple(row)
+    return Event(origin, seq, event_id, time, type_, orjson.loads(body), prev_hash, hash_, sig)
 
 
 # The journal's own past (restored, replaced, clashed): its predecessor origin
 # is this node's, gone for good. A copy elsewhere may still run its predecessor.
 SAME_NODE_REASONS = frozenset({
-    "restored_from_backup", "restored_or_replaced", "journal_replaced", "origin_clash"})
+    "restored_from_backup", "restored_or_replaced", "journal_replaced", "origin_clash",
+    "new_signing_key", "journal_from_before_signing"})
 
 
 class OriginClash(Exception):
@@ -127,12 +143,16 @@ class OriginClash(Exception):
 class OwnOriginSeen(ChainError):
     """A peer sent an event of our own origin that we did not write: refused.
 
-    A copy of this data folder runs elsewhere (or an old copy of it was put
-    back in place and wrote on), or a peer forges it (until events are
-    signed, nobody can tell which). Never applied; this node stops writing
-    that origin at once (what committed before stays acknowledged) and takes
-    a new one when it starts again.
+    Signed with this node's own key, so a copy of this data folder runs
+    elsewhere (or an old copy of it was put back in place and wrote on); a
+    forgery (not signed with that key) is merely refused. Never applied; this
+    node stops writing that origin at once (what committed before stays
+    acknowledged) and takes a new one when it starts again.
     """
+
+
+class SigningKeyChanged(Exception):
+    """A journal given its origin whose first event certifies another key than the one given."""
 
 
 class JournalStopped(Exception):
@@ -188,9 +208,16 @@ class Tx:
         return self._journal.origin
 
     def append(self, type_: str, body: dict[str, Any]) -> Event:
-        """Write a new event of this node's origin and apply its projections."""
+        """Write a new event of this node's origin, signed, and apply its projections.
+
+        An origin's first event certifies its key (`origin_certified`): written
+        here before whatever else comes first.
+        """
         journal = self._journal
-        event = journal.head.next(journal.origin, type_, body)
+        identity = journal.identity
+        if journal.head.seq == 0 and type_ != ORIGIN_CERTIFIED:
+            self.append("origin_certified", node_certified_body(identity))
+        event = sign(journal.head.next(journal.origin, type_, body), identity.signing_key)
         self._insert(event)
         journal.head = ChainHead(event.seq, event.hash)
         return event
@@ -198,10 +225,12 @@ class Tx:
     def apply(self, event: Event) -> bool:
         """Apply an event from elsewhere (a peer, head office) after checking its chain.
 
-        False if it is already here; ChainError if it does not follow what is
-        here (a gap, a fork, a forgery) or is unfit (`UnfitEvent`: a type this
-        node does not know, a body that does not fit its schema): then nothing
-        of it is applied.
+        False if it is already here (never checked again); ChainError if it
+        does not follow what is here (a gap, a fork, a forgery), is not signed
+        by its origin's certified key or is of a type its origin may not write
+        (`SignatureRefused`), or is unfit (`UnfitEvent`: a type this node does
+        not know, a body that does not fit its schema): then nothing of it is
+        applied.
         """
         head_row = self.fetchone(
             "SELECT seq, hash FROM events WHERE origin = ? ORDER BY seq DESC LIMIT 1",
@@ -218,15 +247,34 @@ class Tx:
         if judgement.verdict is Verdict.HELD:
             return False
         if event.origin == self.origin and judgement.reason != HASH_MISMATCH:
-            # We write every event of our origin and never lose one we sent, so
-            # either a copy of this folder writes it elsewhere, or it is forged.
+            # We write every event of our origin and never lose one we sent: one
+            # signed with our key means a copy of this folder writes it elsewhere.
+            if not signature_valid(event, self._journal.identity.signing_key.public_key()):
+                raise SignatureRefused(f"{where}: an event of this node's own origin that it "
+                                       "never wrote, not signed with its key: forged")
             raise OwnOriginSeen(f"{where}: {judgement.reason or 'never written here'}")
         if judgement.verdict is Verdict.GAP:
             raise ChainGap(f"{where}: {judgement.reason}")
         if judgement.verdict is Verdict.CONFLICT:
             raise ChainError(f"{where}: {judgement.reason}")
+        self._check_signed(event)
         self._insert(event)
         return True
+
+    def _check_signed(self, event: Event) -> None:
+        """SignatureRefused (or HeadOfficeKeyUnknown) unless its origin's key signed it."""
+        journal = self._journal
+        if event.seq == 1:
+            identity = journal.identity
+            certified_key(event, identity.ca_cert, identity.store_id,
+                          lambda key: headoffice_key_trusted(self.db, key))
+            return
+        key = journal.keys.get(self.db, event.origin)
+        if key is None:
+            raise SignatureRefused(f"{event.origin}#{event.seq}: its origin was never certified "
+                                   "(its first event is not origin_certified: written before "
+                                   "events were signed, or forged); it takes no new event")
+        check_signed(event, key)
 
     def _insert(self, event: Event) -> None:
         # Refused whole if its type is unknown or its body does not fit: from a
@@ -237,7 +285,7 @@ class Tx:
         # origin (ours) or a bug, never something to skip quietly.
         try:
             self.db.execute(
-                f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     event.origin,
                     event.seq,
@@ -247,6 +295,7 @@ class Tx:
                     canonical_json(event.body).decode(),
                     event.prev_hash,
                     event.hash,
+                    event.sig,
                 ),
             )
         except sqlite3.IntegrityError as error:
@@ -268,13 +317,18 @@ class Journal:
     """The node's SQLite file: one group-committing writer thread, one reader.
 
     With no `origin` given, the journal claims the origin its data folder
-    writes when it opens (and a new one if the folder was restored or copied:
-    `rotation` then says why); tests pass one to make bare journals.
+    writes when it opens (and a new one if the folder was restored or copied,
+    or its signing key changed: `rotation` then says why); tests pass one to
+    make bare journals. `trust` (set before `open`): the node's signing key,
+    and the store CA every other origin's key must be certified by.
     """
 
-    def __init__(self, path: Path, origin: str | None = None) -> None:
+    def __init__(self, path: Path, origin: str | None = None,
+                 trust: SigningIdentity | None = None) -> None:
         self.path = path
         self.origin = origin or ""
+        self.trust = trust
+        self.keys = OriginKeys()  # each origin's certified key, read once
         self._claims_origin = origin is None
         self._mark: HeadMark | None = None  # kept beside the journal (datafolder.py)
         self._marked_at = 0.0
@@ -297,7 +351,15 @@ class Journal:
         self.commits = 0
         self.committed_events = 0
 
+    @property
+    def identity(self) -> SigningIdentity:
+        if self.trust is None:
+            raise RuntimeError("this journal has no signing key (Journal.trust)")
+        return self.trust
+
     async def open(self) -> None:
+        if self.trust is None:  # it signs what it writes, and checks what it is sent
+            raise RuntimeError("a journal opens with its node's signing key (Journal.trust)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._writer_db = await self._in_writer(self._open_writer)
@@ -316,11 +378,28 @@ class Journal:
             migrate(db)
             if self._claims_origin:
                 self._claim_origin(db)
+            elif self._key_change(db, self.origin):
+                raise SigningKeyChanged(f"origin {self.origin} was certified with another "
+                                        "signing key (or before events were signed)")
         except BaseException:
             db.close()
             raise
         self.head = self._stored_head(db, self.origin)
         return db
+
+    def _key_change(self, db: sqlite3.Connection, origin: str) -> str | None:
+        """Why this journal cannot sign on under `origin` with its key (None: it can)."""
+        first = db.execute("SELECT type FROM events WHERE origin = ? AND seq = 1",
+                           (origin,)).fetchone()
+        if first is None:
+            return None  # nothing written yet: certified by its first event
+        if first["type"] != ORIGIN_CERTIFIED:
+            return "journal_from_before_signing"
+        row = db.execute("SELECT public_key FROM origin_keys WHERE origin = ?",
+                         (origin,)).fetchone()
+        if row is None or row["public_key"] != public_hex(self.identity.signing_key):
+            return "new_signing_key"
+        return None
 
     @staticmethod
     def _stored_head(db: sqlite3.Connection, origin: str) -> ChainHead:
@@ -353,6 +432,10 @@ class Journal:
         elif "origin" in meta and replaced_journal(
                 mark, origin, meta.get("incarnation"), self._stored_head(db, origin).seq):
             reason = "journal_replaced"
+        else:
+            # An origin is certified once, by its first event: another key (the node
+            # joined the store again), or a journal of before signing, starts a new one.
+            reason = self._key_change(db, origin)
         token = new_node_id() + new_node_id()
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -512,6 +595,7 @@ class Journal:
                         raise
                     db.execute("ROLLBACK TO work")
                     db.execute("RELEASE work")
+                    self.keys.forget()
                     if isinstance(error, OwnOriginSeen):
                         self._seen_own = str(error)
                     self.head = head_before
@@ -527,6 +611,7 @@ class Journal:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             self.head = head_at_start
+            self.keys.forget()
             raise
         try:
             self._update_mark(False)
@@ -605,17 +690,38 @@ class Journal:
         return row["value"] if row else None
 
 
+def folder_trust(data_dir: Path) -> SigningIdentity:
+    """The signing key and store CA in a data folder's `tls/` (edge/trust/folder.py).
+
+    TrustProblem, in plain words, when the folder has none (a node makes the
+    demo store's at its first start; a real store's come from `edge tls`).
+    """
+    from edge.trust.certificates import load_cert
+    from edge.trust.folder import CA_CERT, TrustFolder, TrustProblem
+
+    folder = TrustFolder(data_dir)
+    try:
+        ca_cert = load_cert((folder.path / CA_CERT).read_bytes())
+    except (OSError, ValueError) as error:
+        raise TrustProblem(f"cannot read the store CA in {folder.path} ({error}): start the "
+                           "node once (demo), or run `edge tls init` / `edge tls join`") from None
+    store = ca_cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return folder.load(str(store[0].value) if store else "")
+
+
 @contextlib.asynccontextmanager
-async def local_journal(data_dir: Path, database: Path, what: str) -> AsyncIterator[Journal]:
+async def local_journal(data_dir: Path, database: Path, what: str,
+                        trust: SigningIdentity | None = None) -> AsyncIterator[Journal]:
     """The folder's journal for a command run while no node runs (locked as a node would).
 
     Raises FolderInUse when a node (or another command) holds the folder: then
-    the command must ask the running node instead.
+    the command must ask the running node instead. It signs what it writes with
+    the folder's key (`trust`, else the one in `<data>/tls/`).
     """
     lock = FolderLock(data_dir)
     lock.acquire(what)
     try:
-        journal = Journal(database)
+        journal = Journal(database, trust=trust or folder_trust(data_dir))
         await journal.open()
         try:
             write_node_id(data_dir, journal.origin)

@@ -51,7 +51,7 @@ MAX_BYTES = 128 * 1024
 # Live events kept in memory for a peer that is up to date; past it, the reader serves.
 LIVE_MAX = 2 * MAX_EVENTS
 
-EVENT_COLUMNS = "origin, seq, id, time, type, body, prev_hash, hash"
+EVENT_COLUMNS = "origin, seq, id, time, type, body, prev_hash, hash, sig"
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def encode_events(events: Iterable[Event]) -> Batch:
 READ_ORIGIN = f"""
     SELECT count(*), max(seq), CAST(json_group_array(json_object(
         'origin', origin, 'seq', seq, 'id', id, 'time', time, 'type', type,
-        'body', json(body), 'prev_hash', prev_hash, 'hash', hash)) AS BLOB)
+        'body', json(body), 'prev_hash', prev_hash, 'hash', hash, 'sig', sig)) AS BLOB)
     FROM (
         SELECT * FROM (
             SELECT *, sum(length(body)) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS upto

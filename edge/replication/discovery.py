@@ -1,8 +1,13 @@
 """Zeroconf: the node announces itself as `_edge-pos._tcp.local.`.
 
 TXT carries the store id, node id and protocol version; the mDNS host name
-`edge-<node>.local` lets store IT set a till up by name. A node told to
-listen on loopback multicasts on loopback only, never on the real network.
+`edge-<node name>.local` (the name its TLS certificate covers, kept across a
+restored journal) lets store IT set a till up by name. A node told to listen
+on loopback multicasts on loopback only, never on the real network.
+
+A node found is only dialled (in the scheme this node serves: a store's nodes
+on the shop network all serve HTTPS), never listed to tills: it is listed once
+its peer handshake proved it belongs to the store (edge/replication/peers.py).
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ log = logging.getLogger(__name__)
 SERVICE_TYPE = "_edge-pos._tcp.local."
 
 
-def host_name(node_id: str) -> str:
-    return f"edge-{node_id}.local."
+def host_name(node_name: str) -> str:
+    return f"edge-{node_name}.local."
 
 
 def interfaces_for(host: str) -> list[str] | InterfaceChoice:
@@ -46,7 +51,8 @@ def addresses_for(host: str) -> list[str]:
     return found or ["127.0.0.1"]
 
 
-def service_info(store_id: str, node_id: str, host: str, port: int) -> AsyncServiceInfo:
+def service_info(store_id: str, node_id: str, host: str, port: int,
+                 name: str | None = None) -> AsyncServiceInfo:
     return AsyncServiceInfo(
         SERVICE_TYPE,
         f"edge-{node_id}.{SERVICE_TYPE}",
@@ -57,7 +63,7 @@ def service_info(store_id: str, node_id: str, host: str, port: int) -> AsyncServ
             "protocol": str(PROTOCOL_VERSION),
             "version": __version__,
         },
-        server=host_name(node_id),
+        server=host_name(name or node_id),
         addresses=[socket.inet_aton(address) for address in addresses_for(host)],
     )
 
@@ -75,10 +81,12 @@ def _found(info: AsyncServiceInfo) -> dict[str, Any]:
 class Discovery:
     """The node's zeroconf: announces it, and finds the store's other nodes."""
 
-    def __init__(self, store_id: str, node_id: str, host: str, port: int) -> None:
+    def __init__(self, store_id: str, node_id: str, host: str, port: int, *,
+                 name: str | None = None, scheme: str = "http") -> None:
         self.store_id = store_id
         self.node_id = node_id
-        self.info = service_info(store_id, node_id, host, port)
+        self.scheme = scheme
+        self.info = service_info(store_id, node_id, host, port, name)
         self.zeroconf = AsyncZeroconf(interfaces=interfaces_for(host), ip_version=IPVersion.V4Only)
         self._browser: AsyncServiceBrowser | None = None
         self._lookups: set[asyncio.Task[None]] = set()
@@ -114,7 +122,7 @@ class Discovery:
         txt = found["txt"]
         ours = txt.get("store") == self.store_id and txt.get("node") != self.node_id
         if ours and found["addresses"]:
-            on_peer(f"http://{found['addresses'][0]}:{found['port']}")
+            on_peer(f"{self.scheme}://{found['addresses'][0]}:{found['port']}")
 
     async def stop(self) -> None:
         if self._browser is not None:

@@ -1,9 +1,13 @@
 """Peers: the nodes of one store replicate their journals to each other.
 
 No leader: every node dials every peer it knows of (found by zeroconf, or
-listed in `[peers] urls`) at `/api/peer`, and accepts peers dialling it. On
-each link both sides first prove they hold the store key (an HMAC challenge:
-the key itself never crosses the wire), then swap version vectors; each then
+listed in `[peers] urls`) at `/api/peer`, and accepts peers dialling it.
+When the node serves TLS (docs/tls.md) a link is mutual TLS: the dialler
+shows its node certificate and checks the listener's (issued by the store CA
+for the name or address dialled), and the listener refuses, before anything
+else, a peer without a verified certificate of this store (close code 4005).
+On each link both sides then prove they hold the store key (an HMAC
+challenge: the key itself never crosses the wire), then swap version vectors; each then
 streams the other what it lacks (`edge/replication/catchup.py`: from a
 cursor, one bounded batch at a time, each event once, never echoing back what
 the peer sent us, in the time this node's tills leave: `pacing.py`), then
@@ -32,6 +36,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -45,6 +50,7 @@ from edge.journal.chain import ChainError, ChainGap, Event, event_from_dict
 from edge.journal.store import OwnOriginSeen, Tx
 from edge.replication.catchup import JournalReader, Outflow
 from edge.replication.pacing import TillActivity
+from edge.trust.certificates import store_uri
 
 if TYPE_CHECKING:
     from edge.node import Node
@@ -63,8 +69,10 @@ CHECK_EVERY = 0.2
 RESYNC_EVERY = 5.0  # seconds between vector exchanges: heals what a push missed, measures lag
 CLOSE_WAIT = 2.0  # seconds a closing link may take before its socket is cut
 RETRY_MAX = 5.0
+REFUSED_RETRY = 60.0  # seconds between dials of a URL whose certificate is not the store's
 STABLE_LINK = 10.0  # a link that lasted this long resets the dialer's backoff
 WRONG_KEY = 4003
+NO_STORE_CERTIFICATE = 4005
 BAD_EVENT = 4004
 UNEXPECTED = 1011
 
@@ -92,6 +100,7 @@ class PeerState:
 
     node_id: str
     url: str | None = None
+    name: str | None = None  # its certificate's node name (edge-<name>.local), with TLS
     links: int = 0
     links_opened: int = 0
     last_contact: float | None = None
@@ -180,8 +189,10 @@ class Peers:
         self.till_activity = TillActivity()
         self._dialers: dict[str, asyncio.Task[None]] = {}
         self._reached: dict[str, str] = {}  # dialled URL -> the node that answered there
+        self._refusals: dict[str, str] = {}  # dialled URL -> why it was refused, last time
         self._links: set[PeerLink] = set()
         self._session: aiohttp.ClientSession | None = None
+        self._client_tls: ssl.SSLContext | None = None
         self._unlisten: Any = None
         self._started = False
         self._stopping = False
@@ -197,6 +208,9 @@ class Peers:
         await self.reader.open()
         self.heads = await self.journal.version_vector()
         self._session = aiohttp.ClientSession()
+        trust = self.node.trust
+        if trust is not None:
+            self._client_tls = trust.client_context()
         self._unlisten = self.journal.add_listener(self._on_committed)
         self._started = True
         for url in self.node.config.peer_urls:
@@ -227,20 +241,26 @@ class Peers:
     def dial(self, url: str) -> None:
         """Keep a link to the node at `url` (unless it is us, or already dialled)."""
         url = url.rstrip("/")
+        if self.node.config.serves_tls and url.startswith("http://"):
+            # This node is on the shop network: its peer links are TLS, never plain.
+            url = "https://" + url.removeprefix("http://")
         if url == self.url or url in self._dialers or not self._started or self._stopping:
             return
         self._dialers[url] = asyncio.create_task(self._dial_forever(url), name=f"peer {url}")
 
     def nodes(self) -> list[dict[str, str | None]]:
-        """Every node of the store we know a URL for, this one first.
-
-        Peers we dial but never reached are listed too (id unknown): a till
-        may reach one this node cannot.
+        """The nodes of the store a till may use, this one first: this node, and every peer
+        that proved it belongs to the store (its handshake completed, over mutual TLS when
+        this node serves TLS). Never a URL merely dialled or announced: anyone on the shop
+        network can announce the store id, and a till would send it its token and PINs.
         """
-        known: list[dict[str, str | None]] = [{"id": self.node.node_id, "url": self.url}]
-        known += [{"id": s.node_id, "url": s.url} for s in self.state.values() if s.url]
-        listed = {node["url"] for node in known}
-        known += [{"id": None, "url": url} for url in self._dialers if url not in listed]
+        trust = self.node.trust
+        known: list[dict[str, str | None]] = [{
+            "id": self.node.node_id, "url": self.url,
+            "name": trust.node_name if trust is not None else None}]
+        secure = self.node.config.serves_tls
+        known += [{"id": s.node_id, "url": s.url, "name": s.name} for s in self.state.values()
+                  if s.url and (not secure or s.url.startswith("https://"))]
         return known
 
     def unreached(self) -> list[str]:
@@ -278,16 +298,26 @@ class Peers:
             began = time.monotonic()
             try:
                 assert self._session is not None
+                tls = self._client_tls if url.startswith("https://") else None
+                if url.startswith("https://") and tls is None:
+                    raise PeerRefused("this node has no store certificates to dial over TLS")
                 async with self._session.ws_connect(
                     f"{url}/api/peer", autoping=False, max_msg_size=MAX_MESSAGE,
                     timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_WAIT),
+                    ssl=tls if tls is not None else True,
                 ) as ws:
-                    await PeerLink(self, ws, dialer=True, url=url).run()
+                    link = PeerLink(self, ws, dialer=True, url=url)
+                    if tls is not None:
+                        link.certificate_name = self._store_certificate_name(ws)
+                    await link.run()
             except asyncio.CancelledError:
                 raise
             except PeerRefused as refused:
-                log.error("peer %s refused: %s", url, refused)
-                self._dial_error(url, str(refused))
+                self._refused(url, str(refused))
+            except aiohttp.ClientConnectorCertificateError as error:
+                self._refused(url, "its certificate is not one of this store's "
+                                   f"({error.certificate_error})")
+                delay = max(delay, REFUSED_RETRY)
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
                 log.debug("peer %s unreachable: %s", url, error)
                 self._dial_error(url, f"unreachable: {describe(error)}")
@@ -296,8 +326,19 @@ class Peers:
                 self._dial_error(url, describe(error))
             if time.monotonic() - began > STABLE_LINK:
                 delay = 0.2
+                self._refusals.pop(url, None)
             await asyncio.sleep(delay * (0.5 + secrets.randbelow(1000) / 1000))
-            delay = min(delay * 2, RETRY_MAX)
+            delay = min(delay * 2, max(delay, RETRY_MAX))
+
+    def _refused(self, url: str, why: str) -> None:
+        """A URL that is not a node of this store (an impostor, a node of another store):
+        said once, and again only if the reason changes; a shop's log is not filled with it."""
+        if self._refusals.get(url) != why:
+            log.error("peer %s refused: %s (logged again only if that changes)", url, why)
+        else:
+            log.debug("peer %s refused again: %s", url, why)
+        self._refusals[url] = why
+        self._dial_error(url, why)
 
     def _dial_error(self, url: str, error: str) -> None:
         for state in self.state.values():
@@ -310,9 +351,22 @@ class Peers:
         if not self._started or self._stopping:
             raise web.HTTPServiceUnavailable(text="this node is starting or stopping")
         ws = web.WebSocketResponse(autoping=False, max_msg_size=MAX_MESSAGE, timeout=CLOSE_WAIT)
+        certificate_name = None
+        if request.secure:
+            certificate_name = self._store_certificate_name(request)
+            if certificate_name is None:
+                # A till's browser, or anyone on the network: no node certificate of this
+                # store, so no replication, whatever it knows.
+                log.warning("peer from %s refused: it showed no certificate of this store",
+                            request.remote)
+                await ws.prepare(request)
+                await ws.close(code=NO_STORE_CERTIFICATE, message=b"no store certificate")
+                return ws
         await ws.prepare(request)
         try:
-            await PeerLink(self, ws, dialer=False, url=None).run()
+            link = PeerLink(self, ws, dialer=False, url=None)
+            link.certificate_name = certificate_name
+            await link.run()
         except PeerRefused as refused:
             log.error("peer from %s refused: %s", request.remote, refused)
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
@@ -320,6 +374,23 @@ class Peers:
         except Exception:
             log.exception("peer from %s: unexpected error, link closed", request.remote)
         return ws
+
+    def _store_certificate_name(
+        self, side: web.Request | aiohttp.ClientWebSocketResponse,
+    ) -> str | None:
+        """The node name in the other side's verified TLS certificate, if it is one of this
+        store's (the CA checked it in the handshake; the store is in its SAN)."""
+        transport = side.transport if isinstance(side, web.Request) else _transport_of(side)
+        ssl_object = transport.get_extra_info("ssl_object") if transport else None
+        certificate = ssl_object.getpeercert() if ssl_object is not None else None
+        if not certificate:
+            return None
+        uris = {value for kind, value in certificate.get("subjectAltName", ()) if kind == "URI"}
+        if store_uri(self.node.config.store_id) not in uris:
+            return None
+        names = [value for rdn in certificate.get("subject", ()) for key, value in rdn
+                 if key == "commonName"]
+        return names[0] if names else ""
 
     def _on_committed(self, events: list[Event]) -> None:
         for event in events:
@@ -378,6 +449,8 @@ class PeerLink:
         self._rewind_wanted = False
         self._refill_asked_at: float | None = None
         self._refused: dict[str, str] = {}  # origins whose events we refused, and why
+        # With TLS: the node name in the peer's verified store certificate.
+        self.certificate_name: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def run(self) -> None:
@@ -507,6 +580,8 @@ class PeerLink:
         if self.dialer and self.url:
             peers._reached[self.url] = theirs["node"]
         self.state.url = theirs.get("url") or self.url
+        if self.certificate_name is not None:
+            self.state.name = self.certificate_name
         self.state.last_contact = time.monotonic()
         log.info("peer %s connected (%s)", theirs["node"], self.state.url)
 

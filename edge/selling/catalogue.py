@@ -86,7 +86,12 @@ def _named_barcode(db: sqlite3.Connection, product_id: str) -> str | None:
 ACTIVE = "(listed_time, listed_hash) > (delisted_time, delisted_hash)"
 
 
-@event_type("product_upserted", schema=ProductUpserted, merge=CATALOGUE_MERGE)
+# Head office's catalogue, and a node loading a CSV: the only types head office writes.
+CATALOGUE_WRITERS = ("node", "headoffice")
+
+
+@event_type("product_upserted", schema=ProductUpserted, merge=CATALOGUE_MERGE,
+            written_by=CATALOGUE_WRITERS)
 def _product_upserted(db: sqlite3.Connection, event: Event) -> None:
     product = event.body
     named = _named_barcode(db, product["id"])
@@ -107,7 +112,8 @@ def _product_upserted(db: sqlite3.Connection, event: Event) -> None:
     _settle_barcodes(db, {named, product.get("barcode")})
 
 
-@event_type("product_delisted", schema=ProductDelisted, merge=CATALOGUE_MERGE)
+@event_type("product_delisted", schema=ProductDelisted, merge=CATALOGUE_MERGE,
+            written_by=CATALOGUE_WRITERS)
 def _product_delisted(db: sqlite3.Connection, event: Event) -> None:
     product_id = event.body["id"]
     # Delisted before its listing arrived: the row remembers it, so that the

@@ -7,6 +7,13 @@ the cursor head office acknowledged, in bounded gzip batches. A failed pull
 never blocks the push: the round pushes anyway, then reports the pull's
 failure.
 
+- Head office signs its catalogue with a key of its own. The first time the
+  pull shows a key (the `origin_certified` of a head-office origin), the node
+  records it in its own origin (`headoffice_key_trusted`, signed) before it
+  applies those events: this authenticated link is what vouches for it, and
+  its peers, which never talk to head office, accept head office's origins
+  once they hold that record. The push carries the store CA's certificate,
+  which head office pins at the first push and checks every event against.
 - The pull sends the node's whole version vector and the hash of the last
   event it holds of each head-office origin. Head office answers under its
   current origin: a new one if the vector showed it was restored from a
@@ -66,9 +73,15 @@ from edge.headoffice.protocol import (
     is_headoffice_origin,
 )
 from edge.journal.chain import ChainError, Event, event_from_dict, utc_now
+from edge.journal.signing import (
+    HEADOFFICE,
+    ORIGIN_CERTIFIED,
+    headoffice_key_trusted,
+)
 from edge.journal.store import Journal, Tx, local_journal
 from edge.sync.link import Batch, SyncError, build_batch, client_tls, describe, read_token, refusal
 from edge.sync.schedule import parse_window, retry_delay, seconds_until_window
+from edge.trust.certificates import cert_pem
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +140,11 @@ class SyncClient:
     def node_id(self) -> str:
         """The node pushing: its journal's origin (known once the journal is open)."""
         return self.journal.origin
+
+    @property
+    def _store_ca(self) -> str:
+        """The store CA's certificate: head office checks every event pushed against it."""
+        return cert_pem(self.journal.identity.ca_cert)
 
     async def open(self) -> None:
         self._reader = await self._in_thread(self._open_reader)
@@ -377,7 +395,8 @@ class SyncClient:
         batch = build_batch(self._reader, cursor, max_events, max_bytes)  # type: ignore[arg-type]
         if batch is None:
             return None
-        body = b'{"node":' + orjson.dumps(self.node_id) + b',"events":' + batch.body + b"}"
+        body = (b'{"node":' + orjson.dumps(self.node_id) + b',"store_ca":'
+                + orjson.dumps(self._store_ca) + b',"events":' + batch.body + b"}")
         return Batch(batch.first, batch.last, batch.count, len(body),
                      gzip.compress(body, compresslevel=GZIP_LEVEL))
 
@@ -468,8 +487,25 @@ def round_error(pulled: str | None, pushed: str | None, sent: bool) -> str:
 
 
 def apply_all(events: list[Event]) -> Callable[[Tx], int]:
-    """A journal write applying `events` (chain-checked); how many were new here."""
-    return lambda tx: sum(tx.apply(event) for event in events)
+    """A journal write applying head office's `events` (chain- and signature-checked).
+
+    How many catalogue changes were new here. Head office's key, the first time this store sees
+    it, is recorded first (`headoffice_key_trusted`): it came over the
+    authenticated head-office link, which is what vouches for it.
+    """
+    def work(tx: Tx) -> int:
+        applied = 0
+        for event in events:
+            if event.seq == 1 and event.type == ORIGIN_CERTIFIED \
+                    and event.body.get("role") == HEADOFFICE:
+                key = event.body.get("public_key")
+                if isinstance(key, str) and not headoffice_key_trusted(tx.db, key):
+                    tx.append("headoffice_key_trusted", {"public_key": key})
+            # Counted: the catalogue's changes (not its origin's certificate).
+            applied += tx.apply(event) and event.type != ORIGIN_CERTIFIED
+        return applied
+
+    return work
 
 
 async def sync_now(config: Config, progress: Progress) -> dict[str, Any]:

@@ -105,8 +105,9 @@ def build_batch(
         "SELECT position, json_object('position', position, 'origin', origin, 'seq', seq, "
         "'id', id, 'time', time, 'type', type, 'body', CASE WHEN instr(body, ?) > 0 "
         "THEN json(edge_withheld(body)) ELSE json(body) END, 'prev_hash', prev_hash, "
-        "'hash', hash) FROM events WHERE position > ? AND origin NOT GLOB ? ORDER BY position "
-        "LIMIT ?", (f'"{SECRET_FIELD}":{{', after, HEADOFFICE_ORIGIN_GLOB, max_events),
+        "'hash', hash, 'sig', sig) FROM events WHERE position > ? AND origin NOT GLOB ? "
+        "ORDER BY position LIMIT ?",
+        (f'"{SECRET_FIELD}":{{', after, HEADOFFICE_ORIGIN_GLOB, max_events),
     ).fetchall()
     items, size = [], 0
     for _, item in rows:

@@ -118,6 +118,12 @@ class TrustFolder:
     def exists(self) -> bool:
         return (self.path / SIGNING_CERT).exists()
 
+    def holds_ca_key(self) -> bool:
+        return (self.path / CA_KEY).exists()
+
+    def ca_cert(self) -> x509.Certificate:
+        return load_cert(self._read(CA_CERT))
+
     def _read(self, name: str) -> bytes:
         try:
             return (self.path / name).read_bytes()
