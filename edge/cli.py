@@ -16,6 +16,7 @@ from aiohttp import web
 
 from edge import __version__
 from edge.config import Config, ConfigError, load_config, user_name
+from edge.trust.folder import TrustProblem
 
 log = logging.getLogger("edge")
 
@@ -177,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
+    except TrustProblem as problem:  # the store certificates a command needs
+        print(f"{str(problem)[:1].upper()}{str(problem)[1:]}.", file=sys.stderr)
+        return 1
     return 2
 
 

@@ -111,3 +111,18 @@ async def test_plain_http_is_refused_on_the_shop_network(tmp_path: Path) -> None
     assert serve.returncode == 1
     assert "edge tls init" in serve.stderr
 
+
+
+def test_an_admin_command_on_a_folder_without_certificates_says_what_to_do(
+        edge_process: EdgeProcess) -> None:
+    """A journal whose `tls/` is gone (or never made): words, not a traceback."""
+    edge_process.start()
+    edge_process.stop()
+    for path in (edge_process.data_dir / "tls").iterdir():
+        path.unlink()
+    for command in (["staff", "list"], ["tills", "list"]):
+        done = subprocess.run([*EDGE, *command, "--data", str(edge_process.data_dir)],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert done.returncode == 1, done
+        assert "Traceback" not in done.stderr, done.stderr
+        assert "run `edge tls init` / `edge tls join`" in done.stderr
