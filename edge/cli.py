@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from edge import __version__
 from edge.config import Config, ConfigError, load_config, user_name
-from edge.trust.folder import TrustProblem
+from edge.trust.folder import NodeTrust, TrustProblem
 
 log = logging.getLogger("edge")
 
@@ -188,6 +189,21 @@ class CannotListen(Exception):
     """The node's address or port cannot be taken (in use, not this machine's, privileged)."""
 
 
+class CannotServeHttps(Exception):
+    """The certificates HTTPS would be served with cannot be used."""
+
+
+def https_context(config: Config, trust: NodeTrust) -> ssl.SSLContext:
+    public = (config.public_cert_file, config.public_key_file)
+    try:
+        return trust.server_context(public if all(public) else None)  # type: ignore[arg-type]
+    except (ssl.SSLError, ValueError) as error:
+        raise CannotServeHttps(
+            f"cannot serve HTTPS with {config.public_cert_file or trust.tls_cert_file}: "
+            f"{error} (is it a PEM certificate, and its key the one that goes with it?)"
+        ) from None
+
+
 def run_serve(config: Config, log_level: str) -> int:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -207,7 +223,8 @@ def run_serve(config: Config, log_level: str) -> int:
         return 1
     try:
         failure = asyncio.run(serve(config))
-    except (StoreMismatch, FolderInUse, ClockBehind, DataFolderProblem, CannotListen) as error:
+    except (StoreMismatch, FolderInUse, ClockBehind, DataFolderProblem, CannotListen,
+            CannotServeHttps) as error:
         log.error("%s", error)
         return 1
     except OSError as error:
@@ -269,7 +286,7 @@ async def serve(config: Config) -> str | None:
         assert node.trust is not None  # loaded by node.start, in runner.setup
         # HTTPS/WSS with this node's store certificate (docs/tls.md); tills show no
         # client certificate, peers must (checked at /api/peer).
-        tls = node.trust.server_context() if config.serves_tls else None
+        tls = https_context(config, node.trust) if config.serves_tls else None
         try:
             await web.TCPSite(runner, config.host, config.port, backlog=BACKLOG,
                               ssl_context=tls).start()

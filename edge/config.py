@@ -79,6 +79,10 @@ class Config:
     accept_clock: bool = False
     # HTTPS/WSS with the store's certificates (docs/tls.md): auto, on or off.
     tls: str = "auto"
+    # A public CA's certificate for the shop's own domain, shown to tills that open
+    # one of its names (docs/tls.md); peers always use the store's.
+    public_cert_file: Path | None = None
+    public_key_file: Path | None = None
 
     @property
     def database(self) -> Path:
@@ -143,6 +147,8 @@ class Config:
                 files.append((setting, path, "secret"))
         if self.headoffice_ca_file is not None:
             files.append(("headoffice.ca_file", self.headoffice_ca_file, "file"))
+        if self.public_cert_file is not None:
+            files.append(("server.public_cert_file", self.public_cert_file, "file"))
         files += [(f"printer {printer.name!r} path", printer.path, "folder")
                   for printer in self.printers if printer.kind == "file" and printer.path]
         return files
@@ -160,7 +166,9 @@ SETTINGS: dict[str, dict[str, tuple[type, str]]] = {
               "address": (list, "store_address"), "key_file": (str, "store_key_file"),
               "demo": (bool, "demo")},
     "server": {"host": (str, "host"), "port": (int, "port"), "data": (str, "data_dir"),
-               "advertise": (bool, "advertise"), "url": (str, "url"), "tls": (str, "tls")},
+               "advertise": (bool, "advertise"), "url": (str, "url"), "tls": (str, "tls"),
+               "public_cert_file": (str, "public_cert_file"),
+               "public_key_file": (str, "public_key_file")},
     "peers": {"urls": (list, "peer_urls")},
     "headoffice": {
         "url": (str, "headoffice_url"), "token": (str, "headoffice_token"),
@@ -191,6 +199,7 @@ PRINTER_KINDS = ("file", "usb", "network")
 SECRET_FILES: dict[str, str] = {
     "store.key_file": "store_key_file",
     "headoffice.token_file": "headoffice_token_file",
+    "server.public_key_file": "public_key_file",
 }
 
 
@@ -247,9 +256,11 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
         problems.append(f"{source}: store.id is required (the same on every node of the store)")
     if "data_dir" in values:
         values["data_dir"] = base / values["data_dir"]
-    if "store_key_file" in values:
-        values["store_key_file"] = base / values["store_key_file"]
+    for key in ("store_key_file", "public_cert_file", "public_key_file"):
+        if key in values:
+            values[key] = base / values[key]
     _use_credentials(values)
+    problems += _public_certificate_problems(values, source)
     if "store_key_file" in values and not values["store_key_file"].is_file():
         problems.append(f"{source}: store.key_file {values['store_key_file']} does not exist")
     if "peer_urls" in values:
@@ -270,6 +281,21 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
     if refusal:
         raise ConfigError([f"{source}: {refusal}"])
     return config
+
+
+def _public_certificate_problems(values: dict[str, Any], source: str) -> list[str]:
+    """A public certificate comes with its key, both readable, and only over HTTPS."""
+    given = [key for key in ("public_cert_file", "public_key_file") if key in values]
+    if not given:
+        return []
+    if len(given) == 1:
+        return [f"{source}: server.public_cert_file and server.public_key_file go together"]
+    problems = [f"{source}: server.{key} {values[key]} does not exist"
+                for key in given if not values[key].is_file()]
+    if values.get("tls") == "off":
+        problems.append(f"{source}: server.public_cert_file is for HTTPS, but server.tls "
+                        "is off")
+    return problems
 
 
 def _use_credentials(values: dict[str, Any]) -> None:

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import subprocess
 from pathlib import Path
 
 import aiohttp
 import pytest
 from conftest import EDGE, ROOT, EdgeProcess, Till, free_port, store_node_config
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from edge.trust.certificates import fingerprint, load_cert
+from edge.trust.certificates import (
+    cert_pem,
+    fingerprint,
+    issue_tls_certificate,
+    key_pem,
+    load_cert,
+    make_store_ca,
+)
 
 
 async def edge(*args: str) -> subprocess.CompletedProcess[str]:
@@ -126,3 +135,41 @@ def test_an_admin_command_on_a_folder_without_certificates_says_what_to_do(
         assert done.returncode == 1, done
         assert "Traceback" not in done.stderr, done.stderr
         assert "run `edge tls init` / `edge tls join`" in done.stderr
+
+
+async def test_a_public_certificate_is_shown_for_the_shops_own_name_only(
+        tmp_path: Path) -> None:
+    """A shop with its own domain: tills opening that name need nothing installed; peers
+    and everyone else still get the store's certificate."""
+    public_ca_key, public_ca = make_store_ca("a public CA")  # stands in for Let's Encrypt
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = issue_tls_certificate(public_ca_key, public_ca, "a public CA", "caisse1",
+                                 key.public_key(), ["caisse1.shop.example"], [])
+    folder = tmp_path / "node"
+    folder.mkdir()
+    (folder / "public.pem").write_text(cert_pem(cert))
+    (folder / "public.key").write_bytes(key_pem(key))
+    (folder / "public.key").chmod(0o600)
+    port = free_port()
+    config = store_node_config(folder, [], port=port)
+    text = config.read_text().replace(
+        "[server]\n", '[server]\ntls = "on"\npublic_cert_file = "public.pem"\n'
+                      'public_key_file = "public.key"\n')
+    config.write_text(text)
+    node = EdgeProcess(folder / "data", port, ["--config", str(config)], https=True)
+    node.start()
+    try:
+        trusts_public_ca = ssl.create_default_context(cadata=cert_pem(public_ca))
+        async with aiohttp.ClientSession() as session:
+            # By the shop's name: the public certificate, which the till already trusts.
+            async with session.get(f"{node.url}/healthz", ssl=trusts_public_ca,
+                                   server_hostname="caisse1.shop.example") as reply:
+                assert reply.status == 200
+            # By address (as peers dial): the store's certificate, not the public one.
+            async with session.get(f"{node.url}/healthz", ssl=node.tls_context()) as reply:
+                assert reply.status == 200
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                async with session.get(f"{node.url}/healthz", ssl=trusts_public_ca):
+                    pass
+    finally:
+        node.stop()

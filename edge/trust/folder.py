@@ -83,12 +83,31 @@ class NodeTrust:
     def holds_ca_key(self) -> bool:
         return (self.folder / CA_KEY).exists()
 
-    def server_context(self) -> ssl.SSLContext:
+    def server_context(self, public: tuple[Path, Path] | None = None) -> ssl.SSLContext:
         """HTTPS/WSS for tills and peers; a peer's client certificate is checked
-        against the store CA when it shows one (tills show none)."""
+        against the store CA when it shows one (tills show none).
+
+        `public`: a certificate and key from a public CA for the shop's own domain
+        (docs/tls.md), shown to whoever asks for one of its names (SNI), so tills
+        opening that name need no store CA installed. Everyone else, peers above
+        all, gets the store's certificate.
+        """
+        context = self._server_context(self.tls_cert_file, self.tls_key_file)
+        if public is not None:
+            names = dns_names(load_cert(public[0].read_bytes()))
+            public_context = self._server_context(*public)
+
+            def by_name(connection: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
+                if name is not None and any(name_matches(name, n) for n in names):
+                    connection.context = public_context
+
+            context.sni_callback = by_name  # type: ignore[assignment]
+        return context
+
+    def _server_context(self, cert_file: Path, key_file: Path) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.ca_file))
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+        context.load_cert_chain(cert_file, key_file)
         context.verify_mode = ssl.CERT_OPTIONAL
         return context
 
@@ -98,6 +117,23 @@ class NodeTrust:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(self.tls_cert_file, self.tls_key_file)
         return context
+
+
+def dns_names(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(name) for name in san.get_values_for_type(x509.DNSName)]
+
+
+def name_matches(name: str, pattern: str) -> bool:
+    """Does a host name fall under a certificate's DNS name (`*.` covers one label)?"""
+    name, pattern = name.lower().rstrip("."), pattern.lower().rstrip(".")
+    if pattern.startswith("*."):
+        head, _, rest = name.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return name == pattern
 
 
 def _write(path: Path, data: bytes, secret: bool) -> None:
