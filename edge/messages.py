@@ -31,6 +31,7 @@ MISSING_REFERENCE = "missing_reference"
 INVALID_PAIRING_CODE = "invalid_pairing_code"
 INVALID_JOIN_CODE = "invalid_join_code"
 NOT_THE_CA_NODE = "not_the_ca_node"
+NAME_TAKEN = "name_taken"  # a joining node asked for another node's name or address
 INVALID_REQUEST = "invalid_request"
 UNKNOWN_PRINTER = "unknown_printer"
 INTERNAL_ERROR = "internal_error"

@@ -15,8 +15,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import EDGE, ROOT, EdgeProcess, Till, free_port, store_node_config
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from edge.selling.tills import create_pairing_code
+from edge.trust.certificates import public_key_pem
 from edge.trust.folder import TrustFolder
 from edge.trust.join import JoinCodes
 
@@ -198,3 +200,71 @@ async def test_a_peer_url_that_never_completes_the_handshake_is_not_listed(
 
 def auth_name(node: EdgeProcess) -> str:
     return TrustFolder(node.data_dir).load("demo-boulangerie").node_name
+
+
+def join_body(secret: str, name: str, dns: list[str], addresses: list[str]) -> dict:
+    return {"secret": secret, "name": name, "dns": dns, "addresses": addresses,
+            "tls_public_key": public_key_pem(ec.generate_private_key(ec.SECP256R1()).public_key()),
+            "signing_public_key": public_key_pem(
+                ed25519.Ed25519PrivateKey.generate().public_key())}
+
+
+async def post_join(a: EdgeProcess, payload: dict, source: str = "127.0.0.1") -> tuple[int, dict]:
+    connector = aiohttp.TCPConnector(ssl=a.tls_context(), local_addr=(source, 0))
+    async with aiohttp.ClientSession(connector=connector) as session, session.post(
+            f"{a.url}/api/tls/join", json=payload) as reply:
+        return reply.status, await reply.json()
+
+
+async def join_secret(a: ShopNode, *extra: str) -> str:
+    issued = await edge("tls", "join-code", *a.where, *extra)
+    assert issued.returncode == 0, issued.stderr
+    return re.search(r"Join code: \S+-(\S+)", issued.stdout).group(1)  # type: ignore[union-attr]
+
+
+async def test_a_join_code_gets_no_other_nodes_name_and_wrong_codes_block_no_one(
+        tmp_path: Path) -> None:
+    a = ShopNode(tmp_path / "a", free_port(), [])
+    made = await edge("tls", "init", *a.where, "--name", "node-a", "--address", "192.0.2.7",
+                      "--dns", "pos.shop.test")
+    assert made.returncode == 0, made.stderr
+    a.start()
+    try:
+        secret = await join_secret(a)
+        # The CA node's own names and address, under another node's name: refused,
+        # and the code is not spent.
+        for dns, addresses in ((["edge-node-a.local"], []), (["pos.shop.test"], []),
+                               ([], ["192.0.2.7"]), (["192.0.2.7"], [])):
+            status, answer = await post_join(a, join_body(secret, "evil", dns, addresses))
+            assert status in (400, 409), (dns, addresses, answer)
+            assert answer["error"]["code"] in ("name_taken", "invalid_request"), answer
+        status, answer = await post_join(a, join_body(secret, "node-a", [], []))
+        assert (status, answer["error"]["code"]) == (409, "name_taken")
+        # Anyone may send wrong codes from many addresses: no code is withdrawn.
+        for host in range(2, 8):
+            for _ in range(10):
+                status, _ = await post_join(a, join_body("0" * 32, "x", [], []),
+                                            f"127.0.0.{host}")
+                assert status in (403, 429)
+        status, answer = await post_join(
+            a, join_body(secret, "node-b", ["edge-node-b.local"], ["192.0.2.8"]), "127.0.0.9")
+        assert status == 200, answer
+        # node-b's name and address are taken now; a code for it may re-issue them.
+        again = await join_secret(a)
+        status, answer = await post_join(
+            a, join_body(again, "node-c", ["edge-node-c.local"], ["192.0.2.8"]), "127.0.0.9")
+        assert (status, answer["error"]["code"]) == (409, "name_taken"), answer
+        status, answer = await post_join(
+            a, join_body(again, "node-b", ["edge-node-b.local"], ["192.0.2.8"]), "127.0.0.9")
+        assert (status, answer["error"]["code"]) == (409, "name_taken"), answer
+        rebuilt = await join_secret(a, "--name", "node-b")
+        status, answer = await post_join(
+            a, join_body(rebuilt, "node-c", [], []), "127.0.0.9")
+        assert status == 400 and "for node 'node-b'" in answer["error"]["message"], answer
+        status, answer = await post_join(
+            a, join_body(rebuilt, "node-b", ["edge-node-b.local"], ["192.0.2.8"]), "127.0.0.9")
+        assert status == 200, answer
+        await log_says(a, r"join refused from 127\.0\.0\.1 \(node name 'evil'\): .*already "
+                          "belong to node 'node-a'")
+    finally:
+        a.stop()

@@ -22,6 +22,7 @@ from edge.admin import admin_error, admin_only
 from edge.messages import (
     INVALID_JOIN_CODE,
     INVALID_REQUEST,
+    NAME_TAKEN,
     NOT_THE_CA_NODE,
     TOO_MANY_ATTEMPTS,
     EdgeError,
@@ -31,16 +32,19 @@ from edge.selling.tills import PairingThrottle
 from edge.trust.folder import TrustFolder, TrustProblem
 from edge.trust.join import (
     MAX_JOIN_BYTES,
+    IssuedNames,
     JoinCodes,
     JoinRefused,
     answer_join,
+    check_name,
     parse_join_request,
 )
 
 log = logging.getLogger(__name__)
 
 JOIN_THROTTLE = web.AppKey("join_throttle", PairingThrottle)
-STATUS = {INVALID_JOIN_CODE: 403, TOO_MANY_ATTEMPTS: 429, NOT_THE_CA_NODE: 409}
+STATUS = {INVALID_JOIN_CODE: 403, TOO_MANY_ATTEMPTS: 429, NOT_THE_CA_NODE: 409,
+          NAME_TAKEN: 409}
 
 
 def _node(request: web.Request) -> Node:
@@ -89,27 +93,31 @@ async def join(request: web.Request) -> web.Response:
     except (ValueError, JoinRefused) as error:
         return _error(INVALID_REQUEST, str(error) if isinstance(error, JoinRefused)
                       else "send a JSON object")
-    if node.trust is not None and wanted.name == node.trust.node_name:
-        # Two nodes named alike would answer to one mDNS name (edge-<name>.local).
-        return _error(INVALID_REQUEST, f"{wanted.name!r} is the CA node's own name: give "
-                                       "the new node another one (--name)")
     codes = JoinCodes(folder)
-    # No await between checking the code and spending it: two requests with one
-    # code cannot both pass.
-    if not codes.use(wanted.secret):
+    # No await from here to the certificate: two requests with one code cannot both
+    # pass. A code's 128-bit secret cannot be guessed, so wrong codes withdraw none
+    # (that would only let anyone on the network stop the store joining a node).
+    code = codes.find(wanted.secret)
+    if code is None:
         log.warning("join refused from %s (node name %r): wrong, used or expired join code",
                     remote, wanted.name)
-        if throttle.wrong_guess():
-            codes.withdraw()
-            log.warning("%d wrong join codes: every join code not yet used is withdrawn "
-                        "(make a new one with edge tls join-code)", throttle.max_wrong)
         return _error(INVALID_JOIN_CODE, "wrong, used or expired join code: make a new one "
                                          "with `edge tls join-code` on the CA node")
+    renewing = code.get("name")
+    if renewing is not None and wanted.name != renewing:
+        return _error(INVALID_REQUEST, f"this join code is for node {renewing!r}: join with "
+                                       f"--name {renewing}")
+    clash = IssuedNames(folder).clash(wanted.name, wanted.dns, wanted.addresses, renewing)
+    if clash is not None:
+        log.warning("join refused from %s (node name %r): %s", remote, wanted.name, clash)
+        return _error(NAME_TAKEN, clash)
+    codes.use(wanted.secret)
     throttle.succeeded(remote)
     try:
         answer = answer_join(folder, node.config.store_id, wanted)
     except TrustProblem as problem:
         return _error(NOT_THE_CA_NODE, str(problem))
+    IssuedNames(folder).record(wanted.name, wanted.dns, wanted.addresses)
     log.info("node %s joined the store from %s (certificate for %s)", wanted.name, remote,
              ", ".join(wanted.dns + wanted.addresses))
     return web.Response(body=orjson.dumps(answer), content_type="application/json")
@@ -123,7 +131,11 @@ def _admin_token(request: web.Request) -> str | None:
 async def admin_join_code(request: web.Request, body: dict[str, Any]) -> web.Response:
     """`edge tls join-code` while the node runs: the node, which owns the folder, makes it."""
     try:
-        code = JoinCodes(TrustFolder(_node(request).config.data_dir)).make()
+        name = body.get("name")
+        code = JoinCodes(TrustFolder(_node(request).config.data_dir)).make(
+            name=check_name(name) if isinstance(name, str) else None)
+    except ValueError as error:
+        return admin_error(400, INVALID_REQUEST, str(error))
     except TrustProblem as problem:
         return admin_error(409, NOT_THE_CA_NODE, str(problem))
     return web.Response(body=orjson.dumps({"code": code}), content_type="application/json")

@@ -41,6 +41,7 @@ from edge.trust.certificates import (
 from edge.trust.folder import TrustFolder, TrustProblem, _write, issue_node
 
 CODES_FILE = "join-codes.json"
+ISSUED_FILE = "issued.json"
 CODE_MINUTES = 15
 FINGERPRINT_HEX = 20
 MAX_CODES = 32  # codes not yet used kept at once; the oldest goes first
@@ -93,8 +94,13 @@ class JoinCodes:
     def _save(self, codes: list[dict[str, Any]]) -> None:
         _write(self.path, json.dumps(codes).encode(), secret=True)
 
-    def make(self, minutes: int = CODE_MINUTES, now: float | None = None) -> str:
-        """A new one-time code; TrustProblem if this node does not hold the CA key."""
+    def make(self, minutes: int = CODE_MINUTES, now: float | None = None,
+             name: str | None = None) -> str:
+        """A new one-time code; TrustProblem if this node does not hold the CA key.
+
+        `name`: the code is for that node name only, even one issued before (a node
+        rebuilt, re-joining); without it, only a name never issued may use it.
+        """
         if not self.folder.holds_ca_key():
             raise TrustProblem(
                 f"this node does not hold the store CA key ({self.folder.path}): make join "
@@ -103,13 +109,16 @@ class JoinCodes:
         ca_cert = self.folder.ca_cert()
         secret = secrets.token_hex(16)
         codes = self._load(now)[-(MAX_CODES - 1):]
-        codes.append({"hash": _hash(secret), "expires": now + minutes * 60})
+        codes.append({"hash": _hash(secret), "expires": now + minutes * 60, "name": name})
         self._save(codes)
         return f"{fingerprint(ca_cert)[:FINGERPRINT_HEX]}-{secret}"
 
-    def withdraw(self) -> None:
-        """Too many wrong codes were tried: none of those made so far is valid any more."""
-        self._save([])
+    def find(self, secret: str, now: float | None = None) -> dict[str, Any] | None:
+        """The valid code with that secret (not spent by this), or None."""
+        now = time.time() if now is None else now
+        wanted = _hash(secret)
+        return next((code for code in self._load(now)
+                     if hmac.compare_digest(str(code.get("hash")), wanted)), None)
 
     def use(self, secret: str, now: float | None = None) -> bool:
         """Spend a code: True once for a valid one, False for a wrong, used or expired one."""
@@ -121,6 +130,52 @@ class JoinCodes:
             return False
         self._save(kept)
         return True
+
+
+# Names and addresses every node of the store shares (each reaches itself there).
+SHARED = {"localhost", "127.0.0.1", "::1"}
+
+
+class IssuedNames:
+    """Which node each name and address was issued to (`<data>/tls/issued.json`, CA node).
+
+    A join code in the wrong hands must not get a certificate for another node's name
+    or address: tills and peers would take its holder for that node.
+    """
+
+    def __init__(self, folder: TrustFolder) -> None:
+        self.path = folder.path / ISSUED_FILE
+
+    def _load(self) -> list[dict[str, Any]]:
+        try:
+            issued = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return []
+        return [entry for entry in issued if isinstance(entry, dict)]
+
+    def clash(self, name: str, dns: list[str], addresses: list[str],
+              renewing: str | None = None) -> str | None:
+        """Why these cannot be issued to `name` (None: they can). `renewing`: the name a
+        join code was made for, whose earlier names and addresses it may take again."""
+        if name != renewing and any(entry.get("name") == name for entry in self._load()):
+            return (f"a node named {name!r} already joined: give this one another name, or "
+                    f"make the code for it with `edge tls join-code --name {name}` (a node "
+                    "rebuilt)")
+        wanted = {n.lower() for n in [*dns, *addresses]} - SHARED
+        for entry in self._load():
+            if entry.get("name") in (name, renewing):
+                continue
+            taken = wanted & {str(n).lower() for n in [*entry.get("dns", []),
+                                                        *entry.get("addresses", [])]}
+            if taken:
+                return (f"{', '.join(sorted(taken))} already belong to node "
+                        f"{entry.get('name')!r}")
+        return None
+
+    def record(self, name: str, dns: list[str], addresses: list[str]) -> None:
+        kept = [entry for entry in self._load() if entry.get("name") != name]
+        kept.append({"name": name, "dns": dns, "addresses": addresses, "time": time.time()})
+        _write(self.path, json.dumps(kept).encode(), secret=False)
 
 
 def node_names(name: str, host: str, url: str | None, dns: list[str],
@@ -190,8 +245,9 @@ def parse_join_request(body: Any) -> JoinRequest:
         raise JoinRefused(str(error)) from None
     dns, addresses = body.get("dns"), body.get("addresses")
     if not isinstance(dns, list) or len(dns) > MAX_NAMES or not all(
-            isinstance(n, str) and DNS_NAME.match(n) for n in dns):
-        raise JoinRefused(f"'dns' must be a list of at most {MAX_NAMES} host names")
+            isinstance(n, str) and DNS_NAME.match(n) and not _is_ip(n) for n in dns):
+        raise JoinRefused(f"'dns' must be a list of at most {MAX_NAMES} host names "
+                          "(addresses go in 'addresses')")
     if not isinstance(addresses, list) or len(addresses) > MAX_NAMES or not all(
             isinstance(a, str) and _is_ip(a) for a in addresses):
         raise JoinRefused(f"'addresses' must be a list of at most {MAX_NAMES} IP addresses")

@@ -23,6 +23,7 @@ from cryptography import x509
 from edge.config import Config
 from edge.trust.certificates import fingerprint, load_cert
 from edge.trust.folder import TLS_CERT, TrustFolder, TrustProblem, default_node_name
+from edge.trust.join import IssuedNames
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -49,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     code = actions.add_parser("join-code", help="a one-time code for another node to join "
                                                 "(on the CA node), valid 15 minutes")
     with_store_options(code)
+    code.add_argument("--name", help="the code is for this node name only, which may have "
+                                     "joined before (a node rebuilt); without it, only a "
+                                     "new name may use it")
     join = actions.add_parser("join", help="get this node's certificates from the CA node "
                                            "with a join code (the node stopped)")
     with_store_options(join)
@@ -65,7 +69,7 @@ def run_tls(config: Config, args: argparse.Namespace) -> int:
         if args.tls_action == "init":
             return _init(config, args)
         if args.tls_action == "join-code":
-            return _join_code(config)
+            return _join_code(config, args.name)
         if args.tls_action == "join":
             return _join(config, args)
         return _show(config)
@@ -116,6 +120,7 @@ def _init(config: Config, args: argparse.Namespace) -> int:
         return 1
     try:
         trust = folder.init_store(config.store_id, name, dns, ips)
+        IssuedNames(folder).record(name, dns, ips)  # no joining node may take them
     finally:
         lock.release()
     print(f"Store CA made for store {config.store_id}; this node is {trust.node_name}.")
@@ -128,11 +133,16 @@ def _init(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _join_code(config: Config) -> int:
+def _join_code(config: Config, name: str | None) -> int:
     from edge.admin import NodeRefused, ask_node
     from edge.journal.datafolder import FolderInUse, FolderLock
-    from edge.trust.join import CODE_MINUTES, JoinCodes
+    from edge.trust.join import CODE_MINUTES, JoinCodes, check_name
 
+    try:
+        name = check_name(name) if name else None
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     folder = TrustFolder(config.data_dir)
     if not folder.exists():
         print(f"{folder.path} holds no store certificates: run `edge tls init` on the "
@@ -143,13 +153,13 @@ def _join_code(config: Config) -> int:
         lock.acquire("edge tls join-code")
     except FolderInUse:
         try:
-            code = ask_node(config, "/api/admin/tls/join-code", {})["code"]
+            code = ask_node(config, "/api/admin/tls/join-code", {"name": name})["code"]
         except NodeRefused as refused:
             print(refused, file=sys.stderr)
             return 1
     else:
         try:
-            code = JoinCodes(folder).make()
+            code = JoinCodes(folder).make(name=name)
         finally:
             lock.release()
     url = _own_url(config)
