@@ -26,6 +26,7 @@ from aiohttp import web
 from conftest import EDGE, ROOT, EdgeProcess, free_port
 from playwright.async_api import Browser, Page, async_playwright, expect
 from playwright.async_api import Error as PlaywrightError
+from test_pricing_vectors import served_web_page
 from test_till_offline import BACK_ONLINE_MS, BAGUETTE, ESPRESSO, ShopNode, log_in, pay_cash, scan
 
 from edge import __version__
@@ -357,3 +358,32 @@ async def test_the_node_serves_its_worker_uncached_as_javascript_with_its_shell(
     assert shell["files"] == till_shell.shell_files(WEB_DIR)
     assert re.fullmatch(rf"{re.escape(__version__)}-[0-9a-f]{{16}}", shell["version"])
     assert rest == (WEB_DIR / "sw.js").read_text()
+
+
+SESSION_CHECKS = """async () => {
+  const { sessionStillValid, SESSION_HOURS } = await import('/ledger.js');
+  const at = (text) => new Date(text);
+  const saved = (text) => ({ pinCheckedAt: at(text).getTime() });
+  return {
+    hours: SESSION_HOURS,
+    sameMorning: sessionStillValid(saved('2026-11-30T08:00:00'), at('2026-11-30T11:30:00')),
+    lateInTheShift: sessionStillValid(saved('2026-11-30T07:00:00'), at('2026-11-30T18:59:00')),
+    tooLong: sessionStillValid(saved('2026-11-30T06:00:00'), at('2026-11-30T18:01:00')),
+    nextMorning: sessionStillValid(saved('2026-11-30T20:00:00'), at('2026-12-01T07:00:00')),
+    fromTheFuture: sessionStillValid(saved('2026-11-30T12:00:00'), at('2026-11-30T11:00:00')),
+    neverChecked: sessionStillValid({}, at('2026-11-30T11:00:00')),
+    junk: sessionStillValid({ pinCheckedAt: 'yesterday' }, at('2026-11-30T11:00:00')),
+  };
+}"""
+
+
+async def test_a_session_is_taken_up_after_a_reload_only_the_day_and_shift_its_pin_was_checked(
+) -> None:
+    """A browser restoring yesterday's tabs (sessionStorage comes back with them) does not
+    sell as yesterday's cashier with no PIN: the reload rule is the day the PIN was checked,
+    within SESSION_HOURS of it."""
+    async with served_web_page() as page:
+        seen = await page.evaluate(SESSION_CHECKS)
+    assert seen == {"hours": 12, "sameMorning": True, "lateInTheShift": True,
+                    "tooLong": False, "nextMorning": False, "fromTheFuture": False,
+                    "neverChecked": False, "junk": False}

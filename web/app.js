@@ -8,7 +8,7 @@ import {
 import { TillClient, CommandError, newUuid } from './client.js';
 import { TillStore } from './offline.js';
 import { LocalCatalogue } from './catalogue.js';
-import { TillLedger } from './ledger.js';
+import { TillLedger, sessionStillValid } from './ledger.js';
 import {
   emptyBasket, addLine, setLineQuantity, removeLine as removeLocalLine, offlineSale, receiptNumber,
   reconcileBasket, recordedSale,
@@ -40,6 +40,7 @@ const state = {
   // again without being asked: the PIN stays in memory (never in storage) until logout.
   // null with a cashier: the session came back from a reload, so the PIN is typed again.
   pin: null,
+  pinCheckedAt: null, // when a node last checked the PIN (ms): how long a reload may sell on without one
   pinWanted: false, // a node answered after a reload: ask the PIN once the change due is read
   sessionEpoch: 0, // bumped at logout, so answers for the previous session are ignored
   connectionEpoch: 0, // bumped at each auth and each loss, so work for an old connection stops
@@ -775,6 +776,7 @@ async function onAuthed(auth) {
   renderStatus();
   try {
     await client.call('login', { cashier_id: state.cashier.id, pin: state.pin });
+    state.pinCheckedAt = Date.now();
   } catch (error) {
     if (connection !== state.connectionEpoch || error.code === 'disconnected') return; // the next connection tries again
     endSession();
@@ -876,6 +878,7 @@ async function submitLogin() {
     const { cashier } = await client.call('login', { cashier_id: cashierId, pin });
     state.cashier = cashier;
     state.pin = pin;
+    state.pinCheckedAt = Date.now();
     state.pinWanted = false;
     saveSession();
     $('#pin').value = '';
@@ -901,6 +904,7 @@ function logout() {
 function endSession() {
   state.cashier = null;
   state.pin = null;
+  state.pinCheckedAt = null;
   state.pinWanted = false;
   state.sessionEpoch++;
   state.basket = null;
@@ -938,8 +942,8 @@ function saveSession() {
       sessionStorage.removeItem(SESSION_KEY);
       return;
     }
-    const { auth, cashier, basket, basketId, voidedOffline } = state;
-    sessionStorage.setItem(SESSION_KEY, JSON.stringify({ auth, cashier, basket, basketId, voidedOffline }));
+    const { auth, cashier, basket, basketId, voidedOffline, pinCheckedAt } = state;
+    sessionStorage.setItem(SESSION_KEY, JSON.stringify({ auth, cashier, basket, basketId, voidedOffline, pinCheckedAt }));
   } catch {
     // No session storage (or full): a reload shows the login screen, as it always did.
   }
@@ -954,7 +958,13 @@ async function restoreSession() {
     return false;
   }
   if (!saved?.auth?.till?.code || !saved.cashier?.id) return false;
+  if (!sessionStillValid(saved)) {
+    // Yesterday's tab, or a PIN checked too long ago: a node must check one again.
+    sessionStorage.removeItem(SESSION_KEY);
+    return false;
+  }
   state.auth = saved.auth;
+  state.pinCheckedAt = saved.pinCheckedAt;
   state.cashier = saved.cashier;
   state.pin = null;
   state.selectedCashierId = saved.cashier.id;

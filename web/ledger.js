@@ -21,6 +21,18 @@ export function localDay(date = new Date()) {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
 }
 
+// How long after a node last checked the cashier's PIN a reload may sell on
+// without one (a page reloaded with every node down): within the shift, never
+// the next day (a browser restoring yesterday's tabs).
+export const SESSION_HOURS = 12;
+
+/** May a session kept for a reload be taken up now? Only the day its PIN was checked, within SESSION_HOURS. */
+export function sessionStillValid(saved, now = new Date()) {
+  const checked = Number(saved?.pinCheckedAt);
+  if (!Number.isFinite(checked) || checked > now.getTime()) return false;
+  return now.getTime() - checked < SESSION_HOURS * 3600 * 1000 && localDay(new Date(checked)) === localDay(now);
+}
+
 export class TillLedger extends EventTarget {
   constructor() {
     super();
