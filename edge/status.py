@@ -303,6 +303,9 @@ def format_status(status: dict[str, dict[str, Any]]) -> str:
     lines = []
     for name, part in status.items():
         lines.append(f"{name}:")
+        if not part:
+            lines.append("  none yet")  # e.g. peers configured, none heard from so far
+            continue
         width = max(len(key) for key in part)
         for key, value in part.items():
             shown = "-" if value is None else value

@@ -28,7 +28,9 @@ from edge.journal.signing import (
     ORIGIN_CERTIFIED,
     Identity,
     headoffice_certified_body,
+    headoffice_key_certificate,
     node_certified_body,
+    public_hex,
     sign,
 )
 from edge.trust.certificates import cert_pem, issue_signing_certificate, make_store_ca
@@ -59,6 +61,14 @@ def identity(name: str = "node", store_id: str = STORE_ID, seed: bytes = b"tests
 
 def headoffice_key(name: str = "headoffice") -> ed25519.Ed25519PrivateKey:
     return derived_key(f"head office {name}")
+
+
+def headoffice_trusted(key: ed25519.Ed25519PrivateKey | None = None, store_id: str = STORE_ID,
+                       seed: bytes = b"tests") -> dict[str, Any]:
+    """A `headoffice_key_trusted` body: the store CA's certificate for head office's key."""
+    ca_key, ca_cert = store_ca(store_id, seed)
+    return {"cert": headoffice_key_certificate(ca_key, ca_cert, store_id,
+                                               public_hex(key or headoffice_key()))}
 
 
 class SignedChain:
@@ -117,4 +127,4 @@ def rehashed(event: Event, **changes: Any) -> Event:
 
 
 __all__ = ["HEADOFFICE", "STORE_ID", "SignedChain", "chain", "derived_key", "headoffice_key",
-           "identity", "rehashed", "store_ca"]
+           "headoffice_trusted", "identity", "rehashed", "store_ca"]

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from signing_support import SignedChain, headoffice_key, identity, rehashed
+from signing_support import SignedChain, headoffice_trusted, identity, rehashed
 
 from edge.journal.chain import ChainError, ChainHead, Event
 from edge.journal.event_types import DECLARING_MODULES, UnfitEvent, registry
-from edge.journal.signing import public_hex, sign
+from edge.journal.signing import sign
 from edge.journal.store import Journal, Tx
 
 EDGE = ROOT / "edge"
@@ -130,8 +130,7 @@ async def test_a_fitting_body_is_taken_as_it_is_extra_fields_included(tmp_path: 
         body = {"id": "p1", "name": "Pain", "price": 120, "vat_rate": 550, "barcode": None,
                 "origin_country": "FR"}
         certified, event = _events("headoffice-1", "product_upserted", body)
-        await journal.write(lambda tx: tx.append("headoffice_key_trusted", {
-            "public_key": public_hex(headoffice_key())}))
+        await journal.write(lambda tx: tx.append("headoffice_key_trusted", headoffice_trusted()))
         assert await journal.write(lambda tx: [tx.apply(certified), tx.apply(event)]) == [
             True, True]
         [_, stored] = [e async for e in journal.events("headoffice-1")]

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from signing_support import SignedChain, headoffice_key, identity, store_ca
+from signing_support import SignedChain, headoffice_key, headoffice_trusted, identity, store_ca
 
 from edge.api import commands  # noqa: F401  (registers the projections)
 from edge.journal.chain import ChainGap, ChainHead, Event
 from edge.journal.migrations import MIGRATIONS
-from edge.journal.signing import HeadOfficeKeyUnknown, SignatureRefused, public_hex, sign
+from edge.journal.signing import HeadOfficeKeyUnknown, SignatureRefused, sign
 from edge.journal.store import Journal
 from edge.journal.verify import verify_journal
 
@@ -42,20 +42,22 @@ async def origins(journal: Journal) -> set[str]:
     return set(await journal.version_vector())
 
 
-async def test_head_office_is_taken_once_a_node_recorded_its_key(journal: Journal) -> None:
+async def test_head_office_is_taken_once_the_store_ca_certified_its_key(
+        journal: Journal) -> None:
     catalogue = SignedChain("headoffice-1a2b3c")
     catalogue.add("product_upserted", PRODUCT)
-    with pytest.raises(HeadOfficeKeyUnknown, match="is not recorded here yet"):
+    with pytest.raises(HeadOfficeKeyUnknown, match="is not certified by the store CA here yet"):
         await apply(journal, catalogue.events)
     assert isinstance(HeadOfficeKeyUnknown("x"), ChainGap)  # asked for again, not refused
     assert await origins(journal) == set()
-    # Another key recorded does not do: it must be this one.
+    # The store CA's certificate for another key does not do: it must be this one.
     node = SignedChain("n1")
-    node.add("headoffice_key_trusted", {"public_key": public_hex(headoffice_key("other"))})
+    node.add("headoffice_key_trusted", headoffice_trusted(headoffice_key("other")))
     await apply(journal, node.events)
     with pytest.raises(HeadOfficeKeyUnknown):
         await apply(journal, catalogue.events)
-    node.add("headoffice_key_trusted", {"public_key": public_hex(headoffice_key())})
+    # Relayed by any node: the certificate, not the node, vouches for the key.
+    node.add("headoffice_key_trusted", headoffice_trusted())
     await apply(journal, node.events[2:])
     assert await apply(journal, catalogue.events) == [True, True]
     row = await journal.read_one("SELECT price FROM products WHERE id = 'p1'")
@@ -63,8 +65,7 @@ async def test_head_office_is_taken_once_a_node_recorded_its_key(journal: Journa
 
 
 async def test_head_office_writes_its_catalogue_only(journal: Journal) -> None:
-    await journal.write(lambda tx: tx.append("headoffice_key_trusted", {
-        "public_key": public_hex(headoffice_key())}))
+    await journal.write(lambda tx: tx.append("headoffice_key_trusted", headoffice_trusted()))
     catalogue = SignedChain("headoffice-1a2b3c")
     catalogue.add("till_paired", {"code": "T01", "name": "Caisse", "token_sha256": "ab" * 32})
     await apply(journal, catalogue.events[:1])
@@ -95,10 +96,10 @@ async def test_an_event_already_held_is_never_checked_again(journal: Journal) ->
                     old.prev_hash, old.hash))
     db.close()
     assert await apply(journal, [old]) == [False]
-    # But its origin takes nothing new: no key ever certified it.
+    # But its origin takes nothing signed: no key ever certified it.
     later = sign(ChainHead(1, old.hash).next("old", "product_delisted", {"id": "p1"}),
                  identity("old").signing_key)
-    with pytest.raises(SignatureRefused, match="its origin was never certified"):
+    with pytest.raises(SignatureRefused, match="its origin was written before signing"):
         await apply(journal, [later])
 
 
@@ -159,7 +160,7 @@ async def test_a_journal_from_before_signing_signs_on_under_a_new_origin(tmp_pat
     finally:
         db.close()
     assert report.problems == [] and report.unsigned == ["a1b2c3"]
-    # An unsigned origin that was not there at the upgrade is no old one: it fails.
+    # An unsigned origin no signed vouch covers is no old one: it fails.
     db = sqlite3.connect(path)
     with db:
         db.execute("INSERT INTO events (origin, seq, id, time, type, body, prev_hash, hash) "
@@ -169,5 +170,5 @@ async def test_a_journal_from_before_signing_signs_on_under_a_new_origin(tmp_pat
         report = verify_journal(db, ca)
     finally:
         db.close()
-    assert any(p.startswith("slipped#1: an origin's first event must be origin_certified")
+    assert any(p.startswith("slipped#1: unsigned, and no signed vouch covers it")
                for p in report.problems), report.problems

@@ -240,6 +240,11 @@ async def _push(request: web.Request, store: str) -> web.Response:
     if receipt.conflicts:
         log.warning("store %s node %s: %d conflicting event(s) parked, first %s",
                     store, node, len(receipt.conflicts), receipt.conflicts[0])
+    if receipt.waiting:
+        log.warning("store %s node %s: %d event(s) written before signing and not vouched for "
+                    "by any upgraded node yet, first %s: not kept for now, the node sends them "
+                    "again after its next pull (its vouch comes after them)",
+                    store, node, len(receipt.waiting), receipt.waiting[0])
     after_store = request.app[HOOKS].after_store
     if after_store is not None:
         await after_store(request)
@@ -250,6 +255,7 @@ async def _push(request: web.Request, store: str) -> web.Response:
         "duplicates": receipt.duplicates,
         "conflicts": receipt.conflicts,
         "gap": receipt.gap,
+        "waiting": receipt.waiting,
     })
 
 

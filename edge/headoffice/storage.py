@@ -26,8 +26,13 @@ under a new origin at its first start. Each store's CA certificate is pinned
 at the store's first push that carries it (`pin_store_ca`; another one later
 is refused), and every event a store pushes must be signed by its origin's
 key, certified by that CA, and be of a type a node may write: else it is
-parked as a conflict like a forged hash. Head office never holds a store's
-secrets (`chain.withheld`): it checks signatures over hashes, which need none.
+parked as a conflict like a forged hash. An event written before signing is
+taken only as far as a signed vouch of an upgraded node covers it
+(edge/journal/vouches.py); one not covered yet is neither stored nor parked
+but answered `waiting` (acknowledged): the vouch comes after it in the
+node's push, and the next pull's `held` has the node send it again. Head
+office never holds a store's secrets (`chain.withheld`): it checks
+signatures over hashes, which need none.
 """
 
 from __future__ import annotations
@@ -66,6 +71,14 @@ from edge.journal.signing import (
     load_public_hex,
     public_hex,
     sign,
+)
+from edge.journal.vouches import (
+    UNSIGNED_HEADS_VOUCHED,
+    NotVouched,
+    Vouch,
+    is_unsigned_candidate,
+    vouch_problem,
+    vouched_heads,
 )
 from edge.trust.certificates import load_cert, stores_named
 
@@ -171,6 +184,13 @@ UPGRADES: list[tuple[str, ...]] = [
         "CREATE TABLE origin_keys (store TEXT NOT NULL, origin TEXT NOT NULL, "
         "role TEXT NOT NULL, public_key TEXT NOT NULL, PRIMARY KEY (store, origin))",
     ),
+    # 2: what a store's upgraded nodes vouched for, signed, of its origins from
+    # before signing (edge/journal/vouches.py): what takes their events.
+    (
+        "CREATE TABLE unsigned_vouches (store TEXT NOT NULL, origin TEXT NOT NULL, "
+        "seq BIGINT NOT NULL, hash TEXT NOT NULL, voucher TEXT NOT NULL, "
+        "PRIMARY KEY (store, origin, seq, voucher))",
+    ),
 ]
 
 EVENT_COLUMNS = "origin, seq, id, time, type, body, prev_hash, hash, sig"
@@ -225,6 +245,9 @@ class Receipt:
     duplicates: int = 0
     conflicts: list[str] = field(default_factory=list)
     gap: dict[str, Any] | None = None  # {"origin", "expected_seq", "message"}
+    # Written before signing and not (yet) vouched for: neither stored nor parked,
+    # so the pull's `held` has the node send them again (its vouch comes after them).
+    waiting: list[str] = field(default_factory=list)
 
 
 class HeadOfficeStorage:
@@ -646,6 +669,8 @@ class _Intake:
         self.ca: x509.Certificate | None = None  # the store's, pinned at its first push
         self.keys: dict[str, OriginKey] = {}  # each origin's certified key
         self.new_keys: list[tuple[str, str, str, str]] = []
+        self.vouches: dict[str, list[Vouch]] = {}  # of origins from before signing
+        self.new_vouches: list[tuple[str, str, int, str, str]] = []
 
     async def take(self, batch: list[tuple[int, Event]]) -> Receipt:
         receipt = Receipt(acknowledged=batch[0][0] - 1 if batch else 0)
@@ -663,6 +688,8 @@ class _Intake:
                 break
             if outcome == "duplicate":
                 receipt.duplicates += 1
+            elif outcome == "waiting":
+                receipt.waiting.append(f"{event.origin}#{event.seq}")
             elif outcome == "new":
                 new_rows.append(self._row(event))
                 if event.type == "sale_completed":
@@ -673,6 +700,11 @@ class _Intake:
                 self.heads[event.origin] = ChainHead(event.seq, event.hash)
                 self.held[(event.origin, event.seq)] = event.hash
                 receipt.stored += 1
+                if event.type == UNSIGNED_HEADS_VOUCHED:
+                    for origin, seq, digest in vouched_heads(event):
+                        self.vouches.setdefault(origin, []).append(
+                            Vouch(seq, digest, event.origin))
+                        self.new_vouches.append((self.store, origin, seq, digest, event.origin))
             else:
                 self.forked.add(event.origin)
                 parked.append((self.store, event.origin, event.seq, event.hash,
@@ -698,6 +730,10 @@ class _Intake:
         await self.tx.executemany(
             "INSERT INTO origin_keys (store, origin, role, public_key) VALUES ($1, $2, $3, $4) "
             "ON CONFLICT DO NOTHING", self.new_keys,
+        )
+        await self.tx.executemany(
+            "INSERT INTO unsigned_vouches (store, origin, seq, hash, voucher) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING", self.new_vouches,
         )
         return receipt
 
@@ -732,6 +768,11 @@ class _Intake:
             public = load_public_hex(key["public_key"]) if key else None
             if key is not None and public is not None:
                 self.keys[origin] = OriginKey(key["role"], public)
+            else:
+                self.vouches[origin] = [Vouch(row["seq"], row["hash"], row["voucher"])
+                                        for row in await self.tx.fetch(
+                    "SELECT seq, hash, voucher FROM unsigned_vouches WHERE store = $1 "
+                    "AND origin = $2", self.store, origin)]
 
     def _judge(self, event: Event) -> str:
         if is_headoffice_origin(event.origin):
@@ -742,6 +783,18 @@ class _Intake:
                           self.held.get((event.origin, event.seq)), event)
         if judgement.verdict is Verdict.HELD:
             return "duplicate"
+        if (judgement.verdict in (Verdict.NEXT, Verdict.GAP) and event.origin not in self.keys
+                and is_unsigned_candidate(event)):
+            # Written before signing: taken as far as a signed vouch covers it
+            # (edge/journal/vouches.py). One not here yet is no conflict: the
+            # node's vouch comes after these events, and `held` has them resent.
+            problem = vouch_problem(event, self.vouches.get(event.origin, ()))
+            if isinstance(problem, NotVouched):
+                return "waiting"
+            if problem is not None and judgement.verdict is Verdict.NEXT:
+                return str(problem).removeprefix(f"{event.origin}#{event.seq}: ")
+            if judgement.verdict is Verdict.NEXT:
+                return "new"
         if judgement.verdict is Verdict.NEXT:
             return self._signature_problem(event) or "new"
         if judgement.verdict is Verdict.GAP:
@@ -766,7 +819,7 @@ class _Intake:
             if key is None:
                 return ("its origin was never certified (its first event is not "
                         "origin_certified: written before events were signed, or forged)")
-            check_signed(event, key)
+            check_signed(event, key, self.ca, self.store)
         except ChainError as refused:
             return str(refused).removeprefix(f"{event.origin}#{event.seq}: ")
         return None

@@ -4,7 +4,9 @@ A backup is SQLite's online backup of the live journal (consistent while the
 node sells), marked inside as a backup (`backup_of` in `meta`) and verified
 (SQLite's integrity check and every hash chain) before it gets its name; a
 restore also checks every signature against the data folder's store CA
-(a backup may have been changed while it was kept). A
+(a backup may have been changed while it was kept), as `edge verify` does:
+events from before signing only as far as a signed vouch in the backup
+covers them, and a backup from before signing is refused. A
 restore needs the node stopped (it takes the data folder's lock), verifies
 the backup, keeps the journal it replaces beside it, and puts the backup in
 place as a new file. Either way the node that next opens the folder knows it
@@ -56,6 +58,12 @@ def iter_events(db: sqlite3.Connection) -> Iterator[Event]:
         yield row_event(row)
 
 
+def unsigned_backup() -> str:
+    return ("this backup is from before events were signed: nothing in it can be checked, "
+            "so this edge does not restore it (restore it with the edge version that made "
+            "it, then start this one on it: the upgrade vouches, signed, for what it holds)")
+
+
 def store_ca_beside(database: Path) -> x509.Certificate | None:
     """The store CA of the data folder holding `database` (`tls/store-ca.pem`), if any."""
     try:
@@ -71,7 +79,10 @@ def verify(db: sqlite3.Connection, ca_cert: x509.Certificate | None = None) -> S
     if integrity != "ok":
         raise BackupError(f"the database is damaged: {integrity}")
     if ca_cert is not None:
-        problems = verify_journal(db, ca_cert).problems
+        report = verify_journal(db, ca_cert)
+        problems = report.problems
+        if not problems and not report.signed:
+            raise BackupError(unsigned_backup())
     else:
         problems = chain_problems(iter_events(db))
     if problems:
@@ -150,6 +161,11 @@ def restore(backup_file: Path, data_dir: Path, database: Path,
         ca_cert = store_ca_beside(database)
         source = sqlite3.connect(f"file:{backup_file}?mode=ro", uri=True, isolation_level=None)
         try:
+            # The same check as `edge verify` (edge/journal/verify.py): an unsigned
+            # event needs a signed vouch in the backup itself, nothing else proves it.
+            (version,) = source.execute("PRAGMA user_version").fetchone()
+            if version < SIGNED_SCHEMA:
+                raise BackupError(unsigned_backup())
             verify(source, ca_cert)
             partial = database.with_name(database.name + ".restoring")
             partial.unlink(missing_ok=True)

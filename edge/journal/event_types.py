@@ -46,6 +46,7 @@ Projection = Callable[[sqlite3.Connection, Event], None]
 DECLARING_MODULES = (
     "edge.journal.lineage",
     "edge.journal.signing",
+    "edge.journal.vouches",
     "edge.selling.catalogue",
     "edge.selling.staff",
     "edge.selling.logins",

@@ -376,6 +376,23 @@ MIGRATIONS: list[str] = [
     CREATE TABLE unsigned_origins (origin TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
     INSERT INTO unsigned_origins SELECT origin, last_seq FROM origins;
     """,
+    # 20 (edge/journal/vouches.py): what upgraded nodes vouched for, signed, of
+    # the origins written before signing (a projection of
+    # `unsigned_heads_vouched`). `unsigned_origins` (19) stays, but decides
+    # nothing: a table in the file is no proof, a signed vouch is. A journal
+    # that holds events when it reaches this step owes its vouch once: the
+    # journal writes it when it next claims its origin, in that transaction.
+    """
+    CREATE TABLE unsigned_vouches (
+        origin TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        voucher TEXT NOT NULL,
+        PRIMARY KEY (origin, seq, voucher)
+    );
+    INSERT INTO meta (key, value) SELECT 'unsigned_vouch_owed', '1'
+        WHERE EXISTS (SELECT 1 FROM events);
+    """,
 ]
 
 

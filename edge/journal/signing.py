@@ -6,16 +6,20 @@ a key is said once, by the origin's first event, `origin_certified`:
 - a node: `{"role": "node", "name", "cert"}`, a signing certificate the store
   CA issued (edge/trust/certificates.py), checked against that CA;
 - head office: `{"role": "headoffice", "public_key": <hex>}` under a
-  `headoffice-` origin, accepted only once a node of the store recorded that
-  key as head office's (`headoffice_key_trusted`, written when it pulled the
-  catalogue over the authenticated head-office link).
+  `headoffice-` origin, accepted only once the journal holds a certificate
+  the store CA issued for that key, role headoffice (`headoffice_key_trusted`
+  `{"cert"}`: the node holding the CA key writes it when its pull first meets
+  the key over the authenticated head-office link). Whichever node relays
+  that event does not matter: only the CA key makes such a certificate, so a
+  node, certified or not, can never vouch for a key of its own.
 
 Every later event of the origin must verify with that key, and be of a type
 its role may write (`written_by` in the registry, edge/journal/event_types.py).
 So an event forged, relayed under another origin, or re-hashed without its
 origin's key is refused by peers, the head-office pull, head office itself
-and `edge verify` alike. An event already held is never checked again: the
-events written before signing (an upgrade) stay as they are, and their
+and `edge verify` alike. An event already held is never checked again.
+Events written before signing (an upgrade) are taken only as far as an
+upgraded node vouched for them, signed (edge/journal/vouches.py); their
 origins take no new event.
 
 Pure (no I/O): the journal (store.py), head office (edge/headoffice/storage.py)
@@ -31,11 +35,16 @@ from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from edge.journal.chain import ChainError, ChainGap, Event
 from edge.journal.event_types import event_type, registry
-from edge.trust.certificates import CertificateRefused, check_signing_certificate
+from edge.trust.certificates import (
+    CertificateRefused,
+    cert_pem,
+    check_signing_certificate,
+    issue_signing_certificate,
+)
 
 SIGNED_PREFIX = b"edge event v1:"
 ORIGIN_CERTIFIED = "origin_certified"
@@ -83,10 +92,11 @@ class SignatureRefused(ChainError):
 
 
 class HeadOfficeKeyUnknown(ChainGap):
-    """A head-office origin certified with a key no node of the store has recorded yet.
+    """A head-office origin certified with a key the store CA has not certified here yet.
 
-    Not refused: the node that pulls from head office records it (and the
-    peers then hold it), so it is asked for again later, like a gap.
+    Not refused: the node holding the store CA certifies it when it syncs with
+    head office (and the peers then hold that certificate), so it is asked for
+    again later, like a gap.
     """
 
 
@@ -144,8 +154,10 @@ def certified_key(event: Event, ca_cert: x509.Certificate, store_id: str,
                   headoffice_trusted: Any = None) -> OriginKey:
     """The key an origin's first event certifies; SignatureRefused if it certifies nothing.
 
-    `headoffice_trusted(hex) -> bool`: is that key recorded as head office's
-    (else HeadOfficeKeyUnknown); None: no head-office origin is accepted.
+    `headoffice_trusted(hex) -> bool`: does the journal hold a store-CA
+    certificate for that key as head office's (`headoffice_keys`, filled only
+    from certificates checked at intake; else HeadOfficeKeyUnknown); None: no
+    head-office origin is accepted.
     """
     where = f"{event.origin}#{event.seq}"
     if event.type != ORIGIN_CERTIFIED:
@@ -164,8 +176,9 @@ def certified_key(event: Event, ca_cert: x509.Certificate, store_id: str,
         key = OriginKey(HEADOFFICE, public_key, "head office")
         if headoffice_trusted is None or not headoffice_trusted(key.hex):
             raise HeadOfficeKeyUnknown(f"{where}: head office's key {key.hex[:16]}… is not "
-                                       "recorded here yet (a node records it when it pulls the "
-                                       "catalogue)")
+                                       "certified by the store CA here yet (the node holding "
+                                       "the store CA certifies it when it syncs with head "
+                                       "office)")
     else:
         if role != NODE:
             raise SignatureRefused(f"{where}: a node's origin certified as {role!r}")
@@ -178,12 +191,18 @@ def certified_key(event: Event, ca_cert: x509.Certificate, store_id: str,
             raise SignatureRefused(f"{where}: a {signer.role} certificate cannot certify a "
                                    "node's origin")
         key = OriginKey(NODE, signer.public_key, signer.name)
-    check_signed(event, key)
+    check_signed(event, key, ca_cert, store_id)
     return key
 
 
-def check_signed(event: Event, key: OriginKey) -> None:
-    """SignatureRefused unless `key` signed `event` and its role may write its type."""
+def check_signed(event: Event, key: OriginKey, ca_cert: x509.Certificate | None = None,
+                 store_id: str = "") -> None:
+    """SignatureRefused unless `key` signed `event` and its role may write its type.
+
+    A `headoffice_key_trusted` is also refused unless the store CA (`ca_cert`,
+    `store_id`) issued its certificate: without them, it is refused, never
+    taken unchecked.
+    """
     where = f"{event.origin}#{event.seq}"
     if event.type == ORIGIN_CERTIFIED and event.seq != 1:
         raise SignatureRefused(f"{where}: an origin is certified once, by its first event")
@@ -195,6 +214,62 @@ def check_signed(event: Event, key: OriginKey) -> None:
     if not signature_valid(event, key.public_key):
         raise SignatureRefused(f"{where}: the signature does not verify with its origin's key "
                                "(forged, or re-hashed without that key)")
+    if event.type == HEADOFFICE_KEY_TRUSTED:
+        if ca_cert is None:
+            raise SignatureRefused(f"{where}: a head-office key's certificate cannot be checked "
+                                   "here (no store CA given)")
+        try:
+            certified_headoffice_key(event.body, ca_cert, store_id)
+        except CertificateRefused as refused:
+            raise SignatureRefused(f"{where}: head office's key is not certified by this "
+                                   f"store's CA: {refused}") from None
+
+
+# Head office's key, certified by the store CA (`headoffice_key_trusted` `{"cert"}`).
+
+HEADOFFICE_CERT_NAME = "head office"
+
+
+def headoffice_key_certificate(ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate,
+                               store_id: str, public_key: str) -> str:
+    """The store CA's certificate (PEM) for head office's key (hex), role headoffice.
+
+    Only the node holding the CA key can make it: that is what lets every
+    node, head office and `edge verify` take a head-office origin from
+    whoever relays it. ValueError if `public_key` is no Ed25519 key.
+    """
+    public = load_public_hex(public_key)
+    if public is None:
+        raise ValueError("head office's key is not an Ed25519 public key (64 hex digits)")
+    return cert_pem(issue_signing_certificate(ca_key, ca_cert, store_id, HEADOFFICE_CERT_NAME,
+                                              public, role=HEADOFFICE))
+
+
+def certified_headoffice_key(body: Any, ca_cert: x509.Certificate, store_id: str) -> str:
+    """The key (hex) a `headoffice_key_trusted` body's certificate makes head office's.
+
+    CertificateRefused unless the store CA issued it for this store, role
+    headoffice: a bare `{"public_key"}` (any node could write one) proves nothing.
+    """
+    cert = body.get("cert") if isinstance(body, dict) else None
+    if not isinstance(cert, str):
+        raise CertificateRefused("no certificate (a bare key vouched for by a node proves "
+                                 "nothing)")
+    signer = check_signing_certificate(cert, ca_cert, store_id)
+    if signer.role != HEADOFFICE:
+        raise CertificateRefused(f"a {signer.role} certificate, not head office's")
+    return public_hex(signer.public_key)
+
+
+def certified_headoffice_keys(bodies: Any, ca_cert: x509.Certificate, store_id: str) -> set[str]:
+    """The keys that `headoffice_key_trusted` `bodies` certify (others are left out)."""
+    keys = set()
+    for body in bodies:
+        try:
+            keys.add(certified_headoffice_key(body, ca_cert, store_id))
+        except CertificateRefused:
+            continue
+    return keys
 
 
 # The two event types of signing, in the one registry.
@@ -209,7 +284,7 @@ class OriginCertified:
 
 @dataclass(slots=True)
 class HeadOfficeKeyTrusted:
-    public_key: str
+    cert: str  # the store CA's signing certificate for head office's key, role headoffice
 
 
 def stored_public_key(event: Event) -> tuple[str, str]:
@@ -235,11 +310,26 @@ def _origin_certified(db: sqlite3.Connection, event: Event) -> None:
                "VALUES (?, ?, ?, ?)", (event.origin, role, str(event.body.get("name", "")), key))
 
 
+def _certificate_key(pem: str) -> str:
+    """The Ed25519 key (hex) in a certificate, unchecked; "" if it holds none."""
+    try:
+        public = x509.load_pem_x509_certificate(pem.encode()).public_key()
+    except ValueError:
+        return ""
+    return public_hex(public) if isinstance(public, ed25519.Ed25519PublicKey) else ""
+
+
 @event_type(HEADOFFICE_KEY_TRUSTED, schema=HeadOfficeKeyTrusted,
-            merge="a set of (key, node that recorded it): any node's record trusts the key")
+            merge="a set of (key, node that relayed it): the store CA's certificate makes the "
+                  "key head office's, whoever wrote it")
 def _headoffice_key_trusted(db: sqlite3.Connection, event: Event) -> None:
-    db.execute("INSERT OR IGNORE INTO headoffice_keys (public_key, origin, time) "
-               "VALUES (?, ?, ?)", (event.body["public_key"], event.origin, event.time))
+    # Its certificate was checked against the store CA at intake (check_signed);
+    # this node's own were made with the CA key.
+    # A bare `{"public_key"}` (before the CA certified head office's key) trusts nothing.
+    key = _certificate_key(str(event.body.get("cert", "")))
+    if key:
+        db.execute("INSERT OR IGNORE INTO headoffice_keys (public_key, origin, time) "
+                   "VALUES (?, ?, ?)", (key, event.origin, event.time))
 
 
 class OriginKeys:
@@ -265,5 +355,6 @@ class OriginKeys:
 
 
 def headoffice_key_trusted(db: sqlite3.Connection, public_key: str) -> bool:
+    """Does this journal hold the store CA's certificate for `public_key` as head office's."""
     return db.execute("SELECT 1 FROM headoffice_keys WHERE public_key = ? LIMIT 1",
                       (public_key,)).fetchone() is not None

@@ -75,6 +75,12 @@ from edge.journal.signing import (
     sign,
     signature_valid,
 )
+from edge.journal.vouches import (
+    NotVouched,
+    check_vouched,
+    is_unsigned_candidate,
+    unvouched_heads,
+)
 from edge.messages import DISK_FULL, EdgeError
 
 log = logging.getLogger(__name__)
@@ -264,17 +270,25 @@ class Tx:
     def _check_signed(self, event: Event) -> None:
         """SignatureRefused (or HeadOfficeKeyUnknown) unless its origin's key signed it."""
         journal = self._journal
+        key = None if event.seq == 1 else journal.keys.get(self.db, event.origin)
+        if key is None and is_unsigned_candidate(event):
+            # Written before signing: taken as far as a signed vouch held here covers
+            # it (edge/journal/vouches.py); a gap (NotVouched) until one does.
+            try:
+                check_vouched(self.db, event)
+            except NotVouched as waiting:
+                journal.note_not_vouched(event.origin, str(waiting))
+                raise
+            return
         if event.seq == 1:
             identity = journal.identity
             certified_key(event, identity.ca_cert, identity.store_id,
                           lambda key: headoffice_key_trusted(self.db, key))
             return
-        key = journal.keys.get(self.db, event.origin)
         if key is None:
-            raise SignatureRefused(f"{event.origin}#{event.seq}: its origin was never certified "
-                                   "(its first event is not origin_certified: written before "
-                                   "events were signed, or forged); it takes no new event")
-        check_signed(event, key)
+            raise SignatureRefused(f"{event.origin}#{event.seq}: signed, but its origin was "
+                                   "written before signing (no key certified it): forged")
+        check_signed(event, key, journal.identity.ca_cert, journal.identity.store_id)
 
     def _insert(self, event: Event) -> None:
         # Refused whole if its type is unknown or its body does not fit: from a
@@ -329,6 +343,7 @@ class Journal:
         self.origin = origin or ""
         self.trust = trust
         self.keys = OriginKeys()  # each origin's certified key, read once
+        self._not_vouched_said: set[str] = set()  # origins whose unvouched events were logged
         self._claims_origin = origin is None
         self._mark: HeadMark | None = None  # kept beside the journal (datafolder.py)
         self._marked_at = 0.0
@@ -381,11 +396,45 @@ class Journal:
             elif self._key_change(db, self.origin):
                 raise SigningKeyChanged(f"origin {self.origin} was certified with another "
                                         "signing key (or before events were signed)")
+            else:
+                self.head = self._stored_head(db, self.origin)
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._vouch_for_unsigned(db)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
         except BaseException:
             db.close()
             raise
         self.head = self._stored_head(db, self.origin)
         return db
+
+    def _vouch_for_unsigned(self, db: sqlite3.Connection) -> None:
+        """Vouch, signed, for the events from before signing held here (edge/journal/vouches.py).
+
+        Written once, among a journal's first signed events after the upgrade
+        (or at the next start of one upgraded before vouches existed), as the
+        upgrade left it owed (migration 20): without it no other node, nor
+        head office, takes those events from anyone. Never again after: a
+        journal put back later vouches for nothing new.
+        """
+        if db.execute("SELECT 1 FROM meta WHERE key = 'unsigned_vouch_owed'").fetchone() is None:
+            return
+        db.execute("DELETE FROM meta WHERE key = 'unsigned_vouch_owed'")
+        body = unvouched_heads(db)
+        if body is not None:
+            Tx(self, db).append("unsigned_heads_vouched", body)
+            log.warning("vouched, signed, for %d origin(s) written before events were signed, "
+                        "as this journal holds them: %s", len(body["heads"]),
+                        ", ".join(f"{head['origin']}#{head['seq']}" for head in body["heads"]))
+
+    def note_not_vouched(self, origin: str, why: str) -> None:
+        """Say once per origin (per run) why its events from before signing are held back."""
+        if origin not in self._not_vouched_said:
+            self._not_vouched_said.add(origin)
+            log.warning("%s", why)
 
     def _key_change(self, db: sqlite3.Connection, origin: str) -> str | None:
         """Why this journal cannot sign on under `origin` with its key (None: it can)."""
@@ -460,6 +509,7 @@ class Journal:
             self.head = self._stored_head(db, origin)
             if self.rotation is not None:
                 Tx(self, db).append("origin_started", self.rotation)
+            self._vouch_for_unsigned(db)
             # Before the commit: a crash in between leaves the old token listed too.
             kept = mark.tokens[:1] if mark is not None and mark.origin == origin else ()
             self._mark = HeadMark(origin, (token, *kept), self.head.seq)

@@ -2,15 +2,20 @@
 
 Needs nothing but the journal and the store CA's certificate (`<data>/tls/
 store-ca.pem`, or `--ca FILE`). Each origin's first event must certify its
-key (a node's certificate from that CA; head office's key as a node of the
-store recorded it, `headoffice_key_trusted`), and every event of the origin
+key (a node's certificate from that CA; head office's key with a certificate
+from that CA, `headoffice_key_trusted`), and every event of the origin
 must be signed with that key and be of a type its role may write. An event
 changed and hashed again without its origin's key fails here by name.
 
-Origins written before events were signed (held when the journal was
-upgraded: `unsigned_origins`) are chained but not signed: named as such, not
-failed; an unsigned origin that came later, or an unsigned event past where
-such an origin stood at the upgrade, fails.
+Origins written before events were signed are chained but not signed: each
+must be covered by a signed vouch in the journal itself (`unsigned_heads_vouched`,
+edge/journal/vouches.py, by a node this CA certified), its events up to the
+vouched seq, with the vouched hash there; then they are named as such, not
+failed. An unsigned event no signed vouch covers fails, whatever the file's
+own tables say (`unsigned_origins`, `PRAGMA user_version` decide nothing: a
+file can be changed). A journal an edge that signs never opened (schema
+below 19) has no signature to check: its chains are checked and it is said
+NOT SIGNED, never "every signature verified".
 """
 
 from __future__ import annotations
@@ -20,18 +25,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from edge.journal.chain import ChainError, Event, chain_problems
 from edge.journal.signing import (
-    ORIGIN_CERTIFIED,
     HeadOfficeKeyUnknown,
     OriginKey,
+    certified_headoffice_keys,
     certified_key,
     check_signed,
 )
 from edge.journal.store import EVENT_COLUMNS, row_event
+from edge.journal.vouches import (
+    UNSIGNED_HEADS_VOUCHED,
+    NotVouched,
+    Vouch,
+    is_unsigned_candidate,
+    vouch_problem,
+    vouched_heads,
+)
 
 # The schema step that added signatures (edge/journal/migrations.py): a journal
 # still below it was never opened by an edge that signs.
@@ -43,53 +57,109 @@ class Report:
     events: int = 0
     origins: int = 0
     problems: list[str] = field(default_factory=list)
-    unsigned: list[str] = field(default_factory=list)  # origins from before signing
+    unsigned: list[str] = field(default_factory=list)  # origins from before signing, vouched
+    notes: list[str] = field(default_factory=list)  # vouched further than held here
+    signed: bool = True  # False: a journal from before signing, its chains alone checked
+
+
+def signed_vouches(db: sqlite3.Connection, ca_cert: x509.Certificate, store_id: str,
+                   headoffice_keys: set[str]) -> tuple[dict[str, list[Vouch]], list[str]]:
+    """({origin: vouches}, problems): every vouch in the journal whose signature verifies
+    with its node's certified key; vouches that disagree at one seq are a problem."""
+    vouches: dict[str, list[Vouch]] = {}
+    keys: dict[str, OriginKey | None] = {}
+    for row in db.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE type = ? "
+                          "ORDER BY origin, seq", (UNSIGNED_HEADS_VOUCHED,)).fetchall():
+        event = row_event(row)
+        if event.origin not in keys:
+            first = db.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE origin = ? AND seq = 1",
+                               (event.origin,)).fetchone()
+            try:
+                keys[event.origin] = certified_key(row_event(first), ca_cert, store_id,
+                                                   headoffice_keys.__contains__) if first else None
+            except ChainError:
+                keys[event.origin] = None  # named by the pass over every event
+        key = keys[event.origin]
+        try:
+            if key is None:
+                continue
+            check_signed(event, key, ca_cert, store_id)
+        except ChainError:
+            continue  # named by the pass over every event; it vouches for nothing
+        for origin, seq, digest in vouched_heads(event):
+            vouches.setdefault(origin, []).append(Vouch(seq, digest, event.origin))
+    problems = []
+    for origin, held in sorted(vouches.items()):
+        for seq in sorted({vouch.seq for vouch in held}):
+            named = {vouch.hash: vouch.voucher for vouch in held if vouch.seq == seq}
+            if len(named) > 1:
+                problems.append(f"{origin}#{seq}: vouched for with different hashes ("
+                                + ", ".join(f"{voucher}: {digest[:12]}…"
+                                            for digest, voucher in named.items())
+                                + "): history from before signing forked")
+    return vouches, problems
 
 
 def signature_problems(
     events: Iterable[Event], ca_cert: x509.Certificate, store_id: str,
-    headoffice_keys: set[str], unsigned_before: Mapping[str, int] | None,
-) -> tuple[list[str], list[str]]:
-    """(problems, origins from before signing) of `events` (each origin in seq order).
+    headoffice_keys: set[str], vouches: Mapping[str, list[Vouch]],
+) -> tuple[list[str], list[str], list[str]]:
+    """(problems, origins from before signing, notes) of `events` (each origin in seq order).
 
-    `unsigned_before`: {origin: last seq} held when the journal started signing;
-    None for a journal never opened by an edge that signs (every origin then).
+    `vouches`: the signed vouches the journal holds (`signed_vouches`), the one
+    proof that an unsigned origin was written before signing.
     """
     problems: list[str] = []
     unsigned: list[str] = []
+    held: dict[str, int] = {}  # last seq of each origin from before signing
     keys: dict[str, OriginKey | None] = {}
     for event in events:
         where = f"{event.origin}#{event.seq}"
         if event.origin not in keys:
             keys[event.origin] = None
-            legacy = (unsigned_before is None or event.origin in unsigned_before)
-            if event.type != ORIGIN_CERTIFIED and legacy:
+            if is_unsigned_candidate(event):
                 unsigned.append(event.origin)
+            else:
+                try:
+                    keys[event.origin] = certified_key(event, ca_cert, store_id,
+                                                       headoffice_keys.__contains__)
+                except HeadOfficeKeyUnknown:
+                    problems.append(f"{where}: head office's key here was never certified by "
+                                    "the store CA (no headoffice_key_trusted with its "
+                                    "certificate)")
+                except ChainError as refused:
+                    problems.append(str(refused))
                 continue
-            try:
-                keys[event.origin] = certified_key(event, ca_cert, store_id,
-                                                   headoffice_keys.__contains__)
-            except HeadOfficeKeyUnknown:
-                problems.append(f"{where}: head office's key here was never recorded by a "
-                                "node of the store (headoffice_key_trusted)")
-            except ChainError as refused:
-                problems.append(str(refused))
-            continue
         key = keys[event.origin]
         if key is None:
-            if event.origin in unsigned:
-                limit = None if unsigned_before is None else unsigned_before.get(event.origin)
-                if limit is not None and event.seq > limit:
-                    problems.append(f"{where}: unsigned, after its origin stood at #{limit} "
-                                    "when this journal started signing")
-            else:
+            if event.origin not in held and event.origin not in unsigned:
                 problems.append(f"{where}: its origin's first event certifies no key")
+                continue
+            held[event.origin] = event.seq
+            problem = vouch_problem(event, vouches.get(event.origin, ()))
+            if isinstance(problem, NotVouched):
+                reach = max((vouch.seq for vouch in vouches.get(event.origin, ())), default=0)
+                problems.append(f"{where}: unsigned, and no signed vouch covers it ("
+                                + (f"vouched up to #{reach} only" if reach else
+                                   "no upgraded node vouched for this origin")
+                                + "): not from before signing, or slipped in since")
+            elif problem is not None:
+                problems.append(str(problem))
+            elif not is_unsigned_candidate(event):
+                problems.append(f"{where}: signed, but its origin was written before signing "
+                                "(no key certified it)")
             continue
         try:
-            check_signed(event, key)
+            check_signed(event, key, ca_cert, store_id)
         except ChainError as refused:
             problems.append(str(refused))
-    return problems, unsigned
+    notes = []
+    for origin, last in held.items():
+        reach = max((vouch.seq for vouch in vouches.get(origin, ())), default=0)
+        if last < reach:
+            notes.append(f"{origin}: held up to #{last}, vouched for up to #{reach}: its "
+                         "events here are checked against that vouch once the rest is here")
+    return problems, unsigned, notes
 
 
 def verify_journal(db: sqlite3.Connection, ca_cert: x509.Certificate,
@@ -104,24 +174,30 @@ def verify_journal(db: sqlite3.Connection, ca_cert: x509.Certificate,
     report.events, report.origins = db.execute(
         "SELECT COUNT(*), COUNT(DISTINCT origin) FROM events").fetchone()
     if version < SIGNED_SCHEMA:
+        # Never opened by an edge that signs (or its schema number changed: the
+        # same answer): no signature to check, and said so, never "verified".
         columns = EVENT_COLUMNS.replace(", sig", ", '' AS sig")
-        unsigned_before = None
-        headoffice_keys: set[str] = set()
+        report.signed = False
+        report.problems = chain_problems(
+            row_event(row) for row in db.execute(
+                f"SELECT {columns} FROM events ORDER BY origin, seq"))
+        return report
     else:
         columns = EVENT_COLUMNS
-        unsigned_before = dict(db.execute("SELECT origin, last_seq FROM unsigned_origins"))
-        headoffice_keys = {key for (key,) in db.execute(
-            "SELECT json_extract(body, '$.public_key') FROM events "
-            "WHERE type = 'headoffice_key_trusted'")}
+        # Only what the store CA certified: a node's word for a key is no proof.
+        headoffice_keys = certified_headoffice_keys(
+            (orjson.loads(body) for (body,) in db.execute(
+                "SELECT body FROM events WHERE type = 'headoffice_key_trusted'")),
+            ca_cert, store_id)
 
     def events() -> Iterable[Event]:
         for row in db.execute(f"SELECT {columns} FROM events ORDER BY origin, seq"):
             yield row_event(row)
 
-    report.problems = chain_problems(events())
-    signatures, report.unsigned = signature_problems(
-        events(), ca_cert, store_id, headoffice_keys, unsigned_before)
-    report.problems += signatures
+    vouches, disagreeing = signed_vouches(db, ca_cert, store_id, headoffice_keys)
+    signatures, report.unsigned, report.notes = signature_problems(
+        events(), ca_cert, store_id, headoffice_keys, vouches)
+    report.problems = chain_problems(events()) + disagreeing + signatures
     return report
 
 
@@ -152,9 +228,19 @@ def run(database: Path, ca_file: Path) -> int:
         if len(report.problems) > 50:
             print(f"  … and {len(report.problems) - 50} more")
         return 1
+    if not report.signed:
+        print(f"NOT SIGNED: chains only. {report.events} events from {report.origins} "
+              "origin(s), every hash chain intact, but this journal is from before events "
+              "were signed (schema below 19): no signature was checked, and anyone could have "
+              "written it. Start the upgraded edge on it once (it vouches, signed, for what it "
+              "holds), then verify again.")
+        return 2
     print(f"OK: {report.events} events from {report.origins} origin(s), every hash chain "
           "intact, every signature verified")
     if report.unsigned:
         print(f"  {len(report.unsigned)} origin(s) written before events were signed "
-              f"(chained, not signed): {', '.join(report.unsigned[:10])}")
+              f"(chained, not signed, vouched for by an upgraded node): "
+              f"{', '.join(report.unsigned[:10])}")
+    for note in report.notes[:10]:
+        print(f"  {note}")
     return 0

@@ -7,13 +7,20 @@ the cursor head office acknowledged, in bounded gzip batches. A failed pull
 never blocks the push: the round pushes anyway, then reports the pull's
 failure.
 
-- Head office signs its catalogue with a key of its own. The first time the
-  pull shows a key (the `origin_certified` of a head-office origin), the node
-  records it in its own origin (`headoffice_key_trusted`, signed) before it
-  applies those events: this authenticated link is what vouches for it, and
-  its peers, which never talk to head office, accept head office's origins
-  once they hold that record. The push carries the store CA's certificate,
-  which head office pins at the first push and checks every event against.
+- Head office signs its catalogue with a key of its own, which the store CA
+  certifies. The first time the pull shows a key (the `origin_certified` of
+  a head-office origin) that no certificate here covers, the node holding
+  the store CA key issues one (role headoffice) and writes it in its own
+  origin (`headoffice_key_trusted` `{"cert"}`) before it applies those
+  events: this authenticated link is what the CA vouches for, and its peers
+  and `edge verify` accept head office's origins once they hold that
+  certificate, whoever relayed it (head office checks it too when pushed).
+  A node without the CA key applies
+  nothing of a key not yet certified: the pull says so in plain words
+  (`HeadOfficeKeyUncertified`, not counted as a failed request) and tries
+  again next round, by when the certificate may have come from its peers.
+  The push carries the store CA's certificate, which head office pins at
+  the first push and checks every event against.
 - The pull sends the node's whole version vector and the hash of the last
   event it holds of each head-office origin. Head office answers under its
   current origin: a new one if the vector showed it was restored from a
@@ -76,12 +83,15 @@ from edge.journal.chain import ChainError, Event, event_from_dict, utc_now
 from edge.journal.signing import (
     HEADOFFICE,
     ORIGIN_CERTIFIED,
+    certified_headoffice_key,
+    headoffice_key_certificate,
     headoffice_key_trusted,
 )
 from edge.journal.store import Journal, Tx, local_journal
 from edge.sync.link import Batch, SyncError, build_batch, client_tls, describe, read_token, refusal
 from edge.sync.schedule import parse_window, retry_delay, seconds_until_window
-from edge.trust.certificates import cert_pem
+from edge.trust.certificates import CertificateRefused, cert_pem
+from edge.trust.folder import TrustFolder, TrustProblem
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +103,14 @@ GZIP_LEVEL = 1
 Progress = Callable[[str], None]
 STATE_COLUMNS = ("acknowledged_position, headoffice_origin, last_attempt, last_success, "
                  "last_error, last_error_at")
+
+
+class HeadOfficeKeyUncertified(SyncError):
+    """Head office's key is not certified here, and this node holds no CA key to certify it.
+
+    Its catalogue waits (nothing of it applied) until the store CA's
+    certificate for that key reaches this node from its peers.
+    """
 
 
 @dataclass
@@ -231,6 +249,10 @@ class SyncClient:
                 try:
                     await self._pull(token, progress)
                     self._pull_due_at = time.monotonic() + self.timing.pull_every
+                except HeadOfficeKeyUncertified as error:
+                    # Head office answered: no failed request, nothing to back off from.
+                    self.counters.failures = 0
+                    pulled, cause = str(error), error
                 except Exception as error:  # a failed pull never blocks the push
                     pulled, cause = self._failed(error), error
             await self._push(token, progress)
@@ -294,8 +316,12 @@ class SyncClient:
                                 "was restored from a backup or its database replaced",
                                 origin, known)
                 await self._record("headoffice_origin = ?", origin)
+            if not checked and "held" in answer:
+                checked = True
+                await self._resend_lost(vector, held, progress)
+            certificates = await self._certify_headoffice_keys(events)
             try:
-                applied = await self.journal.write(apply_all(events))
+                applied = await self.journal.write(apply_all(events, certificates))
             except ChainError as error:
                 raise SyncError(f"head office's catalogue does not follow what this store "
                                 f"holds: {error}") from None
@@ -303,11 +329,51 @@ class SyncClient:
             self.counters.failures = 0  # a success resets the backoff, whatever came before
             if progress and applied:
                 progress(f"catalogue: {applied} change(s) from head office applied")
-            if not checked and "held" in answer:
-                checked = True
-                await self._resend_lost(vector, held, progress)
             if not answer.get("more"):
                 return
+
+    async def _certify_headoffice_keys(self, events: list[Event]) -> dict[str, str]:
+        """{key: the store CA's certificate} for each head-office key the pull shows
+        that no certificate here covers yet: made with the CA key, if this node holds it.
+
+        HeadOfficeKeyUncertified when it does not: then nothing is applied.
+        """
+        shown = {str(event.body.get("public_key")) for event in events
+                 if event.seq == 1 and event.type == ORIGIN_CERTIFIED
+                 and event.body.get("role") == HEADOFFICE}
+        missing = [key for key in sorted(shown) if not await self._in_thread(
+            headoffice_key_trusted, self._reader, key)]
+        if not missing:
+            return {}
+        folder = TrustFolder(self.config.data_dir)
+        if not folder.holds_ca_key():
+            raise HeadOfficeKeyUncertified(
+                f"head office's catalogue is not applied here: its signing key "
+                f"({missing[0][:16]}…) is not certified by the store CA yet, and only the node "
+                "holding the store CA key (where `edge tls init` ran) can certify it. That node "
+                "must sync with head office once (it does so by itself when it runs with the "
+                "same [headoffice] settings, or run `edge sync` there); the certificate then "
+                "reaches this node from its peers and the catalogue follows")
+        identity = self.journal.identity
+        try:
+            ca_key = await self._in_thread(folder.ca_key)
+        except TrustProblem as problem:
+            raise SyncError(f"cannot certify head office's key: {problem}") from None
+        certificates = {}
+        for key in missing:
+            try:
+                pem = headoffice_key_certificate(ca_key, identity.ca_cert, identity.store_id, key)
+            except ValueError:
+                continue  # no key at all: the journal refuses that origin_certified itself
+            try:  # as every peer will check it: a CA key of another CA would stop our origin
+                certified_headoffice_key({"cert": pem}, identity.ca_cert, identity.store_id)
+            except CertificateRefused as refused:
+                raise SyncError(f"cannot certify head office's key: the CA key in "
+                                f"{folder.path} does not make certificates of this store's CA "
+                                f"({refused})") from None
+            log.info("certified head office's signing key %s… with the store CA", key[:16])
+            certificates[key] = pem
+        return certificates
 
     def _headoffice_heads(self, vector: dict[str, int]) -> dict[str, str]:
         """The hash of the last event held of each head-office origin: head office checks it."""
@@ -486,21 +552,21 @@ def round_error(pulled: str | None, pushed: str | None, sent: bool) -> str:
     return pushed if pushed == pulled else f"{pushed}; and the catalogue pull: {pulled}"
 
 
-def apply_all(events: list[Event]) -> Callable[[Tx], int]:
+def apply_all(events: list[Event], certificates: dict[str, str] | None = None
+              ) -> Callable[[Tx], int]:
     """A journal write applying head office's `events` (chain- and signature-checked).
 
-    How many catalogue changes were new here. Head office's key, the first time this store sees
-    it, is recorded first (`headoffice_key_trusted`): it came over the
-    authenticated head-office link, which is what vouches for it.
+    How many catalogue changes were new here. The store CA's `certificates`
+    ({key: PEM}) for head office's keys this store had not certified are
+    written first (`headoffice_key_trusted`), each unless one already is
+    (`edge sync` and the node may both have made one).
     """
     def work(tx: Tx) -> int:
+        for key, pem in (certificates or {}).items():
+            if not headoffice_key_trusted(tx.db, key):
+                tx.append("headoffice_key_trusted", {"cert": pem})
         applied = 0
         for event in events:
-            if event.seq == 1 and event.type == ORIGIN_CERTIFIED \
-                    and event.body.get("role") == HEADOFFICE:
-                key = event.body.get("public_key")
-                if isinstance(key, str) and not headoffice_key_trusted(tx.db, key):
-                    tx.append("headoffice_key_trusted", {"public_key": key})
             # Counted: the catalogue's changes (not its origin's certificate).
             applied += tx.apply(event) and event.type != ORIGIN_CERTIFIED
         return applied

@@ -1,0 +1,370 @@
+"""Events written before signing, after the upgrade: vouched for, taken, and never faked.
+
+An upgraded node vouches, signed, for the last event it holds of every origin
+written before signing (`unsigned_heads_vouched`, edge/journal/vouches.py):
+peers and head office then take those origins' events from anyone, as far
+as a vouch covers them, so a node off during the upgrade and a node added
+later get the store's history. `edge verify` and `edge restore` decide what
+may be unsigned from those signed vouches alone, never from the file's own
+tables or schema number. Journals from before signing are built here by hand
+as an edge of schema 18 wrote them (unsigned events, no `sig` column).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+from conftest import EDGE, ROOT, EdgeProcess, free_port, store_node_config
+from signing_support import SignedChain, identity, store_ca
+
+from edge.api import commands  # noqa: F401  (registers the projections)
+from edge.headoffice.storage import HeadOfficeStorage
+from edge.journal.backup import BackupError, restore
+from edge.journal.chain import ChainGap, ChainHead, Event, event_hash
+from edge.journal.event_types import project
+from edge.journal.migrations import MIGRATIONS
+from edge.journal.store import Journal
+from edge.journal.verify import verify_journal
+from edge.journal.vouches import NotVouched, VouchConflict
+from edge.trust.certificates import cert_pem
+
+STORE = "paris-11"
+
+
+def product(number: str) -> dict[str, object]:
+    return {"id": f"p-{number}", "barcode": None, "name": f"Pain {number}", "price": 120,
+            "vat_rate": 550}
+
+
+def unsigned_chain(origin: str, count: int, first: int = 1) -> list[Event]:
+    """`count` events of `origin` as an edge from before signing wrote them (no `sig`)."""
+    head, events = ChainHead(), []
+    for number in range(first, first + count):
+        event = head.next(origin, "product_upserted", product(f"{origin}-{number}"))
+        head = ChainHead(event.seq, event.hash)
+        events.append(event)
+    return events
+
+
+def legacy_journal(path: Path, own: str, events: list[Event]) -> None:
+    """A journal at schema 18 (before signing) holding `events`, writing as `own`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        for number, script in enumerate(MIGRATIONS[:18], start=1):
+            db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+        db.execute("BEGIN")
+        for event in events:
+            db.execute("INSERT INTO events (origin, seq, id, time, type, body, prev_hash, hash) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (event.origin, event.seq, event.id, event.time, event.type,
+                        orjson.dumps(event.body, option=orjson.OPT_SORT_KEYS).decode(),
+                        event.prev_hash, event.hash))
+            project(db, event)
+        db.execute("INSERT INTO meta (key, value) VALUES ('origin', ?)", (own,))
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
+def insert_unsigned(db: sqlite3.Connection, events: list[Event]) -> None:
+    """Slip events into a journal file as a forger with no key would."""
+    db.executemany("INSERT INTO events (origin, seq, id, time, type, body, prev_hash, hash, sig) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, '')",
+                   [(e.origin, e.seq, e.id, e.time, e.type,
+                     orjson.dumps(e.body, option=orjson.OPT_SORT_KEYS).decode(), e.prev_hash,
+                     e.hash) for e in events])
+
+
+def vouch(voucher: str, heads: list[Event], store_id: str = "test-store") -> list[Event]:
+    """`voucher`'s chain: its certificate, then a vouch for each of `heads`."""
+    chain = SignedChain(voucher, store_id=store_id)
+    chain.add("unsigned_heads_vouched", {"heads": [
+        {"origin": e.origin, "seq": e.seq, "hash": e.hash} for e in heads]})
+    return chain.events
+
+
+async def apply(journal: Journal, events: list[Event]) -> list[bool]:
+    return await journal.write(lambda tx: [tx.apply(event) for event in events])
+
+
+@pytest.fixture
+async def observer(tmp_path: Path) -> AsyncIterator[Journal]:
+    """A node that holds nothing from before signing (added after the upgrade)."""
+    journal = Journal(tmp_path / "observer.sqlite3", origin="observer",
+                      trust=identity("observer"))
+    await journal.open()
+    yield journal
+    await journal.close()
+
+
+# The journal: the upgrade vouches once, peers take what a vouch covers.
+
+async def test_an_upgraded_journal_vouches_once_for_every_origin_from_before_signing(
+    tmp_path: Path,
+) -> None:
+    own, peer = unsigned_chain("a1b2c3", 3), unsigned_chain("d4e5f6", 2)
+    path = tmp_path / "data" / "edge.sqlite3"
+    legacy_journal(path, "a1b2c3", own + peer)
+    for _ in range(2):  # opened again: no second vouch
+        journal = Journal(path, trust=identity("upgraded"))
+        await journal.open()
+        try:
+            events = [e async for e in journal.events(journal.origin)]
+        finally:
+            await journal.close()
+    assert [e.type for e in events] == ["origin_certified", "origin_started",
+                                        "unsigned_heads_vouched"]
+    assert events[1].body["reason"] == "journal_from_before_signing"
+    assert events[2].body == {"heads": [
+        {"origin": "a1b2c3", "seq": 3, "hash": own[-1].hash},
+        {"origin": "d4e5f6", "seq": 2, "hash": peer[-1].hash}]}
+    assert events[2].sig  # signed by the node's certified key
+
+
+async def test_a_peer_takes_events_from_before_signing_as_far_as_a_vouch_covers_them(
+    observer: Journal,
+) -> None:
+    old = unsigned_chain("a1b2c3", 3)
+    # Nobody vouched yet: a gap, asked for again later, not a forgery.
+    with pytest.raises(NotVouched, match="not vouched for by any upgraded node"):
+        await apply(observer, old[:1])
+    assert issubclass(NotVouched, ChainGap)
+    await apply(observer, vouch("n1", [old[1]]))  # n1 held it up to #2 at its upgrade
+    assert await apply(observer, old[:2]) == [True, True]
+    with pytest.raises(NotVouched, match=r"vouched up to #2 only"):
+        await apply(observer, old[2:])
+    # Another node that held more vouches further: the rest comes in.
+    await apply(observer, vouch("n2", [old[2]]))
+    assert await apply(observer, old[2:]) == [True]
+    row = await observer.read_one("SELECT name FROM products WHERE id = 'p-a1b2c3-3'")
+    assert row is not None
+
+
+async def test_an_event_from_before_signing_that_is_not_the_vouched_one_is_refused(
+    observer: Journal,
+) -> None:
+    old = unsigned_chain("a1b2c3", 2)
+    rival = unsigned_chain("a1b2c3", 2)  # same origin, other events: a fork or a forgery
+    await apply(observer, vouch("n1", [old[1]]))
+    assert await apply(observer, rival[:1]) == [True]  # below the vouch: only linked
+    with pytest.raises(VouchConflict, match="not the event n1 vouched for"):
+        await apply(observer, rival[1:])
+
+
+async def test_two_vouches_naming_different_events_at_one_seq_are_a_fork(
+    observer: Journal,
+) -> None:
+    old, rival = unsigned_chain("a1b2c3", 2), unsigned_chain("a1b2c3", 2)
+    await apply(observer, vouch("n1", [old[1]]))
+    await apply(observer, vouch("n2", [dataclasses.replace(old[1], hash=rival[1].hash)]))
+    await apply(observer, old[:1])
+    with pytest.raises(VouchConflict, match="vouched for with different hashes"):
+        await apply(observer, old[1:])
+
+
+# Real nodes: one was off during the upgrade, one is added after it.
+
+def products(node: EdgeProcess) -> set[str]:
+    db = sqlite3.connect(f"file:{node.data_dir / 'edge.sqlite3'}?mode=ro", uri=True)
+    try:
+        return {row[0] for row in db.execute("SELECT id FROM products WHERE id LIKE 'p-%'")}
+    finally:
+        db.close()
+
+
+async def test_after_the_upgrade_every_node_gets_the_history_from_before_signing(
+    tmp_path: Path,
+) -> None:
+    a_old, b_old = unsigned_chain("aaaaaa", 2), unsigned_chain("bbbbbb", 1)
+    ports = [free_port() for _ in range(3)]
+    nodes = []
+    for n, port in enumerate(ports):
+        peers = [f"http://127.0.0.1:{p}" for p in ports if p != port]
+        config = store_node_config(tmp_path / f"n{n}", peers)
+        nodes.append(EdgeProcess(tmp_path / f"n{n}" / "data", port, ["--config", str(config)]))
+    a, b, c = nodes
+    legacy_journal(a.data_dir / "edge.sqlite3", "aaaaaa", a_old + b_old)
+    # b was switched off before a's last change reached it.
+    legacy_journal(b.data_dir / "edge.sqlite3", "bbbbbb", a_old[:1] + b_old)
+    everything = {"p-aaaaaa-1", "p-aaaaaa-2", "p-bbbbbb-1"}
+    try:
+        for node in nodes:
+            node.start()
+        for _ in range(300):
+            if products(b) == everything and products(c) == everything:
+                break
+            await asyncio.sleep(0.1)
+        assert (products(a), products(b), products(c)) == (everything,) * 3
+        for node in nodes:
+            assert "tampered or forked" not in node.log.read_text()
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+# Head office: what no vouch covers yet waits (resent after the next pull), never parked.
+
+@pytest.fixture
+async def storage(headoffice_db: str) -> AsyncIterator[HeadOfficeStorage]:
+    storage = HeadOfficeStorage(headoffice_db)
+    await storage.open()
+    await storage.add_store(STORE, "Paris 11")
+    await storage.pin_store_ca(STORE, cert_pem(store_ca(STORE)[1]))
+    yield storage
+    await storage.close()
+
+
+async def test_head_office_takes_events_from_before_signing_once_vouched_for(
+    storage: HeadOfficeStorage,
+) -> None:
+    old = unsigned_chain("a1b2c3", 3)
+    voucher = vouch("n1", [old[2]], store_id=STORE)
+    # The node pushes in its own order: the events from before signing first.
+    first = await storage.receive(STORE, "n1", list(enumerate(old + voucher, start=1)))
+    assert (first.acknowledged, first.stored, first.conflicts) == (5, 2, [])
+    assert first.waiting == ["a1b2c3#1", "a1b2c3#2", "a1b2c3#3"]
+    assert await storage.held(STORE, ["a1b2c3"]) == {"a1b2c3": 0}  # so the node resends them
+    again = await storage.receive(STORE, "n1", list(enumerate(old, start=1)))
+    assert (again.stored, again.waiting, again.conflicts) == (3, [], [])
+    assert await storage.events(STORE, "a1b2c3") == old
+    # Past the vouch, or not the vouched event: never taken.
+    more = unsigned_chain("a1b2c3", 1)[0]
+    later = dataclasses.replace(more, seq=4, prev_hash=old[2].hash)
+    later = dataclasses.replace(later, hash=event_hash(
+        later.origin, 4, later.id, later.time, later.type, later.body, later.prev_hash))
+    past = await storage.receive(STORE, "n1", [(10, later)])
+    assert (past.stored, past.waiting) == (0, ["a1b2c3#4"])
+
+
+async def test_head_office_parks_an_event_other_than_the_vouched_one(
+    storage: HeadOfficeStorage,
+) -> None:
+    old, rival = unsigned_chain("a1b2c3", 2), unsigned_chain("a1b2c3", 2)
+    await storage.receive(STORE, "n1", list(enumerate(vouch("n1", [old[1]], STORE), start=1)))
+    receipt = await storage.receive(STORE, "n2", list(enumerate(rival, start=1)))
+    assert receipt.stored == 1 and len(receipt.conflicts) == 1
+    assert "not the event n1 vouched for" in receipt.conflicts[0]
+
+
+# `edge verify` and `edge restore`: signed vouches decide, not the file's own tables.
+
+async def upgraded_journal(folder: Path) -> Path:
+    """A data folder whose journal was upgraded (it vouched), with the store CA beside it."""
+    path = folder / "edge.sqlite3"
+    legacy_journal(path, "a1b2c3", unsigned_chain("a1b2c3", 2))
+    journal = Journal(path, trust=identity("upgraded"))
+    await journal.open()
+    try:
+        await journal.write(lambda tx: tx.append("product_delisted", {"id": "p-a1b2c3-1"}))
+    finally:
+        await journal.close()
+    (folder / "tls").mkdir()
+    (folder / "tls" / "store-ca.pem").write_text(cert_pem(store_ca()[1]))
+    return path
+
+
+async def edge_verify(*args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(subprocess.run, [*EDGE, "verify", *args],
+                                   capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def report_of(path: Path) -> tuple[list[str], list[str], bool]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        report = verify_journal(db, store_ca()[1])
+    finally:
+        db.close()
+    return report.problems, report.unsigned, report.signed
+
+
+async def test_verify_takes_unsigned_events_only_as_a_signed_vouch_covers_them(
+    tmp_path: Path,
+) -> None:
+    clean = await upgraded_journal(tmp_path / "clean")
+    assert report_of(clean) == ([], ["a1b2c3"], True)
+
+    def tampered(name: str) -> Path:
+        copy = tmp_path / name / "edge.sqlite3"
+        copy.parent.mkdir()
+        shutil.copy(clean, copy)
+        return copy
+
+    # A forged origin, unsigned, listed in the file as one from before signing.
+    forged = tampered("forged")
+    db = sqlite3.connect(forged)
+    with db:
+        insert_unsigned(db, unsigned_chain("f0f0f0", 1))
+        db.execute("INSERT INTO unsigned_origins (origin, last_seq) VALUES ('f0f0f0', 1)")
+    db.close()
+    problems, _, _ = report_of(forged)
+    assert any(p.startswith("f0f0f0#1: unsigned, and no signed vouch covers it")
+               for p in problems), problems
+
+    # The node's own signed origin rewritten without its key, listed the same way.
+    rewritten = tampered("rewritten")
+    db = sqlite3.connect(rewritten)
+    (own,) = db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+    with db:
+        db.execute("DELETE FROM events WHERE origin = ?", (own,))
+        insert_unsigned(db, unsigned_chain(own, 4))
+        db.execute("INSERT INTO unsigned_origins (origin, last_seq) VALUES (?, 4)", (own,))
+    db.close()
+    problems, _, _ = report_of(rewritten)
+    assert any(p.startswith(f"{own}#1: unsigned, and no signed vouch covers it")
+               for p in problems), problems
+
+    # An old origin given one more unsigned event, past what was vouched.
+    extended = tampered("extended")
+    db = sqlite3.connect(extended)
+    (last,) = db.execute("SELECT hash FROM events WHERE origin = 'a1b2c3' AND seq = 2").fetchone()
+    extra = ChainHead(2, last).next("a1b2c3", "product_upserted", product("x"))
+    with db:
+        insert_unsigned(db, [extra])
+    db.close()
+    problems, _, _ = report_of(extended)
+    assert any(p.startswith("a1b2c3#3: unsigned, and no signed vouch covers it (vouched up "
+                            "to #2 only)") for p in problems), problems
+
+    # The schema number set back: chains only, never "every signature verified".
+    downgraded = tampered("downgraded")
+    db = sqlite3.connect(downgraded)
+    db.execute("PRAGMA user_version = 18")
+    db.close()
+    assert report_of(downgraded)[2] is False
+    ca_file = tmp_path / "clean" / "tls" / "store-ca.pem"
+    said = await edge_verify("--data", str(downgraded.parent), "--ca", str(ca_file))
+    assert said.returncode == 2, said.stdout + said.stderr
+    assert "NOT SIGNED: chains only" in said.stdout
+    assert "every signature verified" not in said.stdout
+    said = await edge_verify("--data", str(clean.parent))
+    assert said.returncode == 0 and "every signature verified" in said.stdout, said.stdout
+
+
+async def test_restore_refuses_a_backup_with_unvouched_unsigned_events(tmp_path: Path) -> None:
+    database = await upgraded_journal(tmp_path / "data")
+    backup = tmp_path / "kept.sqlite3"
+    shutil.copy(database, backup)
+    db = sqlite3.connect(backup)
+    with db:
+        insert_unsigned(db, unsigned_chain("f0f0f0", 1))
+        db.execute("INSERT INTO unsigned_origins (origin, last_seq) VALUES ('f0f0f0', 1)")
+    db.close()
+    with pytest.raises(BackupError, match="f0f0f0#1: unsigned, and no signed vouch covers it"):
+        restore(backup, database.parent, database)
+    db = sqlite3.connect(backup)
+    with db:
+        db.execute("DELETE FROM events WHERE origin = 'f0f0f0'")
+    db.execute("PRAGMA user_version = 18")
+    db.close()
+    with pytest.raises(BackupError, match="from before events were signed"):
+        restore(backup, database.parent, database)
+    assert restore(database, database.parent, tmp_path / "data" / "restored.sqlite3")[0].events
