@@ -226,7 +226,7 @@ async def test_a_join_code_gets_no_other_nodes_name_and_wrong_codes_block_no_one
         tmp_path: Path) -> None:
     a = ShopNode(tmp_path / "a", free_port(), [])
     made = await edge("tls", "init", *a.where, "--name", "node-a", "--address", "192.0.2.7",
-                      "--dns", "pos.shop.test")
+                      "--address", "2001:db8::7", "--dns", "pos.shop.test")
     assert made.returncode == 0, made.stderr
     a.start()
     try:
@@ -234,7 +234,13 @@ async def test_a_join_code_gets_no_other_nodes_name_and_wrong_codes_block_no_one
         # The CA node's own names and address, under another node's name: refused,
         # and the code is not spent.
         for dns, addresses in ((["edge-node-a.local"], []), (["pos.shop.test"], []),
-                               ([], ["192.0.2.7"]), (["192.0.2.7"], [])):
+                               ([], ["192.0.2.7"]), (["192.0.2.7"], []),
+                               # The same, spelt otherwise.
+                               (["pos.shop.test."], []), ([], ["2001:db8:0::7"]),
+                               ([], ["2001:0db8:0000:0000:0000:0000:0000:0007"]),
+                               ([], ["::ffff:192.0.2.7"]),
+                               # Another node's mDNS name, even one not issued yet.
+                               (["edge-node-z.local"], [])):
             status, answer = await post_join(a, join_body(secret, "evil", dns, addresses))
             assert status in (400, 409), (dns, addresses, answer)
             assert answer["error"]["code"] in ("name_taken", "invalid_request"), answer

@@ -161,12 +161,12 @@ class IssuedNames:
             return (f"a node named {name!r} already joined: give this one another name, or "
                     f"make the code for it with `edge tls join-code --name {name}` (a node "
                     "rebuilt)")
-        wanted = {n.lower() for n in [*dns, *addresses]} - SHARED
+        wanted = {canonical(n) for n in [*dns, *addresses]} - SHARED
         for entry in self._load():
             if entry.get("name") in (name, renewing):
                 continue
-            taken = wanted & {str(n).lower() for n in [*entry.get("dns", []),
-                                                        *entry.get("addresses", [])]}
+            taken = wanted & {canonical(str(n)) for n in [*entry.get("dns", []),
+                                                          *entry.get("addresses", [])]}
             if taken:
                 return (f"{', '.join(sorted(taken))} already belong to node "
                         f"{entry.get('name')!r}")
@@ -200,6 +200,17 @@ def node_names(name: str, host: str, url: str | None, dns: list[str],
         else:
             names.append(candidate)
     return list(dict.fromkeys(n.lower().rstrip(".") for n in names)), list(dict.fromkeys(ips))
+
+
+def canonical(name_or_address: str) -> str:
+    """One spelling per name or address: `2001:db8:0::7` is `2001:db8::7`,
+    `::ffff:192.0.2.7` is `192.0.2.7`, `Pos.Shop.` is `pos.shop`."""
+    try:
+        address = ipaddress.ip_address(name_or_address)
+    except ValueError:
+        return name_or_address.lower().rstrip(".")
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped or address)
 
 
 def _is_ip(text: str) -> bool:
@@ -263,7 +274,15 @@ def parse_join_request(body: Any) -> JoinRequest:
         raise JoinRefused("'tls_public_key' must be an ECDSA P-256 key")
     if not isinstance(signing_key, ed25519.Ed25519PublicKey):
         raise JoinRefused("'signing_public_key' must be an Ed25519 key")
-    return JoinRequest(secret, name, list(dns), list(addresses), tls_key, signing_key)
+    dns = list(dict.fromkeys(canonical(n) for n in dns))
+    addresses = list(dict.fromkeys(canonical(a) for a in addresses))
+    # `edge-<name>.local` is how tills and peers find a node by name: the joiner's own only.
+    others = [n for n in dns if n.startswith("edge-") and n.endswith(".local")
+              and n != f"edge-{name}.local"]
+    if others:
+        raise JoinRefused(f"{', '.join(others)}: a node's mDNS name is edge-<its own "
+                          "name>.local only")
+    return JoinRequest(secret, name, dns, addresses, tls_key, signing_key)
 
 
 def answer_join(folder: TrustFolder, store_id: str, request: JoinRequest) -> dict[str, str]:
