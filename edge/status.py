@@ -169,6 +169,19 @@ def _history(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
     return history or None
 
 
+@section("before signing")
+def _before_signing(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
+    """Events from before signing that only this node holds (no store CA vouch covers them)."""
+    from edge.journal.vouches import unvouched_here
+
+    try:
+        said = unvouched_here(db)
+    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
+        return None
+    return {f"held here only ({number})": words
+            for number, words in enumerate(said, start=1)} or None
+
+
 @section("sales to check")
 def _sales_to_check(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
     from edge.selling.sales import baskets_sold_twice

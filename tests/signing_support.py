@@ -59,6 +59,22 @@ def identity(name: str = "node", store_id: str = STORE_ID, seed: bytes = b"tests
     return Identity(store_id, name, ca_cert, key, cert_pem(cert))
 
 
+@dataclasses.dataclass(frozen=True)
+class CANodeIdentity(Identity):
+    """The identity of the node holding the store CA key (the one that vouches)."""
+
+    ca_key: ec.EllipticCurvePrivateKey | None = None
+
+
+@functools.cache
+def ca_node_identity(name: str = "ca-node", store_id: str = STORE_ID,
+                     seed: bytes = b"tests") -> CANodeIdentity:
+    """`identity(name)` holding the store CA key too (`edge tls init`'s node)."""
+    base = identity(name, store_id, seed)
+    return CANodeIdentity(base.store_id, base.node_name, base.ca_cert, base.signing_key,
+                          base.signing_cert_pem, ca_key=store_ca(store_id, seed)[0])
+
+
 def headoffice_key(name: str = "headoffice") -> ed25519.Ed25519PrivateKey:
     return derived_key(f"head office {name}")
 
@@ -126,5 +142,6 @@ def rehashed(event: Event, **changes: Any) -> Event:
         changed.prev_hash))
 
 
-__all__ = ["HEADOFFICE", "STORE_ID", "SignedChain", "chain", "derived_key", "headoffice_key",
-           "headoffice_trusted", "identity", "rehashed", "store_ca"]
+__all__ = ["HEADOFFICE", "STORE_ID", "CANodeIdentity", "SignedChain", "ca_node_identity", "chain",
+           "derived_key", "headoffice_key", "headoffice_trusted", "identity", "rehashed",
+           "store_ca"]

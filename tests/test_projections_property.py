@@ -31,7 +31,7 @@ from unittest import mock
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from signing_support import headoffice_key, headoffice_trusted, identity
+from signing_support import headoffice_key, headoffice_trusted, identity, store_ca
 
 from edge.devices.print_jobs import derived_job_id
 from edge.devices.store_printers import PrinterRef
@@ -39,6 +39,7 @@ from edge.journal.chain import ChainHead, Event
 from edge.journal.event_types import registry
 from edge.journal.signing import headoffice_certified_body, node_certified_body, sign
 from edge.journal.store import Journal
+from edge.journal.vouches import ca_vouch_body
 from edge.replication.peers import apply_each_origin
 from edge.selling.money import Line, basket_totals
 
@@ -301,10 +302,11 @@ def histories(draw: st.DrawFn) -> dict[str, list[Event]]:
     # A node records head office's key (as its pull does) before head office's
     # origin can be taken anywhere.
     trusted = ("n1", "headoffice_key_trusted", headoffice_trusted(), draw(TIMES))
-    # Upgraded nodes vouch for what they held from before signing (edge/journal/vouches.py).
-    vouched = [(node, "unsigned_heads_vouched",
-                {"heads": [{"origin": "old1", "seq": draw(st.integers(1, 3)), "hash": "ab" * 32}]},
-                draw(TIMES)) for node in ("n1", "n2")]
+    # The store CA vouches for what was held from before signing (edge/journal/vouches.py);
+    # its vouches reach peers through whichever node wrote them.
+    vouched = [(node, "unsigned_heads_vouched", ca_vouch_body(
+                [{"origin": "old1", "seq": draw(st.integers(1, 3)), "hash": "ab" * 32}],
+                store_ca()[0]), draw(TIMES)) for node in ("n1", "n2")]
     chains: dict[str, list[Event]] = {}
     for origin, type_, body, time in [started, trusted, *vouched, *steps]:
         chain = chains.setdefault(origin, [])

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import orjson
 import pytest
-from signing_support import SignedChain, headoffice_key, headoffice_trusted, identity, store_ca
+from signing_support import (
+    SignedChain,
+    ca_node_identity,
+    headoffice_key,
+    headoffice_trusted,
+    identity,
+    store_ca,
+)
 
 from edge.api import commands  # noqa: F401  (registers the projections)
 from edge.journal.chain import ChainGap, ChainHead, Event
@@ -144,7 +151,7 @@ async def test_a_journal_from_before_signing_signs_on_under_a_new_origin(tmp_pat
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         db.execute("INSERT INTO meta (key, value) VALUES ('origin', 'a1b2c3')")
     db.close()
-    journal = Journal(path, trust=identity("upgraded"))
+    journal = Journal(path, trust=ca_node_identity("upgraded"))
     await journal.open()
     try:
         assert journal.rotation is not None

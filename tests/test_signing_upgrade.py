@@ -1,10 +1,12 @@
 """Events written before signing, after the upgrade: vouched for, taken, and never faked.
 
-An upgraded node vouches, signed, for the last event it holds of every origin
-written before signing (`unsigned_heads_vouched`, edge/journal/vouches.py):
-peers and head office then take those origins' events from anyone, as far
-as a vouch covers them, so a node off during the upgrade and a node added
-later get the store's history. `edge verify` and `edge restore` decide what
+The node holding the store CA key vouches, as the CA, for the last event it
+holds of every origin written before signing (`unsigned_heads_vouched`,
+edge/journal/vouches.py): peers and head office then take those origins'
+events from anyone, as far as a vouch covers them, so a node added later
+gets the store's history. A vouch of any other node is refused (h28: any
+certified node could vouch a forged history in), and what only a non-CA node
+held stays on it, said in words. `edge verify` and `edge restore` decide what
 may be unsigned from those signed vouches alone, never from the file's own
 tables or schema number. Journals from before signing are built here by hand
 as an edge of schema 18 wrote them (unsigned events, no `sig` column).
@@ -22,19 +24,22 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import EDGE, ROOT, EdgeProcess, free_port, store_node_config
-from signing_support import SignedChain, identity, store_ca
+from conftest import EDGE, ROOT, STORE_KEY, EdgeProcess, free_port, store_node_config
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from signing_support import SignedChain, ca_node_identity, identity, store_ca
 
 from edge.api import commands  # noqa: F401  (registers the projections)
 from edge.headoffice.storage import HeadOfficeStorage
 from edge.journal.backup import BackupError, restore
-from edge.journal.chain import ChainGap, ChainHead, Event, event_hash
+from edge.journal.chain import ChainError, ChainGap, ChainHead, Event, event_hash
 from edge.journal.event_types import project
 from edge.journal.migrations import MIGRATIONS
-from edge.journal.store import Journal
+from edge.journal.signing import SignatureRefused, headoffice_key_certificate, public_hex
+from edge.journal.store import EVENT_COLUMNS, Journal, Tx
 from edge.journal.verify import verify_journal
-from edge.journal.vouches import NotVouched, VouchConflict
-from edge.trust.certificates import cert_pem
+from edge.journal.vouches import NotVouched, VouchConflict, ca_vouch_body, ca_vouch_valid
+from edge.trust.certificates import cert_pem, make_store_ca
+from edge.trust.folder import CA_KEY, TrustFolder
 
 STORE = "paris-11"
 
@@ -84,11 +89,14 @@ def insert_unsigned(db: sqlite3.Connection, events: list[Event]) -> None:
                      e.hash) for e in events])
 
 
-def vouch(voucher: str, heads: list[Event], store_id: str = "test-store") -> list[Event]:
-    """`voucher`'s chain: its certificate, then a vouch for each of `heads`."""
+def vouch(voucher: str, heads: list[Event], store_id: str = "test-store",
+          by_ca: bool = True) -> list[Event]:
+    """`voucher`'s chain: its certificate, then a vouch for each of `heads`, signed by
+    the store CA (`by_ca`), or carrying the node's own signature only."""
     chain = SignedChain(voucher, store_id=store_id)
-    chain.add("unsigned_heads_vouched", {"heads": [
-        {"origin": e.origin, "seq": e.seq, "hash": e.hash} for e in heads]})
+    heads_body = [{"origin": e.origin, "seq": e.seq, "hash": e.hash} for e in heads]
+    chain.add("unsigned_heads_vouched", ca_vouch_body(heads_body, store_ca(store_id)[0])
+              if by_ca else {"heads": heads_body})
     return chain.events
 
 
@@ -115,7 +123,7 @@ async def test_an_upgraded_journal_vouches_once_for_every_origin_from_before_sig
     path = tmp_path / "data" / "edge.sqlite3"
     legacy_journal(path, "a1b2c3", own + peer)
     for _ in range(2):  # opened again: no second vouch
-        journal = Journal(path, trust=identity("upgraded"))
+        journal = Journal(path, trust=ca_node_identity("upgraded"))
         await journal.open()
         try:
             events = [e async for e in journal.events(journal.origin)]
@@ -124,10 +132,11 @@ async def test_an_upgraded_journal_vouches_once_for_every_origin_from_before_sig
     assert [e.type for e in events] == ["origin_certified", "origin_started",
                                         "unsigned_heads_vouched"]
     assert events[1].body["reason"] == "journal_from_before_signing"
-    assert events[2].body == {"heads": [
+    assert events[2].body["heads"] == [
         {"origin": "a1b2c3", "seq": 3, "hash": own[-1].hash},
-        {"origin": "d4e5f6", "seq": 2, "hash": peer[-1].hash}]}
+        {"origin": "d4e5f6", "seq": 2, "hash": peer[-1].hash}]
     assert events[2].sig  # signed by the node's certified key
+    assert ca_vouch_valid(events[2].body, store_ca()[1])  # and by the store CA
 
 
 async def test_a_peer_takes_events_from_before_signing_as_far_as_a_vouch_covers_them(
@@ -135,7 +144,7 @@ async def test_a_peer_takes_events_from_before_signing_as_far_as_a_vouch_covers_
 ) -> None:
     old = unsigned_chain("a1b2c3", 3)
     # Nobody vouched yet: a gap, asked for again later, not a forgery.
-    with pytest.raises(NotVouched, match="not vouched for by any upgraded node"):
+    with pytest.raises(NotVouched, match="not vouched for by the store CA"):
         await apply(observer, old[:1])
     assert issubclass(NotVouched, ChainGap)
     await apply(observer, vouch("n1", [old[1]]))  # n1 held it up to #2 at its upgrade
@@ -181,34 +190,214 @@ def products(node: EdgeProcess) -> set[str]:
         db.close()
 
 
-async def test_after_the_upgrade_every_node_gets_the_history_from_before_signing(
+def joined_without_the_ca_key(node: EdgeProcess, name: str) -> None:
+    """Give a demo node its certificates as it would make them, less the CA key: a node
+    joined to the store (`edge tls join`), not the one holding the store CA."""
+    folder = TrustFolder(node.data_dir)
+    folder.init_store("demo-boulangerie", name, ["localhost"], ["127.0.0.1"],
+                      demo_seed=STORE_KEY.encode())
+    (folder.path / CA_KEY).unlink()
+
+
+async def test_after_the_upgrade_the_ca_node_vouches_and_what_only_another_node_held_stays(
     tmp_path: Path,
 ) -> None:
-    a_old, b_old = unsigned_chain("aaaaaa", 2), unsigned_chain("bbbbbb", 1)
+    a_old, b_old = unsigned_chain("aaaaaa", 2), unsigned_chain("bbbbbb", 2)
     ports = [free_port() for _ in range(3)]
-    nodes = []
+    nodes, configs = [], []
     for n, port in enumerate(ports):
         peers = [f"http://127.0.0.1:{p}" for p in ports if p != port]
-        config = store_node_config(tmp_path / f"n{n}", peers)
-        nodes.append(EdgeProcess(tmp_path / f"n{n}" / "data", port, ["--config", str(config)]))
-    a, b, c = nodes
-    legacy_journal(a.data_dir / "edge.sqlite3", "aaaaaa", a_old + b_old)
-    # b was switched off before a's last change reached it.
+        configs.append(store_node_config(tmp_path / f"n{n}", peers))
+        nodes.append(EdgeProcess(tmp_path / f"n{n}" / "data", port,
+                                 ["--config", str(configs[-1])]))
+    a, b, c = nodes  # a holds the store CA key (its demo certificates keep it)
+    legacy_journal(a.data_dir / "edge.sqlite3", "aaaaaa", a_old + b_old[:1])
+    # b was stopped before its last sale reached a; c is added after the upgrade.
     legacy_journal(b.data_dir / "edge.sqlite3", "bbbbbb", a_old[:1] + b_old)
-    everything = {"p-aaaaaa-1", "p-aaaaaa-2", "p-bbbbbb-1"}
+    joined_without_the_ca_key(b, "b")
+    joined_without_the_ca_key(c, "c")
+    vouched = {"p-aaaaaa-1", "p-aaaaaa-2", "p-bbbbbb-1"}
     try:
         for node in nodes:
             node.start()
         for _ in range(300):
-            if products(b) == everything and products(c) == everything:
+            if products(b) >= vouched and products(c) == vouched:
                 break
             await asyncio.sleep(0.1)
-        assert (products(a), products(b), products(c)) == (everything,) * 3
+        # The CA node's vouch brings everything it held to the others, c included.
+        assert products(a) == vouched and products(c) == vouched
+        # b's last sale from before signing: no CA vouch names it, it stays on b.
+        assert products(b) == vouched | {"p-bbbbbb-2"}
         for node in nodes:
-            assert "tampered or forked" not in node.log.read_text()
+            assert node.proc.poll() is None  # nothing crashed on it
+            log = node.log.read_text()
+            assert "tampered or forked" not in log and "Traceback" not in log
+            assert log.count("bbbbbb#2: written before signing and not vouched") <= 1
+        assert b.log.read_text().count("does not hold the store CA key") == 1
+        said = await asyncio.to_thread(
+            subprocess.run,
+            [*EDGE, "status", "--config", str(configs[1]), "--data", str(b.data_dir)],
+            capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert "bbbbbb #2 to #2: written before signing, held on this node only" in said.stdout, \
+            said.stdout + said.stderr
     finally:
         for node in nodes:
             node.stop()
+
+
+# h28's attacks: a certified node that is not the CA node vouches for forged history.
+
+PRODUCT = {"id": "p1", "barcode": None, "name": "Pain", "price": 1, "vat_rate": 550}
+
+
+def unsigned_events(origin: str, items: list[tuple[str, dict[str, object]]]) -> list[Event]:
+    head, events = ChainHead(), []
+    for type_, body in items:
+        event = head.next(origin, type_, body)
+        head = ChainHead(event.seq, event.hash)
+        events.append(event)
+    return events
+
+
+async def apply_each(journal: Journal, events: list[Event]) -> list[str]:
+    """What became of each event applied alone: "new", "held" or the error's class."""
+    seen = []
+    for event in events:
+        try:
+            seen.append("new" if await journal.write(lambda tx, e=event: tx.apply(e)) else "held")
+        except ChainError as error:
+            seen.append(type(error).__name__)
+    return seen
+
+
+async def test_a_vouch_not_signed_by_the_store_ca_is_refused_and_vouches_for_nothing(
+    observer: Journal, tmp_path: Path,
+) -> None:
+    fake = unsigned_events("headoffice-abcdef", [("product_upserted", PRODUCT)])
+    forged = vouch("r0gue1", fake, by_ca=False)
+    assert await apply_each(observer, forged + fake) == ["new", "SignatureRefused", "NotVouched"]
+    assert await observer.read_one("SELECT price FROM products WHERE id = 'p1'") is None
+    # Nor does it pass as unsigned history (its type never was) or get past `edge verify`.
+    unsigned_vouch = unsigned_events("a1b2c3", [("unsigned_heads_vouched", {"heads": [
+        {"origin": "headoffice-abcdef", "seq": 1, "hash": fake[0].hash}]})])
+    with pytest.raises(SignatureRefused, match="unsigned unsigned_heads_vouched"):
+        await apply(observer, unsigned_vouch)
+    db = sqlite3.connect(observer.path)
+    with db:
+        db.execute(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (forged[1].origin, forged[1].seq, forged[1].id, forged[1].time,
+                    forged[1].type, orjson.dumps(forged[1].body).decode(), forged[1].prev_hash,
+                    forged[1].hash, forged[1].sig))
+        db.execute("INSERT OR IGNORE INTO unsigned_vouches (origin, seq, hash, voucher) "
+                   "VALUES ('headoffice-abcdef', 1, ?, 'r0gue1')", (fake[0].hash,))
+        insert_unsigned(db, fake)
+    report = verify_journal(db, store_ca()[1], "test-store")
+    db.close()
+    assert any("not signed by the store CA" in p for p in report.problems), report.problems
+    assert any(p.startswith("headoffice-abcdef#1: unsigned, and no signed vouch covers it")
+               for p in report.problems), report.problems
+
+
+async def test_an_unsigned_headoffice_key_trusted_is_never_history_from_before_signing(
+    observer: Journal,
+) -> None:
+    # h28 2: its projection took a foreign CA's key unchecked; even vouched by the CA
+    # itself, no edge from before signing wrote one.
+    mine = ed25519.Ed25519PrivateKey.generate()
+    evil_key, evil_ca = make_store_ca("test-store", seed=b"evil")
+    cert = headoffice_key_certificate(evil_key, evil_ca, "test-store", public_hex(mine))
+    legacy = unsigned_events("a1b2c3", [("headoffice_key_trusted", {"cert": cert})])
+    fake_ho = SignedChain("headoffice-abcdef", mine)
+    fake_ho.add("product_upserted", PRODUCT)
+    for voucher in (vouch("r0gue1", legacy, by_ca=False), vouch("n1", legacy)):
+        await apply_each(observer, voucher)
+    assert await apply_each(observer, legacy + fake_ho.events) == [
+        "SignatureRefused", "HeadOfficeKeyUnknown", "ChainGap"]
+    assert await observer.read_one("SELECT price FROM products WHERE id = 'p1'") is None
+
+
+async def test_unsigned_events_follow_the_role_rule_and_never_certify(observer: Journal) -> None:
+    # A head-office origin from before signing wrote the catalogue, never a sale.
+    sale = unsigned_events("headoffice-abcdef", [("sale_completed", {"id": "s1", "total": 1})])
+    certified = unsigned_events("c0ffee", [("origin_certified", {"role": "node"})])
+    await apply(observer, vouch("n1", [sale[0], certified[0]]))
+    with pytest.raises(SignatureRefused, match="a headoffice may not write sale_completed"):
+        await apply(observer, sale)
+    with pytest.raises(SignatureRefused):
+        await apply(observer, certified)
+
+
+async def test_a_forged_vouch_does_not_hijack_a_real_signed_origin(observer: Journal) -> None:
+    real = SignedChain("n0de01")
+    for number in range(3):
+        real.add("product_upserted", {**PRODUCT, "id": f"p-real-{number}", "price": 300})
+    forged = unsigned_events("n0de01", [("product_upserted", PRODUCT)])
+    seen = await apply_each(observer, vouch("r0gue1", forged, by_ca=False) + forged)
+    assert seen == ["new", "SignatureRefused", "NotVouched"]
+    assert await apply_each(observer, real.events) == ["new"] * 4  # the real history comes in
+    assert await observer.read_one("SELECT price FROM products WHERE id = 'p1'") is None
+
+
+async def test_a_wrong_vouch_by_a_node_cannot_block_real_history(observer: Journal) -> None:
+    legacy = unsigned_chain("d4e5f6", 3)
+    bogus = unsigned_events("d4e5f6", [("product_upserted", PRODUCT)] * 3)[-1]
+    seen = await apply_each(observer, vouch("r0gue1", [bogus], by_ca=False)
+                            + vouch("upgr4d", [legacy[-1]]) + legacy)
+    assert seen == ["new", "SignatureRefused", "new", "new", "new", "new", "new"]
+
+
+async def test_a_forged_vouch_does_not_cross_real_peers(tmp_path: Path) -> None:
+    # h28: a node with the store's certificates (not the CA's key) pre-loads a vouch of
+    # its own for a forged head-office catalogue and a forged origin; a fresh peer
+    # started with it takes neither, and says why.
+    pm, pv = free_port(), free_port()
+    cm = store_node_config(tmp_path / "m", [f"http://127.0.0.1:{pv}"])
+    cv = store_node_config(tmp_path / "v", [f"http://127.0.0.1:{pm}"])
+    mallory = EdgeProcess(tmp_path / "m" / "data", pm, ["--config", str(cm)])
+    victim = EdgeProcess(tmp_path / "v" / "data", pv, ["--config", str(cv)])
+    joined_without_the_ca_key(mallory, "mallory")
+    joined_without_the_ca_key(victim, "victim")
+    mallory.start()
+    mallory.stop()
+    trust = TrustFolder(mallory.data_dir).load("demo-boulangerie")
+    fake_ho = unsigned_events("headoffice-abcdef",
+                              [("product_upserted", {**PRODUCT, "id": "baguette-x"})])
+    fake_node = unsigned_events("c0ffee", [("product_upserted", {**PRODUCT, "id": "croissant-x"})])
+    journal = Journal(mallory.data_dir / "edge.sqlite3", trust=trust)
+    await journal.open()
+    try:
+        def forge(tx: Tx) -> list[bool]:
+            tx.append("unsigned_heads_vouched", {"heads": [
+                {"origin": e.origin, "seq": e.seq, "hash": e.hash}
+                for e in (fake_ho[-1], fake_node[-1])]})
+            return [tx.apply(e) for e in fake_ho + fake_node]
+        assert await journal.write(forge) == [True, True]
+        (origin,) = {e.origin async for e in journal.events(journal.origin)}
+    finally:
+        await journal.close()
+    mallory.start()
+    victim.start()
+    try:
+        for _ in range(300):
+            if "not signed by the store CA" in victim.log.read_text():
+                break
+            await asyncio.sleep(0.1)
+        assert "not signed by the store CA" in victim.log.read_text()
+        db = sqlite3.connect(f"file:{victim.data_dir / 'edge.sqlite3'}?mode=ro", uri=True)
+        try:
+            assert db.execute("SELECT COUNT(*) FROM events WHERE origin IN "
+                              "('headoffice-abcdef', 'c0ffee') OR type = "
+                              "'unsigned_heads_vouched'").fetchone() == (0,)
+            assert db.execute("SELECT COUNT(*) FROM products WHERE id IN "
+                              "('baguette-x', 'croissant-x')").fetchone() == (0,)
+            # What mallory wrote before its forged vouch still came in.
+            assert db.execute("SELECT COUNT(*) FROM events WHERE origin = ?",
+                              (origin,)).fetchone()[0] >= 1
+        finally:
+            db.close()
+    finally:
+        mallory.stop()
+        victim.stop()
 
 
 # Head office: what no vouch covers yet waits (resent after the next pull), never parked.
@@ -255,13 +444,30 @@ async def test_head_office_parks_an_event_other_than_the_vouched_one(
     assert "not the event n1 vouched for" in receipt.conflicts[0]
 
 
+async def test_head_office_refuses_a_vouch_the_store_ca_did_not_sign(
+    storage: HeadOfficeStorage,
+) -> None:
+    # h28: a certified node pushed its own vouch for a forged head of another node's
+    # origin, and head office then parked the real node's history as conflicts.
+    real = SignedChain("n0de02", store_id=STORE)
+    for number in range(2):
+        real.add("product_upserted", {**PRODUCT, "id": f"p{number}", "price": 300})
+    forged = unsigned_events("n0de02", [("product_upserted", PRODUCT)])
+    pushed = await storage.receive(STORE, "r0gue1", list(enumerate(
+        vouch("r0gue1", forged, STORE, by_ca=False) + forged, start=1)))
+    assert pushed.stored == 1 and pushed.waiting == ["n0de02#1"]
+    assert len(pushed.conflicts) == 1 and "not signed by the store CA" in pushed.conflicts[0]
+    honest = await storage.receive(STORE, "n0de02", list(enumerate(real.events, start=1)))
+    assert (honest.stored, honest.conflicts) == (3, [])
+
+
 # `edge verify` and `edge restore`: signed vouches decide, not the file's own tables.
 
 async def upgraded_journal(folder: Path) -> Path:
     """A data folder whose journal was upgraded (it vouched), with the store CA beside it."""
     path = folder / "edge.sqlite3"
     legacy_journal(path, "a1b2c3", unsigned_chain("a1b2c3", 2))
-    journal = Journal(path, trust=identity("upgraded"))
+    journal = Journal(path, trust=ca_node_identity("upgraded"))
     await journal.open()
     try:
         await journal.write(lambda tx: tx.append("product_delisted", {"id": "p-a1b2c3-1"}))

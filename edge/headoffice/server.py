@@ -242,8 +242,9 @@ async def _push(request: web.Request, store: str) -> web.Response:
                     store, node, len(receipt.conflicts), receipt.conflicts[0])
     if receipt.waiting:
         log.warning("store %s node %s: %d event(s) written before signing and not vouched for "
-                    "by any upgraded node yet, first %s: not kept for now, the node sends them "
-                    "again after its next pull (its vouch comes after them)",
+                    "by the store CA yet, first %s: not kept for now, the node sends them "
+                    "again after its next pull (the CA node's vouch may come later; what it "
+                    "never vouched for stays on that node)",
                     store, node, len(receipt.waiting), receipt.waiting[0])
     after_store = request.app[HOOKS].after_store
     if after_store is not None:

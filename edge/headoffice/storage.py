@@ -27,7 +27,9 @@ at the store's first push that carries it (`pin_store_ca`; another one later
 is refused), and every event a store pushes must be signed by its origin's
 key, certified by that CA, and be of a type a node may write: else it is
 parked as a conflict like a forged hash. An event written before signing is
-taken only as far as a signed vouch of an upgraded node covers it
+taken only as far as a vouch the store CA signed covers it (checked against
+the pinned CA; a vouch without that signature is parked like a forgery), and
+only of a type from before signing its origin's role may write
 (edge/journal/vouches.py); one not covered yet is neither stored nor parked
 but answered `waiting` (acknowledged): the vouch comes after it in the
 node's push, and the next pull's `held` has the node send it again. Head
@@ -76,6 +78,7 @@ from edge.journal.vouches import (
     UNSIGNED_HEADS_VOUCHED,
     NotVouched,
     Vouch,
+    check_ca_vouch,
     is_unsigned_candidate,
     vouch_problem,
     vouched_heads,
@@ -820,6 +823,7 @@ class _Intake:
                 return ("its origin was never certified (its first event is not "
                         "origin_certified: written before events were signed, or forged)")
             check_signed(event, key, self.ca, self.store)
+            check_ca_vouch(event, self.ca)
         except ChainError as refused:
             return str(refused).removeprefix(f"{event.origin}#{event.seq}: ")
         return None

@@ -5,8 +5,8 @@ node sells), marked inside as a backup (`backup_of` in `meta`) and verified
 (SQLite's integrity check and every hash chain) before it gets its name; a
 restore also checks every signature against the data folder's store CA
 (a backup may have been changed while it was kept), as `edge verify` does:
-events from before signing only as far as a signed vouch in the backup
-covers them, and a backup from before signing is refused. A
+events from before signing only as far as a vouch the store CA signed in
+the backup covers them, and a backup from before signing is refused. A
 restore needs the node stopped (it takes the data folder's lock), verifies
 the backup, keeps the journal it replaces beside it, and puts the backup in
 place as a new file. Either way the node that next opens the folder knows it
@@ -61,7 +61,8 @@ def iter_events(db: sqlite3.Connection) -> Iterator[Event]:
 def unsigned_backup() -> str:
     return ("this backup is from before events were signed: nothing in it can be checked, "
             "so this edge does not restore it (restore it with the edge version that made "
-            "it, then start this one on it: the upgrade vouches, signed, for what it holds)")
+            "it, then start this one on it: at the upgrade the store CA node vouches for "
+            "what it holds)")
 
 
 def store_ca_beside(database: Path) -> x509.Certificate | None:
@@ -162,7 +163,7 @@ def restore(backup_file: Path, data_dir: Path, database: Path,
         source = sqlite3.connect(f"file:{backup_file}?mode=ro", uri=True, isolation_level=None)
         try:
             # The same check as `edge verify` (edge/journal/verify.py): an unsigned
-            # event needs a signed vouch in the backup itself, nothing else proves it.
+            # event needs a CA-signed vouch in the backup itself, nothing else proves it.
             (version,) = source.execute("PRAGMA user_version").fetchone()
             if version < SIGNED_SCHEMA:
                 raise BackupError(unsigned_backup())

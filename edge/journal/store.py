@@ -77,8 +77,11 @@ from edge.journal.signing import (
 )
 from edge.journal.vouches import (
     NotVouched,
+    ca_vouch_body,
+    check_ca_vouch,
     check_vouched,
     is_unsigned_candidate,
+    store_ca_key,
     unvouched_heads,
 )
 from edge.messages import DISK_FULL, EdgeError
@@ -272,8 +275,9 @@ class Tx:
         journal = self._journal
         key = None if event.seq == 1 else journal.keys.get(self.db, event.origin)
         if key is None and is_unsigned_candidate(event):
-            # Written before signing: taken as far as a signed vouch held here covers
-            # it (edge/journal/vouches.py); a gap (NotVouched) until one does.
+            # Written before signing: of a type from then, taken as far as a vouch
+            # the store CA signed covers it (edge/journal/vouches.py); a gap
+            # (NotVouched) until one does.
             try:
                 check_vouched(self.db, event)
             except NotVouched as waiting:
@@ -289,6 +293,7 @@ class Tx:
             raise SignatureRefused(f"{event.origin}#{event.seq}: signed, but its origin was "
                                    "written before signing (no key certified it): forged")
         check_signed(event, key, journal.identity.ca_cert, journal.identity.store_id)
+        check_ca_vouch(event, journal.identity.ca_cert)
 
     def _insert(self, event: Event) -> None:
         # Refused whole if its type is unknown or its body does not fit: from a
@@ -412,23 +417,35 @@ class Journal:
         return db
 
     def _vouch_for_unsigned(self, db: sqlite3.Connection) -> None:
-        """Vouch, signed, for the events from before signing held here (edge/journal/vouches.py).
+        """Vouch, as the store CA, for the events from before signing held here
+        (edge/journal/vouches.py).
 
-        Written once, among a journal's first signed events after the upgrade
-        (or at the next start of one upgraded before vouches existed), as the
-        upgrade left it owed (migration 20): without it no other node, nor
-        head office, takes those events from anyone. Never again after: a
-        journal put back later vouches for nothing new.
+        Written once, among a journal's first signed events after the upgrade,
+        as the upgrade left it owed (migration 20), and only by the node that
+        holds the store CA key: without it no other node, nor head office,
+        takes those events from anyone. Any other node vouches for nothing:
+        what it alone held stays on it, said once here and by `edge status`.
+        Never again after: a journal put back later vouches for nothing new.
         """
         if db.execute("SELECT 1 FROM meta WHERE key = 'unsigned_vouch_owed'").fetchone() is None:
             return
         db.execute("DELETE FROM meta WHERE key = 'unsigned_vouch_owed'")
         body = unvouched_heads(db)
-        if body is not None:
-            Tx(self, db).append("unsigned_heads_vouched", body)
-            log.warning("vouched, signed, for %d origin(s) written before events were signed, "
-                        "as this journal holds them: %s", len(body["heads"]),
-                        ", ".join(f"{head['origin']}#{head['seq']}" for head in body["heads"]))
+        if body is None:
+            return
+        ca_key = store_ca_key(self.identity)
+        if ca_key is None:
+            log.warning(
+                "this node does not hold the store CA key, so it vouches for none of the events "
+                "from before signing it holds (%s): those the store CA node held when it was "
+                "upgraded come back vouched by it; any it did not hold stay on this node only "
+                "(`edge status` names them)",
+                ", ".join(f"{head['origin']} up to #{head['seq']}" for head in body["heads"]))
+            return
+        Tx(self, db).append("unsigned_heads_vouched", ca_vouch_body(body["heads"], ca_key))
+        log.warning("vouched, as the store CA, for %d origin(s) written before events were "
+                    "signed, as this journal holds them: %s", len(body["heads"]),
+                    ", ".join(f"{head['origin']}#{head['seq']}" for head in body["heads"]))
 
     def note_not_vouched(self, origin: str, why: str) -> None:
         """Say once per origin (per run) why its events from before signing are held back."""

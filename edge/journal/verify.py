@@ -8,12 +8,14 @@ must be signed with that key and be of a type its role may write. An event
 changed and hashed again without its origin's key fails here by name.
 
 Origins written before events were signed are chained but not signed: each
-must be covered by a signed vouch in the journal itself (`unsigned_heads_vouched`,
-edge/journal/vouches.py, by a node this CA certified), its events up to the
-vouched seq, with the vouched hash there; then they are named as such, not
-failed. An unsigned event no signed vouch covers fails, whatever the file's
-own tables say (`unsigned_origins`, `PRAGMA user_version` decide nothing: a
-file can be changed). A journal an edge that signs never opened (schema
+must be covered by a vouch the store CA signed, in the journal itself
+(`unsigned_heads_vouched`, edge/journal/vouches.py), its events up to the
+vouched seq, with the vouched hash there, each of a type from before signing
+that its origin's role may write; then they are named as such, not failed.
+A vouch without the CA's signature vouches for nothing and fails by name.
+An unsigned event no CA vouch covers fails, whatever the file's own tables
+say (`unsigned_origins`, `PRAGMA user_version` decide nothing: a file can be
+changed). A journal an edge that signs never opened (schema
 below 19) has no signature to check: its chains are checked and it is said
 NOT SIGNED, never "every signature verified".
 """
@@ -42,6 +44,7 @@ from edge.journal.vouches import (
     UNSIGNED_HEADS_VOUCHED,
     NotVouched,
     Vouch,
+    check_ca_vouch,
     is_unsigned_candidate,
     vouch_problem,
     vouched_heads,
@@ -65,7 +68,8 @@ class Report:
 def signed_vouches(db: sqlite3.Connection, ca_cert: x509.Certificate, store_id: str,
                    headoffice_keys: set[str]) -> tuple[dict[str, list[Vouch]], list[str]]:
     """({origin: vouches}, problems): every vouch in the journal whose signature verifies
-    with its node's certified key; vouches that disagree at one seq are a problem."""
+    with its node's certified key and that the store CA signed; vouches that
+    disagree at one seq are a problem."""
     vouches: dict[str, list[Vouch]] = {}
     keys: dict[str, OriginKey | None] = {}
     for row in db.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE type = ? "
@@ -84,6 +88,7 @@ def signed_vouches(db: sqlite3.Connection, ca_cert: x509.Certificate, store_id: 
             if key is None:
                 continue
             check_signed(event, key, ca_cert, store_id)
+            check_ca_vouch(event, ca_cert)
         except ChainError:
             continue  # named by the pass over every event; it vouches for nothing
         for origin, seq, digest in vouched_heads(event):
@@ -151,6 +156,7 @@ def signature_problems(
             continue
         try:
             check_signed(event, key, ca_cert, store_id)
+            check_ca_vouch(event, ca_cert)
         except ChainError as refused:
             problems.append(str(refused))
     notes = []

@@ -1,23 +1,31 @@
-"""Events written before signing, vouched for by the nodes that held them when they upgraded.
+"""Events written before signing, vouched for by the store CA when the CA node upgraded.
 
 An event written by an edge from before signing carries no signature and its
 origin's first event certifies no key: nothing in it says who wrote it. What
-does is a node that held it when it was upgraded: its journal continues under
-a new, signed origin, and among its first events is `unsigned_heads_vouched`,
-body `{"heads": [{"origin", "seq", "hash"}, ...]}`: the last event it held of
-every origin written before signing (its own predecessor included), signed by
-its certified key. A hash chain ends there, so the vouch covers each of those
-origins up to that seq, exactly.
+does is the store CA: the node holding the CA key (`edge tls init`'s node),
+at its first start after the upgrade, writes `unsigned_heads_vouched`, body
+`{"heads": [{"origin", "seq", "hash"}, ...], "ca_sig"}`: the last event it
+held of every origin written before signing (its own predecessor included),
+and the store CA's ECDSA signature over `b"edge unsigned heads v1:" +
+canonical_json(heads)`. A hash chain ends there, so the vouch covers each of
+those origins up to that seq, exactly. A vouch without a valid CA signature
+is refused at every intake like any forged event: a node's own certificate
+is no word on history it did not write (h28: any certified node could
+otherwise vouch a 1-cent head-office catalogue into every peer). Other nodes
+vouch for nothing: what only they held (a node stopped before its last
+sales reached the CA node) stays on them, said in words (`edge status`).
 
-The one rule every intake follows (a node's journal, head office, `edge
-verify`, `edge restore`): an unsigned event of an origin no key certified is
-taken only when a vouch held here covers its origin at that seq or beyond,
-with the usual chain check; at a vouched seq its hash must be the vouched
-one, and two vouches naming different hashes at one seq are a fork: refused.
-An event no vouch covers (yet) is not refused: a vouch may come later (the
-node that holds it may be off), so it is a gap, asked for again
+The rules every intake follows (a node's journal, head office, `edge
+verify`, `edge restore`): an unsigned event is only of a type that existed
+before signing (`LEGACY_TYPES`) and that its origin's role may write (head
+office for a `headoffice-` origin, a node otherwise); it is taken only when a
+CA vouch held here covers its origin at that seq or beyond, with the usual
+chain check; at a vouched seq its hash must be the vouched one, and two
+vouches naming different hashes at one seq are a fork (only the CA could
+sign both): refused. An event no vouch covers (yet) is not refused: the
+CA node's vouch may come later, so it is a gap, asked for again
 (`NotVouched`). Nothing read from the journal's own tables decides it (a file
-can be changed): only signed vouches.
+can be changed): only CA-signed vouches.
 
 Known limit: between two vouched seqs the chain is checked link by link, so
 the events below a vouched seq are proven only once the chain reaches it.
@@ -30,14 +38,40 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.journal.chain import ChainError, ChainGap, Event
-from edge.journal.event_types import event_type
-from edge.journal.signing import ORIGIN_CERTIFIED
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from edge.journal.chain import ChainError, ChainGap, Event, canonical_json
+from edge.journal.event_types import event_type, registry
+from edge.journal.signing import (
+    HEADOFFICE,
+    NODE,
+    ORIGIN_CERTIFIED,
+    SignatureRefused,
+    is_headoffice_origin,
+)
 
 UNSIGNED_HEADS_VOUCHED = "unsigned_heads_vouched"
 
 # A vouch names every origin its node held from before signing: a store has few.
 MAX_VOUCHED_HEADS = 10_000
+
+# What the store CA signs: the heads, domain-separated from anything else it signs.
+CA_VOUCH_PREFIX = b"edge unsigned heads v1:"
+
+# The event types an edge from before signing wrote (the registry at schema 18).
+# An unsigned event of any other type (origin_certified, headoffice_key_trusted,
+# unsigned_heads_vouched, anything added since) was never written unsigned: forged.
+LEGACY_TYPES = frozenset({
+    "basket_line_added", "basket_line_removed", "basket_quantity_set", "basket_taken_over",
+    "basket_voided", "cashier_added", "cashier_logged_in", "drawer_opened", "drawer_unknown",
+    "login_failed", "login_locked", "origin_started", "print_job_cancelled",
+    "print_job_cutting", "print_job_done", "print_job_interrupted", "print_job_started",
+    "print_job_waiting", "print_requested", "printers_announced", "product_delisted",
+    "product_upserted", "sale_completed", "till_paired", "till_revoked",
+})
 
 
 class NotVouched(ChainGap):
@@ -70,6 +104,66 @@ class VouchedHead:
 @dataclass(slots=True)
 class UnsignedHeadsVouched:
     heads: list[VouchedHead] = field(metadata={"max_length": MAX_VOUCHED_HEADS, "min": 1})
+    # The store CA's signature (hex DER ECDSA) of the heads: checked at intake
+    # (`check_ca_vouch`); "" (a node's word alone) is refused there, by name.
+    ca_sig: str = field(default="", metadata={"max_length": 300})
+
+
+def ca_vouch_message(heads: Any) -> bytes:
+    return CA_VOUCH_PREFIX + canonical_json(heads)
+
+
+def ca_vouch_body(heads: list[dict[str, Any]], ca_key: ec.EllipticCurvePrivateKey
+                  ) -> dict[str, Any]:
+    """A vouch's body: `heads`, signed by the store CA's key."""
+    signature = ca_key.sign(ca_vouch_message(heads), ec.ECDSA(hashes.SHA256()))
+    return {"heads": heads, "ca_sig": signature.hex()}
+
+
+def ca_vouch_valid(body: Any, ca_cert: x509.Certificate | None) -> bool:
+    """Does the store CA (`ca_cert`) sign this vouch body's heads?"""
+    if ca_cert is None or not isinstance(body, dict):
+        return False
+    public = ca_cert.public_key()
+    signature = body.get("ca_sig")
+    if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(signature, str):
+        return False
+    try:
+        public.verify(bytes.fromhex(signature), ca_vouch_message(body.get("heads")),
+                      ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def check_ca_vouch(event: Event, ca_cert: x509.Certificate | None) -> None:
+    """SignatureRefused unless `event` (a vouch) carries the store CA's signature.
+
+    Every intake calls it on a vouch after its origin's signature checked: a
+    node's key says who relays the vouch, only the CA's says it is true.
+    """
+    if event.type == UNSIGNED_HEADS_VOUCHED and not ca_vouch_valid(event.body, ca_cert):
+        raise SignatureRefused(f"{event.origin}#{event.seq}: a vouch for history from before "
+                               "signing not signed by the store CA (only the node holding the "
+                               "CA key vouches): forged, refused")
+
+
+def unsigned_role(origin: str) -> str:
+    return HEADOFFICE if is_headoffice_origin(origin) else NODE
+
+
+def unsigned_type_problem(event: Event) -> SignatureRefused | None:
+    """Why an unsigned `event` cannot be one from before signing (None: it can be)."""
+    where = f"{event.origin}#{event.seq}"
+    if event.type not in LEGACY_TYPES:
+        return SignatureRefused(f"{where}: an unsigned {event.type} event: no edge from before "
+                                "signing wrote that type: forged")
+    kind = registry().get(event.type)
+    role = unsigned_role(event.origin)
+    if kind is not None and role not in kind.written_by:
+        return SignatureRefused(f"{where}: a {role} may not write {event.type} events "
+                                "(unsigned, from before signing)")
+    return None
 
 
 def is_unsigned_candidate(event: Event) -> bool:
@@ -86,10 +180,15 @@ def vouched_heads(event: Event) -> list[tuple[str, int, str]]:
 def vouch_problem(event: Event, vouches: Iterable[Vouch]) -> ChainError | None:
     """Why the unsigned `event` may not be taken with these vouches of its origin (None: it may).
 
-    NotVouched (a gap) if none covers its seq; VouchConflict (refused) if one
-    at its seq names another hash, or two at its seq disagree.
+    SignatureRefused if no edge from before signing could have written it
+    (`unsigned_type_problem`); NotVouched (a gap) if none covers its seq;
+    VouchConflict (refused) if one at its seq names another hash, or two at
+    its seq disagree.
     """
     where = f"{event.origin}#{event.seq}"
+    refused = unsigned_type_problem(event)
+    if refused is not None:
+        return refused
     vouches = list(vouches)
     at_seq = {vouch.hash: vouch.voucher for vouch in vouches if vouch.seq == event.seq}
     if len(at_seq) > 1:
@@ -104,17 +203,17 @@ def vouch_problem(event: Event, vouches: Iterable[Vouch]) -> ChainError | None:
     if not any(vouch.seq >= event.seq for vouch in vouches):
         reach = max((vouch.seq for vouch in vouches), default=0)
         beyond = f" (vouched up to #{reach} only)" if reach else ""
-        return NotVouched(f"{where}: written before signing and not vouched for by any upgraded "
-                          f"node{beyond}: held back, asked for again later (the node that "
-                          "vouches for it may be off)")
+        return NotVouched(f"{where}: written before signing and not vouched for by the store "
+                          f"CA{beyond}: held back, asked for again later (the CA node's vouch "
+                          "may not be here yet)")
     return None
 
 
 # The journal's side: the projection and the questions it asks.
 
 @event_type(UNSIGNED_HEADS_VOUCHED, schema=UnsignedHeadsVouched,
-            merge="a set of (origin, seq, hash, node that vouched): any certified node's vouch "
-                  "covers an origin written before signing up to its seq")
+            merge="a set of (origin, seq, hash, node that relayed it): a vouch the store CA "
+                  "signed covers an origin written before signing up to its seq")
 def _unsigned_heads_vouched(db: sqlite3.Connection, event: Event) -> None:
     db.executemany("INSERT OR IGNORE INTO unsigned_vouches (origin, seq, hash, voucher) "
                    "VALUES (?, ?, ?, ?)",
@@ -138,9 +237,9 @@ def unvouched_heads(db: sqlite3.Connection) -> dict[str, Any] | None:
     """The body of the vouch this journal owes, or None if it owes none.
 
     Every origin held here whose first event certifies no key was written
-    before signing; this node vouches for the last event it holds of each,
-    unless a vouch held here already covers that far (a node upgraded before
-    vouches existed vouches at its next start; one that vouched never again).
+    before signing; the CA node vouches for the last event it holds of each,
+    unless a vouch held here already covers that far. Only it: see
+    `store_ca_key`.
     """
     heads = []
     for origin, last_seq in db.execute(
@@ -160,3 +259,46 @@ def unvouched_heads(db: sqlite3.Connection) -> dict[str, Any] | None:
         if row is not None:
             heads.append({"origin": origin, "seq": last_seq, "hash": row[0]})
     return {"heads": heads} if heads else None
+
+
+def store_ca_key(identity: Any) -> ec.EllipticCurvePrivateKey | None:
+    """The store CA's key if this node holds it (the one node that vouches), else None.
+
+    A node's trust (`edge.trust.folder.NodeTrust`) reads it from its `tls/`
+    folder; a test identity may carry it as `ca_key`.
+    """
+    key = getattr(identity, "ca_key", None)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key
+    folder = getattr(identity, "folder", None)
+    if folder is None or not getattr(identity, "holds_ca_key", False):
+        return None
+    from edge.trust.folder import TrustFolder
+
+    return TrustFolder(folder.parent).ca_key()
+
+
+def unvouched_here(db: sqlite3.Connection) -> list[str]:
+    """In words, each origin from before signing held here beyond what a CA vouch covers.
+
+    Those events stay on this node: no CA vouch names them (the CA node did
+    not hold them when it was upgraded), so no peer and not head office takes
+    them. Empty when everything held is vouched for.
+    """
+    said = []
+    for origin, last_seq in db.execute(
+            "SELECT origins.origin, origins.last_seq FROM origins "
+            "LEFT JOIN origin_keys ON origin_keys.origin = origins.origin "
+            "WHERE origin_keys.origin IS NULL ORDER BY origins.origin").fetchall():
+        first = db.execute("SELECT type FROM events WHERE origin = ? AND seq = 1",
+                           (origin,)).fetchone()
+        if first is None or first[0] == ORIGIN_CERTIFIED:
+            continue
+        (reach,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM unsigned_vouches "
+                              "WHERE origin = ?", (origin,)).fetchone()
+        if last_seq > reach:
+            since = f"#{reach + 1}" if reach else "#1"
+            said.append(f"{origin} {since} to #{last_seq}: written before signing, held on this "
+                        "node only (the store CA node did not hold them when it was upgraded "
+                        "and vouched): no other node nor head office takes them")
+    return said
