@@ -65,14 +65,16 @@ def make_store_ca(
     """A new store CA: its key (kept on one node only) and its certificate (on every node).
 
     `seed`: the demo store only. Demo nodes sharing a store key make the same CA
-    key from it, so a demo of several nodes needs no `edge tls join`; a real
-    store's CA key is random and lives on one node.
+    key from it (and the store id), so a demo of several nodes needs no `edge
+    tls join`; whoever holds a demo's store key is its CA. A real store's CA
+    key is random and lives on one node.
     """
     if seed is None:
         key = ec.generate_private_key(ec.SECP256R1())
     else:
         order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-        secret = int.from_bytes(hashlib.sha256(b"edge demo store CA:" + seed).digest())
+        secret = int.from_bytes(hashlib.sha256(
+            b"edge demo store CA:" + store_id.encode() + b":" + seed).digest())
         key = ec.derive_private_key(secret % (order - 1) + 1, ec.SECP256R1())
     name = x509.Name([
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, store_id),
