@@ -37,7 +37,13 @@ from edge.journal.migrations import MIGRATIONS
 from edge.journal.signing import SignatureRefused, headoffice_key_certificate, public_hex
 from edge.journal.store import EVENT_COLUMNS, Journal, Tx
 from edge.journal.verify import verify_journal
-from edge.journal.vouches import NotVouched, VouchConflict, ca_vouch_body, ca_vouch_valid
+from edge.journal.vouches import (
+    NotVouched,
+    Unproven,
+    VouchConflict,
+    ca_vouch_body,
+    ca_vouch_valid,
+)
 from edge.trust.certificates import cert_pem, make_store_ca
 from edge.trust.folder import CA_KEY, TrustFolder
 
@@ -148,7 +154,9 @@ async def test_a_peer_takes_events_from_before_signing_as_far_as_a_vouch_covers_
         await apply(observer, old[:1])
     assert issubclass(NotVouched, ChainGap)
     await apply(observer, vouch("n1", [old[1]]))  # n1 held it up to #2 at its upgrade
-    assert await apply(observer, old[:2]) == [True, True]
+    # #1 is below the vouch: staged until #2 (the vouched head) proves it, then both.
+    assert await apply(observer, old[:2]) == [False, True]
+    assert (await observer.version_vector())["a1b2c3"] == 2
     with pytest.raises(NotVouched, match=r"vouched up to #2 only"):
         await apply(observer, old[2:])
     # Another node that held more vouches further: the rest comes in.
@@ -164,9 +172,50 @@ async def test_an_event_from_before_signing_that_is_not_the_vouched_one_is_refus
     old = unsigned_chain("a1b2c3", 2)
     rival = unsigned_chain("a1b2c3", 2)  # same origin, other events: a fork or a forgery
     await apply(observer, vouch("n1", [old[1]]))
-    assert await apply(observer, rival[:1]) == [True]  # below the vouch: only linked
+    assert await apply(observer, rival[:1]) == [False]  # below the vouch: staged, not taken
     with pytest.raises(VouchConflict, match="not the event n1 vouched for"):
         await apply(observer, rival[1:])
+    assert await observer.read_one("SELECT 1 FROM events WHERE origin = 'a1b2c3'") is None
+    assert await apply(observer, old) == [False, True]  # the vouched run: taken whole
+
+
+async def test_a_forged_start_below_the_vouch_is_not_taken_and_the_real_history_is(
+    observer: Journal, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """h30: a certified peer hands a node lacking an old origin a forged #1..#k below the
+    vouched #N (a manager PIN, a paired till...): staged, never projected, and dropped as
+    forged once the real run reaches the vouched head."""
+    real = unsigned_chain("a1b2c3", 4)
+    forged = unsigned_events("a1b2c3", [
+        ("cashier_added", {"id": "mgr", "name": "Marie", "role": "manager", "pin_salt": "bb",
+                           "pin_hash": "00" * 32}),
+        ("till_paired", {"code": "T99", "name": "evil", "token_sha256": "00" * 32}),
+        ("product_upserted", {**product("a1b2c3-3"), "price": 1}),
+    ])
+    await apply(observer, vouch("ca-node", [real[-1]]))
+    assert await apply_each(observer, forged) == ["held"] * 3  # staged, not taken
+    assert await observer.read_one("SELECT 1 FROM cashiers WHERE id = 'mgr'") is None
+    assert (await observer.version_vector()).get("a1b2c3") is None
+    assert await apply_each(observer, real) == ["held", "held", "held", "new"]
+    assert (await observer.version_vector())["a1b2c3"] == 4
+    assert [row[0] for row in await observer.read_all(
+        "SELECT hash FROM events WHERE origin = 'a1b2c3' ORDER BY seq")] == [
+        event.hash for event in real]
+    assert "not on the chain the store CA vouched for: forged" in caplog.text
+    assert len(observer.staged) == 0
+
+
+async def test_a_vouched_head_without_the_run_below_it_is_a_gap(observer: Journal) -> None:
+    real = unsigned_chain("a1b2c3", 3)
+    await apply(observer, vouch("ca-node", [real[-1]]))
+    with pytest.raises(Unproven, match="not all here"):
+        await apply(observer, real[2:])
+    assert issubclass(Unproven, ChainGap)  # asked for again, not refused
+    assert await apply(observer, real[:1]) == [False]
+    with pytest.raises(Unproven):
+        await apply(observer, real[2:])  # #2 still missing: the run does not link
+    assert await apply(observer, real[1:2]) == [True]  # completes #1..#3, in order
+    assert (await observer.version_vector())["a1b2c3"] == 3
 
 
 async def test_two_vouches_naming_different_events_at_one_seq_are_a_fork(
@@ -343,7 +392,8 @@ async def test_a_wrong_vouch_by_a_node_cannot_block_real_history(observer: Journ
     bogus = unsigned_events("d4e5f6", [("product_upserted", PRODUCT)] * 3)[-1]
     seen = await apply_each(observer, vouch("r0gue1", [bogus], by_ca=False)
                             + vouch("upgr4d", [legacy[-1]]) + legacy)
-    assert seen == ["new", "SignatureRefused", "new", "new", "new", "new", "new"]
+    # legacy #1, #2 staged until the vouched #3 proves them: then all three.
+    assert seen == ["new", "SignatureRefused", "new", "new", "held", "held", "new"]
 
 
 async def test_a_forged_vouch_does_not_cross_real_peers(tmp_path: Path) -> None:
@@ -440,8 +490,31 @@ async def test_head_office_parks_an_event_other_than_the_vouched_one(
     old, rival = unsigned_chain("a1b2c3", 2), unsigned_chain("a1b2c3", 2)
     await storage.receive(STORE, "n1", list(enumerate(vouch("n1", [old[1]], STORE), start=1)))
     receipt = await storage.receive(STORE, "n2", list(enumerate(rival, start=1)))
-    assert receipt.stored == 1 and len(receipt.conflicts) == 1
+    # rival #1 is below the vouch: staged (waiting), never stored; #2 is parked.
+    assert receipt.stored == 0 and receipt.waiting == ["a1b2c3#1"]
+    assert len(receipt.conflicts) == 1
     assert "not the event n1 vouched for" in receipt.conflicts[0]
+    receipt = await storage.receive(STORE, "n1", list(enumerate(old, start=1)))
+    assert receipt.stored == 2 and receipt.waiting == []
+    assert [e.hash for e in await storage.events(STORE, "a1b2c3")] == [e.hash for e in old]
+
+
+async def test_head_office_takes_no_forged_history_below_a_vouch(
+    storage: HeadOfficeStorage,
+) -> None:
+    """h30 at head office: a certified node pushes a forged #1..#3 of an old origin before
+    the CA node resends the real one: staged (`waiting`), never stored; the real run is."""
+    real = unsigned_chain("a1b2c3", 4)
+    first = await storage.receive(STORE, "ca-node",
+                                  list(enumerate(real + vouch("ca-node", [real[-1]], STORE),
+                                                 start=1)))
+    assert first.stored == 2 and first.waiting == [f"a1b2c3#{n}" for n in range(1, 5)]
+    forged = unsigned_events("a1b2c3", [("product_upserted", {**product("x"), "price": 1})] * 3)
+    attack = await storage.receive(STORE, "r0gue1", list(enumerate(forged, start=1)))
+    assert attack.stored == 0 and attack.conflicts == []
+    again = await storage.receive(STORE, "ca-node", list(enumerate(real, start=1)))
+    assert again.stored == 4 and again.conflicts == [] and again.waiting == []
+    assert [e.hash for e in await storage.events(STORE, "a1b2c3")] == [e.hash for e in real]
 
 
 async def test_head_office_refuses_a_vouch_the_store_ca_did_not_sign(
@@ -539,6 +612,17 @@ async def test_verify_takes_unsigned_events_only_as_a_signed_vouch_covers_them(
     problems, _, _ = report_of(extended)
     assert any(p.startswith("a1b2c3#3: unsigned, and no signed vouch covers it (vouched up "
                             "to #2 only)") for p in problems), problems
+
+    # An old origin held only below its vouched head (h30: a forged #1 looks the same).
+    cut = tampered("cut")
+    db = sqlite3.connect(cut)
+    with db:
+        db.execute("DELETE FROM events WHERE origin = 'a1b2c3' AND seq = 2")
+    db.close()
+    problems, _, _ = report_of(cut)
+    assert any(p.startswith("a1b2c3: held up to #1 only, vouched for up to #2") for p in problems)
+    with pytest.raises(BackupError, match="held up to #1 only"):
+        restore(cut, tmp_path / "clean", tmp_path / "clean" / "restored.sqlite3")
 
     # The schema number set back: chains only, never "every signature verified".
     downgraded = tampered("downgraded")

@@ -4,7 +4,8 @@ Each node announces its printers (`printers_announced`) when they change;
 every node holds every announcement, so routing a till's receipts gives the
 same answer wherever the till is (edge/devices/till_routing.py holds the
 rule). A node retired by its successor (edge/journal/lineage.py) owns no
-printer any more.
+printer any more. A node announces its own printers only: an announcement
+for another node is refused at every intake (`_own_printers_only`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import orjson
 
 from edge.devices.till_routing import AnnouncedTills, printer_for
 from edge.journal.chain import Event
-from edge.journal.event_types import event_type
+from edge.journal.event_types import CertifiedBody, Unauthorized, event_type
 from edge.journal.store import Journal, Tx
 
 
@@ -42,7 +43,18 @@ class PrintersAnnounced:
     printers: list[AnnouncedPrinter]
 
 
-@event_type("printers_announced", schema=PrintersAnnounced,
+def _own_printers_only(event: Event, certified: CertifiedBody) -> None:
+    """Unauthorized unless `event` announces its own origin's printers."""
+    if event.body.get("node") != event.origin:
+        raise Unauthorized(f"{event.origin}#{event.seq}: announces the printers of node "
+                           f"{event.body.get('node')!r}: a node announces only its own")
+    names = [printer["name"] for printer in event.body["printers"]]  # its schema was checked
+    if len(set(names)) != len(names):
+        # One printer per (node, name) in store_printers: the projection could not apply it.
+        raise Unauthorized(f"{event.origin}#{event.seq}: announces two printers of one name")
+
+
+@event_type("printers_announced", schema=PrintersAnnounced, authorize=_own_printers_only,
             merge="a node's printers are its latest announcement (one origin, in order); "
                   "none for a node its successor retired")
 def _printers_announced(db: sqlite3.Connection, event: Event) -> None:

@@ -64,6 +64,8 @@ from edge.journal.chain import (
     judge,
     utc_now,
 )
+from edge.journal.event_types import authorize
+from edge.journal.lineage import retired_by
 from edge.journal.signing import (
     ORIGIN_CERTIFIED,
     OriginKey,
@@ -77,7 +79,9 @@ from edge.journal.signing import (
 from edge.journal.vouches import (
     UNSIGNED_HEADS_VOUCHED,
     NotVouched,
+    StagedUnsigned,
     Vouch,
+    VouchConflict,
     check_ca_vouch,
     is_unsigned_candidate,
     vouch_problem,
@@ -258,6 +262,9 @@ class HeadOfficeStorage:
         self.db: Database = open_database(url)
         self.origin = ""
         self.signing_key: ed25519.Ed25519PrivateKey | None = None
+        # Each store's events from before signing below a vouched head, until their
+        # run reaches it (h30: edge/journal/vouches.py); the node resends what is lost.
+        self.staged: dict[str, StagedUnsigned] = {}
 
     @property
     def key(self) -> ed25519.Ed25519PrivateKey:
@@ -365,7 +372,8 @@ class HeadOfficeStorage:
         """Store a batch (in local position order) in one transaction; say how far it is settled."""
         async with self.db.transaction() as tx:
             await tx.lock(f"store:{store}")
-            return await _Intake(tx, store, node).take(batch)
+            staged = self.staged.setdefault(store, StagedUnsigned())
+            return await _Intake(tx, store, node, staged).take(batch)
 
     async def events(self, store: str, origin: str | None = None) -> list[Event]:
         """A store's events, each origin in seq order (for checks and exports)."""
@@ -663,8 +671,10 @@ async def _fence(tx: Transaction, origin: str, evidence: str,
 class _Intake:
     """One batch being taken in, inside its transaction."""
 
-    def __init__(self, tx: Transaction, store: str, node: str) -> None:
+    def __init__(self, tx: Transaction, store: str, node: str,
+                 staged: StagedUnsigned | None = None) -> None:
         self.tx, self.store, self.node = tx, store, node
+        self.staged = staged if staged is not None else StagedUnsigned()
         self.heads: dict[str, ChainHead] = {}
         self.held: dict[tuple[str, int], str] = {}  # (origin, seq) -> hash, stored or in batch
         self.forked: set[str] = set()  # origins with a parked conflict
@@ -674,6 +684,8 @@ class _Intake:
         self.new_keys: list[tuple[str, str, str, str]] = []
         self.vouches: dict[str, list[Vouch]] = {}  # of origins from before signing
         self.new_vouches: list[tuple[str, str, int, str, str]] = []
+        # Each origin's origin_certified body, of those the batch's events name.
+        self.certified: dict[str, dict[str, Any]] = {}
 
     async def take(self, batch: list[tuple[int, Event]]) -> Receipt:
         receipt = Receipt(acknowledged=batch[0][0] - 1 if batch else 0)
@@ -693,16 +705,22 @@ class _Intake:
                 receipt.duplicates += 1
             elif outcome == "waiting":
                 receipt.waiting.append(f"{event.origin}#{event.seq}")
+            elif outcome == "unproven":
+                # Below a vouched head: staged; stored once the run from what is held
+                # up to a vouched (seq, hash) is all here, each named by the next.
+                run = self.staged.add(event) and self.staged.proven_run(
+                    event.origin, self.heads[event.origin], self.vouches.get(event.origin, ()))
+                if not run:
+                    receipt.waiting.append(f"{event.origin}#{event.seq}")
+                else:
+                    self.staged.settle(event.origin, run)
+                    stored = {f"{proven.origin}#{proven.seq}" for proven in run}
+                    receipt.waiting = [named for named in receipt.waiting
+                                       if named not in stored]
+                    for proven in run:
+                        self._store(proven, new_rows, sales, receipt)
             elif outcome == "new":
-                new_rows.append(self._row(event))
-                if event.type == "sale_completed":
-                    # A NUL (from a journal of before till strings were checked)
-                    # is the one character PostgreSQL's text cannot hold.
-                    sales.append((self.store, str(event.body["id"]).replace("\x00", "\ufffd"),
-                                  event.origin, event.seq, event.time))
-                self.heads[event.origin] = ChainHead(event.seq, event.hash)
-                self.held[(event.origin, event.seq)] = event.hash
-                receipt.stored += 1
+                self._store(event, new_rows, sales, receipt)
                 if event.type == UNSIGNED_HEADS_VOUCHED:
                     for origin, seq, digest in vouched_heads(event):
                         self.vouches.setdefault(origin, []).append(
@@ -740,6 +758,18 @@ class _Intake:
         )
         return receipt
 
+    def _store(self, event: Event, new_rows: list[tuple[Any, ...]],
+               sales: list[tuple[Any, ...]], receipt: Receipt) -> None:
+        new_rows.append(self._row(event))
+        if event.type == "sale_completed":
+            # A NUL (from a journal of before till strings were checked)
+            # is the one character PostgreSQL's text cannot hold.
+            sales.append((self.store, str(event.body["id"]).replace("\x00", "\ufffd"),
+                          event.origin, event.seq, event.time))
+        self.heads[event.origin] = ChainHead(event.seq, event.hash)
+        self.held[(event.origin, event.seq)] = event.hash
+        receipt.stored += 1
+
     async def _load(self, batch: list[tuple[int, Event]]) -> None:
         """The chain head of each origin in the batch, and the hashes of the seqs it repeats."""
         seqs: dict[str, list[int]] = {}
@@ -747,6 +777,14 @@ class _Intake:
             seqs.setdefault(event.origin, []).append(event.seq)
         row = await self.tx.fetchrow("SELECT ca_pem FROM store_cas WHERE store = $1", self.store)
         self.ca = load_cert(row["ca_pem"]) if row else None
+        named = sorted({str(origin) for _, event in batch if event.type == "origin_started"
+                        for origin in (event.origin, *retired_by(event.body))})
+        for origin in named:  # a few, in the rare batch that starts an origin
+            row = await self.tx.fetchrow(
+                "SELECT body FROM events WHERE store = $1 AND origin = $2 AND seq = 1 "
+                "AND type = 'origin_certified'", self.store, origin)
+            if row is not None:
+                self.certified[origin] = orjson.loads(row["body"])
         for origin, numbers in seqs.items():
             head = await self.tx.fetchrow(
                 "SELECT seq, hash FROM events WHERE store = $1 AND origin = $2 "
@@ -791,13 +829,16 @@ class _Intake:
             # Written before signing: taken as far as a signed vouch covers it
             # (edge/journal/vouches.py). One not here yet is no conflict: the
             # node's vouch comes after these events, and `held` has them resent.
+            # A covered one is taken only on a run proven from a vouched head
+            # (h30): "unproven" stages it until then.
             problem = vouch_problem(event, self.vouches.get(event.origin, ()))
             if isinstance(problem, NotVouched):
                 return "waiting"
-            if problem is not None and judgement.verdict is Verdict.NEXT:
+            if problem is not None and (judgement.verdict is Verdict.NEXT
+                                        or isinstance(problem, VouchConflict)):
                 return str(problem).removeprefix(f"{event.origin}#{event.seq}: ")
-            if judgement.verdict is Verdict.NEXT:
-                return "new"
+            if problem is None:
+                return "unproven"
         if judgement.verdict is Verdict.NEXT:
             return self._signature_problem(event) or "new"
         if judgement.verdict is Verdict.GAP:
@@ -816,6 +857,7 @@ class _Intake:
                 # Head-office origins never get here: a store's event under one is skipped.
                 key = certified_key(event, self.ca, self.store)
                 self.keys[event.origin] = key
+                self.certified[event.origin] = event.body
                 self.new_keys.append((self.store, event.origin, key.role, key.hex))
                 return None
             key = self.keys.get(event.origin)
@@ -824,6 +866,7 @@ class _Intake:
                         "origin_certified: written before events were signed, or forged)")
             check_signed(event, key, self.ca, self.store)
             check_ca_vouch(event, self.ca)
+            authorize(event, self.certified.get)
         except ChainError as refused:
             return str(refused).removeprefix(f"{event.origin}#{event.seq}: ")
         return None

@@ -17,6 +17,12 @@ that feeds it, each event type it projects:
   a node's journal, head office and `edge verify` refuse an event of a type
   its origin's certified role may not write (edge/journal/signing.py). Every
   type is the nodes' alone unless its declaration says otherwise.
+- **authorize** (optional): what an origin may say about *other* origins,
+  which no signature can tell (`origin_started` retires only the node's own
+  past; `printers_announced` speaks only for its own node). Called with the
+  event and `certified(origin)` (the body of that origin's `origin_certified`
+  held here, None if none is) by every intake of signed events from elsewhere:
+  a node's journal, head office and `edge verify`; `Unauthorized` refuses it.
 - The **merge rule** says, in words, how the projection gives the same
   tables on every node whatever the order in which events of several
   origins arrive, and however often (tests/test_projections_property.py
@@ -33,12 +39,17 @@ import importlib
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from edge.journal.chain import ChainError, Event
 from edge.messages import EdgeError
 from edge.schema import parse
 
 Projection = Callable[[sqlite3.Connection, Event], None]
+# The body of an origin's `origin_certified` as held here (checked when it came
+# in), None when none is held (an origin from before signing, or not here yet).
+CertifiedBody = Callable[[str], Mapping[str, Any] | None]
+Authorize = Callable[[Event, CertifiedBody], None]
 
 # Every module that declares event types: imported when the registry is
 # first read, so a journal knows every type whatever its caller imported
@@ -67,6 +78,11 @@ class UnfitEvent(ChainError):
     """An event of a type this node does not know, or whose body does not fit its schema."""
 
 
+class Unauthorized(ChainError):
+    """A signed event its origin may not write as it stands (what it says of another
+    origin, mostly): refused at every intake, nothing of it applied."""
+
+
 NODE_ONLY = ("node",)
 
 
@@ -77,6 +93,7 @@ class EventType:
     merge: str
     project: Projection
     written_by: tuple[str, ...] = NODE_ONLY
+    authorize: Authorize | None = None
 
     def check(self, event: Event) -> None:
         """UnfitEvent unless `event`'s body fits this type's schema."""
@@ -92,14 +109,15 @@ _complete = False
 
 
 def event_type(name: str, *, schema: type, merge: str,
-               written_by: tuple[str, ...] = NODE_ONLY) -> Callable[[Projection], Projection]:
+               written_by: tuple[str, ...] = NODE_ONLY,
+               authorize: Authorize | None = None) -> Callable[[Projection], Projection]:
     """Declare an event type with its body schema and merge rule; the function is its projection."""
 
     def register(project: Projection) -> Projection:
         known = _REGISTRY.get(name)
         if known is not None and known.project.__qualname__ != project.__qualname__:
             raise RuntimeError(f"event type {name} is declared twice")
-        _REGISTRY[name] = EventType(name, schema, merge, project, written_by)
+        _REGISTRY[name] = EventType(name, schema, merge, project, written_by, authorize)
         return project
 
     return register
@@ -123,6 +141,18 @@ def checked(event: Event) -> EventType:
                          "(written by a newer edge? upgrade this node)")
     kind.check(event)
     return kind
+
+
+def authorize(event: Event, certified: CertifiedBody) -> None:
+    """Unauthorized unless `event`'s origin may say what it says of other origins.
+
+    For a signed event from elsewhere, once its signature is checked (its
+    origin's own `origin_certified` is then held).
+    """
+    kind = registry().get(event.type)
+    if kind is not None and kind.authorize is not None:
+        kind.check(event)  # a body that does not fit is refused as such first
+        kind.authorize(event, certified)
 
 
 def project(db: sqlite3.Connection, event: Event) -> None:

@@ -6,17 +6,29 @@ when); every node records it here, so store IT can read in plain words what
 happened, and the node knows its own past when it checks its clock.
 A predecessor retired this way prints nothing more: its unfinished print jobs
 are in doubt from then on (`stranded` in edge/devices/print_jobs.py).
+
+Only a node's own past can be retired so, and only as its origin begins:
+every intake refuses (`_may_retire`) an `origin_started` that is not its
+origin's second event, or that retires an origin certified under another node
+name than its own (a restored or copied folder keeps its `tls/`, so its
+successor bears the same name). An origin with no certificate here (from
+before signing, or not here yet) may be retired: as far as anyone can tell it
+is the node's own past.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
 from edge.journal.chain import Event
 from edge.journal.datafolder import REASONS
-from edge.journal.event_types import event_type
+from edge.journal.event_types import CertifiedBody, Unauthorized, event_type
 from edge.journal.store import Journal
 
 
@@ -38,10 +50,52 @@ class OriginStarted:
     also_retires: list[str] = field(default_factory=list)
 
 
-@event_type("origin_started", schema=OriginStarted,
-            merge="one per origin (its first event); the origins it retires (its "
-                  "predecessor, and any the folder ran since) are listed, and their printers "
-                  "go and stay gone whenever their announcements arrive")
+def certificate_name(certified: Any) -> str | None:
+    """The node name in an `origin_certified` body's certificate (checked at intake).
+
+    The certificate's, never the body's `name` (which no one checks). None
+    for an origin certified as no node (head office) or with no readable one.
+    """
+    if not isinstance(certified, Mapping) or certified.get("role") != "node":
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(str(certified.get("cert", "")).encode())
+    except ValueError:
+        return None
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else None
+
+
+def retired_by(body: Mapping[str, Any]) -> list[str]:
+    """The origins an `origin_started` body retires."""
+    also = body.get("also_retires")
+    return ([body.get("predecessor")] if body.get("retires_predecessor") else []) \
+        + (list(also) if isinstance(also, list) else [])
+
+
+def _may_retire(event: Event, certified: CertifiedBody) -> None:
+    """Unauthorized unless `event` starts its origin and retires only that node's past."""
+    where = f"{event.origin}#{event.seq}"
+    if event.seq != 2:
+        raise Unauthorized(f"{where}: origin_started comes only right after its origin's "
+                           "origin_certified (#2): an origin never takes up another's past "
+                           "mid-chain")
+    own = certificate_name(certified(event.origin))
+    for origin in retired_by(event.body):
+        theirs = certified(str(origin))
+        if theirs is None:
+            continue  # from before signing, or not here yet: the node's own past, for all we know
+        name = certificate_name(theirs)
+        if own is None or name != own:
+            raise Unauthorized(f"{where}: node {own!r} may not retire {origin}, certified as "
+                               f"{name!r}: a node retires only its own past (the origins "
+                               "certified with its name)")
+
+
+@event_type("origin_started", schema=OriginStarted, authorize=_may_retire,
+            merge="one per origin (its second event, after origin_certified); the origins "
+                  "it retires (its predecessor, and any the folder ran since) are listed, "
+                  "and their printers go and stay gone whenever their announcements arrive")
 def _origin_started(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
     db.execute(
@@ -51,9 +105,7 @@ def _origin_started(db: sqlite3.Connection, event: Event) -> None:
         (event.origin, body["predecessor"], body["reason"], body["cut"]["seq"],
          body["cut"]["hash"], int(bool(body.get("retires_predecessor"))), event.time),
     )
-    retired = ([body["predecessor"]] if body.get("retires_predecessor") else []) \
-        + list(body.get("also_retires", []))
-    for node in retired:
+    for node in retired_by(body):
         # That node is this one's past: its printers are this node's now (announced anew).
         db.execute("INSERT OR IGNORE INTO retired_origins (origin, successor, time) "
                    "VALUES (?, ?, ?)", (node, event.origin, event.time))

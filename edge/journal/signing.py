@@ -190,6 +190,11 @@ def certified_key(event: Event, ca_cert: x509.Certificate, store_id: str,
         if signer.role != NODE:
             raise SignatureRefused(f"{where}: a {signer.role} certificate cannot certify a "
                                    "node's origin")
+        if body.get("name") != signer.name:
+            # The name is what an origin's lineage is judged by (a node retires only its
+            # own past): it is the certificate's, never a claim beside it.
+            raise SignatureRefused(f"{where}: names node {body.get('name')!r}, but its "
+                                   f"certificate is node {signer.name!r}'s")
         key = OriginKey(NODE, signer.public_key, signer.name)
     check_signed(event, key, ca_cert, store_id)
     return key

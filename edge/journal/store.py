@@ -60,7 +60,7 @@ from edge.journal.datafolder import (
     write_head_mark,
     write_node_id,
 )
-from edge.journal.event_types import checked
+from edge.journal.event_types import authorize, checked
 from edge.journal.migrations import migrate
 from edge.journal.signing import (
     ORIGIN_CERTIFIED,
@@ -77,12 +77,16 @@ from edge.journal.signing import (
 )
 from edge.journal.vouches import (
     NotVouched,
+    StagedUnsigned,
+    Unproven,
     ca_vouch_body,
     check_ca_vouch,
     check_vouched,
+    held_vouches,
     is_unsigned_candidate,
     store_ca_key,
     unvouched_heads,
+    vouch_problem,
 )
 from edge.messages import DISK_FULL, EdgeError
 
@@ -262,12 +266,52 @@ class Tx:
                 raise SignatureRefused(f"{where}: an event of this node's own origin that it "
                                        "never wrote, not signed with its key: forged")
             raise OwnOriginSeen(f"{where}: {judgement.reason or 'never written here'}")
+        if judgement.verdict is not Verdict.CONFLICT and self._from_before_signing(event):
+            return self._take_unsigned(event, head)
         if judgement.verdict is Verdict.GAP:
             raise ChainGap(f"{where}: {judgement.reason}")
         if judgement.verdict is Verdict.CONFLICT:
             raise ChainError(f"{where}: {judgement.reason}")
         self._check_signed(event)
         self._insert(event)
+        return True
+
+    def _from_before_signing(self, event: Event) -> bool:
+        """Unsigned, of an origin no key certified here (or its first event)."""
+        return is_unsigned_candidate(event) and (
+            event.seq == 1 or self._journal.keys.get(self.db, event.origin) is None)
+
+    def _take_unsigned(self, event: Event, head: ChainHead) -> bool:
+        """Take an event written before signing only on a run proven from a vouched head.
+
+        Of a type from then, covered by a vouch the store CA signed (else
+        NotVouched, a gap, or refused: edge/journal/vouches.py). Below a
+        vouched seq it proves nothing alone (h30): staged, and the run from
+        what is held here up to the vouched (seq, hash), each event named by
+        its successor's prev_hash, is applied whole once it is all here. False
+        while staged; Unproven (a gap: asked for again) when the vouched head
+        came and the run below it did not (yet).
+        """
+        journal = self._journal
+        vouches = held_vouches(self.db, event.origin)
+        problem = vouch_problem(event, vouches)
+        if isinstance(problem, NotVouched):
+            journal.note_not_vouched(event.origin, str(problem))
+        if problem is not None:
+            raise problem
+        where = f"{event.origin}#{event.seq}"
+        if not journal.staged.add(event):
+            raise Unproven(f"{where}: too many events from before signing waiting for their "
+                           "chain to reach the vouched head: asked for again later")
+        run = journal.staged.proven_run(event.origin, head, vouches)
+        if run is None:
+            if any(vouch.seq == event.seq for vouch in vouches):
+                raise Unproven(f"{where}: the vouched head from before signing, but the events "
+                               f"after #{head.seq} leading to it are not all here: held back")
+            return False
+        for proven in run:
+            self._insert(proven)
+        journal.staged.settle(event.origin, run)
         return True
 
     def _check_signed(self, event: Event) -> None:
@@ -294,6 +338,13 @@ class Tx:
                                    "written before signing (no key certified it): forged")
         check_signed(event, key, journal.identity.ca_cert, journal.identity.store_id)
         check_ca_vouch(event, journal.identity.ca_cert)
+        authorize(event, self._certified_body)
+
+    def _certified_body(self, origin: str) -> dict[str, Any] | None:
+        """The body of `origin`'s `origin_certified` held here (checked when it came in)."""
+        row = self.fetchone("SELECT body FROM events WHERE origin = ? AND seq = 1 "
+                            "AND type = 'origin_certified'", (origin,))
+        return orjson.loads(row["body"]) if row else None
 
     def _insert(self, event: Event) -> None:
         # Refused whole if its type is unknown or its body does not fit: from a
@@ -349,6 +400,8 @@ class Journal:
         self.trust = trust
         self.keys = OriginKeys()  # each origin's certified key, read once
         self._not_vouched_said: set[str] = set()  # origins whose unvouched events were logged
+        # Unsigned events below a vouched head, until their run reaches it (h30).
+        self.staged = StagedUnsigned()
         self._claims_origin = origin is None
         self._mark: HeadMark | None = None  # kept beside the journal (datafolder.py)
         self._marked_at = 0.0

@@ -32,6 +32,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from edge.journal.chain import ChainError, Event, chain_problems
+from edge.journal.event_types import authorize
 from edge.journal.signing import (
     HeadOfficeKeyUnknown,
     OriginKey,
@@ -108,6 +109,7 @@ def signed_vouches(db: sqlite3.Connection, ca_cert: x509.Certificate, store_id: 
 def signature_problems(
     events: Iterable[Event], ca_cert: x509.Certificate, store_id: str,
     headoffice_keys: set[str], vouches: Mapping[str, list[Vouch]],
+    certified: Mapping[str, dict[str, object]] | None = None,
 ) -> tuple[list[str], list[str], list[str]]:
     """(problems, origins from before signing, notes) of `events` (each origin in seq order).
 
@@ -157,14 +159,19 @@ def signature_problems(
         try:
             check_signed(event, key, ca_cert, store_id)
             check_ca_vouch(event, ca_cert)
+            # What it says of other origins (edge/journal/event_types.py `authorize`).
+            authorize(event, (certified or {}).get)
         except ChainError as refused:
             problems.append(str(refused))
-    notes = []
+    notes: list[str] = []
     for origin, last in held.items():
         reach = max((vouch.seq for vouch in vouches.get(origin, ())), default=0)
         if last < reach:
-            notes.append(f"{origin}: held up to #{last}, vouched for up to #{reach}: its "
-                         "events here are checked against that vouch once the rest is here")
+            # Below a vouched seq an unsigned event proves nothing by itself (h30: a
+            # forged run looks the same): only the chain down from the vouched head does.
+            problems.append(f"{origin}: held up to #{last} only, vouched for up to #{reach}: "
+                            "unsigned events below a vouched head that no chain from it "
+                            "proves (the rest is not here): a forgery would look the same")
     return problems, unsigned, notes
 
 
@@ -202,7 +209,9 @@ def verify_journal(db: sqlite3.Connection, ca_cert: x509.Certificate,
 
     vouches, disagreeing = signed_vouches(db, ca_cert, store_id, headoffice_keys)
     signatures, report.unsigned, report.notes = signature_problems(
-        events(), ca_cert, store_id, headoffice_keys, vouches)
+        events(), ca_cert, store_id, headoffice_keys, vouches,
+        {origin: orjson.loads(body) for origin, body in db.execute(
+            "SELECT origin, body FROM events WHERE seq = 1 AND type = 'origin_certified'")})
     report.problems = chain_problems(events()) + disagreeing + signatures
     return report
 

@@ -27,13 +27,21 @@ CA node's vouch may come later, so it is a gap, asked for again
 (`NotVouched`). Nothing read from the journal's own tables decides it (a file
 can be changed): only CA-signed vouches.
 
-Known limit: between two vouched seqs the chain is checked link by link, so
-the events below a vouched seq are proven only once the chain reaches it.
+Below a vouched seq an unsigned event proves nothing by itself (h30: a
+certified node handed a node lacking that origin a forged #1..#4 below a
+vouched #5, and the real history was then refused for good). So such events
+are staged (`StagedUnsigned`: in memory, bounded, never projected) and taken
+only as a run proven from the vouched head downwards: the event at a vouched
+seq with the vouched hash, each one below it named by its successor's
+prev_hash, down to what is held here (or the origin's start), applied in
+order in one transaction. Candidates not on that run are dropped as forged.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +51,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from edge.journal.chain import ChainError, ChainGap, Event, canonical_json
+from edge.journal.chain import ChainError, ChainGap, ChainHead, Event, canonical_json
 from edge.journal.event_types import event_type, registry
 from edge.journal.signing import (
     HEADOFFICE,
@@ -53,7 +61,15 @@ from edge.journal.signing import (
     is_headoffice_origin,
 )
 
+log = logging.getLogger(__name__)
+
 UNSIGNED_HEADS_VOUCHED = "unsigned_heads_vouched"
+
+# Staged candidates below a vouched head: a few per seq (a forgery and the real
+# one can both wait there), and a cap in all (a legacy history is a store's few
+# origins; beyond the cap nothing more is staged: a gap, asked for again).
+MAX_CANDIDATES_PER_SEQ = 4
+MAX_STAGED = 200_000
 
 # A vouch names every origin its node held from before signing: a store has few.
 MAX_VOUCHED_HEADS = 10_000
@@ -80,6 +96,11 @@ class NotVouched(ChainGap):
     A node that held it when it was upgraded vouches for it; that vouch may
     simply not be here yet (its node is off, or its events come later).
     """
+
+
+class Unproven(ChainGap):
+    """An unsigned event below a vouched head whose chain does not reach it yet: staged,
+    not taken; asked for again (the rest of the run comes later)."""
 
 
 class VouchConflict(ChainError):
@@ -302,3 +323,78 @@ def unvouched_here(db: sqlite3.Connection) -> list[str]:
                         "node only (the store CA node did not hold them when it was upgraded "
                         "and vouched): no other node nor head office takes them")
     return said
+
+
+class StagedUnsigned:
+    """Unsigned events of vouched origins waiting for their run to reach a vouched head.
+
+    Keyed by (origin, seq, hash), several per seq; only seqs at or below the
+    highest seq vouched for their origin (the caller checks it with
+    `vouch_problem`), so a peer cannot make it grow beyond the vouched history.
+    Never projected: an event here is not held, and nothing reads it but
+    `proven_run`.
+    """
+
+    def __init__(self, per_seq: int = MAX_CANDIDATES_PER_SEQ, limit: int = MAX_STAGED) -> None:
+        self._events: dict[tuple[str, int], OrderedDict[str, Event]] = {}
+        self._count = 0
+        self._per_seq = per_seq
+        self._limit = limit
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, event: Event) -> bool:
+        """Stage `event`; False if it cannot be (full: it is asked for again later)."""
+        slot = self._events.setdefault((event.origin, event.seq), OrderedDict())
+        if event.hash in slot:
+            return True
+        if len(slot) >= self._per_seq:
+            # The oldest goes: a peer flooding one seq delays the real event, never
+            # replaces it for good (the honest peer sends it again).
+            slot.popitem(last=False)
+            self._count -= 1
+        elif self._count >= self._limit:
+            if not slot:
+                del self._events[(event.origin, event.seq)]
+            return False
+        slot[event.hash] = event
+        self._count += 1
+        return True
+
+    def proven_run(self, origin: str, head: ChainHead, vouches: Iterable[Vouch]
+                   ) -> list[Event] | None:
+        """The staged events from `head` (held here) up to a vouched head, in seq order.
+
+        Walks down from the staged event at a vouched (seq, hash), each step the
+        candidate whose hash its successor's prev_hash names, until the one
+        whose prev_hash is `head`'s. None if no vouched head staged here reaches.
+        """
+        for vouch in sorted(vouches, key=lambda vouch: -vouch.seq):
+            if vouch.seq <= head.seq:
+                continue
+            top = self._events.get((origin, vouch.seq), {}).get(vouch.hash)
+            run = [top] if top is not None else []
+            while run and run[-1].seq > head.seq + 1:
+                below = self._events.get((origin, run[-1].seq - 1), {}).get(run[-1].prev_hash)
+                if below is None:
+                    run = []
+                else:
+                    run.append(below)
+            if run and run[-1].prev_hash == head.hash:
+                return run[::-1]
+        return None
+
+    def settle(self, origin: str, run: list[Event]) -> list[Event]:
+        """Forget `origin`'s candidates at or below the run's top; the ones not on it (forged)."""
+        taken = {event.hash for event in run}
+        forged = []
+        for key in [key for key in self._events if key[0] == origin and key[1] <= run[-1].seq]:
+            slot = self._events.pop(key)
+            self._count -= len(slot)
+            forged += [event for digest, event in slot.items() if digest not in taken]
+        for event in forged:
+            log.error("%s#%d (%s…): written before signing, said a peer, but not on the chain "
+                      "the store CA vouched for: forged, dropped", event.origin, event.seq,
+                      event.hash[:12])
+        return forged
