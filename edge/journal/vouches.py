@@ -254,6 +254,21 @@ def check_vouched(db: sqlite3.Connection, event: Event) -> None:
         raise problem
 
 
+def unsigned_origins_held(db: sqlite3.Connection) -> list[tuple[str, int]]:
+    """(origin, last seq held) of each origin held here from its start that certifies no
+    key: written before signing. One row per origin, so a few dozen at most."""
+    held = []
+    for origin, last_seq in db.execute(
+            "SELECT origins.origin, origins.last_seq FROM origins "
+            "LEFT JOIN origin_keys ON origin_keys.origin = origins.origin "
+            "WHERE origin_keys.origin IS NULL ORDER BY origins.origin").fetchall():
+        first = db.execute("SELECT type FROM events WHERE origin = ? AND seq = 1",
+                           (origin,)).fetchone()
+        if first is not None and first[0] != ORIGIN_CERTIFIED:
+            held.append((origin, last_seq))  # (not a gap at its start, nor certified)
+    return held
+
+
 def unvouched_heads(db: sqlite3.Connection) -> dict[str, Any] | None:
     """The body of the vouch this journal owes, or None if it owes none.
 
@@ -263,14 +278,7 @@ def unvouched_heads(db: sqlite3.Connection) -> dict[str, Any] | None:
     `store_ca_key`.
     """
     heads = []
-    for origin, last_seq in db.execute(
-            "SELECT origins.origin, origins.last_seq FROM origins "
-            "LEFT JOIN origin_keys ON origin_keys.origin = origins.origin "
-            "WHERE origin_keys.origin IS NULL ORDER BY origins.origin").fetchall():
-        first = db.execute("SELECT type FROM events WHERE origin = ? AND seq = 1",
-                           (origin,)).fetchone()
-        if first is None or first[0] == ORIGIN_CERTIFIED:
-            continue  # a gap at its start (not held from the beginning), or certified
+    for origin, last_seq in unsigned_origins_held(db):
         covered = db.execute("SELECT 1 FROM unsigned_vouches WHERE origin = ? AND seq >= ? "
                              "LIMIT 1", (origin, last_seq)).fetchone()
         if covered:
@@ -307,14 +315,7 @@ def unvouched_here(db: sqlite3.Connection) -> list[str]:
     them. Empty when everything held is vouched for.
     """
     said = []
-    for origin, last_seq in db.execute(
-            "SELECT origins.origin, origins.last_seq FROM origins "
-            "LEFT JOIN origin_keys ON origin_keys.origin = origins.origin "
-            "WHERE origin_keys.origin IS NULL ORDER BY origins.origin").fetchall():
-        first = db.execute("SELECT type FROM events WHERE origin = ? AND seq = 1",
-                           (origin,)).fetchone()
-        if first is None or first[0] == ORIGIN_CERTIFIED:
-            continue
+    for origin, last_seq in unsigned_origins_held(db):
         (reach,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM unsigned_vouches "
                               "WHERE origin = ?", (origin,)).fetchone()
         if last_seq > reach:
