@@ -209,24 +209,26 @@ def memory_kb(pid: int) -> dict[str, int]:
     return found
 
 
-async def scan(url: str, token: str, until: asyncio.Event, latencies: list[float]) -> None:
+async def scan(url: str, token: str, until: asyncio.Event,
+               scans: list[tuple[float, float]]) -> None:
+    """Scan every SCAN_EVERY until told to stop; each scan as (when it started, its latency)."""
     async with TillClient([url], token, "alice", "1234", timeout=30) as till:
         while not until.is_set():
             started = time.perf_counter()
-            barcode = BARCODES[len(latencies) % len(BARCODES)]
+            barcode = BARCODES[len(scans) % len(BARCODES)]
             await till.call("catalogue/lookup", barcode=barcode)
-            latencies.append(time.perf_counter() - started)
+            scans.append((started, time.perf_counter() - started))
             await asyncio.sleep(max(0.0, SCAN_EVERY - (time.perf_counter() - started)))
 
 
 async def scans_for(url: str, token: str, seconds: float) -> list[float]:
-    latencies: list[float] = []
+    scans: list[tuple[float, float]] = []
     until = asyncio.Event()
-    task = asyncio.create_task(scan(url, token, until, latencies))
+    task = asyncio.create_task(scan(url, token, until, scans))
     await asyncio.sleep(seconds)
     until.set()
     await task
-    return latencies
+    return [latency for _, latency in scans]
 
 
 def taken_by(db_path: Path, own_origin: str) -> int:

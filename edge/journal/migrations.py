@@ -393,6 +393,16 @@ MIGRATIONS: list[str] = [
     INSERT INTO meta (key, value) SELECT 'unsigned_vouch_owed', '1'
         WHERE EXISTS (SELECT 1 FROM events);
     """,
+    # 21 (issue 10, refunds, edge/selling/refunds.py): reserved.
+    """
+    """,
+    # 22 (issue 10, the catalogue's tiles, units and promotions, edge/selling/catalogue.py
+    # and edge/selling/promotions.py): reserved.
+    """
+    """,
+    # 23 (issue 10, parked baskets, edge/selling/parking.py): reserved.
+    """
+    """,
 ]
 
 
