@@ -20,7 +20,7 @@ from typing import Any, Literal
 from edge.journal.chain import Event, utc_now
 from edge.journal.event_types import event_type
 from edge.journal.store import Journal, Tx
-from edge.messages import INVALID_PIN, TOO_MANY_ATTEMPTS, EdgeError
+from edge.messages import INVALID_PIN, MANAGER_REQUIRED, TOO_MANY_ATTEMPTS, EdgeError
 from edge.selling.staff import PinKey, pin_matches
 
 log = logging.getLogger(__name__)
@@ -217,6 +217,31 @@ async def login(
     journal: Journal, throttle: LoginThrottle, key: PinKey, till: str, cashier_id: str, pin: str
 ) -> dict[str, str]:
     """The cashier, if `pin` is theirs; INVALID_PIN or TOO_MANY_ATTEMPTS otherwise."""
+    cashier = await check_pin(journal, throttle, key, till, cashier_id, pin)
+    await _journal_login(journal, cashier["id"], till)
+    return cashier
+
+
+async def approve_as_manager(
+    journal: Journal, throttle: LoginThrottle, key: PinKey, till: str, manager_id: str, pin: str
+) -> dict[str, str]:
+    """The manager who approves something on the spot, on the till where it happens.
+
+    The PIN is checked as a login's, against the same counters and locks, so
+    an approval prompt is no way around the lockout; MANAGER_REQUIRED if the
+    PIN is right but not a manager's. Nobody logs in: the event approved
+    records `approved_by`.
+    """
+    cashier = await check_pin(journal, throttle, key, till, manager_id, pin)
+    if cashier["role"] != "manager":
+        raise EdgeError(MANAGER_REQUIRED, f"{cashier['name']} is not a manager")
+    return cashier
+
+
+async def check_pin(
+    journal: Journal, throttle: LoginThrottle, key: PinKey, till: str, cashier_id: str, pin: str
+) -> dict[str, str]:
+    """The cashier, if `pin` is theirs (wrong PINs counted store-wide); else an EdgeError."""
     row = await journal.read_one(
         "SELECT id, name, role, pin_salt, pin_hash, pin_key, disabled FROM cashiers "
         "WHERE id = ?", (cashier_id,))
@@ -238,7 +263,6 @@ async def login(
             await _journal_failure(journal, locks, till, cashier_id if row is not None else None)
     if not matched or row is None:
         raise EdgeError(INVALID_PIN, "unknown cashier or wrong PIN")
-    await _journal_login(journal, row["id"], till)
     return {"id": row["id"], "name": row["name"], "role": row["role"]}
 
 
