@@ -23,7 +23,8 @@ from edge.config import Config
 from edge.devices.device_admin import _test as devices_test
 from edge.journal.chain import ChainHead, canonical_json
 from edge.journal.signing import SignatureRefused, sign
-from edge.journal.store import Journal, JournalStopped, OwnOriginSeen
+from edge.journal.store import Journal, JournalStopped
+from edge.journal.tx import OwnOriginSeen
 from edge.till_client import TillClient
 
 KEY = identity("fencing")  # what bare journals here sign with

@@ -16,7 +16,9 @@ the event that feeds them, by the projection its type declares in the one
 registry of event types (edge/event_types.py). An event of an unknown type,
 or whose body does not fit its type's schema, is refused, written here or
 sent from elsewhere. Applying an event twice changes nothing: events are
-unique by (origin, seq).
+unique by (origin, seq). A write's own work is in edge/journal/tx.py (`Tx`:
+append ours, judge and apply theirs); which origin this folder writes under
+is edge/journal/ownership.py's call, made as the journal opens.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,55 +40,32 @@ import orjson
 from cryptography.x509.oid import NameOID
 
 from edge.journal.chain import (
-    HASH_MISMATCH,
-    ChainError,
-    ChainGap,
     ChainHead,
     Event,
-    Verdict,
-    canonical_json,
-    judge,
     utc_now,
 )
 from edge.journal.datafolder import (
     FolderLock,
     HeadMark,
-    Home,
-    home_changed,
-    new_node_id,
-    read_head_mark,
-    read_node_id,
-    replaced_journal,
     write_head_mark,
     write_node_id,
 )
-from edge.journal.event_types import authorize, checked
 from edge.journal.migrations import migrate
+from edge.journal.ownership import claim_origin, key_change, stored_head, vouch_for_unsigned
 from edge.journal.signing import (
-    ORIGIN_CERTIFIED,
     OriginKeys,
-    SignatureRefused,
     SigningIdentity,
-    certified_key,
-    check_signed,
-    headoffice_key_trusted,
-    node_certified_body,
-    public_hex,
-    sign,
-    signature_valid,
+)
+from edge.journal.tx import (
+    EVENT_COLUMNS,
+    OriginClash,
+    OwnOriginSeen,
+    Params,
+    Tx,
+    bind_params,
 )
 from edge.journal.vouches import (
-    NotVouched,
     StagedUnsigned,
-    Unproven,
-    ca_vouch_body,
-    check_ca_vouch,
-    check_vouched,
-    held_vouches,
-    is_unsigned_candidate,
-    store_ca_key,
-    unvouched_heads,
-    vouch_problem,
 )
 from edge.messages import DISK_FULL, EdgeError
 
@@ -102,8 +81,6 @@ MARK_EVERY = 5.0
 
 # Bounds one transaction, so one slow batch cannot hold every till's answer.
 MAX_BATCH = 500
-
-EVENT_COLUMNS = "origin, seq, id, time, type, body, prev_hash, hash, sig"
 
 
 PRAGMAS = (
@@ -124,44 +101,10 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-Params = Iterable[Any] | Mapping[str, Any]
-
-
-def _bind(params: Params) -> tuple[Any, ...] | Mapping[str, Any]:
-    """Positional (`?`) or named (`:name`) parameters, as sqlite3 takes them."""
-    return params if isinstance(params, Mapping) else tuple(params)
-
-
 def row_event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
     """An event from a row of EVENT_COLUMNS."""
     origin, seq, event_id, time, type_, body, prev_hash, hash_, sig = tuple(row)
     return Event(origin, seq, event_id, time, type_, orjson.loads(body), prev_hash, hash_, sig)
-
-
-# The journal's own past (restored, replaced, clashed): its predecessor origin
-# is this node's, gone for good. A copy elsewhere may still run its predecessor.
-SAME_NODE_REASONS = frozenset({
-    "restored_from_backup", "restored_or_replaced", "journal_replaced", "origin_clash",
-    "new_signing_key", "journal_from_before_signing"})
-
-
-class OriginClash(Exception):
-    """Someone else wrote under this node's own origin: never acknowledge, stop writing it.
-
-    Fatal for the origin: the journal refuses every write from then on, and
-    the next start continues under a new origin (see edge/datafolder.py).
-    """
-
-
-class OwnOriginSeen(ChainError):
-    """A peer sent an event of our own origin that we did not write: refused.
-
-    Signed with this node's own key, so a copy of this data folder runs
-    elsewhere (or an old copy of it was put back in place and wrote on); a
-    forgery (not signed with that key) is merely refused. Never applied; this
-    node stops writing that origin at once (what committed before stays
-    acknowledged) and takes a new one when it starts again.
-    """
 
 
 class SigningKeyChanged(Exception):
@@ -207,182 +150,6 @@ def is_disk_full(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
-class Tx:
-    """A write in progress, in the writer thread: the open transaction and the chain head."""
-
-    def __init__(self, journal: Journal, db: sqlite3.Connection) -> None:
-        self._journal = journal
-        self.db = db
-        self.events: list[Event] = []
-
-    @property
-    def origin(self) -> str:
-        """This node: the origin of what `append` writes."""
-        return self._journal.origin
-
-    def append(self, type_: str, body: dict[str, Any]) -> Event:
-        """Write a new event of this node's origin, signed, and apply its projections.
-
-        An origin's first event certifies its key (`origin_certified`): written
-        here before whatever else comes first.
-        """
-        journal = self._journal
-        identity = journal.identity
-        if journal.head.seq == 0 and type_ != ORIGIN_CERTIFIED:
-            self.append("origin_certified", node_certified_body(identity))
-        event = sign(journal.head.next(journal.origin, type_, body), identity.signing_key)
-        self._insert(event)
-        journal.head = ChainHead(event.seq, event.hash)
-        return event
-
-    def apply(self, event: Event) -> bool:
-        """Apply an event from elsewhere (a peer, head office) after checking its chain.
-
-        False if it is already here (never checked again); ChainError if it
-        does not follow what is here (a gap, a fork, a forgery), is not signed
-        by its origin's certified key or is of a type its origin may not write
-        (`SignatureRefused`), or is unfit (`UnfitEvent`: a type this node does
-        not know, a body that does not fit its schema): then nothing of it is
-        applied.
-        """
-        head_row = self.fetchone(
-            "SELECT seq, hash FROM events WHERE origin = ? ORDER BY seq DESC LIMIT 1",
-            (event.origin,),
-        )
-        head = ChainHead(head_row["seq"], head_row["hash"]) if head_row else ChainHead()
-        held = None
-        if event.seq <= head.seq:
-            row = self.fetchone(
-                "SELECT hash FROM events WHERE origin = ? AND seq = ?", (event.origin, event.seq))
-            held = row["hash"] if row else None
-        judgement = judge(head, held, event)
-        where = f"{event.origin}#{event.seq}"
-        if judgement.verdict is Verdict.HELD:
-            return False
-        if event.origin == self.origin and judgement.reason != HASH_MISMATCH:
-            # We write every event of our origin and never lose one we sent: one
-            # signed with our key means a copy of this folder writes it elsewhere.
-            if not signature_valid(event, self._journal.identity.signing_key.public_key()):
-                raise SignatureRefused(f"{where}: an event of this node's own origin that it "
-                                       "never wrote, not signed with its key: forged")
-            raise OwnOriginSeen(f"{where}: {judgement.reason or 'never written here'}")
-        if judgement.verdict is not Verdict.CONFLICT and self._from_before_signing(event):
-            return self._take_unsigned(event, head)
-        if judgement.verdict is Verdict.GAP:
-            raise ChainGap(f"{where}: {judgement.reason}")
-        if judgement.verdict is Verdict.CONFLICT:
-            raise ChainError(f"{where}: {judgement.reason}")
-        self._check_signed(event)
-        self._insert(event)
-        return True
-
-    def _from_before_signing(self, event: Event) -> bool:
-        """Unsigned, of an origin no key certified here (or its first event)."""
-        return is_unsigned_candidate(event) and (
-            event.seq == 1 or self._journal.keys.get(self.db, event.origin) is None)
-
-    def _take_unsigned(self, event: Event, head: ChainHead) -> bool:
-        """Take an event written before signing only on a run proven from a vouched head.
-
-        Of a type from then, covered by a vouch the store CA signed (else
-        NotVouched, a gap, or refused: edge/journal/vouches.py). Below a
-        vouched seq it proves nothing alone (h30): staged, and the run from
-        what is held here up to the vouched (seq, hash), each event named by
-        its successor's prev_hash, is applied whole once it is all here. False
-        while staged; Unproven (a gap: asked for again) when the vouched head
-        came and the run below it did not (yet).
-        """
-        journal = self._journal
-        vouches = held_vouches(self.db, event.origin)
-        problem = vouch_problem(event, vouches)
-        if isinstance(problem, NotVouched):
-            journal.note_not_vouched(event.origin, str(problem))
-        if problem is not None:
-            raise problem
-        where = f"{event.origin}#{event.seq}"
-        if not journal.staged.add(event):
-            raise Unproven(f"{where}: too many events from before signing waiting for their "
-                           "chain to reach the vouched head: asked for again later")
-        run = journal.staged.proven_run(event.origin, head, vouches)
-        if run is None:
-            if any(vouch.seq == event.seq for vouch in vouches):
-                raise Unproven(f"{where}: the vouched head from before signing, but the events "
-                               f"after #{head.seq} leading to it are not all here: held back")
-            return False
-        for proven in run:
-            self._insert(proven)
-        journal.staged.settle(event.origin, run)
-        return True
-
-    def _check_signed(self, event: Event) -> None:
-        """SignatureRefused (or HeadOfficeKeyUnknown) unless its origin's key signed it."""
-        journal = self._journal
-        key = None if event.seq == 1 else journal.keys.get(self.db, event.origin)
-        if key is None and is_unsigned_candidate(event):
-            # Written before signing: of a type from then, taken as far as a vouch
-            # the store CA signed covers it (edge/journal/vouches.py); a gap
-            # (NotVouched) until one does.
-            try:
-                check_vouched(self.db, event)
-            except NotVouched as waiting:
-                journal.note_not_vouched(event.origin, str(waiting))
-                raise
-            return
-        if event.seq == 1:
-            identity = journal.identity
-            certified_key(event, identity.ca_cert, identity.store_id,
-                          lambda key: headoffice_key_trusted(self.db, key))
-            return
-        if key is None:
-            raise SignatureRefused(f"{event.origin}#{event.seq}: signed, but its origin was "
-                                   "written before signing (no key certified it): forged")
-        check_signed(event, key, journal.identity.ca_cert, journal.identity.store_id)
-        check_ca_vouch(event, journal.identity.ca_cert)
-        authorize(event, self._certified_body)
-
-    def _certified_body(self, origin: str) -> dict[str, Any] | None:
-        """The body of `origin`'s `origin_certified` held here (checked when it came in)."""
-        row = self.fetchone("SELECT body FROM events WHERE origin = ? AND seq = 1 "
-                            "AND type = 'origin_certified'", (origin,))
-        return orjson.loads(row["body"]) if row else None
-
-    def _insert(self, event: Event) -> None:
-        # Refused whole if its type is unknown or its body does not fit: from a
-        # peer, a ChainError like a fork; from us, a bug caught before anyone
-        # else holds it.
-        kind = checked(event)
-        # Plain INSERT: an event that is already there means two writers for one
-        # origin (ours) or a bug, never something to skip quietly.
-        try:
-            self.db.execute(
-                f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.origin,
-                    event.seq,
-                    event.id,
-                    event.time,
-                    event.type,
-                    canonical_json(event.body).decode(),
-                    event.prev_hash,
-                    event.hash,
-                    event.sig,
-                ),
-            )
-        except sqlite3.IntegrityError as error:
-            if event.origin == self.origin:
-                raise OriginClash(f"{event.origin}#{event.seq} is already in the journal: "
-                                  "another process writes this origin") from error
-            raise
-        kind.project(self.db, event)
-        self.events.append(event)
-
-    def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        return self.db.execute(sql, _bind(params)).fetchone()
-
-    def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        return self.db.execute(sql, _bind(params)).fetchall()
-
-
 class Journal:
     """The node's SQLite file: one group-committing writer thread, one reader.
 
@@ -403,8 +170,8 @@ class Journal:
         # Unsigned events below a vouched head, until their run reaches it (h30).
         self.staged = StagedUnsigned()
         self._claims_origin = origin is None
-        self._mark: HeadMark | None = None  # kept beside the journal (datafolder.py)
-        self._marked_at = 0.0
+        self.head_mark: HeadMark | None = None  # kept beside the journal (datafolder.py)
+        self.head_marked_at = 0.0
         self._seen_own: str | None = None  # a peer showed us our own origin: stop after commit
         self.rotation: dict[str, Any] | None = None
         self.head = ChainHead()
@@ -450,15 +217,15 @@ class Journal:
         try:
             migrate(db)
             if self._claims_origin:
-                self._claim_origin(db)
-            elif self._key_change(db, self.origin):
+                claim_origin(self, db)
+            elif key_change(self, db, self.origin):
                 raise SigningKeyChanged(f"origin {self.origin} was certified with another "
                                         "signing key (or before events were signed)")
             else:
-                self.head = self._stored_head(db, self.origin)
+                self.head = stored_head(db, self.origin)
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    self._vouch_for_unsigned(db)
+                    vouch_for_unsigned(self, db)
                     db.execute("COMMIT")
                 except BaseException:
                     db.execute("ROLLBACK")
@@ -466,128 +233,14 @@ class Journal:
         except BaseException:
             db.close()
             raise
-        self.head = self._stored_head(db, self.origin)
+        self.head = stored_head(db, self.origin)
         return db
-
-    def _vouch_for_unsigned(self, db: sqlite3.Connection) -> None:
-        """Vouch, as the store CA, for the events from before signing held here
-        (edge/journal/vouches.py).
-
-        Written once, among a journal's first signed events after the upgrade,
-        as the upgrade left it owed (migration 20), and only by the node that
-        holds the store CA key: without it no other node, nor head office,
-        takes those events from anyone. Any other node vouches for nothing:
-        what it alone held stays on it, said once here and by `edge status`.
-        Never again after: a journal put back later vouches for nothing new.
-        """
-        if db.execute("SELECT 1 FROM meta WHERE key = 'unsigned_vouch_owed'").fetchone() is None:
-            return
-        db.execute("DELETE FROM meta WHERE key = 'unsigned_vouch_owed'")
-        body = unvouched_heads(db)
-        if body is None:
-            return
-        ca_key = store_ca_key(self.identity)
-        if ca_key is None:
-            log.warning(
-                "this node does not hold the store CA key, so it vouches for none of the events "
-                "from before signing it holds (%s): those the store CA node held when it was "
-                "upgraded come back vouched by it; any it did not hold stay on this node only "
-                "(`edge status` names them)",
-                ", ".join(f"{head['origin']} up to #{head['seq']}" for head in body["heads"]))
-            return
-        Tx(self, db).append("unsigned_heads_vouched", ca_vouch_body(body["heads"], ca_key))
-        log.warning("vouched, as the store CA, for %d origin(s) written before events were "
-                    "signed, as this journal holds them: %s", len(body["heads"]),
-                    ", ".join(f"{head['origin']}#{head['seq']}" for head in body["heads"]))
 
     def note_not_vouched(self, origin: str, why: str) -> None:
         """Say once per origin (per run) why its events from before signing are held back."""
         if origin not in self._not_vouched_said:
             self._not_vouched_said.add(origin)
             log.warning("%s", why)
-
-    def _key_change(self, db: sqlite3.Connection, origin: str) -> str | None:
-        """Why this journal cannot sign on under `origin` with its key (None: it can)."""
-        first = db.execute("SELECT type FROM events WHERE origin = ? AND seq = 1",
-                           (origin,)).fetchone()
-        if first is None:
-            return None  # nothing written yet: certified by its first event
-        if first["type"] != ORIGIN_CERTIFIED:
-            return "journal_from_before_signing"
-        row = db.execute("SELECT public_key FROM origin_keys WHERE origin = ?",
-                         (origin,)).fetchone()
-        if row is None or row["public_key"] != public_hex(self.identity.signing_key):
-            return "new_signing_key"
-        return None
-
-    @staticmethod
-    def _stored_head(db: sqlite3.Connection, origin: str) -> ChainHead:
-        row = db.execute(
-            "SELECT seq, hash FROM events WHERE origin = ? ORDER BY seq DESC LIMIT 1", (origin,)
-        ).fetchone()
-        return ChainHead(row["seq"], row["hash"]) if row else ChainHead()
-
-    def _claim_origin(self, db: sqlite3.Connection) -> None:
-        """Which origin this folder writes; a new one if it cannot safely go on (datafolder.py)."""
-        folder = self.path.parent
-        meta = dict(db.execute(
-            "SELECT key, value FROM meta WHERE key IN ('origin', 'origin_home', 'incarnation', "
-            "'origin_fenced', 'backup_of')").fetchall())
-        here = Home.of(self.path)
-        mark = read_head_mark(folder)
-        origin = meta.get("origin")
-        if origin is None:
-            # An edge from before fencing kept its origin only in `node-id`.
-            has_events = db.execute("SELECT 1 FROM events LIMIT 1").fetchone()
-            origin = (read_node_id(folder) if has_events else None) or new_node_id()
-        reason = None
-        if "backup_of" in meta:
-            reason = "restored_from_backup"
-        elif "origin_fenced" in meta:
-            reason = "origin_clash"
-        elif "origin_home" in meta and (
-                changed := home_changed(Home.from_dict(orjson.loads(meta["origin_home"])), here)):
-            reason = changed
-        elif "origin" in meta and replaced_journal(
-                mark, origin, meta.get("incarnation"), self._stored_head(db, origin).seq):
-            reason = "journal_replaced"
-        else:
-            # An origin is certified once, by its first event: another key (the node
-            # joined the store again), or a journal of before signing, starts a new one.
-            reason = self._key_change(db, origin)
-        token = new_node_id() + new_node_id()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if reason is not None:
-                predecessor, cut = origin, self._stored_head(db, origin)
-                origin = new_node_id()
-                same_node = reason in SAME_NODE_REASONS
-                self.rotation = {"predecessor": predecessor, "reason": reason,
-                                 "retires_predecessor": same_node,
-                                 "cut": {"seq": cut.seq, "hash": cut.hash},
-                                 "backup": orjson.loads(meta["backup_of"])
-                                 if "backup_of" in meta else None}
-                if same_node and mark is not None and mark.origin != predecessor:
-                    # The folder ran another origin since (a backup restored twice):
-                    # that one is this node's past too.
-                    self.rotation["also_retires"] = [mark.origin]
-            db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [
-                ("origin", origin), ("origin_home", orjson.dumps(here.as_dict()).decode()),
-                ("incarnation", token)])
-            db.execute("DELETE FROM meta WHERE key IN ('origin_fenced', 'backup_of')")
-            self.origin = origin
-            self.head = self._stored_head(db, origin)
-            if self.rotation is not None:
-                Tx(self, db).append("origin_started", self.rotation)
-            self._vouch_for_unsigned(db)
-            # Before the commit: a crash in between leaves the old token listed too.
-            kept = mark.tokens[:1] if mark is not None and mark.origin == origin else ()
-            self._mark = HeadMark(origin, (token, *kept), self.head.seq)
-            write_head_mark(folder, self._mark)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     async def _in_writer(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
@@ -741,7 +394,7 @@ class Journal:
             else:
                 # A lagging mark is safe (it only ever trails the journal); try again
                 # in MARK_EVERY, not at every commit, and in one line.
-                self._marked_at = time.monotonic()
+                self.head_marked_at = time.monotonic()
                 log.warning("disk full: the head mark beside the journal lags behind (%s)",
                             error)
         return outcomes, committed
@@ -756,14 +409,14 @@ class Journal:
 
     def _update_mark(self, closing: bool) -> None:
         """In the writer thread, after a commit: keep the head mark a few seconds behind."""
-        mark = self._mark
+        mark = self.head_mark
         if mark is None or self.head.seq <= mark.head or self.stopped:
             return
         now = time.monotonic()
-        if closing or now - self._marked_at >= MARK_EVERY:
-            self._mark = HeadMark(mark.origin, mark.tokens, self.head.seq)
-            write_head_mark(self.path.parent, self._mark)
-            self._marked_at = now
+        if closing or now - self.head_marked_at >= MARK_EVERY:
+            self.head_mark = HeadMark(mark.origin, mark.tokens, self.head.seq)
+            write_head_mark(self.path.parent, self.head_mark)
+            self.head_marked_at = now
 
     async def _stop_for_good(self, why: str) -> None:
         """Refuse every write from now on, and make the next start take a new origin."""
@@ -785,11 +438,11 @@ class Journal:
             self.on_stopped(self.stopped)
 
     async def read_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        rows = await self._reader_db.execute_fetchall(sql, _bind(params))
+        rows = await self._reader_db.execute_fetchall(sql, bind_params(params))
         return next(iter(rows), None)  # type: ignore[arg-type]
 
     async def read_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        return list(await self._reader_db.execute_fetchall(sql, _bind(params)))  # type: ignore[arg-type]
+        return list(await self._reader_db.execute_fetchall(sql, bind_params(params)))  # type: ignore[arg-type]
 
     async def events(self, origin: str | None = None) -> AsyncIterator[Event]:
         """Every event, per origin in seq order."""

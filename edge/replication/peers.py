@@ -47,7 +47,8 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from edge.journal.chain import ChainError, ChainGap, Event, event_from_dict
-from edge.journal.store import OwnOriginSeen, Tx
+from edge.journal.store import Tx
+from edge.journal.tx import OwnOriginSeen
 from edge.replication.catchup import JournalReader, Outflow
 from edge.replication.pacing import TillActivity
 from edge.trust.certificates import store_uri
