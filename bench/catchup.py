@@ -1,29 +1,29 @@
 """A new peer catches up a node holding a year's journal: memory and the till's scans meanwhile.
 
 The sender is a real `edge serve` whose data folder holds `--events` journal
-events (10 million by default: a year of a busy store). They are generated
-fast, straight into SQLite: one real sale is made through a till first, and
-its events (two basket lines and the sale) are the templates of every
-generated sale, with new ids and receipt numbers, hash-chained exactly as
-`edge/journal.py` writes them (only the sender's own read tables are not
-filled for them: nothing here reads those). The folder is cached under
-`.bench-cache/`, so a rerun starts at once.
+events (10 million by default: a year of a busy store), generated once and
+cached (`bench/catchup_journal.py`). A new, empty node listing the sender
+as its peer starts and catches up, while a till on the sender scans a
+product (`catalogue/lookup`) every 20 ms. The bench prints the peak resident
+memory (VmHWM in /proc/<pid>/status) of both nodes, what the sender sent on
+that link, the most events it held at once for it (the sender's peak RSS
+growth must stay under 100 MB), and what the catch-up costs the scans.
 
-Then a new, empty node listing the sender as its peer starts and catches up.
-Before it starts, and while it catches up, a till on the sender scans a
-product (`catalogue/lookup`) every 20 ms; the bench prints the scan's p50 and
-p99 as ratios to before, the peak resident memory (VmHWM in
-/proc/<pid>/status) of both nodes, what the sender sent on that link and
-the most events it held at once for it. The sender's peak RSS growth must
-stay under 100 MB.
+That cost is measured interleaved: the catch-up runs for a few seconds,
+then is paused (the new peer stopped with SIGSTOP: its socket fills, the
+sender's sends wait, the sender does nothing for it) for a little less
+than the peers' silence limit, and so on to the end, the till scanning all
+through. The scans' p50 and p99 while running ÷ while paused are the
+catch-up's cost; whatever else the machine does (other processes on these
+2 cores) falls on both kinds of window alike. Scans for some seconds before
+and after the catch-up are printed too: those ratios mix in the machine's
+drift between then and now.
 
 In a store the two nodes are two machines. Here they share the cores, so
 by default the new peer runs on the last CPU and the sender and this bench
-on the others (`--no-pin` to let them mix): what the scans then measure is
-what the catch-up costs the sender, not the peer's work stealing its core.
-On a machine shared with other work, though, the peer's busy core pushes
-that work onto the sender's: so the bench ends with a control, the same
-scans while a busy loop holds the peer's core and nothing catches up.
+on the others (`--no-pin` to let them mix); while the peer is paused, a busy
+loop takes its core, as the peer does while it applies, so other work has
+the same cores left in both kinds of window.
 """
 
 from __future__ import annotations
@@ -31,172 +31,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
-import json
 import os
-import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-import orjson
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from bench.catchup_journal import append_sales, cached_sender, node_id
 from bench.nodes import BARCODES, ROOT, BenchNode, free_port, percentile
-from edge.journal.chain import Event, content_matches_hash
-from edge.journal.signing import SIGNED_PREFIX
+from edge.replication.catchup import READER_NICENESS
 from edge.till_client import TillClient
 
-CACHE = ROOT / ".bench-cache"
 SCAN_EVERY = 0.02  # seconds between two scans of the measuring till
 RSS_GROWTH_LIMIT_MB = 100
-FLUSH_EVERY = 200_000  # events per generating transaction
-
-
-def new_id() -> str:
-    raw = os.urandom(16).hex()
-    return f"{raw[:8]}-{raw[8:12]}-4{raw[13:16]}-a{raw[17:20]}-{raw[20:]}"
-
-
-def sale_templates(db: sqlite3.Connection, origin: str) -> tuple[list[tuple[str, str]], str, int]:
-    """The newest sale of `origin` and its basket lines, ids made placeholders.
-
-    Returns the templates (type, body text), the till's code, its last receipt number.
-    """
-    sale_row = db.execute(
-        "SELECT body FROM events WHERE origin = ? AND type = 'sale_completed' "
-        "ORDER BY seq DESC LIMIT 1", (origin,),
-    ).fetchone()
-    if sale_row is None:
-        raise RuntimeError("no sale to copy: make one through a till first")
-    sale = orjson.loads(sale_row[0])
-    basket = sale.get("basket_id", sale["id"])
-    lines = db.execute(
-        "SELECT body FROM events WHERE origin = ? AND type = 'basket_line_added' "
-        "AND json_extract(body, '$.basket_id') = ? ORDER BY seq", (origin, basket),
-    ).fetchall()
-    texts = [("basket_line_added", row[0]) for row in lines] + [("sale_completed", sale_row[0])]
-    swaps = {basket: "@SALE@"}  # the sale's id is its basket's @ its till
-    swaps.update({line["id"]: f"@LINE{n}@" for n, line in enumerate(sale["lines"])})
-    templates = []
-    for type_, text in texts:
-        for value, placeholder in swaps.items():
-            text = text.replace(value, placeholder)
-        text = text.replace(f'"receipt_no":{sale["receipt_no"]},', '"receipt_no":@NO@,')
-        if "receipt_number" in sale:
-            text = text.replace(orjson.dumps(sale["receipt_number"]).decode(), '"@NUMBER@"')
-        templates.append((type_, text))
-    return templates, sale["till"], int(sale["receipt_no"])
-
-
-def append_sales(path: Path, origin: str, count: int) -> int:
-    """Append at least `count` events of `origin` (whole sales) to a stopped node's journal.
-
-    Valid and chained: each hash covers the canonical JSON of the event and
-    the previous hash, as `edge.journal.chain.event_hash` computes it (checked on the
-    first sale). Returns the number of events written.
-    """
-    # Signed with the node's key, as the node signs (edge/journal/signing.py).
-    key = serialization.load_pem_private_key((path.parent / "tls" / "signing.key").read_bytes(),
-                                             None)
-    assert isinstance(key, ed25519.Ed25519PrivateKey)
-    db = sqlite3.connect(path, isolation_level=None)
-    try:
-        db.execute("PRAGMA synchronous = OFF")
-        db.execute("PRAGMA cache_size = -500000")
-        seq, prev, last_time = db.execute(
-            "SELECT seq, hash, time FROM events WHERE origin = ? ORDER BY seq DESC LIMIT 1",
-            (origin,),
-        ).fetchone()
-        templates, till, receipt_no = sale_templates(db, origin)
-        # Times run from the last event to a second ago: in order, never in the future.
-        start = datetime.fromisoformat(last_time.replace("Z", "+00:00"))
-        span = max(datetime.now(UTC) - start - timedelta(seconds=1), timedelta(0))
-        quoted_origin = orjson.dumps(origin)
-        types = {type_: orjson.dumps(type_) for type_, _ in templates}
-        lines = len(templates) - 1  # one basket line event per line of the sale
-        rows: list[tuple[str, int, str, str, str, str, str, str, str]] = []
-        written = 0
-        checked = False
-        while written < count:
-            receipt_no += 1
-            swaps = [("@SALE@", new_id())] + [(f"@LINE{n}@", new_id()) for n in range(lines)]
-            swaps += [("@NO@", str(receipt_no)), ("@NUMBER@", f"{till}-{receipt_no:06d}")]
-            moment = start + span * (written / count)
-            when = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            for type_, template in templates:
-                body = template
-                for placeholder, value in swaps:
-                    body = body.replace(placeholder, value)
-                seq += 1
-                event_id = new_id()
-                payload = b"".join((
-                    b"[", quoted_origin, b",", str(seq).encode(), b',"', event_id.encode(),
-                    b'","', when.encode(), b'",', types[type_], b",", body.encode(), b',"',
-                    prev.encode(), b'"]',
-                ))
-                digest = hashlib.sha256(payload).hexdigest()
-                signature = key.sign(SIGNED_PREFIX + digest.encode()).hex()
-                rows.append((origin, seq, event_id, when, type_, body, prev, digest, signature))
-                prev = digest
-            written += len(templates)
-            if not checked:
-                for row in rows:
-                    event = Event(*row[:5], orjson.loads(row[5]), *row[6:])  # type: ignore[call-arg]
-                    assert content_matches_hash(event), "generated hash differs from edge's"
-                checked = True
-            if len(rows) >= FLUSH_EVERY or written >= count:
-                db.execute("BEGIN")
-                db.executemany(
-                    "INSERT INTO events (origin, seq, id, time, type, body, prev_hash, hash, sig) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows,
-                )
-                db.execute("COMMIT")
-                rows.clear()
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return written
-    finally:
-        db.close()
-
-
-def node_id(node: BenchNode) -> str:
-    return (node.data / "node-id").read_text().strip()
-
-
-async def one_sale(node: BenchNode) -> str:
-    token = await node.pair()
-    async with TillClient([node.url], token, "alice", "1234", timeout=30) as till:
-        await till.sell(BARCODES[:2], 1000)
-    return token
-
-
-async def cached_sender(events: int) -> tuple[Path, dict[str, float]]:
-    """A node folder holding `events` generated events, made once and kept in CACHE."""
-    # "signed": events carry signatures since issue 9; a cache from before holds
-    # unsigned ones, which a peer refuses.
-    folder = CACHE / f"catchup-signed-{events}"
-    done = folder / "generated.json"
-    if done.exists():
-        return folder, json.loads(done.read_text())
-    shutil.rmtree(folder, ignore_errors=True)
-    node = BenchNode(folder, free_port(), [])
-    await node.start()
-    try:
-        await one_sale(node)
-    finally:
-        node.stop()
-    started = time.perf_counter()
-    written = append_sales(node.data / "edge.sqlite3", node_id(node), events)
-    seconds = time.perf_counter() - started
-    facts = {"events": written, "seconds": round(seconds, 1),
-             "bytes": (node.data / "edge.sqlite3").stat().st_size}
-    done.write_text(json.dumps(facts))
-    return folder, facts
+SETTLE = 0.25  # seconds at the start of each window left out (the switch's own effects)
 
 
 def memory_kb(pid: int) -> dict[str, int]:
@@ -258,32 +112,192 @@ async def peer_view(sender: BenchNode, peer_id: str) -> dict | None:
     return None
 
 
-async def scans_with_core_busy(url: str, token: str, seconds: float,
-                               cpu: int | None) -> list[float]:
-    """Scans while a busy loop holds the new peer's core: the catch-up's setting, without it.
-
-    On a machine shared with other work, a peer pinned to one core pushes that
-    work onto the sender's core: the scans then slow down whatever the sender
-    does. This control measures that part alone.
-    """
-    if cpu is None:
-        return []
-    burner = await asyncio.create_subprocess_exec(
-        "taskset", "-c", str(cpu), sys.executable, "-c", "while True: pass")
-    try:
-        return await scans_for(url, token, seconds)
-    finally:
-        burner.kill()
-        await burner.wait()
-
-
 def pin(node: BenchNode, cpus: set[int] | None) -> None:
     if cpus:
         node.args = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *node.args]
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pid: int) -> Counter[str]:
+    """CPU seconds so far of a node's threads: its event loop, its catch-up reader, the rest."""
+    found: Counter[str] = Counter()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError):
+            # Fields after the command's ")": 14 utime, 15 stime, 19 nice (from field 3).
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            kind = ("sender loop" if task.name == str(pid)
+                    else "sender reader" if int(fields[16]) == READER_NICENESS
+                    else "sender other threads")
+            found[kind] += (int(fields[11]) + int(fields[12])) / TICK
+    return found
+
+
+def cores(cpus: list[int], name: str) -> Counter[str]:
+    """CPU seconds so far of these cores: busy, and the part of it spent in softirq."""
+    found: Counter[str] = Counter()
+    for line in Path("/proc/stat").read_text().splitlines():
+        cpu, *values = line.split()
+        if cpu.startswith("cpu") and cpu[3:].isdigit() and int(cpu[3:]) in cpus:
+            ticks = [int(value) for value in values]
+            # Busy: all but idle and iowait.
+            found[f"{name} busy"] += (sum(ticks[:8]) - ticks[3] - ticks[4]) / TICK
+            found[f"{name} softirq"] += ticks[6] / TICK
+    return found
+
+
+@dataclass
+class Mark:
+    """The sender's counters at one moment."""
+
+    at: float
+    sent: int
+    cpu: Counter[str]
+
+
+@dataclass
+class Windows:
+    """Alternating windows of one kind (the catch-up running, or paused), summed."""
+
+    seconds: float = 0.0
+    count: int = 0
+    sent: int = 0
+    cpu: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)  # of the scans made in them
+
+    def add(self, begin: Mark, end: Mark, scans: list[tuple[float, float]]) -> None:
+        """One more window, and the scans made in it past its first SETTLE."""
+        self.count += 1
+        self.seconds += end.at - begin.at
+        self.sent += end.sent - begin.sent
+        self.cpu.update({kind: end.cpu[kind] - begin.cpu[kind] for kind in end.cpu})
+        self.latencies += [latency for started, latency in scans
+                           if begin.at + SETTLE <= started < end.at]
+
+    def per_second(self, value: float) -> float:
+        return value / max(self.seconds, 1e-9)
+
+
+async def interleaved(sender: BenchNode, peer: BenchNode, token: str, target: int,
+                      max_seconds: float, run_seconds: float, pause_seconds: float,
+                      peer_cpus: list[int], sender_cpus: list[int]) -> dict:
+    """Catch up in alternating windows, running then paused, scanning all through.
+
+    Paused: the new peer is stopped (SIGSTOP), its socket fills and the sender's
+    sends wait, so the sender does nothing for it; the windows' counters show
+    it. The machine's other load falls on both kinds of window alike, so the
+    scans' running ÷ paused ratio is the catch-up's own cost. While the peer
+    is paused a busy loop takes its core, as the peer itself does while it
+    applies: other work then has the same cores left in both kinds of window.
+    """
+    origin = node_id(sender)
+    peer_id = node_id(peer)
+    burner = None
+    if peer_cpus:
+        burner = await asyncio.create_subprocess_exec(
+            "taskset", "-c", ",".join(map(str, peer_cpus)), sys.executable, "-c",
+            "while True: pass")
+        os.kill(burner.pid, signal.SIGSTOP)
+    windows = {True: Windows(), False: Windows()}
+    scans: list[tuple[float, float]] = []
+    until = asyncio.Event()
+    scanning = asyncio.create_task(scan(sender.url, token, until, scans))
+
+    async def mark() -> Mark:
+        at = time.perf_counter()
+        view = await peer_view(sender, peer_id) or {}
+        cpu = await asyncio.to_thread(
+            lambda: thread_cpu(sender.proc.pid)  # type: ignore[union-attr]
+            + cores(sender_cpus, "sender's core") + cores(peer_cpus, "peer's core"))
+        return Mark(at, view.get("events_sent", 0), cpu)
+
+    started = time.perf_counter()
+    sender_rss_max = peer_hwm = held = 0
+    running = True
+    last = await mark()
+    next_report, next_ratios = started + 30, started + 300
+    try:
+        while True:
+            await asyncio.sleep(run_seconds if running else pause_seconds)
+            peer.signal(signal.SIGSTOP if running else signal.SIGCONT)
+            if burner is not None:
+                os.kill(burner.pid, signal.SIGCONT if running else signal.SIGSTOP)
+            now = await mark()
+            # Scans are listed as they end, in the order they start: those that started
+            # before the switch are the closed window's (one still in flight is lost).
+            closed = 0
+            while closed < len(scans) and scans[closed][0] < now.at:
+                closed += 1
+            windows[running].add(last, now, scans[:closed])
+            del scans[:closed]
+            last, running = now, not running
+            sender_now, peer_now, held = await asyncio.to_thread(
+                lambda: (memory_kb(sender.proc.pid),  # type: ignore[union-attr]
+                         memory_kb(peer.proc.pid),  # type: ignore[union-attr]
+                         held_of(peer.data / "edge.sqlite3", origin)))
+            sender_rss_max = max(sender_rss_max, sender_now["VmRSS"])
+            peer_hwm = peer_now["VmHWM"]
+            elapsed = time.perf_counter() - started
+            if held >= target or elapsed >= max_seconds:
+                break
+            if time.perf_counter() >= next_report:
+                next_report += 30
+                print(f"  {elapsed:.0f} s: {held:,} of {target:,} events "
+                      f"({held / windows[True].seconds:,.0f}/s while running)", flush=True)
+            if time.perf_counter() >= next_ratios:
+                # So that a long run stopped half-way still says something.
+                next_ratios += 300
+                print(f"  so far, {ratios(windows[True], windows[False])}", flush=True)
+    finally:
+        peer.signal(signal.SIGCONT)
+        if burner is not None:
+            burner.kill()
+            await burner.wait()
+        until.set()
+        await scanning
+    return {"elapsed": time.perf_counter() - started, "held": held,
+            "running": windows[True], "paused": windows[False],
+            "sender_rss_max": sender_rss_max, "peer_hwm": peer_hwm}
+
+
+def ms(values: list[float], fraction: float) -> float:
+    return percentile(values, fraction) * 1000
+
+
+def ratios(running: Windows, paused: Windows) -> str:
+    during, idle = running.latencies, paused.latencies
+    if not during or not idle:
+        return "no scans yet"
+    return (f"till scan while running: p50 {ms(during, 0.5):.2f} ms, p99 {ms(during, 0.99):.2f} "
+            f"ms ({len(during)} scans); while paused: p50 {ms(idle, 0.5):.2f} ms, p99 "
+            f"{ms(idle, 0.99):.2f} ms ({len(idle)} scans); RUNNING / PAUSED: p50 "
+            f"{ms(during, 0.5) / ms(idle, 0.5):.2f} x, "
+            f"p99 {ms(during, 0.99) / ms(idle, 0.99):.2f} x")
+
+
+def report_interleaved(run: dict, before: list[float], after: list[float]) -> None:
+    running, paused = run["running"], run["paused"]
+    during = running.latencies
+    print(f"  interleaved: {running.count} windows running ({running.seconds:.0f} s), "
+          f"{paused.count} paused ({paused.seconds:.0f} s); scans past the first "
+          f"{SETTLE} s of each window")
+    print(f"  {ratios(running, paused)}")
+    for name, figures in (("before", before), ("after", after)):
+        print(f"  {name} ({len(figures)} scans): p50 {ms(figures, 0.5):.2f} ms, p99 "
+              f"{ms(figures, 0.99):.2f} ms; running / {name}: p50 "
+              f"{ms(during, 0.5) / ms(figures, 0.5):.2f} x, p99 "
+              f"{ms(during, 0.99) / ms(figures, 0.99):.2f} x")
+    print(f"  events sent per second: {running.per_second(running.sent):,.0f} running, "
+          f"{paused.per_second(paused.sent):,.0f} paused")
+    kinds = sorted({*running.cpu, *paused.cpu})
+    print("  CPU ms per second of window (running / paused): " + "; ".join(
+        f"{kind} {running.per_second(running.cpu[kind]) * 1000:.0f} / "
+        f"{paused.per_second(paused.cpu[kind]) * 1000:.0f}" for kind in kinds))
+
+
 async def catch_up(events: int, baseline_seconds: float, max_seconds: float,
-                   pinned: bool) -> None:
+                   pinned: bool, run_seconds: float, pause_seconds: float) -> None:
     folder, facts = await cached_sender(events)
     print(f"sender journal: {facts['events']:,} generated events, "
           f"{facts['bytes'] / 1e9:.2f} GB, generated in {facts['seconds']:.0f} s "
@@ -291,14 +305,16 @@ async def catch_up(events: int, baseline_seconds: float, max_seconds: float,
     sender = BenchNode(folder, free_port(), [])
     cpus = sorted(os.sched_getaffinity(0))
     pinned = pinned and len(cpus) > 1
+    peer_cpus, sender_cpus = (cpus[-1:], cpus[:-1]) if pinned else ([], cpus)
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(dir=ROOT, prefix=".bench-") as tmp:
         peer = BenchNode(Path(tmp) / "peer", free_port(), [sender.port])
         if pinned:
-            pin(sender, set(cpus[:-1]))
-            pin(peer, {cpus[-1]})
-            os.sched_setaffinity(0, set(cpus[:-1]))
-            print(f"pinned: new peer on CPU {cpus[-1]}, sender and bench on CPU "
-                  f"{','.join(map(str, cpus[:-1]))}", flush=True)
+            pin(sender, set(sender_cpus))
+            pin(peer, set(peer_cpus))
+            os.sched_setaffinity(0, set(sender_cpus))
+            print(f"pinned: new peer on CPU {peer_cpus[0]}, sender and bench on CPU "
+                  f"{','.join(map(str, sender_cpus))}", flush=True)
         await sender.start()
         try:
             origin = node_id(sender)
@@ -306,80 +322,39 @@ async def catch_up(events: int, baseline_seconds: float, max_seconds: float,
             target = held_of(sender.data / "edge.sqlite3", origin)
             before = await scans_for(sender.url, token, baseline_seconds)
             sender_before = memory_kb(sender.proc.pid)  # type: ignore[union-attr]
-            print(f"before: {len(before)} scans, p50 {percentile(before, 0.5) * 1000:.2f} ms, "
-                  f"p99 {percentile(before, 0.99) * 1000:.2f} ms; sender RSS "
-                  f"{sender_before['VmRSS'] / 1024:.0f} MB (peak so far "
-                  f"{sender_before['VmHWM'] / 1024:.0f} MB)", flush=True)
-
-            during: list[float] = []
-            until = asyncio.Event()
-            started = time.perf_counter()
             await peer.start()
-            scanning = asyncio.create_task(scan(sender.url, token, until, during))
-            sender_rss_max = peer_hwm = 0
-            held = 0
-            next_report = started + 30
-            while time.perf_counter() - started < max_seconds:
-                await asyncio.sleep(1.0)
-                # In a thread: opening the peer's database (up to ~9 ms on a busy
-                # machine) must not hold up this loop's scans, the measuring tool.
-                sender_now, peer_now, held = await asyncio.to_thread(
-                    lambda: (memory_kb(sender.proc.pid),  # type: ignore[union-attr]
-                             memory_kb(peer.proc.pid),  # type: ignore[union-attr]
-                             held_of(peer.data / "edge.sqlite3", origin)))
-                sender_rss_max = max(sender_rss_max, sender_now["VmRSS"])
-                peer_hwm = peer_now["VmHWM"]
-                if held >= target:
-                    break
-                if time.perf_counter() >= next_report:
-                    next_report += 30
-                    elapsed = time.perf_counter() - started
-                    print(f"  {elapsed:.0f} s: {held:,} of {target:,} events "
-                          f"({held / elapsed:,.0f}/s)", flush=True)
-            elapsed = time.perf_counter() - started
-            until.set()
-            await scanning
+            run = await interleaved(sender, peer, token, target, max_seconds, run_seconds,
+                                    pause_seconds, peer_cpus, sender_cpus)
             sender_after = memory_kb(sender.proc.pid)  # type: ignore[union-attr]
             await asyncio.sleep(1.0)  # the last batch's counters
             view = await peer_view(sender, node_id(peer)) or {}
             taken = taken_by(peer.data / "edge.sqlite3", node_id(peer))
-            # The same again once it is over: the machine's own drift, to judge the ratios by.
+            # The same again once it is over: the machine's own drift.
             after = await scans_for(sender.url, token, baseline_seconds)
-            control = await scans_with_core_busy(sender.url, token, baseline_seconds,
-                                                 cpus[-1] if pinned else None)
         finally:
             peer.stop()
             sender.stop()
 
+    held, running = run["held"], run["running"]
     done = "caught up" if held >= target else f"stopped after {max_seconds:.0f} s"
-    print(f"catch-up: {held:,} of {target:,} events in {elapsed:.0f} s "
-          f"({held / elapsed:,.0f} events/s), {done}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print(f"catch-up: {held:,} of {target:,} events in {run['elapsed']:.0f} s, "
+          f"{running.seconds:.0f} s of it running ({held / running.seconds:,.0f} events/s "
+          f"while running), {done}")
     print(f"  sender sent {view.get('events_sent', 0):,} events on that link, the peer took "
           f"{taken:,} ({view.get('events_sent', 0) / max(taken, 1):.3f} x); held at most "
           f"{view.get('outbox_high_water')} at once; links opened "
           f"{view.get('links_opened')}; batches that waited for a till "
           f"{view.get('catchup_yields')}")
-    b50, b99 = percentile(before, 0.5), percentile(before, 0.99)
-    d50, d99 = percentile(during, 0.5), percentile(during, 0.99)
-    a50, a99 = percentile(after, 0.5), percentile(after, 0.99)
-    print(f"  till scan on the sender: p50 {d50 * 1000:.2f} ms = {d50 / b50:.2f} x before, "
-          f"p99 {d99 * 1000:.2f} ms = {d99 / b99:.2f} x before ({len(during)} scans)")
-    if control:
-        c50, c99 = percentile(control, 0.5), percentile(control, 0.99)
-        print(f"  control, {baseline_seconds:.0f} s with the peer's core kept busy and no "
-              f"catch-up: p50 {c50 * 1000:.2f} ms, p99 {c99 * 1000:.2f} ms: during = "
-              f"{d50 / c50:.2f} x (p50), {d99 / c99:.2f} x (p99) the control")
-    print(f"  the same {baseline_seconds:.0f} s after the catch-up: p50 {a50 * 1000:.2f} ms, "
-          f"p99 {a99 * 1000:.2f} ms: during = {d50 / a50:.2f} x (p50), {d99 / a99:.2f} x (p99) "
-          "the quiet node after")
+    report_interleaved(run, before, after)
     growth_hwm = (sender_after["VmHWM"] - sender_before["VmHWM"]) / 1024
-    growth_rss = (sender_rss_max - sender_before["VmRSS"]) / 1024
+    growth_rss = (run["sender_rss_max"] - sender_before["VmRSS"]) / 1024
     growth = max(growth_hwm, growth_rss)
     print(f"  sender peak RSS {sender_after['VmHWM'] / 1024:.0f} MB "
           f"(= {sender_after['VmHWM'] / sender_before['VmHWM']:.2f} x before), growth "
           f"{growth:.0f} MB: {'OK' if growth <= RSS_GROWTH_LIMIT_MB else 'OVER'} "
           f"(limit {RSS_GROWTH_LIMIT_MB} MB)")
-    print(f"  new peer peak RSS {peer_hwm / 1024:.0f} MB")
+    print(f"  new peer peak RSS {run['peer_hwm'] / 1024:.0f} MB")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -391,6 +366,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="stop measuring after this long even if not caught up")
     parser.add_argument("--no-pin", action="store_true",
                         help="let both nodes share every CPU")
+    parser.add_argument("--run-seconds", type=float, default=3.0,
+                        help="length of each window in which the catch-up runs")
+    parser.add_argument("--pause-seconds", type=float, default=1.5,
+                        help="length of each window in which the new peer is stopped "
+                             "(under the peers' 2.5 s silence limit)")
     parser.add_argument("--append-to", type=Path, metavar="DATA_FOLDER",
                         help="only append --events events to that stopped node's journal "
                              "(it must hold one sale; tests/test_catchup.py uses it)")
@@ -400,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
         print(append_sales(args.append_to / "edge.sqlite3", origin, args.events))
         return
     asyncio.run(catch_up(args.events, args.baseline_seconds, args.max_seconds,
-                         not args.no_pin))
+                         not args.no_pin, args.run_seconds, args.pause_seconds))
 
 
 if __name__ == "__main__":

@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tills_parser(sub)
 
+    from edge.selling.catalogue_admin import add_parser as add_catalogue_parser
+
+    add_catalogue_parser(sub)
+
     from edge.headoffice.cli import add_parser as add_headoffice_parser
 
     add_headoffice_parser(sub)
@@ -158,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
             from edge.selling.tills_admin import run_tills
 
             return run_tills(config, args)  # type: ignore[arg-type]
+        if args.command == "catalogue":
+            from edge.selling.catalogue_admin import run_catalogue
+
+            return run_catalogue(config, args)  # type: ignore[arg-type]
         if args.command == "devices":
             from edge.devices.device_admin import run_devices
 

@@ -83,6 +83,30 @@ class Config:
     # one of its names (docs/tls.md); peers always use the store's.
     public_cert_file: Path | None = None
     public_key_file: Path | None = None
+    # The till's product grid (edge/selling/catalogue_grid.py): the categories' order,
+    # favourite product ids shown first, most tiles per category. The demo's order
+    # here; a store's config starts from none.
+    grid_categories: tuple[str, ...] = ("Pain", "Viennoiserie", "Pâtisserie", "Snacking",
+                                        "Boissons chaudes", "Boissons fraîches")
+    grid_favourites: tuple[str, ...] = ()
+    grid_tiles: int = 48
+    # In-store barcodes carrying a price or a weight (edge/selling/barcodes.py): one
+    # layout per prefix, {prefix, layout, value}. The demo's two; a store's config none.
+    embedded_barcodes: tuple[dict[str, str], ...] = field(default=(
+        {"prefix": "21", "layout": "PPIIIIIVVVVVC", "value": "weight"},
+        {"prefix": "22", "layout": "PPIIIIIVVVVVC", "value": "price"},
+    ), hash=False)
+    # Most paid in meal vouchers (titres-restaurant, paper and card) in one sale, cents.
+    meal_voucher_cap: int = 2500
+    # The till (told at `auth`): a product scanned again raises its line's quantity
+    # rather than adding a line; minutes without a touch before the till locks (0: never).
+    scan_merges_lines: bool = True
+    idle_lock_minutes: int = 5
+    # Past these a manager approves on the till (edge/api/approvals.py): a discount of
+    # more than `discount_limit` basis points of what it is taken off; a typed price
+    # ("Divers") of more than `open_price_limit` cents.
+    discount_limit: int = 1000
+    open_price_limit: int = 5000
 
     @property
     def database(self) -> Path:
@@ -181,7 +205,17 @@ SETTINGS: dict[str, dict[str, tuple[type, str]]] = {
         "retry_max_seconds": (int, "headoffice_retry_max_seconds"),
         "pull_interval_seconds": (int, "headoffice_pull_interval_seconds"),
     },
+    "grid": {"categories": (list, "grid_categories"), "favourites": (list, "grid_favourites"),
+             "tiles": (int, "grid_tiles")},
+    "barcodes": {"embedded": (list, "embedded_barcodes")},
+    "tenders": {"meal_voucher_cap": (int, "meal_voucher_cap")},
+    "till": {"scan_merges_lines": (bool, "scan_merges_lines"),
+             "idle_lock_minutes": (int, "idle_lock_minutes")},
+    "selling": {"discount_limit": (int, "discount_limit"),
+                "open_price_limit": (int, "open_price_limit")},
 }
+IDLE_LOCK_MAX_MINUTES = 240
+GRID_MAX_TILES = 200  # edge/selling/catalogue_grid.py MAX_TILES
 TLS_MODES = ("auto", "on", "off")
 TYPE_NAMES = {str: "text", int: "a whole number", bool: "true or false", list: "a list"}
 PRINTER_SETTINGS: dict[str, type] = {
@@ -271,6 +305,10 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
     if "store_address" in values:
         values["store_address"] = tuple(str(line) for line in values["store_address"])
     problems += _headoffice_problems(values, source, base)
+    problems += _selling_problems(values, source)
+    if not 0 <= values.get("idle_lock_minutes", 0) <= IDLE_LOCK_MAX_MINUTES:
+        problems.append(f"{source}: till.idle_lock_minutes must be between 0 (never lock) "
+                        f"and {IDLE_LOCK_MAX_MINUTES}")
     printers, printer_problems = parse_printers(raw.get("printers", []), source, base)
     problems += printer_problems
     if problems:
@@ -281,6 +319,41 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
     if refusal:
         raise ConfigError([f"{source}: {refusal}"])
     return config
+
+
+def _selling_problems(values: dict[str, Any], source: str) -> list[str]:
+    """Check [grid], [[barcodes.embedded]] and [tenders]; a store starts from no demo values."""
+    from edge.selling.barcodes import layout_problem
+
+    problems = []
+    for key in ("grid_categories", "grid_favourites"):
+        names = values.setdefault(key, ())
+        if not all(isinstance(name, str) and 0 < len(name) <= 64 for name in names):
+            problems.append(f"{source}: grid.{key.removeprefix('grid_')} must be a list of "
+                            "names (1 to 64 characters each)")
+        values[key] = tuple(str(name) for name in names)
+    if not 1 <= values.get("grid_tiles", 48) <= GRID_MAX_TILES:
+        problems.append(f"{source}: grid.tiles must be between 1 and {GRID_MAX_TILES}")
+    layouts = values.setdefault("embedded_barcodes", ())
+    for number, layout in enumerate(layouts, start=1):
+        unknown = set(layout) - {"prefix", "layout", "value"} if isinstance(layout, dict) else ()
+        problem = (f"unknown setting(s) {', '.join(sorted(unknown))}" if unknown
+                   else layout_problem(layout))
+        if problem:
+            problems.append(f"{source}: barcodes.embedded #{number}: {problem}")
+    prefixes = [layout.get("prefix") for layout in layouts if isinstance(layout, dict)]
+    problems += [f"{source}: barcodes.embedded: two layouts for prefix {prefix}"
+                 for prefix in sorted({p for p in prefixes if prefixes.count(p) > 1})]
+    values["embedded_barcodes"] = tuple(dict(layout) for layout in layouts
+                                        if isinstance(layout, dict))
+    if values.get("meal_voucher_cap", 0) < 0:
+        problems.append(f"{source}: tenders.meal_voucher_cap must be 0 or more (cents)")
+    if not 0 <= values.get("discount_limit", 0) <= 10_000:
+        problems.append(f"{source}: selling.discount_limit must be between 0 (a manager "
+                        "approves every discount) and 10000 basis points (100 %)")
+    if values.get("open_price_limit", 0) < 0:
+        problems.append(f"{source}: selling.open_price_limit must be 0 or more (cents)")
+    return problems
 
 
 def _public_certificate_problems(values: dict[str, Any], source: str) -> list[str]:

@@ -44,6 +44,18 @@ DRAWER_NOT_IN_DOUBT = "drawer_not_in_doubt"
 DRAWER_ALREADY_REQUESTED = "drawer_already_requested"
 # The node's disk is full: the command was not recorded (issue 9, store IT).
 DISK_FULL = "disk_full"
+# Refunds (edge/selling/refunds.py).
+REFUND_EXCEEDS_SALE = "refund_exceeds_sale"
+REFUND_OF_REFUND = "refund_of_refund"
+REFUND_WHOLE_LINE = "refund_whole_line"
+REFUND_TENDERS_MISMATCH = "refund_tenders_mismatch"
+# Tenders and embedded-price barcodes (edge/selling/money.py, edge/selling/barcodes.py).
+MEAL_VOUCHER_CAP = "meal_voucher_cap"
+TENDER_OVERPAY = "tender_overpay"
+INVALID_BARCODE = "invalid_barcode"
+# What a scan or a tile puts on a line (edge/selling/line_items.py).
+WEIGHT_REQUIRED = "weight_required"
+PRICE_REQUIRED = "price_required"
 
 
 class EdgeError(Exception):

@@ -21,8 +21,13 @@ from aiohttp import web
 
 from edge.admin import write_admin_token
 from edge.api import (
+    basket_commands,  # noqa: F401  (registers the parked-basket commands)
+    catalogue_commands,  # noqa: F401  (registers the product grid)
     commands,  # noqa: F401  (registers the till commands)
+    discount_commands,  # noqa: F401  (registers the discount commands)
     printer_commands,  # noqa: F401  (registers the printer commands)
+    refund_commands,  # noqa: F401  (registers the refund commands)
+    sale_commands,  # noqa: F401  (registers the sale commands)
 )
 from edge.api.websocket_api import UnsentBudget
 from edge.config import Config

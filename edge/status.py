@@ -192,6 +192,17 @@ def _sales_to_check(config: Config, db: sqlite3.Connection) -> dict[str, Any] | 
         return None
 
 
+@section("refunds to check")
+def _refunds_to_check(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
+    """Receipts refunded beyond what they sold (by nodes cut apart), for a manager to settle."""
+    from edge.selling.refund_conflicts import over_refunds_in_words
+
+    try:
+        return over_refunds_in_words(db) or None
+    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
+        return None
+
+
 @section("printing")
 def _printing(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
     """Print jobs a restored node's past left unfinished: how many, and who decides."""

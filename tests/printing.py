@@ -91,14 +91,16 @@ def all_done(node: NodeUnderTest, count: int) -> Callable[[], Awaitable[bool]]:
 
 
 async def receipt_bytes(node: NodeUnderTest, sale_id: str, printer: PrinterConfig, *,
-                        open_drawer: bool = False, copy: str = "original") -> bytes:
+                        open_drawer: bool = False, copy: str = "original",
+                        copy_number: int | None = None) -> bytes:
     """The bytes the node should send for a sale's receipt (the cut included)."""
     journal = node_of(node).journal
     sale = await find_sale(journal, sale_id)
     assert sale is not None
     cashier = await journal.read_one("SELECT name FROM cashiers WHERE id = ?", (sale["cashier"],))
     sale["cashier_name"] = cashier["name"]
-    lines = layout(sale, node_of(node).print_queue.store, printer.width, copy)  # type: ignore[arg-type]
+    lines = layout(sale, node_of(node).print_queue.store, printer.width, copy,  # type: ignore[arg-type]
+                   copy_number)
     return escpos.encode_receipt(lines, code_page=printer.code_page, open_drawer=open_drawer,
                                  drawer_pin=printer.drawer_pin,
                                  qr_module=6 if printer.width > 32 else 5)

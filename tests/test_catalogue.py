@@ -15,7 +15,21 @@ def test_the_demo_catalogue_is_valid_and_realistic() -> None:
     assert 300 <= len(products) <= 400
     rates = {p["vat_rate"] for p in products}
     assert rates == {210, 550, 1000, 2000}
-    assert all(len(p["barcode"]) == 13 and is_valid_gtin(p["barcode"]) for p in products)
+    coded = [p for p in products if p["barcode"] is not None]
+    assert all(len(p["barcode"]) == 13 and is_valid_gtin(p["barcode"]) for p in coded)
+    # A bakery: bread and viennoiserie sold from coloured favourite tiles, most without a
+    # barcode; a weighed item and a price-embedded one (their base codes); an open price.
+    by_id = {p["id"]: p for p in products}
+    bare = [p for p in products if p["barcode"] is None]
+    assert len(bare) > 40 and all(p["colour"] for p in bare)
+    assert {p["category"] for p in bare} >= {"Pain", "Viennoiserie", "Divers"}
+    assert sum(1 for p in products if p["favourite"]) >= 8
+    assert by_id["p0341"]["unit"] == "kg" and by_id["p0341"]["barcode"].startswith("21")
+    assert by_id["p0344"]["barcode"].startswith("22")
+    assert by_id["p0346"]["open_price"] and by_id["p0346"]["price"] == 0
+    # Products the tests scan keep their barcodes.
+    assert by_id["p0001"]["barcode"] == "2000001000014"
+    assert by_id["p0005"]["barcode"] == "5449000000996"
 
 
 def test_bad_rows_are_reported_by_line_and_nothing_is_returned() -> None:

@@ -1,4 +1,4 @@
-"""Money: totals, VAT and change always agree to the cent."""
+"""Money: totals, VAT, tenders and change always agree to the cent."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.messages import EdgeError
-from edge.selling.money import Line, basket_totals, change_due, vat_of_gross
+from edge.selling.money import (
+    Line,
+    basket_totals,
+    change_due,
+    cumulative_floor_shares,
+    round_half_up,
+    settle,
+    vat_of_gross,
+)
 
 RATES = st.sampled_from([210, 550, 1000, 2000])
 LINES = st.lists(
@@ -79,3 +87,88 @@ def test_tenders_that_cannot_settle_are_refused(tenders: list[dict], code: str) 
     with pytest.raises(EdgeError) as refused:
         change_due(100, tenders)
     assert refused.value.code == code
+
+
+def test_round_half_up_rounds_halves_away_from_zero() -> None:
+    assert round_half_up(105 * 5000, 10_000) == 53  # half of 1,05 € is 0,525 €: 0,53 €
+    assert round_half_up(104 * 5000, 10_000) == 52
+    assert round_half_up(-105 * 5000, 10_000) == -53
+    assert round_half_up(1999 * 250, 1000) == 500  # 250 g at 19,99 €/kg: 4,9975 €
+
+
+def test_a_bundle_discount_is_split_by_cumulative_floor() -> None:
+    assert cumulative_floor_shares(100, [1, 1, 1]) == [33, 33, 34]
+    assert cumulative_floor_shares(10, [3, 0, 7]) == [3, 0, 7]
+    assert cumulative_floor_shares(0, [0, 0]) == [0, 0]
+    with pytest.raises(ValueError):
+        cumulative_floor_shares(1, [0, 0])
+
+
+def tender(method: str, amount: int, kind: str | None = None) -> dict:
+    return {"method": method, "amount": amount, **({"kind": kind} if kind else {})}
+
+
+@pytest.mark.parametrize(
+    ("total", "tenders", "settled"),
+    [
+        # A card needs no slip reference any more: the terminal already took the amount.
+        (1000, [tender("card", 1000)], {"change": 0, "voucher_excess": 0}),
+        (3000, [tender("card", 1000), tender("card", 1500), tender("cash", 1000)],
+         {"change": 500, "voucher_excess": 0}),
+        # Paper meal vouchers give no change: the excess is kept (and recorded).
+        (1000, [tender("meal_voucher", 1200, "paper")], {"change": 0, "voucher_excess": 200}),
+        (1000, [tender("meal_voucher", 800, "paper"), tender("cash", 500)],
+         {"change": 300, "voucher_excess": 0}),
+        (1000, [tender("meal_voucher", 400, "card"), tender("cheque", 300),
+                tender("gift_voucher", 300)], {"change": 0, "voucher_excess": 0}),
+        (0, [], {"change": 0, "voucher_excess": 0}),
+        (-500, [tender("card", -300), tender("cash", -200)], {"change": 0, "voucher_excess": 0}),
+    ],
+)
+def test_tenders_settle_a_sale(total: int, tenders: list[dict], settled: dict) -> None:
+    assert settle(total, tenders) == settled
+
+
+@pytest.mark.parametrize(
+    ("total", "tenders", "code"),
+    [
+        (5000, [tender("meal_voucher", 2000, "paper"), tender("meal_voucher", 501, "card")],
+         "meal_voucher_cap"),
+        (1000, [tender("card", 1001)], "card_overpay"),
+        (1000, [tender("card", 600), tender("cheque", 401)], "tender_overpay"),
+        (1000, [tender("meal_voucher", 1001, "card")], "tender_overpay"),
+        (1000, [tender("meal_voucher", 900, "paper"), tender("cash", 99)], "payment_short"),
+        (1000, [tender("cash", 0)], "invalid_field"),
+        (1000, [tender("meal_voucher", 1000)], "invalid_field"),
+        (1000, [tender("cash", 50)] * 21, "invalid_field"),
+        (-500, [tender("cash", -400)], "refund_tenders_mismatch"),
+        (-500, [tender("cash", 500)], "invalid_field"),
+    ],
+)
+def test_tenders_that_cannot_settle_a_sale_are_refused(total: int, tenders: list[dict],
+                                                       code: str) -> None:
+    with pytest.raises(EdgeError) as refused:
+        settle(total, tenders)
+    assert refused.value.code == code
+
+
+def test_the_meal_voucher_cap_is_the_stores() -> None:
+    vouchers = [tender("meal_voucher", 1900, "paper")]
+    assert settle(1900, vouchers, meal_voucher_cap=1900)["change"] == 0
+    with pytest.raises(EdgeError) as refused:
+        settle(1900, vouchers, meal_voucher_cap=1899)
+    assert refused.value.code == "meal_voucher_cap"
+
+
+@given(total=st.integers(0, 10**6), card=st.integers(0, 10**6), cash=st.integers(0, 10**6))
+def test_change_due_is_settle_for_a_cash_and_card_sale(total: int, card: int, cash: int) -> None:
+    tenders = [{"method": "card", "amount": card, "reference": "R"},
+               {"method": "cash", "amount": cash}]
+    try:
+        expected = settle(total, [t for t in tenders if t["amount"]])["change"]
+    except EdgeError as error:
+        with pytest.raises(EdgeError) as refused:
+            change_due(total, tenders)
+        assert refused.value.code == error.code
+    else:
+        assert change_due(total, tenders) == expected

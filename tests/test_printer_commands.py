@@ -39,11 +39,12 @@ async def test_a_reprint_is_a_marked_duplicate_that_never_opens_the_drawer(
         assert job["printer"] == "caisse"
         await eventually(all_done(node, 2), what="the duplicate")
         original = await receipt_bytes(node, sale["id"], USB, open_drawer=True)
-        duplicate = await receipt_bytes(node, sale["id"], USB, copy="duplicate")
+        duplicate = await receipt_bytes(node, sale["id"], USB, copy="duplicate", copy_number=1)
         assert printer.printed() == original + duplicate
         assert printer.printed().count(drawer_pulse(5)) == 1
         requested = (await events(node, "print_requested"))[-1]
         assert requested["copy"] == "duplicate" and requested["requested_by"] == "alice"
+        assert requested["copy_number"] == job["copy_number"] == 1
         with pytest.raises(CommandFailed) as failure:
             await till.call("printer/reprint", sale_id="no-such-sale")
         assert failure.value.code == "unknown_sale"

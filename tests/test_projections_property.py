@@ -42,6 +42,7 @@ from edge.journal.store import Journal
 from edge.journal.vouches import ca_vouch_body
 from edge.replication.peers import apply_each_origin
 from edge.selling.money import Line, basket_totals
+from edge.selling.refund_rules import refund_totals
 
 NODES = ("n1", "n2", "n3")
 HEAD_OFFICE = "headoffice-1a2b3c"
@@ -74,9 +75,29 @@ def catalogue(draw: st.DrawFn) -> list[Step]:
                     "name": draw(st.sampled_from(["Pain", "Baguette"])),
                     "price": draw(st.sampled_from([100, 120])), "vat_rate": 550,
                     "category": ""}
+            if draw(st.booleans()):  # a store's listing: how its till shows it (issue 10)
+                body |= {"unit": draw(st.sampled_from(["piece", "kg"])),
+                         "colour": draw(st.sampled_from(["", "brown", "#f5c542"])),
+                         "image": "", "favourite": draw(st.integers(0, 2)),
+                         "open_price": draw(st.booleans())}
             steps.append((origin, "product_upserted", body, draw(TIMES)))
         else:
             steps.append((origin, "product_delisted", {"id": product}, draw(TIMES)))
+    # Promotions of the same few ids, listed, changed and ended by head office and a node.
+    for index in range(draw(st.integers(2, 6))):
+        origin = draw(st.sampled_from([HEAD_OFFICE, "n1", "n2"]))
+        promotion = draw(st.sampled_from(["promo1", "promo2"]))
+        if index != 1 and (index == 0 or draw(st.integers(0, 3))):
+            body = draw(st.sampled_from([
+                {"kind": "n_for_m", "n": 3, "m": 2},
+                {"kind": "nth_percent", "n": 2, "percent": 5000},
+                {"kind": "bundle", "n": 3, "price": 890, "starts": "2026-03-01",
+                 "ends": "2026-03-31"}]))
+            body = {"id": promotion, "name": draw(st.sampled_from(["3 pour 2", "Formule"])),
+                    "products": draw(st.sampled_from([["p1"], ["p1", "p2"]])), **body}
+            steps.append((origin, "promotion_upserted", body, draw(TIMES)))
+        else:
+            steps.append((origin, "promotion_ended", {"id": promotion}, draw(TIMES)))
     return steps
 
 
@@ -275,6 +296,107 @@ def takeovers(draw: st.DrawFn) -> list[Step]:
     return steps
 
 
+DISCOUNTS = st.one_of(st.none(), st.fixed_dictionaries({
+    "kind": st.sampled_from(["amount", "percent"]), "value": st.sampled_from([10, 500, 1000]),
+    "reason": st.sampled_from(["abîmé", "fidélité"])}))
+
+
+@st.composite
+def discounts(draw: st.DrawFn) -> list[Step]:
+    """A cashier's discounts on a line and on the basket, set again through another node
+    after a failover (ties in time), perhaps before the line itself arrives, and a basket
+    sold or voided with its discounts on."""
+    basket, till = "b-disc", "T05-n1"
+    line = _line("l-disc", "p1", 100, 2)
+    steps: list[Step] = [("n1", "basket_line_added", {
+        "basket_id": basket, "till": till, "cashier": "c1", "line_id": line["id"],
+        "product_id": "p1", "barcode": None, "name": "Pain", "unit_price": 100,
+        "vat_rate": 550, "quantity": 2, "unit": draw(st.sampled_from(["piece", "g"]))},
+        draw(TIMES))]
+    for index in range(draw(st.integers(2, 5))):
+        node = draw(st.sampled_from(NODES))
+        if index == 0 or (index > 1 and draw(st.booleans())):
+            steps.append((node, "basket_line_discounted", {
+                "basket_id": basket, "line_id": line["id"], "discount": draw(DISCOUNTS)},
+                draw(TIMES)))
+        else:
+            steps.append((node, "basket_discounted", {
+                "basket_id": basket, "discount": draw(DISCOUNTS)}, draw(TIMES)))
+    if draw(st.booleans()):
+        steps.append(("n2", "basket_voided", {"basket_id": basket, "till": till,
+                                               "cashier": "c1", "lines": [], "total": 0},
+                      draw(TIMES)))
+    return steps
+
+
+@st.composite
+def parkings(draw: st.DrawFn) -> list[Step]:
+    """A basket parked (the park resent through another node), resumed by two tills on nodes
+    cut apart, parked again by a holder and maybe resumed again."""
+    basket = "b-parked"
+    line = _line("p-l1", "p1", 120, 2)
+    added = {"basket_id": basket, "till": "T02-n1", "cashier": "c1", "line_id": line["id"],
+             **{k: line[k] for k in ("product_id", "barcode", "name", "unit_price", "vat_rate",
+                                     "quantity")}}
+    steps: list[Step] = [("n1", "basket_line_added", added, draw(TIMES))]
+    for origin in ["n1", *draw(st.lists(st.sampled_from(NODES), max_size=1))]:
+        steps.append((origin, "basket_parked", {
+            "basket_id": basket, "till": "T02-n1", "cashier": "c1",
+            "name": draw(st.sampled_from(["Paul", "Mme Dupont"])), "generation": 0},
+            draw(TIMES)))
+    takers = draw(st.lists(st.sampled_from(NODES), min_size=1, max_size=2))
+    for index, node in enumerate(takers):
+        till = f"T0{index + 5}-{node}"
+        steps.append((node, "basket_taken_over", {
+            "basket_id": basket, "from_till": "T02-n1", "till": till, "cashier": "c1",
+            "generation": 1, "resumed": True}, draw(TIMES)))
+        if draw(st.booleans()):  # its holder parks it again (as it believes it holds it)
+            steps.append((node, "basket_parked", {
+                "basket_id": basket, "till": till, "cashier": "c1", "name": f"again {index}",
+                "generation": 1}, draw(TIMES)))
+            if draw(st.booleans()):
+                steps.append((draw(st.sampled_from(NODES)), "basket_taken_over", {
+                    "basket_id": basket, "from_till": till, "till": "T09-n3", "cashier": "c1",
+                    "generation": 2, "resumed": True}, draw(TIMES)))
+    return steps
+
+
+@st.composite
+def refunds(draw: st.DrawFn) -> list[Step]:
+    """Refunds of one sale: resent through another node (maybe with other flags, so another
+    hash), the last unit refunded by nodes cut apart, one without a receipt, one of a sale
+    that never reaches some nodes in time (it arrives after its refund)."""
+    sale_id, till = "s-refunded@T02-n1", "T02-n1"
+    lines = [_line("r-l1", "p1", 120, 2), _line("r-l2", "p2", 100, 1)]
+    seller = draw(st.sampled_from(NODES))
+    steps: list[Step] = [(seller, "sale_completed", _sale(sale_id, "s-refunded", till, 60, lines),
+                          draw(TIMES))]
+    for number in range(draw(st.integers(1, 4))):
+        refunded = [{"line_id": line["id"], "product_id": line["product_id"],
+                     "name": line["name"], "vat_rate": 550, "unit_price": line["unit_price"],
+                     "quantity": 1, "amount": line["unit_price"],
+                     "total": -line["unit_price"]}
+                    for line in draw(st.lists(st.sampled_from(lines), min_size=1, max_size=2,
+                                              unique_by=lambda line: line["id"]))]
+        without_receipt = number == 3
+        body = {"id": f"r{number}@{till}", "refund_of": None if without_receipt else sale_id,
+                "till": till, "receipt_no": 61 + number,
+                "receipt_number": f"{till}-{61 + number:06d}", "cashier": "c1",
+                "lines": refunded, "totals": refund_totals(refunded),
+                "tenders": [{"method": "cash",
+                             "amount": -sum(line["amount"] for line in refunded)}],
+                "change": 0, "reason": "rassis"}
+        if without_receipt:
+            body["approved_by"] = "c1"
+        # Recorded by one node (each side of a cut may take one of the last unit) and maybe
+        # again through another, as a till resending it: flagged otherwise, so another hash.
+        for index, origin in enumerate(draw(st.lists(st.sampled_from(NODES), min_size=1,
+                                                     max_size=2))):
+            again = body if index == 0 else {**body, "resent": True, "flags": ["over_refunded"]}
+            steps.append((origin, "sale_refunded", again, draw(TIMES)))
+    return steps
+
+
 @st.composite
 def printers(draw: st.DrawFn) -> list[Step]:
     """Each node announces its printers (again when they change); n0's were n3's past."""
@@ -293,7 +415,8 @@ def printers(draw: st.DrawFn) -> list[Step]:
 def histories(draw: st.DrawFn) -> dict[str, list[Event]]:
     """Each origin's chain, every event type in it."""
     steps = [step for story in (catalogue(), cashiers(), tills(), sales(), takeovers(),
-                                printers()) for step in draw(story)]
+                                parkings(), discounts(), refunds(), printers())
+             for step in draw(story)]
     started = ("n3", "origin_started", {
         "predecessor": RETIRED, "reason": "restored_from_backup", "retires_predecessor": True,
         "cut": {"seq": 1, "hash": "0" * 64}, "backup": {"taken_at": "2026-03-01T09:00:00Z"},
@@ -422,7 +545,7 @@ def test_every_node_projects_the_same_tables_whatever_the_order_of_arrival(
                     for n, batches in enumerate(orders)]
 
     first, *others = asyncio.run(observe_all())
-    assert first["sales"] and first["print_jobs"] and first["baskets"]
+    assert first["sales"] and first["print_jobs"] and first["baskets"] and first["refund_lines"]
     for other in others:
         for table in first:
             assert other[table] == first[table], f"{table} differs by order of arrival"

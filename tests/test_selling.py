@@ -31,6 +31,7 @@ async def test_a_cashier_sells_two_products_for_cash(node: NodeUnderTest) -> Non
                 {"rate": 550, "base": 227, "vat": 13, "total": 240},
                 {"rate": 1000, "base": 136, "vat": 14, "total": 150},
             ],
+            "discounts": {"promotions": 0, "lines": 0, "basket": 0},
         }
         sale = await till.call("sale/complete", basket_id=basket,
                                tenders=[{"method": "cash", "amount": 500}])

@@ -32,7 +32,6 @@ from edge.api import commands  # noqa: F401  (registers the projections)
 from edge.headoffice.storage import HeadOfficeStorage
 from edge.journal.backup import BackupError, restore
 from edge.journal.chain import ChainError, ChainGap, ChainHead, Event, event_hash
-from edge.journal.event_types import project
 from edge.journal.migrations import MIGRATIONS
 from edge.journal.signing import SignatureRefused, headoffice_key_certificate, public_hex
 from edge.journal.store import EVENT_COLUMNS, Journal, Tx
@@ -79,11 +78,23 @@ def legacy_journal(path: Path, own: str, events: list[Event]) -> None:
                        (event.origin, event.seq, event.id, event.time, event.type,
                         orjson.dumps(event.body, option=orjson.OPT_SORT_KEYS).decode(),
                         event.prev_hash, event.hash))
-            project(db, event)
+            project_as_before_signing(db, event)
         db.execute("INSERT INTO meta (key, value) VALUES ('origin', ?)", (own,))
         db.execute("COMMIT")
     finally:
         db.close()
+
+
+def project_as_before_signing(db: sqlite3.Connection, event: Event) -> None:
+    """A listing as the edge of schema 18 projected it (today's projection needs the
+    columns later steps add); the upgrade's migrations take it from there."""
+    assert event.type == "product_upserted", event.type
+    body = event.body
+    db.execute(
+        "INSERT INTO products (id, barcode, declared_barcode, name, price, vat_rate, category, "
+        "listed_time, listed_hash, active) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, 1)",
+        (body["id"], body["barcode"], body["barcode"], body["name"], body["price"],
+         body["vat_rate"], event.time, event.hash))
 
 
 def insert_unsigned(db: sqlite3.Connection, events: list[Event]) -> None:

@@ -74,6 +74,7 @@ async def test_a_cashier_sells_two_products_for_cash(shop: tuple[ShopNode, Brows
     # Pay 5 € cash.
     await page.click("#pay-cash")
     await page.fill("#cash-given", "5")
+    await page.click("#print-receipt")  # the customer wants a receipt
     await page.click("#confirm-payment")
     await expect(page.locator("#screen-done")).to_be_visible()
     await expect(page.locator("#receipt-number")).to_have_text(f"{node.first_till}-000001")

@@ -121,9 +121,11 @@ async def log_in(page: Page, cashier: str = "alice", pin: str = "1234") -> None:
     await expect(page.locator("#screen-sell")).to_be_visible()
 
 
-async def pay_cash(page: Page, amount: str) -> None:
+async def pay_cash(page: Page, amount: str, print_receipt: bool = False) -> None:
     await page.click("#pay-cash")
     await page.fill("#cash-given", amount)
+    if print_receipt:  # no receipt unless the customer asks (France, since 2023)
+        await page.click("#print-receipt")
     await page.click("#confirm-payment")
     await expect(page.locator("#screen-done")).to_be_visible()
 

@@ -130,7 +130,7 @@ async def test_the_till_shows_its_ready_printer_reprints_a_sale_and_a_manager_op
     await expect(page.locator("#no-sale")).to_be_hidden()  # Alice is a cashier
 
     await scan(page, BAGUETTE)
-    await pay_cash(page, "2")
+    await pay_cash(page, "2", print_receipt=True)
     await expect(page.locator("#receipt-number")).to_have_text(f"{node.first_till}-000001")
     note = page.locator("#print-note")
     await expect(note).to_have_text(fr("Ticket envoyé à l'imprimante receipt"))
@@ -341,7 +341,7 @@ async def test_when_the_tills_printer_is_on_a_node_that_is_down_the_cashier_prin
     node_b.stop()
     await until_a_node_has_lost(page, b)
     await scan(page, BAGUETTE)
-    await pay_cash(page, "2")
+    await pay_cash(page, "2", print_receipt=True)
     await expect(page.locator("#receipt-number")).to_have_text(f"{node_a.first_till}-000001")
     note = page.locator("#print-note")
     await expect(note).to_contain_text(f"Imprimante comptoir injoignable (nœud {b})")
@@ -399,7 +399,7 @@ async def test_the_till_asks_whether_the_drawer_opened_when_the_node_cannot_know
             "data-state", "ready", timeout=PRINTER_CHANGE_MS)
         fake.tell("freeze")
         await scan(page, BAGUETTE)
-        await pay_cash(page, "2")
+        await pay_cash(page, "2", print_receipt=True)
         await expect(page.locator("#receipt-number")).to_have_text(f"{node.first_till}-000001")
         await until(lambda: job_started(node), "the receipt to start")
         node.kill()

@@ -1,10 +1,33 @@
 // The till's own copy of the catalogue, so barcodes and names still find
 // products when no node answers. Refreshed in full after every `auth`
 // (`catalogue/export`), kept current by the node's product events, held in
-// memory for instant lookups and in IndexedDB to outlive a reload.
+// memory for instant lookups and in IndexedDB to outlive a reload. With the
+// products, what the export's first page adds for selling offline: the
+// store's grid settings (the grid is built here: grid-layout.js), the
+// promotions not ended (those running today price the basket as the node
+// does) and the in-store barcode layouts (barcodes.js readEmbedded).
+
+import { buildGrid } from './grid-layout.js';
 
 const EXPORT_PAGE = 2000;
 const PRODUCT_EVENTS = ['product_upserted', 'product_delisted'];
+const PROMOTION_EVENTS = ['promotion_upserted', 'promotion_ended'];
+const CATALOGUE_EVENTS = [...PRODUCT_EVENTS, ...PROMOTION_EVENTS];
+
+/** Today in the till's local time, "YYYY-MM-DD" (promotions' dates are the store's days). */
+export function localDay(date = new Date()) {
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+}
+
+/** A product event written before tiles existed lacks their fields: the node reads them so. */
+function withTileFields(product) {
+  return {
+    unit: 'piece', colour: '', image: '', favourite: 0, open_price: false,
+    ...product,
+    ...(product.unit ? {} : { unit: 'piece' }),
+  };
+}
 const MAX_QUERY_WORDS = 8;
 
 /**
@@ -26,6 +49,10 @@ export class LocalCatalogue extends EventTarget {
     this.words = new Map(); // product id -> its searchable words
     this.pendingEvents = null; // events that arrive while an export is under way
     this.syncRun = 0;
+    this.gridSettings = null; // {categories, favourites, tiles}: null until a first export
+    this.promotions = new Map(); // id -> promotion not ended
+    this.embeddedBarcodes = []; // [{prefix, layout, value}]
+    this.builtGrid = null; // the grid, built again after a change
   }
 
   get size() {
@@ -36,6 +63,35 @@ export class LocalCatalogue extends EventTarget {
     if (!this.store) return;
     const products = await this.store.loadProducts();
     if (this.byId.size === 0) this.replaceInMemory(products);
+    const extras = await this.store.loadCatalogueExtras?.().catch(() => null);
+    if (extras && this.gridSettings === null) this.adoptExtras(extras);
+  }
+
+  /** The promotions running on `day` ("YYYY-MM-DD", inclusive dates), by id: what pricing is given. */
+  activePromotions(day = localDay()) {
+    return [...this.promotions.values()]
+      .filter((p) => (!p.starts || p.starts <= day) && (!p.ends || p.ends >= day))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** The grid as catalogue/grid gives it, from this copy; null before a first export. */
+  grid() {
+    if (this.gridSettings === null) return null;
+    this.builtGrid ??= buildGrid([...this.byId.values()], this.gridSettings);
+    return this.builtGrid;
+  }
+
+  adoptExtras({ grid = null, promotions = [], embedded_barcodes: layouts = [] }) {
+    this.gridSettings = grid ?? { categories: [], favourites: [], tiles: 48 };
+    this.promotions = new Map(promotions.map((promotion) => [promotion.id, promotion]));
+    this.embeddedBarcodes = Array.isArray(layouts) ? layouts : [];
+    this.builtGrid = null;
+  }
+
+  extras() {
+    return {
+      grid: this.gridSettings, promotions: [...this.promotions.values()], embedded_barcodes: this.embeddedBarcodes,
+    };
   }
 
   /**
@@ -47,21 +103,26 @@ export class LocalCatalogue extends EventTarget {
     const run = ++this.syncRun;
     this.pendingEvents = [];
     try {
-      await call('subscribe_events', { event_types: PRODUCT_EVENTS });
+      await call('subscribe_events', { event_types: CATALOGUE_EVENTS });
       const products = [];
       let after = null;
+      let extras = null;
       do {
         const page = await call('catalogue/export', after ? { after, limit: EXPORT_PAGE } : { limit: EXPORT_PAGE });
         products.push(...page.products);
+        // The first page: grid settings, promotions, barcode layouts (absent from an older node).
+        if (!after) extras = { grid: page.grid, promotions: page.promotions, embedded_barcodes: page.embedded_barcodes };
         after = page.next;
       } while (after);
       if (run !== this.syncRun) return; // a newer connection refreshes it
       this.replaceInMemory(products);
+      if (extras) this.adoptExtras(extras);
       const events = this.pendingEvents;
       this.pendingEvents = null;
       for (const event of events) this.applyInMemory(event);
       if (this.store) {
         await this.store.replaceProducts([...this.byId.values()]);
+        await this.store.saveCatalogueExtras?.(this.extras()).catch(() => {});
       }
       this.dispatchEvent(new Event('change'));
     } finally {
@@ -71,13 +132,15 @@ export class LocalCatalogue extends EventTarget {
 
   /** A pushed event (subscribe_events); anything but product events is ignored. */
   onEvent(event) {
-    if (!event || !PRODUCT_EVENTS.includes(event.type)) return;
+    if (!event || !CATALOGUE_EVENTS.includes(event.type)) return;
     if (this.pendingEvents) {
       this.pendingEvents.push(event);
       return;
     }
     const changed = this.applyInMemory(event);
-    if (this.store) {
+    if (PROMOTION_EVENTS.includes(event.type)) {
+      this.store?.saveCatalogueExtras?.(this.extras()).catch(() => {});
+    } else if (this.store) {
       const saved = event.type === 'product_upserted'
         ? this.store.putProducts(changed)
         : this.store.deleteProduct(event.body.id);
@@ -111,6 +174,7 @@ export class LocalCatalogue extends EventTarget {
   // --- internals ---
 
   replaceInMemory(products) {
+    this.builtGrid = null;
     this.byId.clear();
     this.byBarcode.clear();
     this.words.clear();
@@ -118,7 +182,9 @@ export class LocalCatalogue extends EventTarget {
   }
 
   /** Returns the products it changed: this one, and the one whose barcode it took. */
-  putInMemory(product) {
+  putInMemory(saved) {
+    const product = withTileFields(saved);
+    this.builtGrid = null;
     const changed = [product];
     const previous = this.byId.get(product.id);
     if (previous?.barcode && this.byBarcode.get(previous.barcode)?.id === product.id) {
@@ -140,6 +206,14 @@ export class LocalCatalogue extends EventTarget {
   }
 
   applyInMemory(event) {
+    if (event.type === 'promotion_upserted') {
+      this.promotions.set(event.body.id, event.body);
+      return [];
+    }
+    if (event.type === 'promotion_ended') {
+      this.promotions.delete(event.body.id);
+      return [];
+    }
     if (event.type === 'product_upserted') {
       return this.putInMemory(event.body);
     }
@@ -147,6 +221,7 @@ export class LocalCatalogue extends EventTarget {
       const product = this.byId.get(event.body.id);
       if (!product) return [];
       this.byId.delete(product.id);
+      this.builtGrid = null;
       this.words.delete(product.id);
       if (product.barcode && this.byBarcode.get(product.barcode)?.id === product.id) {
         this.byBarcode.delete(product.barcode);

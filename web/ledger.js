@@ -198,13 +198,27 @@ export class TillLedger extends EventTarget {
       return false;
     }
     try {
-      await call('sale/record', { sale, offline });
+      if (sale.kind === 'refund') {
+        // A refund (refunds.js): its own command; the mark stays on the till.
+        const { kind, ...refund } = sale;
+        await call('sale/record_refund', { refund, offline });
+      } else {
+        // The customer's receipt choice is kept with the sale and sent beside it (sale/record's `print`).
+        const { print, ...recorded } = sale;
+        await call('sale/record', { sale: recorded, offline, ...(print === false ? { print: false } : {}) });
+      }
       return true;
     } catch (error) {
       if (error.code === 'disconnected') throw error;
       onRefused(sale, error); // the money was taken: keep the sale, and say so
       return false;
     }
+  }
+
+  /** The till's sales (and refunds) of the day, by receipt number: [{sale, offline}]; none without storage. */
+  async daySales() {
+    if (!this.store || !this.key) return [];
+    return this.store.keptSales(this.key);
   }
 
   changed() {

@@ -181,7 +181,22 @@ export class TillStore {
     transaction.objectStore('products').delete(id);
     await committed(transaction);
   }
+
+  // --- what the export's first page adds: grid settings, promotions, barcode layouts ---
+
+  async loadCatalogueExtras() {
+    const row = await done(this.db.transaction('meta').objectStore('meta').get(EXTRAS_KEY));
+    return row?.value ?? null;
+  }
+
+  async saveCatalogueExtras(extras) {
+    const transaction = this.db.transaction('meta', 'readwrite');
+    transaction.objectStore('meta').put({ key: EXTRAS_KEY, value: extras });
+    await committed(transaction);
+  }
 }
+
+const EXTRAS_KEY = 'catalogue-extras';
 
 function keptSale(till, sale, day, offline) {
   return { id: sale.id, till, day, receipt_no: sale.receipt_no, offline, sale };

@@ -205,6 +205,9 @@ export class TillPrinting {
   showSale(sale) {
     if (!sale || sale.offline) {
       this.done = null;
+    } else if (sale.receipt === 'not_printed') {
+      // The customer wanted no receipt: offer it now (printer/reprint prints the original).
+      this.done = { saleId: sale.id, where: undefined, note: { kind: 'ok', keys: ['done.notPrinted'] }, choices: [], busy: false, notPrinted: true };
     } else {
       this.done = { saleId: sale.id, where: sale.print, note: null, choices: [], busy: false };
       this.noteWhere(sale.print, 'printed');
@@ -273,6 +276,7 @@ export class TillPrinting {
     try {
       const result = await this.client.call('printer/reprint', args);
       // Sent instead of an original that never printed: it is the original.
+      done.notPrinted = false;
       if (this.done === done) this.noteWhere(result, result?.copy === 'original' ? 'printed' : what);
     } catch (error) {
       this.showError(error);
@@ -490,6 +494,7 @@ export class TillPrinting {
     );
     const reprint = $('#reprint');
     reprint.hidden = done.where === null; // no printer for this till: nothing to reprint on
+    reprint.textContent = t(done.notPrinted ? 'done.printReceipt' : 'done.reprint');
     reprint.disabled = done.busy;
   }
 }

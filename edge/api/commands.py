@@ -6,19 +6,19 @@ that owns the concept and returns what the till should see.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from edge import PROTOCOL_VERSION
+from edge.api.approvals import Approval, approved_by
 from edge.api.websocket_api import Connection, NoArgs, command
-from edge.devices import print_jobs, store_printers
 from edge.journal.chain import Event
 from edge.messages import INVALID_FIELD, MANAGER_REQUIRED, EdgeError, event_message
 from edge.schema import limits
-from edge.selling import baskets, catalogue, logins, sales, staff, tills
+from edge.selling import baskets, catalogue, logins, parking, sales, staff, tills
+from edge.selling.line_items import MAX_GRAMS, MAX_PIECES
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,12 @@ def sale_id_arg() -> Any:
 # sell offline, refreshed right after `auth`); what the store sold, holds and
 # prints only while a cashier is logged in on the connection: a till token
 # alone, stolen from a till, must not stream the store's sales (issue 9).
-CATALOGUE_EVENT_TYPES = frozenset({"product_upserted", "product_delisted"})
+CATALOGUE_EVENT_TYPES = frozenset({"product_upserted", "product_delisted",
+                                   "promotion_upserted", "promotion_ended"})
 PUBLIC_EVENT_TYPES = CATALOGUE_EVENT_TYPES | frozenset({
     "basket_line_added", "basket_quantity_set", "basket_line_removed", "basket_voided",
-    "basket_taken_over",
-    "sale_completed", "print_requested", "print_job_done", "drawer_opened",
+    "basket_taken_over", "basket_parked", "basket_line_discounted", "basket_discounted",
+    "sale_completed", "sale_refunded", "print_requested", "print_job_done", "drawer_opened",
     "print_job_started", "print_job_interrupted",
     "print_job_waiting", "print_job_cutting", "print_job_cancelled", "drawer_unknown",
 })
@@ -104,6 +105,11 @@ async def auth(conn: Connection, args: AuthArgs) -> dict[str, Any]:
                      for cashier in await staff.list_cashiers(node.journal)],
         "nodes": node.store_nodes(),
         "last_receipt_no": await sales.last_receipt_no(node.journal, conn.till["code"]),
+        "settings": {"scan_merges_lines": node.config.scan_merges_lines,
+                     "idle_lock_minutes": node.config.idle_lock_minutes,
+                     "meal_voucher_cap": node.config.meal_voucher_cap,
+                     "discount_limit": node.config.discount_limit,
+                     "open_price_limit": node.config.open_price_limit},
     }
 
 
@@ -150,8 +156,14 @@ async def login(conn: Connection, args: LoginArgs) -> dict[str, Any]:
 
 
 @command("logout", NoArgs, access="till")
-async def logout(conn: Connection, args: NoArgs) -> None:
-    conn.cashier = None
+async def logout(conn: Connection, args: NoArgs) -> dict[str, Any]:
+    """A basket left open with lines is parked under the cashier's name, never handed on."""
+    try:
+        parked = None if conn.cashier is None else await parking.park_open_basket(
+            conn.node.journal, seller_of(conn), conn.cashier["name"])
+    finally:
+        conn.cashier = None  # logged out even if the basket could not be parked (disk full)
+    return {"parked": parked}
 
 
 @dataclass(frozen=True)
@@ -186,16 +198,28 @@ class AddArgs:
     line_id: str = client_id()
     barcode: str | None = field(default=None, metadata=limits(min=1, max_length=32))
     product_id: str | None = field(default=None, metadata=limits(min=1, max_length=64))
-    quantity: int = field(default=1, metadata=limits(min=1, max=9999))
+    quantity: int = field(default=1, metadata=limits(min=1, max=MAX_PIECES))
+    # A product sold by the kilo, weighed here (typed, or read from a scale).
+    grams: int | None = field(default=None, metadata=limits(min=1, max=MAX_GRAMS))
+    # An open-price product ("Divers"): the price the cashier typed, cents.
+    price: int | None = field(default=None, metadata=limits(min=0, max=100_000_000))
+    approval: Approval | None = None  # an open price past the store's limit
 
 
 @command("basket/add", AddArgs)
 async def basket_add(conn: Connection, args: AddArgs) -> dict[str, Any]:
     if (args.barcode is None) == (args.product_id is None):
         raise EdgeError(INVALID_FIELD, "give exactly one of 'barcode' or 'product_id'")
+    config = conn.node.config
+    manager = None
+    if args.price is not None and (args.price > config.open_price_limit
+                                   or args.approval is not None):
+        manager = await approved_by(conn, args.approval, f"a typed price past "
+                                    f"{config.open_price_limit / 100:.2f} EUR")
     return await baskets.add_line(
         conn.node.journal, seller_of(conn), args.basket_id, args.line_id, args.quantity,
-        barcode=args.barcode, product_id=args.product_id,
+        barcode=args.barcode, product_id=args.product_id, grams=args.grams, price=args.price,
+        layouts=config.embedded_barcodes, approved_by=manager,
     )
 
 
@@ -236,111 +260,6 @@ async def basket_clear(conn: Connection, args: BasketArgs) -> None:
     await baskets.void_basket(conn.node.journal, seller_of(conn), args.basket_id)
 
 
-@dataclass(frozen=True)
-class Tender:
-    method: Literal["cash", "card"]
-    amount: int = field(metadata=limits(min=1, max=100_000_000))
-    reference: str | None = field(default=None, metadata=limits(max_length=64))
-
-
-@dataclass(frozen=True)
-class CompleteArgs:
-    basket_id: str = client_id()
-    tenders: list[Tender] = field(metadata=limits(min=1, max_length=10))
-    receipt_no: int | None = field(default=None, metadata=limits(min=1, max=999_999_999))
-
-
-@command("sale/complete", CompleteArgs)
-async def sale_complete(conn: Connection, args: CompleteArgs) -> dict[str, Any]:
-    sale = await sales.complete_sale(
-        conn.node.journal,
-        seller_of(conn),
-        args.basket_id,
-        [tender.__dict__ for tender in args.tenders],
-        receipt_no=args.receipt_no,
-    )
-    conn.node.metrics.sales += 1
-    printer = await print_jobs.receipt_printer(conn.node.journal, sale["id"])
-    return {**sale, "print": printer_place(conn, printer) if printer else None}
-
-
-def printer_place(conn: Connection, printer: store_printers.PrinterRef) -> dict[str, Any]:
-    """A printer as the till sees it: may it print there now?"""
-    return {"printer": printer.name, "node": printer.node,
-            "reachable": conn.node.reaches(printer.node)}
-
-
-@dataclass(frozen=True)
-class SoldLine:
-    id: str = client_id()
-    product_id: str = field(metadata=limits(min=1, max_length=64))
-    name: str = field(metadata=limits(min=1, max_length=200))
-    unit_price: int = field(metadata=limits(min=0, max=100_000_000))
-    vat_rate: int = field(metadata=limits(min=0, max=10_000))
-    quantity: int = field(metadata=limits(min=1, max=9999))
-    barcode: str | None = field(default=None, metadata=limits(max_length=32))
-
-
-@dataclass(frozen=True)
-class VatRow:
-    rate: int
-    base: int
-    vat: int
-    total: int
-
-
-@dataclass(frozen=True)
-class TillTotals:
-    total: int
-    items: int
-    vat: list[VatRow] = field(metadata=limits(max_length=20))
-
-
-@dataclass(frozen=True)
-class OfflineSale:
-    id: str = sale_id_arg()
-    receipt_no: int = field(metadata=limits(min=1, max=999_999_999))
-    cashier: str = client_id()
-    time: str = field(metadata=limits(min=1, max_length=40))
-    lines: list[SoldLine] = field(metadata=limits(min=1, max_length=500))
-    tenders: list[Tender] = field(metadata=limits(min=1, max_length=10))
-    totals: TillTotals
-    change: int = field(default=0, metadata=limits(min=0))
-    # Absent from tills of before sale ids, whose sale id was the basket id.
-    basket_id: str | None = field(default=None, metadata=limits(min=1, max_length=64))
-
-
-@dataclass(frozen=True)
-class RecordArgs:
-    sale: OfflineSale
-    offline: bool = True
-
-
-@command("sale/record", RecordArgs)
-async def sale_record(conn: Connection, args: RecordArgs) -> dict[str, Any]:
-    sale = dataclasses.asdict(args.sale)
-    seller = seller_of(conn)
-    # Recorded whatever cashier it names (the money was taken), flagged if not this one.
-    recorded = await sales.record_offline_sale(
-        conn.node.journal, seller.till, sale, offline=args.offline, logged_in=seller.cashier
-    )
-    conn.node.metrics.sales += 1
-    return recorded
-
-
-@dataclass(frozen=True)
-class HeldArgs:
-    since: int = field(default=1, metadata=limits(min=1, max=999_999_999))
-
-
-@command("sale/held", HeldArgs, access="till")
-async def sale_held(conn: Connection, args: HeldArgs) -> dict[str, Any]:
-    assert conn.till is not None
-    till = conn.till["code"]
-    held = await sales.held_receipt_numbers(conn.node.journal, till, args.since)
-    return {"till": till, "receipt_nos": held}
-
-
 @command("basket/list_open")
 async def basket_list_open(conn: Connection, args: NoArgs) -> list[dict[str, Any]]:
     return await baskets.list_open(conn.node.journal)
@@ -372,7 +291,12 @@ class ExportArgs:
 async def catalogue_export(conn: Connection, args: ExportArgs) -> dict[str, Any]:
     products = await catalogue.export(conn.node.journal, args.after, args.limit)
     more = len(products) == args.limit
-    return {"products": products, "next": products[-1]["id"] if more else None}
+    answer = {"products": products, "next": products[-1]["id"] if more else None}
+    if args.after is None:  # the first page: the grid, promotions, barcode layouts
+        from edge.api.catalogue_commands import till_catalogue_settings
+
+        answer |= await till_catalogue_settings(conn.node.journal, conn.node.config)
+    return answer
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The till's printer commands: status, live status, reprint, and the drawer.
+"""The till's printer commands: status, live status, today's sales and reprint, the drawer.
 
 The drawer opens with no sale ("no sale", for a manager) or, once, for a
 cash sale whose pulse the journal says is in doubt (`drawer_unknown`).
@@ -25,6 +25,7 @@ from edge.messages import (
     event_message,
 )
 from edge.schema import limits
+from edge.selling import sales_list
 
 # Pushed to `printer/subscribe`: the till asks `printer/status` again for its drawers (and,
 # once a node is found retired, receipts) in doubt.
@@ -105,6 +106,19 @@ async def printer_reprint(conn: Connection, args: ReprintArgs) -> dict[str, Any]
         journal, printer, args.sale_id, seller_of(conn).cashier, instead=args.printer is not None
     )
     return {**job, "reachable": conn.node.reaches(printer.node)}
+
+
+@dataclass(frozen=True)
+class SalesTodayArgs:
+    till: str | None = field(default=None, metadata=limits(min=1, max_length=64))
+    limit: int = field(default=20, metadata=limits(min=1, max=100))
+    before: str | None = field(default=None, metadata=limits(min=1, max_length=200))
+
+
+@command("sales/today", SalesTodayArgs)
+async def sales_today(conn: Connection, args: SalesTodayArgs) -> dict[str, Any]:
+    """Today's sales, newest first, a page at a time: the list a cashier reprints from."""
+    return await sales_list.sales_today(conn.node.journal, args.limit, args.till, args.before)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from edge.messages import INVALID_PAIRING_CODE, INVALID_REQUEST, EdgeError
 from edge.node import Node
 from edge.replication.discovery import Discovery
 from edge.schema import CONTROL_CHARACTERS
-from edge.selling import staff, staff_admin, tills, tills_admin
+from edge.selling import catalogue_admin, staff, staff_admin, tills, tills_admin
 from edge.sync.status import sync_health, sync_metric_rows
 
 log = logging.getLogger(__name__)
@@ -239,6 +239,17 @@ async def admin_tills(request: web.Request, body: dict[str, Any]) -> web.Respons
     return json_response(answer)
 
 
+@admin_only(_admin_token)
+async def admin_catalogue(request: web.Request, body: dict[str, Any]) -> web.Response:
+    """`edge catalogue import` and the store IT page's form: the node puts the parts
+    together and imports them, all or nothing."""
+    try:
+        answer = await catalogue_admin.carry_out(request.app[NODE].journal, body)
+    except AdminRefused as error:
+        return admin_error(error.status, error.code, error.message)
+    return json_response(answer)
+
+
 async def peer_websocket(request: web.Request) -> web.StreamResponse:
     return await request.app[NODE].peers.accept(request)
 
@@ -294,6 +305,7 @@ def make_app(config: Config, usb_backend: Any = None) -> web.Application:
     app.router.add_post("/api/admin/pair", admin_pair)
     app.router.add_post("/api/admin/staff", admin_staff)
     app.router.add_post("/api/admin/tills", admin_tills)
+    app.router.add_post("/api/admin/catalogue", admin_catalogue)
     app.router.add_get("/api/ws", till_websocket)
     app.router.add_get("/api/peer", peer_websocket)
     add_tls_join_routes(app)  # /api/tls/ca, /api/tls/join, /api/admin/tls/join-code

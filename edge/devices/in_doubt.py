@@ -28,13 +28,19 @@ from edge.messages import (
 # since (but on a node since retired: that one is in doubt too).
 _NO_OPENING_SINCE = f"""NOT EXISTS (SELECT 1 FROM print_jobs AS other
     WHERE other.sale_id = job.sale_id AND (other.drawer_opened = 1
-        OR (json_extract(other.body, '$.kind') = 'drawer' AND NOT {stranded("other")})))"""
+        OR (json_extract(other.body, '$.kind') = 'drawer' AND other.id != job.id
+            AND NOT {stranded("other")})))"""
+# The job that pulses a cash sale's drawer: its receipt's, or (receipt declined) a drawer
+# job of the sale (edge/devices/print_jobs.py, `request_sale_drawer`).
+_SALE_PULSE = """(json_extract(job.body, '$.kind') = 'receipt'
+    OR (json_extract(job.body, '$.kind') = 'drawer' AND job.sale_id IS NOT NULL
+        AND json_extract(job.body, '$.reason') = 'cash sale'))"""
 DRAWER_IN_DOUBT = f"""SELECT job.id, job.printer, job.node, job.sale_id FROM print_jobs AS job
-    WHERE job.drawer_unknown = 1 AND json_extract(job.body, '$.kind') = 'receipt'
+    WHERE job.drawer_unknown = 1 AND {_SALE_PULSE}
     AND {_NO_OPENING_SINCE}
     UNION
     SELECT job.id, job.printer, job.node, job.sale_id FROM print_jobs AS job
-    WHERE {stranded("job")} AND json_extract(job.body, '$.kind') = 'receipt'
+    WHERE {stranded("job")} AND {_SALE_PULSE}
     AND json_extract(job.body, '$.open_drawer') AND job.drawer_opened = 0
     AND {_NO_OPENING_SINCE}"""
 
@@ -59,7 +65,8 @@ async def request_drawer_for_sale(
             raise EdgeError(MANAGER_REQUIRED, f"sale {sale_id} is till {sale['till']}'s: "
                             "only a manager opens another till's drawer")
         if tx.fetchone(f"""SELECT 1 FROM print_jobs AS job WHERE sale_id = ?
-                       AND json_extract(body, '$.kind') = 'drawer' AND NOT {stranded("job")}""",
+                       AND json_extract(body, '$.kind') = 'drawer' AND NOT {stranded("job")}
+                       AND json_extract(body, '$.reason') IS NOT 'cash sale'""",
                        (sale_id,)):
             raise EdgeError(DRAWER_ALREADY_REQUESTED,
                             f"the drawer was already asked to open for sale {sale_id}")

@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from edge.devices.receipt_copies import next_copy_number, original_asked
 from edge.devices.store_printers import PrinterRef
 from edge.journal.chain import Event, canonical_json
 from edge.journal.event_types import event_type
@@ -230,6 +231,16 @@ def request_receipt(tx: Tx, printer: PrinterRef, sale_id: str, open_drawer: bool
              sale_id=sale_id, open_drawer=open_drawer)
 
 
+def request_sale_drawer(tx: Tx, printer: PrinterRef, sale_id: str) -> None:
+    """Inside the sale's own write: open the drawer of a cash sale whose receipt was declined.
+
+    A drawer job of the sale (`reason: cash sale`); its id comes from the sale
+    and the printer, so the sale resent through another node opens it once.
+    """
+    _request(tx, printer, "drawer", job_id=derived_job_id("sale_drawer", sale_id, printer),
+             sale_id=sale_id, open_drawer=True, reason="cash sale")
+
+
 def _request(tx: Tx, printer: PrinterRef, kind: str, job_id: str | None = None,
              **details: Any) -> dict[str, Any]:
     body = {"job_id": job_id or str(uuid.uuid4()), "printer": printer.name,
@@ -279,7 +290,12 @@ def original_claimant(tx: Tx, sale_id: str, but: str = "") -> str | None:
 async def request_reprint(
     journal: Journal, printer: PrinterRef, sale_id: str, cashier: str, *, instead: bool = False
 ) -> dict[str, Any]:
-    """Queue a copy of a sale's receipt (never opens the drawer): a DUPLICATA, but see `instead`.
+    """Queue a copy of a sale's receipt (never opens the drawer): a DUPLICATA, but see below.
+
+    A sale whose receipt the customer declined has no original yet: the first
+    receipt asked for is its original (once: its job id comes from the sale
+    and the printer, so asked through two nodes it is one job), every later
+    one a DUPLICATA numbered 1, 2... store-wide (`next_copy_number`).
 
     `instead`: the till chose this printer because the usual one is out of
     reach; the sale's unprinted jobs are called off so that one's node does
@@ -291,6 +307,14 @@ async def request_reprint(
     def work(tx: Tx) -> dict[str, Any]:
         if tx.fetchone("SELECT 1 FROM sales WHERE id = ?", (sale_id,)) is None:
             raise EdgeError(UNKNOWN_SALE, f"no sale {sale_id} in this store")
+        if not instead and not original_asked(tx, sale_id):
+            # `replaces`: should another node have printed the original meanwhile,
+            # this one prints as a DUPLICATA rather than nothing (the cashier asked).
+            job = _request(tx, printer, "receipt",
+                           job_id=derived_job_id("receipt", sale_id, printer), sale_id=sale_id,
+                           open_drawer=False, copy="original", requested_by=cashier,
+                           replaces=[])
+            return {**job, "copy": "original"}
         copy, replaces = "duplicate", []
         if instead:
             if original_claimant(tx, sale_id) is None:
@@ -303,10 +327,13 @@ async def request_reprint(
                 tx.append("print_job_cancelled", {"job_id": row["id"], "printer": row["printer"],
                                                   "node": row["node"], "by": cashier})
                 replaces.append(row["id"])
-        more = {"replaces": replaces} if instead else {}
+        more: dict[str, Any] = {"replaces": replaces} if instead else {}
+        if copy == "duplicate":
+            more["copy_number"] = next_copy_number(tx, sale_id)
         job = _request(tx, printer, "receipt", sale_id=sale_id, open_drawer=False, copy=copy,
                        requested_by=cashier, **more)
-        return {**job, "copy": copy}
+        return {**job, "copy": copy, **({"copy_number": more["copy_number"]}
+                                        if copy == "duplicate" else {})}
 
     return await journal.write(work)
 

@@ -65,7 +65,7 @@ from edge.devices.print_jobs import JOB_COLUMNS, UNFINISHED, Job, original_claim
 from edge.devices.receipt import Store, as_text, interrupted_mark, layout, printer_test_page
 from edge.journal.chain import Event
 from edge.journal.store import DiskFull, Journal, Tx
-from edge.selling.sales import find_sale
+from edge.selling.sales import SALE_EVENT_TYPES, find_sale
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -274,7 +274,8 @@ class PrinterWorker:
                                       config.width, code_page, pin)
         else:
             assert sale is not None
-            lines = layout(sale, self.queue.store, config.width, plan.copy)  # type: ignore[arg-type]
+            lines = layout(sale, self.queue.store, config.width, plan.copy,  # type: ignore[arg-type]
+                           job.body.get("copy_number"))
         text = as_text(lines, config.width) + "\n\n"
         mark: list[bytes] = []
         if plan.mark:
@@ -503,7 +504,7 @@ class PrintQueue:
                 worker = self.workers.get(event.body["printer"])
                 if worker is not None:
                     worker.wake.set()
-            elif event.type == "sale_completed":
+            elif event.type in SALE_EVENT_TYPES:
                 # A receipt may be waiting for this sale (asked for through another node).
                 for worker in self.workers.values():
                     worker.wake.set()

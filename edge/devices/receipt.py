@@ -70,15 +70,29 @@ def big_lines(text: str, width: int, **style: bool) -> list[ReceiptLine]:
             for part in textwrap.wrap(text, max(width // 2, 1)) or [""]]
 
 
+def duplicate_mark(copy_number: int | None) -> str:
+    """"DUPLICATA n° 2": a copy's number, counted store-wide (none on copies of before)."""
+    return f"DUPLICATA n° {copy_number}" if copy_number else "DUPLICATA"
+
+
 def layout(
-    sale: dict[str, Any], store: Store, width: int = WIDTH_80MM, copy: Copy = "original"
+    sale: dict[str, Any], store: Store, width: int = WIDTH_80MM, copy: Copy = "original",
+    copy_number: int | None = None,
 ) -> list[ReceiptLine]:
-    """A sale's receipt; `sale` may carry `cashier_name` (else the cashier id is printed)."""
+    """A sale's receipt; `sale` may carry `cashier_name` (else the cashier id is printed).
+
+    `copy_number`: which DUPLICATA of the sale this is (1 for the first copy).
+    """
     rule = ReceiptLine("-" * width)
     out = big_lines(store.name, width, bold=True, center=True)
     out += [ReceiptLine(line, center=True) for line in store.address]
     if copy == "duplicate":
-        out += big_lines("DUPLICATA", width, bold=True, center=True)
+        out += big_lines(duplicate_mark(copy_number), width, bold=True, center=True)
+    if "refund_of" in sale:  # a refund (edge/selling/refunds.py): a negative sale
+        out += big_lines("REMBOURSEMENT", width, bold=True, center=True)
+        if sale.get("refund_of_receipt"):
+            out.append(ReceiptLine(f"Ticket d'origine {sale['refund_of_receipt']}"[:width],
+                                   center=True))
     out.append(rule)
     for line in sale["lines"]:
         if line["quantity"] == 1:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.headoffice.storage import PRODUCT_FIELDS, HeadOfficeStorage
-from edge.selling.catalogue import parse_catalogue_csv
+from edge.selling.catalogue_import import parse_catalogue_csv
 
 Change = tuple[str, dict[str, Any]]
 
@@ -58,7 +58,8 @@ async def import_catalogue_csv(
     storage: HeadOfficeStorage, text: str, keep_missing: bool = False
 ) -> ImportSummary:
     """Import a catalogue CSV; CatalogueError (every bad line) and nothing changed if it is bad."""
-    products = parse_catalogue_csv(text)
+    # The columns head office keeps (a store adds how its tills show them: its own import).
+    products = parse_catalogue_csv(text, store_fields=False)
     summaries: list[ImportSummary] = []
 
     def changes_for(current: dict[str, dict[str, Any]]) -> list[Change]:

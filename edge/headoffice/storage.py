@@ -87,6 +87,7 @@ from edge.journal.vouches import (
     vouch_problem,
     vouched_heads,
 )
+from edge.selling.sales import SALE_EVENT_TYPES
 from edge.trust.certificates import load_cert, stores_named
 
 log = logging.getLogger(__name__)
@@ -761,7 +762,7 @@ class _Intake:
     def _store(self, event: Event, new_rows: list[tuple[Any, ...]],
                sales: list[tuple[Any, ...]], receipt: Receipt) -> None:
         new_rows.append(self._row(event))
-        if event.type == "sale_completed":
+        if event.type in SALE_EVENT_TYPES:
             # A NUL (from a journal of before till strings were checked)
             # is the one character PostgreSQL's text cannot hold.
             sales.append((self.store, str(event.body["id"]).replace("\x00", "\ufffd"),

@@ -393,15 +393,99 @@ MIGRATIONS: list[str] = [
     INSERT INTO meta (key, value) SELECT 'unsigned_vouch_owed', '1'
         WHERE EXISTS (SELECT 1 FROM events);
     """,
-    # 21 (issue 10, refunds, edge/selling/refunds.py): reserved.
+    # 21 (issue 10, refunds, edge/selling/refunds.py): each refunded line, of
+    # the winning event of each refund (a projection of `sale_refunded`; the
+    # refund itself is a row of `sales`, a negative sale). What is left to
+    # refund of a sold line, and what was refunded beyond it, are read from it.
     """
+    CREATE TABLE refund_lines (
+        refund_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        sale_id TEXT,
+        line_id TEXT,
+        product_id TEXT NOT NULL,
+        quantity INTEGER NOT NULL,
+        amount INTEGER NOT NULL,
+        event_hash TEXT NOT NULL,
+        PRIMARY KEY (refund_id, position)
+    );
+    CREATE INDEX refund_lines_by_sale ON refund_lines (sale_id, line_id);
     """,
     # 22 (issue 10, the catalogue's tiles, units and promotions, edge/selling/catalogue.py
-    # and edge/selling/promotions.py): reserved.
+    # and edge/selling/promotions.py): how a till shows and sells each product (unit,
+    # tile colour and image, favourite rank, open price), which origin listed it last
+    # (a store's import leaves head office's products alone), indexes for the till's
+    # product grid, and the promotions (a projection of `promotion_upserted` and
+    # `promotion_ended`).
     """
+    ALTER TABLE products ADD COLUMN unit TEXT NOT NULL DEFAULT 'piece';
+    ALTER TABLE products ADD COLUMN colour TEXT NOT NULL DEFAULT '';
+    ALTER TABLE products ADD COLUMN image TEXT NOT NULL DEFAULT '';
+    ALTER TABLE products ADD COLUMN favourite INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE products ADD COLUMN open_price INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE products ADD COLUMN listed_origin TEXT NOT NULL DEFAULT '';
+    CREATE INDEX listings_by_hash ON events (hash) WHERE type = 'product_upserted';
+    UPDATE products SET listed_origin = COALESCE((SELECT origin FROM events
+        WHERE type = 'product_upserted' AND hash = products.listed_hash), '')
+        WHERE listed_hash != '';
+    DROP INDEX listings_by_hash;
+    CREATE INDEX products_by_category ON products (category, name) WHERE active;
+    CREATE INDEX products_by_favourite ON products (favourite, name)
+        WHERE active AND favourite > 0;
+    CREATE TABLE promotions (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL DEFAULT '',
+        products TEXT NOT NULL DEFAULT '[]',
+        n INTEGER NOT NULL DEFAULT 0,
+        m INTEGER,
+        percent INTEGER,
+        price INTEGER,
+        starts TEXT,
+        ends TEXT,
+        listed_origin TEXT NOT NULL DEFAULT '',
+        listed_time TEXT NOT NULL DEFAULT '',
+        listed_hash TEXT NOT NULL DEFAULT '',
+        ended_time TEXT NOT NULL DEFAULT '',
+        ended_hash TEXT NOT NULL DEFAULT '',
+        active INTEGER NOT NULL DEFAULT 0
+    );
     """,
-    # 23 (issue 10, parked baskets, edge/selling/parking.py): reserved.
+    # 23 (issue 10, parked baskets, edge/selling/parking.py): the latest park of a
+    # basket, ranked (generation, event hash). A basket is parked while that park is
+    # of its current holder's generation: a resume is a takeover, one generation up.
+    # And today's sales, newest first (the till's sales list, edge/selling/sales_list.py).
     """
+    ALTER TABLE baskets ADD COLUMN parked_generation INTEGER;
+    ALTER TABLE baskets ADD COLUMN parked_event TEXT NOT NULL DEFAULT '';
+    ALTER TABLE baskets ADD COLUMN parked_name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE baskets ADD COLUMN parked_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE baskets ADD COLUMN parked_at TEXT NOT NULL DEFAULT '';
+    ALTER TABLE baskets ADD COLUMN parked INTEGER GENERATED ALWAYS AS (
+        COALESCE(parked_generation >= holder_generation, 0)) VIRTUAL;
+    CREATE INDEX baskets_parked ON baskets (parked_at)
+        WHERE status = 'open' AND parked_generation IS NOT NULL;
+    CREATE INDEX sales_by_time ON sales (time);
+    """,
+    # 24 (issue 10, edge/selling/discounts.py and the weighed line): a cashier's
+    # discounts, apart from the lines (a discount may arrive before its line);
+    # a line's unit (pieces, or grams of a product sold by the kilo) and
+    # whether its price came from its barcode.
+    """
+    CREATE TABLE basket_line_discounts (
+        basket_id TEXT NOT NULL,
+        line_id TEXT NOT NULL,
+        discount TEXT,
+        changed TEXT NOT NULL,
+        PRIMARY KEY (basket_id, line_id)
+    );
+    CREATE TABLE basket_discounts (
+        basket_id TEXT PRIMARY KEY,
+        discount TEXT,
+        changed TEXT NOT NULL
+    );
+    ALTER TABLE basket_lines ADD COLUMN unit TEXT NOT NULL DEFAULT 'piece';
+    ALTER TABLE basket_lines ADD COLUMN price_embedded INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 

@@ -16,23 +16,25 @@ events arrive in.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Set
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence, Set
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from edge.journal.chain import Event
-from edge.journal.event_types import event_type
 from edge.journal.store import Journal, Tx
 from edge.messages import BASKET_HELD, BASKET_MISMATCH, NO_OPEN_BASKET, UNKNOWN_LINE, EdgeError
+from edge.selling.barcodes import read_embedded
+from edge.selling.basket_events import LINE_COLUMNS
 from edge.selling.catalogue import find_product
-from edge.selling.money import Line, basket_totals
+from edge.selling.discounts import discount_json
+from edge.selling.line_items import line_fields
+from edge.selling.money import price_basket
+from edge.selling.promotions import active_promotions, active_promotions_read
 
 # A till that changed its basket this recently is taken to be using it, even
 # if it is connected to another node (and so invisible to this one).
 HOLD_SECONDS = 120
 
-LINE_COLUMNS = "line_id, product_id, barcode, name, unit_price, vat_rate, quantity"
 
 
 @dataclass(frozen=True)
@@ -52,44 +54,73 @@ def _line_json(row: sqlite3.Row) -> dict[str, Any]:
         "unit_price": row["unit_price"],
         "vat_rate": row["vat_rate"],
         "quantity": row["quantity"],
-        "total": row["unit_price"] * row["quantity"],
+        "unit": row["unit"],
+        "price_embedded": bool(row["price_embedded"]),
+        "discount": discount_json(row["discount"]),
     }
 
 
-def _totals(lines: list[dict[str, Any]]) -> dict[str, Any]:
-    return basket_totals(Line(ln["unit_price"], ln["quantity"], ln["vat_rate"]) for ln in lines)
+def priced(lines: list[dict[str, Any]], discount: dict[str, Any] | None,
+           promotions: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The lines with what each costs, and the basket's totals: `price_basket`'s, the
+    one pricing function (the offline till's web/pricing.js gives the same)."""
+    result = price_basket(lines, promotions, discount)
+    out = []
+    for line, price in zip(lines, result["lines"], strict=True):
+        out.append({**line, "gross": price["gross"], "promotion": price["promotion"],
+                    "promotion_ids": price["promotion_ids"],
+                    "discount_amount": price["discount"],
+                    "basket_share": price["basket_share"], "total": price["total"]})
+    totals = {key: result[key] for key in ("total", "items", "vat", "discounts")}
+    return out, totals
 
 
-def _basket_json(basket: sqlite3.Row, line_rows: list[sqlite3.Row]) -> dict[str, Any]:
-    lines = [_line_json(row) for row in line_rows]
+def basket_json(basket: sqlite3.Row, line_rows: list[sqlite3.Row],
+                 promotions: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    # Parked baskets' rows have no discount column: `in` on a Row looks at its values.
+    discount = discount_json(basket["discount"]) if "discount" in basket.keys() else None  # noqa: SIM118
+    lines, totals = priced([_line_json(row) for row in line_rows], discount, promotions)
     return {
         "id": basket["id"],
         "till": basket["till"],
         "cashier": basket["cashier"],
+        "discount": discount,
         "lines": lines,
-        "totals": _totals(lines),
+        "totals": totals,
     }
+
+
+def today() -> str:
+    """The store's day (the node's local date): which promotions run."""
+    return date.today().isoformat()
 
 
 # Normally one; after a merge of two nodes' events possibly two for a moment:
 # the newest is the one the till works on.
-OPEN_BASKET_SQL = """SELECT id, till, cashier FROM baskets WHERE till = ? AND status = 'open'
+OPEN_BASKET_SQL = """SELECT id, till, cashier,
+        (SELECT discount FROM basket_discounts WHERE basket_id = baskets.id) AS discount
+    FROM baskets WHERE till = ? AND status = 'open' AND parked = 0
     ORDER BY opened_at DESC, id LIMIT 1"""
-LINES_SQL = f"SELECT {LINE_COLUMNS} FROM basket_lines WHERE basket_id = ? ORDER BY position"
+# Each line with its discount, kept apart (edge/selling/discounts.py).
+LINES_SQL = f"""SELECT {LINE_COLUMNS}, basket_line_discounts.discount AS discount
+    FROM basket_lines LEFT JOIN basket_line_discounts USING (basket_id, line_id)
+    WHERE basket_lines.basket_id = ? ORDER BY position"""
 
 
 async def open_basket(journal: Journal, till: str) -> dict[str, Any] | None:
     basket = await journal.read_one(OPEN_BASKET_SQL, (till,))
     if basket is None:
         return None
-    return _basket_json(basket, await journal.read_all(LINES_SQL, (basket["id"],)))
+    return basket_json(basket, await journal.read_all(LINES_SQL, (basket["id"],)),
+                        await active_promotions_read(journal, today()))
 
 
 def open_basket_in(tx: Tx, till: str) -> dict[str, Any] | None:
     basket = tx.fetchone(OPEN_BASKET_SQL, (till,))
     if basket is None:
         return None
-    return _basket_json(basket, tx.fetchall(LINES_SQL, (basket["id"],)))
+    return basket_json(basket, tx.fetchall(LINES_SQL, (basket["id"],)),
+                        active_promotions(tx.db, today()))
 
 
 def held_elsewhere(holder: str, basket_id: str, how: str = "is held") -> EdgeError:
@@ -125,7 +156,15 @@ async def add_line(
     quantity: int,
     barcode: str | None = None,
     product_id: str | None = None,
+    *,
+    grams: int | None = None,
+    price: int | None = None,
+    layouts: Sequence[dict[str, Any]] = (),
+    approved_by: str | None = None,
 ) -> dict[str, Any]:
+    """Add a line of a product found by barcode or id (edge/selling/line_items.py says what
+    a weight or price label, a typed weight and a typed price make of it)."""
+
     def work(tx: Tx) -> dict[str, Any]:
         refuse_if_held_elsewhere(tx, seller.till, basket_id)
         basket = open_basket_in(tx, seller.till)
@@ -135,14 +174,18 @@ async def add_line(
                 f"till {seller.till} has basket {basket['id']} open, not {basket_id}",
             )
         if basket is None:
-            closed = tx.fetchone("SELECT status FROM baskets WHERE id = ?", (basket_id,))
+            closed = tx.fetchone("SELECT IIF(parked, 'parked', status) AS status FROM baskets "
+                                 "WHERE id = ?", (basket_id,))  # parked: resume it first
             if closed is not None:
                 raise EdgeError(
                     BASKET_MISMATCH, f"basket {basket_id} is already {closed['status']}"
                 )
         elif any(line["id"] == line_id for line in basket["lines"]):
             return basket
-        product = find_product(tx, barcode=barcode, product_id=product_id)
+        embedded = read_embedded(barcode, layouts) if barcode is not None else None
+        product = find_product(tx, barcode=embedded["lookup"] if embedded else barcode,
+                               product_id=product_id)
+        fields = line_fields(product, quantity, embedded=embedded, grams=grams, price=price)
         tx.append(
             "basket_line_added",
             {
@@ -151,11 +194,12 @@ async def add_line(
                 "cashier": seller.cashier,
                 "line_id": line_id,
                 "product_id": product["id"],
-                "barcode": product["barcode"],
+                # The label as scanned: its weight or price is part of the sale.
+                "barcode": barcode if embedded else product["barcode"],
                 "name": product["name"],
-                "unit_price": product["price"],
                 "vat_rate": product["vat_rate"],
-                "quantity": quantity,
+                **fields,
+                **({"approved_by": approved_by} if approved_by else {}),
             },
         )
         return open_basket_in(tx, seller.till)  # type: ignore[return-value]
@@ -215,13 +259,17 @@ async def void_basket(journal: Journal, seller: Seller, basket_id: str) -> None:
 
 
 async def list_open(journal: Journal) -> list[dict[str, Any]]:
-    """Every open basket of the store, newest first (to resume one from another till)."""
+    """Every open basket of the store, newest first (to resume one from another till).
+
+    Its total is before discounts and promotions: a list to pick from, not a bill.
+    """
     rows = await journal.read_all(
         """SELECT baskets.id, till, cashier, opened_at,
-                  COALESCE(SUM(quantity), 0) AS items,
-                  COALESCE(SUM(quantity * unit_price), 0) AS total
+                  COALESCE(SUM(IIF(unit = 'g', 1, quantity)), 0) AS items,
+                  COALESCE(SUM(IIF(unit = 'g', (2 * quantity * unit_price + 1000) / 2000,
+                                   quantity * unit_price)), 0) AS total
            FROM baskets LEFT JOIN basket_lines ON basket_lines.basket_id = baskets.id
-           WHERE status = 'open' GROUP BY baskets.id ORDER BY opened_at DESC"""
+           WHERE status = 'open' AND parked = 0 GROUP BY baskets.id ORDER BY opened_at DESC"""
     )
     return [dict(row) for row in rows]
 
@@ -287,191 +335,3 @@ async def take_over(
         return open_basket_in(tx, seller.till)  # type: ignore[return-value]
 
     return await journal.write(work)
-
-
-def _touch(db: sqlite3.Connection, event: Event, basket_id: str) -> None:
-    """Record that the basket changed at the event's time (the latest time wins)."""
-    db.execute(
-        "UPDATE baskets SET active_at = MAX(active_at, ?) WHERE id = ?", (event.time, basket_id)
-    )
-
-
-def _ensure_basket(db: sqlite3.Connection, event: Event, basket_id: str, status: str) -> None:
-    """The basket's row, made by whichever of its events arrives first.
-
-    Whatever the arrival order, it opened at its earliest event, and until a
-    takeover its till and cashier are that event's (the opener's).
-    """
-    body = event.body
-    db.execute(
-        """INSERT INTO baskets (id, till, cashier, opened_at, status, active_at)
-        VALUES (?, ?, ?, ?, ?, ?)
-        ON CONFLICT (id) DO UPDATE SET
-            till = CASE WHEN holder_generation = 0 AND excluded.opened_at < opened_at
-                        THEN excluded.till ELSE till END,
-            cashier = CASE WHEN holder_generation = 0 AND excluded.opened_at < opened_at
-                           THEN excluded.cashier ELSE cashier END,
-            opened_at = MIN(opened_at, excluded.opened_at)""",
-        (basket_id, body["till"], body["cashier"], event.time, status, event.time),
-    )
-
-
-@dataclass(slots=True)
-class BasketTakenOver:
-    basket_id: str
-    till: str
-    cashier: str
-    from_till: str = ""
-    generation: int = 1  # events from before generations count as 1
-    forced: bool = False
-
-
-@event_type("basket_taken_over", schema=BasketTakenOver,
-            merge="the highest (generation, event hash) holds the basket")
-def _basket_taken_over(db: sqlite3.Connection, event: Event) -> None:
-    """The highest (generation, hash) holds the basket, on every node, in any order.
-
-    A takeover normally replaces the holder it saw (generation + 1); two
-    accepted by nodes cut apart share a generation and the hash settles it.
-    Events from before generations existed count as generation 1.
-    """
-    body = event.body
-    generation = body.get("generation", 1)
-    _ensure_basket(db, event, body["basket_id"], "open")
-    db.execute(
-        """UPDATE baskets SET till = ?, cashier = ?, holder_generation = ?, holder_event = ?
-        WHERE id = ? AND (holder_generation, holder_event) < (?, ?)""",
-        (body["till"], body["cashier"], generation, event.hash, body["basket_id"],
-         generation, event.hash),
-    )
-    _touch(db, event, body["basket_id"])
-
-
-@dataclass(slots=True)
-class BasketLineAdded:
-    basket_id: str
-    till: str
-    cashier: str
-    line_id: str
-    product_id: str
-    name: str
-    unit_price: int
-    vat_rate: int
-    quantity: int
-    barcode: str | None = None
-
-
-@event_type("basket_line_added", schema=BasketLineAdded,
-            merge="a basket opens at its earliest event, by its opener's till; a line is "
-                  "one per id, as its earliest add gave it (its quantity: the latest change), "
-                  "ranked by that add's (time, hash); it stays out of a basket already sold "
-                  "or voided")
-def _basket_line_added(db: sqlite3.Connection, event: Event) -> None:
-    body = event.body
-    _ensure_basket(db, event, body["basket_id"], "open")
-    _touch(db, event, body["basket_id"])
-    # A line arriving (from a peer) after its basket was sold or voided stays out.
-    # A line added twice (resent through another node after a failover) is
-    # the earliest add's, whichever arrives first.
-    added = f"{event.time} {event.hash}"
-    values = (body["line_id"], body["product_id"], body["barcode"], body["name"],
-              body["unit_price"], body["vat_rate"], body["quantity"])
-    # Its quantity is the latest of those its adds and quantity changes gave.
-    db.execute(
-        f"""INSERT INTO basket_lines (basket_id, position, added, changed, {LINE_COLUMNS})
-        SELECT ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?
-        WHERE EXISTS (SELECT 1 FROM baskets WHERE id = ? AND status = 'open')
-        ON CONFLICT (basket_id, line_id) DO UPDATE SET
-            added = MIN(added, excluded.added),
-            product_id = IIF(excluded.added < added, excluded.product_id, product_id),
-            barcode = IIF(excluded.added < added, excluded.barcode, barcode),
-            name = IIF(excluded.added < added, excluded.name, name),
-            unit_price = IIF(excluded.added < added, excluded.unit_price, unit_price),
-            vat_rate = IIF(excluded.added < added, excluded.vat_rate, vat_rate),
-            quantity = IIF(excluded.changed > changed, excluded.quantity, quantity),
-            changed = MAX(changed, excluded.changed)""",
-        (body["basket_id"], added, added, *values, body["basket_id"]),
-    )
-    _rank_lines(db, body["basket_id"])
-
-
-def _rank_lines(db: sqlite3.Connection, basket_id: str) -> None:
-    """A line's place is its rank by the event that added it (time, then hash), not by
-    arrival: lines added through two nodes are in the same order everywhere."""
-    db.execute(
-        """UPDATE basket_lines SET position = (
-            SELECT COUNT(*) FROM basket_lines AS other
-            WHERE other.basket_id = basket_lines.basket_id AND other.added <= basket_lines.added)
-        WHERE basket_id = ?""",
-        (basket_id,),
-    )
-
-
-@dataclass(slots=True)
-class BasketQuantitySet:
-    basket_id: str
-    line_id: str
-    quantity: int
-
-
-@event_type("basket_quantity_set", schema=BasketQuantitySet,
-            merge="a line's quantity is the latest (time, hash) of its adds and changes; the "
-                  "latest change time counts as activity")
-def _basket_quantity_set(db: sqlite3.Connection, event: Event) -> None:
-    body = event.body
-    changed = f"{event.time} {event.hash}"
-    db.execute(
-        """UPDATE basket_lines SET quantity = ?, changed = ?
-        WHERE basket_id = ? AND line_id = ? AND changed < ?""",
-        (body["quantity"], changed, body["basket_id"], body["line_id"], changed),
-    )
-    _touch(db, event, body["basket_id"])
-
-
-@dataclass(slots=True)
-class BasketLineRemoved:
-    basket_id: str
-    line_id: str
-
-
-@event_type("basket_line_removed", schema=BasketLineRemoved,
-            merge="the line is gone; the latest change time counts as activity")
-def _basket_line_removed(db: sqlite3.Connection, event: Event) -> None:
-    body = event.body
-    db.execute(
-        "DELETE FROM basket_lines WHERE basket_id = ? AND line_id = ?",
-        (body["basket_id"], body["line_id"]),
-    )
-    _rank_lines(db, body["basket_id"])
-    _touch(db, event, body["basket_id"])
-
-
-def close_basket(db: sqlite3.Connection, event: Event, basket_id: str, status: str) -> None:
-    """Mark a basket sold or voided, even one whose lines have not arrived yet.
-
-    Events of several origins arrive in any order: a basket closed before its
-    lines arrive (from a node that died, through another) must stay closed
-    when they do. Sold wins over voided.
-    """
-    _ensure_basket(db, event, basket_id, status)
-    db.execute(
-        "UPDATE baskets SET status = ? WHERE id = ? AND status != 'sold'", (status, basket_id)
-    )
-    _touch(db, event, basket_id)
-    db.execute("DELETE FROM basket_lines WHERE basket_id = ?", (basket_id,))
-
-
-@dataclass(slots=True)
-class BasketVoided:
-    basket_id: str
-    till: str
-    cashier: str
-    lines: list[dict[str, Any]] = field(default_factory=list)
-    total: int = 0
-
-
-@event_type("basket_voided", schema=BasketVoided,
-            merge="the basket closes for good, even before its lines arrive; sold wins "
-                  "over voided")
-def _basket_voided(db: sqlite3.Connection, event: Event) -> None:
-    close_basket(db, event, event.body["basket_id"], "voided")

@@ -6,13 +6,11 @@ Catalogue events come from head office, or from a CSV loaded by store IT
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import sqlite3
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +18,25 @@ from edge.journal.chain import Event
 from edge.journal.event_types import event_type
 from edge.journal.store import Journal, Tx
 from edge.messages import UNKNOWN_BARCODE, UNKNOWN_PRODUCT, EdgeError
-from edge.selling.barcodes import is_valid_gtin
+from edge.schema import limits
 
-VAT_RATES = (210, 550, 1000, 2000)
-PRODUCT_COLUMNS = "id, barcode, name, price, vat_rate, category"
+# The CSV rules moved to their own module; still importable from here.
+from edge.selling.catalogue_import import (  # noqa: F401
+    VAT_RATES,
+    CatalogueError,
+    parse_catalogue_csv,
+)
+
+PRODUCT_COLUMNS = ("id, barcode, name, price, vat_rate, category, unit, colour, image, "
+                   "favourite, open_price")
 DEMO_CATALOGUE = Path(__file__).parents[1] / "data" / "demo_catalogue.csv"
+# What a product is without them (a listing from before they existed, head office's).
+TILE_DEFAULTS: dict[str, Any] = {"unit": "piece", "colour": "", "image": "", "favourite": 0,
+                                 "open_price": False}
 
 
 def product_json(row: sqlite3.Row) -> dict[str, Any]:
+    """A product as tills get it: the shape of a `product_upserted` body, every field."""
     return {
         "id": row["id"],
         "barcode": row["barcode"],
@@ -35,6 +44,11 @@ def product_json(row: sqlite3.Row) -> dict[str, Any]:
         "price": row["price"],
         "vat_rate": row["vat_rate"],
         "category": row["category"],
+        "unit": row["unit"],
+        "colour": row["colour"],
+        "image": row["image"],
+        "favourite": row["favourite"],
+        "open_price": bool(row["open_price"]),
     }
 
 
@@ -46,6 +60,12 @@ class ProductUpserted:
     vat_rate: int
     barcode: str | None = None
     category: str = ""
+    # How the till shows and sells it (issue 10); absent from older listings.
+    unit: str | None = field(default=None, metadata=limits(max_length=8))
+    colour: str | None = field(default=None, metadata=limits(max_length=7))
+    image: str | None = field(default=None, metadata=limits(max_length=200))
+    favourite: int | None = None
+    open_price: bool | None = None
 
 
 @dataclass(slots=True)
@@ -100,13 +120,16 @@ def _product_upserted(db: sqlite3.Connection, event: Event) -> None:
     db.execute(
         "INSERT OR IGNORE INTO products (id, name, price, vat_rate, active) "
         "VALUES (?, '', 0, 0, 0)", (product["id"],))
+    tile = {key: product.get(key, default) for key, default in TILE_DEFAULTS.items()}
     db.execute(
         """UPDATE products SET declared_barcode = ?, name = ?, price = ?, vat_rate = ?,
-            category = ?, listed_time = ?, listed_hash = ? WHERE id = ?
+            category = ?, unit = ?, colour = ?, image = ?, favourite = ?, open_price = ?,
+            listed_origin = ?, listed_time = ?, listed_hash = ? WHERE id = ?
             AND (listed_time, listed_hash) < (?, ?)""",
         (product.get("barcode"), product["name"], product["price"], product["vat_rate"],
-         product.get("category", ""), event.time, event.hash, product["id"],
-         event.time, event.hash),
+         product.get("category", ""), tile["unit"], tile["colour"], tile["image"],
+         tile["favourite"], int(tile["open_price"]), event.origin, event.time, event.hash,
+         product["id"], event.time, event.hash),
     )
     db.execute(f"UPDATE products SET active = {ACTIVE} WHERE id = ?", (product["id"],))
     _settle_barcodes(db, {named, product.get("barcode")})
@@ -193,78 +216,6 @@ async def search(journal: Journal, text: str, limit: int) -> list[dict[str, Any]
         (query, limit),
     )
     return [product_json(row) for row in rows]
-
-
-@dataclass(frozen=True)
-class CatalogueError(Exception):
-    """Rows of an import that are wrong; nothing of the import is applied."""
-
-    problems: list[str]
-
-    def __str__(self) -> str:
-        return "; ".join(self.problems)
-
-
-def parse_catalogue_csv(text: str) -> list[dict[str, Any]]:
-    """Products from CSV text, or CatalogueError listing every bad line."""
-    reader = csv.DictReader(io.StringIO(text))
-    required = ["id", "barcode", "name", "price", "vat_rate"]
-    missing = [column for column in required if column not in (reader.fieldnames or [])]
-    if missing:
-        raise CatalogueError([f"line 1: missing column(s) {', '.join(missing)}"])
-    products, problems = [], []
-    seen_ids: set[str] = set()
-    seen_barcodes: set[str] = set()
-    for row in reader:
-        line = reader.line_num
-        try:
-            product = _product_from_row(row)
-        except ValueError as error:
-            problems.append(f"line {line}: {error}")
-            continue
-        if product["id"] in seen_ids:
-            problems.append(f"line {line}: id {product['id']} appears twice")
-        if product["barcode"] in seen_barcodes:
-            problems.append(f"line {line}: barcode {product['barcode']} appears twice")
-        seen_ids.add(product["id"])
-        seen_barcodes.add(product["barcode"])
-        products.append(product)
-    if problems:
-        raise CatalogueError(problems)
-    return products
-
-
-def _product_from_row(row: dict[str, str]) -> dict[str, Any]:
-    product_id = (row.get("id") or "").strip()
-    barcode = (row.get("barcode") or "").strip()
-    name = (row.get("name") or "").strip()
-    if not product_id:
-        raise ValueError("id is empty")
-    if not is_valid_gtin(barcode):
-        raise ValueError(f"barcode {barcode!r} is not a valid EAN/GTIN")
-    if not name:
-        raise ValueError("name is empty")
-    try:
-        price = int(row["price"])
-    except (TypeError, ValueError):
-        raise ValueError(f"price {row.get('price')!r} is not a whole number of cents") from None
-    if price <= 0:
-        raise ValueError(f"price {price} must be positive")
-    try:
-        vat_rate = int(row["vat_rate"])
-    except (TypeError, ValueError):
-        raise ValueError(f"vat_rate {row.get('vat_rate')!r} is not a number") from None
-    if vat_rate not in VAT_RATES:
-        allowed = ", ".join(map(str, VAT_RATES))
-        raise ValueError(f"vat_rate {vat_rate} is not one of {allowed} (basis points)")
-    return {
-        "id": product_id,
-        "barcode": barcode,
-        "name": name,
-        "price": price,
-        "vat_rate": vat_rate,
-        "category": (row.get("category") or "").strip(),
-    }
 
 
 async def import_products(journal: Journal, products: Iterable[dict[str, Any]]) -> int:

@@ -362,7 +362,7 @@ async def list_tills(journal: Journal, waiting_sales: bool = True) -> list[dict[
         cursor = await journal.read_one("SELECT acknowledged_position FROM headoffice_sync")
         waiting = {row[0]: row[1] for row in await journal.read_all(
             """SELECT json_extract(body, '$.till'), COUNT(*) FROM events
-            WHERE position > ? AND type = 'sale_completed' GROUP BY 1""",
+            WHERE position > ? AND type IN ('sale_completed', 'sale_refunded') GROUP BY 1""",
             (cursor[0] if cursor else 0,))}
     return [{"code": row["code"], "name": row["name"], "paired_at": row["paired_at"],
              "last_seen": row["last_seen"], "revoked_at": row["revoked_at"],

@@ -1,0 +1,103 @@
+"""A cashier's discounts: on one line, or on the whole basket, with a reason.
+
+A discount is an amount (cents off) or a percent (basis points), with the
+reason the cashier gave. Above the store's limit (`selling.discount_limit`,
+basis points of what is discounted) a manager approves on the spot
+(edge/api/approvals.py) and the event records who. The pricing function
+(edge/selling/money.py `price_basket`) turns discounts into line totals, the
+same way on the node and on the offline till.
+
+Each discount is an event; the latest (time, hash) of a line's or a basket's
+discount events is the one that holds, whatever order they arrive in, kept
+apart from the line itself so that a discount arriving before its line (a
+till that failed over between the two) is not lost. Setting none removes it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from edge.journal.chain import Event
+from edge.journal.event_types import event_type
+from edge.schema import limits
+
+MAX_REASON = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Discount:
+    kind: Literal["amount", "percent"]
+    value: int = field(metadata=limits(min=1, max=10_000_000))
+    reason: str = field(metadata=limits(min=1, max_length=MAX_REASON))
+    approved_by: str | None = None
+
+
+def needs_approval(discount: Discount, discounted: int, limit: int) -> bool:
+    """Is `discount`, taken off `discounted` cents, past the store's limit (basis points)?"""
+    if discount.kind == "percent":
+        return discount.value > limit
+    return discount.value * 10_000 > limit * max(discounted, 0)
+
+
+def discount_json(raw: str | None) -> dict[str, Any] | None:
+    return orjson.loads(raw) if raw else None
+
+
+@dataclass(slots=True)
+class BasketLineDiscounted:
+    basket_id: str
+    line_id: str
+    discount: Discount | None = None
+
+
+@dataclass(slots=True)
+class BasketDiscounted:
+    basket_id: str
+    discount: Discount | None = None
+
+
+LATEST_WINS = ("the latest (time, hash) of the line's (or basket's) discount events holds, "
+               "kept apart from the line so it may arrive first; none once the basket closed")
+
+# Not for a basket already sold or voided here (a late event changes nothing).
+NOT_CLOSED = "NOT EXISTS (SELECT 1 FROM baskets WHERE id = ? AND status != 'open')"
+
+
+@event_type("basket_line_discounted", schema=BasketLineDiscounted, merge=LATEST_WINS)
+def _basket_line_discounted(db: sqlite3.Connection, event: Event) -> None:
+    body = event.body
+    changed = f"{event.time} {event.hash}"
+    discount = orjson.dumps(body["discount"]).decode() if body.get("discount") else None
+    db.execute(
+        f"""INSERT INTO basket_line_discounts (basket_id, line_id, discount, changed)
+        SELECT ?, ?, ?, ? WHERE {NOT_CLOSED}
+        ON CONFLICT (basket_id, line_id) DO UPDATE SET
+            discount = excluded.discount, changed = excluded.changed
+        WHERE excluded.changed > changed""",
+        (body["basket_id"], body["line_id"], discount, changed, body["basket_id"]),
+    )
+
+
+@event_type("basket_discounted", schema=BasketDiscounted, merge=LATEST_WINS)
+def _basket_discounted(db: sqlite3.Connection, event: Event) -> None:
+    body = event.body
+    changed = f"{event.time} {event.hash}"
+    discount = orjson.dumps(body["discount"]).decode() if body.get("discount") else None
+    db.execute(
+        f"""INSERT INTO basket_discounts (basket_id, discount, changed)
+        SELECT ?, ?, ? WHERE {NOT_CLOSED}
+        ON CONFLICT (basket_id) DO UPDATE SET
+            discount = excluded.discount, changed = excluded.changed
+        WHERE excluded.changed > changed""",
+        (body["basket_id"], discount, changed, body["basket_id"]),
+    )
+
+
+def forget_discounts(db: sqlite3.Connection, basket_id: str) -> None:
+    """A sold or voided basket's discounts are in its sale (or gone with it)."""
+    db.execute("DELETE FROM basket_line_discounts WHERE basket_id = ?", (basket_id,))
+    db.execute("DELETE FROM basket_discounts WHERE basket_id = ?", (basket_id,))

@@ -1,0 +1,171 @@
+"""A sale the till made while no node answered, recorded when one does.
+
+The money was taken, so a well-formed offline sale is never refused: the node
+prices it again with the one pricing function (the promotions running here,
+the discounts it carries, its weights and labels) and records what it finds
+as flags (docs/protocol.md, `sale/record`). A sale another node acknowledged
+and died before passing on, resent by the till, comes the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from edge.journal.store import Journal, Tx
+from edge.messages import INVALID_FIELD, EdgeError
+from edge.selling.baskets import priced, today
+from edge.selling.money import DEFAULT_MEAL_VOUCHER_CAP, settle
+from edge.selling.promotions import active_promotions
+from edge.selling.sales import (
+    held_elsewhere,
+    receipt_number,
+    sale_id_for,
+    sale_json,
+    settled_extras,
+    tender_as_recorded,
+    this_tills_sale_of,
+)
+
+SOLD_LINE_FIELDS = ("product_id", "barcode", "name", "unit_price", "vat_rate", "quantity")
+
+
+def _basket_of(till: str, sale: dict[str, Any]) -> str:
+    """The basket an offline sale sold; refused unless its id is `<basket>@<this till>`.
+
+    Every id with an `@` is of that form, `basket_id` given or not: a till
+    cannot record a sale under another till's sale id (it would hide that
+    sale). An id without one comes from a till of before sale ids: its
+    basket's id.
+    """
+    basket_id = sale.get("basket_id") or sale["id"].rpartition("@")[0] or sale["id"]
+    if "@" in sale["id"] and sale["id"] != sale_id_for(till, basket_id):
+        raise EdgeError(INVALID_FIELD, f"sale.id must be {sale_id_for(till, basket_id)!r}: "
+                        "a sale's id is its basket's id @ the till's code",
+                        {"field": "sale.id"})
+    if sale.get("basket_id") and "@" not in sale["id"]:
+        raise EdgeError(INVALID_FIELD, f"sale.id must be {sale_id_for(till, basket_id)!r} "
+                        "when basket_id is given", {"field": "sale.id"})
+    return basket_id
+
+
+def _already_sold(tx: Tx, till: str, sale_id: str) -> dict[str, Any] | None:
+    """The sale of that id if `till` made it (a resend); refused if another till did.
+
+    A sale is only ever told to the till that made it: a till that lost its
+    basket to another (taken over) must not take that till's sale for its own.
+    """
+    done = tx.fetchone("SELECT till, body, time, hash FROM sales WHERE id = ?", (sale_id,))
+    if done is None:
+        return None
+    if done["till"] != till:
+        raise held_elsewhere(done["till"], sale_id, how="was sold")
+    return sale_json(orjson.loads(done["body"]), done["time"], done["hash"])
+
+
+def _price_differs(tx: Tx, line: dict[str, Any]) -> bool:
+    """Not the catalogue's price or rate (a label's price and a typed price are the line's)."""
+    row = tx.fetchone("SELECT price, vat_rate, open_price FROM products WHERE id = ?",
+                      (line["product_id"],))
+    if row is None or row["vat_rate"] != line["vat_rate"]:
+        return True
+    return not (line["price_embedded"] or row["open_price"]) and row["price"] != line["unit_price"]
+
+
+async def record_offline_sale(
+    journal: Journal, till: str, sale: dict[str, Any], offline: bool = True,
+    logged_in: str | None = None, print_receipt: bool = True,
+    meal_voucher_cap: int = DEFAULT_MEAL_VOUCHER_CAP,
+) -> dict[str, Any]:
+    """Record a sale the till completed offline: the money was taken, so never refuse it.
+
+    The totals are worked out again here with the one pricing function; any
+    difference from the till's is flagged, as are unit prices that are not the
+    catalogue's and a receipt number the till already used. `offline=False`:
+    a sale another node acknowledged, resent by the till because this node
+    does not have it (that node died before passing it on).
+
+    The sale closes its basket unless another till holds that basket open
+    here: a till never closes another's basket (`basket_held_elsewhere`; the
+    two sales of one basket are then shown, see `baskets_sold_twice`). This
+    till's sale of that basket already here, under either form of id, is
+    this one. Refused: an id that is not `<basket>@<this till>` (`_basket_of`),
+    and an id that is another till's sale (from a till of before sale ids).
+
+    `logged_in`: the cashier logged in on the till that sends it. A sale
+    naming another cashier is still recorded (the money was taken, maybe by
+    a cashier who logged out since) but flagged `cashier_differs`, with who
+    was logged in; one naming a cashier the store does not know is flagged
+    `unknown_cashier`.
+    """
+
+    def work(tx: Tx) -> dict[str, Any]:
+        basket_id = _basket_of(till, sale)
+        done = _already_sold(tx, till, sale["id"]) or this_tills_sale_of(tx, till, basket_id)
+        if done is not None:
+            return done
+        # Priced again by the one pricing function, with the promotions running here.
+        lines, totals = priced(
+            [{**{k: line[k] for k in SOLD_LINE_FIELDS}, "id": line["id"],
+              "unit": line.get("unit", "piece"),
+              "price_embedded": bool(line.get("price_embedded", False)),
+              "discount": line.get("discount")} for line in sale["lines"]],
+            sale.get("discount"), active_promotions(tx.db, today()))
+        flags = []
+        if any(totals[key] != sale["totals"].get(key) for key in ("total", "items", "vat")):
+            flags.append("totals_differ")
+        if any(_price_differs(tx, line) for line in lines):
+            flags.append("price_differs")
+        # A manager named offline: no node could check the PIN then.
+        if any((d or {}).get("approved_by") for d in [sale.get("discount"),
+                                                       *(ln["discount"] for ln in lines)]):
+            flags.append("approval_unverified")
+        try:
+            settled = settle(totals["total"], sale["tenders"], meal_voucher_cap)
+        except EdgeError:
+            flags.append("tenders_differ")  # taken all the same: the money changed hands
+            paid = sum(t["amount"] for t in sale["tenders"])
+            settled = {"change": max(paid - totals["total"], 0), "voucher_excess": 0}
+        if tx.fetchone("SELECT 1 FROM sales WHERE till = ? AND receipt_no = ?",
+                       (till, sale["receipt_no"])):
+            flags.append("receipt_number_reused")
+        if logged_in is not None and sale["cashier"] != logged_in:
+            flags.append("cashier_differs")
+        if tx.fetchone("SELECT 1 FROM cashiers WHERE id = ?", (sale["cashier"],)) is None:
+            flags.append("unknown_cashier")
+        holder = tx.fetchone("SELECT till FROM baskets WHERE id = ? AND status = 'open'",
+                             (basket_id,))
+        closes_basket = holder is None or holder["till"] == till
+        if not closes_basket:
+            flags.append("basket_held_elsewhere")
+        body = {
+            "id": sale["id"],
+            "basket_id": basket_id,
+            "till": till,
+            "receipt_no": sale["receipt_no"],
+            "receipt_number": receipt_number(till, sale["receipt_no"]),
+            "cashier": sale["cashier"],
+            "lines": lines,
+            "totals": totals,
+            "tenders": [tender_as_recorded(t) for t in sale["tenders"]],
+            "change": settled["change"],
+            **settled_extras(sale.get("discount"), settled),
+            "offline": offline,
+            "till_time": sale["time"],
+            "flags": flags,
+            # The cashier's choice; the node prints nothing for a sale recorded afterwards.
+            "receipt": "printed" if print_receipt else "not_printed",
+        }
+        if not closes_basket:
+            body["closes_basket"] = False
+        if "totals_differ" in flags:
+            body["till_totals"] = sale["totals"]
+        if "cashier_differs" in flags:
+            body["logged_in_cashier"] = logged_in
+        if not offline:
+            body["resent"] = True
+        event = tx.append("sale_completed", body)
+        return sale_json(body, event.time, event.hash)
+
+    return await journal.write(work)

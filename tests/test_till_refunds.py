@@ -1,0 +1,191 @@
+"""Refunds on the browser till, at touch size (1024x768), against a real demo node.
+
+A receipt is found by scanning its QR code (the sale's hash, typed by the
+scanner) or by typing its number; lines are refunded up to what is left of
+them, never beyond (the till will not ask it); without a receipt a manager
+approves on the spot. With the node down, a refund goes to the till's outbox
+and is recorded once when the node is back, flagged when another till had
+already refunded what it gives back.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Any
+
+from playwright.async_api import Browser, BrowserContext, Page, expect
+from test_till_browser import shop  # noqa: F401  (the fixture)
+from test_till_offline import BACK_ONLINE_MS, ShopNode, log_in, pay_cash, scan
+
+from edge.selling.refund_rules import line_refund_amount
+from edge.selling.tills import create_pairing_code
+
+BAGUETTE, ESPRESSO = "2000001000014", "2000004000011"
+TOUCH = {"width": 1024, "height": 768}
+
+
+def euros(cents: int) -> re.Pattern[str]:
+    sign = "-" if cents < 0 else ""
+    cents = abs(cents)
+    return re.compile(rf"^{sign}{cents // 100},{cents % 100:02d}\s€$")
+
+
+def sale_hash(node: ShopNode, receipt_number: str) -> str:
+    with sqlite3.connect(node.data / "edge.sqlite3", timeout=5) as db:
+        (found,) = db.execute("SELECT hash FROM sales WHERE json_extract(body, "
+                              "'$.receipt_number') = ?", (receipt_number,)).fetchone()
+    return str(found)
+
+
+def refunds(node: ShopNode) -> list[dict[str, Any]]:
+    return [sale for sale in node.sales() if "refund_of" in sale]
+
+
+def refund_events(node: ShopNode) -> list[str]:
+    with sqlite3.connect(node.data / "edge.sqlite3", timeout=5) as db:
+        rows = db.execute("SELECT json_extract(body, '$.id') FROM events "
+                          "WHERE type = 'sale_refunded' ORDER BY position").fetchall()
+    return [row[0] for row in rows]
+
+
+async def paired_till(context: BrowserContext, link: str, cashier: str, pin: str) -> Page:
+    page = await context.new_page()
+    await page.goto(link)
+    await log_in(page, cashier, pin)
+    await expect(page.locator("#status")).to_have_attribute("data-state", "online")
+    return page
+
+
+async def find_receipt(page: Page, text: str) -> None:
+    """The refund screen, and the receipt as a scanner (or a hand) types it."""
+    await page.click("#refund-open")
+    await expect(page.locator("#screen-refund")).to_be_visible()
+    await expect(page.locator("#refund-query")).to_be_focused()
+    await page.keyboard.type(text)
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#refund-lines .refund-line")).not_to_have_count(0)
+
+
+def refund_line(page: Page, name: str) -> Any:
+    return page.locator("#refund-lines .refund-line").filter(has_text=name)
+
+
+async def refund(page: Page, reason: str) -> None:
+    await page.locator(f'#refund-reasons [data-reason="{reason}"]').click()
+    await page.click("#refund-confirm")
+
+
+async def test_refunds_by_qr_code_by_number_without_receipt_and_offline(
+    shop: tuple[ShopNode, Browser],  # noqa: F811
+) -> None:
+    node, browser = shop
+    till = await browser.new_context(locale="fr-FR", viewport=TOUCH)
+    page = await paired_till(till, await node.pairing_link(), "alice", "1234")
+    code = node.first_till
+
+    # The sale: three baguettes and an espresso, 5,10 €.
+    await scan(page, f"3*{BAGUETTE}")
+    await scan(page, ESPRESSO)
+    await expect(page.locator(".basket-line")).to_have_count(2)
+    await pay_cash(page, "10")
+    sold = f"{code}-000001"
+    await expect(page.locator("#receipt-number")).to_have_text(sold)
+    await page.click("#new-sale")
+    [sale] = node.sales()
+    baguettes = next(line for line in sale["lines"] if line["product_id"] == "p0001")
+
+    # One baguette back, the receipt's QR code scanned.
+    await find_receipt(page, sale_hash(node, sold))
+    await expect(page.locator("#refund-sale-info")).to_contain_text(sold)
+    await refund_line(page, "Baguette tradition").locator('[data-step="1"]').click()
+    first_amount = line_refund_amount(baguettes["total"], 3, 0, 1)
+    await expect(page.locator("#refund-total")).to_have_text(euros(-first_amount))
+    await expect(page.locator("#refund-tenders")).to_contain_text("Espèces 1,20 €")
+    await refund(page, "Produit défectueux")
+    await expect(page.locator("#refund-done")).to_be_visible()
+    await expect(page.locator("#refund-number")).to_have_text(f"{code}-000002")
+    await expect(page.locator("#refund-done-total")).to_have_text(euros(-first_amount))
+    await page.click("#refund-finish")
+    await expect(page.locator("#screen-sell")).to_be_visible()
+
+    # The espresso, the receipt's number typed; the baguettes cannot go past what is left.
+    await find_receipt(page, sold)
+    baguette_row = refund_line(page, "Baguette tradition")
+    await expect(baguette_row).to_contain_text("déjà remboursé 1")
+    for _ in range(3):
+        await baguette_row.locator('[data-step="1"]').click()
+    await expect(baguette_row.locator(".refund-qty")).to_have_text("2")
+    await expect(page.locator("#refund-message")).to_contain_text("2 au plus")
+    for _ in range(2):
+        await baguette_row.locator('[data-step="-1"]').click()
+    await refund_line(page, "Café expresso").locator('[data-step="1"]').click()
+    await expect(page.locator("#refund-total")).to_have_text(euros(-150))
+    await refund(page, "Erreur de caisse")
+    await expect(page.locator("#refund-number")).to_have_text(f"{code}-000003")
+    await page.click("#refund-finish")
+    by_qr, by_number = refunds(node)
+    assert (by_qr["refund_of"], by_qr["totals"]["total"]) == (sale["id"], -first_amount)
+    assert [(line["line_id"], line["quantity"]) for line in by_qr["lines"]] == [
+        (baguettes["id"], 1)]
+    assert by_qr["tenders"] == [{"method": "cash", "amount": -first_amount}]
+    assert (by_number["refund_of"], by_number["totals"]["total"]) == (sale["id"], -150)
+    assert by_number["reason"] == "Erreur de caisse"
+
+    # Without a receipt: a product from the catalogue, and a manager's PIN on this till.
+    await page.click("#refund-open")
+    await page.click("#refund-no-receipt")
+    await expect(page.locator("#refund-search")).to_be_focused()
+    await page.keyboard.type("crois beur")
+    await page.locator("#refund-search-results .search-result").first.click()
+    await expect(refund_line(page, "Croissant pur beurre")).to_be_visible()
+    await refund(page, "Client mécontent")
+    approval = page.locator("#approval-dialog")
+    await expect(approval).to_be_visible()
+    await approval.locator('[data-manager-id="bruno"]').click()
+    await page.keyboard.type("567890")
+    await page.keyboard.press("Enter")
+    await expect(approval).to_be_hidden()
+    await expect(page.locator("#refund-number")).to_have_text(f"{code}-000004")
+    await page.click("#refund-finish")
+    without = refunds(node)[-1]
+    assert (without["refund_of"], without["approved_by"]) == (None, "bruno")
+    assert without["totals"]["total"] == -115 and without["cashier"] == "alice"
+
+    # Another till refunds the two baguettes left; this till does not know it.
+    other = await browser.new_context(locale="fr-FR", viewport=TOUCH)
+    other_page = await paired_till(other, f"{node.url}/#pair="
+                                   f"{create_pairing_code(node.data / 'edge.sqlite3')}",
+                                   "bruno", "567890")
+    await find_receipt(other_page, sold)
+    for _ in range(2):
+        await refund_line(other_page, "Baguette tradition").locator('[data-step="1"]').click()
+    await refund(other_page, "Produit défectueux")
+    await expect(other_page.locator("#refund-done")).to_be_visible()
+    await other.close()
+
+    # Every node down: this till finds the receipt among its own sales of the day,
+    # refunds a baguette it thinks is left, and keeps the refund to send.
+    node.kill()
+    status = page.locator("#status")
+    await expect(status).to_have_attribute("data-state", "offline")
+    await find_receipt(page, sold)
+    baguette_row = refund_line(page, "Baguette tradition")
+    await expect(baguette_row).to_contain_text("déjà remboursé 1")
+    await baguette_row.locator('[data-step="1"]').click()
+    await refund(page, "Produit défectueux")
+    await expect(page.locator("#refund-done-offline")).to_be_visible()
+    await expect(page.locator("#refund-number")).to_have_text(f"{code}-000005")
+    await expect(status).to_have_attribute("data-waiting-sales", "1")
+    await page.click("#refund-finish")
+
+    # The node is back: the refund is recorded once, flagged: the receipt had none left.
+    node.start()
+    await expect(status).to_have_attribute("data-state", "online", timeout=BACK_ONLINE_MS)
+    await expect(status).to_have_attribute("data-waiting-sales", "0")
+    offline = refunds(node)[-1]
+    assert offline["receipt_number"] == f"{code}-000005"
+    assert offline["offline"] is True and "over_refunded" in offline["flags"]
+    assert offline["lines"][0]["amount"] == line_refund_amount(baguettes["total"], 3, 1, 1)
+    assert refund_events(node).count(offline["id"]) == 1
+    await till.close()

@@ -1,0 +1,82 @@
+// The pairing screen: shown while this browser has no till token. A code
+// (typed, or from a `#pair=CODE` link) gets one from the node (/api/pair).
+import { CommandError } from './client.js';
+import { $ } from './dom.js';
+
+export const TOKEN_KEY = 'edge.till_token';
+const DEFAULT_TILL_NAME = 'Caisse';
+
+/** A `#pair=CODE` link pairs this till straight away; the code leaves the URL at once. */
+function takePairCodeFromUrl() {
+  const match = /[#&]pair=([^&]*)/.exec(location.hash);
+  if (!match) return null;
+  history.replaceState(null, '', location.pathname + location.search);
+  return decodeURIComponent(match[1]);
+}
+
+/** protocol.md gives the statuses of /api/pair errors, not their body: accept the likely shapes. */
+function pairingError(status, body) {
+  const fallbackCode = { 400: 'invalid_request', 403: 'invalid_pairing_code', 429: 'too_many_attempts' }[status];
+  const error = body?.error;
+  if (error && typeof error === 'object') return new CommandError(error.code ?? fallbackCode, error.message);
+  if (typeof error === 'string') return new CommandError(error, body.message);
+  return new CommandError(body?.code ?? fallbackCode ?? 'network', body?.message ?? `HTTP ${status}`);
+}
+
+/** `ui.startConnection()` is called once the till has its token. */
+export function pairScreen(ui) {
+  async function pair(code, name) {
+    const button = $('#pair-submit');
+    button.disabled = true;
+    try {
+      let response;
+      try {
+        response = await fetch('/api/pair', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ code, name }),
+        });
+      } catch {
+        throw new CommandError('network', 'server unreachable');
+      }
+      const body = await response.json().catch(() => null);
+      if (!response.ok) throw pairingError(response.status, body);
+      localStorage.setItem(TOKEN_KEY, body.token);
+      $('#pair-code').value = '';
+      ui.hideError();
+      ui.startConnection();
+    } catch (error) {
+      ui.show('pair');
+      ui.showError(error);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  /** At start: pairs at once from a `#pair=` link; false when there is none. */
+  function pairFromLink() {
+    const code = takePairCodeFromUrl();
+    if (!code) return false;
+    $('#pair-code').value = code;
+    ui.show('pair');
+    pair(code, DEFAULT_TILL_NAME);
+    return true;
+  }
+
+  function wire() {
+    $('#pair-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      const code = $('#pair-code').value.trim();
+      if (!code) return $('#pair-code').focus();
+      pair(code, $('#pair-name').value.trim() || DEFAULT_TILL_NAME);
+    });
+  }
+
+  return {
+    name: 'pair',
+    wire,
+    render() {},
+    focus: () => ($('#pair-code').value ? $('#pair-name') : $('#pair-code')).focus(),
+    pairFromLink,
+  };
+}
