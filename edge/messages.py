@@ -56,6 +56,8 @@ INVALID_BARCODE = "invalid_barcode"
 # What a scan or a tile puts on a line (edge/selling/line_items.py).
 WEIGHT_REQUIRED = "weight_required"
 PRICE_REQUIRED = "price_required"
+# A change that would take a cashier's discounts past the store's limit (edge/selling/discounts.py).
+DISCOUNT_PAST_LIMIT = "discount_past_limit"
 
 
 class EdgeError(Exception):

@@ -231,3 +231,84 @@ async def test_a_basket_given_away_is_sold_without_a_tender(node: NodeUnderTest)
                         discount={"kind": "percent", "value": 10_000, "reason": "offert"})
         sale = await till.call("sale/complete", basket_id=basket, tenders=[])
         assert (sale["totals"]["total"], sale["tenders"], sale["change"]) == (0, [], 0)
+
+
+async def test_a_discount_stays_within_the_limit_whatever_changes_after(
+        node: NodeUnderTest) -> None:
+    """h39: an amount off ten loaves, then nine taken off, gave the last one away; two
+    discounts each under the limit added up past it; a removed line's id kept its
+    discount for the next article added under it."""
+    async with node.till() as till:
+        basket, loaves = new_id(), new_id()
+        await till.call("basket/add", basket_id=basket, line_id=loaves, barcode=BAGUETTE,
+                        quantity=10)
+        await till.call("basket/discount_line", basket_id=basket, line_id=loaves,
+                        discount={"kind": "amount", "value": 120, "reason": "abîmé"})
+        error = await refused(till, "basket/set_quantity", basket_id=basket, line_id=loaves,
+                              quantity=1)
+        assert error["code"] == "discount_past_limit"
+        assert (await till.call("basket/get"))["lines"][0]["quantity"] == 10
+        # 10 % off the line, then 10 % off the basket: 19 % in all, past the 10 % limit.
+        await till.call("basket/discount_line", basket_id=basket, line_id=loaves,
+                        discount={"kind": "percent", "value": 1000, "reason": "abîmé"})
+        error = await refused(till, "basket/discount", basket_id=basket,
+                              discount={"kind": "percent", "value": 1000, "reason": "x"})
+        assert error["code"] == "manager_required"
+        # A removed line takes its discount with it, and its id is not taken again.
+        other = new_id()
+        await till.call("basket/add", basket_id=basket, line_id=other, barcode=ESPRESSO)
+        await till.call("basket/discount_line", basket_id=basket, line_id=other,
+                        approval=MANAGER,
+                        discount={"kind": "percent", "value": 10_000, "reason": "offert"})
+        await till.call("basket/remove_line", basket_id=basket, line_id=other)
+        error = await refused(till, "basket/add", basket_id=basket, line_id=other,
+                              product_id="p0345")
+        assert error["code"] == "invalid_field"
+
+
+async def test_labels_and_typed_prices_are_held_to_the_rules(node: NodeUnderTest) -> None:
+    async with node.till() as till:
+        basket = new_id()
+        assert (await refused(till, "basket/add", basket_id=basket, line_id=new_id(),
+                              barcode=label("2200001", 0)))["code"] == "invalid_barcode"
+        # 20.00 EUR typed, three times: the line comes to 60.00, past the 50.00 limit.
+        error = await refused(till, "basket/add", basket_id=basket, line_id=new_id(),
+                              product_id=DIVERS, price=2000, quantity=3)
+        assert error["code"] == "manager_required"
+
+
+async def test_an_offline_sale_past_the_rules_is_recorded_and_flagged(
+        node: NodeUnderTest) -> None:
+    async with node.till() as till:
+        probe = new_id()
+        await till.call("basket/add", basket_id=probe, line_id=new_id(), barcode=BAGUETTE)
+        code = (await till.call("basket/get"))["till"]
+        await till.call("basket/clear", basket_id=probe)
+
+        async def record(number: int, lines: list[dict[str, Any]],
+                         discount: dict[str, Any] | None = None) -> list[str]:
+            totals = price_basket(lines, [], discount)
+            basket = new_id()
+            sale = {"id": f"{basket}@{code}", "basket_id": basket, "receipt_no": number,
+                    "cashier": "alice", "time": "2026-11-30T10:00:00.000Z", "lines": lines,
+                    "tenders": [{"method": "cash", "amount": max(totals["total"], 1)}],
+                    "totals": {key: totals[key] for key in ("total", "items", "vat")},
+                    **({"discount": discount} if discount else {})}
+            return (await till.call("sale/record", sale=sale))["flags"]
+
+        loaves = {"id": new_id(), "product_id": "p0001", "barcode": BAGUETTE,
+                  "name": "Baguette", "unit_price": 120, "vat_rate": 550, "quantity": 2}
+        given = {"kind": "percent", "value": 10_000, "reason": "offert"}
+        assert "discount_past_limit" in await record(901, [loaves], given)
+        named = {**given, "approved_by": "bruno"}
+        flags = await record(902, [loaves], named)
+        assert "approval_unverified" in flags and "discount_past_limit" not in flags
+        divers = {"id": new_id(), "product_id": DIVERS, "barcode": None, "name": "Divers",
+                  "unit_price": 90_000, "vat_rate": 550, "quantity": 1}
+        assert "open_price_past_limit" in await record(903, [divers])
+        cake = {"id": new_id(), "product_id": "p0344", "barcode": label("2200001", 2750),
+                "name": "Gâteau", "unit_price": 1, "vat_rate": 550, "quantity": 1,
+                "price_embedded": True}
+        assert "price_differs" in await record(904, [cake])
+        assert "price_differs" not in await record(905, [{**cake, "unit_price": 2750,
+                                                          "id": new_id()}])

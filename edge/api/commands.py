@@ -212,7 +212,8 @@ async def basket_add(conn: Connection, args: AddArgs) -> dict[str, Any]:
         raise EdgeError(INVALID_FIELD, "give exactly one of 'barcode' or 'product_id'")
     config = conn.node.config
     manager = None
-    if args.price is not None and (args.price > config.open_price_limit
+    # The limit is on what the line comes to, not on one article of it.
+    if args.price is not None and (args.price * args.quantity > config.open_price_limit
                                    or args.approval is not None):
         manager = await approved_by(conn, args.approval, f"a typed price past "
                                     f"{config.open_price_limit / 100:.2f} EUR")
@@ -233,7 +234,8 @@ class QuantityArgs:
 @command("basket/set_quantity", QuantityArgs)
 async def basket_set_quantity(conn: Connection, args: QuantityArgs) -> dict[str, Any]:
     return await baskets.set_quantity(
-        conn.node.journal, seller_of(conn), args.basket_id, args.line_id, args.quantity
+        conn.node.journal, seller_of(conn), args.basket_id, args.line_id, args.quantity,
+        discount_limit=conn.node.config.discount_limit,
     )
 
 
@@ -246,7 +248,8 @@ class LineArgs:
 @command("basket/remove_line", LineArgs)
 async def basket_remove_line(conn: Connection, args: LineArgs) -> dict[str, Any]:
     return await baskets.remove_line(
-        conn.node.journal, seller_of(conn), args.basket_id, args.line_id
+        conn.node.journal, seller_of(conn), args.basket_id, args.line_id,
+        discount_limit=conn.node.config.discount_limit,
     )
 
 

@@ -1,7 +1,8 @@
 """The till's discount commands: a line's discount, the basket's, each with a reason.
 
-Past the store's limit (`selling.discount_limit`, basis points of what is
-discounted) a manager approves on the spot (edge/api/approvals.py). The rules
+Past the store's limit (`selling.discount_limit`, edge/selling/discounts.py
+`past_limit`: each discount, and all a cashier gave together) a manager
+approves on the spot (edge/api/approvals.py). The rules
 are edge/selling/discounts.py's; docs/protocol.md documents each command.
 """
 
@@ -14,9 +15,9 @@ from edge.api.approvals import Approval, approved_by
 from edge.api.commands import client_id, seller_of
 from edge.api.websocket_api import Connection, command
 from edge.journal.store import Tx
-from edge.messages import UNKNOWN_LINE, EdgeError
+from edge.messages import MANAGER_REQUIRED, UNKNOWN_LINE, EdgeError
 from edge.selling import baskets
-from edge.selling.discounts import Discount, needs_approval
+from edge.selling.discounts import Discount, past_limit
 
 
 @dataclass(frozen=True)
@@ -41,16 +42,28 @@ def _line(basket: dict[str, Any], line_id: str) -> dict[str, Any]:
     return line
 
 
-async def _approved(conn: Connection, discount: Discount | None, discounted: int,
-                    approval: Approval | None) -> Discount | None:
-    """The discount as recorded: with the manager who approved it, when one had to."""
+async def _as_recorded(conn: Connection, discount: Discount | None,
+                       approval: Approval | None) -> Discount | None:
+    """The discount with the manager who approved it, if one did (a PIN typed here, or a
+    manager selling); never a name the till made up."""
     if discount is None:
         return None
-    limit = conn.node.config.discount_limit
-    if approval is None and not needs_approval(discount, discounted, limit):
-        return replace(discount, approved_by=None)
-    manager = await approved_by(conn, approval, f"a discount past {limit / 100:g} %")
+    manager = None
+    if approval is not None or conn.cashier["role"] == "manager":  # type: ignore[index]
+        manager = await approved_by(conn, approval, "this discount")
     return replace(discount, approved_by=manager)
+
+
+def _within_limit(tx: Tx, conn: Connection) -> dict[str, Any]:
+    """The basket with the new discount, unless a cashier alone may not give that much:
+    then MANAGER_REQUIRED, and the till asks a manager's PIN on the spot."""
+    limit = conn.node.config.discount_limit
+    basket = baskets.open_basket_in(tx, seller_of(conn).till)
+    assert basket is not None
+    if past_limit(basket, limit):
+        raise EdgeError(MANAGER_REQUIRED, f"discounts past {limit / 100:g} % of the basket "
+                        "or of a line need a manager's approval", {"approval": "required"})
+    return basket
 
 
 def _body(discount: Discount | None) -> dict[str, Any] | None:
@@ -62,37 +75,27 @@ def _body(discount: Discount | None) -> dict[str, Any] | None:
 @command("basket/discount_line", LineDiscountArgs)
 async def basket_discount_line(conn: Connection, args: LineDiscountArgs) -> dict[str, Any]:
     seller = seller_of(conn)
-    journal = conn.node.journal
-    basket = await baskets.open_basket(journal, seller.till)
-    # What the discount is taken off: the line's full price (a discounted line
-    # takes no promotion).
-    discounted = _line(basket, args.line_id)["gross"] if basket else 0
-    discount = await _approved(conn, args.discount, discounted, args.approval)
+    discount = await _as_recorded(conn, args.discount, args.approval)
 
     def work(tx: Tx) -> dict[str, Any]:
         current = baskets.require_open_basket(tx, seller.till, args.basket_id)
         _line(current, args.line_id)
         tx.append("basket_line_discounted", {
             "basket_id": args.basket_id, "line_id": args.line_id, "discount": _body(discount)})
-        return baskets.open_basket_in(tx, seller.till)  # type: ignore[return-value]
+        return _within_limit(tx, conn)
 
-    return await journal.write(work)
+    return await conn.node.journal.write(work)
 
 
 @command("basket/discount", BasketDiscountArgs)
 async def basket_discount(conn: Connection, args: BasketDiscountArgs) -> dict[str, Any]:
     seller = seller_of(conn)
-    journal = conn.node.journal
-    basket = await baskets.open_basket(journal, seller.till)
-    # What a basket discount is taken off: the lines after their own discounts.
-    discounted = sum(line["total"] + line["basket_share"] for line in basket["lines"]) \
-        if basket else 0
-    discount = await _approved(conn, args.discount, discounted, args.approval)
+    discount = await _as_recorded(conn, args.discount, args.approval)
 
     def work(tx: Tx) -> dict[str, Any]:
         baskets.require_open_basket(tx, seller.till, args.basket_id)
         tx.append("basket_discounted",
                   {"basket_id": args.basket_id, "discount": _body(discount)})
-        return baskets.open_basket_in(tx, seller.till)  # type: ignore[return-value]
+        return _within_limit(tx, conn)
 
-    return await journal.write(work)
+    return await conn.node.journal.write(work)

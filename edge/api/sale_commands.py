@@ -72,6 +72,7 @@ class SoldLine:
     unit: Literal["piece", "g"] = "piece"
     price_embedded: bool = False
     discount: Discount | None = None
+    approved_by: str | None = field(default=None, metadata=limits(max_length=64))  # open price
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ async def sale_record(conn: Connection, args: RecordArgs) -> dict[str, Any]:
     # Recorded whatever cashier it names (the money was taken), flagged if not this one.
     recorded = await offline_sales.record_offline_sale(
         conn.node.journal, seller.till, sale, offline=args.offline, logged_in=seller.cashier,
-        print_receipt=args.print, meal_voucher_cap=conn.node.config.meal_voucher_cap,
+        print_receipt=args.print, rules=offline_sales.StoreRules.of(conn.node.config),
     )
     conn.node.metrics.sales += 1
     return recorded

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from edge.journal.chain import Event
 from edge.journal.event_types import event_type
-from edge.selling.discounts import forget_discounts
+from edge.selling.discounts import forget_discounts, forget_line_discount
 
 LINE_COLUMNS = ("line_id, product_id, barcode, name, unit_price, vat_rate, quantity, unit, "
                 "price_embedded")
@@ -173,13 +173,15 @@ class BasketLineRemoved:
 
 
 @event_type("basket_line_removed", schema=BasketLineRemoved,
-            merge="the line is gone; the latest change time counts as activity")
+            merge="the line is gone, and its discount for good; the latest change time counts "
+                  "as activity")
 def _basket_line_removed(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
     db.execute(
         "DELETE FROM basket_lines WHERE basket_id = ? AND line_id = ?",
         (body["basket_id"], body["line_id"]),
     )
+    forget_line_discount(db, body["basket_id"], body["line_id"])
     _rank_lines(db, body["basket_id"])
     touch(db, event, body["basket_id"])
 

@@ -22,11 +22,19 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from edge.journal.store import Journal, Tx
-from edge.messages import BASKET_HELD, BASKET_MISMATCH, NO_OPEN_BASKET, UNKNOWN_LINE, EdgeError
+from edge.messages import (
+    BASKET_HELD,
+    BASKET_MISMATCH,
+    DISCOUNT_PAST_LIMIT,
+    INVALID_FIELD,
+    NO_OPEN_BASKET,
+    UNKNOWN_LINE,
+    EdgeError,
+)
 from edge.selling.barcodes import read_embedded
 from edge.selling.basket_events import LINE_COLUMNS
 from edge.selling.catalogue import find_product
-from edge.selling.discounts import discount_json
+from edge.selling.discounts import discount_json, line_was_removed, past_limit
 from edge.selling.line_items import line_fields
 from edge.selling.money import price_basket
 from edge.selling.promotions import active_promotions, active_promotions_read
@@ -75,6 +83,14 @@ def priced(lines: list[dict[str, Any]], discount: dict[str, Any] | None,
     return out, totals
 
 
+def applied_promotions(lines: list[dict[str, Any]],
+                       promotions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The promotions the priced `lines` took part in, as they stood: a sale keeps them,
+    so a refund can work out what the customer keeps without today's catalogue."""
+    used = {promotion_id for line in lines for promotion_id in line["promotion_ids"]}
+    return [promotion for promotion in promotions if promotion["id"] in used]
+
+
 def basket_json(basket: sqlite3.Row, line_rows: list[sqlite3.Row],
                  promotions: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     # Parked baskets' rows have no discount column: `in` on a Row looks at its values.
@@ -87,6 +103,7 @@ def basket_json(basket: sqlite3.Row, line_rows: list[sqlite3.Row],
         "discount": discount,
         "lines": lines,
         "totals": totals,
+        "promotions": applied_promotions(lines, promotions),
     }
 
 
@@ -182,6 +199,9 @@ async def add_line(
                 )
         elif any(line["id"] == line_id for line in basket["lines"]):
             return basket
+        if line_was_removed(tx.db, basket_id, line_id):
+            raise EdgeError(INVALID_FIELD, f"line {line_id} was removed from this basket: a "
+                            "new line takes a new id", {"field": "line_id"})
         embedded = read_embedded(barcode, layouts) if barcode is not None else None
         product = find_product(tx, barcode=embedded["lookup"] if embedded else barcode,
                                product_id=product_id)
@@ -207,8 +227,22 @@ async def add_line(
     return await journal.write(work)
 
 
+def refuse_past_limit(tx: Tx, till: str, discount_limit: int) -> dict[str, Any]:
+    """The basket as it now stands, unless its discounts went past what a cashier may
+    give alone (`discounts.past_limit`): then DISCOUNT_PAST_LIMIT, and the change that
+    took it there is not made."""
+    basket = open_basket_in(tx, till)
+    assert basket is not None
+    if past_limit(basket, discount_limit):
+        raise EdgeError(DISCOUNT_PAST_LIMIT, "with this change the basket's discounts would "
+                        "take off more than a cashier may alone: take a discount off first, "
+                        "or have a manager approve it", {"basket_id": basket["id"]})
+    return basket
+
+
 async def set_quantity(
-    journal: Journal, seller: Seller, basket_id: str, line_id: str, quantity: int
+    journal: Journal, seller: Seller, basket_id: str, line_id: str, quantity: int,
+    discount_limit: int = 10_000,
 ) -> dict[str, Any]:
     def work(tx: Tx) -> dict[str, Any]:
         basket = require_open_basket(tx, seller.till, basket_id)
@@ -221,20 +255,21 @@ async def set_quantity(
             "basket_quantity_set",
             {"basket_id": basket_id, "line_id": line_id, "quantity": quantity},
         )
-        return open_basket_in(tx, seller.till)  # type: ignore[return-value]
+        return refuse_past_limit(tx, seller.till, discount_limit)
 
     return await journal.write(work)
 
 
 async def remove_line(
-    journal: Journal, seller: Seller, basket_id: str, line_id: str
+    journal: Journal, seller: Seller, basket_id: str, line_id: str,
+    discount_limit: int = 10_000,
 ) -> dict[str, Any]:
     def work(tx: Tx) -> dict[str, Any]:
         basket = require_open_basket(tx, seller.till, basket_id)
         if not any(line["id"] == line_id for line in basket["lines"]):
             return basket
         tx.append("basket_line_removed", {"basket_id": basket_id, "line_id": line_id})
-        return open_basket_in(tx, seller.till)  # type: ignore[return-value]
+        return refuse_past_limit(tx, seller.till, discount_limit)
 
     return await journal.write(work)
 

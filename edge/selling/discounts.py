@@ -26,6 +26,7 @@ from edge.journal.event_types import event_type
 from edge.schema import limits
 
 MAX_REASON = 120
+BASIS_POINTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +37,34 @@ class Discount:
     approved_by: str | None = None
 
 
-def needs_approval(discount: Discount, discounted: int, limit: int) -> bool:
-    """Is `discount`, taken off `discounted` cents, past the store's limit (basis points)?"""
-    if discount.kind == "percent":
-        return discount.value > limit
-    return discount.value * 10_000 > limit * max(discounted, 0)
+def past_limit(basket: dict[str, Any], limit: int) -> bool:
+    """Do the discounts no manager approved take off more than a cashier may alone?
+
+    `basket` is priced (edge/selling/baskets.py). Checked whenever the basket
+    changes, not only when a discount is set: an amount off a line of ten,
+    then the quantity cut to one, would give the line away. Each discount on
+    its own (a line's against its price, the basket's against the lines after
+    theirs) and all of them together against the basket after promotions:
+    two discounts each under the limit do not add up past it. `limit` is in
+    basis points (`selling.discount_limit`).
+    """
+    lines = basket["lines"]
+    unapproved = 0
+    for line in lines:
+        discount = line.get("discount")
+        if discount and not discount.get("approved_by"):
+            if line["discount_amount"] * BASIS_POINTS > limit * line["gross"]:
+                return True
+            unapproved += line["discount_amount"]
+    discount = basket.get("discount")
+    if discount and not discount.get("approved_by"):
+        shared = sum(line["basket_share"] for line in lines)
+        after_lines = sum(line["total"] + line["basket_share"] for line in lines)
+        if shared * BASIS_POINTS > limit * after_lines:
+            return True
+        unapproved += shared
+    base = sum(line["gross"] - line["promotion"] for line in lines)
+    return unapproved * BASIS_POINTS > limit * base
 
 
 def discount_json(raw: str | None) -> dict[str, Any] | None:
@@ -95,6 +119,27 @@ def _basket_discounted(db: sqlite3.Connection, event: Event) -> None:
         WHERE excluded.changed > changed""",
         (body["basket_id"], discount, changed, body["basket_id"]),
     )
+
+
+# A removed line's discount row, kept so that no later discount event, nor a line
+# added again under its id (a till never does), brings a discount back. Sorts
+# after every event time, so no discount event ever wins over it.
+REMOVED = "~ removed"
+
+
+def forget_line_discount(db: sqlite3.Connection, basket_id: str, line_id: str) -> None:
+    db.execute(
+        f"""INSERT INTO basket_line_discounts (basket_id, line_id, discount, changed)
+        SELECT ?, ?, NULL, ? WHERE {NOT_CLOSED}
+        ON CONFLICT (basket_id, line_id) DO UPDATE SET
+            discount = NULL, changed = excluded.changed""",
+        (basket_id, line_id, REMOVED, basket_id))
+
+
+def line_was_removed(db: sqlite3.Connection, basket_id: str, line_id: str) -> bool:
+    return db.execute(
+        "SELECT 1 FROM basket_line_discounts WHERE basket_id = ? AND line_id = ? "
+        "AND changed = ?", (basket_id, line_id, REMOVED)).fetchone() is not None
 
 
 def forget_discounts(db: sqlite3.Connection, basket_id: str) -> None:

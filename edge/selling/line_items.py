@@ -28,6 +28,8 @@ def line_fields(product: dict[str, Any], quantity: int, *, embedded: dict[str, A
             raise EdgeError(INVALID_BARCODE, f"{product['name']} is not sold by weight: "
                             "this label is not for it")
         grams = embedded["value"]
+        if grams <= 0:
+            raise EdgeError(INVALID_BARCODE, "this label says 0 g: weigh the article again")
     if grams is not None and not by_weight:
         raise EdgeError(INVALID_FIELD, f"{product['name']} is sold by the piece, not by weight",
                         {"field": "grams"})
@@ -35,6 +37,9 @@ def line_fields(product: dict[str, Any], quantity: int, *, embedded: dict[str, A
         raise EdgeError(INVALID_FIELD, f"{product['name']} has a set price",
                         {"field": "price"})
     if embedded is not None and embedded["kind"] == "price":
+        if embedded["value"] <= 0:
+            raise EdgeError(INVALID_BARCODE, "this label says 0,00: weigh or price the article "
+                            "again, or type its price")
         return {"unit_price": embedded["value"], "quantity": quantity, "unit": "piece",
                 "price_embedded": True}
     if by_weight:

@@ -9,13 +9,18 @@ and died before passing on, resent by the till, comes the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from edge.config import Config
 from edge.journal.store import Journal, Tx
 from edge.messages import INVALID_FIELD, EdgeError
-from edge.selling.baskets import priced, today
+from edge.selling.barcodes import read_embedded
+from edge.selling.baskets import applied_promotions, priced, today
+from edge.selling.discounts import past_limit
 from edge.selling.money import DEFAULT_MEAL_VOUCHER_CAP, settle
 from edge.selling.promotions import active_promotions
 from edge.selling.sales import (
@@ -64,19 +69,68 @@ def _already_sold(tx: Tx, till: str, sale_id: str) -> dict[str, Any] | None:
     return sale_json(orjson.loads(done["body"]), done["time"], done["hash"])
 
 
-def _price_differs(tx: Tx, line: dict[str, Any]) -> bool:
-    """Not the catalogue's price or rate (a label's price and a typed price are the line's)."""
-    row = tx.fetchone("SELECT price, vat_rate, open_price FROM products WHERE id = ?",
+@dataclass(frozen=True)
+class StoreRules:
+    """The store's settings an offline sale is checked against (edge/config.py)."""
+
+    meal_voucher_cap: int = DEFAULT_MEAL_VOUCHER_CAP
+    discount_limit: int = 10_000
+    open_price_limit: int = 100_000_000
+    layouts: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, config: Config) -> StoreRules:
+        return cls(config.meal_voucher_cap, config.discount_limit, config.open_price_limit,
+                   tuple(config.embedded_barcodes))
+
+
+def _label_differs(tx: Tx, line: dict[str, Any], layouts: Sequence[dict[str, Any]],
+                   kind: str, value: int) -> bool:
+    """A line that says its price (or its weight) came off a label: is that the label's,
+    of this product?"""
+    try:
+        label = read_embedded(line.get("barcode") or "", layouts)
+    except EdgeError:
+        return True
+    if label is None or label["kind"] != kind or label["value"] != value:
+        return True
+    owner = tx.fetchone("SELECT id FROM products WHERE barcode = ?", (label["lookup"],))
+    return owner is None or owner["id"] != line["product_id"]
+
+
+def _is_label(barcode: str | None, layouts: Sequence[dict[str, Any]]) -> bool:
+    """A scanned label (not the product's own base code, whose value is 0: a typed weight)."""
+    try:
+        label = read_embedded(barcode or "", layouts)
+    except EdgeError:
+        return True  # a label's prefix with a wrong check digit: checked as a label
+    return label is not None and label["value"] != 0
+
+
+def _line_flags(tx: Tx, line: dict[str, Any], rules: StoreRules) -> set[str]:
+    """What is wrong with one line of an offline sale, by the catalogue and the store's rules."""
+    row = tx.fetchone("SELECT price, vat_rate, open_price, unit FROM products WHERE id = ?",
                       (line["product_id"],))
     if row is None or row["vat_rate"] != line["vat_rate"]:
-        return True
-    return not (line["price_embedded"] or row["open_price"]) and row["price"] != line["unit_price"]
+        return {"price_differs"}
+    if line["price_embedded"]:
+        differs = _label_differs(tx, line, rules.layouts, "price", line["unit_price"])
+        return {"price_differs"} if differs else set()
+    if row["open_price"]:
+        past = line["unit_price"] * line["quantity"] > rules.open_price_limit
+        return {"open_price_past_limit"} if past and not line.get("approved_by") else set()
+    if row["price"] != line["unit_price"] or (line["unit"] == "g") != (row["unit"] == "kg"):
+        return {"price_differs"}
+    if line["unit"] == "g" and _is_label(line.get("barcode"), rules.layouts) \
+            and _label_differs(tx, line, rules.layouts, "weight", line["quantity"]):
+        return {"price_differs"}
+    return set()
 
 
 async def record_offline_sale(
     journal: Journal, till: str, sale: dict[str, Any], offline: bool = True,
     logged_in: str | None = None, print_receipt: bool = True,
-    meal_voucher_cap: int = DEFAULT_MEAL_VOUCHER_CAP,
+    rules: StoreRules = StoreRules(),
 ) -> dict[str, Any]:
     """Record a sale the till completed offline: the money was taken, so never refuse it.
 
@@ -106,23 +160,27 @@ async def record_offline_sale(
         if done is not None:
             return done
         # Priced again by the one pricing function, with the promotions running here.
+        promotions = active_promotions(tx.db, today())
         lines, totals = priced(
             [{**{k: line[k] for k in SOLD_LINE_FIELDS}, "id": line["id"],
               "unit": line.get("unit", "piece"),
               "price_embedded": bool(line.get("price_embedded", False)),
-              "discount": line.get("discount")} for line in sale["lines"]],
-            sale.get("discount"), active_promotions(tx.db, today()))
+              "discount": line.get("discount"),
+              **({"approved_by": line["approved_by"]} if line.get("approved_by") else {})}
+             for line in sale["lines"]],
+            sale.get("discount"), promotions)
         flags = []
         if any(totals[key] != sale["totals"].get(key) for key in ("total", "items", "vat")):
             flags.append("totals_differ")
-        if any(_price_differs(tx, line) for line in lines):
-            flags.append("price_differs")
+        flags += sorted(set().union(*(_line_flags(tx, line, rules) for line in lines)))
+        if past_limit({"lines": lines, "discount": sale.get("discount")}, rules.discount_limit):
+            flags.append("discount_past_limit")
         # A manager named offline: no node could check the PIN then.
-        if any((d or {}).get("approved_by") for d in [sale.get("discount"),
+        if any((d or {}).get("approved_by") for d in [sale.get("discount"), *lines,
                                                        *(ln["discount"] for ln in lines)]):
             flags.append("approval_unverified")
         try:
-            settled = settle(totals["total"], sale["tenders"], meal_voucher_cap)
+            settled = settle(totals["total"], sale["tenders"], rules.meal_voucher_cap)
         except EdgeError:
             flags.append("tenders_differ")  # taken all the same: the money changed hands
             paid = sum(t["amount"] for t in sale["tenders"])
@@ -151,6 +209,8 @@ async def record_offline_sale(
             "tenders": [tender_as_recorded(t) for t in sale["tenders"]],
             "change": settled["change"],
             **settled_extras(sale.get("discount"), settled),
+            **({"promotions": applied} if (applied := applied_promotions(lines, promotions))
+               else {}),
             "offline": offline,
             "till_time": sale["time"],
             "flags": flags,

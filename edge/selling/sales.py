@@ -134,6 +134,8 @@ async def complete_sale(
             "change": settled["change"],
             **settled_extras(basket.get("discount"), settled),
         }
+        if basket["promotions"]:
+            body["promotions"] = basket["promotions"]
         printer = store_printers.route(tx, seller.till)
         body["receipt"] = "printed" if print_receipt else "not_printed"  # the cashier's choice
         event = tx.append("sale_completed", body)
