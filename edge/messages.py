@@ -58,6 +58,8 @@ WEIGHT_REQUIRED = "weight_required"
 PRICE_REQUIRED = "price_required"
 # A change that would take a cashier's discounts past the store's limit (edge/selling/discounts.py).
 DISCOUNT_PAST_LIMIT = "discount_past_limit"
+# The meal-voucher part of a sale goes back as a meal voucher (edge/selling/refund_rules.py).
+REFUND_MEAL_VOUCHER = "refund_meal_voucher"
 
 
 class EdgeError(Exception):

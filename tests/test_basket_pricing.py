@@ -8,10 +8,12 @@ label carries its price, a "Divers" at a typed price.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from conftest import NodeUnderTest, Till
+from conftest import NodeUnderTest, Till, node_of
 
 from edge.selling.barcodes import gtin_check_digit
 from edge.selling.money import price_basket
@@ -27,6 +29,11 @@ MANAGER = {"manager": "bruno", "pin": "567890"}
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def now() -> str:
+    """A till's clock, as it stamps a sale."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def label(head: str, value: int) -> str:
@@ -178,9 +185,9 @@ async def test_an_offline_sale_with_discounts_and_weights_is_priced_again_alike(
              "unit_price": 115, "vat_rate": 550, "quantity": 3},
             {"id": new_id(), "product_id": LOAF_BY_WEIGHT, "barcode": None, "name": "Pain",
              "unit_price": 680, "vat_rate": 550, "quantity": 500, "unit": "g",
-             "discount": {"kind": "amount", "value": 40, "reason": "fin de journée"}},
+             "discount": {"kind": "amount", "value": 30, "reason": "fin de journée"}},
         ]
-        discount = {"kind": "percent", "value": 500, "reason": "fidélité"}
+        discount = {"kind": "percent", "value": 400, "reason": "fidélité"}
         totals = price_basket(lines, promotions, discount)
         basket = new_id()
         # The till's code: a sale made here online says it.
@@ -189,7 +196,7 @@ async def test_an_offline_sale_with_discounts_and_weights_is_priced_again_alike(
         code = (await till.call("basket/get"))["till"]
         await till.call("basket/clear", basket_id=probe)
         sale = {"id": f"{basket}@{code}", "basket_id": basket, "receipt_no": 900,
-                "cashier": "alice", "time": "2026-11-30T10:00:00.000Z", "lines": lines,
+                "cashier": "alice", "time": now(), "lines": lines,
                 "tenders": [{"method": "cash", "amount": 1000}], "discount": discount,
                 "totals": {key: totals[key] for key in ("total", "items", "vat")}}
         recorded = await till.call("sale/record", sale=sale)
@@ -312,3 +319,37 @@ async def test_an_offline_sale_past_the_rules_is_recorded_and_flagged(
         assert "price_differs" in await record(904, [cake])
         assert "price_differs" not in await record(905, [{**cake, "unit_price": 2750,
                                                           "id": new_id()}])
+
+
+async def test_an_offline_sale_keeps_the_promotions_of_when_it_was_made(
+        node: NodeUnderTest) -> None:
+    """h41: three croissants sold 3-for-2 last night, sent this morning after the
+    promotion ended, were recorded at full price (the takings overstated)."""
+    async with node.till() as till:
+        probe = new_id()
+        await till.call("basket/add", basket_id=probe, line_id=new_id(), barcode=BAGUETTE)
+        code = (await till.call("basket/get"))["till"]
+        await till.call("basket/clear", basket_id=probe)
+        promotions = await demo_promotions(till)
+        lines = [{"id": new_id(), "product_id": "p0002", "barcode": CROISSANT,
+                  "name": "Croissant", "unit_price": 115, "vat_rate": 550, "quantity": 3}]
+        totals = price_basket(lines, promotions)
+        assert totals["total"] == 230
+        sold_at = now()  # the demo's promotions were listed before it
+        await asyncio.sleep(0.01)  # the promotion ends a moment after the sale
+        ended = await node_of(node).journal.write(
+            lambda tx: tx.append("promotion_ended", {"id": "croissants-3-pour-2"}))
+        assert ended.time > sold_at
+        basket = new_id()
+        sale = {"id": f"{basket}@{code}", "basket_id": basket, "receipt_no": 950,
+                "cashier": "alice", "time": sold_at, "lines": lines,
+                "tenders": [{"method": "cash", "amount": 230}],
+                "totals": {key: totals[key] for key in ("total", "items", "vat")}}
+        recorded = await till.call("sale/record", sale=sale)
+        assert recorded["totals"]["total"] == 230 and recorded["flags"] == []
+        # Sold after the promotion ended: full price, flagged.
+        later = {**sale, "id": f"{new_id()}@{code}", "basket_id": None, "receipt_no": 951,
+                 "time": "2099-01-01T10:00:00.000Z"}
+        later["basket_id"] = later["id"].rpartition("@")[0]
+        flagged = await till.call("sale/record", sale=later)
+        assert flagged["totals"]["total"] == 345 and "totals_differ" in flagged["flags"]

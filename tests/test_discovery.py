@@ -13,7 +13,7 @@ from netns import in_namespace, linked_hosts
 from edge.trust.folder import TrustFolder
 
 
-def discover(args: list[str], node_id: str, deadline: float = 15) -> dict:
+def discover(args: list[str], node_id: str, deadline: float = 30) -> dict:
     """Run `edge discover` (a separate process) until it reports `node_id`."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:

@@ -379,7 +379,7 @@ def refunds(draw: st.DrawFn) -> list[Step]:
                     for line in draw(st.lists(st.sampled_from(lines), min_size=1, max_size=2,
                                               unique_by=lambda line: line["id"]))]
         without_receipt = number == 3
-        body = {"id": f"r{number}@{till}", "refund_of": None if without_receipt else sale_id,
+        body = {"id": f"r{number}@{till}#refund", "refund_of": None if without_receipt else sale_id,
                 "till": till, "receipt_no": 61 + number,
                 "receipt_number": f"{till}-{61 + number:06d}", "cashier": "c1",
                 "lines": refunded, "totals": refund_totals(refunded),

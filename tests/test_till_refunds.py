@@ -3,9 +3,11 @@
 A receipt is found by scanning its QR code (the sale's hash, typed by the
 scanner) or by typing its number; lines are refunded up to what is left of
 them, never beyond (the till will not ask it); without a receipt a manager
-approves on the spot. With the node down, a refund goes to the till's outbox
-and is recorded once when the node is back, flagged when another till had
-already refunded what it gives back.
+approves on the spot, and for money given back otherwise than the sale was
+paid (a card sale in cash). A sale that took a promotion gives back what the
+customer keeps would not cost, online and offline alike. With the node down, a
+refund goes to the till's outbox and is recorded once when the node is back,
+flagged when another till had already refunded what it gives back.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from test_till_offline import BACK_ONLINE_MS, ShopNode, log_in, pay_cash, scan
 from edge.selling.refund_rules import line_refund_amount
 from edge.selling.tills import create_pairing_code
 
-BAGUETTE, ESPRESSO = "2000001000014", "2000004000011"
+BAGUETTE, CROISSANT, ESPRESSO = "2000001000014", "2000002000013", "2000004000011"
 TOUCH = {"width": 1024, "height": 768}
 
 
@@ -152,6 +154,33 @@ async def test_refunds_by_qr_code_by_number_without_receipt_and_offline(
     assert (without["refund_of"], without["approved_by"]) == (None, "bruno")
     assert without["totals"]["total"] == -115 and without["cashier"] == "alice"
 
+    # Three croissants "3 for 2" by card; two back, all in cash: the one kept costs
+    # 1,15 €, and cash for a card sale takes a manager.
+    await scan(page, f"3*{CROISSANT}")
+    await expect(page.locator("#total")).to_have_text(euros(230))
+    await page.click("#pay-card")
+    await page.fill("#card-reference", "TPE-1")
+    await page.click("#confirm-payment")
+    await expect(page.locator("#receipt-number")).to_have_text(f"{code}-000005")
+    await page.click("#new-sale")
+    await find_receipt(page, f"{code}-000005")
+    croissants = refund_line(page, "Croissant pur beurre")
+    for _ in range(2):
+        await croissants.locator('[data-step="1"]').click()
+    await expect(page.locator("#refund-total")).to_have_text(euros(-115))
+    await expect(page.locator("#refund-tenders")).to_contain_text("Carte 1,15 €")
+    await page.check("#refund-all-cash")
+    await refund(page, "Client mécontent")
+    await expect(approval).to_be_visible()
+    await approval.locator('[data-manager-id="bruno"]').click()
+    await page.keyboard.type("567890")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#refund-number")).to_have_text(f"{code}-000006")
+    await page.click("#refund-finish")
+    in_cash = refunds(node)[-1]
+    assert in_cash["tenders"] == [{"method": "cash", "amount": -115}]
+    assert in_cash["approved_by"] == "bruno"
+
     # Another till refunds the two baguettes left; this till does not know it.
     other = await browser.new_context(locale="fr-FR", viewport=TOUCH)
     other_page = await paired_till(other, f"{node.url}/#pair="
@@ -175,17 +204,30 @@ async def test_refunds_by_qr_code_by_number_without_receipt_and_offline(
     await baguette_row.locator('[data-step="1"]').click()
     await refund(page, "Produit défectueux")
     await expect(page.locator("#refund-done-offline")).to_be_visible()
-    await expect(page.locator("#refund-number")).to_have_text(f"{code}-000005")
+    await expect(page.locator("#refund-number")).to_have_text(f"{code}-000007")
     await expect(status).to_have_attribute("data-waiting-sales", "1")
+    await page.click("#refund-finish")
+    # The last croissant: the till prices it as the node does (all that is left: 1,15 €),
+    # back to the card that paid.
+    await find_receipt(page, f"{code}-000005")
+    await expect(croissants).to_contain_text("déjà remboursé 2")
+    await croissants.locator('[data-step="1"]').click()
+    await expect(page.locator("#refund-total")).to_have_text(euros(-115))
+    await refund(page, "Client mécontent")
+    await expect(page.locator("#refund-number")).to_have_text(f"{code}-000008")
+    await expect(status).to_have_attribute("data-waiting-sales", "2")
     await page.click("#refund-finish")
 
     # The node is back: the refund is recorded once, flagged: the receipt had none left.
     node.start()
     await expect(status).to_have_attribute("data-state", "online", timeout=BACK_ONLINE_MS)
     await expect(status).to_have_attribute("data-waiting-sales", "0")
-    offline = refunds(node)[-1]
-    assert offline["receipt_number"] == f"{code}-000005"
+    by_number = {refund["receipt_number"]: refund for refund in refunds(node)}
+    offline = by_number[f"{code}-000007"]
     assert offline["offline"] is True and "over_refunded" in offline["flags"]
     assert offline["lines"][0]["amount"] == line_refund_amount(baguettes["total"], 3, 1, 1)
     assert refund_events(node).count(offline["id"]) == 1
+    last = by_number[f"{code}-000008"]
+    assert (last["flags"], last["totals"]["total"]) == ([], -115)
+    assert last["tenders"] == [{"method": "card", "amount": -115}]
     await till.close()

@@ -535,6 +535,7 @@ Object.assign(STRINGS.fr, {
   'error.refund_tenders_mismatch': 'Les moyens de remboursement ne font pas le total',
   'error.refund_offline_qr': 'Hors ligne : saisissez le numéro du ticket',
   'error.refund_offline_other_till': 'Hors ligne : seuls les tickets de cette caisse se retrouvent',
+  'error.refund_meal_voucher': 'Les titres-restaurant se remboursent en titres-restaurant, jamais en espèces',
 });
 
 Object.assign(STRINGS.en, {
@@ -604,6 +605,7 @@ Object.assign(STRINGS.en, {
   'error.refund_tenders_mismatch': 'The refund’s tenders do not add up to its total',
   'error.refund_offline_qr': 'Offline: type the receipt number',
   'error.refund_offline_other_till': 'Offline: only this till’s receipts can be found',
+  'error.refund_meal_voucher': 'Meal vouchers are refunded as meal vouchers, never in cash',
 });
 
 Object.assign(STRINGS.fr, {

@@ -1,8 +1,9 @@
 // The refund screen: find a receipt by typing its number or scanning its QR
 // code, pick lines and quantities up to what is left to refund, a reason, and
 // confirm; the money goes back to the sale's tenders by default (cash for the
-// rest), or all in cash. Without a receipt: products from the catalogue, and
-// a manager approves (approval.js). The rules and the node's commands are
+// rest), or all in cash: a manager approves (approval.js), and never for what
+// meal vouchers paid, which goes back as meal vouchers. Without a receipt:
+// products from the catalogue, and a manager approves. The rules and the node's commands are
 // refunds.js's (RefundDesk); offline the refund goes to the ledger's outbox.
 //
 // Its section is made here (appended to <main>), so index.html stays as it is.
@@ -141,9 +142,18 @@ export function refundScreen(ui) {
     return [];
   }
 
-  function tendersFor(total) {
-    if (state.allCash || state.mode === 'products') return [{ method: 'cash', amount: total }];
+  function defaultsFor(total) {
     return defaultTenders(total, state.found?.sale.tenders ?? [], state.found?.earlierTenders ?? []);
+  }
+
+  /** Meal vouchers paid part of what goes back: that part is never given in cash. */
+  function vouchersGoBack(total) {
+    return defaultsFor(total).some((tender) => tender.method === 'meal_voucher');
+  }
+
+  function tendersFor(total) {
+    if ((state.allCash && !vouchersGoBack(total)) || state.mode === 'products') return [{ method: 'cash', amount: total }];
+    return defaultsFor(total);
   }
 
   async function confirm() {
@@ -156,14 +166,17 @@ export function refundScreen(ui) {
       return $('#refund-reason').focus();
     }
     // The same ask for every try (approval, renumbering): one refund id, one receipt number.
+    if (state.allCash && vouchersGoBack(refundTotals(lines).total)) state.allCash = false;
     const sameAsk = state.ask && JSON.stringify(state.ask.lines) === JSON.stringify(lines)
       && state.ask.reason === reason && state.ask.allCash === state.allCash;
     if (!sameAsk) {
       state.ask = {
         refundId: state.refundId, reason, lines, allCash: state.allCash,
         sale: state.found?.sale ?? null, earlierTenders: state.found?.earlierTenders,
-        // Explicit only when the cashier chose: otherwise the node gives back as the sale was paid.
-        tenders: state.allCash ? [{ method: 'cash', amount: refundTotals(lines).total }] : null,
+        // Explicit only when the cashier chose (a manager approves it): otherwise the node
+        // gives back as the sale was paid.
+        tenders: state.allCash && refundTotals(lines).total < 0
+          ? [{ method: 'cash', amount: refundTotals(lines).total }] : null,
       };
     }
     const ask = state.ask;
@@ -211,9 +224,10 @@ export function refundScreen(ui) {
     return isWeighed(line) ? `${quantity} g` : String(quantity);
   }
 
-  function saleLineRow(line) {
+  /** A sold line's row; `amounts`: what each line asked gives back (the refund as a whole decides). */
+  function saleLineRow(line, amounts) {
     const asked = state.asked[line.id] ?? 0;
-    const amount = asked ? linesToRefund({ lines: [line] }, { [line.id]: asked })[0].amount : 0;
+    const amount = asked ? (amounts.get(line.id) ?? 0) : 0;
     return el('div', { class: 'refund-line', dataset: { lineId: line.id } },
       el('div', { class: 'line-name' },
         el('strong', {}, line.name),
@@ -287,17 +301,20 @@ export function refundScreen(ui) {
         el('span', { class: 'result-name' }, el('strong', {}, product.name)),
         el('span', { class: 'money' }, formatMoney(product.price))))));
     $('#refund-search-results').hidden = receipt || !state.results.length;
-    $('#refund-lines').replaceChildren(...(receipt ? sale.lines.map(saleLineRow) : state.products.map(productRow)));
+    const lines = refundLines();
+    const amounts = new Map(lines.map((line) => [line.line_id, line.amount]));
+    $('#refund-lines').replaceChildren(...(receipt
+      ? sale.lines.map((line) => saleLineRow(line, amounts)) : state.products.map(productRow)));
     const reasons = t('refund.reasons');
     const typed = $('#refund-reason').value.trim();
     $('#refund-reasons').replaceChildren(...(Array.isArray(reasons) ? reasons : []).map((reason) =>
       el('button', { type: 'button', class: 'reason-chip', dataset: { reason }, 'aria-pressed': String(typed === reason) }, reason)));
-    const lines = refundLines();
     const totals = refundTotals(lines);
     $('#refund-total').textContent = formatMoney(totals.total);
     $('#refund-vat').textContent = totals.vat.map((row) => `${formatRate(row.rate)} ${formatMoney(row.total)}`).join(' · ');
-    $('#refund-all-cash').checked = state.allCash || !receipt;
-    $('#refund-all-cash').disabled = !receipt;
+    const vouchers = receipt && lines.length > 0 && vouchersGoBack(totals.total);
+    $('#refund-all-cash').checked = (state.allCash && !vouchers) || !receipt;
+    $('#refund-all-cash').disabled = !receipt || vouchers;
     $('#refund-tenders').textContent = lines.length
       ? t('refund.givenBack', { tenders: tendersFor(totals.total).map(tenderText).join(' + ') })
       : '';

@@ -15,7 +15,11 @@ const MAX_PRICE = 100_000_000; // cents, as basket/add takes a typed price
 
 /** "450" (g) → 450; "0,45" or "0.450" → 450 (a separator means kilograms); "1,2" kg → 1200. Null if not a weight. */
 export function parseWeight(text, unit = 'g') {
-  const cleaned = String(text).replace(/\s/g, '').replace(/k?g$/i, '');
+  const spaced = String(text).replace(/\s/g, '');
+  // A unit typed after the number wins over the keypad's ("1kg" is a kilo, not a gram).
+  if (/kg$/i.test(spaced)) unit = 'kg';
+  else if (/g$/i.test(spaced)) unit = 'g';
+  const cleaned = spaced.replace(/k?g$/i, '');
   const decimal = /^(\d{1,3})[.,](\d{0,3})$/.exec(cleaned);
   let grams = null;
   if (decimal) grams = Number(decimal[1]) * 1000 + Number(decimal[2].padEnd(3, '0'));

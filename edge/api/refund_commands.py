@@ -64,7 +64,8 @@ class RefundArgs:
 
 @command("sale/refund", RefundArgs)
 async def sale_refund(conn: Connection, args: RefundArgs) -> dict[str, Any]:
-    """Refund lines of a sale (`sale_id`), or products without a receipt (a manager approves)."""
+    """Refund lines of a sale (`sale_id`), or products without a receipt; a manager approves
+    the latter, and money given back otherwise than the sale was paid."""
     if not args.reason.strip():
         raise EdgeError(INVALID_FIELD, "'reason' must say why the customer is refunded")
     seller = seller_of(conn)
@@ -72,16 +73,18 @@ async def sale_refund(conn: Connection, args: RefundArgs) -> dict[str, Any]:
     recorded = await refunds.find_refund(journal, seller.till, args.refund_id)
     if recorded is not None:  # a resend: already approved, already given back
         return recorded
-    manager = None
-    if args.sale_id is None or args.approval is not None:
-        manager = await approved_by(conn, args.approval, "a refund without receipt"
-                                    if args.sale_id is None else "this refund")
+    # A PIN typed is checked here (counters, locks); whether a manager is needed at all
+    # (no receipt, tenders other than the sale's) is the refund's rule, in its write.
+    manager = None if args.approval is None else await approved_by(
+        conn, args.approval, "this refund")
+    assert conn.cashier is not None
+    here = conn.cashier["id"] if conn.cashier["role"] == "manager" else None
     ask = refunds.RefundAsk(
         refund_id=args.refund_id, reason=args.reason.strip(), sale_id=args.sale_id,
         lines=[dataclasses.asdict(line) for line in args.lines],
         tenders=None if args.tenders is None else [dataclasses.asdict(t) for t in args.tenders],
         receipt_no=args.receipt_no)
-    return await refunds.refund(journal, seller, ask, approved_by=manager)
+    return await refunds.refund(journal, seller, ask, approved_by=manager, manager_here=here)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from edge.selling.barcodes import read_embedded
 from edge.selling.baskets import applied_promotions, priced, today
 from edge.selling.discounts import past_limit
 from edge.selling.money import DEFAULT_MEAL_VOUCHER_CAP, settle
-from edge.selling.promotions import active_promotions
+from edge.selling.promotions import active_promotions, promotions_running_at
 from edge.selling.sales import (
     held_elsewhere,
     receipt_number,
@@ -127,6 +127,13 @@ def _line_flags(tx: Tx, line: dict[str, Any], rules: StoreRules) -> set[str]:
     return set()
 
 
+def _promotions_when_sold(tx: Tx, till_time: str) -> list[dict[str, Any]]:
+    try:
+        return promotions_running_at(tx.db, till_time)
+    except ValueError:  # a till's clock we cannot read: today's, and the totals will say
+        return active_promotions(tx.db, today())
+
+
 async def record_offline_sale(
     journal: Journal, till: str, sale: dict[str, Any], offline: bool = True,
     logged_in: str | None = None, print_receipt: bool = True,
@@ -159,8 +166,10 @@ async def record_offline_sale(
         done = _already_sold(tx, till, sale["id"]) or this_tills_sale_of(tx, till, basket_id)
         if done is not None:
             return done
-        # Priced again by the one pricing function, with the promotions running here.
-        promotions = active_promotions(tx.db, today())
+        # Priced again by the one pricing function, with the promotions that ran
+        # when the till sold it (a sale of last night reaching the node this
+        # morning keeps last night's promotions: h41).
+        promotions = _promotions_when_sold(tx, sale["time"])
         lines, totals = priced(
             [{**{k: line[k] for k in SOLD_LINE_FIELDS}, "id": line["id"],
               "unit": line.get("unit", "piece"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from edge.journal.chain import Event
@@ -95,6 +96,13 @@ COLUMNS = ", ".join(PROMOTION_FIELDS)
 ACTIVE_ON = (f"SELECT {COLUMNS} FROM promotions WHERE active "
              "AND (starts IS NULL OR starts <= ?) AND (ends IS NULL OR ends >= ?) "
              f"ORDER BY id LIMIT {MAX_ACTIVE_PROMOTIONS}")
+# Running at a moment now past (an offline sale's): listed by then, not yet ended
+# then, its dates around that day. A promotion changed since then is left out (its
+# listing time is later): the sale is then flagged, not priced by today's terms.
+RUNNING_AT = (f"SELECT {COLUMNS} FROM promotions WHERE listed_time != '' AND listed_time <= ? "
+              "AND (ended_time = '' OR ended_time > ? OR active) "
+              "AND (starts IS NULL OR starts <= ?) AND (ends IS NULL OR ends >= ?) "
+              f"ORDER BY id LIMIT {MAX_ACTIVE_PROMOTIONS}")
 # Every one not ended, whatever its dates (a till's offline copy filters by its own day).
 NOT_ENDED = (f"SELECT {COLUMNS} FROM promotions WHERE active "
              f"ORDER BY id LIMIT {MAX_ACTIVE_PROMOTIONS}")
@@ -116,6 +124,14 @@ def active_promotions(db: sqlite3.Connection, today: str) -> list[dict[str, Any]
     """The promotions that apply on `today` (an ISO date), by id: what the pricing
     function is given. One the node cannot apply (a kind it does not know) is left out."""
     return _usable(db.execute(ACTIVE_ON, (today, today)).fetchall())
+
+
+def promotions_running_at(db: sqlite3.Connection, moment: str) -> list[dict[str, Any]]:
+    """The promotions that ran at `moment` (an event time, UTC), on the store's day of
+    it: what an offline sale made then is priced with, whenever it reaches the node."""
+    day = datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone().date()
+    return _usable(db.execute(RUNNING_AT, (moment, moment, day.isoformat(),
+                                           day.isoformat())).fetchall())
 
 
 async def active_promotions_read(journal: Journal, today: str) -> list[dict[str, Any]]:

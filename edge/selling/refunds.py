@@ -47,10 +47,19 @@ from edge.selling.sales import (
     sale_json,
 )
 
+REFUND_ID_SUFFIX = "#refund"
+
 
 def refund_id_for(till: str, refund_id: str) -> str:
-    """The id of refund `refund_id` (made by the till) of `till`."""
-    return f"{refund_id}@{till}"
+    """The id of refund `refund_id` (made by the till) of `till`.
+
+    Sales and refunds share the `sales` table, so their ids never meet: a
+    sale's id ends with `@<till code>` (edge/selling/sales.py `sale_id_for`,
+    enforced at every intake) and a till code never holds `#`, so no basket
+    id a till picks makes a sale id that is a refund's (h41: a refund under
+    the id of the next basket hid that basket's sale).
+    """
+    return f"{refund_id}@{till}{REFUND_ID_SUFFIX}"
 
 
 def is_refund(body: Mapping[str, Any]) -> bool:
@@ -109,11 +118,22 @@ def _refunded_here(db: sqlite3.Connection, sale_id: str) -> dict[str, int]:
     return {row[0]: row[1] for row in rows}
 
 
+def _given_back_here(db: sqlite3.Connection, sale_id: str) -> int:
+    """Cents refunded of that sale, as this node knows."""
+    (amount,) = db.execute("SELECT COALESCE(SUM(amount), 0) FROM refund_lines "
+                           "WHERE sale_id = ?", (sale_id,)).fetchone()
+    return int(amount)
+
+
 def _earlier_refunds(tx: Tx, sale_id: str) -> list[dict[str, Any]]:
     rows = tx.fetchall(
         "SELECT body FROM sales WHERE id IN (SELECT refund_id FROM refund_lines WHERE sale_id = ?)"
         " ORDER BY receipt_no, id", (sale_id,))
     return [orjson.loads(row["body"]) for row in rows]
+
+
+def _earlier_tenders(tx: Tx, sale_id: str) -> list[dict[str, Any]]:
+    return [tender for body in _earlier_refunds(tx, sale_id) for tender in body["tenders"]]
 
 
 def _catalogue_lines(tx: Tx, asked: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -135,10 +155,33 @@ def _catalogue_lines(tx: Tx, asked: Sequence[Mapping[str, Any]]) -> list[dict[st
     return lines
 
 
+def _not_the_catalogues(tx: Tx, line: Mapping[str, Any]) -> bool:
+    """A line of a refund without receipt made elsewhere: not the product at today's
+    catalogue price and rate, or not what that price gives for its quantity."""
+    row = tx.fetchone("SELECT * FROM products WHERE id = ?", (line["product_id"],))
+    if row is None or row["vat_rate"] != line["vat_rate"] or row["price"] != line["unit_price"]:
+        return True
+    unit = "g" if dict(row).get("unit") == "kg" else "piece"
+    if (line.get("unit") or "piece") != unit:
+        return True
+    return line["amount"] != line_gross({"unit_price": row["price"], "quantity": line["quantity"],
+                                         "unit": unit})
+
+
 async def refund(journal: Journal, seller: Seller, ask: RefundAsk,
-                 approved_by: str | None = None) -> dict[str, Any]:
+                 approved_by: str | None = None,
+                 manager_here: str | None = None) -> dict[str, Any]:
     """Record a refund the till asks for; refused as a whole (nothing written) if any of it
-    cannot be. `approved_by`: the manager who approved it (needed without a receipt)."""
+    cannot be. `approved_by`: the manager whose PIN approved it; `manager_here`: the
+    cashier, when a manager, who approves by being there. A manager is needed without a
+    receipt, and for tenders other than the original's (`rules.tenders_are_default`)."""
+
+    def manager_for(why: str) -> str:
+        approver = approved_by or manager_here
+        if approver is None:
+            raise EdgeError(MANAGER_REQUIRED, f"{why} needs a manager's approval",
+                            {"approval": "required"})
+        return approver
 
     def work(tx: Tx) -> dict[str, Any]:
         refund_id = refund_id_for(seller.till, ask.refund_id)
@@ -146,29 +189,30 @@ async def refund(journal: Journal, seller: Seller, ask: RefundAsk,
         if done is not None:
             return done
         original: dict[str, Any] | None = None
+        approver = approved_by
         if ask.sale_id is not None:
             original = _sale_to_refund(tx, ask.sale_id)
-            lines = rules.refunded_lines(original["lines"], ask.lines,
-                                         _refunded_here(tx.db, ask.sale_id))
-        elif approved_by is None:
-            raise EdgeError(MANAGER_REQUIRED, "a refund without receipt needs a manager's "
-                            "approval", {"approval": "required"})
+            lines = rules.refunded_lines(original, ask.lines, _refunded_here(tx.db, ask.sale_id),
+                                         _given_back_here(tx.db, ask.sale_id))
         else:
+            approver = manager_for("a refund without receipt")
             lines = _catalogue_lines(tx, ask.lines)
         totals = rules.refund_totals(lines)
+        default = rules.default_tenders(  # all in cash without a receipt
+            totals["total"], original["tenders"] if original else [],
+            _earlier_tenders(tx, original["id"]) if original else [])
+        tenders = default
         if ask.tenders is not None:
             tenders = [_tender(tender) for tender in ask.tenders]
             settle(totals["total"], tenders)  # negative, adding up to the total exactly
-        else:
-            earlier = [t for body in _earlier_refunds(tx, ask.sale_id)
-                       for t in body["tenders"]] if ask.sale_id else []
-            tenders = rules.default_tenders(totals["total"],
-                                            original["tenders"] if original else [], earlier)
+            rules.refuse_meal_vouchers_otherwise(tenders, default)
+            if not rules.tenders_are_default(tenders, default):
+                approver = manager_for("giving it back otherwise than the sale was paid")
         if ask.receipt_no is not None:
             refuse_used_number(tx, seller.till, ask.receipt_no)
         number = ask.receipt_no or last_receipt_no_in(tx, seller.till) + 1
         body = _body(refund_id, seller.till, number, seller.cashier, original, lines, totals,
-                     tenders, ask.reason, approved_by)
+                     tenders, ask.reason, approver)
         event = tx.append("sale_refunded", body)
         _print(tx, seller.till, body)
         return sale_json(body, event.time, event.hash)
@@ -219,6 +263,10 @@ async def record_refund(journal: Journal, till: str, given: Mapping[str, Any],
         lines = [rules.refund_line(line, line["quantity"], line["amount"])
                  | {"line_id": line.get("line_id")} for line in given["lines"]]
         sale_id = given.get("sale_id")
+        totals = rules.refund_totals(lines)
+        # The record path checks no PIN: a refund that needed a manager, or names one, is
+        # flagged whatever `offline` says.
+        needs_manager = sale_id is None
         if sale_id is not None:
             row = tx.fetchone("SELECT body FROM sales WHERE id = ?", (sale_id,))
             original = orjson.loads(row["body"]) if row else None
@@ -227,14 +275,12 @@ async def record_refund(journal: Journal, till: str, given: Mapping[str, Any],
             elif is_refund(original):
                 flags.append("refund_of_refund")
             else:
-                sold = {line["id"] for line in original["lines"]}
-                if any(line["line_id"] not in sold for line in lines):
-                    flags.append("unknown_line")
-                if rules.over_refunded(original["lines"], lines, _refunded_here(tx.db, sale_id)):
-                    flags.append("over_refunded")
-        elif offline:
-            flags.append("approval_unverified")  # no node could check the manager's PIN
-        totals = rules.refund_totals(lines)
+                flags += _against_the_sale(tx, original, lines, given["tenders"], totals)
+                needs_manager = "tenders_not_original" in flags
+        elif any(_not_the_catalogues(tx, line) for line in lines):
+            flags.append("price_differs")
+        if needs_manager or given.get("approved_by"):
+            flags.append("approval_unverified")
         if totals != given["totals"]:
             flags.append("totals_differ")
         if sum(tender["amount"] for tender in given["tenders"]) != totals["total"]:
@@ -263,6 +309,34 @@ async def record_refund(journal: Journal, till: str, given: Mapping[str, Any],
     return await journal.write(work)
 
 
+def _against_the_sale(tx: Tx, original: Mapping[str, Any], lines: Sequence[Mapping[str, Any]],
+                      tenders: Sequence[Mapping[str, Any]], totals: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a refund made elsewhere of a sale this node holds: lines it has
+    not, more than is left, amounts not the rules' (`rules.expected_amounts`), money given
+    back otherwise than the sale was paid."""
+    flags = []
+    sale_id = original["id"]
+    sold = {line["id"] for line in original["lines"]}
+    if any(line["line_id"] not in sold for line in lines):
+        flags.append("unknown_line")
+    already = _refunded_here(tx.db, sale_id)
+    if rules.over_refunded(original["lines"], lines, already):
+        flags.append("over_refunded")
+    try:
+        expected = rules.expected_amounts(original, lines, already,
+                                          _given_back_here(tx.db, sale_id))
+    except (EdgeError, ValueError):  # never refused: the money went out
+        expected = [-1] * len(lines)
+    if any(amount is not None and amount != line["amount"]
+           for amount, line in zip(expected, lines, strict=True)):
+        flags.append("amount_differs")
+    default = rules.default_tenders(totals["total"], original["tenders"],
+                                    _earlier_tenders(tx, sale_id))
+    if not rules.tenders_are_default(tenders, default):
+        flags.append("tenders_not_original")
+    return flags
+
+
 async def find_for_refund(journal: Journal, receipt: str | None = None,
                           qr: str | None = None) -> dict[str, Any]:
     """A sale found by its receipt number or its receipt's QR code (its journal hash), with
@@ -273,11 +347,13 @@ async def find_for_refund(journal: Journal, receipt: str | None = None,
         sale_id = _sale_id_by_receipt(tx, receipt) if receipt else _sale_id_by_hash(tx, qr or "")
         sale = _sale_to_refund(tx, sale_id)
         refunded = _refunded_here(tx.db, sale_id)
-        lines = [{**line, **rules.left_to_refund(line, refunded.get(line["id"], 0))}
-                 for line in sale["lines"]]
+        given_back = _given_back_here(tx.db, sale_id)
+        lines = [{**line, **left} for line, left in zip(
+            sale["lines"], rules.left_to_refund(sale, refunded, given_back), strict=True)]
         refunds = [{"id": body["id"], "receipt_number": body["receipt_number"],
                     "total": body["totals"]["total"]} for body in _earlier_refunds(tx, sale_id)]
-        return {"sale": {**sale, "lines": lines}, "refunds": refunds}
+        return {"sale": {**sale, "lines": lines, "refunded_amount": given_back},
+                "refunds": refunds}
 
     return await journal.write(read)
 

@@ -51,7 +51,9 @@ def sale_id_for(till: str, basket_id: str) -> str:
 def this_tills_sale_of(tx: Tx, till: str, basket_id: str) -> dict[str, Any] | None:
     """This till's sale of that basket, whatever form its id took (resent, or from a till
     of before sale ids, whose sale id was the basket id)."""
+    # A refund's row is never a basket's sale, whatever id a client gave its basket.
     done = tx.fetchone("SELECT body, time, hash FROM sales WHERE basket_id = ? AND till = ? "
+                       "AND json_type(body, '$.refund_of') IS NULL "
                        "ORDER BY hash LIMIT 1", (basket_id, till))
     return sale_json(orjson.loads(done["body"]), done["time"], done["hash"]) if done else None
 
