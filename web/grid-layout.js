@@ -3,22 +3,11 @@
 // `catalogue/grid` (edge/selling/catalogue_grid.py), so a till with no node
 // answering shows the grid the cashier knows. The store's settings come with
 // the catalogue export's first page (`grid`: categories, favourites, tiles).
+import { compareCodePoints } from './promotion_rules.js';
 
 export const MAX_CATEGORIES = 40;
 export const MAX_TILES = 200;
 const DEFAULT_TILES = 48;
-
-/** Python's (and SQLite's BINARY) string order: code points, not UTF-16 units. */
-export function compareCodePoints(a, b) {
-  if (a === b) return 0;
-  const left = [...a];
-  const right = [...b];
-  for (let i = 0; i < Math.min(left.length, right.length); i += 1) {
-    const diff = left[i].codePointAt(0) - right[i].codePointAt(0);
-    if (diff) return diff;
-  }
-  return left.length - right.length;
-}
 
 /** A product as a tile shows it (catalogue/grid's tile). */
 export function tileOf(product) {

@@ -40,8 +40,9 @@ export function takesPromotions(line) {
   return (line.unit || 'piece') === 'piece' && line.price_embedded !== true && line.discount == null;
 }
 
-/** Python's string order (code points), not UTF-16 units: ids sort alike on both. */
-function compareCodePoints(a, b) {
+/** Python's (and SQLite's BINARY) string order: code points, not UTF-16 units, so ids
+ * and names sort alike on the node and in the till. */
+export function compareCodePoints(a, b) {
   const left = [...a];
   const right = [...b];
   for (let i = 0; i < Math.min(left.length, right.length); i += 1) {
