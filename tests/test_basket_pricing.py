@@ -88,7 +88,7 @@ async def test_three_croissants_cost_two_and_a_discount_past_the_limit_needs_the
         assert not_a_manager["code"] == "manager_required"
         shown = await till.call("basket/discount", basket_id=basket, discount=large,
                                 approval=MANAGER)
-        assert shown["discount"] == {**large, "approved_by": "bruno"}
+        assert shown["discount"] == {**large, "approved_by": "bruno", "approved_on": 495}
 
         promotions = await demo_promotions(till)
         again = priced_again(shown, promotions)
@@ -353,3 +353,36 @@ async def test_an_offline_sale_keeps_the_promotions_of_when_it_was_made(
         later["basket_id"] = later["id"].rpartition("@")[0]
         flagged = await till.call("sale/record", sale=later)
         assert flagged["totals"]["total"] == 345 and "totals_differ" in flagged["flags"]
+        assert "till_time_implausible" in flagged["flags"]  # a sale dated ahead of the node
+
+
+async def test_the_sale_itself_is_held_to_the_limit_and_an_approval_to_what_it_was_given_on(
+        node: NodeUnderTest) -> None:
+    """h42: a discount through one node and a quantity cut through another each passed
+    alone and merged into a loaf given away; a manager's 100 % on one loaf covered 9999."""
+    async with node.till() as till:
+        basket, loaves = new_id(), new_id()
+        shown = await till.call("basket/add", basket_id=basket, line_id=loaves,
+                                barcode=BAGUETTE, quantity=10)
+        # As the two nodes' events merge: the discount was set on ten, the cut made on one.
+        await node_of(node).journal.write(lambda tx: tx.append("basket_line_discounted", {
+            "basket_id": basket, "line_id": loaves,
+            "discount": {"kind": "amount", "value": 120, "reason": "abîmé"}}))
+        await node_of(node).journal.write(lambda tx: tx.append("basket_quantity_set", {
+            "basket_id": basket, "line_id": loaves, "quantity": 1}))
+        error = await refused(till, "sale/complete", basket_id=basket, tenders=[])
+        assert error["code"] == "discount_past_limit"
+        assert shown["totals"]["total"] == 1200
+
+        other, loaf = new_id(), new_id()
+        await till.call("basket/clear", basket_id=basket)
+        await till.call("basket/add", basket_id=other, line_id=loaf, barcode=BAGUETTE)
+        given = await till.call("basket/discount_line", basket_id=other, line_id=loaf,
+                                approval=MANAGER, discount={"kind": "percent", "value": 10_000,
+                                                            "reason": "offert"})
+        assert given["lines"][0]["discount"]["approved_on"] == 120
+        error = await refused(till, "basket/set_quantity", basket_id=other, line_id=loaf,
+                              quantity=100)
+        assert error["code"] == "discount_past_limit"
+        sale = await till.call("sale/complete", basket_id=other, tenders=[])
+        assert sale["totals"]["total"] == 0

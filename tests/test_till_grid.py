@@ -173,7 +173,8 @@ async def test_a_bakery_morning_from_the_grid_online_and_with_every_node_down(
     await expect(page.locator("#total")).to_have_text(euros(expected))
 
     # Left alone past the store's idle time (5 min): back to the PIN, the basket kept.
-    await page.clock.pause_at(await page.evaluate("Date.now()") + 1000)
+    # pause_at takes seconds (Python), not the page's milliseconds: a second from now.
+    await page.clock.pause_at((await page.evaluate("Date.now()") + 1000) / 1000)
     await page.wait_for_timeout(300)  # answers under way arrive (no timer runs while paused)
     await page.clock.fast_forward("05:01")
     await page.clock.resume()

@@ -17,7 +17,7 @@ from edge.api.websocket_api import Connection, command
 from edge.journal.store import Tx
 from edge.messages import MANAGER_REQUIRED, UNKNOWN_LINE, EdgeError
 from edge.selling import baskets
-from edge.selling.discounts import Discount, past_limit
+from edge.selling.discounts import Discount, basket_size, past_limit
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ async def _as_recorded(conn: Connection, discount: Discount | None,
     manager = None
     if approval is not None or conn.cashier["role"] == "manager":  # type: ignore[index]
         manager = await approved_by(conn, approval, "this discount")
-    return replace(discount, approved_by=manager)
+    return replace(discount, approved_by=manager, approved_on=None)
 
 
 def _within_limit(tx: Tx, conn: Connection) -> dict[str, Any]:
@@ -66,9 +66,12 @@ def _within_limit(tx: Tx, conn: Connection) -> dict[str, Any]:
     return basket
 
 
-def _body(discount: Discount | None) -> dict[str, Any] | None:
+def _body(discount: Discount | None, on: int) -> dict[str, Any] | None:
+    """The event's discount; an approved one says what it was approved on (`on` cents)."""
     if discount is None:
         return None
+    if discount.approved_by:
+        discount = replace(discount, approved_on=on)
     return {key: value for key, value in asdict(discount).items() if value is not None}
 
 
@@ -79,9 +82,10 @@ async def basket_discount_line(conn: Connection, args: LineDiscountArgs) -> dict
 
     def work(tx: Tx) -> dict[str, Any]:
         current = baskets.require_open_basket(tx, seller.till, args.basket_id)
-        _line(current, args.line_id)
+        gross = _line(current, args.line_id)["gross"]
         tx.append("basket_line_discounted", {
-            "basket_id": args.basket_id, "line_id": args.line_id, "discount": _body(discount)})
+            "basket_id": args.basket_id, "line_id": args.line_id,
+            "discount": _body(discount, gross)})
         return _within_limit(tx, conn)
 
     return await conn.node.journal.write(work)
@@ -93,9 +97,9 @@ async def basket_discount(conn: Connection, args: BasketDiscountArgs) -> dict[st
     discount = await _as_recorded(conn, args.discount, args.approval)
 
     def work(tx: Tx) -> dict[str, Any]:
-        baskets.require_open_basket(tx, seller.till, args.basket_id)
-        tx.append("basket_discounted",
-                  {"basket_id": args.basket_id, "discount": _body(discount)})
+        current = baskets.require_open_basket(tx, seller.till, args.basket_id)
+        tx.append("basket_discounted", {
+            "basket_id": args.basket_id, "discount": _body(discount, basket_size(current))})
         return _within_limit(tx, conn)
 
     return await conn.node.journal.write(work)

@@ -48,6 +48,7 @@ async def sale_complete(conn: Connection, args: CompleteArgs) -> dict[str, Any]:
         receipt_no=args.receipt_no,
         print_receipt=args.print,
         meal_voucher_cap=conn.node.config.meal_voucher_cap,
+        discount_limit=conn.node.config.discount_limit,
     )
     conn.node.metrics.sales += 1
     printer = await print_jobs.receipt_printer(conn.node.journal, sale["id"])

@@ -35,6 +35,10 @@ class Discount:
     value: int = field(metadata=limits(min=1, max=10_000_000))
     reason: str = field(metadata=limits(min=1, max_length=MAX_REASON))
     approved_by: str | None = None
+    # What the approval was given on (the line's price, or the basket's after
+    # promotions, in cents): a manager approves that much, not what the basket
+    # grows to after (h42: 100 % approved on one loaf, then 9999 loaves).
+    approved_on: int | None = None
 
 
 def past_limit(basket: dict[str, Any], limit: int) -> bool:
@@ -52,19 +56,18 @@ def past_limit(basket: dict[str, Any], limit: int) -> bool:
     unapproved = 0
     for line in lines:
         discount = line.get("discount")
-        if discount and not discount.get("approved_by"):
+        if discount and not approved(discount, line["gross"]):
             if line["discount_amount"] * BASIS_POINTS > limit * line["gross"]:
                 return True
             unapproved += line["discount_amount"]
     discount = basket.get("discount")
-    if discount and not discount.get("approved_by"):
+    if discount and not approved(discount, basket_size(basket)):
         shared = sum(line["basket_share"] for line in lines)
         after_lines = sum(line["total"] + line["basket_share"] for line in lines)
         if shared * BASIS_POINTS > limit * after_lines:
             return True
         unapproved += shared
-    base = sum(line["gross"] - line["promotion"] for line in lines)
-    return unapproved * BASIS_POINTS > limit * base
+    return unapproved * BASIS_POINTS > limit * basket_size(basket)
 
 
 def discount_json(raw: str | None) -> dict[str, Any] | None:
@@ -119,6 +122,18 @@ def _basket_discounted(db: sqlite3.Connection, event: Event) -> None:
         WHERE excluded.changed > changed""",
         (body["basket_id"], discount, changed, body["basket_id"]),
     )
+
+
+def basket_size(basket: dict[str, Any]) -> int:
+    """What the basket costs after promotions, before any discount (priced)."""
+    return sum(line["gross"] - line["promotion"] for line in basket["lines"])
+
+
+def approved(discount: dict[str, Any], now_on: int) -> bool:
+    """Approved by a manager for what it is now taken off (no more than it was then)."""
+    if not discount.get("approved_by"):
+        return False
+    return discount.get("approved_on") is None or now_on <= discount["approved_on"]
 
 
 # A removed line's discount row, kept so that no later discount event, nor a line

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -127,11 +128,22 @@ def _line_flags(tx: Tx, line: dict[str, Any], rules: StoreRules) -> set[str]:
     return set()
 
 
-def _promotions_when_sold(tx: Tx, till_time: str) -> list[dict[str, Any]]:
+# How far ahead of this node's clock a till's may be before its time is not believed
+# (a till's clock drifts; a sale dated tomorrow, or next June, is not a drift).
+CLOCK_SKEW = timedelta(hours=1)
+
+
+def _promotions_when_sold(tx: Tx, till_time: str) -> tuple[list[dict[str, Any]], bool]:
+    """The promotions running when the till says it sold, and whether that is believable:
+    a time ahead of the node's (h42: a sale dated next June took June's promotion) is
+    not; then today's promotions, and the sale is flagged."""
     try:
-        return promotions_running_at(tx.db, till_time)
-    except ValueError:  # a till's clock we cannot read: today's, and the totals will say
-        return active_promotions(tx.db, today())
+        moment = datetime.fromisoformat(till_time.replace("Z", "+00:00"))
+        if moment.tzinfo is None or moment > datetime.now(UTC) + CLOCK_SKEW:
+            raise ValueError(till_time)
+        return promotions_running_at(tx.db, till_time), True
+    except ValueError:
+        return active_promotions(tx.db, today()), False
 
 
 async def record_offline_sale(
@@ -169,7 +181,7 @@ async def record_offline_sale(
         # Priced again by the one pricing function, with the promotions that ran
         # when the till sold it (a sale of last night reaching the node this
         # morning keeps last night's promotions: h41).
-        promotions = _promotions_when_sold(tx, sale["time"])
+        promotions, believable = _promotions_when_sold(tx, sale["time"])
         lines, totals = priced(
             [{**{k: line[k] for k in SOLD_LINE_FIELDS}, "id": line["id"],
               "unit": line.get("unit", "piece"),
@@ -178,7 +190,7 @@ async def record_offline_sale(
               **({"approved_by": line["approved_by"]} if line.get("approved_by") else {})}
              for line in sale["lines"]],
             sale.get("discount"), promotions)
-        flags = []
+        flags = [] if believable else ["till_time_implausible"]
         if any(totals[key] != sale["totals"].get(key) for key in ("total", "items", "vat")):
             flags.append("totals_differ")
         flags += sorted(set().union(*(_line_flags(tx, line, rules) for line in lines)))

@@ -30,6 +30,7 @@ from edge.selling.basket_events import close_basket
 from edge.selling.baskets import (
     Seller,
     held_elsewhere,
+    refuse_past_limit,
     require_open_basket,
 )
 from edge.selling.money import DEFAULT_MEAL_VOUCHER_CAP, settle
@@ -100,6 +101,7 @@ async def complete_sale(
     receipt_no: int | None = None,
     print_receipt: bool = True,
     meal_voucher_cap: int = DEFAULT_MEAL_VOUCHER_CAP,
+    discount_limit: int = 10_000,
 ) -> dict[str, Any]:
     """Sell the till's open basket. `receipt_no` is the till's own numbering.
 
@@ -118,6 +120,9 @@ async def complete_sale(
         basket = require_open_basket(tx, seller.till, basket_id)
         if not basket["lines"]:
             raise EdgeError(EMPTY_BASKET, "the basket is empty")
+        # Checked again as the basket stands here: a discount and a quantity cut made
+        # through two nodes each passed the check alone (h42).
+        refuse_past_limit(tx, seller.till, discount_limit)
         totals = basket["totals"]
         settled = settle(totals["total"], tenders, meal_voucher_cap)
         if receipt_no is not None:
