@@ -3,6 +3,7 @@ whatever the order of arrival, and `active_promotions` gives those running on a 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -46,15 +47,20 @@ async def test_an_ending_holds_whatever_the_order_of_arrival(
         journals: tuple[Journal, Journal], tmp_path: Path) -> None:
     a, b = journals
 
-    def write(tx, type_, body):  # type: ignore[no-untyped-def]
-        tx.append(type_, body)
-        return tx.events
+    async def write(journal: Journal, type_: str, body: dict) -> list:  # type: ignore[type-arg]
+        # The latest by time wins, ties by hash (the merge rule): a manager's changes a
+        # millisecond apart at least, as any two a person makes.
+        await asyncio.sleep(0.002)
 
-    listed = await a.write(lambda tx: write(tx, "promotion_upserted", THREE_FOR_TWO))
-    changed = await a.write(lambda tx: write(tx, "promotion_upserted", {**THREE_FOR_TWO,
-                                                                        "n": 4, "m": 3}))
-    ended = await a.write(lambda tx: write(tx, "promotion_ended", {"id": "p1"}))
-    summer = await a.write(lambda tx: write(tx, "promotion_upserted", SUMMER))
+        def append(tx):  # type: ignore[no-untyped-def]
+            tx.append(type_, body)
+            return tx.events
+        return await journal.write(append)
+
+    listed = await write(a, "promotion_upserted", THREE_FOR_TWO)
+    changed = await write(a, "promotion_upserted", {**THREE_FOR_TWO, "n": 4, "m": 3})
+    ended = await write(a, "promotion_ended", {"id": "p1"})
+    summer = await write(a, "promotion_upserted", SUMMER)
     # b takes a's chain, part of it twice (other origins' interleavings: the property test).
     await b.write(lambda tx: [tx.apply(e) for e in [*listed, *changed, *ended, *summer,
                                                      *listed]])
@@ -65,7 +71,7 @@ async def test_an_ending_holds_whatever_the_order_of_arrival(
         assert active_promotions(db, "2026-08-31") == [SUMMER]
         assert active_promotions(db, "2026-09-01") == []
     # Listed again later (b's own, a new time): on again, with b's details.
-    await b.write(lambda tx: write(tx, "promotion_upserted", THREE_FOR_TWO))
+    await write(b, "promotion_upserted", THREE_FOR_TWO)
     assert [p["id"] for p in await active_promotions_read(b, "2026-07-01")] == ["p1", "p2"]
 
 
