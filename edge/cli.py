@@ -95,11 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
     devices = sub.add_parser(
-        "devices", help="list USB and configured printers, what is wrong; `test NAME` prints "
-                        "a test page and pulses the drawer")
+        "devices", help="list USB and configured printers and card terminals, what is wrong; "
+                        "`test NAME` prints a test page and pulses the drawer, or checks that "
+                        "a card terminal answers (never a payment)")
     with_store_options(devices)
-    devices.add_argument("action", nargs="?", choices=["test"], help="test: print a test page")
-    devices.add_argument("name", nargs="?", help="the printer to test (its config name)")
+    devices.add_argument("action", nargs="?", choices=["test"],
+                         help="test: print a test page, or connect to a card terminal")
+    devices.add_argument("name", nargs="?",
+                         help="the printer or card terminal to test (its config name)")
     devices.add_argument("--json", action="store_true", help="machine-readable output")
 
     from edge.selling.staff_admin import add_parser as add_staff_parser
@@ -429,6 +432,9 @@ def run_check(path: Path, data_dir: Path | None = None) -> int:
         tills = f", tills {' '.join(printer.tills)}" if printer.tills else ", every other till"
         print(f"  printer {printer.name}: {printer.kind}, {printer.width} characters wide, "
               f"{printer.code_page}, drawer pin {printer.drawer_pin}{tills}")
+    for terminal in config.terminals:
+        tills = f", tills {' '.join(terminal.tills)}" if terminal.tills else ", every other till"
+        print(f"  card terminal {terminal.name}: {terminal.host}:{terminal.port}{tills}")
     if config.headoffice_url:
         when = ("continuously" if config.headoffice_continuous
                 else f"in {config.headoffice_nightly_window}")

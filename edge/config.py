@@ -7,8 +7,10 @@ docs/operations.md (a test keeps that list complete).
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,18 @@ class PrinterConfig:
 
 
 @dataclass(frozen=True)
+class TerminalConfig:
+    """A card payment terminal speaking Caisse-AP over IP (docs/operations.md, docs/devices.md)."""
+
+    name: str
+    host: str
+    port: int = 8888
+    tills: tuple[str, ...] = ()  # till codes paying here; none = every till not listed
+    connect_timeout: float = 5.0  # seconds to open the connection (nothing sent before)
+    timeout: float = 180.0  # seconds for the whole payment (PIN, contactless retries)
+
+
+@dataclass(frozen=True)
 class Config:
     store_id: str = "demo-boulangerie"
     store_name: str = "Boulangerie du Marché"
@@ -62,6 +76,8 @@ class Config:
     store_key_file: Path | None = None
     peer_urls: tuple[str, ...] = ()
     printers: tuple[PrinterConfig, ...] = field(default_factory=tuple)
+    # Card payment terminals this node dials (edge/devices/terminals.py): none by default.
+    terminals: tuple[TerminalConfig, ...] = field(default_factory=tuple)
     # Head-office sync (edge/sync.py): off without a URL.
     headoffice_url: str | None = None
     headoffice_token: str | None = None
@@ -223,6 +239,13 @@ PRINTER_SETTINGS: dict[str, type] = {
     "serial": str, "host": str, "port": int, "code_page": str, "drawer_pin": int, "tills": list,
 }
 PRINTER_KINDS = ("file", "usb", "network")
+TERMINAL_SETTINGS: dict[str, type | tuple[type, ...]] = {
+    "name": str, "host": str, "port": int, "tills": list, "connect_timeout": (int, float),
+    "timeout": (int, float),
+}
+TERMINAL_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+CONNECT_TIMEOUT_RANGE = (1, 60)  # seconds
+PAYMENT_TIMEOUT_RANGE = (10, 900)  # seconds: a payment may take 3 minutes
 
 # Secret files: setting -> Config field. Under systemd, the unit passes each
 # with `LoadCredential=<credential id>:<path>` (systemd/edge.service): systemd
@@ -268,7 +291,7 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
     problems: list[str] = []
     values: dict[str, Any] = {"demo": False}
     for section, content in raw.items():
-        if section == "printers":
+        if section in ("printers", "terminals"):
             continue
         if section not in SETTINGS:
             problems.append(f"{source}: unknown section [{section}]")
@@ -311,9 +334,13 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
                         f"and {IDLE_LOCK_MAX_MINUTES}")
     printers, printer_problems = parse_printers(raw.get("printers", []), source, base)
     problems += printer_problems
+    terminals, terminal_problems = parse_terminals(raw.get("terminals", []), source,
+                                                   {printer.name for printer in printers})
+    problems += terminal_problems
     if problems:
         raise ConfigError(problems)
     values["printers"] = tuple(printers)
+    values["terminals"] = tuple(terminals)
     config = Config(**values)
     refusal = config.plain_http_refusal()
     if refusal:
@@ -474,6 +501,72 @@ def parse_printers(
     problems += [f"{source}: till {till} is listed by two printers"
                  for till in sorted({t for t in tills if tills.count(t) > 1})]
     return printers, problems
+
+
+def parse_terminals(
+    raw: Any, source: str, printer_names: Collection[str] = ()
+) -> tuple[list[TerminalConfig], list[str]]:
+    """The [[terminals]] tables, and what is wrong with them in plain words."""
+    if not isinstance(raw, list):
+        return [], [f"{source}: terminals must be [[terminals]] tables"]
+    terminals: list[TerminalConfig] = []
+    problems: list[str] = []
+    for number, terminal in enumerate(raw, start=1):
+        where = f"{source}: terminals #{number}"
+        if not isinstance(terminal, dict):
+            problems.append(f"{where} must be a [[terminals]] table")
+            continue
+        unknown = set(terminal) - set(TERMINAL_SETTINGS)
+        if unknown:
+            problems.append(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+        name = terminal.get("name")
+        if not isinstance(name, str) or not TERMINAL_NAME.fullmatch(name):
+            given = f"name {name!r} is not usable" if isinstance(name, str) else "name is required"
+            problems.append(f"{where}: {given}: 1 to 32 lower-case letters, digits and dashes, "
+                            "like \"tpe-1\"")
+            continue
+        where = f"{source}: terminal {name!r}"
+        wrong_types = [
+            f"{where}: {key} must be "
+            f"{'a number of seconds' if isinstance(kind, tuple) else TYPE_NAMES[kind]}"
+            for key, kind in TERMINAL_SETTINGS.items()
+            if key in terminal and (not isinstance(terminal[key], kind)
+                                    or isinstance(terminal[key], bool))
+        ]
+        if wrong_types:
+            problems += wrong_types
+            continue
+        host = terminal.get("host", "").strip().strip("[]")
+        if not host or any(c.isspace() or c in "/@" for c in host):
+            problems.append(f"{where}: host is required: the terminal's address on the shop "
+                            "network, like \"192.168.1.60\" (its IP settings show it)")
+        if not 1 <= terminal.get("port", 8888) <= 65535:
+            problems.append(f"{where}: port must be between 1 and 65535 (Caisse-AP's is 8888)")
+        low, high = CONNECT_TIMEOUT_RANGE
+        connect = terminal.get("connect_timeout", 5)
+        if not low <= connect <= high:
+            problems.append(f"{where}: connect_timeout must be between {low} and {high} seconds")
+        low, high = PAYMENT_TIMEOUT_RANGE
+        overall = terminal.get("timeout", 180)
+        if not low <= overall <= high:
+            problems.append(f"{where}: timeout must be between {low} and {high} seconds "
+                            "(a payment with a PIN can take 3 minutes)")
+        tills = terminal.get("tills", [])
+        if not all(isinstance(till, str) and till.strip() for till in tills):
+            problems.append(f"{where}: tills must be a list of till codes, like [\"T01\"]")
+        if name in printer_names:
+            problems.append(f"{where}: a printer has that name too: give the terminal "
+                            "another (`edge devices test NAME` names one device)")
+        terminals.append(TerminalConfig(
+            name, host, terminal.get("port", 8888),
+            tuple(str(till) for till in tills), float(connect), float(overall)))
+    names = [terminal.name for terminal in terminals]
+    problems += [f"{source}: two terminals are named {name!r}"
+                 for name in sorted({n for n in names if names.count(n) > 1})]
+    tills = [till.casefold() for terminal in terminals for till in terminal.tills]
+    problems += [f"{source}: till {till} is listed by two terminals"
+                 for till in sorted({t for t in tills if tills.count(t) > 1})]
+    return terminals, problems
 
 
 def _is_usb_id(text: str) -> bool:

@@ -60,6 +60,18 @@ PRICE_REQUIRED = "price_required"
 DISCOUNT_PAST_LIMIT = "discount_past_limit"
 # The meal-voucher part of a sale goes back as a meal voucher (edge/selling/refund_rules.py).
 REFUND_MEAL_VOUCHER = "refund_meal_voucher"
+# Card payments through the store's terminals (edge/devices/card_payments.py).
+NO_TERMINAL = "no_terminal"
+TERMINAL_UNREACHABLE = "terminal_unreachable"
+TERMINAL_BUSY = "terminal_busy"
+PAYMENT_ID_REUSED = "payment_id_reused"
+UNKNOWN_PAYMENT = "unknown_payment"
+PAYMENT_NOT_UNKNOWN = "payment_not_unknown"
+PAYMENT_ALREADY_SETTLED = "payment_already_settled"
+CARD_PAYMENT_TOO_MUCH = "card_payment_too_much"
+CARD_PAYMENT_MISMATCH = "card_payment_mismatch"
+CARD_PAYMENT_NOT_APPROVED = "card_payment_not_approved"
+CARD_PAYMENT_PENDING = "card_payment_pending"
 
 
 class EdgeError(Exception):

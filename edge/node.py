@@ -25,6 +25,7 @@ from edge.api import (
     catalogue_commands,  # noqa: F401  (registers the product grid)
     commands,  # noqa: F401  (registers the till commands)
     discount_commands,  # noqa: F401  (registers the discount commands)
+    payment_commands,  # noqa: F401  (registers the card payment commands)
     printer_commands,  # noqa: F401  (registers the printer commands)
     refund_commands,  # noqa: F401  (registers the refund commands)
     sale_commands,  # noqa: F401  (registers the sale commands)
@@ -32,9 +33,10 @@ from edge.api import (
 from edge.api.websocket_api import UnsentBudget
 from edge.config import Config
 from edge.demo import seed_demo_store
-from edge.devices import store_printers
+from edge.devices import store_printers, store_terminals
 from edge.devices.print_queue import PrintQueue
 from edge.devices.receipt import Store
+from edge.devices.terminals import Terminals
 from edge.journal.datafolder import REASONS, FolderLock, write_node_id
 from edge.journal.lineage import last_own_time
 from edge.journal.store import Journal, Tx
@@ -101,6 +103,7 @@ class Node:
             Store(config.store_name, config.store_address), usb_backend=usb_backend,
         )
         self.printers = self.print_queue.workers
+        self.terminals = Terminals(self.journal, config.terminals)
         self.admin_token: str | None = None
         self.peers = Peers(self)
         self.till_sockets: set[web.WebSocketResponse] = set()
@@ -149,13 +152,18 @@ class Node:
             {"name": p.name, "kind": p.kind, "tills": list(p.tills)}
             for p in self.config.all_printers()
         ])
+        await store_terminals.announce_terminals(self.journal, [
+            {"name": t.name, "tills": list(t.tills)} for t in self.config.terminals
+        ])
         self.journal.add_listener(self.print_queue.on_events)
+        self.journal.add_listener(self.terminals.on_events)
         if await self._other_nodes_known():
             self.tasks.start("print-hold", lambda: self.print_queue.hold_until_peers_heard(
                 self.peers.heard_everything, PEERS_HEARD_WITHIN))
         else:
             self.print_queue.release_held_jobs()
         self.tasks.start("print-queue", self.print_queue.run)
+        self.tasks.start("terminals", self.terminals.run)
         await self.print_queue.first_statuses(within=2.0)
         self.admin_token = write_admin_token(self.config.data_dir)  # for local admin commands
         if self.sync is not None:

@@ -214,6 +214,34 @@ def _printing(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
         return None
 
 
+@section("card terminals")
+def _terminals(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
+    """This node's card terminals: busy or free, the last payment; payments to settle."""
+    node_file = config.data_dir / "node-id"
+    me = node_file.read_text().strip() if node_file.exists() else ""
+    try:
+        unsettled = db.execute("SELECT COUNT(*) FROM card_payments WHERE status = 'unknown' "
+                               "AND settled IS NULL AND request != '{}'").fetchone()[0]
+        terminals = {}
+        for terminal in config.terminals:
+            last = db.execute(
+                "SELECT status, requested_at FROM card_payments WHERE node = ? AND terminal = ? "
+                "AND request != '{}' ORDER BY requested_at DESC LIMIT 1",
+                (me, terminal.name)).fetchone()
+            tills = " ".join(terminal.tills) or "every other till"
+            state = ("no payment yet" if last is None else
+                     "ON A PAYMENT" if last["status"] in ("requested", "started") else
+                     f"last payment {last['status']} (asked at {last['requested_at']})")
+            terminals[terminal.name] = (f"{terminal.host}:{terminal.port}, tills {tills}; "
+                                        f"{state}")
+    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
+        return None
+    if unsettled:
+        terminals["to settle"] = (f"{unsettled} card payment(s) whose answer was lost: the "
+                                  "cashier settles each from the terminal's slip")
+    return terminals or None
+
+
 @section("headoffice")
 def _headoffice(config: Config, db: sqlite3.Connection) -> dict[str, Any]:
     from edge.sync.client import unsent

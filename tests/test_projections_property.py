@@ -412,10 +412,51 @@ def printers(draw: st.DrawFn) -> list[Step]:
 
 
 @st.composite
+def card_payments(draw: st.DrawFn) -> list[Step]:
+    """Terminals announced (n0's were n3's past); payments asked through two nodes (a
+    resend across a partition, or an id reused for another amount), dialled and answered
+    by their terminal's node, an unknown one settled from the slip on two nodes."""
+    steps = []
+    for node in (*NODES, RETIRED):
+        for _ in range(draw(st.integers(0 if node in NODES else 1, 2))):
+            tills = draw(st.lists(st.sampled_from(["T02-n1", "T02-n2"]), unique=True,
+                                  max_size=2))
+            steps.append((node, "terminals_announced",
+                          {"node": node, "terminals": [{"name": "tpe-1", "tills": tills}]},
+                          draw(TIMES)))
+    for index, payment in enumerate(("pay1", "pay2")):
+        dialler = draw(st.sampled_from(["n1", "n2"]))
+        ids = {"payment_id": payment, "node": dialler, "terminal": "tpe-1"}
+        for origin in draw(st.lists(st.sampled_from(NODES), min_size=1, max_size=3)):
+            steps.append((origin, "card_payment_requested", {
+                **ids, "till": "T02-n1", "cashier": "c1", "basket_id": "b-card",
+                "amount": draw(st.sampled_from([500, 500, 300])),
+                "refund": draw(st.booleans()), "requested_at": draw(TIMES)}, draw(TIMES)))
+        if index == 0 or draw(st.booleans()):
+            steps.append((dialler, "card_payment_started", ids, draw(TIMES)))
+            status = draw(st.sampled_from(["approved", "declined", "unreachable", "unknown"]))
+            result = {**ids, "status": status, "code": None if status == "approved" else "04",
+                      "reason": "refused" if status == "declined" else None}
+            if status == "approved":
+                result |= {"authorised": draw(st.sampled_from([500, 250])),
+                           "authorisation": "123456", "last4": "1234",
+                           "card": "4970XXXXXXXX1234", "application": "CB",
+                           "read_mode": "C", "transaction": "ab12cd34ef56ab78"}
+            steps.append((dialler, "card_payment_result", result, draw(TIMES)))
+        for origin in draw(st.lists(st.sampled_from(NODES), min_size=1 - index, max_size=2)):
+            steps.append((origin, "card_payment_settled", {
+                "payment_id": payment, "approved": draw(st.booleans()),
+                "reference": draw(st.sampled_from(["slip-1", "slip-2"])), "amount": 500,
+                "cashier": "c1"}, draw(TIMES)))
+    return steps
+
+
+@st.composite
 def histories(draw: st.DrawFn) -> dict[str, list[Event]]:
     """Each origin's chain, every event type in it."""
     steps = [step for story in (catalogue(), cashiers(), tills(), sales(), takeovers(),
-                                parkings(), discounts(), refunds(), printers())
+                                parkings(), discounts(), refunds(), printers(),
+                                card_payments())
              for step in draw(story)]
     started = ("n3", "origin_started", {
         "predecessor": RETIRED, "reason": "restored_from_backup", "retires_predecessor": True,
@@ -546,6 +587,7 @@ def test_every_node_projects_the_same_tables_whatever_the_order_of_arrival(
 
     first, *others = asyncio.run(observe_all())
     assert first["sales"] and first["print_jobs"] and first["baskets"] and first["refund_lines"]
+    assert first["card_payments"] and first["store_terminals"]
     for other in others:
         for table in first:
             assert other[table] == first[table], f"{table} differs by order of arrival"

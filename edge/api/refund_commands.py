@@ -49,6 +49,8 @@ class RefundTender:
     amount: int = field(metadata=limits(min=-100_000_000, max=-1))
     reference: str | None = field(default=None, metadata=limits(max_length=64))
     kind: Literal["paper", "card"] | None = None
+    # Given back through the terminal: its refund payment (payment/card with refund_id).
+    payment_id: str | None = field(default=None, metadata=limits(min=1, max_length=64))
 
 
 @dataclass(frozen=True)

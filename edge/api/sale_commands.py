@@ -27,6 +27,8 @@ class Tender:
     # The card terminal's slip, a cheque's or a gift voucher's number: optional.
     reference: str | None = field(default=None, metadata=limits(max_length=64))
     kind: Literal["paper", "card"] | None = None  # a meal voucher's
+    # A card paid through the terminal: its payment (payment/card); none: keyed by hand.
+    payment_id: str | None = field(default=None, metadata=limits(min=1, max_length=64))
 
 
 @dataclass(frozen=True)

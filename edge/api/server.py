@@ -61,6 +61,7 @@ async def healthz(request: web.Request) -> web.Response:
         "journal": {"origin": journal.origin, "seq": journal.head.seq,
                     "disk_full_since": journal.disk_full_since},
         "printers": node.print_queue.statuses(),
+        "terminals": node.terminals.statuses(),  # card terminals (edge/devices/terminals.py)
         "tills_connected": len(node.till_sockets),
         # Counts only: /healthz answers anyone on the shop's network, and a
         # list of tills (names, last seen) tells a thief which one is idle.

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 from edge.admin import NodeRefused, ask_node, running_node
-from edge.config import Config, PrinterConfig
+from edge.config import Config, PrinterConfig, TerminalConfig
 from edge.devices import escpos
 from edge.devices.base import DeviceError, PrinterStatus, make_printer
 from edge.devices.receipt import Store, as_text, printer_test_page
@@ -79,19 +80,25 @@ def run_devices(config: Config, action: str | None, name: str | None, as_json: b
                 usb_backend: Any = None) -> int:
     """`edge devices [test NAME]`; returns the exit code."""
     printers = {printer.name: printer for printer in config.all_printers()}
+    terminals = {terminal.name: terminal for terminal in config.terminals}
     node = running_node(config)
     if action == "test":
+        if name in terminals:
+            return test_terminal(terminals[name], node)
         if name not in printers:
-            print(f"No printer {name!r} in the config; there are: {', '.join(printers)}",
+            more = f"; card terminals: {', '.join(terminals)}" if terminals else ""
+            print(f"No printer {name!r} in the config; there are: {', '.join(printers)}{more}",
                   file=sys.stderr)
             return 2
         return _test(config, printers[name], node, usb_backend)
     usb_found, usb_problem = _usb_printers(usb_backend)
     statuses = ({p["name"]: p for p in node["printers"]} if node else
                 {n: probe(p, config.data_dir, usb_backend) for n, p in printers.items()})
+    terminal_states = terminal_statuses(config, node)
     if as_json:
         print(json.dumps({"usb": usb_found, "usb_problem": usb_problem, "node_running": bool(node),
-                          "printers": [_json(printers[n], s) for n, s in statuses.items()]},
+                          "printers": [_json(printers[n], s) for n, s in statuses.items()],
+                          "terminals": terminal_states},
                          indent=2))
         return 0
     print("USB printers on this machine:")
@@ -111,6 +118,10 @@ def run_devices(config: Config, action: str | None, name: str | None, as_json: b
             print(_line(printers[printer_name], status["device"], status, alone))
         else:
             print(_line(printers[printer_name], *status, alone))
+    if terminal_states:
+        print(f"Card terminals in the config ({where}):")
+        for terminal in terminal_states:
+            print(_terminal_line(terminal, len(terminal_states) == 1))
     return 0
 
 
@@ -174,6 +185,74 @@ async def _test_alone(config: Config, printer: PrinterConfig, usb_backend: Any) 
     print(f"Test page printed on {printer.name} ({device}) and the drawer pulsed "
           f"(pin {printer.drawer_pin}).")
     return 0
+
+
+def terminal_statuses(config: Config, node: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Each configured terminal, with the running node's view of it (busy, last payment)."""
+    live = {t.get("name"): t for t in (node or {}).get("terminals") or []}
+    return [{"name": t.name, "host": t.host, "port": t.port, "tills": list(t.tills),
+             "connect_timeout": t.connect_timeout, "timeout": t.timeout,
+             "busy": live.get(t.name, {}).get("busy"),
+             "last_payment": live.get(t.name, {}).get("last_payment")}
+            for t in config.terminals]
+
+
+def _terminal_line(terminal: dict[str, Any], alone: bool) -> str:
+    tills = " ".join(terminal["tills"]) or ("every till" if alone else "every other till")
+    if terminal["busy"] is None:
+        state = f"not checked (`edge devices test {terminal['name']}` checks that it answers)"
+    elif terminal["busy"]:
+        state = "on a payment now"
+    elif terminal["last_payment"]:
+        last = terminal["last_payment"]
+        state = f"free; last payment {last['status']} (asked at {last['requested_at']})"
+    else:
+        state = "free; no payment yet"
+    return (f"  {terminal['name']}: Caisse-AP at {terminal['host']}:{terminal['port']}, tills: "
+            f"{tills}; connect {terminal['connect_timeout']:g} s, payment "
+            f"{terminal['timeout']:g} s\n    -> {state}")
+
+
+def test_terminal(terminal: TerminalConfig, node: dict[str, Any] | None) -> int:
+    """`edge devices test NAME` for a card terminal: does it accept a connection?
+
+    A TCP connection, closed at once: nothing is ever sent (a test must never
+    charge a card). Not while the running node has it on a payment: many
+    terminals take one connection at a time.
+    """
+    where = f"{terminal.host}:{terminal.port}"
+    live = {t.get("name"): t for t in (node or {}).get("terminals") or []}
+    if live.get(terminal.name, {}).get("busy"):
+        print(f"{terminal.name} is on a payment now: not tested. Try again once it is over.",
+              file=sys.stderr)
+        return 1
+    problem = asyncio.run(_connects(terminal))
+    if problem is None:
+        print(f"{terminal.name} answers at {where}: it accepts connections. Nothing was sent "
+              "to it (a test never makes a payment).")
+        return 0
+    print(f"{terminal.name} does not answer at {where} ({problem}). Is it switched on, on the "
+          "shop network at that address, with Caisse-AP over IP enabled on that port? "
+          "(docs/devices.md)", file=sys.stderr)
+    return 1
+
+
+async def _connects(terminal: TerminalConfig) -> str | None:
+    """Why a connection to the terminal fails (None: it connects), sending nothing."""
+    try:
+        async with asyncio.timeout(terminal.connect_timeout):
+            _, writer = await asyncio.open_connection(terminal.host, terminal.port)
+    except TimeoutError:
+        return f"no connection within {terminal.connect_timeout:g} s"
+    except OSError as error:
+        # asyncio's connect errors say "Connect call failed"; the errno says why.
+        words = os.strerror(error.errno) if error.errno else str(error)
+        return words.lower()
+    writer.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(1):
+            await writer.wait_closed()
+    return None
 
 
 def till_code_problems(config: Config) -> list[str]:

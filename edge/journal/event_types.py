@@ -70,6 +70,8 @@ DECLARING_MODULES = (
     "edge.selling.refunds",
     "edge.devices.print_jobs",
     "edge.devices.store_printers",
+    "edge.devices.store_terminals",
+    "edge.devices.card_payments",
 )
 
 # The longest string a body field takes unless its schema says otherwise: an

@@ -487,6 +487,51 @@ MIGRATIONS: list[str] = [
     ALTER TABLE basket_lines ADD COLUMN unit TEXT NOT NULL DEFAULT 'piece';
     ALTER TABLE basket_lines ADD COLUMN price_embedded INTEGER NOT NULL DEFAULT 0;
     """,
+    # 25 (issue 13, card payments through the terminal, edge/devices/card_payments.py):
+    # each payment asked of a terminal, as its events tell it (a row made by whichever
+    # comes first; `request` '{}' until its request arrives); the terminals each node
+    # announces (routed like printers, edge/devices/till_routing.py).
+    """
+    CREATE TABLE card_payments (
+        payment_id TEXT PRIMARY KEY,
+        till TEXT NOT NULL DEFAULT '',
+        cashier TEXT NOT NULL DEFAULT '',
+        basket_id TEXT NOT NULL DEFAULT '',
+        terminal TEXT NOT NULL DEFAULT '',
+        node TEXT NOT NULL DEFAULT '',
+        amount INTEGER NOT NULL DEFAULT 0,
+        refund INTEGER NOT NULL DEFAULT 0,
+        requested_at TEXT NOT NULL DEFAULT '',
+        request TEXT NOT NULL DEFAULT '{}',
+        request_event TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'requested',
+        code TEXT,
+        reason TEXT,
+        authorised INTEGER,
+        authorisation TEXT,
+        last4 TEXT,
+        card TEXT,
+        application TEXT,
+        read_mode TEXT,
+        transaction_id TEXT,
+        result_event TEXT NOT NULL DEFAULT '',
+        settled TEXT,
+        settled_reference TEXT,
+        settled_amount INTEGER,
+        settled_by TEXT,
+        settled_event TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX card_payments_unfinished ON card_payments (node, terminal)
+        WHERE status IN ('requested', 'started');
+    CREATE INDEX card_payments_basket ON card_payments (basket_id);
+    CREATE TABLE store_terminals (
+        node TEXT NOT NULL,
+        name TEXT NOT NULL,
+        tills TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (node, name)
+    );
+    """,
 ]
 
 

@@ -30,9 +30,9 @@ from edge.selling.sales import (
     sale_id_for,
     sale_json,
     settled_extras,
-    tender_as_recorded,
     this_tills_sale_of,
 )
+from edge.selling.tenders import recorded_after_the_fact
 
 SOLD_LINE_FIELDS = ("product_id", "barcode", "name", "unit_price", "vat_rate", "quantity")
 
@@ -213,6 +213,9 @@ async def record_offline_sale(
             flags.append("cashier_differs")
         if tx.fetchone("SELECT 1 FROM cashiers WHERE id = ?", (sale["cashier"],)) is None:
             flags.append("unknown_cashier")
+        tenders, unverified = recorded_after_the_fact(tx, till, basket_id, sale["tenders"])
+        if unverified:
+            flags.append("card_payment_unverified")
         holder = tx.fetchone("SELECT till FROM baskets WHERE id = ? AND status = 'open'",
                              (basket_id,))
         closes_basket = holder is None or holder["till"] == till
@@ -227,7 +230,7 @@ async def record_offline_sale(
             "cashier": sale["cashier"],
             "lines": lines,
             "totals": totals,
-            "tenders": [tender_as_recorded(t) for t in sale["tenders"]],
+            "tenders": tenders,
             "change": settled["change"],
             **settled_extras(sale.get("discount"), settled),
             **({"promotions": applied} if (applied := applied_promotions(lines, promotions))

@@ -46,6 +46,7 @@ from edge.selling.sales import (
     refuse_used_number,
     sale_json,
 )
+from edge.selling.tenders import recorded_after_the_fact, with_payments
 
 REFUND_ID_SUFFIX = "#refund"
 
@@ -208,6 +209,7 @@ async def refund(journal: Journal, seller: Seller, ask: RefundAsk,
             rules.refuse_meal_vouchers_otherwise(tenders, default)
             if not rules.tenders_are_default(tenders, default):
                 approver = manager_for("giving it back otherwise than the sale was paid")
+        tenders = with_payments(tx, seller.till, ask.refund_id, tenders, refund=True)
         if ask.receipt_no is not None:
             refuse_used_number(tx, seller.till, ask.receipt_no)
         number = ask.receipt_no or last_receipt_no_in(tx, seller.till) + 1
@@ -244,7 +246,7 @@ def _print(tx: Tx, till: str, body: Mapping[str, Any]) -> None:
 
 
 def _tender(tender: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: tender[key] for key in ("method", "amount", "reference", "kind")
+    return {key: tender[key] for key in ("method", "amount", "reference", "kind", "payment_id")
             if tender.get(key) is not None}
 
 
@@ -292,9 +294,12 @@ async def record_refund(journal: Journal, till: str, given: Mapping[str, Any],
             flags.append("cashier_differs")
         if tx.fetchone("SELECT 1 FROM cashiers WHERE id = ?", (given["cashier"],)) is None:
             flags.append("unknown_cashier")
+        tenders, unverified = recorded_after_the_fact(
+            tx, till, given["id"], [_tender(tender) for tender in given["tenders"]], refund=True)
+        if unverified:
+            flags.append("card_payment_unverified")
         body = _body(refund_id, till, given["receipt_no"], given["cashier"], None, lines,
-                     totals, [_tender(tender) for tender in given["tenders"]],
-                     given["reason"], given.get("approved_by"))
+                     totals, tenders, given["reason"], given.get("approved_by"))
         body["refund_of"] = sale_id
         if original is not None and not is_refund(original):
             body["refund_of_receipt"] = original["receipt_number"]

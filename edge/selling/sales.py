@@ -34,6 +34,7 @@ from edge.selling.baskets import (
     require_open_basket,
 )
 from edge.selling.money import DEFAULT_MEAL_VOUCHER_CAP, settle
+from edge.selling.tenders import with_payments
 
 # The events that take a number of a till's receipt series: a sale, and a refund
 # (a negative sale, edge/selling/refunds.py).
@@ -125,6 +126,7 @@ async def complete_sale(
         refuse_past_limit(tx, seller.till, discount_limit)
         totals = basket["totals"]
         settled = settle(totals["total"], tenders, meal_voucher_cap)
+        tenders_recorded = with_payments(tx, seller.till, basket_id, tenders)
         if receipt_no is not None:
             refuse_used_number(tx, seller.till, receipt_no)
         number = receipt_no or last_receipt_no_in(tx, seller.till) + 1
@@ -137,7 +139,7 @@ async def complete_sale(
             "cashier": seller.cashier,
             "lines": basket["lines"],
             "totals": totals,
-            "tenders": [tender_as_recorded(t) for t in tenders],
+            "tenders": tenders_recorded,
             "change": settled["change"],
             **settled_extras(basket.get("discount"), settled),
         }
@@ -195,16 +197,6 @@ def last_receipt_no_in(tx: Tx, till: str) -> int:
 async def last_receipt_no(journal: Journal, till: str) -> int:
     row = await journal.read_one("SELECT MAX(receipt_no) AS n FROM sales WHERE till = ?", (till,))
     return (row["n"] if row else None) or 0
-
-
-def tender_as_recorded(tender: dict[str, Any]) -> dict[str, Any]:
-    """A tender as the sale records it: what was given, by what, and its reference if any."""
-    kept = {"method": tender["method"], "amount": tender["amount"]}
-    if tender.get("reference"):
-        kept["reference"] = tender["reference"]
-    if tender.get("kind"):
-        kept["kind"] = tender["kind"]
-    return kept
 
 
 def settled_extras(discount: dict[str, Any] | None,

@@ -1,0 +1,376 @@
+"""Card payments through the store's terminals: their events, the `card_payments` table, the rules.
+
+A till asks for a payment on its terminal (`payment/card`, edge/api/payment_commands.py);
+the node it is connected to journals `card_payment_requested`, naming the
+terminal and the node that owns it (terminals belong to one node, like
+printers, and are announced the same way: edge/devices/store_terminals.py). That node's
+worker (edge/devices/terminals.py) journals `card_payment_started` before
+it dials the terminal, and `card_payment_result` after: `approved`,
+`declined`, `unreachable` (nothing was sent: the card was not charged) or
+`unknown` (the request went out, the answer was lost: only the terminal's
+slip can tell). An `unknown` payment is settled by the cashier from that slip
+(`card_payment_settled`). Nothing is ever dialled twice for one payment id:
+a resend answers the payment's state.
+
+The clock decides twice: a payment asked for more than `NOT_TAKEN_AFTER`
+ago that its terminal's node has not started reads `unreachable` (code
+`not_taken`; a reading, never journaled), and that node refuses to start one
+older than `STALE_AFTER` by its own clock (result `unreachable`, code
+`stale_request`), so a request held up by a partition never charges a card
+after the cashier moved on.
+
+Projections are the same whatever the order in which events arrive: a
+payment's row is made by whichever of its events comes first; its request
+fills it in; started and result come from the terminal's node alone (in its
+order), and one result and one settlement are kept per payment.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from edge.devices.store_terminals import TerminalRef
+from edge.journal.chain import Event, canonical_json, utc_now
+from edge.journal.event_types import CertifiedBody, Unauthorized, event_type
+from edge.journal.store import Journal, Tx
+from edge.messages import (
+    CARD_PAYMENT_TOO_MUCH,
+    INVALID_FIELD,
+    PAYMENT_ALREADY_SETTLED,
+    PAYMENT_ID_REUSED,
+    PAYMENT_NOT_UNKNOWN,
+    TERMINAL_BUSY,
+    UNKNOWN_PAYMENT,
+    EdgeError,
+)
+from edge.schema import limits
+
+# A request its terminal's node has not started by then reads `unreachable`
+# (`not_taken`) everywhere; that node starts none older than `STALE_AFTER`.
+NOT_TAKEN_AFTER = timedelta(seconds=30)
+STALE_AFTER = timedelta(seconds=15)
+UNFINISHED = ("requested", "started")
+RESULTS = ("approved", "declined", "unreachable", "unknown")
+NO_REQUEST = "{}"  # the row was made by a later event; its request has not arrived yet
+
+# What the till is told of each reading of ours (its screen translates by code).
+NOT_TAKEN = ("not_taken", "the terminal's node did not take the payment within 30 s: look at "
+                          "the terminal; if it shows no payment, nothing was charged")
+STALE = ("stale_request", "the request reached the terminal's node too late (over 15 s): it "
+                          "was not sent to the terminal, nothing was charged")
+NODE_RESTARTED = ("node_restarted", "the terminal's node restarted before sending the payment "
+                                    "to the terminal: nothing was charged")
+NODE_STOPPED = ("node_stopped", "the node stopped during the payment: read the terminal's slip")
+NO_TERMINAL_HERE = ("no_terminal", "the terminal is not configured on its node any more: "
+                                   "nothing was sent")
+
+
+# --- the payment's events ---
+
+@dataclass(slots=True)
+class PaymentRequested:
+    payment_id: str = field(metadata=limits(min=1, max_length=64))
+    till: str = field(metadata=limits(min=1, max_length=64))
+    cashier: str = field(metadata=limits(min=1, max_length=64))
+    terminal: str = field(metadata=limits(min=1, max_length=64))
+    node: str = field(metadata=limits(min=1, max_length=64))
+    amount: int = field(metadata=limits(min=1))
+    refund: bool = False
+    basket_id: str = field(default="", metadata=limits(max_length=128))
+    requested_at: str = field(default="", metadata=limits(max_length=40))
+
+
+@dataclass(slots=True)
+class PaymentStarted:
+    payment_id: str = field(metadata=limits(min=1, max_length=64))
+    node: str = field(metadata=limits(min=1, max_length=64))
+    terminal: str = field(metadata=limits(min=1, max_length=64))
+
+
+@dataclass(slots=True)
+class PaymentResult:
+    payment_id: str = field(metadata=limits(min=1, max_length=64))
+    node: str = field(metadata=limits(min=1, max_length=64))
+    terminal: str = field(metadata=limits(min=1, max_length=64))
+    status: Literal["approved", "declined", "unreachable", "unknown"]
+    code: str | None = None
+    reason: str | None = None
+    authorised: int | None = field(default=None, metadata=limits(min=0))
+    authorisation: str | None = None
+    last4: str | None = None
+    card: str | None = None
+    application: str | None = None
+    read_mode: str | None = None
+    transaction: str | None = None
+
+
+@dataclass(slots=True)
+class PaymentSettled:
+    payment_id: str = field(metadata=limits(min=1, max_length=64))
+    approved: bool
+    reference: str = field(metadata=limits(max_length=64))
+    amount: int = field(metadata=limits(min=0))
+    cashier: str = field(default="", metadata=limits(max_length=64))
+
+
+def _terminal_node_only(event: Event, certified: CertifiedBody) -> None:
+    """Only the node that dials the terminal says how a payment on it goes."""
+    if event.body.get("node") != event.origin:
+        raise Unauthorized(f"{event.origin}#{event.seq}: a {event.type} for a terminal of "
+                           f"node {event.body.get('node')!r}: only that node dials it")
+
+
+def _row(db: sqlite3.Connection, event: Event) -> str:
+    """The payment's row, made bare if this is the first we hear of it; its id.
+
+    The terminal's node's events all name the same terminal: a bare row takes it.
+    """
+    body = event.body
+    payment_id = str(body["payment_id"])
+    db.execute("INSERT OR IGNORE INTO card_payments (payment_id) VALUES (?)", (payment_id,))
+    if "node" in body and "terminal" in body:
+        db.execute("UPDATE card_payments SET node = ?, terminal = ? WHERE payment_id = ? "
+                   "AND request = '{}'", (body["node"], body["terminal"], payment_id))
+    return payment_id
+
+
+@event_type("card_payment_requested", schema=PaymentRequested,
+            merge="one payment per id: the earliest request (requested_at, then event hash) "
+                  "is kept whichever arrives first; a row made by later events is filled in, "
+                  "its status kept")
+def _card_payment_requested(db: sqlite3.Connection, event: Event) -> None:
+    body = event.body
+    db.execute(
+        """INSERT INTO card_payments (payment_id, till, cashier, basket_id, terminal, node,
+            amount, refund, requested_at, request, request_event)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (payment_id) DO UPDATE SET till = excluded.till,
+            cashier = excluded.cashier, basket_id = excluded.basket_id,
+            terminal = excluded.terminal, node = excluded.node, amount = excluded.amount,
+            refund = excluded.refund, requested_at = excluded.requested_at,
+            request = excluded.request, request_event = excluded.request_event
+        WHERE card_payments.request = '{}'
+           OR (excluded.requested_at, excluded.request_event)
+              < (card_payments.requested_at, card_payments.request_event)""",
+        (body["payment_id"], body["till"], body["cashier"], body.get("basket_id", ""),
+         body["terminal"], body["node"], body["amount"], int(bool(body.get("refund"))),
+         body.get("requested_at", ""), canonical_json(body).decode(), event.hash),
+    )
+
+
+@event_type("card_payment_started", schema=PaymentStarted, authorize=_terminal_node_only,
+            merge="the terminal's node's own, in its order: requested becomes started, "
+                  "never a result back")
+def _card_payment_started(db: sqlite3.Connection, event: Event) -> None:
+    db.execute("UPDATE card_payments SET status = 'started' WHERE payment_id = ? "
+               "AND status = 'requested'", (_row(db, event),))
+
+
+RESULT_FIELDS = ("code", "reason", "authorised", "authorisation", "last4", "card",
+                 "application", "read_mode")
+
+
+@event_type("card_payment_result", schema=PaymentResult, authorize=_terminal_node_only,
+            merge="one result per payment, the terminal's node's (the smaller event hash "
+                  "should there ever be two)")
+def _card_payment_result(db: sqlite3.Connection, event: Event) -> None:
+    body = event.body
+    db.execute(
+        f"""UPDATE card_payments SET status = ?, {", ".join(f"{f} = ?" for f in RESULT_FIELDS)},
+            transaction_id = ?, result_event = ?
+        WHERE payment_id = ? AND (result_event = '' OR ? < result_event)""",
+        (body["status"], *(body.get(f) for f in RESULT_FIELDS), body.get("transaction"),
+         event.hash, _row(db, event), event.hash),
+    )
+
+
+@event_type("card_payment_settled", schema=PaymentSettled,
+            merge="one settlement per payment: the smaller event hash wins")
+def _card_payment_settled(db: sqlite3.Connection, event: Event) -> None:
+    body = event.body
+    db.execute(
+        """UPDATE card_payments SET settled = ?, settled_reference = ?, settled_amount = ?,
+            settled_by = ?, settled_event = ?
+        WHERE payment_id = ? AND (settled_event = '' OR ? < settled_event)""",
+        ("approved" if body["approved"] else "declined", body["reference"], body["amount"],
+         body.get("cashier", ""), event.hash, _row(db, event), event.hash),
+    )
+
+
+# --- reading a payment ---
+
+def utc(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def older_than(row: Mapping[str, Any], age: timedelta, now: datetime) -> bool:
+    """Asked more than `age` before `now`, or claiming to be asked more than `age` after
+    it: a requesting node whose clock runs ahead does not make a request held up by a
+    partition look fresh when it arrives."""
+    asked = utc(row["requested_at"] or "")
+    return asked is None or abs(now - asked) > age
+
+
+def not_taken(row: Mapping[str, Any], now: datetime) -> bool:
+    """Asked for, and not started by its terminal's node within `NOT_TAKEN_AFTER`."""
+    return row["status"] == "requested" and older_than(row, NOT_TAKEN_AFTER, now)
+
+
+def payment_row(tx: Tx | sqlite3.Connection, payment_id: str) -> sqlite3.Row | None:
+    sql = "SELECT * FROM card_payments WHERE payment_id = ?"
+    if isinstance(tx, sqlite3.Connection):
+        return tx.execute(sql, (payment_id,)).fetchone()  # type: ignore[no-any-return]
+    return tx.fetchone(sql, (payment_id,))
+
+
+async def read_payment(journal: Journal, payment_id: str) -> sqlite3.Row | None:
+    return await journal.read_one("SELECT * FROM card_payments WHERE payment_id = ?",
+                                  (payment_id,))
+
+
+def paid_amount(row: Mapping[str, Any]) -> int | None:
+    """The cents the payment took for sure (for a tender): the authorised amount of an
+    approved one, the settled amount of an unknown one settled approved; else None."""
+    if row["status"] == "approved":
+        return int(row["authorised"] if row["authorised"] is not None else row["amount"])
+    if row["status"] == "unknown" and row["settled"] == "approved":
+        return int(row["settled_amount"])
+    return None
+
+
+def state_of(row: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """What the till is told of a payment (docs/protocol.md, "Card payments")."""
+    status, code, reason = row["status"], row["code"], row["reason"]
+    if not_taken(row, now or datetime.now(UTC)):
+        status, (code, reason) = "unreachable", NOT_TAKEN
+    return {"payment_id": row["payment_id"], "status": status, "amount": row["amount"],
+            "refund": bool(row["refund"]), "terminal": row["terminal"],
+            "authorised": row["authorised"], "authorisation": row["authorisation"],
+            "last4": row["last4"], "card": row["card"], "application": row["application"],
+            "read_mode": row["read_mode"], "code": code, "reason": reason,
+            "settled": row["settled"], "settled_reference": row["settled_reference"],
+            "settled_amount": row["settled_amount"]}
+
+
+# --- the rules of a till's commands, each in its write ---
+
+@dataclass(frozen=True)
+class PaymentAsk:
+    payment_id: str
+    till: str
+    cashier: str
+    amount: int
+    refund: bool
+    basket_id: str  # the basket, or the refund's id
+
+
+def _same_request(row: Mapping[str, Any], ask: PaymentAsk) -> bool:
+    return (row["till"], row["basket_id"], row["amount"], bool(row["refund"])) == (
+        ask.till, ask.basket_id, ask.amount, ask.refund)
+
+
+def known_request(tx: Tx, ask: PaymentAsk) -> dict[str, Any] | None:
+    """A resend of a payment already asked for: its state now (never dialled twice);
+    `payment_id_reused` if that id was asked for something else. None if new."""
+    row = payment_row(tx, ask.payment_id)
+    if row is None or row["request"] == NO_REQUEST:
+        return None
+    if not _same_request(row, ask):
+        raise EdgeError(PAYMENT_ID_REUSED,
+                        f"payment {ask.payment_id} was asked for another amount or basket: "
+                        "use a new payment id")
+    return state_of(row)
+
+
+def busy_with(tx: Tx, terminal: TerminalRef, but: str, now: datetime) -> str | None:
+    """The unfinished payment the terminal is on (other than `but`), if any."""
+    for row in tx.fetchall(
+            "SELECT payment_id, status, requested_at FROM card_payments WHERE node = ? "
+            "AND terminal = ? AND status IN ('requested', 'started') AND request != '{}' "
+            "AND payment_id != ?", (terminal.node, terminal.name, but)):
+        if not not_taken(row, now):
+            return str(row["payment_id"])
+    return None
+
+
+def request_payment(tx: Tx, ask: PaymentAsk, terminal: TerminalRef,
+                    basket_total: int | None) -> dict[str, Any]:
+    """Journal the request (the caller checked the till and the terminal's node);
+    `basket_total`: what the basket comes to (None for a refund: its own command checks)."""
+    known = known_request(tx, ask)
+    if known is not None:
+        return known
+    now = datetime.now(UTC)
+    other = busy_with(tx, terminal, ask.payment_id, now)
+    if other is not None:
+        raise EdgeError(TERMINAL_BUSY, f"terminal {terminal.name} is busy with another "
+                        "payment: wait for it to end", {"payment_id": other})
+    if basket_total is not None and ask.amount > basket_total:
+        raise EdgeError(CARD_PAYMENT_TOO_MUCH, f"{ask.amount} cents is more than the basket's "
+                        f"total ({basket_total})", {"total": basket_total})
+    body = {"payment_id": ask.payment_id, "till": ask.till, "cashier": ask.cashier,
+            "terminal": terminal.name, "node": terminal.node, "amount": ask.amount,
+            "refund": ask.refund, "basket_id": ask.basket_id, "requested_at": utc_now()}
+    tx.append("card_payment_requested", body)
+    row = payment_row(tx, ask.payment_id)
+    assert row is not None
+    return state_of(row, now)
+
+
+def settle_payment(tx: Tx, payment_id: str, approved: bool, reference: str,
+                   amount: int | None, cashier: str) -> dict[str, Any]:
+    """The cashier read an `unknown` payment's slip: record what it says (once)."""
+    row = payment_row(tx, payment_id)
+    if row is None or row["request"] == NO_REQUEST:
+        raise EdgeError(UNKNOWN_PAYMENT, f"no card payment {payment_id} in this store")
+    settled = "approved" if approved else "declined"
+    if row["settled"] is not None:
+        if (row["settled"], row["settled_reference"]) == (settled, reference):
+            return state_of(row)  # a resend
+        raise EdgeError(PAYMENT_ALREADY_SETTLED, f"payment {payment_id} was already settled "
+                        f"({row['settled']}, slip {row['settled_reference']})")
+    if row["status"] != "unknown":
+        raise EdgeError(PAYMENT_NOT_UNKNOWN, f"payment {payment_id} is {row['status']}, not "
+                        "unknown: only a payment whose answer was lost is settled from the slip")
+    amount = row["amount"] if amount is None else amount
+    if not 0 < amount <= row["amount"]:
+        raise EdgeError(INVALID_FIELD, f"'amount' must be between 1 and the {row['amount']} "
+                        "cents asked")
+    tx.append("card_payment_settled", {"payment_id": payment_id, "approved": approved,
+                                       "reference": reference, "amount": amount,
+                                       "cashier": cashier})
+    row = payment_row(tx, payment_id)
+    assert row is not None
+    return state_of(row)
+
+
+# --- following a payment for the till that asked (pushes) ---
+
+def advance(state: Mapping[str, Any], event: Event) -> dict[str, Any] | None:
+    """The payment's state after `event`, if `event` changes it (pure: from the bodies)."""
+    body = event.body
+    if body.get("payment_id") != state["payment_id"]:
+        return None
+    if event.type == "card_payment_started" and (
+            state["status"] == "requested" or state["code"] == NOT_TAKEN[0]):
+        return {**state, "status": "started", "code": None, "reason": None}
+    if event.type == "card_payment_result":
+        return {**state, "status": body["status"], **{f: body.get(f) for f in RESULT_FIELDS}}
+    if event.type == "card_payment_settled":
+        return {**state, "settled": "approved" if body["approved"] else "declined",
+                "settled_reference": body["reference"], "settled_amount": body["amount"]}
+    return None
+
+
+def finished(state: Mapping[str, Any]) -> bool:
+    """Nothing more will happen to it: a result, and an unknown one settled."""
+    if state["status"] == "unknown":
+        return state["settled"] is not None
+    return state["status"] in RESULTS and state["code"] != NOT_TAKEN[0]
