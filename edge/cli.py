@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     with_store_options(verify)
     verify.add_argument("--ca", type=Path, help="the store CA's certificate (default: "
                                                 "<data>/tls/store-ca.pem)")
+    verify.add_argument("archive", nargs="?", type=Path, help="an archive `edge archive` "
+                        "wrote: checked with nothing else (no journal, no config)")
+    from edge.fiscal.archive_admin import add_parser as add_archive_parser
+
+    add_archive_parser(sub)
 
     sync = sub.add_parser("sync", help="sync with head office now, showing progress")
     with_store_options(sync)
@@ -155,8 +160,16 @@ def main(argv: list[str] | None = None) -> int:
             return run_pair(config, args.minutes)  # type: ignore[arg-type]
         if args.command == "check":
             return run_check(args.config, args.data)
+        if args.command == "verify" and args.archive is not None:
+            from edge.fiscal.verify_archive import run as verify_archive
+
+            return verify_archive(args.archive)
         if args.command == "verify":
             return run_verify(config, args.ca)  # type: ignore[arg-type]
+        if args.command == "archive":
+            from edge.fiscal.archive_admin import run_archive
+
+            return run_archive(config, args.period, args.out)  # type: ignore[arg-type]
         if args.command == "staff":
             from edge.selling.staff_admin import run_staff
 

@@ -474,7 +474,11 @@ def histories(draw: st.DrawFn) -> dict[str, list[Event]]:
     chains: dict[str, list[Event]] = {}
     # n0, n4 and n3 ran one folder, so one tls/: one node name (a node retires only its own).
     signer = {RETIRED: "n3", RETIRED_BETWEEN: "n3"}
-    for origin, type_, body, time in [started, trusted, *vouched, *steps]:
+    # An archive's export is recorded (edge/fiscal/exports.py): nothing projected.
+    exported = (draw(st.sampled_from(NODES)), "archive_exported", {
+        "period": "2026-02", "manifest_sha256": "ab" * 32, "files": ["events.jsonl"]},
+        draw(TIMES))
+    for origin, type_, body, time in [started, trusted, *vouched, exported, *steps]:
         chain = chains.setdefault(origin, [])
         node = identity(signer.get(origin, origin))
         key = headoffice_key() if origin == HEAD_OFFICE else node.signing_key

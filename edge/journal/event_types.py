@@ -72,6 +72,7 @@ DECLARING_MODULES = (
     "edge.devices.store_printers",
     "edge.devices.store_terminals",
     "edge.devices.card_payments",
+    "edge.fiscal.exports",
 )
 
 # The longest string a body field takes unless its schema says otherwise: an
