@@ -13,10 +13,10 @@ from test_card_payments import basket, fails, terminal_node, until_pushed
 
 
 async def pay(till: Till, basket_id: str, amount: int, status: str,
-              refund: bool = False) -> dict:  # type: ignore[type-arg]
+              refund: bool = False, **sale: str) -> dict:  # type: ignore[type-arg]
     payment_id = str(uuid.uuid4())
     where = {"refund_id": basket_id} if refund else {"basket_id": basket_id}
-    await till.call("payment/card", payment_id=payment_id, amount=amount, **where)
+    await till.call("payment/card", payment_id=payment_id, amount=amount, **where, **sale)
     return await until_pushed(till, payment_id, status)
 
 
@@ -80,7 +80,8 @@ async def test_a_refund_goes_back_through_the_terminal_and_an_offline_one_is_fla
         line = sale["lines"][0]
 
         refund_id = str(uuid.uuid4())
-        back = await pay(till, refund_id, line["total"], "approved", refund=True)
+        back = await pay(till, refund_id, line["total"], "approved", refund=True,
+                         sale_id=sale["id"])
         assert dict(terminal.requests[-1])["CD"] == "1"
         # A sale's payment is no refund's, and a refund's is no sale's.
         await fails("card_payment_mismatch", till, "sale/refund", refund_id=refund_id,

@@ -22,7 +22,7 @@ import { TillClient } from './client.js';
 import { TillStore } from './offline.js';
 import { LocalCatalogue } from './catalogue.js';
 import { TillLedger } from './ledger.js';
-import { TillSession } from './session.js';
+import { TillSession, systemClock } from './session.js';
 import { TillPrinting } from './printing.js';
 import { $ } from './dom.js';
 import { pairScreen, TOKEN_KEY } from './screen-pair.js';
@@ -37,6 +37,8 @@ import { refundScreen } from './screen-refund.js';
 import { salesScreen } from './screen-sales.js';
 import { gridPanel } from './screen-grid.js';
 import { idleLock } from './screen-sell-idle.js';
+import { CardTerminal } from './card-terminal.js';
+import { cardDialog } from './screen-pay-card.js';
 
 const ERROR_HIDE_MS = 4000;
 const LOUD_ERROR_HIDE_MS = 8000;
@@ -54,6 +56,9 @@ const printing = new TillPrinting({
 });
 
 const session = new TillSession({ client, ledger, catalogue, printing, storage: pageSessionStorage() });
+// Card payments on the payment terminal, through the node (card-terminal.js): kept in
+// localStorage, so a payment under way outlives a reload or a closed tab.
+const cards = new CardTerminal({ call: (type, args) => client.call(type, args), storage: window.localStorage, clock: systemClock });
 
 /** What every screen is given: the session, and the app's shared means. */
 const ui = {
@@ -67,7 +72,10 @@ const ui = {
   hideError,
   logout,
   startConnection,
+  cards,
 };
+// The terminal's dialog, over any screen (the pay screen's cards, and refunds paid back by card).
+ui.cardDialog = cardDialog(ui, cards);
 
 // Every view, in drawing order, each reached by its name: ui.screens.sell.
 const views = [pairScreen(ui), loginScreen(ui), sellScreen(ui), parkedPanel(ui), payScreen(ui), doneScreen(ui)];
@@ -203,7 +211,11 @@ function wireSession() {
     screens.pay.render();
   });
   on('error', ({ error, loud }) => showError(error, { loud }));
-  on('sold', () => showScreen('done'));
+  on('sold', ({ sale }) => {
+    // Its card payments are the sale's now: nothing left to ask the node after a reload.
+    cards.forgetFor({ basketId: sale?.basket_id ?? session.basketId });
+    showScreen('done');
+  });
   on('authed', () => {
     renderHeader();
     screens.login.render();
@@ -217,8 +229,15 @@ function wireSession() {
     if (ui.screen === 'login') showScreen('sell');
     leavePayIfNothingToPay();
     renderAll();
+    // Card payments under way or unknown (a reload, a reconnect, another node): their state again,
+    // and the pay screen with its dialog, once the login screen has shown the sell one (next turn).
+    cards.onAuthed();
+    setTimeout(() => {
+      if (ui.screen === 'sell' && session.hasLines && cards.hasOpenFor(session.basketId)) screens.pay.open('card');
+    }, 0);
   });
   on('offline', () => {
+    cards.onOffline();
     // Asked for the PIN after a reload, and the node left before it was typed: sell on offline.
     if (session.cashier && session.pin === null && ui.screen === 'login') showScreen('sell');
     renderStatus();
@@ -311,6 +330,7 @@ function wireEvents() {
   client.addEventListener('event', (event) => {
     catalogue.onEvent(event.detail.event);
     printing.onEvent(event.detail);
+    cards.onPush(event.detail);
   });
   ledger.addEventListener('change', renderStatus);
   catalogue.addEventListener('change', renderStatus);

@@ -278,7 +278,8 @@ export class TillClient extends EventTarget {
         const error = message.error || {};
         waiter.reject(new CommandError(error.code || 'unknown', error.message, { data: error.data }));
       }
-    } else if (message.type === 'event') {
+    } else if (message.type === 'event' || message.type === 'card_payment') {
+      // Pushes: subscribe_events' and printer/subscribe's events, and payment/card's states.
       this.dispatchEvent(new CustomEvent('event', { detail: message }));
     }
   }

@@ -6,7 +6,7 @@
 // now, F7) is printing.js's.
 import { t, formatMoney } from './i18n.js';
 import { $, el } from './dom.js';
-import { modeOf } from './screen-pay-tenders.js';
+import { modeOf, cardText } from './screen-pay-tenders.js';
 
 const PRINT_KEY = 'F7';
 
@@ -29,12 +29,15 @@ export function doneScreen(ui) {
     const cash = tenders.some((tender) => tender.method === 'cash');
     $('#change-due').textContent = formatMoney(sale.change ?? 0);
     document.querySelector('.done-change').hidden = !cash;
-    // Anything but a plain cash sale: how it was paid, tender by tender.
+    // Anything but a plain cash sale: how it was paid, tender by tender (a card: its masked number
+    // and authorisation, as the receipt prints them).
     const plainCash = tenders.length === 1 && cash;
     const list = $('#done-tenders');
     list.hidden = plainCash || !tenders.length;
     list.replaceChildren(...(plainCash ? [] : tenders.map((tender) => el('li', { class: 'done-tender' },
-      el('span', {}, t(`pay.mode.${modeOf(tender).key}`), tender.reference ? el('small', {}, ` ${tender.reference}`) : null),
+      el('span', {}, t(`pay.mode.${modeOf(tender).key}`),
+        cardText(tender) ? el('small', { class: 'card-detail' }, ` ${cardText(tender)}`) : null,
+        tender.reference ? el('small', {}, ` ${tender.reference}`) : null),
       el('span', { class: 'money' }, formatMoney(tender.amount))))));
     const excess = sale.voucher_excess ?? 0;
     $('#done-voucher-excess').hidden = !excess;

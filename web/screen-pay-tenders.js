@@ -97,14 +97,33 @@ export function settlement(total, tenders, cap) {
   }
 }
 
-/** Tenders as kept and resent (sale/record): the fields the node takes, nothing of the screen's. */
+/**
+ * Tenders as kept and resent (sale/record): the fields the node takes, nothing of the screen's.
+ * A card the terminal took carries its `payment_id` (the node copies the authorisation from it).
+ */
 export function tendersForRecord(tenders) {
-  return tenders.map(({ method, amount, reference, kind }) => {
+  return tenders.map(({ method, amount, reference, kind, payment_id: paymentId }) => {
     const tender = { method, amount };
     if (reference) tender.reference = reference;
     if (method === 'meal_voucher') tender.kind = kind;
+    if (paymentId) tender.payment_id = paymentId;
     return tender;
   });
+}
+
+/** Tenders as sale/complete takes them: the same fields as a record. */
+export const tendersForSale = tendersForRecord;
+
+/**
+ * A card tender's terminal details in a few characters: "**** 1234 · Auto 123456"
+ * (the masked card and the authorisation number), or '' for any other tender.
+ */
+export function cardText(tender) {
+  if (tender?.method !== 'card') return '';
+  const parts = [];
+  if (tender.last4) parts.push(`**** ${tender.last4}`);
+  if (tender.authorisation) parts.push(`Auto ${tender.authorisation}`);
+  return parts.join(' · ');
 }
 
 /** A basket line as sale/record takes it (docs/protocol.md): what the node prices again. */

@@ -14,12 +14,20 @@
 // Its form is made here (index.html's is replaced at wire()), keeping the
 // ids tills and tests know: #cash-given, #card-reference, #card-amount,
 // #confirm-payment, #pay-change.
+//
+// A card on a till a payment terminal serves goes to the terminal (the
+// amount is never typed twice): screen-pay-card.js's dialog, card-terminal.js's
+// logic. The slip reference field is then hidden, and shown again only as the
+// fallback (no terminal for this till, the terminal unreachable, or no node
+// answering): today's standalone slip entry, recorded as a plain card tender.
+// A tender the terminal took cannot be removed here: the card was charged.
 import { t, formatMoney, formatAmountForInput } from './i18n.js';
 import { $, el } from './dom.js';
 import {
   PAY_MODES, payMode, modeOf, parseAmount, looksLikeBarcode, makeTender, paidBy, leftToPay, settlement,
-  MAX_REFERENCE,
+  MAX_REFERENCE, cardText, tendersForSale,
 } from './screen-pay-tenders.js';
+import { phaseOf, cardTender } from './card-terminal.js';
 
 export { parseAmount } from './screen-pay-tenders.js';
 
@@ -36,7 +44,10 @@ export function payScreen(ui) {
     tenders: [], // added so far (a card already went through the terminal: kept across "back")
     mode: 'cash',
     print: false, // the customer's choice: no receipt unless asked
+    slipEntry: false, // the card tender is typed from a standalone terminal's slip (the fallback)
+    cardBusy: false, // a payment is on the terminal
   };
+  const cards = ui.cards;
   const keys = { buffer: '', times: [] }; // keystrokes outside the fields, and the fields' timing
 
   // --- what the screen reads ---
@@ -44,6 +55,19 @@ export function payScreen(ui) {
   const total = () => session.basket?.totals.total ?? 0;
   const isCash = () => state.mode === 'cash';
   const amountField = () => (isCash() ? $('#cash-given') : $('#card-amount'));
+  const busy = () => session.paying || state.cardBusy;
+
+  /** This card goes to the terminal (not known to be absent, a node answers, no slip typed). */
+  function viaTerminal() {
+    return state.mode === 'card' && !state.slipEntry && cards?.terminal !== false
+      && ui.client.online && session.ready && !$('#card-reference').value.trim();
+  }
+
+  /** The slip reference is asked unless the terminal is known to take this card. */
+  function asksReference(mode) {
+    if (!mode.reference) return false;
+    return mode.key !== 'card' || state.slipEntry || cards?.terminal !== true || !ui.client.online;
+  }
 
   /** The tender being typed: {amount} (null: not an amount; empty means what is left). */
   function entry() {
@@ -68,20 +92,44 @@ export function payScreen(ui) {
       // Another basket: nothing paid yet, and no receipt unless asked.
       Object.assign(state, { basketId: session.basketId, tenders: [], print: false });
     }
+    // What the terminal approved for this basket and the screen lacks (a reload, a reconnect).
+    for (const tender of takenByTerminal()) {
+      if (!state.tenders.some((each) => each.payment_id === tender.payment_id)) state.tenders.push(tender);
+    }
     session.paying = false;
     setMode(mode);
     ui.show('pay');
+    resumeCard();
+  }
+
+  /** Card payments of this basket the terminal approved (kept across a reload). */
+  function takenByTerminal() {
+    if (!cards) return [];
+    return cards.of({ basketId: session.basketId }).filter((record) => phaseOf(record) === 'approved')
+      .map((record) => {
+        cards.take(record.payment_id);
+        return cardTender(record);
+      });
+  }
+
+  /** A payment of this basket still on the terminal, or unknown (a reload, a reconnect): its dialog again. */
+  function resumeCard() {
+    if (!cards || state.cardBusy) return;
+    const open = cards.of({ basketId: session.basketId })
+      .find((record) => !record.taken && ['waiting', 'unknown'].includes(phaseOf(record)));
+    if (open) followCard(ui.cardDialog.show(open), open.amount);
   }
 
   function setMode(mode) {
     state.mode = payMode(mode).key;
+    state.slipEntry = false;
     $('#cash-given').value = '';
     $('#card-amount').value = ''; // empty means what is left, which may still grow while scans are pending
     $('#card-reference').value = '';
   }
 
   function switchMode(mode) {
-    if (session.paying) return;
+    if (busy()) return;
     setMode(mode);
     render();
     focus();
@@ -90,14 +138,33 @@ export function payScreen(ui) {
   function confirm() {
     const field = amountField();
     if (looksLikeBarcode(field.value)) return scanned(field);
-    if (!session.canPay) return;
+    if (!session.canPay || state.cardBusy) return;
     const { amount, tender } = entry();
     if (amount === null) return reject('invalid_amount', field);
     const tenders = projected();
     if (!tenders.length) return reject('payment_short', field);
     const outcome = settlement(total(), tenders, session.mealVoucherCap);
+    if (tender && viaTerminal() && (outcome.ok || outcome.code === 'payment_short')) {
+      payOnTerminal(tender);
+      return;
+    }
+    take(tender, outcome);
+  }
+
+  /** Adds `tender` (checked: `outcome`), paying the sale when it is enough. */
+  function take(tender, outcome) {
+    const field = amountField();
+    if (tender?.payment_id) {
+      // The terminal took it: the card was charged, so the tender stays whatever comes next.
+      state.tenders.push(tender);
+      if (outcome.ok && session.pay(tendersForSale(state.tenders), { print: state.print })) return;
+      setMode('cash');
+      render();
+      focus();
+      return;
+    }
     if (outcome.ok) {
-      session.pay(tenders, { print: state.print });
+      session.pay(tendersForSale(projectedWith(tender)), { print: state.print });
       return;
     }
     if (outcome.code === 'payment_short' && tender) {
@@ -111,15 +178,66 @@ export function payScreen(ui) {
     reject(outcome.code, field);
   }
 
+  function projectedWith(tender) {
+    return tender ? [...state.tenders, tender] : [...state.tenders];
+  }
+
+  // --- the card terminal ---
+
+  function payOnTerminal(tender) {
+    const basketId = session.basketId;
+    state.cardBusy = true;
+    render();
+    followCard(ui.cardDialog.pay({ basketId, amount: tender.amount }), tender.amount, tender);
+  }
+
+  /** What the dialog ended with: the tender, the slip entry, or another tender. */
+  async function followCard(shown, asked, typed = null) {
+    state.cardBusy = true;
+    let outcome;
+    try {
+      outcome = await shown;
+    } finally {
+      state.cardBusy = false;
+    }
+    if (ui.screen !== 'pay' || state.basketId !== session.basketId) return render();
+    if (outcome.kind === 'approved') {
+      cards.take(outcome.record.payment_id);
+      const tender = outcome.tender;
+      if (tender.amount < asked) {
+        ui.showError({ code: 'card_partial', amount: formatMoney(tender.amount), asked: formatMoney(asked) });
+      }
+      setMode('card');
+      take(tender, settlement(total(), projectedWith(tender), session.mealVoucherCap));
+      return;
+    }
+    if (outcome.kind === 'no_terminal' && typed) {
+      // No terminal serves this till: the card is today's standalone slip entry (reference optional).
+      take(typed, settlement(total(), projectedWith(typed), session.mealVoucherCap));
+      return;
+    }
+    if (outcome.kind === 'slip') {
+      // The terminal could not be reached: the cashier takes the card on it by hand and types its slip.
+      setMode('card');
+      state.slipEntry = true;
+      $('#card-amount').value = formatAmountForInput(outcome.amount);
+      render();
+      $('#card-reference').focus();
+      return;
+    }
+    render(); // declined, or the cashier chose: another tender
+    focus();
+  }
+
   function removeTender(index) {
-    if (session.paying) return;
+    if (busy() || state.tenders[index]?.payment_id) return; // a card the terminal took was charged
     state.tenders.splice(index, 1);
     render();
     focus();
   }
 
   function togglePrint() {
-    if (session.paying) return;
+    if (busy()) return;
     state.print = !state.print;
     render();
   }
@@ -139,7 +257,7 @@ export function payScreen(ui) {
   }
 
   function back() {
-    if (session.paying) return;
+    if (busy()) return;
     ui.show('sell');
     ui.screens.login.askForPinIfWanted?.(); // the sale failed: the PIN now
   }
@@ -160,11 +278,13 @@ export function payScreen(ui) {
 
   function tenderRow(tender, index) {
     const mode = modeOf(tender);
-    return el('li', { class: 'pay-tender', dataset: { method: tender.method } },
+    const card = cardText(tender);
+    return el('li', { class: 'pay-tender', dataset: { method: tender.method, paymentId: tender.payment_id } },
       el('span', { class: 'pay-tender-name' }, t(`pay.mode.${mode.key}`),
-        tender.reference ? el('small', {}, ` ${tender.reference}`) : null),
+        card ? el('small', { class: 'card-detail' }, ` ${card}`) : tender.reference ? el('small', {}, ` ${tender.reference}`) : null),
       el('span', { class: 'money' }, formatMoney(tender.amount)),
-      el('button', { type: 'button', class: 'pay-tender-remove', dataset: { remove: String(index) }, title: t('pay.removeTender') }, '×'));
+      tender.payment_id ? el('span', { class: 'pay-tender-remove', 'aria-hidden': 'true' })
+        : el('button', { type: 'button', class: 'pay-tender-remove', dataset: { remove: String(index) }, title: t('pay.removeTender') }, '×'));
   }
 
   /** What the tenders come to, in words: change, vouchers kept, what is short, or why it cannot be. */
@@ -195,13 +315,17 @@ export function payScreen(ui) {
     $('#pay-due').textContent = formatMoney(due);
     for (const button of document.querySelectorAll('[data-pay-mode]')) {
       button.setAttribute('aria-pressed', String(button.dataset.payMode === mode.key));
-      button.disabled = session.paying;
+      button.disabled = busy();
     }
     $('#cash-section').hidden = !isCash();
     $('#card-section').hidden = isCash();
     $('#card-amount-label').textContent = t(`pay.amount.${mode.key}`);
-    $('#card-reference-label').hidden = !mode.reference;
+    $('#card-reference-label').hidden = !asksReference(mode);
     $('#card-reference-text').textContent = t(`pay.reference.${mode.key}`);
+    // Where this card goes: the terminal, or (the fallback) the slip typed by hand.
+    const onTerminal = mode.key === 'card' && !asksReference(mode);
+    $('#card-terminal-note').hidden = !onTerminal && !(mode.key === 'card' && state.slipEntry);
+    $('#card-terminal-note').textContent = onTerminal ? t('pay.cardOnTerminal') : t('pay.cardSlipEntry');
     $('#cash-given').placeholder = formatAmountForInput(left);
     $('#card-amount').placeholder = formatAmountForInput(left);
     for (const button of document.querySelectorAll('[data-cash-quick]')) {
@@ -221,14 +345,15 @@ export function payScreen(ui) {
     change.dataset.kind = line.kind;
     const print = $('#print-receipt');
     print.setAttribute('aria-pressed', String(state.print));
-    print.disabled = session.paying;
+    print.disabled = busy();
     $('#print-receipt-label').textContent = state.print ? t('pay.printYes') : t('pay.printNo');
     // Scans still waiting for the connection would change the total: pay once they are in.
     const confirmButton = $('#confirm-payment');
-    confirmButton.disabled = session.paying || session.hasPendingAdds();
-    $('#pay-back').disabled = session.paying;
+    confirmButton.disabled = busy() || session.hasPendingAdds();
+    $('#pay-back').disabled = busy();
     const adds = line.kind === 'short' && entry().tender && settlement(due, projected(), session.mealVoucherCap).code === 'payment_short';
-    $('#confirm-payment-label').textContent = session.paying ? t('pay.saving') : adds ? t('pay.addTender') : t('pay.confirm');
+    $('#confirm-payment-label').textContent = session.paying ? t('pay.saving') : state.cardBusy ? t('pay.onTerminal')
+      : mode.key === 'card' && viaTerminal() ? t('pay.sendToTerminal') : adds ? t('pay.addTender') : t('pay.confirm');
   }
 
   function focus() {
@@ -319,7 +444,8 @@ export function payScreen(ui) {
             el('label', {}, el('span', { id: 'card-amount-label' }),
               el('input', { id: 'card-amount', inputmode: 'decimal', autocomplete: 'off' })),
             el('label', { id: 'card-reference-label' }, el('span', { id: 'card-reference-text' }),
-              el('input', { id: 'card-reference', autocomplete: 'off', spellcheck: 'false', maxlength: String(MAX_REFERENCE) })))),
+              el('input', { id: 'card-reference', autocomplete: 'off', spellcheck: 'false', maxlength: String(MAX_REFERENCE) })),
+            el('p', { id: 'card-terminal-note', class: 'help', hidden: true }))),
         el('div', { class: 'pay-summary' },
           el('ul', { id: 'pay-tenders', class: 'pay-tenders', hidden: true }),
           el('div', { id: 'pay-paid-row', class: 'pay-row', hidden: true },

@@ -6,10 +6,16 @@
 // products from the catalogue, and a manager approves. The rules and the node's commands are
 // refunds.js's (RefundDesk); offline the refund goes to the ledger's outbox.
 //
+// What goes back to a card goes through the till's payment terminal when it
+// has one (a refund, Caisse-AP's CD 1: screen-pay-card.js's dialog), before
+// sale/refund records it with the payment's id; without a terminal (or it is
+// unreachable) the cashier refunds on the terminal by hand, as before.
+//
 // Its section is made here (appended to <main>), so index.html stays as it is.
 import { t, formatMoney, formatRate } from './i18n.js';
 import { $, el } from './dom.js';
 import { outcomeOf } from './approval.js';
+import { tendersForSale } from './screen-pay-tenders.js';
 import { sellActionsRow } from './screen-discount.js';
 import {
   RefundDesk, defaultTenders, isWeighed, linesToRefund, productLinesToRefund, refundTotals,
@@ -167,8 +173,9 @@ export function refundScreen(ui) {
     }
     // The same ask for every try (approval, renumbering): one refund id, one receipt number.
     if (state.allCash && vouchersGoBack(refundTotals(lines).total)) state.allCash = false;
-    const sameAsk = state.ask && JSON.stringify(state.ask.lines) === JSON.stringify(lines)
-      && state.ask.reason === reason && state.ask.allCash === state.allCash;
+    // Once the terminal gave money back to the card, this refund is that one: no second card refund.
+    const sameAsk = state.ask && (state.ask.cardPaid || (JSON.stringify(state.ask.lines) === JSON.stringify(lines)
+      && state.ask.reason === reason && state.ask.allCash === state.allCash));
     if (!sameAsk) {
       state.ask = {
         refundId: state.refundId, reason, lines, allCash: state.allCash,
@@ -186,7 +193,8 @@ export function refundScreen(ui) {
     const why = state.mode === 'products' ? t('approval.whyRefund') : t('approval.whyRefundReceipt');
     let outcome;
     try {
-      outcome = await ui.approval.run((approval) => {
+      // The terminal refused the card, or the cashier chose otherwise: nothing recorded, the screen stays.
+      outcome = !(await cardBack(ask)) ? { ok: false, cancelled: true } : await ui.approval.run((approval) => {
         ask.approval = approval ?? undefined;
         return outcomeOf(desk.refund(ask));
       }, why);
@@ -194,6 +202,7 @@ export function refundScreen(ui) {
       state.busy = false;
     }
     if (outcome.ok) {
+      ui.cards?.forgetFor({ refundId: state.refundId }); // the refund holds its card payment now
       Object.assign(state, { mode: 'done', result: outcome.result, ask: null, refundId: null });
       ui.hideError();
     } else if (!outcome.cancelled) {
@@ -201,6 +210,36 @@ export function refundScreen(ui) {
       if (outcome.error?.code === 'refund_exceeds_sale') await refreshFound();
     }
     render();
+  }
+
+  /**
+   * The card part of the refund, given back on the terminal once (the dialog shows it):
+   * the ask's tenders then carry the payment (what the terminal did not give back goes
+   * in cash). False: nothing to record now (declined, or the cashier chose another way).
+   * No terminal, or unreachable: the cashier refunds on the terminal by hand, as before.
+   */
+  async function cardBack(ask) {
+    if (ask.cardDone || !ui.cards || ui.cards.terminal === false || !ui.client.online) return true;
+    const tenders = ask.tenders ?? tendersFor(refundTotals(ask.lines).total);
+    const card = tenders.filter((tender) => tender.method === 'card' && !tender.payment_id);
+    const amount = -card.reduce((sum, tender) => sum + tender.amount, 0);
+    if (amount <= 0) {
+      ask.cardDone = true;
+      return true;
+    }
+    const outcome = await ui.cardDialog.pay({ refundId: ask.refundId, saleId: ask.sale?.id ?? null, amount, refund: true });
+    if (outcome.kind === 'declined' || outcome.kind === 'other') return false;
+    ask.cardDone = true;
+    if (outcome.kind !== 'approved') return true; // no terminal, or unreachable: by hand
+    ui.cards.take(outcome.record.payment_id);
+    ask.cardPaid = true;
+    const rest = amount + outcome.tender.amount; // what the terminal did not give back (its amount is negative)
+    const others = tenders.filter((tender) => !card.includes(tender));
+    const cash = others.find((tender) => tender.method === 'cash');
+    if (rest > 0 && cash) cash.amount -= rest;
+    else if (rest > 0) others.push({ method: 'cash', amount: -rest });
+    ask.tenders = tendersForSale([...others, outcome.tender]);
+    return true;
   }
 
   /** After a refusal for what another till refunded meanwhile: what is left now. */

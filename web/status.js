@@ -25,6 +25,12 @@ const TEXT = {
     'office.waiting': 'pas encore essayé', 'office.never run': 'jamais lancée',
     tillList: 'Caisses appairées', noTills: 'aucune (edge pair)', pairedCount: 'En service',
     revokedCount: 'Révoquées', tillDetails: 'Détail (sur le serveur)',
+    terminals: 'Terminaux de paiement (Caisse-AP)', terminalTills: 'caisses', allTills: 'toutes celles qu’aucun autre terminal ne liste',
+    terminalBusy: 'paiement en cours', terminalIdle: 'libre', lastPayment: 'dernier paiement :',
+    noPayment: 'aucun paiement encore', terminalDetails: 'Adresses et caisses (sur le serveur)', terminalUnreachable: 'injoignable au dernier paiement',
+    'payment.approved': 'accepté', 'payment.declined': 'refusé', 'payment.unreachable': 'terminal injoignable',
+    'payment.unknown': 'résultat inconnu (lire le ticket du terminal)', 'payment.requested': 'demandé',
+    'payment.started': 'en cours',
   },
   en: {
     title: 'Store status', lang: 'FR', node: 'This server', store: 'Store',
@@ -47,6 +53,12 @@ const TEXT = {
     'office.waiting': 'not tried yet', 'office.never run': 'never run',
     tillList: 'Paired tills', noTills: 'none (edge pair)', pairedCount: 'In service',
     revokedCount: 'Revoked', tillDetails: 'Details (on the server)',
+    terminals: 'Payment terminals (Caisse-AP)', terminalTills: 'tills', allTills: 'every till no other terminal lists',
+    terminalBusy: 'payment in progress', terminalIdle: 'idle', lastPayment: 'last payment:',
+    noPayment: 'no payment yet', terminalDetails: 'Addresses and tills (on the server)', terminalUnreachable: 'unreachable at the last payment',
+    'payment.approved': 'approved', 'payment.declined': 'declined', 'payment.unreachable': 'terminal unreachable',
+    'payment.unknown': 'outcome unknown (read the terminal’s slip)', 'payment.requested': 'requested',
+    'payment.started': 'in progress',
   },
 };
 
@@ -84,6 +96,26 @@ function printerState(printer) {
   return hasTranslation(key) ? tillText(key) : tillText('printer.state.other', printer);
 }
 
+/**
+ * A payment terminal of this node (/healthz `terminals`, docs/devices.md): whether a payment is
+ * on it, and how the last one ended (`last_payment`: {status, requested_at}, null before the
+ * first). Never its address nor its tills: /healthz answers anyone on the shop's network, and a
+ * terminal obeys whoever reaches its port; `edge devices` shows those on the node itself.
+ */
+function terminalRow(terminal) {
+  const where = terminal.host ? `${terminal.name} (${terminal.host}:${terminal.port ?? 8888})` : terminal.name;
+  const tills = terminal.tills ? [`${t('terminalTills')} ${terminal.tills.length ? terminal.tills.join(', ') : t('allTills')}`] : [];
+  const last = terminal.last_payment ?? null;
+  const at = localTime(last?.requested_at);
+  const lastText = last?.status
+    ? `${t('lastPayment')} ${t(`payment.${last.status}`)}${last.code ? ` (${last.code})` : ''}${at ? `, ${at}` : ''}`
+    : t('noPayment');
+  return [where, [...tills, terminal.busy ? t('terminalBusy') : t('terminalIdle'), lastText].join(' · '),
+    last?.status === 'unreachable' || last?.status === 'unknown'];
+}
+
+const terminalsOf = (health) => (Array.isArray(health.terminals) ? health.terminals : []);
+
 function section(title, rows) {
   const box = document.createElement('section');
   const heading = document.createElement('h2');
@@ -117,6 +149,9 @@ function problems(health) {
       const detail = nodeWords(printer.detail);
       found.push(`${printer.name}: ${printerState(printer)}${detail ? ` (${detail})` : ''}`);
     }
+  }
+  for (const terminal of terminalsOf(health)) {
+    if (terminal.last_payment?.status === 'unreachable') found.push(`${terminal.name}: ${t('terminalUnreachable')}`);
   }
   const office = health.headoffice || {};
   if (office.state === 'failing') {
@@ -168,6 +203,9 @@ function render() {
     nodeWords(printer.detail) ? `${printerState(printer)} — ${printer.detail}` : printerState(printer),
     printer.state !== 'ready', printer.detail,
   ])));
+  if (terminalsOf(last).length) {
+    sections.append(section(t('terminals'), [...terminalsOf(last).map(terminalRow), [t('terminalDetails'), 'edge devices']]));
+  }
   // Counts only (anyone may read /healthz): the list is `edge tills list`'s.
   const tills = last.tills || { paired: 0, revoked: 0 };
   sections.append(section(t('tillList'), tills.paired ? [

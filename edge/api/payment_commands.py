@@ -13,6 +13,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.api.approvals import Approval, approved_by
 from edge.api.commands import client_id, seller_of
 from edge.api.websocket_api import Connection, command
 from edge.devices import card_payments, store_terminals
@@ -21,6 +22,7 @@ from edge.journal.chain import Event
 from edge.journal.store import Tx
 from edge.messages import (
     INVALID_FIELD,
+    MANAGER_REQUIRED,
     MISSING_REFERENCE,
     NO_TERMINAL,
     TERMINAL_UNREACHABLE,
@@ -30,8 +32,13 @@ from edge.messages import (
 )
 from edge.schema import limits
 from edge.selling.baskets import require_open_basket
+from edge.selling.tenders import card_left_to_give_back, card_left_to_pay
 
 MAX_AMOUNT = 100_000_000  # cents
+# Payments a till's connection follows at once (pushes): a till pays on one terminal, one
+# payment at a time; resends of one payment replace its follower. Bounded, whatever a
+# client resends (each follower is a journal listener).
+MAX_FOLLOWED = 4
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,13 @@ class CardArgs:
     amount: int = field(metadata=limits(min=1, max=MAX_AMOUNT))
     basket_id: str | None = field(default=None, metadata=limits(min=1, max_length=64))
     refund_id: str | None = field(default=None, metadata=limits(min=1, max_length=64))
+    # A refund: the sale given back (what it took by card bounds it); without one, a
+    # manager lets it (the terminal credits the card at once, before the refund is recorded).
+    sale_id: str | None = field(default=None, metadata=limits(min=1, max_length=128))
+    approval: Approval | None = None
+
+
+WITHOUT_SALE = "giving money back to a card without the sale it refunds"
 
 
 @command("payment/card", CardArgs)
@@ -48,9 +62,16 @@ async def payment_card(conn: Connection, args: CardArgs) -> dict[str, Any]:
     then a push of `{"type": "card_payment", "payment": ...}` at each change."""
     if (args.basket_id is None) == (args.refund_id is None):
         raise EdgeError(INVALID_FIELD, "give exactly one of 'basket_id' or 'refund_id'")
+    if args.sale_id is not None and args.refund_id is None:
+        raise EdgeError(INVALID_FIELD, "'sale_id' names the sale a refund gives back")
     seller = seller_of(conn)
     node = conn.node
     refund = args.refund_id is not None
+    assert conn.cashier is not None
+    manager = None  # a PIN typed is checked here; whether one is needed, in the write
+    if refund and args.sale_id is None and (
+            args.approval is not None or conn.cashier["role"] == "manager"):
+        manager = await approved_by(conn, args.approval, WITHOUT_SALE)
     ask = PaymentAsk(args.payment_id, seller.till, seller.cashier, args.amount, refund,
                      str(args.refund_id if refund else args.basket_id))
 
@@ -67,9 +88,22 @@ async def payment_card(conn: Connection, args: CardArgs) -> dict[str, Any]:
                             f"{terminal.node}, which this node cannot reach now: nothing was "
                             "sent; use the standalone terminal and type its slip",
                             {"terminal": terminal.name, "node": terminal.node})
-        total = None if refund else require_open_basket(tx, seller.till,
-                                                        ask.basket_id)["totals"]["total"]
-        return card_payments.request_payment(tx, ask, terminal, total)
+        if not refund:
+            total = require_open_basket(tx, seller.till, ask.basket_id)["totals"]["total"]
+            left = card_left_to_pay(tx, ask.basket_id, ask.payment_id, total)
+            return card_payments.request_payment(
+                tx, ask, terminal, left, f"left to pay by card on this basket (total {total}, "
+                "its other card payments counted)")
+        if args.sale_id is not None:
+            left = card_left_to_give_back(tx, args.sale_id, ask.payment_id)
+            return card_payments.request_payment(
+                tx, ask, terminal, left, "the sale took by card and has not had back",
+                {"sale_id": args.sale_id})
+        if manager is None:
+            raise EdgeError(MANAGER_REQUIRED, f"{WITHOUT_SALE} needs a manager's approval",
+                            {"approval": "required"})
+        return card_payments.request_payment(tx, ask, terminal, None,
+                                             extra={"approved_by": manager})
 
     follow = _follow(conn, args.payment_id)
     try:
@@ -104,6 +138,12 @@ class _Follow:
         if finished(self.state):
             self.stop()
             return
+        followers = [stop.__self__ for stop in self.conn.subscriptions.values()
+                     if isinstance(getattr(stop, "__self__", None), _Follow)]
+        others = [f for f in followers if f.payment_id != self.payment_id]
+        for older in [f for f in followers if f.payment_id == self.payment_id] \
+                + others[:max(0, len(others) - MAX_FOLLOWED + 1)]:
+            older.stop()  # a resend's newest command id is pushed to; the oldest others go
         self.conn.subscriptions[self.subscription] = self.stop
         if state["status"] == "requested":
             # Not started within 30 s: the till is told, unasked (`not_taken`).
@@ -188,7 +228,8 @@ async def payment_card_settle(conn: Connection, args: SettleArgs) -> dict[str, A
     reference = args.reference.strip()
     if args.approved and not reference:
         raise EdgeError(MISSING_REFERENCE, "an approved slip has a reference: type it")
-    cashier = seller_of(conn).cashier
+    seller = seller_of(conn)
     state = await conn.node.journal.write(lambda tx: card_payments.settle_payment(
-        tx, args.payment_id, args.approved, reference, args.amount, cashier))
+        tx, args.payment_id, args.approved, reference, args.amount, seller.cashier,
+        seller.till))
     return {"payment": state}

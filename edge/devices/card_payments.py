@@ -38,6 +38,7 @@ from edge.journal.chain import Event, canonical_json, utc_now
 from edge.journal.event_types import CertifiedBody, Unauthorized, event_type
 from edge.journal.store import Journal, Tx
 from edge.messages import (
+    CARD_PAYMENT_MISMATCH,
     CARD_PAYMENT_TOO_MUCH,
     INVALID_FIELD,
     PAYMENT_ALREADY_SETTLED,
@@ -67,6 +68,9 @@ NODE_RESTARTED = ("node_restarted", "the terminal's node restarted before sendin
 NODE_STOPPED = ("node_stopped", "the node stopped during the payment: read the terminal's slip")
 NO_TERMINAL_HERE = ("no_terminal", "the terminal is not configured on its node any more: "
                                    "nothing was sent")
+NODE_RETIRED = ("node_retired", "the terminal's node was restored from a backup taken during "
+                                "the payment: nobody can tell how it ended; read the terminal's "
+                                "slip")
 
 
 # --- the payment's events ---
@@ -82,6 +86,10 @@ class PaymentRequested:
     refund: bool = False
     basket_id: str = field(default="", metadata=limits(max_length=128))
     requested_at: str = field(default="", metadata=limits(max_length=40))
+    # A refund: the sale it gives back to the card (its card tenders bound it), or the
+    # manager who let it go without one.
+    sale_id: str | None = field(default=None, metadata=limits(min=1, max_length=128))
+    approved_by: str | None = field(default=None, metadata=limits(min=1, max_length=64))
 
 
 @dataclass(slots=True)
@@ -223,16 +231,35 @@ def not_taken(row: Mapping[str, Any], now: datetime) -> bool:
     return row["status"] == "requested" and older_than(row, NOT_TAKEN_AFTER, now)
 
 
+# A payment's row, and whether its terminal's node was retired by a successor (a
+# restored backup, edge/journal/lineage.py): that node finishes nothing any more.
+PAYMENT_SQL = """SELECT *, node IN (SELECT origin FROM retired_origins) AS node_retired
+    FROM card_payments WHERE payment_id = ?"""
+
+
 def payment_row(tx: Tx | sqlite3.Connection, payment_id: str) -> sqlite3.Row | None:
-    sql = "SELECT * FROM card_payments WHERE payment_id = ?"
     if isinstance(tx, sqlite3.Connection):
-        return tx.execute(sql, (payment_id,)).fetchone()  # type: ignore[no-any-return]
-    return tx.fetchone(sql, (payment_id,))
+        return tx.execute(PAYMENT_SQL, (payment_id,)).fetchone()  # type: ignore[no-any-return]
+    return tx.fetchone(PAYMENT_SQL, (payment_id,))
 
 
 async def read_payment(journal: Journal, payment_id: str) -> sqlite3.Row | None:
-    return await journal.read_one("SELECT * FROM card_payments WHERE payment_id = ?",
-                                  (payment_id,))
+    return await journal.read_one(PAYMENT_SQL, (payment_id,))
+
+
+def stranded(row: Mapping[str, Any]) -> bool:
+    """Unfinished on a node since retired: it may have dialled after the backup was taken,
+    and nobody will hear it finish (a reading, never journaled, like print jobs')."""
+    try:
+        retired = bool(row["node_retired"])
+    except (KeyError, IndexError):
+        retired = False
+    return retired and row["status"] in UNFINISHED
+
+
+def status_of(row: Mapping[str, Any]) -> str:
+    """The payment's status as the rules read it: a stranded one is `unknown`."""
+    return "unknown" if stranded(row) else str(row["status"])
 
 
 def paid_amount(row: Mapping[str, Any]) -> int | None:
@@ -240,15 +267,32 @@ def paid_amount(row: Mapping[str, Any]) -> int | None:
     approved one, the settled amount of an unknown one settled approved; else None."""
     if row["status"] == "approved":
         return int(row["authorised"] if row["authorised"] is not None else row["amount"])
-    if row["status"] == "unknown" and row["settled"] == "approved":
+    if status_of(row) == "unknown" and row["settled"] == "approved":
         return int(row["settled_amount"])
     return None
+
+
+def may_have_taken(row: Mapping[str, Any], now: datetime) -> int:
+    """The cents the payment took or may still take: what it paid for sure, all it asked
+    while unfinished or unknown and unsettled; nothing if refused, never sent, settled
+    declined, or never taken by its node (which now refuses to start it)."""
+    paid = paid_amount(row)
+    if paid is not None:
+        return paid
+    status = status_of(row)
+    if status in UNFINISHED:
+        return 0 if not_taken(row, now) else int(row["amount"])
+    if status == "unknown" and row["settled"] is None:
+        return int(row["amount"])
+    return 0
 
 
 def state_of(row: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:
     """What the till is told of a payment (docs/protocol.md, "Card payments")."""
     status, code, reason = row["status"], row["code"], row["reason"]
-    if not_taken(row, now or datetime.now(UTC)):
+    if stranded(row):
+        status, (code, reason) = "unknown", NODE_RETIRED
+    elif not_taken(row, now or datetime.now(UTC)):
         status, (code, reason) = "unreachable", NOT_TAKEN
     return {"payment_id": row["payment_id"], "status": status, "amount": row["amount"],
             "refund": bool(row["refund"]), "terminal": row["terminal"],
@@ -300,10 +344,13 @@ def busy_with(tx: Tx, terminal: TerminalRef, but: str, now: datetime) -> str | N
     return None
 
 
-def request_payment(tx: Tx, ask: PaymentAsk, terminal: TerminalRef,
-                    basket_total: int | None) -> dict[str, Any]:
+def request_payment(tx: Tx, ask: PaymentAsk, terminal: TerminalRef, left: int | None,
+                    of_what: str = "", extra: Mapping[str, Any] | None = None
+                    ) -> dict[str, Any]:
     """Journal the request (the caller checked the till and the terminal's node);
-    `basket_total`: what the basket comes to (None for a refund: its own command checks)."""
+    `left`: the most it may take or give back (edge/selling/tenders.py counts it, `of_what`
+    says what it is; None: a manager let a refund go without its sale); `extra`: the
+    refund's `sale_id` or `approved_by`."""
     known = known_request(tx, ask)
     if known is not None:
         return known
@@ -312,12 +359,13 @@ def request_payment(tx: Tx, ask: PaymentAsk, terminal: TerminalRef,
     if other is not None:
         raise EdgeError(TERMINAL_BUSY, f"terminal {terminal.name} is busy with another "
                         "payment: wait for it to end", {"payment_id": other})
-    if basket_total is not None and ask.amount > basket_total:
-        raise EdgeError(CARD_PAYMENT_TOO_MUCH, f"{ask.amount} cents is more than the basket's "
-                        f"total ({basket_total})", {"total": basket_total})
+    if left is not None and ask.amount > left:
+        raise EdgeError(CARD_PAYMENT_TOO_MUCH, f"{ask.amount} cents is more than the "
+                        f"{max(left, 0)} cents {of_what}", {"left": max(left, 0)})
     body = {"payment_id": ask.payment_id, "till": ask.till, "cashier": ask.cashier,
             "terminal": terminal.name, "node": terminal.node, "amount": ask.amount,
-            "refund": ask.refund, "basket_id": ask.basket_id, "requested_at": utc_now()}
+            "refund": ask.refund, "basket_id": ask.basket_id, "requested_at": utc_now(),
+            **(extra or {})}
     tx.append("card_payment_requested", body)
     row = payment_row(tx, ask.payment_id)
     assert row is not None
@@ -325,18 +373,23 @@ def request_payment(tx: Tx, ask: PaymentAsk, terminal: TerminalRef,
 
 
 def settle_payment(tx: Tx, payment_id: str, approved: bool, reference: str,
-                   amount: int | None, cashier: str) -> dict[str, Any]:
-    """The cashier read an `unknown` payment's slip: record what it says (once)."""
+                   amount: int | None, cashier: str, till: str) -> dict[str, Any]:
+    """The cashier of the payment's till read an `unknown` payment's slip: record what it
+    says (once). Another till's is refused: only that till can spend it, and a stranger
+    settling it would decide what the slip says for a cashier who holds it."""
     row = payment_row(tx, payment_id)
     if row is None or row["request"] == NO_REQUEST:
         raise EdgeError(UNKNOWN_PAYMENT, f"no card payment {payment_id} in this store")
+    if row["till"] != till:
+        raise EdgeError(CARD_PAYMENT_MISMATCH, f"card payment {payment_id} is another till's: "
+                        "its own till settles it")
     settled = "approved" if approved else "declined"
     if row["settled"] is not None:
         if (row["settled"], row["settled_reference"]) == (settled, reference):
             return state_of(row)  # a resend
         raise EdgeError(PAYMENT_ALREADY_SETTLED, f"payment {payment_id} was already settled "
                         f"({row['settled']}, slip {row['settled_reference']})")
-    if row["status"] != "unknown":
+    if status_of(row) != "unknown":
         raise EdgeError(PAYMENT_NOT_UNKNOWN, f"payment {payment_id} is {row['status']}, not "
                         "unknown: only a payment whose answer was lost is settled from the slip")
     amount = row["amount"] if amount is None else amount

@@ -120,6 +120,7 @@ def layout(
     for tender in sale["tenders"]:
         label = TENDER_LABELS.get(tender["method"], tender["method"])
         out.append(ReceiptLine(columns(label, euros(tender["amount"]), width)))
+        out += [ReceiptLine(text[:width]) for text in card_terminal_lines(tender)]
         if tender.get("reference"):
             out.append(ReceiptLine(f"  Réf. TPE {tender['reference']}"[:width]))
     if sale["change"]:
@@ -137,6 +138,22 @@ def layout(
                                center=True))
     out.append(ReceiptLine("Merci de votre visite !", center=True))
     return out
+
+
+def card_terminal_lines(tender: dict[str, Any]) -> list[str]:
+    """What the payment terminal said of a card tender (docs/devices.md, "Card terminals").
+
+    `Carte ****1234  Auto 123456`: the masked card and the authorisation
+    number, then the card's application and how it was read when the
+    terminal gave them. Nothing for a tender typed from a slip, or not a card.
+    """
+    if tender.get("method") != "card":
+        return []
+    card = [f"Carte ****{tender['last4']}"] if tender.get("last4") else []
+    card += [f"Auto {tender['authorisation']}"] if tender.get("authorisation") else []
+    how = [str(tender["application"])] if tender.get("application") else []
+    how += [f"Lecture {tender['read_mode']}"] if tender.get("read_mode") else []
+    return [f"  {'  '.join(parts)}" for parts in (card, how) if parts]
 
 
 def interrupted_mark(width: int = WIDTH_80MM) -> list[ReceiptLine]:

@@ -145,8 +145,11 @@ class TerminalWorker:
         self.last: dict[str, Any] | None = None  # the last payment: id, status, when
 
     def status_json(self) -> dict[str, Any]:
-        return {"name": self.name, "host": self.config.host, "port": self.config.port,
-                "tills": list(self.config.tills), "busy": self.current is not None,
+        """What /healthz shows, to anyone on the shop's network: never the terminal's
+        address (a Caisse-AP terminal obeys whoever reaches its port: a refund sent from
+        the Wi-Fi credits the sender's card) nor its tills. `edge devices` and `edge
+        status` show those to store IT, on the node itself."""
+        return {"name": self.name, "busy": self.current is not None,
                 "last_payment": self.last}
 
     async def run(self) -> None:

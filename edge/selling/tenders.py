@@ -11,21 +11,32 @@ terminals (the cashier keyed the amount on the terminal and reads its slip):
 recorded with no `entry`.
 
 A payment is bound to one till and one basket, and a till sells a basket
-once (edge/selling/sales.py), so no other sale can spend it.
+once (edge/selling/sales.py), so no other sale can spend it; one sale names it
+once (two tenders of one payment would be paid once, sold twice).
+
+A card refund through the terminal gives back at most what its sale took by
+card and has not had back (`card_left_to_give_back`), asked for before the
+refund is recorded: the terminal credits the card at once.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from edge.devices.card_payments import paid_amount, payment_row
+import orjson
+
+from edge.devices.card_payments import may_have_taken, paid_amount, payment_row, status_of
 from edge.journal.store import Tx
 from edge.messages import (
     CARD_PAYMENT_MISMATCH,
     CARD_PAYMENT_NOT_APPROVED,
     CARD_PAYMENT_PENDING,
+    REFUND_OF_REFUND,
     UNKNOWN_PAYMENT,
+    UNKNOWN_SALE,
     EdgeError,
 )
 
@@ -39,8 +50,14 @@ def with_payments(tx: Tx, till: str, basket_id: str, tenders: Sequence[dict[str,
 
     `basket_id`: the basket the till sells (a refund: the refund's id as the till
     gave it). Raises an EdgeError, nothing recorded, for a payment that is not
-    this till's and this basket's, not approved, or of another amount.
+    this till's and this basket's, not approved, or of another amount, or named twice.
     """
+    twice = [payment_id for payment_id, count in Counter(
+        tender.get("payment_id") for tender in tenders if tender["method"] == "card"
+        and tender.get("payment_id")).items() if count > 1]
+    if twice:
+        raise EdgeError(CARD_PAYMENT_MISMATCH, f"card payment {twice[0]} is named by two "
+                        "tenders: the terminal took it once")
     return [_card_tender(tx, till, basket_id, tender, refund) if tender["method"] == "card"
             else tender_as_recorded(tender) for tender in tenders]
 
@@ -71,7 +88,7 @@ def _card_tender(tx: Tx, till: str, basket_id: str, tender: dict[str, Any],
     if row["till"] != till or row["basket_id"] != basket_id or bool(row["refund"]) != refund:
         raise EdgeError(CARD_PAYMENT_MISMATCH,
                         f"card payment {payment_id} is not this till's for this {what}")
-    if row["status"] in ("requested", "started"):
+    if status_of(row) in ("requested", "started"):
         raise EdgeError(CARD_PAYMENT_PENDING, f"card payment {payment_id} is still in progress "
                         "on the terminal: its answer is not known here yet")
     paid = paid_amount(row)
@@ -99,3 +116,48 @@ def tender_as_recorded(tender: dict[str, Any]) -> dict[str, Any]:
         if tender.get(optional):
             kept[optional] = tender[optional]
     return kept
+
+
+OTHER_PAYMENTS_SQL = """SELECT *, node IN (SELECT origin FROM retired_origins) AS node_retired
+    FROM card_payments WHERE basket_id = ? AND refund = 0 AND payment_id != ?
+    AND request != '{}'"""
+
+
+def card_left_to_pay(tx: Tx, basket_id: str, payment_id: str, total: int) -> int:
+    """What a basket of `total` cents leaves to pay by card (`payment_id`) once its other
+    card payments that took money, or may still, are counted: a second payment after a
+    partial authorisation is for the rest, never the whole basket again."""
+    now = datetime.now(UTC)
+    return total - sum(may_have_taken(row, now) for row in tx.fetchall(
+        OTHER_PAYMENTS_SQL, (basket_id, payment_id)))
+
+
+# A sale's refunds, as refunds.py finds them (`refund_lines` names each refund's sale).
+_REFUNDS_OF_SQL = "SELECT body FROM sales WHERE id IN (SELECT refund_id FROM refund_lines " \
+                  "WHERE sale_id = ?)"
+_CARD_REFUNDS_OF_SQL = """SELECT *, node IN (SELECT origin FROM retired_origins) AS node_retired
+    FROM card_payments WHERE refund = 1 AND payment_id != ? AND request != '{}'
+    AND json_extract(request, '$.sale_id') = ?"""
+
+
+def card_left_to_give_back(tx: Tx, sale_id: str, payment_id: str) -> int:
+    """The cents a card refund (`payment_id`) may still give back for `sale_id`: what the
+    sale took by card, less its refund payments that gave or may give back (recorded or
+    not yet), less the card given back by hand in its recorded refunds."""
+    row = tx.fetchone("SELECT body FROM sales WHERE id = ?", (sale_id,))
+    if row is None:
+        raise EdgeError(UNKNOWN_SALE, f"no sale {sale_id} on this node")
+    sale = orjson.loads(row["body"])
+    if "refund_of" in sale:
+        raise EdgeError(REFUND_OF_REFUND, f"{sale['receipt_number']} is a refund: nothing "
+                        "goes back to a card for it")
+    left = sum(t["amount"] for t in sale["tenders"] if t["method"] == "card")
+    now = datetime.now(UTC)
+    counted = {payment_id}
+    for payment in tx.fetchall(_CARD_REFUNDS_OF_SQL, (payment_id, sale_id)):
+        left -= may_have_taken(payment, now)
+        counted.add(payment["payment_id"])
+    for refund in tx.fetchall(_REFUNDS_OF_SQL, (sale_id,)):
+        left += sum(t["amount"] for t in orjson.loads(refund["body"])["tenders"]
+                    if t["method"] == "card" and t.get("payment_id") not in counted)
+    return left
