@@ -72,6 +72,7 @@ CARD_PAYMENT_TOO_MUCH = "card_payment_too_much"
 CARD_PAYMENT_MISMATCH = "card_payment_mismatch"
 CARD_PAYMENT_NOT_APPROVED = "card_payment_not_approved"
 CARD_PAYMENT_PENDING = "card_payment_pending"
+CARD_PAYMENT_TAKEN = "card_payment_taken"
 
 
 class EdgeError(Exception):

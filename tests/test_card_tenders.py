@@ -109,3 +109,27 @@ async def test_a_refund_goes_back_through_the_terminal_and_an_offline_one_is_fla
         recorded = await till.call("sale/record", sale=offline)
         assert "card_payment_unverified" in recorded["flags"]
         assert recorded["tenders"][0]["payment_id"] == offline["tenders"][0]["payment_id"]
+
+
+async def test_a_basket_the_card_paid_for_cannot_be_voided_or_cut_below_it(
+    tmp_path: Path,
+) -> None:
+    async with FakeTerminal("approved") as terminal, \
+            terminal_node(tmp_path / "data", terminal) as node, node.till() as till:
+        basket_id, total = await basket(till)
+        paid = await pay(till, basket_id, total, "approved")
+        lines = (await till.call("basket/get"))["lines"]
+        # The customer paid for it: voided or cut, the money would belong to no sale.
+        await fails("card_payment_taken", till, "basket/clear", basket_id=basket_id)
+        await fails("card_payment_taken", till, "basket/remove_line", basket_id=basket_id,
+                    line_id=lines[0]["id"])
+        await fails("card_payment_taken", till, "basket/discount", basket_id=basket_id,
+                    discount={"kind": "percent", "value": 500, "reason": "abîmé"})
+        # More may be added; the rest is paid otherwise.
+        added = await till.call("basket/add", basket_id=basket_id, line_id=str(uuid.uuid4()),
+                                barcode=lines[0]["barcode"])
+        more = added["totals"]["total"] - total
+        sale = await till.call("sale/complete", basket_id=basket_id, tenders=[
+            {"method": "card", "amount": total, "payment_id": paid["payment_id"]},
+            {"method": "cash", "amount": more}])
+        assert sale["totals"]["total"] == total + more

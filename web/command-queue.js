@@ -153,7 +153,9 @@ export class BasketCommands {
           && command.type !== 'basket/take_over' && command.type !== 'basket/resume'; // (those: another till's basket)
         if (basketTaken) s.showError(error);
         if (basketTaken && command.type === 'sale/complete') s.paying = false;
-        if (error.code === 'basket_mismatch' || error.code === 'no_open_basket' || basketTaken) {
+        // The card terminal took money for this basket: the node kept it as it was, so does the till.
+        const cardTaken = error.code === 'card_payment_taken';
+        if (error.code === 'basket_mismatch' || error.code === 'no_open_basket' || basketTaken || cardTaken) {
           // Another basket is open on this till (another tab, another node): take it up.
           await this.resyncBasket().catch(() => {});
           if (command.type === 'basket/add' && !resyncedOnce) {

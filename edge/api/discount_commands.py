@@ -18,6 +18,7 @@ from edge.journal.store import Tx
 from edge.messages import MANAGER_REQUIRED, UNKNOWN_LINE, EdgeError
 from edge.selling import baskets
 from edge.selling.discounts import Discount, basket_size, past_limit
+from edge.selling.tenders import refuse_below_card_taken
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,15 @@ async def _as_recorded(conn: Connection, discount: Discount | None,
 
 def _within_limit(tx: Tx, conn: Connection) -> dict[str, Any]:
     """The basket with the new discount, unless a cashier alone may not give that much:
-    then MANAGER_REQUIRED, and the till asks a manager's PIN on the spot."""
+    then MANAGER_REQUIRED, and the till asks a manager's PIN on the spot; nor below what
+    the card terminal took for it (CARD_PAYMENT_TAKEN)."""
     limit = conn.node.config.discount_limit
     basket = baskets.open_basket_in(tx, seller_of(conn).till)
     assert basket is not None
     if past_limit(basket, limit):
         raise EdgeError(MANAGER_REQUIRED, f"discounts past {limit / 100:g} % of the basket "
                         "or of a line need a manager's approval", {"approval": "required"})
+    refuse_below_card_taken(tx, basket["id"], basket["totals"]["total"])
     return basket
 
 

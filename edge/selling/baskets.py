@@ -38,6 +38,7 @@ from edge.selling.discounts import discount_json, line_was_removed, past_limit
 from edge.selling.line_items import line_fields
 from edge.selling.money import price_basket
 from edge.selling.promotions import active_promotions, active_promotions_read
+from edge.selling.tenders import refuse_below_card_taken
 
 # A till that changed its basket this recently is taken to be using it, even
 # if it is connected to another node (and so invisible to this one).
@@ -229,14 +230,16 @@ async def add_line(
 
 def refuse_past_limit(tx: Tx, till: str, discount_limit: int) -> dict[str, Any]:
     """The basket as it now stands, unless its discounts went past what a cashier may
-    give alone (`discounts.past_limit`): then DISCOUNT_PAST_LIMIT, and the change that
-    took it there is not made."""
+    give alone (`discounts.past_limit`: DISCOUNT_PAST_LIMIT) or its total below what the
+    card terminal took for it (CARD_PAYMENT_TAKEN): then the change that took it there
+    is not made."""
     basket = open_basket_in(tx, till)
     assert basket is not None
     if past_limit(basket, discount_limit):
         raise EdgeError(DISCOUNT_PAST_LIMIT, "with this change the basket's discounts would "
                         "take off more than a cashier may alone: take a discount off first, "
                         "or have a manager approve it", {"basket_id": basket["id"]})
+    refuse_below_card_taken(tx, basket["id"], basket["totals"]["total"])
     return basket
 
 
@@ -279,6 +282,7 @@ async def void_basket(journal: Journal, seller: Seller, basket_id: str) -> None:
         basket = open_basket_in(tx, seller.till)
         if basket is None or basket["id"] != basket_id:
             return  # already voided or sold: voiding again is a no-op
+        refuse_below_card_taken(tx, basket_id, 0)
         tx.append(
             "basket_voided",
             {

@@ -34,6 +34,7 @@ from edge.messages import (
     CARD_PAYMENT_MISMATCH,
     CARD_PAYMENT_NOT_APPROVED,
     CARD_PAYMENT_PENDING,
+    CARD_PAYMENT_TAKEN,
     REFUND_OF_REFUND,
     UNKNOWN_PAYMENT,
     UNKNOWN_SALE,
@@ -123,13 +124,30 @@ OTHER_PAYMENTS_SQL = """SELECT *, node IN (SELECT origin FROM retired_origins) A
     AND request != '{}'"""
 
 
+def card_taken(tx: Tx, basket_id: str, but: str = "") -> int:
+    """The cents the basket's card payments (all, or all `but` one) took, or may still."""
+    now = datetime.now(UTC)
+    return sum(may_have_taken(row, now)
+               for row in tx.fetchall(OTHER_PAYMENTS_SQL, (basket_id, but)))
+
+
 def card_left_to_pay(tx: Tx, basket_id: str, payment_id: str, total: int) -> int:
     """What a basket of `total` cents leaves to pay by card (`payment_id`) once its other
     card payments that took money, or may still, are counted: a second payment after a
     partial authorisation is for the rest, never the whole basket again."""
-    now = datetime.now(UTC)
-    return total - sum(may_have_taken(row, now) for row in tx.fetchall(
-        OTHER_PAYMENTS_SQL, (basket_id, payment_id)))
+    return total - card_taken(tx, basket_id, but=payment_id)
+
+
+def refuse_below_card_taken(tx: Tx, basket_id: str, total: int) -> None:
+    """A basket never goes below what the terminal took for it (or may have): voided or
+    cut after the card was charged, the customer would have paid for no sale. It is sold,
+    then what the customer does not take is refunded (back to the card, bounded by it)."""
+    taken = card_taken(tx, basket_id)
+    if total < taken:
+        raise EdgeError(CARD_PAYMENT_TAKEN,
+                        f"the card terminal took {taken} cents for this basket: it cannot go "
+                        f"below that. Complete the sale, then refund what the customer does "
+                        f"not take", {"basket_id": basket_id, "card_taken": taken})
 
 
 # A sale's refunds, as refunds.py finds them (`refund_lines` names each refund's sale).
