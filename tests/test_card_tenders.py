@@ -89,6 +89,17 @@ async def test_a_refund_goes_back_through_the_terminal_and_an_offline_one_is_fla
                     lines=[{"line_id": line["id"], "quantity": line["quantity"]}],
                     tenders=[{"method": "card", "amount": -line["total"],
                               "payment_id": paid["payment_id"]}])
+        # Given back for this sale: it refunds no other one.
+        cash_basket, cash_total = await basket(till)
+        other = await till.call("sale/complete", basket_id=cash_basket,
+                                tenders=[{"method": "cash", "amount": cash_total}])
+        same = next(ln for ln in other["lines"] if ln["product_id"] == line["product_id"])
+        await fails("card_payment_mismatch", till, "sale/refund", refund_id=refund_id,
+                    reason="cassé", sale_id=other["id"],
+                    lines=[{"line_id": same["id"], "quantity": same["quantity"]}],
+                    tenders=[{"method": "card", "amount": -same["total"],
+                              "payment_id": back["payment_id"]}],
+                    approval={"manager": "bruno", "pin": "567890"})
         refunded = await till.call(
             "sale/refund", refund_id=refund_id, reason="cassé", sale_id=sale["id"],
             lines=[{"line_id": line["id"], "quantity": line["quantity"]}],

@@ -209,7 +209,8 @@ async def refund(journal: Journal, seller: Seller, ask: RefundAsk,
             rules.refuse_meal_vouchers_otherwise(tenders, default)
             if not rules.tenders_are_default(tenders, default):
                 approver = manager_for("giving it back otherwise than the sale was paid")
-        tenders = with_payments(tx, seller.till, ask.refund_id, tenders, refund=True)
+        tenders = with_payments(tx, seller.till, ask.refund_id, tenders, refund=True,
+                                refund_of=ask.sale_id)
         if ask.receipt_no is not None:
             refuse_used_number(tx, seller.till, ask.receipt_no)
         number = ask.receipt_no or last_receipt_no_in(tx, seller.till) + 1
@@ -295,7 +296,8 @@ async def record_refund(journal: Journal, till: str, given: Mapping[str, Any],
         if tx.fetchone("SELECT 1 FROM cashiers WHERE id = ?", (given["cashier"],)) is None:
             flags.append("unknown_cashier")
         tenders, unverified = recorded_after_the_fact(
-            tx, till, given["id"], [_tender(tender) for tender in given["tenders"]], refund=True)
+            tx, till, given["id"], [_tender(tender) for tender in given["tenders"]], refund=True,
+            refund_of=sale_id)
         if unverified:
             flags.append("card_payment_unverified")
         body = _body(refund_id, till, given["receipt_no"], given["cashier"], None, lines,

@@ -46,12 +46,13 @@ FROM_TERMINAL = ("authorisation", "last4", "application", "read_mode")
 
 
 def with_payments(tx: Tx, till: str, basket_id: str, tenders: Sequence[dict[str, Any]],
-                  refund: bool = False) -> list[dict[str, Any]]:
+                  refund: bool = False, refund_of: str | None = None) -> list[dict[str, Any]]:
     """`tenders` as the sale records them, each card one checked against its payment.
 
     `basket_id`: the basket the till sells (a refund: the refund's id as the till
-    gave it). Raises an EdgeError, nothing recorded, for a payment that is not
-    this till's and this basket's, not approved, or of another amount, or named twice.
+    gave it; `refund_of`: the sale it refunds). Raises an EdgeError, nothing
+    recorded, for a payment that is not this till's and this basket's (a refund's:
+    given back for another sale), not approved, or of another amount, or named twice.
     """
     twice = [payment_id for payment_id, count in Counter(
         tender.get("payment_id") for tender in tenders if tender["method"] == "card"
@@ -59,17 +60,18 @@ def with_payments(tx: Tx, till: str, basket_id: str, tenders: Sequence[dict[str,
     if twice:
         raise EdgeError(CARD_PAYMENT_MISMATCH, f"card payment {twice[0]} is named by two "
                         "tenders: the terminal took it once")
-    return [_card_tender(tx, till, basket_id, tender, refund) if tender["method"] == "card"
-            else tender_as_recorded(tender) for tender in tenders]
+    return [_card_tender(tx, till, basket_id, tender, refund, refund_of)
+            if tender["method"] == "card" else tender_as_recorded(tender) for tender in tenders]
 
 
 def recorded_after_the_fact(tx: Tx, till: str, basket_id: str, tenders: Sequence[dict[str, Any]],
-                            refund: bool = False) -> tuple[list[dict[str, Any]], bool]:
+                            refund: bool = False, refund_of: str | None = None,
+                            ) -> tuple[list[dict[str, Any]], bool]:
     """An offline (or resent) sale's tenders, and whether a card payment it names could
     not be checked here: the money changed hands, so it is recorded all the same
     (its payment id kept) and the sale is flagged `card_payment_unverified`."""
     try:
-        return with_payments(tx, till, basket_id, tenders, refund), False
+        return with_payments(tx, till, basket_id, tenders, refund, refund_of), False
     except EdgeError:
         return [{**tender_as_recorded(tender),
                  **({"payment_id": tender["payment_id"]} if tender.get("payment_id") else {})}
@@ -77,7 +79,7 @@ def recorded_after_the_fact(tx: Tx, till: str, basket_id: str, tenders: Sequence
 
 
 def _card_tender(tx: Tx, till: str, basket_id: str, tender: dict[str, Any],
-                 refund: bool) -> dict[str, Any]:
+                 refund: bool, refund_of: str | None) -> dict[str, Any]:
     payment_id = tender.get("payment_id")
     if not payment_id:
         return tender_as_recorded(tender)
@@ -89,6 +91,10 @@ def _card_tender(tx: Tx, till: str, basket_id: str, tender: dict[str, Any],
     if row["till"] != till or row["basket_id"] != basket_id or bool(row["refund"]) != refund:
         raise EdgeError(CARD_PAYMENT_MISMATCH,
                         f"card payment {payment_id} is not this till's for this {what}")
+    given_back_for = orjson.loads(row["request"]).get("sale_id")
+    if refund and given_back_for is not None and given_back_for != refund_of:
+        raise EdgeError(CARD_PAYMENT_MISMATCH, f"card payment {payment_id} gave back for sale "
+                        f"{given_back_for}, not for this one")
     if status_of(row) in ("requested", "started"):
         raise EdgeError(CARD_PAYMENT_PENDING, f"card payment {payment_id} is still in progress "
                         "on the terminal: its answer is not known here yet")
