@@ -29,6 +29,16 @@ export const CARD_STATUS_POLL_MS = 2000;
 export const NOT_FOUND_GRACE_MS = 30000;
 
 const WAITING = new Set(['requested', 'started']);
+// Outcomes that are a reading, not the terminal's word: the till's own give-up on a payment
+// no node here knew (`not_found`), a node's "not taken within 30 s" (`not_taken`). The
+// payment may still be started and approved later: the till keeps asking, and a later
+// state from the node replaces them, even back to waiting.
+const PROVISIONAL = new Set(['not_found', 'not_taken']);
+
+/** The outcome shown is a reading the node's later word replaces (never once settled). */
+export function provisional(payment) {
+  return Boolean(payment && PROVISIONAL.has(payment.code) && !payment.settled);
+}
 
 /**
  * What the cashier is told of a payment: 'waiting' (the terminal has it, or
@@ -65,6 +75,10 @@ export function takenAmount(record) {
 export function cardTender(record) {
   const payment = record.state ?? {};
   const amount = takenAmount(record);
+  if (payment.local) {
+    // Settled from the slip of a payment no node knows: today's slip entry, its reference.
+    return { method: 'card', amount: record.refund ? -amount : amount, reference: payment.settled_reference };
+  }
   const tender = { method: 'card', amount: record.refund ? -amount : amount, payment_id: record.payment_id };
   for (const field of ['authorisation', 'last4', 'application', 'read_mode']) {
     if (payment[field]) tender[field] = payment[field];
@@ -180,8 +194,12 @@ export class CardTerminal extends EventTarget {
   update(payment) {
     const record = payment?.payment_id ? this.payments.get(payment.payment_id) : null;
     if (!record) return;
-    // An answer overtaken by a push (a poll in flight): a payment never goes back to waiting.
-    if (record.state && !WAITING.has(record.state.status) && WAITING.has(payment.status)) return;
+    // An answer overtaken by a push (a poll in flight): a payment never goes back to waiting,
+    // but from a reading (not_found, not_taken): the terminal's node started it after all.
+    if (record.state && !WAITING.has(record.state.status) && WAITING.has(payment.status)
+      && !provisional(record.state)) return;
+    if (record.state?.local) return; // settled here from the slip: the sale has it as a slip
+    if (!record.amount && Number.isInteger(payment.amount)) record.amount = payment.amount;
     const before = JSON.stringify(record.state);
     record.state = payment;
     record.missingSince = null;
@@ -203,7 +221,23 @@ export class CardTerminal extends EventTarget {
     if (!record) return null;
     const args = { payment_id: paymentId, approved };
     if (reference) args.reference = reference;
-    const answer = await this.call('payment/card_settle', args);
+    let answer;
+    try {
+      answer = await this.call('payment/card_settle', args);
+    } catch (error) {
+      if (error.code === 'payment_not_unknown') {
+        // The node knows how it ended now (a late answer): that, not the slip, decides.
+        await this.refresh(paymentId);
+        return record;
+      }
+      if (error.code === 'unknown_payment' && record.state?.code === 'not_found') {
+        // No node here ever had it: the cashier's reading of the slip is all there is.
+        // Approved, it is today's slip entry (the sale could not name a payment nobody knows).
+        this.updateLocally(record, { settled: approved ? 'approved' : 'declined', settled_reference: reference, local: true });
+        return record;
+      }
+      throw error;
+    }
     const payment = answer?.payment ?? answer;
     if (payment?.payment_id) this.update(payment);
     else {
@@ -211,6 +245,31 @@ export class CardTerminal extends EventTarget {
       this.update({ ...record.state, settled: approved ? 'approved' : 'declined', settled_reference: reference });
     }
     return record;
+  }
+
+  updateLocally(record, change) {
+    record.state = { ...record.state, ...change };
+    this.save();
+    this.emit(record);
+  }
+
+  /**
+   * A payment of `basketId` this till no longer follows (a lost dialog, another tab) that the
+   * node names when it refuses a sale without it (card_payment_taken / card_payment_pending):
+   * followed again, so its approved amount becomes a tender and a waiting one its dialog.
+   */
+  async adopt(paymentId, basketId) {
+    if (!paymentId || !basketId) return null;
+    if (!this.payments.has(paymentId)) {
+      this.payments.set(paymentId, {
+        payment_id: paymentId, basketId, refundId: null, saleId: null, amount: 0, refund: false,
+        state: { payment_id: paymentId, status: 'requested' }, taken: false, asked: this.clock.now(), missingSince: null,
+      });
+      this.save();
+    }
+    await this.refresh(paymentId);
+    this.schedulePoll();
+    return this.payments.get(paymentId) ?? null;
   }
 
   /** The payment became a tender on the pay screen: kept until the sale is recorded. */
@@ -249,7 +308,8 @@ export class CardTerminal extends EventTarget {
 
   /** Asks the state of every payment still open (after a reconnect, a failover or a reload). */
   async refreshAll() {
-    const open = [...this.payments.values()].filter((record) => record.taken || ['waiting', 'unknown'].includes(phaseOf(record)));
+    const open = [...this.payments.values()].filter((record) => record.taken || ['waiting', 'unknown'].includes(phaseOf(record))
+      || provisional(record.state));
     await Promise.all(open.map((record) => this.refresh(record.payment_id)));
     this.schedulePoll();
   }
@@ -280,11 +340,12 @@ export class CardTerminal extends EventTarget {
 
   schedulePoll() {
     if (this.pollTimer !== null || !this.online) return;
-    const waiting = [...this.payments.values()].some((record) => phaseOf(record) === 'waiting');
-    if (!waiting) return;
+    // Waiting, or a reading the node may still overturn (a late start, a late answer).
+    const followed = (record) => phaseOf(record) === 'waiting' || provisional(record.state);
+    if (![...this.payments.values()].some(followed)) return;
     this.pollTimer = this.clock.setTimeout(async () => {
       this.pollTimer = null;
-      const open = [...this.payments.values()].filter((record) => phaseOf(record) === 'waiting');
+      const open = [...this.payments.values()].filter(followed);
       await Promise.all(open.map((record) => this.refresh(record.payment_id)));
       this.schedulePoll();
     }, CARD_STATUS_POLL_MS);

@@ -193,6 +193,11 @@ export function cardDialog(ui, cards) {
       }
       if (!current || current.record !== record) return;
       current.busy = false;
+      if (!record.state?.settled) {
+        // Not settled: the node knew how it ended after all (a late answer), shown as it is.
+        render();
+        return;
+      }
       if (!approved) {
         cards.forget(record.payment_id);
         finish({ kind: 'declined' });

@@ -229,6 +229,20 @@ export function payScreen(ui) {
     focus();
   }
 
+  /**
+   * The node refused the sale without a card payment of this basket the till lost track
+   * of (its dialog given up on, another tab of the till, a late answer): it is followed
+   * again, its approved amount becomes a tender here, a waiting one shows its dialog.
+   */
+  async function adoptRefused(error) {
+    const paymentId = error?.data?.payment_id;
+    if (!cards || !paymentId || !['card_payment_taken', 'card_payment_pending'].includes(error.code)) return;
+    const basketId = session.basketId;
+    if (error.data.basket_id && error.data.basket_id !== basketId) return;
+    await cards.adopt(paymentId, basketId).catch(() => null);
+    if (ui.screen === 'pay' && session.basketId === basketId && session.hasLines) open('card');
+  }
+
   function removeTender(index) {
     if (busy() || state.tenders[index]?.payment_id) return; // a card the terminal took was charged
     state.tenders.splice(index, 1);
@@ -466,6 +480,7 @@ export function payScreen(ui) {
 
   function wire() {
     build();
+    session.addEventListener('error', (event) => adoptRefused(event.detail?.error));
     $('#pay-form').addEventListener('submit', (event) => {
       event.preventDefault();
       confirm();

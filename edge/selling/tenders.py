@@ -46,7 +46,8 @@ FROM_TERMINAL = ("authorisation", "last4", "application", "read_mode")
 
 
 def with_payments(tx: Tx, till: str, basket_id: str, tenders: Sequence[dict[str, Any]],
-                  refund: bool = False, refund_of: str | None = None) -> list[dict[str, Any]]:
+                  refund: bool = False, refund_of: str | None = None,
+                  pending_too: bool = True) -> list[dict[str, Any]]:
     """`tenders` as the sale records them, each card one checked against its payment.
 
     `basket_id`: the basket the till sells (a refund: the refund's id as the till
@@ -60,8 +61,12 @@ def with_payments(tx: Tx, till: str, basket_id: str, tenders: Sequence[dict[str,
     if twice:
         raise EdgeError(CARD_PAYMENT_MISMATCH, f"card payment {twice[0]} is named by two "
                         "tenders: the terminal took it once")
-    return [_card_tender(tx, till, basket_id, tender, refund, refund_of)
-            if tender["method"] == "card" else tender_as_recorded(tender) for tender in tenders]
+    recorded = [_card_tender(tx, till, basket_id, tender, refund, refund_of)
+                if tender["method"] == "card" else tender_as_recorded(tender)
+                for tender in tenders]
+    if not refund:
+        refuse_untendered(tx, basket_id, tenders, pending_too)
+    return recorded
 
 
 def recorded_after_the_fact(tx: Tx, till: str, basket_id: str, tenders: Sequence[dict[str, Any]],
@@ -71,7 +76,8 @@ def recorded_after_the_fact(tx: Tx, till: str, basket_id: str, tenders: Sequence
     not be checked here: the money changed hands, so it is recorded all the same
     (its payment id kept) and the sale is flagged `card_payment_unverified`."""
     try:
-        return with_payments(tx, till, basket_id, tenders, refund, refund_of), False
+        return with_payments(tx, till, basket_id, tenders, refund, refund_of,
+                             pending_too=False), False
     except EdgeError:
         return [{**tender_as_recorded(tender),
                  **({"payment_id": tender["payment_id"]} if tender.get("payment_id") else {})}
@@ -113,6 +119,32 @@ def _card_tender(tx: Tx, till: str, basket_id: str, tender: dict[str, Any],
         return {**kept, "entry": "terminal",
                 **{name: row[name] for name in FROM_TERMINAL if row[name] is not None}}
     return {**kept, "entry": "slip", "reference": row["settled_reference"]}
+
+
+def refuse_untendered(tx: Tx, basket_id: str, tenders: Sequence[dict[str, Any]],
+                      pending_too: bool) -> None:
+    """A basket is not sold without every card payment that took money for it (h49): a
+    second tab of the till, or a till that lost the payment's dialog (a reload, a late
+    answer), paying cash for it would leave the card charged for no sale. `pending_too`
+    (a sale online): nor while one may still take money (on the terminal, or its answer
+    lost and not settled from the slip): its outcome first. Offline, the money changed
+    hands: a card charged and missing from the sale only flags it."""
+    named = {tender.get("payment_id") for tender in tenders if tender["method"] == "card"}
+    now = datetime.now(UTC)
+    for row in tx.fetchall(OTHER_PAYMENTS_SQL, (basket_id, "")):
+        if row["payment_id"] in named:
+            continue
+        paid = paid_amount(row)
+        if paid is not None:
+            raise EdgeError(CARD_PAYMENT_TAKEN, f"the card terminal took {paid} cents for this "
+                            f"basket (payment {row['payment_id']}): the sale names it",
+                            {"basket_id": basket_id, "card_taken": paid,
+                             "payment_id": row["payment_id"]})
+        if pending_too and may_have_taken(row, now):
+            raise EdgeError(CARD_PAYMENT_PENDING, f"card payment {row['payment_id']} of this "
+                            "basket may still take money: wait for its answer (or settle it "
+                            "from the terminal's slip)",
+                            {"basket_id": basket_id, "payment_id": row["payment_id"]})
 
 
 def tender_as_recorded(tender: dict[str, Any]) -> dict[str, Any]:
