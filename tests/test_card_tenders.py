@@ -144,3 +144,21 @@ async def test_a_basket_the_card_paid_for_cannot_be_voided_or_cut_below_it(
             {"method": "card", "amount": total, "payment_id": paid["payment_id"]},
             {"method": "cash", "amount": more}])
         assert sale["totals"]["total"] == total + more
+
+
+async def test_a_basket_taken_over_after_its_card_was_charged_is_sold_with_that_payment(
+    tmp_path: Path,
+) -> None:
+    async with FakeTerminal("approved") as terminal, \
+            terminal_node(tmp_path / "data", terminal) as node, node.till() as first:
+        basket_id, total = await basket(first)
+        paid = await pay(first, basket_id, total, "approved")
+        # The first till dies before selling it; a manager takes the basket over elsewhere.
+        async with node.till(cashier="bruno", pin="567890") as second:
+            await second.call("basket/take_over", basket_id=basket_id, force=True)
+            await fails("card_payment_taken", second, "sale/complete", basket_id=basket_id,
+                        tenders=[{"method": "cash", "amount": total}])
+            sale = await second.call("sale/complete", basket_id=basket_id, tenders=[
+                {"method": "card", "amount": total, "payment_id": paid["payment_id"]}])
+            assert sale["tenders"][0]["payment_id"] == paid["payment_id"]
+            assert sale["tenders"][0]["entry"] == "terminal"

@@ -94,7 +94,10 @@ def _card_tender(tx: Tx, till: str, basket_id: str, tender: dict[str, Any],
         raise EdgeError(UNKNOWN_PAYMENT, f"no card payment {payment_id} is known here: if the "
                         "terminal was just used, try again in a moment")
     what = "refund" if refund else "basket"
-    if row["till"] != till or row["basket_id"] != basket_id or bool(row["refund"]) != refund:
+    # A sale's payment is its basket's, whichever till holds it now (a basket taken over
+    # after its card was charged is sold where it went); a refund's is its till's.
+    if ((refund and row["till"] != till) or row["basket_id"] != basket_id
+            or bool(row["refund"]) != refund):
         raise EdgeError(CARD_PAYMENT_MISMATCH,
                         f"card payment {payment_id} is not this till's for this {what}")
     given_back_for = orjson.loads(row["request"]).get("sale_id")
