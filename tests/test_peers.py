@@ -281,8 +281,9 @@ async def test_a_tampered_event_is_refused_logged_and_not_applied(store_nodes) -
     stranger = {**genuine, "origin": "intruder", "hash": "0" * 64}
 
     async def send_as_faker(bad: dict) -> int | None:
+        """The node's close code for a link that sent `bad`; None if it kept the link."""
         async with aiohttp.ClientSession() as session, session.ws_connect(
-            f"{a.url}/api/peer"
+            f"{a.url}/api/peer", autoping=False
         ) as ws:
             hello = json.loads((await ws.receive()).data)
             mine = "1" * 32
@@ -293,12 +294,17 @@ async def test_a_tampered_event_is_refused_logged_and_not_applied(store_nodes) -
             })
             assert json.loads((await ws.receive()).data)["type"] == "welcome"
             await ws.send_json({"type": "events", "events": [bad]})
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(2):
-                    while (await ws.receive()).type in (aiohttp.WSMsgType.TEXT,
-                                                        aiohttp.WSMsgType.BINARY):
-                        pass  # its vector and pings, until it closes (or we leave)
-            return ws.close_code
+            # The node reads a link's frames in order: its pong to this ping comes once it
+            # has dealt with the events, and after its close frame if it closed the link.
+            await ws.ping(b"after the events")
+            async with asyncio.timeout(10):
+                while True:
+                    msg = await ws.receive()
+                    if msg.type is aiohttp.WSMsgType.PONG and msg.data == b"after the events":
+                        return None
+                    if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY,
+                                        aiohttp.WSMsgType.PING, aiohttp.WSMsgType.PONG):
+                        return ws.close_code  # closed (its vector and pings come before)
 
     # A forged hash and a stranger are refused and parked: the link (and the rest
     # of what it carries) goes on.

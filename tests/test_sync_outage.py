@@ -4,7 +4,10 @@ Two nodes, five tills. Most sales are written straight through the journal
 (10,000 websocket round trips would take minutes); some go through the real
 till websocket. Node A also holds node B's events (as peer replication
 leaves them) and forwards them: head office keeps one copy of each.
-Run against SQLite and PostgreSQL head-office storage.
+Run against SQLite and PostgreSQL head-office storage: the full 10,000 once (SQLite),
+and 2,000 against PostgreSQL, which still gives several upload batches from each node
+(500 events at most each), B's events sent by both nodes, and the outage with its
+retries and backlog: everything the test asserts of the storage, in a fifth of the time.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from edge.journal.store import Journal, Tx
 from edge.selling.money import Line, basket_totals
 
 STORE = "demo-boulangerie"
-SALES = 10_000
+SALES = {"sqlite": 10_000, "postgresql": 2_000}
 WEBSOCKET_SALES_PER_NODE = 3
 BAGUETTE = "2000001000014"
 
@@ -98,6 +101,7 @@ async def settled(node: NodeUnderTest) -> bool:
 async def test_ten_thousand_sales_through_an_outage_arrive_exactly_once(
     tmp_path: Path, headoffice_db: str, ca: CertificateAuthority
 ) -> None:
+    sales = SALES[headoffice_db.split(":", 1)[0]]
     headoffice = HeadOffice(headoffice_db, ca)
     storage = await headoffice.open_storage()
     token = await storage.add_store(STORE, "Boulangerie du Marché")
@@ -108,7 +112,7 @@ async def test_ten_thousand_sales_through_an_outage_arrive_exactly_once(
         node_a, node_b = node_of(a), node_of(b)
         await sell_through_websocket(a, WEBSOCKET_SALES_PER_NODE)
         await sell_through_websocket(b, WEBSOCKET_SALES_PER_NODE)
-        bulk = SALES - 2 * WEBSOCKET_SALES_PER_NODE
+        bulk = sales - 2 * WEBSOCKET_SALES_PER_NODE
         await sell_in_bulk(node_a.journal, ["T11", "T12", "T13"], bulk * 6 // 10)
         await sell_in_bulk(node_b.journal, ["T21", "T22"], bulk - bulk * 6 // 10)
         forwarded = await forward(node_b.journal, node_a.journal)
@@ -143,9 +147,10 @@ async def test_ten_thousand_sales_through_an_outage_arrive_exactly_once(
             assert [(e.seq, e.hash) for e in events] == [(e.seq, e.hash) for e in held[origin]]
             assert [e.seq for e in events] == list(range(1, len(events) + 1))
             assert chain_problems(events) == []
-        sales = [e for events in received.values() for e in events if e.type == "sale_completed"]
-        assert len(sales) == SALES
-        assert len({e.body["id"] for e in sales}) == SALES
+        received_sales = [e for events in received.values() for e in events
+                          if e.type == "sale_completed"]
+        assert len(received_sales) == sales
+        assert len({e.body["id"] for e in received_sales}) == sales
         # Node A sent B's events too; head office kept one copy of each.
         assert node_a.sync.counters.pushed >= len(held[node_a.node_id]) + forwarded
         assert duplicates >= forwarded

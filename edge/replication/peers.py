@@ -69,6 +69,7 @@ SILENCE_LIMIT = 2.5  # seconds of silence (while we wait on the link) before it 
 CHECK_EVERY = 0.2
 RESYNC_EVERY = 5.0  # seconds between vector exchanges: heals what a push missed, measures lag
 CLOSE_WAIT = 2.0  # seconds a closing link may take before its socket is cut
+HANDSHAKE_SECONDS = 10.0  # seconds each handshake message may take: a silent socket is dropped
 RETRY_MAX = 5.0
 REFUSED_RETRY = 60.0  # seconds between dials of a URL whose certificate is not the store's
 STABLE_LINK = 10.0  # a link that lasted this long resets the dialer's backoff
@@ -532,7 +533,7 @@ class PeerLink:
 
     async def _receive(self) -> dict[str, Any]:
         while True:
-            msg = await self.ws.receive(timeout=10)
+            msg = await self.ws.receive(timeout=HANDSHAKE_SECONDS)
             if msg.type is WSMsgType.PING:
                 await self.ws.pong(msg.data)
                 continue
