@@ -244,7 +244,7 @@ def _terminals(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
 
 @section("headoffice")
 def _headoffice(config: Config, db: sqlite3.Connection) -> dict[str, Any]:
-    from edge.sync.client import unsent
+    from edge.sync.backlog import unsent
 
     if not config.headoffice_url or not config.headoffice_enabled:
         return {"state": "disabled"}

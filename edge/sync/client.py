@@ -50,6 +50,10 @@ failure.
 - Selling never waits on sync: batches are read on a connection of sync's
   own, in a thread of its own (with the JSON and gzip work), and sync
   writes only its cursor and status row through the journal.
+- Its status costs no read: the status row is kept as last written, and the
+  backlog (events past the cursor, the oldest of them) is counted in memory
+  (edge/sync/backlog.py), so /healthz and /metrics answer at once whatever
+  the backlog.
 """
 
 from __future__ import annotations
@@ -71,7 +75,6 @@ import orjson
 from edge import __version__
 from edge.config import Config
 from edge.headoffice.protocol import (
-    HEADOFFICE_ORIGIN_GLOB,
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
     MAX_PULL_EVENTS,
@@ -88,6 +91,7 @@ from edge.journal.signing import (
     headoffice_key_trusted,
 )
 from edge.journal.store import Journal, Tx, local_journal
+from edge.sync.backlog import Backlog
 from edge.sync.link import Batch, SyncError, build_batch, client_tls, describe, read_token, refusal
 from edge.sync.schedule import parse_window, retry_delay, seconds_until_window
 from edge.trust.certificates import CertificateRefused, cert_pem
@@ -153,6 +157,8 @@ class SyncClient:
         self._session: aiohttp.ClientSession | None = None
         self._unlisten: Callable[[], None] | None = None
         self._pull_due_at = 0.0  # time.monotonic(): pull on the first round
+        self._backlog = Backlog()
+        self._state: dict[str, Any] | None = None  # the headoffice_sync row, as last written
 
     @property
     def node_id(self) -> str:
@@ -166,13 +172,20 @@ class SyncClient:
 
     async def open(self) -> None:
         self._reader = await self._in_thread(self._open_reader)
-        self._unlisten = self.journal.add_listener(lambda events: self._wake.set())
+        # Listening first: a commit meanwhile is counted by one or the other, or both.
+        self._unlisten = self.journal.add_listener(self._committed)
+        self._state = await self._in_thread(self._read_state)
+        await self._in_thread(self._backlog.follow, self._reader)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=client_tls(self.config), limit=2),
             timeout=aiohttp.ClientTimeout(total=self.timing.timeout),
             headers={"User-Agent": f"edge/{__version__}"},
             trust_env=False,
         )
+
+    def _committed(self, events: list[Event]) -> None:
+        self._backlog.committed(events)
+        self._wake.set()
 
     def _open_reader(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.journal.path, isolation_level=None, check_same_thread=False)
@@ -502,25 +515,27 @@ class SyncClient:
     # State and status
 
     async def _record(self, assignments: str, *values: Any) -> None:
-        def work(tx: Tx) -> None:
+        def work(tx: Tx) -> dict[str, Any]:
             tx.db.execute(f"UPDATE headoffice_sync SET {assignments} WHERE id = 1", values)
+            return dict(tx.db.execute(
+                f"SELECT {STATE_COLUMNS} FROM headoffice_sync WHERE id = 1").fetchone())
 
-        await self.journal.write(work)
+        self._state = await self.journal.write(work)
+        if self._state["acknowledged_position"] != self._backlog.position:
+            # The counts follow the cursor as saved (whichever round moved it last).
+            await self._in_thread(self._backlog.follow, self._reader)
+
+    def _read_state(self) -> dict[str, Any]:
+        return dict(self._reader.execute(  # type: ignore[union-attr]
+            f"SELECT {STATE_COLUMNS} FROM headoffice_sync WHERE id = 1").fetchone())
 
     async def state_row(self) -> dict[str, Any]:
-        def read() -> dict[str, Any]:
-            row = self._reader.execute(  # type: ignore[union-attr]
-                f"SELECT {STATE_COLUMNS} FROM headoffice_sync WHERE id = 1").fetchone()
-            return dict(row)
-
-        return await self._in_thread(read)
+        assert self._state is not None, "sync client not open"
+        return dict(self._state)
 
     async def backlog(self) -> tuple[int, str | None]:
         """(events not yet acknowledged by head office, time of the oldest of them)."""
-        return await self._in_thread(self._read_backlog)
-
-    def _read_backlog(self) -> tuple[int, str | None]:
-        return unsent(self._reader)  # type: ignore[arg-type]
+        return self._backlog.count()
 
     async def status(self) -> dict[str, Any]:
         state = await self.state_row()
@@ -535,19 +550,6 @@ class SyncClient:
             "events_refused": self.counters.refused, "failures_in_a_row": self.counters.failures,
             "catalogue_origin": state["headoffice_origin"],
         }
-
-
-def unsent(db: sqlite3.Connection) -> tuple[int, str | None]:
-    """Backlog from a journal connection (the node's, or `edge status` reading the file)."""
-    (cursor,) = db.execute("SELECT acknowledged_position FROM headoffice_sync").fetchone()
-    count, first = db.execute(
-        "SELECT COUNT(*), MIN(position) FROM events WHERE position > ? AND origin NOT GLOB ?",
-        (cursor, HEADOFFICE_ORIGIN_GLOB),
-    ).fetchone()
-    if not count:
-        return 0, None
-    (oldest,) = db.execute("SELECT time FROM events WHERE position = ?", (first,)).fetchone()
-    return int(count), str(oldest)
 
 
 def round_error(pulled: str | None, pushed: str | None, sent: bool) -> str:
