@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     from edge.fiscal.archive_admin import add_parser as add_archive_parser
 
     add_archive_parser(sub)
+    from edge.fiscal.closure_admin import add_parser as add_close_parser
+
+    add_close_parser(sub)
 
     sync = sub.add_parser("sync", help="sync with head office now, showing progress")
     with_store_options(sync)
@@ -170,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
             from edge.fiscal.archive_admin import run_archive
 
             return run_archive(config, args.period, args.out)  # type: ignore[arg-type]
+        if args.command == "close":
+            from edge.fiscal.closure_admin import run_from_args as run_close
+
+            return run_close(config, args)  # type: ignore[arg-type]
         if args.command == "staff":
             from edge.selling.staff_admin import run_staff
 

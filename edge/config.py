@@ -67,6 +67,12 @@ class Config:
     store_id: str = "demo-boulangerie"
     store_name: str = "Boulangerie du Marché"
     store_address: tuple[str, ...] = ("12 place du Marché", "75011 Paris")
+    # The store's legal identity, printed on every receipt (edge/devices/receipt.py):
+    # the company's name, its SIRET (14 digits, checked by its Luhn key) and its
+    # intra-EU VAT number (FR + 11 characters). The demo's; a store's config none.
+    store_legal_name: str = "SARL Boulangerie du Marché"
+    store_siret: str = "83214785400018"
+    store_vat_number: str = "FR67832147854"
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path("edge-data")
@@ -123,6 +129,13 @@ class Config:
     # ("Divers") of more than `open_price_limit` cents.
     discount_limit: int = 1000
     open_price_limit: int = 5000
+    # The books (docs/fiscal.md): a business day runs from `fiscal_day_cutoff` o'clock
+    # (store local time, 0 to 12) to the same hour the next day; the fiscal year starts
+    # on `fiscal_year_start` ("MM-01"). `fiscal_shifts`: a till sells only within an
+    # open shift (cash session, edge/fiscal/shifts.py); off, a store sells as before.
+    fiscal_day_cutoff: int = 4
+    fiscal_year_start: str = "01-01"
+    fiscal_shifts: bool = False
 
     @property
     def database(self) -> Path:
@@ -204,7 +217,8 @@ class Config:
 SETTINGS: dict[str, dict[str, tuple[type, str]]] = {
     "store": {"id": (str, "store_id"), "name": (str, "store_name"),
               "address": (list, "store_address"), "key_file": (str, "store_key_file"),
-              "demo": (bool, "demo")},
+              "demo": (bool, "demo"), "legal_name": (str, "store_legal_name"),
+              "siret": (str, "store_siret"), "vat_number": (str, "store_vat_number")},
     "server": {"host": (str, "host"), "port": (int, "port"), "data": (str, "data_dir"),
                "advertise": (bool, "advertise"), "url": (str, "url"), "tls": (str, "tls"),
                "public_cert_file": (str, "public_cert_file"),
@@ -229,6 +243,8 @@ SETTINGS: dict[str, dict[str, tuple[type, str]]] = {
              "idle_lock_minutes": (int, "idle_lock_minutes")},
     "selling": {"discount_limit": (int, "discount_limit"),
                 "open_price_limit": (int, "open_price_limit")},
+    "fiscal": {"day_cutoff": (int, "fiscal_day_cutoff"), "year_start": (str, "fiscal_year_start"),
+               "shifts": (bool, "fiscal_shifts")},
 }
 IDLE_LOCK_MAX_MINUTES = 240
 GRID_MAX_TILES = 200  # edge/selling/catalogue_grid.py MAX_TILES
@@ -329,6 +345,7 @@ def parse_config(raw: dict[str, Any], source: str, base: Path = Path(".")) -> Co
         values["store_address"] = tuple(str(line) for line in values["store_address"])
     problems += _headoffice_problems(values, source, base)
     problems += _selling_problems(values, source)
+    problems += _fiscal_problems(values, source)
     if not 0 <= values.get("idle_lock_minutes", 0) <= IDLE_LOCK_MAX_MINUTES:
         problems.append(f"{source}: till.idle_lock_minutes must be between 0 (never lock) "
                         f"and {IDLE_LOCK_MAX_MINUTES}")
@@ -381,6 +398,70 @@ def _selling_problems(values: dict[str, Any], source: str) -> list[str]:
     if values.get("open_price_limit", 0) < 0:
         problems.append(f"{source}: selling.open_price_limit must be 0 or more (cents)")
     return problems
+
+
+def _fiscal_problems(values: dict[str, Any], source: str) -> list[str]:
+    """Check the store's legal identity and [fiscal]; a store starts from no identity (a
+    demo store from the demo's)."""
+    problems = []
+    for key in ("store_legal_name", "store_siret", "store_vat_number"):
+        given = values.get(key, getattr(Config, key) if values.get("demo") else "")
+        values[key] = given.strip()
+    siret, vat = values["store_siret"], values["store_vat_number"].replace(" ", "").upper()
+    values["store_siret"] = siret = siret.replace(" ", "")
+    values["store_vat_number"] = vat
+    if siret and not siret_is_valid(siret):
+        problems.append(f"{source}: store.siret must be the 14 digits of the store's SIRET, "
+                        "its last one the Luhn key (as on the Kbis or avis de situation INSEE)")
+    problem = vat_number_problem(vat, siret)
+    if problem:
+        problems.append(f"{source}: store.vat_number {problem}")
+    if not 0 <= values.get("fiscal_day_cutoff", 4) <= 12:
+        problems.append(f"{source}: fiscal.day_cutoff must be an hour between 0 (midnight) "
+                        "and 12: sales before it count in the day before")
+    if not _is_month_start(values.get("fiscal_year_start", "01-01")):
+        problems.append(f"{source}: fiscal.year_start must be the first day of a month, "
+                        "\"MM-01\", like \"01-01\" or \"07-01\"")
+    return problems
+
+
+def luhn_is_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def siret_is_valid(siret: str) -> bool:
+    """14 digits with their Luhn key (La Poste's establishments: the digits' sum by 5)."""
+    if len(siret) != 14 or not siret.isascii() or not siret.isdigit():
+        return False
+    if siret.startswith("356000000"):
+        return sum(int(char) for char in siret) % 5 == 0
+    return luhn_is_valid(siret)
+
+
+def vat_number_problem(vat: str, siret: str) -> str | None:
+    """What is wrong with a French VAT number: FR, a 2-character key, the 9-digit SIREN."""
+    if not vat:
+        return None
+    if not re.fullmatch(r"FR[0-9A-HJ-NP-Z]{2}[0-9]{9}", vat):
+        return "must be FR followed by 11 characters: a 2-character key and the SIREN, " \
+               "like FR67832147854"
+    key, siren = vat[2:4], vat[4:]
+    if key.isdigit() and int(key) != (12 + 3 * (int(siren) % 97)) % 97:
+        expected = (12 + 3 * (int(siren) % 97)) % 97
+        return f"has the key {key}, but the SIREN {siren} gives {expected:02d}"
+    if siret and siret[:9] != siren:
+        return f"names the SIREN {siren}, but store.siret starts with {siret[:9]}"
+    return None
+
+
+def _is_month_start(text: Any) -> bool:
+    """"MM-01": a fiscal year starts on the first day of a month (its months sum to it)."""
+    match = re.fullmatch(r"(\d{2})-01", text) if isinstance(text, str) else None
+    return match is not None and 1 <= int(match[1]) <= 12
 
 
 def _public_certificate_problems(values: dict[str, Any], source: str) -> list[str]:

@@ -73,6 +73,19 @@ CARD_PAYMENT_MISMATCH = "card_payment_mismatch"
 CARD_PAYMENT_NOT_APPROVED = "card_payment_not_approved"
 CARD_PAYMENT_PENDING = "card_payment_pending"
 CARD_PAYMENT_TAKEN = "card_payment_taken"
+# Shifts and training mode (edge/fiscal/shifts.py, edge/fiscal/training.py).
+NO_SHIFT = "no_shift"
+SHIFT_OPEN = "shift_open"
+SHIFT_ENDED = "shift_ended"
+TRAINING_MISMATCH = "training_mismatch"
+# Closures (edge/fiscal/closing.py).
+PERIOD_CLOSED = "period_closed"
+PERIOD_NOT_OVER = "period_not_over"
+CLOSURE_OUT_OF_ORDER = "closure_out_of_order"
+PERIOD_INCOMPLETE = "period_incomplete"
+NOTHING_TO_CLOSE = "nothing_to_close"
+NOT_CAUGHT_UP = "not_caught_up"
+COVERS_BACKWARDS = "covers_backwards"
 
 
 class EdgeError(Exception):

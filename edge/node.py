@@ -23,20 +23,23 @@ from edge.admin import write_admin_token
 from edge.api import (
     basket_commands,  # noqa: F401  (registers the parked-basket commands)
     catalogue_commands,  # noqa: F401  (registers the product grid)
+    closure_commands,  # noqa: F401  (registers the closure commands)
     commands,  # noqa: F401  (registers the till commands)
     discount_commands,  # noqa: F401  (registers the discount commands)
     payment_commands,  # noqa: F401  (registers the card payment commands)
     printer_commands,  # noqa: F401  (registers the printer commands)
     refund_commands,  # noqa: F401  (registers the refund commands)
     sale_commands,  # noqa: F401  (registers the sale commands)
+    shift_commands,  # noqa: F401  (registers the shift and training commands)
 )
 from edge.api.websocket_api import UnsentBudget
 from edge.config import Config
 from edge.demo import seed_demo_store
 from edge.devices import store_printers, store_terminals
 from edge.devices.print_queue import PrintQueue
-from edge.devices.receipt import Store
+from edge.devices.receipt import receipt_store
 from edge.devices.terminals import Terminals
+from edge.fiscal import jet
 from edge.journal.datafolder import REASONS, FolderLock, write_node_id
 from edge.journal.lineage import last_own_time
 from edge.journal.store import Journal, Tx
@@ -100,10 +103,14 @@ class Node:
         # usb_backend: pyusb's libusb by default; the tests pass a fake printer's.
         self.print_queue = PrintQueue(
             self.journal, config.all_printers(), config.data_dir,
-            Store(config.store_name, config.store_address), usb_backend=usb_backend,
+            receipt_store(config), usb_backend=usb_backend,
         )
         self.printers = self.print_queue.workers
         self.terminals = Terminals(self.journal, config.terminals)
+        # The technical event journal's watchers (edge/fiscal/jet.py).
+        self.offline_periods = jet.OfflinePeriods(self.journal)
+        self.clock_watch: jet.ClockWatch | None = None
+        self.started = False  # recorded as started: its stop is recorded too
         self.admin_token: str | None = None
         self.peers = Peers(self)
         self.till_sockets: set[web.WebSocketResponse] = set()
@@ -146,6 +153,8 @@ class Node:
         except BaseException:
             self.lock.release()
             raise
+        await jet.node_started(self.journal, self.config)
+        self.started = True
         if self.config.demo:
             await seed_demo_store(self.journal, pin_key(self.config))
         await store_printers.announce_printers(self.journal, [
@@ -157,6 +166,10 @@ class Node:
         ])
         self.journal.add_listener(self.print_queue.on_events)
         self.journal.add_listener(self.terminals.on_events)
+        self.journal.add_listener(self.offline_periods.on_events)
+        self.clock_watch = jet.ClockWatch(self.journal)
+        self.tasks.start("clock-watch", self.clock_watch.run)
+        self.tasks.start("offline-periods", self.offline_periods.run)
         if await self._other_nodes_known():
             self.tasks.start("print-hold", lambda: self.print_queue.hold_until_peers_heard(
                 self.peers.heard_everything, PEERS_HEARD_WITHIN))
@@ -198,6 +211,7 @@ class Node:
         if self.config.accept_clock:
             log.warning("the clock (%s) is behind this node's last event (%s): accepted "
                         "(--accept-clock)", now.isoformat(timespec="seconds"), last)
+            await jet.clock_behind_accepted(self.journal, last, now)
         else:
             raise ClockBehind(
                 f"this machine's clock says {now.isoformat(timespec='seconds')}, before this "
@@ -240,10 +254,22 @@ class Node:
     async def stop(self) -> None:
         await self.peers.stop()
         await self.tasks.stop()
+        await self._record_stop()
         if self.sync is not None:
             await self.sync.close()
         await self.journal.close()
         self.lock.release()
+
+    async def _record_stop(self) -> None:
+        """The last offline periods and `node_stopped`, unless the journal cannot write."""
+        if self.failure is not None or not self.started:
+            return
+        self.started = False
+        try:
+            await self.offline_periods.flush(everything=True)
+            await jet.node_stopped(self.journal)
+        except Exception:  # disk full, a journal stopped: stopping goes on
+            log.warning("could not record that the node stopped", exc_info=True)
 
     def store_nodes(self) -> list[dict[str, str]]:
         """Every node of the store a till can fail over to, this one first."""

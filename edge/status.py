@@ -203,6 +203,17 @@ def _refunds_to_check(config: Config, db: sqlite3.Connection) -> dict[str, Any] 
         return None
 
 
+@section("closures")
+def _closures(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
+    """The last closures; this node lacking what the last one covered, in words."""
+    from edge.fiscal.closing import status_in_words
+
+    try:
+        return status_in_words(db)
+    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
+        return None
+
+
 @section("printing")
 def _printing(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
     """Print jobs a restored node's past left unfinished: how many, and who decides."""

@@ -341,3 +341,128 @@ def test_edge_archive_and_edge_verify_archive_with_the_node_running(tmp_path: Pa
     failed = subprocess.run([*EDGE, "verify", str(broken)], capture_output=True, text=True,
                             timeout=60, cwd=tmp_path)
     assert failed.returncode == 1 and "BROKEN" in failed.stdout
+
+
+# Closures in an archive (issue 11, slice B): December 30 and 31 closed, and the month.
+@pytest.fixture(scope="module")
+def closed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from test_closures import CALENDAR, Tills, at, close, opened
+
+    folder = tmp_path_factory.mktemp("closed")
+    tills = Tills()
+    tills.sale(at("12-29"), price=120)
+    for hour in (9, 12, 15):
+        tills.sale(at("12-30", hour), price=100 * hour)
+    tills.refund(at("12-30", 16), 50)
+    tills.sale(at("12-30", 17), node="node-b", price=333)  # arrives after the 30th's closure
+    tills.sale(at("12-31", 10), price=410)
+
+    async def build() -> dict[str, Any]:
+        journal = await opened(folder, "archiver")
+        try:
+            a = tills.events("node-a")
+            await apply_events(journal, a[:-1])
+            await close(journal, "day", "2024-12-30")
+            await apply_events(journal, [a[-1], *tills.events("node-b")])
+            await close(journal, "day", "2024-12-31")
+            month = await close(journal, "month", "2024-12")
+            written = {}
+            for label, kind in (("2024-12-31", "day"), ("2024-12", "month")):
+                written[label] = write_archive(journal.path, CALENDAR.period(kind, label),
+                                               folder / f"{label}.zip", identity("archiver"))
+            return {"archives": written, "month": month}
+        finally:
+            await journal.close()
+
+    return asyncio.run(build())
+
+
+async def apply_events(journal: Journal, events: list[Event]) -> None:
+    await journal.write(lambda tx: [tx.apply(event) for event in events])
+
+
+def closures_of(path: Path) -> list[dict[str, Any]]:
+    with zipfile.ZipFile(path) as zf:
+        return orjson.loads(zf.read("closures.json"))
+
+
+def test_closures_in_an_untouched_archive_are_recomputed_from_its_events(
+        closed: dict[str, Any]) -> None:
+    day, month = closed["archives"]["2024-12-31"].path, closed["archives"]["2024-12"].path
+    report = verify(day)
+    assert report.problems == [] and report.closures == 2
+    listed = closures_of(day)
+    assert [(c["period"], c["context"], c["winner"]) for c in listed] == [
+        ("2024-12-30", True, True), ("2024-12-31", False, True)]
+    assert listed[1]["closure"]["late"] == {"count": 1, "total": 333}
+    report = verify(month)
+    assert report.problems == [] and report.closures == 3
+    assert [c["closure"]["kind"] for c in closures_of(month)] == ["day", "day", "month"]
+    assert closures_of(month)[2]["closure"] == closed["month"].body
+
+
+def _with_closure(data: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
+    rows = [orjson.loads(line) for line in lines(data)]
+    for row in rows:
+        if row["type"] == "closure_made" and row["body"]["period"] == "2024-12-31":
+            change(row["body"])
+    return b"".join(orjson.dumps(row, option=orjson.OPT_SORT_KEYS) + b"\n" for row in rows)
+
+
+def test_a_closure_with_a_changed_total_is_named(closed: dict[str, Any], tmp_path: Path) -> None:
+    day = closed["archives"]["2024-12-31"].path
+
+    def richer(body: dict[str, Any]) -> None:
+        body["totals"]["sales"]["total"] += 100
+        body["grand_total"] += 100
+
+    def listed(data: bytes) -> bytes:
+        entries = orjson.loads(data)
+        richer(entries[1]["closure"])
+        return orjson.dumps(entries)
+
+    report = verify(tampered(day, tmp_path / "total.zip",
+                             events_jsonl=lambda d: _with_closure(d, richer),
+                             closures_json=listed))
+    origin_seq = f"archiver#{closures_of(day)[1]['seq']}"
+    assert f"{origin_seq}: hash does not match its content" in report.problems
+    assert any(p.startswith(f"{origin_seq} (day closure of 2024-12-31): totals.sales.total is ")
+               and p.endswith(", the events give 743") for p in report.problems), report.problems
+    assert f"{origin_seq} (day closure of 2024-12-31): grand_total is " \
+           f"{closures_of(day)[1]['closure']['grand_total'] + 100}, the events give " \
+           f"{closures_of(day)[1]['closure']['grand_total']}" in report.problems
+
+
+def test_a_deleted_tail_after_the_last_closure_is_named(closed: dict[str, Any],
+                                                       tmp_path: Path) -> None:
+    day = closed["archives"]["2024-12-31"].path
+
+    def without_node_a_tail(data: bytes) -> bytes:
+        rows = lines(data)
+        last = max(i for i, line in enumerate(rows) if orjson.loads(line)["origin"] == "node-a")
+        return b"".join(rows[:last] + rows[last + 1:])
+
+    report = verify(tampered(day, tmp_path / "tail.zip", events_jsonl=without_node_a_tail))
+    head = closures_of(day)[1]["closure"]["covers"]["node-a"]["seq"]
+    assert f"archiver#{closures_of(day)[1]['seq']} (day closure of 2024-12-31): covers " \
+           f"node-a#{head}, which events.jsonl does not hold with that hash (events deleted " \
+           "or changed)" in report.problems
+    assert any(p.startswith(f"node-a#{head}: the manifest's last event of this origin")
+               for p in report.problems)
+
+
+def test_closures_json_edited_or_cut_is_named(closed: dict[str, Any], tmp_path: Path) -> None:
+    day = closed["archives"]["2024-12-31"].path
+
+    def edited(data: bytes) -> bytes:
+        entries = orjson.loads(data)
+        entries[1]["closure"]["late"]["count"] = 0
+        return orjson.dumps(entries)
+
+    report = verify(tampered(day, tmp_path / "edited.zip", closures_json=edited))
+    assert any(p.startswith(f"{'closures.json'} entry 2 (day 2024-12-31): not what archiver#")
+               and "late.count is 0" in p for p in report.problems), report.problems
+    report = verify(tampered(day, tmp_path / "cut.zip",
+                             closures_json=lambda data: orjson.dumps(orjson.loads(data)[:1])))
+    assert any(p.endswith("the day closure of 2024-12-31 is not listed in closures.json")
+               for p in report.problems), report.problems

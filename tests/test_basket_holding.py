@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EdgeProcess, NodeUnderTest, Till, free_port, node_of, store_node_config
+from conftest import (
+    EdgeProcess,
+    NodeUnderTest,
+    Till,
+    free_port,
+    node_of,
+    start_all,
+    store_node_config,
+)
 from netns import lone_host
 from playwright.async_api import async_playwright, expect
 from test_peers import Partition, converged, pair, wait_for_till
@@ -256,8 +264,7 @@ async def one_basket_taken_over_on_both_sides(
             config = store_node_config(tmp_path / f"n{number}", [proxy.url])
             nodes.append(EdgeProcess(tmp_path / f"n{number}" / "data", port,
                                      ["--config", str(config)]))
-        for process in nodes:
-            process.start()
+        start_all(*nodes)
         try:
             a, b = nodes
             opener, on_a, on_b = [await pair(a, name) for name in ("parks", "left", "right")]

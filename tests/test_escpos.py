@@ -22,7 +22,9 @@ from edge.selling.money import Line, basket_totals
 
 GOLDEN = Path(__file__).parent / "golden"
 HASH = "9f2c6a1d5e8b4f7a0c3d2e1f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b"
-STORE = Store("Boulangerie du Marché", ("12 place du Marché", "75011 Paris"))
+# With the legal identity a receipt must carry (issue 11): the golden files show it.
+STORE = Store("Boulangerie du Marché", ("12 place du Marché", "75011 Paris"),
+              "SARL Boulangerie du Marché", "83214785400018", "FR67832147854", "edge 0.1.0")
 
 
 def sample_sale() -> dict:

@@ -24,10 +24,10 @@ from printing import (
     sell,
 )
 
-from edge.config import PrinterConfig
+from edge.config import Config, PrinterConfig
 from edge.devices import escpos
 from edge.devices.escpos import FEED_AND_CUT
-from edge.devices.receipt import Store, layout
+from edge.devices.receipt import layout, receipt_store
 from edge.selling.tills import create_pairing_code
 
 
@@ -141,5 +141,5 @@ def _receipt(database: Path, sale_id: str, copy: str) -> bytes:
     finally:
         conn.close()
     sale = {**orjson.loads(body), "time": time, "hash": hash_, "cashier_name": "Alice"}
-    store = Store("Boulangerie du Marché", ("12 place du Marché", "75011 Paris"))
+    store = receipt_store(Config())  # the demo store's sign, address and legal identity
     return escpos.encode_receipt(layout(sale, store, 48, copy))  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from conftest import EdgeProcess, NodeUnderTest, Till, free_port, store_node_config
+from conftest import EdgeProcess, NodeUnderTest, Till, free_port, start_all, store_node_config
 from test_basket_holding import code_of, refusal
 from test_peers import Partition, converged, pair, wait_for_till
 
@@ -145,8 +145,7 @@ async def test_resumed_on_another_node_and_raced_for_across_nodes_cut_apart(
             config = store_node_config(tmp_path / f"n{number}", [proxy.url])
             nodes.append(EdgeProcess(tmp_path / f"n{number}" / "data", port,
                                      ["--config", str(config)]))
-        for process in nodes:
-            process.start()
+        start_all(*nodes)
         try:
             a, b = nodes
             parker, on_a, on_b = [await pair(a, name) for name in ("parks", "left", "right")]

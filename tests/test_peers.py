@@ -11,7 +11,15 @@ import subprocess
 from pathlib import Path
 
 import aiohttp
-from conftest import EDGE, STORE_KEY, EdgeProcess, StoreNodes, free_port, store_node_config
+from conftest import (
+    EDGE,
+    STORE_KEY,
+    EdgeProcess,
+    StoreNodes,
+    free_port,
+    start_all,
+    store_node_config,
+)
 
 from edge.journal.chain import event_hash
 from edge.replication.peers import proof
@@ -234,8 +242,7 @@ async def test_a_partitioned_store_sells_on_both_sides_and_merges(tmp_path: Path
             config = store_node_config(tmp_path / f"n{number}", [proxy.url])
             nodes.append(EdgeProcess(tmp_path / f"n{number}" / "data", port,
                                      ["--config", str(config)]))
-        for node in nodes:
-            node.start()
+        start_all(*nodes)
         try:
             a, b = nodes
             token_a, token_b = await pair(a, "gauche"), await pair(a, "droite")
@@ -332,8 +339,7 @@ async def test_nodes_on_one_network_find_each_other_by_zeroconf(tmp_path: Path) 
         nodes.append(EdgeProcess(tmp_path / f"z{number}" / "data", free_port(),
                                  ["--config", str(config)]))
     try:
-        for node in nodes:
-            node.start()
+        start_all(*nodes)
         token = await pair(nodes[0])
         await wait_for_till(nodes[1], token)  # replicated: they found each other
         await converged(nodes)

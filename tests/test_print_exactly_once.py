@@ -42,9 +42,9 @@ from printing import (
     sell,
 )
 
-from edge.config import PrinterConfig
+from edge.config import Config, PrinterConfig
 from edge.devices import escpos, print_jobs  # noqa: F401  (print_jobs registers its projections)
-from edge.devices.receipt import Store, layout
+from edge.devices.receipt import layout, receipt_store
 from edge.journal.chain import Event
 from edge.journal.event_types import project
 from edge.journal.migrations import migrate
@@ -331,7 +331,7 @@ def receipt_of(node: EdgeProcess, sale_id: str, copy: str) -> bytes:
     [(body, time, hash_)] = rows(node, "SELECT body, time, hash FROM sales WHERE id = ?",
                                  (sale_id,))
     sale = {**orjson.loads(body), "time": time, "hash": hash_, "cashier_name": "Alice"}
-    store = Store("Boulangerie du Marché", ("12 place du Marché", "75011 Paris"))
+    store = receipt_store(Config())  # the demo store's sign, address and legal identity
     return escpos.encode_receipt(layout(sale, store, 48, copy))  # type: ignore[arg-type]
 
 

@@ -452,11 +452,50 @@ def card_payments(draw: st.DrawFn) -> list[Step]:
 
 
 @st.composite
+def shifts(draw: st.DrawFn) -> list[Step]:
+    """A shift opened, moved and closed through several nodes (a retry elsewhere), a till
+    switched to training and back on two nodes, and the technical journal's records."""
+    steps: list[Step] = []
+    shift = {"shift_id": "sh1@T02-n1", "till": "T02-n1", "business_day": "2026-03-01",
+             "ends_at": "2026-03-02T03:00:00.000Z"}
+    for origin in draw(st.lists(st.sampled_from(NODES), min_size=1, max_size=2)):
+        steps.append((origin, "shift_opened", {**shift, "cashier": "c1",
+                                               "float": draw(st.sampled_from([0, 15000]))},
+                      draw(TIMES)))
+    for origin in draw(st.lists(st.sampled_from(NODES), min_size=1, max_size=2)):
+        steps.append((origin, "cash_moved", {
+            "move_id": "m1@T02-n1", "shift_id": shift["shift_id"], "till": "T02-n1",
+            "cashier": "c1", "amount": draw(st.sampled_from([-5000, 2000])),
+            "reason": "banque"}, draw(TIMES)))
+    for origin in draw(st.lists(st.sampled_from(NODES), min_size=1, max_size=2)):
+        counted = draw(st.sampled_from([9000, 10000]))
+        steps.append((origin, "shift_closed", {
+            "shift_id": shift["shift_id"], "till": "T02-n1", "cashier": "c1",
+            "counted": {"cash": counted}, "expected": {"cash": 10000},
+            "difference": {"cash": counted - 10000}}, draw(TIMES)))
+    for origin in draw(st.lists(st.sampled_from(NODES), min_size=1, max_size=3)):
+        steps.append((origin, "till_training_set", {"till": "T02-n1", "on": draw(st.booleans()),
+                                                    "by": "c1"}, draw(TIMES)))
+    node = draw(st.sampled_from(NODES))
+    steps += [(node, "node_started", {"version": "0.1.0", "config_digest": "ab" * 32},
+               draw(TIMES)),
+              (node, "cashier_logged_out", {"till": "T02-n1", "cashier": "c1"}, draw(TIMES)),
+              (node, "till_offline", {"till": "T02-n1", "first": "2026-03-01T10:00:00.000Z",
+                                      "last": "2026-03-01T10:05:00.000Z", "sales": 2},
+               draw(TIMES)),
+              (node, "clock_jumped", {"from": "2026-03-01T10:00:00.000Z",
+                                      "to": "2026-03-01T09:50:00.000Z", "seconds": -600},
+               draw(TIMES)),
+              (node, "node_stopped", {"version": "0.1.0", "why": "stopped"}, draw(TIMES))]
+    return steps
+
+
+@st.composite
 def histories(draw: st.DrawFn) -> dict[str, list[Event]]:
     """Each origin's chain, every event type in it."""
     steps = [step for story in (catalogue(), cashiers(), tills(), sales(), takeovers(),
                                 parkings(), discounts(), refunds(), printers(),
-                                card_payments())
+                                card_payments(), shifts())
              for step in draw(story)]
     started = ("n3", "origin_started", {
         "predecessor": RETIRED, "reason": "restored_from_backup", "retires_predecessor": True,
@@ -478,7 +517,15 @@ def histories(draw: st.DrawFn) -> dict[str, list[Event]]:
     exported = (draw(st.sampled_from(NODES)), "archive_exported", {
         "period": "2026-02", "manifest_sha256": "ab" * 32, "files": ["events.jsonl"]},
         draw(TIMES))
-    for origin, type_, body, time in [started, trusted, *vouched, exported, *steps]:
+    # Two nodes close the same day at once (edge/fiscal/closures.py): one wins everywhere.
+    closed = [(node, "closure_made", {
+        "kind": "day", "period": "2026-03-01", "number": 1, "previous": None,
+        "bounds": {"start": "2026-03-01T03:00:00.000Z", "end": "2026-03-02T03:00:00.000Z"},
+        "covers": {"n1": {"seq": 1, "hash": "ab" * 32}}, "totals": {}, "late": {},
+        "grand_total": draw(st.integers(0, 9)), "grand_total_abs": 0,
+        "sales_digest": "cd" * 32, "made_by": "cli", "version": 1}, draw(TIMES))
+        for node in draw(st.lists(st.sampled_from(NODES), min_size=1, max_size=3))]
+    for origin, type_, body, time in [started, trusted, *vouched, exported, *closed, *steps]:
         chain = chains.setdefault(origin, [])
         node = identity(signer.get(origin, origin))
         key = headoffice_key() if origin == HEAD_OFFICE else node.signing_key
@@ -592,6 +639,7 @@ def test_every_node_projects_the_same_tables_whatever_the_order_of_arrival(
     first, *others = asyncio.run(observe_all())
     assert first["sales"] and first["print_jobs"] and first["baskets"] and first["refund_lines"]
     assert first["card_payments"] and first["store_terminals"]
+    assert first["shifts"] and first["till_modes"]
     for other in others:
         for table in first:
             assert other[table] == first[table], f"{table} differs by order of arrival"

@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from conftest import EDGE, ROOT, EdgeProcess, free_port, store_node_config
+from conftest import EDGE, ROOT, EdgeProcess, free_port, start_all, store_node_config
 from test_peers import BARCODES, Partition, converged, pair, wait_for_till
 
 from edge.till_client import TillClient
@@ -33,8 +33,7 @@ async def test_a_double_refund_made_on_nodes_cut_apart_shows_once_they_meet(
             configs.append(store_node_config(tmp_path / f"n{number}", [proxy.url]))
             nodes.append(EdgeProcess(tmp_path / f"n{number}" / "data", port,
                                      ["--config", str(configs[-1])]))
-        for node in nodes:
-            node.start()
+        start_all(*nodes)
         try:
             a, b = nodes
             token_left, token_right = await pair(a, "gauche"), await pair(a, "droite")

@@ -17,7 +17,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from conftest import EDGE, ROOT, EdgeProcess, free_port, store_node_config
+from conftest import EDGE, ROOT, EdgeProcess, free_port, start_all, store_node_config
 from headoffice_support import CertificateAuthority, HeadOffice, wait_for
 from test_peers import BARCODES, pair, wait_for_till
 
@@ -58,7 +58,7 @@ async def test_a_store_restores_clones_and_loses_head_office_and_nothing_is_lost
     ports = [free_port() for _ in range(4)]
     nodes: list[EdgeProcess] = []
 
-    def start(name: str, port: int, data: Path | None = None) -> EdgeProcess:
+    def made(name: str, port: int, data: Path | None = None) -> EdgeProcess:
         folder = tmp_path / name
         (folder / "headoffice.token").parent.mkdir(parents=True, exist_ok=True)
         (folder / "headoffice.token").write_text(token + "\n")
@@ -68,13 +68,18 @@ async def test_a_store_restores_clones_and_loses_head_office_and_nothing_is_lost
             f'ca_file = "{ca.ca_file}"\npull_interval_seconds = 1\nretry_max_seconds = 2\n'))
         node = EdgeProcess(data or folder / "data", port, ["--config", str(config),
                                                            "--data", str(data or folder / "data")])
-        node.start()
         nodes.append(node)
+        return node
+
+    def start(name: str, port: int, data: Path | None = None) -> EdgeProcess:
+        node = made(name, port, data)
+        node.start()
         return node
 
     sold: list[str] = []
     try:
-        a, b, c = start("a", ports[0]), start("b", ports[1]), start("c", ports[2])
+        a, b, c = made("a", ports[0]), made("b", ports[1]), made("c", ports[2])
+        start_all(a, b, c)
         on_a, on_b = await pair(a, "one"), await pair(b, "two")
         for node in (b, c):
             await wait_for_till(node, on_a)

@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from conftest import EDGE, ROOT, EdgeProcess, free_port, store_node_config
+from conftest import EDGE, ROOT, EdgeProcess, free_port, start_all, store_node_config
 from fake_network_printer import FakeNetworkPrinter
 from printing import eventually
 from test_peers import BARCODES, converged, pair
@@ -74,8 +74,7 @@ async def test_a_restored_nodes_unfinished_jobs_are_listed_in_doubt_never_printe
     a.stop()
     store_node_config(tmp_path / "a", [f"http://127.0.0.1:{port_b}"],
                       more=network_printers(caisse.port, bar.port, a.node_id))
-    a.start()
-    b.start()
+    start_all(a, b)
     try:
         token_1, token_2 = await pair(a, "one"), await pair(a, "two")
         async with TillClient([a.url], token_1, "alice", "1234") as till_1, \

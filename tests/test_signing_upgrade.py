@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import EDGE, ROOT, STORE_KEY, EdgeProcess, free_port, store_node_config
+from conftest import EDGE, ROOT, STORE_KEY, EdgeProcess, free_port, start_all, store_node_config
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from signing_support import SignedChain, ca_node_identity, identity, store_ca
 
@@ -278,8 +278,7 @@ async def test_after_the_upgrade_the_ca_node_vouches_and_what_only_another_node_
     joined_without_the_ca_key(c, "c")
     vouched = {"p-aaaaaa-1", "p-aaaaaa-2", "p-bbbbbb-1"}
     try:
-        for node in nodes:
-            node.start()
+        start_all(*nodes)
         for _ in range(300):
             if products(b) >= vouched and products(c) == vouched:
                 break
@@ -436,8 +435,7 @@ async def test_a_forged_vouch_does_not_cross_real_peers(tmp_path: Path) -> None:
         (origin,) = {e.origin async for e in journal.events(journal.origin)}
     finally:
         await journal.close()
-    mallory.start()
-    victim.start()
+    start_all(mallory, victim)
     try:
         for _ in range(300):
             if "not signed by the store CA" in victim.log.read_text():

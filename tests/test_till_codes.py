@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import EdgeProcess, free_port, store_node_config
+from conftest import EdgeProcess, free_port, start_all, store_node_config
 from signing_support import identity
 
 from edge.api import commands  # noqa: F401  (registers projections through the modules)
@@ -268,8 +268,7 @@ async def test_tills_paired_on_nodes_cut_apart_keep_their_codes_once_joined(
     try:
         # Each node alone, never having heard of the other: each pairs a till,
         # and A's till sells (it is established: receipts, printer routing).
-        for node in nodes:
-            node.start()
+        start_all(*nodes)
         token_a, code_a = await pair_over_http(nodes[0], "un")
         token_b, code_b = await pair_over_http(nodes[1], "deux")
         assert code_a != code_b
@@ -279,9 +278,9 @@ async def test_tills_paired_on_nodes_cut_apart_keep_their_codes_once_joined(
         for node in nodes:
             node.stop()
         # Joined: each lists the other.
-        for number, (folder, node) in enumerate(zip(folders, nodes, strict=True)):
+        for number, folder in enumerate(folders):
             store_node_config(folder, [f"http://127.0.0.1:{ports[1 - number]}"])
-            node.start()
+        start_all(*nodes)
         for _ in range(200):
             if all([await code_at_auth(node, token) for node in nodes
                     for token in (token_a, token_b)]):

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from conftest import free_port, store_node_config
+from conftest import free_port, start_all, store_node_config
 from netns import lone_host
 from playwright.async_api import Browser, Page, async_playwright, expect
 from test_pricing_vectors import served_web_page
@@ -58,9 +58,9 @@ async def three_nodes(
             ):
                 folder = tmp_path / f"node{number}"
                 config = store_node_config(folder, peers)
-                node = ShopNode(ns, folder, ["--config", str(config)], address=address, port=port)
-                node.start()
-                nodes.append(node)
+                nodes.append(ShopNode(ns, folder, ["--config", str(config)], address=address,
+                                      port=port))
+            start_all(*nodes)
             async with async_playwright() as playwright:
                 browser = await launch_browser_in(ns, tmp_path, playwright, ADDRESSES)
                 yield nodes, browser

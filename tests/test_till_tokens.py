@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import EDGE, ROOT, STORE_KEY, EdgeProcess, NodeUnderTest, Till, free_port
+from conftest import EDGE, ROOT, STORE_KEY, EdgeProcess, NodeUnderTest, Till, free_port, start_all
 from raw_websocket import CLOSE, RawWebsocket, close_code
 from test_peers import wait_for_till
 
@@ -49,9 +49,9 @@ def two_nodes(tmp_path: Path) -> Iterator[list[tuple[EdgeProcess, Path]]]:
         for number, port in enumerate(ports):
             other = ports[1 - number]
             config = node_config(tmp_path / f"node{number}", port, [f"http://127.0.0.1:{other}"])
-            node = EdgeProcess(config.parent / "data", port, ["--config", str(config)])
-            node.start()
-            made.append((node, config))
+            made.append((EdgeProcess(config.parent / "data", port, ["--config", str(config)]),
+                         config))
+        start_all(*(node for node, _ in made))
         yield made
     finally:
         for node, _ in made:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import EDGE, ROOT, EdgeProcess, Till, free_port, store_node_config
+from conftest import EDGE, ROOT, EdgeProcess, Till, free_port, start_all, store_node_config
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from edge.selling.tills import create_pairing_code
@@ -143,8 +143,7 @@ async def test_a_peer_without_this_stores_certificate_is_refused_and_never_liste
     for node, name in ((a, "node-a"), (rogue, "rogue")):
         made = await edge("tls", "init", *node.where, "--name", name)
         assert made.returncode == 0, made.stderr
-    a.start()
-    rogue.start()
+    start_all(a, rogue)
     try:
         # A dials the rogue and refuses its certificate.
         await log_says(a, rf"peer https://127\.0\.0\.1:{port_c} refused: its certificate is "

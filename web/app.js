@@ -35,6 +35,7 @@ import { ManagerApproval } from './approval.js';
 import { discountPanel } from './screen-discount.js';
 import { refundScreen } from './screen-refund.js';
 import { salesScreen } from './screen-sales.js';
+import { shiftScreen } from './screen-shift.js';
 import { gridPanel } from './screen-grid.js';
 import { idleLock } from './screen-sell-idle.js';
 import { CardTerminal } from './card-terminal.js';
@@ -84,6 +85,8 @@ ui.approval = new ManagerApproval(ui);
 views.push(discountPanel(ui), refundScreen(ui));
 // Today's sales, to print or reprint any of them (screen-sales.js).
 views.push(salesScreen(ui));
+// The drawer's shift, the X report, training mode and the manager's day (screen-shift.js).
+views.push(shiftScreen(ui));
 // The product grid beside the scan field; the lock after the store's idle time.
 views.push(gridPanel(ui), idleLock(ui));
 // The error banner goes as soon as the cashier's next basket command works.

@@ -207,6 +207,8 @@ export class BasketCommands {
           s.basketId = s.newId();
           break;
         case 'sale/complete':
+          // A training sale is numbered by a node in its own series: never made offline.
+          if (s.training) throw new CommandError('training_offline');
           await this.completeSaleOffline(args);
           break;
         case 'basket/discount_line':
@@ -287,6 +289,11 @@ export class BasketCommands {
     const s = this.session;
     switch (command.type) {
       case 'sale/complete':
+        // A training sale is the node's alone: never kept to be resent as a real one.
+        if (result.training) {
+          this.sold(result);
+          break;
+        }
         // Kept before "done": if this node dies before passing the sale on, the next one gets it from us.
         await s.ledger.keepSale({
           ...recordedSale(result),

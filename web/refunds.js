@@ -333,8 +333,9 @@ export class RefundDesk {
       if (ask.approval) args.approval = ask.approval;
       try {
         const refund = await this.session.call('sale/refund', args);
-        // Kept before "done": a node that dies before passing it on gets it from the till.
-        await ledger.keepSale(keptRefund(ask.refundId, refund, this.session.cashier?.id));
+        // Kept before "done": a node that dies before passing it on gets it from the till
+        // (a training refund is the node's alone: never resent as a real one).
+        if (!refund.training) await ledger.keepSale(keptRefund(ask.refundId, refund, this.session.cashier?.id));
         return refund;
       } catch (error) {
         if (error.code === 'receipt_number_used' && renumbered < 3 && (await ledger.adoptNextFree(error))) {
@@ -345,6 +346,7 @@ export class RefundDesk {
         if (error.code !== 'disconnected') throw error;
       }
     }
+    if (this.session.training) throw new CommandError('training_offline');
     return this.refundOnTill(ask);
   }
 

@@ -14,6 +14,7 @@ from typing import Any
 from edge import PROTOCOL_VERSION
 from edge.api.approvals import Approval, approved_by
 from edge.api.websocket_api import Connection, NoArgs, command
+from edge.fiscal import jet
 from edge.journal.chain import Event
 from edge.messages import INVALID_FIELD, MANAGER_REQUIRED, EdgeError, event_message
 from edge.schema import limits
@@ -161,6 +162,9 @@ async def logout(conn: Connection, args: NoArgs) -> dict[str, Any]:
     try:
         parked = None if conn.cashier is None else await parking.park_open_basket(
             conn.node.journal, seller_of(conn), conn.cashier["name"])
+        if conn.cashier is not None:  # the technical journal's record (edge/fiscal/jet.py)
+            seller = seller_of(conn)
+            await jet.cashier_logged_out(conn.node.journal, seller.till, seller.cashier)
     finally:
         conn.cashier = None  # logged out even if the basket could not be parked (disk full)
     return {"parked": parked}

@@ -14,6 +14,7 @@ from edge.api.approvals import Approval, approved_by
 from edge.api.commands import client_id, seller_of
 from edge.api.sale_commands import TillTotals
 from edge.api.websocket_api import Connection, NoArgs, command
+from edge.fiscal.shifts import sale_marks
 from edge.messages import INVALID_FIELD, MANAGER_REQUIRED, EdgeError
 from edge.schema import limits
 from edge.selling import refund_conflicts, refunds
@@ -86,7 +87,8 @@ async def sale_refund(conn: Connection, args: RefundArgs) -> dict[str, Any]:
         lines=[dataclasses.asdict(line) for line in args.lines],
         tenders=None if args.tenders is None else [dataclasses.asdict(t) for t in args.tenders],
         receipt_no=args.receipt_no)
-    return await refunds.refund(journal, seller, ask, approved_by=manager, manager_here=here)
+    return await refunds.refund(journal, seller, ask, approved_by=manager, manager_here=here,
+                                marks=sale_marks(conn.node.config.fiscal_shifts))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from edge.api.commands import client_id, sale_id_arg, seller_of
 from edge.api.websocket_api import Connection, command
 from edge.devices import print_jobs, store_printers
+from edge.fiscal.shifts import sale_marks
 from edge.schema import limits
 from edge.selling import offline_sales, sales
 from edge.selling.discounts import Discount
@@ -51,6 +52,7 @@ async def sale_complete(conn: Connection, args: CompleteArgs) -> dict[str, Any]:
         print_receipt=args.print,
         meal_voucher_cap=conn.node.config.meal_voucher_cap,
         discount_limit=conn.node.config.discount_limit,
+        marks=sale_marks(conn.node.config.fiscal_shifts),
     )
     conn.node.metrics.sales += 1
     printer = await print_jobs.receipt_printer(conn.node.journal, sale["id"])

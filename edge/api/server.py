@@ -27,7 +27,7 @@ from edge.api.tls_join import add_routes as add_tls_join_routes
 from edge.api.websocket_api import MAX_MESSAGE_BYTES, Connection
 from edge.config import Config
 from edge.devices import print_jobs
-from edge.fiscal import archive_admin
+from edge.fiscal import archive_admin, closure_admin
 from edge.messages import INVALID_PAIRING_CODE, INVALID_REQUEST, EdgeError
 from edge.node import Node
 from edge.replication.discovery import Discovery
@@ -310,6 +310,8 @@ def make_app(config: Config, usb_backend: Any = None) -> web.Application:
     app.router.add_post("/api/admin/catalogue", admin_catalogue)
     app.router.add_post("/api/admin/archive", archive_admin.admin_handler(
         _admin_token, lambda request: request.app[NODE].journal))
+    app.router.add_post("/api/admin/close", closure_admin.admin_handler(
+        _admin_token, lambda request: request.app[NODE]))
     app.router.add_get("/api/ws", till_websocket)
     app.router.add_get("/api/peer", peer_websocket)
     add_tls_join_routes(app)  # /api/tls/ca, /api/tls/join, /api/admin/tls/join-code

@@ -241,6 +241,12 @@ def request_sale_drawer(tx: Tx, printer: PrinterRef, sale_id: str) -> None:
              sale_id=sale_id, open_drawer=True, reason="cash sale")
 
 
+def request_z_report(tx: Tx, printer: PrinterRef, closure: dict[str, Any],
+                     requested_by: str) -> dict[str, Any]:
+    """Print a closure (the Z): the job carries it whole (edge/fiscal/z_report.py lays it out)."""
+    return _request(tx, printer, "z_report", closure=closure, requested_by=requested_by)
+
+
 def _request(tx: Tx, printer: PrinterRef, kind: str, job_id: str | None = None,
              **details: Any) -> dict[str, Any]:
     body = {"job_id": job_id or str(uuid.uuid4()), "printer": printer.name,

@@ -63,6 +63,7 @@ from edge.devices.base import (
 )
 from edge.devices.print_jobs import JOB_COLUMNS, UNFINISHED, Job, original_claimant
 from edge.devices.receipt import Store, as_text, interrupted_mark, layout, printer_test_page
+from edge.fiscal.z_report import z_lines
 from edge.journal.chain import Event
 from edge.journal.store import DiskFull, Journal, Tx
 from edge.selling.sales import SALE_EVENT_TYPES, find_sale
@@ -272,6 +273,8 @@ class PrinterWorker:
         if kind == "test":
             lines = printer_test_page(self.queue.store, self.name, self.device.describe(),
                                       config.width, code_page, pin)
+        elif kind == "z_report":  # a closure, carried by the job (edge/fiscal/z_report.py)
+            lines = z_lines(job.body["closure"], self.queue.store, config.width)
         else:
             assert sale is not None
             lines = layout(sale, self.queue.store, config.width, plan.copy,  # type: ignore[arg-type]

@@ -19,8 +19,37 @@ TENDER_LABELS = {"cash": "Espèces", "card": "Carte bancaire"}
 
 @dataclass(frozen=True)
 class Store:
+    """Who the receipt is from: its sign, and the legal identity French rules want on it."""
+
     name: str
     address: tuple[str, ...] = ()
+    legal_name: str = ""  # the company (SARL ..., as registered)
+    siret: str = ""  # 14 digits
+    vat_number: str = ""  # FR + 11 characters
+    software: str = ""  # the cash software and its version: "edge 0.1.0"
+
+
+def receipt_store(config: Any) -> Store:
+    """The store as its config (`[store]`) names it, with this edge's version."""
+    from edge import __version__
+
+    return Store(config.store_name, tuple(config.store_address), config.store_legal_name,
+                 config.store_siret, config.store_vat_number, f"edge {__version__}")
+
+
+def siret_spaced(siret: str) -> str:
+    """`832 147 854 00018`: the SIREN in threes, then the establishment's number."""
+    return f"{siret[0:3]} {siret[3:6]} {siret[6:9]} {siret[9:]}" if len(siret) == 14 else siret
+
+
+def legal_lines(store: Store, width: int) -> list[ReceiptLine]:
+    lines = [store.legal_name] if store.legal_name else []
+    lines += [f"SIRET {siret_spaced(store.siret)}"] if store.siret else []
+    lines += [f"TVA intracom. {store.vat_number}"] if store.vat_number else []
+    return [ReceiptLine(line[:width], center=True) for line in lines]
+
+
+TRAINING_MARK = "MODE ÉCOLE"
 
 
 @dataclass(frozen=True)
@@ -86,6 +115,10 @@ def layout(
     rule = ReceiptLine("-" * width)
     out = big_lines(store.name, width, bold=True, center=True)
     out += [ReceiptLine(line, center=True) for line in store.address]
+    out += legal_lines(store, width)
+    training = sale.get("training") is True
+    if training:  # a pretend sale (edge/fiscal/training.py): said at the top and the bottom
+        out += big_lines(TRAINING_MARK, width, bold=True, center=True)
     if copy == "duplicate":
         out += big_lines(duplicate_mark(copy_number), width, bold=True, center=True)
     if "refund_of" in sale:  # a refund (edge/selling/refunds.py): a negative sale
@@ -132,9 +165,16 @@ def layout(
     # The QR code carries the sale's journal hash: anyone can check the
     # receipt against the store's journal (`edge verify` checks the chain).
     out.append(ReceiptLine("", qr=sale["hash"]))
+    # The hash's first 16 hex digits: what the node signed is this hash (edge/journal/
+    # signing.py), so it finds the signed event in the journal or an archive.
     out.append(ReceiptLine(f"Empreinte {sale['hash'][:16]}", center=True))
+    if store.software:
+        out.append(ReceiptLine(f"Logiciel {store.software}"[:width], center=True))
     if copy == "duplicate":
         out.append(ReceiptLine("DUPLICATA - ne vaut pas ticket de caisse", bold=True,
+                               center=True))
+    if training:
+        out.append(ReceiptLine(f"{TRAINING_MARK} - ne vaut pas ticket"[:width], bold=True,
                                center=True))
     out.append(ReceiptLine("Merci de votre visite !", center=True))
     return out

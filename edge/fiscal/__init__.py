@@ -14,6 +14,11 @@ and an archive the tax administration can check without the software
 - `exports.py`: `archive_exported`, the journal's record that one was made;
 - `verify_archive.py`: `edge verify ARCHIVE`, which needs nothing but the zip;
 - `archive_admin.py`: the command, through the running node or alone.
+- `shifts.py`: cash sessions (float, cash moves, counted close) and the X
+  report; `sale_marks`, what a sale carries of its shift and training mode;
+- `training.py`: a till's training mode ("MODE ÉCOLE");
+- `jet.py`: the technical journal's own records (node start and stop, logout,
+  a till's offline periods, clock jumps).
 
 It reads the journal (edge/journal/) and nothing above it.
 """

@@ -2,14 +2,15 @@
 
 What is in it and why: archive_files.py and the README it carries. Which
 events: every origin's chain from its first event up to the last one it
-recorded before the period's end (its seq and hash are the manifest's
-`heads`), so each chain verifies from genesis with nothing else, and the
-period's sales are counted from exactly those events (period_sales.py), here
-as by the verifier. The journal is read in one read transaction (one
-consistent snapshot while the node sells, as `edge backup` reads it) and
-streamed to the zip: memory stays flat whatever the period. The zip is
-written beside its name and renamed once whole and fsync'd: a crash leaves
-no half archive under the final name.
+recorded before the period's end, or further when the period's closures (made
+after it ended) and the events they cover need it (archive_closures.py; the
+last seq and hash of each are the manifest's `heads`), so each chain
+verifies from genesis with nothing else, and the period's sales are counted
+from exactly those events (period_sales.py), here as by the verifier. The
+journal is read in one read transaction (one consistent snapshot while the
+node sells, as `edge backup` reads it) and streamed to the zip: memory stays
+flat whatever the period. The zip is written beside its name and renamed
+once whole and fsync'd: a crash leaves no half archive under the final name.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import IO, Any
 
 from edge import __version__
 from edge.fiscal import archive_files as files
+from edge.fiscal.archive_closures import closures_in, needed_heads
 from edge.fiscal.archive_readme import readmes
 from edge.fiscal.period_sales import counted, gather, period_totals
 from edge.fiscal.periods import Period
@@ -76,12 +78,17 @@ def _put(zf: zipfile.ZipFile, listed: dict[str, Any], name: str, chunks: Iterabl
     listed[name] = member.close()
 
 
-def select_archived(db: sqlite3.Connection, period: Period) -> None:
-    """ARCHIVED_VIEW: each origin's events up to its last one recorded before the end."""
+def select_archived(db: sqlite3.Connection, period: Period,
+                    reach: dict[str, int] | None = None) -> None:
+    """ARCHIVED_VIEW: each origin's events up to its last one recorded before the end,
+    or further, up to `reach` (what the period's closures and their covers need)."""
     db.execute("DROP VIEW IF EXISTS temp.archived_events")
     db.execute("DROP TABLE IF EXISTS temp.archived_heads")
-    db.execute("CREATE TABLE temp.archived_heads AS SELECT origin, MAX(seq) AS last "
+    db.execute("CREATE TABLE temp.archived_heads (origin TEXT PRIMARY KEY, last INTEGER)")
+    db.execute("INSERT INTO temp.archived_heads SELECT origin, MAX(seq) AS last "
                "FROM events WHERE time < ? GROUP BY origin", (period.end,))
+    db.executemany("INSERT INTO temp.archived_heads VALUES (?, ?) ON CONFLICT (origin) "
+                   "DO UPDATE SET last = MAX(last, excluded.last)", sorted((reach or {}).items()))
     db.execute("CREATE TEMP VIEW archived_events AS SELECT e.* FROM main.events e "
                "JOIN archived_heads h ON e.origin = h.origin AND e.seq <= h.last")
 
@@ -117,7 +124,8 @@ def _write(db: sqlite3.Connection, period: Period, partial: Path, identity: Sign
     if not origin:
         row = db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
         origin = row[0] if row else ""
-    select_archived(db, period)
+    closures = closures_in(db, period)
+    select_archived(db, period, needed_heads(closures))
     listed: dict[str, Any] = {}
     heads: dict[str, dict[str, Any]] = {}
     certified: dict[str, dict[str, Any]] = {}
@@ -142,8 +150,7 @@ def _write(db: sqlite3.Connection, period: Period, partial: Path, identity: Sign
         sales = totals["net"]["count"]
         _put(zf, listed, files.SALES, files.csv_chunks(counted(db), totals))
         _put(zf, listed, files.TOTALS, [files.pretty_json(totals)])
-        # Closures are events (issue 11, slice B): none are written yet.
-        _put(zf, listed, files.CLOSURES, [files.pretty_json([])])
+        _put(zf, listed, files.CLOSURES, [files.pretty_json(closures)])
 
         _put(zf, listed, files.STORE_CA, [cert_pem(identity.ca_cert).encode()])
         _put(zf, listed, files.EXPORTER, [identity.signing_cert_pem.encode()])

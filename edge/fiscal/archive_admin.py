@@ -22,7 +22,7 @@ from edge.admin import AdminRefused, NodeRefused, admin_error, admin_only, ask_n
 from edge.config import Config
 from edge.fiscal.archive import ArchiveError, Written, write_archive
 from edge.fiscal.exports import export_body, record_export
-from edge.fiscal.periods import Period, parse_period
+from edge.fiscal.periods import Period, calendar_of, parse_period
 from edge.journal.datafolder import FolderInUse
 from edge.journal.store import Journal, folder_trust, local_journal
 
@@ -34,7 +34,7 @@ def archive_name(store_id: str, period: Period) -> str:
 def run_archive(config: Config, period_text: str, out: Path | None) -> int:
     """`edge archive`: 0 once the archive is written and its export recorded."""
     try:
-        period = parse_period(period_text)
+        period = parse_period(period_text, calendar=calendar_of(config))
     except ValueError as error:
         print(f"Cannot archive: {error}.", file=sys.stderr)
         return 2
@@ -107,8 +107,8 @@ def add_parser(sub: Any) -> None:
     archive.add_argument("--config", type=Path, help="store config file (TOML); none = demo store")
     archive.add_argument("--data", type=Path, help="data folder (default ./edge-data)")
     archive.add_argument("--period", required=True,
-                         help="a day (2026-11-30), a month (2026-11) or a year (2026), in the "
-                              "store's local time")
+                         help="a business day (2026-11-30), a month (2026-11) or a fiscal "
+                              "year (2026), cut as closures are (fiscal.day_cutoff, year_start)")
     archive.add_argument("--out", type=Path,
                          help="the file (or folder) to write; default: "
                               "edge-archive-<store>-<period>.zip in the current folder")

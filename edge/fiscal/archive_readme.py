@@ -26,7 +26,12 @@ broken, each break named). Or by hand, as below.
 - `totals.json`: the period's totals (sales and refunds apart, by VAT rate and
   by tender, cash net of change; `grand_total` and `grand_total_abs`: what the
   period adds to the perpetual grand totals).
-- `closures.json`: the period's closures (Z, month, year) once edge makes them.
+- `closures.json`: the period's closures (Z, month, year; superseded ones
+  marked), each the body of a `closure_made` event of `events.jsonl` with its
+  origin, seq and hash, and the previous closure each builds on (`context`).
+  A day's `totals` count each sale once that its `covers` (each origin's last
+  seq and hash) hold, recorded before its end and not counted by its previous
+  closure; `grand_total` = the previous closure's + this `totals.grand_total`.
 - `keys/store-ca.pem`: the store's certificate authority (CA). Its SHA-256
   fingerprint is `{fingerprint}`: compare it with the one printed on the
   store's Z reports and kept in its records. A forger with a CA of their own
@@ -97,8 +102,14 @@ intacte ; 1 : altérée, chaque rupture nommée). Ou à la main, comme suit.
   par taux de TVA et par moyen de paiement, espèces nettes du rendu ;
   `grand_total` et `grand_total_abs` : ce que la période ajoute aux grands
   totaux perpétuels).
-- `closures.json` : les clôtures de la période (Z, mois, année) quand edge
-  les fait.
+- `closures.json` : les clôtures de la période (Z, mois, année ; les
+  remplacées marquées), chacune le corps d'un événement `closure_made`
+  d'`events.jsonl` avec son origine, son numéro et son hash, et la clôture
+  précédente sur laquelle chacune s'appuie (`context`). Les `totals` d'une
+  journée comptent une fois chaque vente que ses `covers` (dernier numéro et
+  hash de chaque origine) contiennent, enregistrée avant sa fin et non
+  comptée par la clôture précédente ; `grand_total` = celui de la précédente
+  + `totals.grand_total`.
 - `keys/store-ca.pem` : l'autorité de certification (AC) du magasin. Son
   empreinte SHA-256 est `{fingerprint}` : comparez-la à celle imprimée sur
   les tickets Z du magasin et conservée dans ses registres. Un faussaire muni

@@ -12,8 +12,9 @@ what is in it). In order:
    database); each origin's last event is the manifest's `heads` (a deleted
    tail shows);
 4. totals.json and sales.csv recomputed from the events (period_sales.py);
-5. closures.json: each closure's totals and `covers` anchors against the
-   events (closures come with issue 11's slice B: see `closure_problems`).
+5. closures.json: each closure of the period recomputed from the events by
+   the rule the node closed with, its grand totals, previous closure and
+   `covers` anchors (verify_closures.py).
 
 Each break is named by origin and seq, or by file and line. The store CA's
 SHA-256 fingerprint is printed: an auditor compares it with the one on the
@@ -39,6 +40,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from edge.fiscal import archive_files as files
+from edge.fiscal import verify_closures
 from edge.fiscal.period_sales import counted, gather, period_totals
 from edge.fiscal.periods import Period, period_from_dict
 from edge.fiscal.totals import differences
@@ -63,6 +65,7 @@ class Report:
     origins: int = 0
     sales: int = 0
     totals: dict[str, Any] | None = None
+    closures: int = 0
 
     @property
     def intact(self) -> bool:
@@ -317,37 +320,10 @@ def _split_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def closure_problems(zf: zipfile.ZipFile, db: sqlite3.Connection, report: Report) -> None:
-    """closures.json against the events.
-
-    Issue 11's slice B writes closures; until then an archive holds `[]`. The
-    checks below follow the closure's shape in issue 11 and are to be
-    confirmed by slice B: each closure `{period: {label, kind, start, end},
-    totals, covers: {origin: {seq, hash}}}` has the totals its period's events
-    give, and every origin's event it says it covers is in events.jsonl with
-    that hash (a deleted tail or an old backup restored shows there).
-    """
-    closures = _json(zf, files.CLOSURES, list, report)
-    if closures is None:
-        return
-    for number, closure in enumerate(closures, 1):
-        where = f"{files.CLOSURES} closure {number}"
-        try:
-            period = period_from_dict(closure.get("period"))
-            covers = closure.get("covers") or {}
-            totals = closure["totals"]
-        except (AttributeError, KeyError, ValueError):
-            report.problems.append(f"{where}: not a closure (period, totals, covers)")
-            continue
-        gather(db, period)
-        report.problems += [f"{where} ({period.label}): {difference}"
-                            for difference in differences(period_totals(db), totals)]
-        for origin, anchor in sorted(covers.items()):
-            seq = anchor.get("seq") if isinstance(anchor, dict) else None
-            row = db.execute("SELECT hash FROM events WHERE origin = ? AND seq = ?",
-                             (origin, seq)).fetchone()
-            if row is None or row[0] != anchor.get("hash"):
-                report.problems.append(f"{where}: covers {origin}#{seq}, which "
-                                       f"{files.EVENTS} does not hold with that hash")
+    """closures.json against the events (verify_closures.py)."""
+    report.closures = sum(1 for _ in db.execute(
+        "SELECT 1 FROM events WHERE type = 'closure_made'"))
+    report.problems += verify_closures.check(zf, db, report.period)
 
 
 def run(path: Path) -> int:
@@ -372,5 +348,6 @@ def run(path: Path) -> int:
     print(f"OK: untouched. {report.events} events from {report.origins} origin(s), every "
           "hash chain intact from its first event, every signature verified; "
           f"{report.sales} sale(s) and refund(s) counted, totals and sales.csv recomputed "
-          f"from the events: net {totals.get('net', {}).get('total', 0)} cents.")
+          f"from the events: net {totals.get('net', {}).get('total', 0)} cents; "
+          f"{report.closures} closure(s) recomputed from the events they cover.")
     return 0

@@ -73,6 +73,10 @@ DECLARING_MODULES = (
     "edge.devices.store_terminals",
     "edge.devices.card_payments",
     "edge.fiscal.exports",
+    "edge.fiscal.closures",
+    "edge.fiscal.shifts",
+    "edge.fiscal.training",
+    "edge.fiscal.jet",
 )
 
 # The longest string a body field takes unless its schema says otherwise: an

@@ -532,6 +532,65 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (node, name)
     );
     """,
+    # 26 (issue 11, closures, edge/fiscal/closures.py): every closure event any node
+    # made, superseded ones included (shown as such); a (kind, period)'s winner is its
+    # smallest hash, whatever the order the events arrived in. A closure reads a sale's
+    # every copy by its id, and the sales recorded since a time
+    # (edge/fiscal/closure_counting.py), without reading a year of events.
+    """
+    CREATE TABLE closures (
+        hash TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        period TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        time TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX closures_by_period ON closures (kind, period, hash);
+    CREATE INDEX sale_events_by_id ON events (json_extract(body, '$.id'))
+        WHERE type IN ('sale_completed', 'sale_refunded');
+    CREATE INDEX sale_events_by_time ON events (time)
+        WHERE type IN ('sale_completed', 'sale_refunded');
+    """,
+    # 27 (issue 11, shifts and training, edge/fiscal/shifts.py and training.py): each
+    # shift (a row made by whichever of its events comes first), its cash moves, and
+    # each till's mode (training or not). Training sales sit in `sales` with their
+    # number below zero (edge/selling/sales.py): the real series never sees them.
+    """
+    CREATE TABLE shifts (
+        shift_id TEXT PRIMARY KEY,
+        till TEXT NOT NULL DEFAULT '',
+        cashier TEXT NOT NULL DEFAULT '',
+        float INTEGER NOT NULL DEFAULT 0,
+        business_day TEXT NOT NULL DEFAULT '',
+        ends_at TEXT NOT NULL DEFAULT '',
+        opened_at TEXT NOT NULL DEFAULT '',
+        open_event TEXT NOT NULL DEFAULT '',
+        closed_at TEXT,
+        close_body TEXT,
+        close_event TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX shifts_by_till ON shifts (till, opened_at);
+    CREATE TABLE cash_moves (
+        move_id TEXT PRIMARY KEY,
+        shift_id TEXT NOT NULL,
+        till TEXT NOT NULL,
+        cashier TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        time TEXT NOT NULL,
+        event_hash TEXT NOT NULL
+    );
+    CREATE INDEX cash_moves_by_shift ON cash_moves (shift_id);
+    CREATE TABLE till_modes (
+        till TEXT PRIMARY KEY,
+        training INTEGER NOT NULL,
+        changed TEXT NOT NULL,
+        by TEXT NOT NULL,
+        event_hash TEXT NOT NULL
+    );
+    """,
 ]
 
 

@@ -31,6 +31,7 @@ from edge.messages import (
     INVALID_FIELD,
     MANAGER_REQUIRED,
     REFUND_OF_REFUND,
+    TRAINING_MISMATCH,
     UNKNOWN_PRODUCT,
     UNKNOWN_SALE,
     EdgeError,
@@ -39,10 +40,14 @@ from edge.selling import refund_rules as rules
 from edge.selling.baskets import Seller
 from edge.selling.money import line_gross, settle
 from edge.selling.sales import (
+    Marks,
     SaleTotals,
+    is_training_body,
     keep_sale_row,
     last_receipt_no_in,
+    last_training_no_in,
     receipt_number,
+    refuse_training_card_payment,
     refuse_used_number,
     sale_json,
 )
@@ -171,7 +176,7 @@ def _not_the_catalogues(tx: Tx, line: Mapping[str, Any]) -> bool:
 
 async def refund(journal: Journal, seller: Seller, ask: RefundAsk,
                  approved_by: str | None = None,
-                 manager_here: str | None = None) -> dict[str, Any]:
+                 manager_here: str | None = None, marks: Marks | None = None) -> dict[str, Any]:
     """Record a refund the till asks for; refused as a whole (nothing written) if any of it
     cannot be. `approved_by`: the manager whose PIN approved it; `manager_here`: the
     cashier, when a manager, who approves by being there. A manager is needed without a
@@ -191,8 +196,14 @@ async def refund(journal: Journal, seller: Seller, ask: RefundAsk,
             return done
         original: dict[str, Any] | None = None
         approver = approved_by
+        extra = marks(tx, seller.till) if marks is not None else {}
+        training = is_training_body(extra)
         if ask.sale_id is not None:
             original = _sale_to_refund(tx, ask.sale_id)
+            if is_training_body(original) != training:
+                raise EdgeError(TRAINING_MISMATCH, (
+                    "a training sale is refunded in training mode only" if not training
+                    else "training mode refunds training sales only, never a real one"))
             lines = rules.refunded_lines(original, ask.lines, _refunded_here(tx.db, ask.sale_id),
                                          _given_back_here(tx.db, ask.sale_id))
         else:
@@ -209,13 +220,20 @@ async def refund(journal: Journal, seller: Seller, ask: RefundAsk,
             rules.refuse_meal_vouchers_otherwise(tenders, default)
             if not rules.tenders_are_default(tenders, default):
                 approver = manager_for("giving it back otherwise than the sale was paid")
+        if training:
+            refuse_training_card_payment(tenders)
         tenders = with_payments(tx, seller.till, ask.refund_id, tenders, refund=True,
                                 refund_of=ask.sale_id)
-        if ask.receipt_no is not None:
-            refuse_used_number(tx, seller.till, ask.receipt_no)
-        number = ask.receipt_no or last_receipt_no_in(tx, seller.till) + 1
+        if training:
+            number = last_training_no_in(tx, seller.till) + 1
+        else:
+            if ask.receipt_no is not None:
+                refuse_used_number(tx, seller.till, ask.receipt_no)
+            number = ask.receipt_no or last_receipt_no_in(tx, seller.till) + 1
         body = _body(refund_id, seller.till, number, seller.cashier, original, lines, totals,
-                     tenders, ask.reason, approver)
+                     tenders, ask.reason, approver) | extra
+        if training:
+            body["receipt_number"] = receipt_number(seller.till, number, training=True)
         event = tx.append("sale_refunded", body)
         _print(tx, seller.till, body)
         return sale_json(body, event.time, event.hash)
@@ -242,7 +260,8 @@ def _print(tx: Tx, till: str, body: Mapping[str, Any]) -> None:
     """The refund's receipt (the customer's proof), and the drawer when cash goes back."""
     printer = store_printers.route(tx, till)
     if printer is not None:
-        cash = any(tender["method"] == "cash" for tender in body["tenders"])
+        cash = any(tender["method"] == "cash" for tender in body["tenders"]) \
+        and not is_training_body(body)  # training money is pretend: the drawer stays shut
         print_jobs.request_receipt(tx, printer, body["id"], open_drawer=cash)
 
 
@@ -367,12 +386,14 @@ async def find_for_refund(journal: Journal, receipt: str | None = None,
 
 def _sale_id_by_receipt(tx: Tx, receipt: str) -> str:
     till, _, number = receipt.strip().rpartition("-")
+    training = number[:1].upper() == "E"  # a training receipt: its number is kept below zero
+    number = number[1:] if training else number
     if not till or not number.isdigit():
         raise EdgeError(INVALID_FIELD, f"{receipt!r} is not a receipt number (e.g. "
                         "T01-8dfc74-000042)", {"field": "receipt_number"})
     row = tx.fetchone("SELECT id FROM sales WHERE till = ? AND receipt_no = ? "
                       "ORDER BY json_type(body, '$.refund_of') IS NOT NULL, hash LIMIT 1",
-                      (till, int(number)))
+                      (till, -int(number) if training else int(number)))
     if row is None:
         raise EdgeError(UNKNOWN_SALE, f"no receipt {receipt} on this node")
     return str(row["id"])

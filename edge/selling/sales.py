@@ -15,6 +15,7 @@ the other.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from edge.devices.receipt import euros
 from edge.journal.chain import Event
 from edge.journal.event_types import event_type
 from edge.journal.store import Journal, Tx
-from edge.messages import EMPTY_BASKET, RECEIPT_NUMBER_USED, EdgeError
+from edge.messages import EMPTY_BASKET, RECEIPT_NUMBER_USED, TRAINING_MISMATCH, EdgeError
 from edge.selling.basket_events import close_basket
 from edge.selling.baskets import (
     Seller,
@@ -41,8 +42,33 @@ from edge.selling.tenders import with_payments
 SALE_EVENT_TYPES = frozenset({"sale_completed", "sale_refunded"})
 
 
-def receipt_number(till: str, receipt_no: int) -> str:
-    return f"{till}-{receipt_no:06d}"
+def receipt_number(till: str, receipt_no: int, training: bool = False) -> str:
+    """`T01-8dfc74-000042`; a training sale's series has an E: `T01-8dfc74-E000042`."""
+    return f"{till}-{'E' if training else ''}{receipt_no:06d}"
+
+
+# What the fiscal layer adds to a sale or refund of a till, decided in its own
+# transaction (edge/fiscal/shifts.py `sale_marks`): `training: true` on a till in
+# training mode, its open shift's `shift_id`; it refuses one outside a required shift.
+Marks = Callable[[Tx, str], dict[str, Any]]
+
+
+def is_training_body(body: dict[str, Any]) -> bool:
+    return body.get("training") is True
+
+
+def refuse_training_card_payment(tenders: list[dict[str, Any]]) -> None:
+    """A training sale takes no real money from a card: only tenders typed by hand."""
+    if any(tender.get("payment_id") for tender in tenders):
+        raise EdgeError(TRAINING_MISMATCH, "training mode takes no card through the terminal: "
+                        "type the card tender by hand")
+
+
+def last_training_no_in(tx: Tx, till: str) -> int:
+    """The till's last training number (kept below zero in `sales`: `keep_sale_row`)."""
+    row = tx.fetchone("SELECT MIN(receipt_no) AS n FROM sales WHERE till = ? AND receipt_no < 0",
+                      (till,))
+    return -((row["n"] if row else None) or 0)
 
 
 def sale_id_for(till: str, basket_id: str) -> str:
@@ -103,8 +129,10 @@ async def complete_sale(
     print_receipt: bool = True,
     meal_voucher_cap: int = DEFAULT_MEAL_VOUCHER_CAP,
     discount_limit: int = 10_000,
+    marks: Marks | None = None,
 ) -> dict[str, Any]:
-    """Sell the till's open basket. `receipt_no` is the till's own numbering.
+    """Sell the till's open basket. `receipt_no` is the till's own numbering (none in
+    training mode: the node numbers the training series).
 
     Its tenders must settle its total by the one rule (`settle`: meal vouchers
     up to the store's cap, no change but from cash).
@@ -126,16 +154,23 @@ async def complete_sale(
         refuse_past_limit(tx, seller.till, discount_limit)
         totals = basket["totals"]
         settled = settle(totals["total"], tenders, meal_voucher_cap)
+        extra = marks(tx, seller.till) if marks is not None else {}
+        training = is_training_body(extra)
+        if training:
+            refuse_training_card_payment(tenders)
         tenders_recorded = with_payments(tx, seller.till, basket_id, tenders)
-        if receipt_no is not None:
-            refuse_used_number(tx, seller.till, receipt_no)
-        number = receipt_no or last_receipt_no_in(tx, seller.till) + 1
+        if training:
+            number = last_training_no_in(tx, seller.till) + 1
+        else:
+            if receipt_no is not None:
+                refuse_used_number(tx, seller.till, receipt_no)
+            number = receipt_no or last_receipt_no_in(tx, seller.till) + 1
         body = {
             "id": sale_id_for(seller.till, basket_id),
             "basket_id": basket_id,
             "till": seller.till,
             "receipt_no": number,
-            "receipt_number": receipt_number(seller.till, number),
+            "receipt_number": receipt_number(seller.till, number, training),
             "cashier": seller.cashier,
             "lines": basket["lines"],
             "totals": totals,
@@ -145,11 +180,13 @@ async def complete_sale(
         }
         if basket["promotions"]:
             body["promotions"] = basket["promotions"]
+        body |= extra
         printer = store_printers.route(tx, seller.till)
         body["receipt"] = "printed" if print_receipt else "not_printed"  # the cashier's choice
         event = tx.append("sale_completed", body)
         if printer is not None:
-            cash = any(t["method"] == "cash" for t in tenders)
+            # Training money is pretend: the drawer stays shut.
+            cash = any(t["method"] == "cash" for t in tenders) and not training
             if print_receipt:
                 print_jobs.request_receipt(tx, printer, body["id"], open_drawer=cash)
             elif cash:
@@ -190,12 +227,14 @@ def baskets_sold_twice(db: sqlite3.Connection, limit: int = 20) -> dict[str, str
 
 
 def last_receipt_no_in(tx: Tx, till: str) -> int:
-    row = tx.fetchone("SELECT MAX(receipt_no) AS n FROM sales WHERE till = ?", (till,))
+    row = tx.fetchone("SELECT MAX(receipt_no) AS n FROM sales WHERE till = ? AND receipt_no > 0",
+                      (till,))
     return (row["n"] if row else None) or 0
 
 
 async def last_receipt_no(journal: Journal, till: str) -> int:
-    row = await journal.read_one("SELECT MAX(receipt_no) AS n FROM sales WHERE till = ?", (till,))
+    row = await journal.read_one("SELECT MAX(receipt_no) AS n FROM sales WHERE till = ? "
+                                 "AND receipt_no > 0", (till,))
     return (row["n"] if row else None) or 0
 
 
@@ -216,8 +255,12 @@ async def find_sale(journal: Journal, sale_id: str) -> dict[str, Any] | None:
 
 
 def keep_sale_row(db: sqlite3.Connection, event: Event, basket_id: str) -> None:
-    """The row in `sales` of a sale (or a refund), one per id: the smaller event hash wins."""
+    """The row in `sales` of a sale (or a refund), one per id: the smaller event hash wins.
+
+    A training sale's number is kept below zero: the real series (its last number, its
+    gaps, `sale/held`) never sees the training one."""
     body = event.body
+    number = -body["receipt_no"] if is_training_body(body) else body["receipt_no"]
     db.execute(
         """INSERT INTO sales (id, till, receipt_no, cashier, time, total, body, hash, basket_id)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -225,7 +268,7 @@ def keep_sale_row(db: sqlite3.Connection, event: Event, basket_id: str) -> None:
             cashier = excluded.cashier, time = excluded.time, total = excluded.total,
             body = excluded.body, hash = excluded.hash, basket_id = excluded.basket_id
         WHERE excluded.hash < sales.hash""",
-        (body["id"], body["till"], body["receipt_no"], body["cashier"], event.time,
+        (body["id"], body["till"], number, body["cashier"], event.time,
          body["totals"]["total"], orjson.dumps(body).decode(), event.hash, basket_id),
     )
 
