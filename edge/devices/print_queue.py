@@ -65,7 +65,7 @@ from edge.devices.print_jobs import JOB_COLUMNS, UNFINISHED, Job, original_claim
 from edge.devices.receipt import Store, as_text, interrupted_mark, layout, printer_test_page
 from edge.fiscal.z_report import z_lines
 from edge.journal.chain import Event
-from edge.journal.store import DiskFull, Journal, Tx
+from edge.journal.store import Journal, Tx
 from edge.selling.sales import SALE_EVENT_TYPES, find_sale
 
 log = logging.getLogger(__name__)
@@ -364,16 +364,9 @@ class PrinterWorker:
         The paper and the drawer do not wait for the disk: what happened must
         still be recorded as it happened, never guessed at a restart.
         """
-        waited = False
-        while True:
-            try:
-                return await self.journal.write(work)
-            except DiskFull:
-                if not waited:
-                    log.warning("printer %s: the disk is full; what it printed is recorded "
-                                "once there is room", self.name)
-                    waited = True
-                await asyncio.sleep(1.0)
+        return await self.journal.write_when_there_is_room(
+            work, f"printer {self.name}: the disk is full; what it printed is recorded once "
+                  "there is room")
 
     async def _send_chunk(self, chunk: bytes) -> PrinterStatus:
         self._written = False

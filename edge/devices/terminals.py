@@ -234,16 +234,9 @@ class TerminalWorker:
 
     async def _record(self, work: Callable[[Tx], T]) -> T:
         """Write what the terminal did; with the disk full, wait for room and write it then."""
-        waited = False
-        while True:
-            try:
-                return await self.journal.write(work)
-            except DiskFull:
-                if not waited:
-                    log.warning("terminal %s: the disk is full; the payment's result is "
-                                "recorded once there is room", self.name)
-                    waited = True
-                await asyncio.sleep(1.0)
+        return await self.journal.write_when_there_is_room(
+            work, f"terminal {self.name}: the disk is full; the payment's result is recorded "
+                  "once there is room")
 
 
 class Terminals:

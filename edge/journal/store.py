@@ -276,6 +276,19 @@ class Journal:
         self._writes.put_nowait((work, future))
         return await future
 
+    async def write_when_there_is_room(self, work: Callable[[Tx], T], waiting: str) -> T:
+        """`write`, waiting for room while the disk is full (logging `waiting` once): what a
+        device did must be recorded as it happened, never guessed at a restart."""
+        said = False
+        while True:
+            try:
+                return await self.write(work)
+            except DiskFull:
+                if not said:
+                    log.warning("%s", waiting)
+                    said = True
+                await asyncio.sleep(1.0)
+
     async def _write_loop(self) -> None:
         stopping = False
         while not stopping:
