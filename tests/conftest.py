@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -173,6 +174,7 @@ class EdgeProcess:
         self.extra = [*(extra or []), *(["--tls", "on"] if https else [])]
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = log or data_dir.parent / f"edge-{port}.log"
+        self._log_offset = 0  # the log's size at launch: the banner is looked for after it
 
     @property
     def node_id(self) -> str:
@@ -193,19 +195,27 @@ class EdgeProcess:
 
     def start(self, timeout: float = 20) -> None:
         """Start it, and return once it listens (it prints its banner then)."""
+        self.launch()
+        self.wait_listening(time.monotonic() + timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (`start_all` waits)."""
         args = [*EDGE, "serve", "--host", self.host, "--port", str(self.port),
                 "--data", str(self.data_dir), *self.extra]
         if self.namespace:
             args = ["ip", "netns", "exec", self.namespace, *args]
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        earlier = self.log.stat().st_size if self.log.exists() else 0
+        self._log_offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        deadline = time.monotonic() + timeout
+
+    def wait_listening(self, deadline: float) -> None:
+        """Return once the launched process prints its banner (it listens then)."""
+        assert self.proc is not None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"edge exited: {self.log.read_text()[-2000:]}")
-            if b"\nTill app: " in self.log.read_bytes()[earlier:]:
+            if b"\nTill app: " in self.log.read_bytes()[self._log_offset:]:
                 return
             time.sleep(0.05)
         raise TimeoutError(f"edge did not start: {self.log.read_text()[-2000:]}")
@@ -227,6 +237,27 @@ class EdgeProcess:
                                      "within 20 s") from None
 
 
+def start_all(*nodes: EdgeProcess, timeout: float = 20) -> None:
+    """Start nodes side by side, and return once all listen.
+
+    Each node's start-up (imports, opening its journal) then overlaps the others'
+    instead of following it. Only for nodes that need not be up one before the next
+    (a test of a dial order, or pairing on A before B starts, uses `start`). Peers
+    dialling one not up yet retry within a fraction of a second (the dialer's first
+    backoff). If one fails to start, all are killed: none is left running.
+    """
+    for node in nodes:
+        node.launch()
+    deadline = time.monotonic() + timeout
+    try:
+        for node in nodes:
+            node.wait_listening(deadline)
+    except BaseException:
+        for node in nodes:
+            node.kill()
+        raise
+
+
 @pytest.fixture
 def edge_process(tmp_path: Path) -> Iterator[EdgeProcess]:
     process = EdgeProcess(tmp_path / "data", free_port(), ["--no-advertise"])
@@ -239,6 +270,18 @@ def _no_proxy() -> None:
     # Tests only talk to loopback; never through a proxy from the environment.
     for key in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
         os.environ.pop(key, None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bytecode_cache() -> None:
+    # Every `edge` process the suite starts (a few hundred) imports the whole package.
+    # Where PYTHONDONTWRITEBYTECODE is set (as on the test machines) each compiled all
+    # of edge from source again (~0.4 s of CPU each): a cache outside the repository,
+    # kept between runs, lets them load it instead (checked against each source's mtime).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    cache = Path(tempfile.gettempdir()) / f"edge-tests-pycache-{os.getuid()}"
+    cache.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("PYTHONPYCACHEPREFIX", str(cache))
 
 
 STORE_KEY = "0f4c1e5b9a7d3c2e8f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e"
@@ -280,13 +323,14 @@ def store_nodes(tmp_path: Path) -> Iterator[Any]:
 
     def make(count: int) -> StoreNodes:
         ports = [free_port() for _ in range(count)]
+        started: list[EdgeProcess] = []
         for number, port in enumerate(ports):
             folder = tmp_path / f"node{number}"
             peers = [f"http://127.0.0.1:{other}" for other in ports if other != port]
             config = store_node_config(folder, peers)
-            node = EdgeProcess(folder / "data", port, ["--config", str(config)])
-            node.start()
-            made.append(node)
+            started.append(EdgeProcess(folder / "data", port, ["--config", str(config)]))
+        made.extend(started)
+        start_all(*started)
         return made
 
     yield make

@@ -17,13 +17,18 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ifaddr
-from zeroconf import DNSQuestionType, InterfaceChoice, IPVersion, ServiceStateChange
-from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from edge import PROTOCOL_VERSION, __version__
+
+if TYPE_CHECKING:
+    from zeroconf import InterfaceChoice, ServiceStateChange
+    from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo
+
+# zeroconf is imported where it is used: a node that does not advertise (most tests, and
+# every `edge` command but `serve` and `discover`) does not pay its import (~20 ms).
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,8 @@ def host_name(node_name: str) -> str:
 
 
 def interfaces_for(host: str) -> list[str] | InterfaceChoice:
+    from zeroconf import InterfaceChoice
+
     if host in ("0.0.0.0", ""):
         return InterfaceChoice.All
     return [host]
@@ -53,6 +60,8 @@ def addresses_for(host: str) -> list[str]:
 
 def service_info(store_id: str, node_id: str, host: str, port: int,
                  name: str | None = None) -> AsyncServiceInfo:
+    from zeroconf.asyncio import AsyncServiceInfo
+
     return AsyncServiceInfo(
         SERVICE_TYPE,
         f"edge-{node_id}.{SERVICE_TYPE}",
@@ -83,6 +92,9 @@ class Discovery:
 
     def __init__(self, store_id: str, node_id: str, host: str, port: int, *,
                  name: str | None = None, scheme: str = "http") -> None:
+        from zeroconf import IPVersion
+        from zeroconf.asyncio import AsyncZeroconf
+
         self.store_id = store_id
         self.node_id = node_id
         self.scheme = scheme
@@ -100,6 +112,8 @@ class Discovery:
 
     def watch(self, on_peer: Callable[[str], None]) -> None:
         """Call `on_peer(url)` for every other node of this store that shows up."""
+        from zeroconf import DNSQuestionType, ServiceStateChange
+        from zeroconf.asyncio import AsyncServiceBrowser
 
         def on_change(zeroconf: object, service_type: str, name: str,
                       state_change: ServiceStateChange) -> None:
@@ -115,6 +129,8 @@ class Discovery:
         )
 
     async def _look_up(self, name: str, on_peer: Callable[[str], None]) -> None:
+        from zeroconf.asyncio import AsyncServiceInfo
+
         info = AsyncServiceInfo(SERVICE_TYPE, name)
         if not await info.async_request(self.zeroconf.zeroconf, 3000):
             return
@@ -136,6 +152,9 @@ class Discovery:
 
 async def browse(interface: str | None, seconds: float) -> list[dict[str, Any]]:
     """Every edge node answering on the network within `seconds`."""
+    from zeroconf import DNSQuestionType, InterfaceChoice, IPVersion, ServiceStateChange
+    from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
     interfaces = [interface] if interface else InterfaceChoice.All
     azc = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
     names: set[str] = set()
