@@ -57,6 +57,9 @@ class ListArgs:
 @command("closure/list", ListArgs)
 async def closure_list(conn: Connection, args: ListArgs) -> dict[str, Any]:
     """The latest closures of a kind, newest first, superseded ones after their winner."""
-    rows = await conn.node.journal.read_all(closures.LISTING_SQL,
-                                            (args.kind, args.kind, args.limit))
-    return {"closures": [closure.as_json() for closure in closures.from_listing(rows)]}
+    journal = conn.node.journal
+    rows = await journal.read_all(closures.LISTING_SQL, (args.kind, args.kind, args.limit))
+    winners = closures.winning_hashes(
+        tuple(row) for row in await journal.read_all(closures.CHAIN_SQL, (args.kind,)))
+    return {"closures": [closure.as_json()
+                         for closure in closures.from_listing(rows, winners)]}

@@ -6,16 +6,23 @@ apart, what arrived late, the perpetual grand totals, the previous closure's
 hash, and `covers`, each origin's last seq and hash it took in, so a deleted
 tail or an old backup restored shows at the next closure and in an archive.
 
-One closure per period: every `closure_made` is kept in `closures`, and a
-(kind, period)'s **winner** is its smallest event hash, whatever the order
+One closure per period: every `closure_made` is kept in `closures`, and the
+**winners** of a kind form one chain (`winning_hashes`): the latest period's
+smallest event hash, then the closure each names as `previous`, back to the
+chain's start (before it, each period's smallest hash), whatever the order
 they arrive in; the others are shown superseded (two nodes closing at once:
 the sales only the loser counted fall in the next closure, which builds on
-the winner). Nothing ever changes a closure: a late sale falls in the next.
+the winner). A chain, not each period's smallest hash: two nodes cut apart
+that each closed a day alone, then the next day on their own closure, have
+forked; the winners must be the closures the latest one counted from, or a
+sale is counted twice or never (h55). Nothing ever changes a closure: a late
+sale falls in the next.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -98,10 +105,36 @@ def _closure(row: Any, winner: bool = True) -> Closure:
     return Closure(digest, origin, seq, time, orjson.loads(body), winner)
 
 
+# (hash, period, previous) of every closure of a kind. Parameter: kind.
+CHAIN_SQL = "SELECT hash, period, json_extract(body, '$.previous') FROM closures WHERE kind = ?"
+
+
+def winning_hashes(closures: Iterable[Any]) -> dict[str, str]:
+    """{period: its winner's hash}, from (hash, period, previous) of one kind's closures:
+    the latest period's smallest hash, then the previous each names, back to the start
+    of that chain; before it, each period's smallest hash."""
+    rows = {digest: (period, previous) for digest, period, previous in closures}
+    winners: dict[str, str] = {}
+    for digest, (period, _) in rows.items():
+        if period not in winners or digest < winners[period]:
+            winners[period] = digest
+    digest = winners[max(winners)] if winners else None
+    while digest in rows:
+        period, digest_before = rows[digest]
+        winners[period] = digest
+        digest = digest_before
+    return winners
+
+
+def winners_of(db: sqlite3.Connection, kind: str) -> dict[str, str]:
+    return winning_hashes(db.execute(CHAIN_SQL, (kind,)))
+
+
 def winner(db: sqlite3.Connection, kind: str, period: str) -> Closure | None:
-    """The closure of `period`, if any node closed it: the smallest hash."""
-    row = db.execute(f"SELECT {COLUMNS} FROM closures WHERE kind = ? AND period = ? "
-                     "ORDER BY hash LIMIT 1", (kind, period)).fetchone()
+    """The closure of `period`, if any node closed it: the winners' chain's."""
+    digest = winners_of(db, kind).get(period)
+    row = db.execute(f"SELECT {COLUMNS} FROM closures WHERE hash = ?",
+                     (digest,)).fetchone() if digest else None
     return _closure(row) if row else None
 
 
@@ -121,27 +154,27 @@ def first_period(db: sqlite3.Connection, kind: str) -> str | None:
 def winners_between(db: sqlite3.Connection, kind: str, first: str,
                     last: str) -> dict[str, Closure]:
     """{period: its winner} for the periods of `kind` from `first` to `last`."""
-    rows = db.execute(f"SELECT {COLUMNS}, period FROM closures c WHERE kind = ? AND period "
-                      "BETWEEN ? AND ? AND hash = (SELECT MIN(hash) FROM closures "
-                      "WHERE kind = c.kind AND period = c.period)", (kind, first, last))
-    return {row[5]: _closure(row) for row in rows}
+    wanted = {digest for period, digest in winners_of(db, kind).items()
+              if first <= period <= last}
+    rows = db.execute(f"SELECT {COLUMNS}, period FROM closures WHERE kind = ? AND period "
+                      "BETWEEN ? AND ?", (kind, first, last))
+    return {row[5]: _closure(row) for row in rows if row[0] in wanted}
 
 
-# The latest N periods of a kind closed, newest first, each winner (its smallest hash)
-# first and the closures it superseded after it. Parameters: kind, kind, N.
+# Every closure of the latest N periods of a kind closed, newest first (`from_listing`
+# puts each period's winner first). Parameters: kind, kind, N.
 LISTING_SQL = (f"SELECT {COLUMNS}, period FROM closures WHERE kind = ? AND period IN ("
                "SELECT DISTINCT period FROM closures WHERE kind = ? ORDER BY period DESC "
                "LIMIT ?) ORDER BY period DESC, hash")
 
 
-def from_listing(rows: Any) -> list[Closure]:
-    """LISTING_SQL's rows as closures, each marked winner or superseded."""
-    shown, periods = [], set()
-    for row in rows:
-        shown.append(_closure(row, row[5] not in periods))
-        periods.add(row[5])
-    return shown
+def from_listing(rows: Any, winners: dict[str, str]) -> list[Closure]:
+    """LISTING_SQL's rows as closures, each marked winner (`winners`: `winning_hashes`)
+    or superseded; each period's winner first."""
+    shown = [_closure(row, winners.get(row[5]) == row[0]) for row in rows]
+    return sorted(shown, key=lambda closure: (closure.period, closure.winner),
+                  reverse=True)
 
 
 def listing(db: sqlite3.Connection, kind: str, limit: int) -> list[Closure]:
-    return from_listing(db.execute(LISTING_SQL, (kind, kind, limit)))
+    return from_listing(db.execute(LISTING_SQL, (kind, kind, limit)), winners_of(db, kind))

@@ -8,7 +8,15 @@ till's mode into `till_modes`. A sale or refund of a till in training carries
 no shift, and never counts: not in totals, closures, grand totals or archives'
 sales (edge/fiscal/totals.py `is_training`), so the real series has no gap and
 no figure moves. A training refund refunds only a training sale, and a real
-refund never a training sale (edge/selling/refunds.py).
+refund never a training sale (edge/selling/refunds.py); one recorded afterwards
+(`sale/record_refund`) of a training sale is itself training, flagged: the money
+that left the drawer shows as a shortfall at the shift's close, never as a real
+refund lowering the day's totals.
+
+Only a basket rung in training is sold in training (edge/selling/sales.py `refuse_real_basket`): a
+real basket the till had open when a manager switched it to training, or one
+taken over (or resumed) from another till, stays a real sale, so a customer's
+cash is never taken as a pretend sale (h55).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ other, checked before this); closures.json is their readable index
 (archive_closures.py). For each closure of the period, from the events
 alone and by the very rule the node closed with (closure_counting.py):
 - closures.json says what events.jsonl holds (same body, same hash), lists
-  every closure of the period, and marks the right winner (smallest hash);
+  every closure of the period, and marks the right winner (the winners'
+  chain: closures.py `winning_hashes`);
 - its `covers` anchors: every event it names is in the archive with that
   hash (a deleted tail, an old backup restored, shows here), and they never
   go back from its previous closure's;
@@ -27,7 +28,7 @@ import orjson
 from edge.fiscal import archive_files as files
 from edge.fiscal.closing import parts_body
 from edge.fiscal.closure_counting import INDEXES, Basis, day_figures
-from edge.fiscal.closures import CLOSURE_MADE, Closure
+from edge.fiscal.closures import CLOSURE_MADE, Closure, winning_hashes
 from edge.fiscal.totals import differences
 
 
@@ -69,10 +70,10 @@ def closure_problems(entries: Any, db: sqlite3.Connection, period: Any) -> list[
         closure = inside[digest]
         problems.append(f"{closure.origin}#{closure.seq}: the {closure.kind} closure of "
                         f"{closure.period} is not listed in {files.CLOSURES}")
-    winners: dict[tuple[str, str], str] = {}
-    for closure in events.values():
-        key = (closure.kind, closure.period)
-        winners[key] = min(winners.get(key, closure.hash), closure.hash)
+    winners = {(kind, period): digest for kind in ("day", "month", "year")
+               for period, digest in winning_hashes(
+                   (c.hash, c.period, c.body["previous"]) for c in events.values()
+                   if c.kind == kind).items()}
     for digest, item in sorted(listed.items(), key=lambda kv: (kv[1]["kind"], kv[1]["period"])):
         closure = events[digest]
         name = f"{closure.origin}#{closure.seq} ({closure.kind} closure of {closure.period})"
@@ -95,7 +96,8 @@ def _one(db: sqlite3.Connection, closure: Closure, events: dict[str, Closure],
         return [*problems, f"its previous closure {body['previous'][:16]}… is not in the "
                            "archive"]
     if previous is not None:
-        problems += _follows(closure, previous, winners)
+        problems += _follows(closure, previous, winners,
+                             winners.get((closure.kind, closure.period)) == closure.hash)
     elif body["number"] != 1:
         problems.append(f"it is Z n°{body['number']} but names no previous closure")
     if body["kind"] == "day":
@@ -133,14 +135,16 @@ def _anchors(db: sqlite3.Connection, covers: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _follows(closure: Closure, previous: Closure,
-             winners: dict[tuple[str, str], str]) -> list[str]:
+def _follows(closure: Closure, previous: Closure, winners: dict[tuple[str, str], str],
+             won: bool) -> list[str]:
+    """What is wrong with how `closure` follows `previous`; a winner builds on a winner
+    (a superseded one may build on a superseded one: nodes cut apart closing alone)."""
     body, before = closure.body, previous.body
     problems = []
     if before["kind"] != body["kind"] or before["bounds"]["end"] != body["bounds"]["start"]:
         problems.append(f"its previous closure ({before['kind']} {before['period']}) is not "
                         "the one of the period just before")
-    elif winners.get((previous.kind, previous.period)) != previous.hash:
+    elif won and winners.get((previous.kind, previous.period)) != previous.hash:
         problems.append(f"it builds on a superseded closure of {previous.period}")
     if body["number"] != before["number"] + 1:
         problems.append(f"it is Z n°{body['number']} after n°{before['number']}")

@@ -299,6 +299,8 @@ async def record_refund(journal: Journal, till: str, given: Mapping[str, Any],
             else:
                 flags += _against_the_sale(tx, original, lines, given["tenders"], totals)
                 needs_manager = "tenders_not_original" in flags
+                if is_training_body(original):  # no real money came in: none goes back
+                    flags.append("training_sale")
         elif any(_not_the_catalogues(tx, line) for line in lines):
             flags.append("price_differs")
         if needs_manager or given.get("approved_by"):
@@ -325,6 +327,8 @@ async def record_refund(journal: Journal, till: str, given: Mapping[str, Any],
         if original is not None and not is_refund(original):
             body["refund_of_receipt"] = original["receipt_number"]
         body |= {"offline": offline, "till_time": given["time"], "flags": flags}
+        if "training_sale" in flags:  # counted nowhere: the drawer's shortfall shows it
+            body["training"] = True
         if "totals_differ" in flags:
             body["till_totals"] = given["totals"]
         if not offline:

@@ -64,6 +64,21 @@ def refuse_training_card_payment(tenders: list[dict[str, Any]]) -> None:
                         "type the card tender by hand")
 
 
+def refuse_real_basket(db: sqlite3.Connection, till: str, basket_id: str) -> None:
+    """TRAINING_MISMATCH unless the basket was rung in training: opened after the till's
+    switch to training, and never held by another till (a takeover, a resumed basket)."""
+    switched = db.execute("SELECT changed FROM till_modes WHERE till = ? AND training = 1",
+                          (till,)).fetchone()
+    basket = db.execute("SELECT opened_at, holder_generation FROM baskets WHERE id = ?",
+                        (basket_id,)).fetchone()
+    if switched is None or basket is None:
+        return
+    if basket[0] < switched[0] or basket[1] > 0:
+        raise EdgeError(TRAINING_MISMATCH, "this basket was rung before the till went into "
+                        "training mode, or on another till: it is a real sale; leave "
+                        "training mode to sell it, or void it")
+
+
 def last_training_no_in(tx: Tx, till: str) -> int:
     """The till's last training number (kept below zero in `sales`: `keep_sale_row`)."""
     row = tx.fetchone("SELECT MIN(receipt_no) AS n FROM sales WHERE till = ? AND receipt_no < 0",
@@ -158,6 +173,7 @@ async def complete_sale(
         training = is_training_body(extra)
         if training:
             refuse_training_card_payment(tenders)
+            refuse_real_basket(tx.db, seller.till, basket_id)  # rung before: a real sale
         tenders_recorded = with_payments(tx, seller.till, basket_id, tenders)
         if training:
             number = last_training_no_in(tx, seller.till) + 1
