@@ -150,3 +150,19 @@ async def test_with_shifts_off_a_till_sells_as_before_and_a_shift_still_counts(
     finally:
         db.close()
     assert orjson.loads(body)["ends_at"] == shift["ends_at"]
+
+
+async def test_a_cashier_reads_and_closes_only_her_own_tills_shift(tmp_path: Path) -> None:
+    async with node_with(tmp_path, fiscal_shifts=True) as node, node.till() as mine, \
+            node.till() as other:
+        theirs = (await other.call("shift/open", shift_id=new_id(), float=20000))["shift_id"]
+        mine_id = (await mine.call("shift/open", shift_id=new_id(), float=5000))["shift_id"]
+        # What another drawer should hold is not every cashier's to read; a manager's, yes.
+        assert await refused(mine, node, "shift/x", shift_id=theirs) == "no_shift"
+        async with node.till(cashier="bruno", pin="567890") as manager:
+            assert (await manager.call("shift/x", shift_id=theirs))["shift"]["float"] == 20000
+        # Naming another till's shift closes neither it nor her own.
+        assert await refused(mine, node, "shift/close", shift_id=theirs,
+                             counted={"cash": 20000}) == "no_shift"
+        assert (await mine.call("shift/current"))["shift"]["shift_id"] == mine_id
+        assert (await other.call("shift/current"))["shift"]["shift_id"] == theirs

@@ -74,7 +74,9 @@ class XArgs:
 
 @command("shift/x", XArgs)
 async def shift_x(conn: Connection, args: XArgs) -> dict[str, Any]:
-    return await shifts.report(conn.node.journal, seller_of(conn).till, args.shift_id)
+    assert conn.cashier is not None
+    return await shifts.report(conn.node.journal, seller_of(conn).till, args.shift_id,
+                               any_till=conn.cashier["role"] == "manager")
 
 
 @command("shift/current", NoArgs)

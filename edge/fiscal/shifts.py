@@ -212,11 +212,14 @@ async def close(journal: Journal, till: str, cashier: str, counted: Mapping[str,
     def work(tx: Tx) -> dict[str, Any]:
         if shift_id is not None:
             known = _shift(tx, shift_id)
-            if known is not None and known["closed_at"] is not None:
+            if known is None or known["till"] != till:
+                raise EdgeError(NO_SHIFT, f"no shift {shift_id} of till {till} on this node")
+            if known["closed_at"] is not None:
                 return _closed_reply(tx, known)  # a retry: closed already
         shift = open_shift(tx, till)
-        if shift is None:
-            raise EdgeError(NO_SHIFT, "no shift is open on this till")
+        if shift is None or (shift_id is not None and shift["shift_id"] != shift_id):
+            raise EdgeError(NO_SHIFT, "no shift is open on this till" if shift is None else
+                            f"shift {shift_id} is not the one open on this till")
         report = x_report(tx.db, shift, utc_now())
         expected = report["expected"]
         missing = sorted(key for key, cents in expected.items()
@@ -248,11 +251,16 @@ async def current(journal: Journal, till: str) -> dict[str, Any] | None:
     return await journal.write(lambda tx: open_shift(tx, till))
 
 
-async def report(journal: Journal, till: str, shift_id: str | None = None) -> dict[str, Any]:
-    """The X report of the till's open shift (or of `shift_id`, open or closed)."""
+async def report(journal: Journal, till: str, shift_id: str | None = None,
+                 any_till: bool = False) -> dict[str, Any]:
+    """The X report of the till's open shift (or of `shift_id`, open or closed: this
+    till's, or any till's for a manager, `any_till`: the cash a drawer should hold is
+    not every cashier's to read)."""
 
     def read(tx: Tx) -> dict[str, Any]:
         shift = _shift(tx, shift_id) if shift_id else open_shift(tx, till)
+        if shift is not None and not any_till and shift["till"] != till:
+            shift = None
         if shift is None:
             raise EdgeError(NO_SHIFT, "no shift is open on this till" if shift_id is None
                             else f"no shift {shift_id} on this node")
