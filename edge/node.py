@@ -40,6 +40,8 @@ from edge.devices.print_queue import PrintQueue
 from edge.devices.receipt import receipt_store
 from edge.devices.terminals import Terminals
 from edge.fiscal import jet
+from edge.fiscal.auto_archive import AutoArchive
+from edge.fiscal.periods import calendar_of
 from edge.journal.datafolder import REASONS, FolderLock, write_node_id
 from edge.journal.lineage import last_own_time
 from edge.journal.store import Journal, Tx
@@ -110,6 +112,8 @@ class Node:
         # The technical event journal's watchers (edge/fiscal/jet.py).
         self.offline_periods = jet.OfflinePeriods(self.journal)
         self.clock_watch: jet.ClockWatch | None = None
+        # Each month's and year's archive, once this node closes it (fiscal/auto_archive.py).
+        self.auto_archive = AutoArchive(self.journal, config.data_dir, calendar_of(config))
         self.started = False  # recorded as started: its stop is recorded too
         self.admin_token: str | None = None
         self.peers = Peers(self)
@@ -167,9 +171,11 @@ class Node:
         self.journal.add_listener(self.print_queue.on_events)
         self.journal.add_listener(self.terminals.on_events)
         self.journal.add_listener(self.offline_periods.on_events)
+        self.journal.add_listener(self.auto_archive.on_events)
         self.clock_watch = jet.ClockWatch(self.journal)
         self.tasks.start("clock-watch", self.clock_watch.run)
         self.tasks.start("offline-periods", self.offline_periods.run)
+        self.tasks.start("auto-archive", self.auto_archive.run)
         if await self._other_nodes_known():
             self.tasks.start("print-hold", lambda: self.print_queue.hold_until_peers_heard(
                 self.peers.heard_everything, PEERS_HEARD_WITHIN))
@@ -254,6 +260,7 @@ class Node:
     async def stop(self) -> None:
         await self.peers.stop()
         await self.tasks.stop()
+        self.auto_archive.close()  # an archive being written ends first (one at most)
         await self._record_stop()
         if self.sync is not None:
             await self.sync.close()

@@ -214,6 +214,19 @@ def _closures(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
         return None
 
 
+@section("automatic archive")
+def _auto_archive(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
+    """The last month's or year's archive written in `<data>/archives`, and any failure."""
+    from edge.fiscal.auto_archive import status_in_words
+
+    node_file = config.data_dir / "node-id"
+    origin = node_file.read_text().strip() if node_file.exists() else ""
+    try:
+        return status_in_words(db, config.data_dir, config.store_id, origin)
+    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
+        return None
+
+
 @section("printing")
 def _printing(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
     """Print jobs a restored node's past left unfinished: how many, and who decides."""

@@ -99,20 +99,28 @@ def write_archive(database: Path, period: Period, out: Path, identity: SigningId
     signed with `identity`'s key; `origin`: the exporting node's (said in the manifest)."""
     if not database.exists():
         raise ArchiveError(f"no journal at {database}")
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, isolation_level=None)
+    try:
+        db.execute("BEGIN")  # one snapshot for every read below
+        return write_from(db, period, out, identity, origin)
+    finally:
+        db.close()
+
+
+def write_from(db: sqlite3.Connection, period: Period, out: Path, identity: SigningIdentity,
+               origin: str = "") -> Written:
+    """Write the archive from `db`, any SQLite database shaped as a journal: `events` (the
+    journal's columns), `closures` (closures.py) and `meta`. The node's journal is one;
+    head office fills a scratch one from its storage (edge/headoffice/archive.py)."""
     if out.exists():
         raise ArchiveError(f"{out} already exists: give a new file name")
     partial = out.with_name(out.name + ".partial")
     partial.unlink(missing_ok=True)
-    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, isolation_level=None)
     try:
-        db.execute("BEGIN")  # one snapshot for every read below
         written = _write(db, period, partial, identity, origin)
-        db.execute("COMMIT")
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    finally:
-        db.close()
     with partial.open("rb") as file:
         os.fsync(file.fileno())
     partial.replace(out)

@@ -27,8 +27,8 @@ from edge.journal.datafolder import FolderInUse
 from edge.journal.store import Journal, folder_trust, local_journal
 
 
-def archive_name(store_id: str, period: Period) -> str:
-    return f"edge-archive-{store_id}-{period.label}.zip"
+def archive_name(store_id: str, label: str) -> str:
+    return f"edge-archive-{store_id}-{label}.zip"
 
 
 def run_archive(config: Config, period_text: str, out: Path | None) -> int:
@@ -42,7 +42,7 @@ def run_archive(config: Config, period_text: str, out: Path | None) -> int:
         print(f"No store data in {config.data_dir}.", file=sys.stderr)
         return 1
     target = out if out is not None and not out.is_dir() else \
-        (out or Path.cwd()) / archive_name(config.store_id, period)
+        (out or Path.cwd()) / archive_name(config.store_id, period.label)
     try:
         written = write_archive(config.database, period, target, folder_trust(config.data_dir))
     except ArchiveError as error:

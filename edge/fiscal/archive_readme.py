@@ -36,7 +36,8 @@ broken, each break named). Or by hand, as below.
   fingerprint is `{fingerprint}`: compare it with the one printed on the
   store's Z reports and kept in its records. A forger with a CA of their own
   can make an archive that checks; they cannot make this fingerprint.
-- `keys/exporter.pem`: the certificate of the node that wrote this archive;
+- `keys/exporter.pem`: the certificate of the node that wrote this archive
+  (written by head office: the store CA's certificate for head office's key);
   `keys/origins/`: each origin's certificate (head office: its public key),
   as its first event (`origin_certified`) carries it; `keys/headoffice/`:
   the store CA's certificates for head office's keys.
@@ -46,7 +47,8 @@ broken, each break named). Or by hand, as below.
 ## Checking by hand
 1. Every file is the one the manifest names: `sha256sum events.jsonl` (and
    each file) gives the `sha256` in `manifest.json`.
-2. The manifest is signed by a node of the store:
+2. The manifest is signed by a node of the store (or by head office, its key
+   certified by the store CA):
 
        openssl verify -partial_chain -CAfile keys/store-ca.pem keys/exporter.pem
        openssl x509 -in keys/exporter.pem -pubkey -noout > exporter-key.pem
@@ -115,7 +117,8 @@ intacte ; 1 : altérée, chaque rupture nommée). Ou à la main, comme suit.
   les tickets Z du magasin et conservée dans ses registres. Un faussaire muni
   de sa propre AC peut fabriquer une archive cohérente ; il ne peut pas
   fabriquer cette empreinte.
-- `keys/exporter.pem` : le certificat du nœud qui a écrit l'archive ;
+- `keys/exporter.pem` : le certificat du nœud qui a écrit l'archive (écrite
+  par le siège : le certificat de l'AC du magasin pour la clé du siège) ;
   `keys/origins/` : le certificat de chaque origine (le siège : sa clé
   publique), tel que son premier événement (`origin_certified`) le porte ;
   `keys/headoffice/` : les certificats de l'AC pour les clés du siège.
@@ -126,7 +129,8 @@ intacte ; 1 : altérée, chaque rupture nommée). Ou à la main, comme suit.
 ## Vérifier à la main
 1. Chaque fichier est celui que nomme le manifeste : `sha256sum events.jsonl`
    (et chaque fichier) donne le `sha256` de `manifest.json`.
-2. Le manifeste est signé par un nœud du magasin :
+2. Le manifeste est signé par un nœud du magasin (ou par le siège, sa clé
+   certifiée par l'AC du magasin) :
 
        openssl verify -partial_chain -CAfile keys/store-ca.pem keys/exporter.pem
        openssl x509 -in keys/exporter.pem -pubkey -noout > exporter-key.pem

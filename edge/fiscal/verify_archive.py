@@ -3,7 +3,9 @@
 No database, no network, no config: the zip alone (archive_files.py says
 what is in it). In order:
 1. the manifest: signed (manifest.sig) by the exporting node's key, whose
-   certificate (keys/exporter.pem) the store CA in keys/ issued;
+   certificate (keys/exporter.pem) the store CA in keys/ issued (or by head
+   office's key, certified by the store CA as head office's: an archive
+   `edge headoffice archive` wrote);
 2. every file: its SHA-256 as the manifest says, and nothing unlisted;
 3. events.jsonl: each line an event in canonical form, in origin then seq
    order; then every hash, chain link (from each origin's genesis) and
@@ -46,6 +48,7 @@ from edge.fiscal.periods import Period, period_from_dict
 from edge.fiscal.totals import differences
 from edge.journal.chain import event_from_dict
 from edge.journal.event_types import UnfitEvent, checked
+from edge.journal.signing import HEADOFFICE
 from edge.journal.verify import SIGNED_SCHEMA, verify_journal
 from edge.trust.certificates import CertificateRefused, check_signing_certificate, fingerprint
 
@@ -61,6 +64,7 @@ class Report:
     period: Period | None = None
     ca_fingerprint: str = ""
     exporter: str = ""
+    exporter_role: str = ""  # node, or headoffice: head office's key, the store CA certified
     events: int = 0
     origins: int = 0
     sales: int = 0
@@ -155,7 +159,7 @@ def _manifest(zf: zipfile.ZipFile, report: Report) -> dict[str, Any] | None:
         ca_cert = x509.load_pem_x509_certificate(ca_pem)
         signer = check_signing_certificate(exporter.decode(), ca_cert, report.store)
         signer.public_key.verify(signature, raw)
-        report.exporter = signer.name
+        report.exporter, report.exporter_role = signer.name, signer.role
     except CertificateRefused as refused:
         report.problems.append(f"{files.EXPORTER}: not a certificate of store {report.store}'s "
                                f"CA ({refused})")
@@ -330,9 +334,10 @@ def run(path: Path) -> int:
     """Print what the archive proves; 0 if it is intact, 1 if anything is broken."""
     report = verify(path)
     if report.period is not None:
+        by = ("head office, with its key the store CA certified"
+              if report.exporter_role == HEADOFFICE else f"node {report.exporter or '?'}")
         print(f"Archive of store {report.store or '?'}, period {report.period.label} "
-              f"({report.period.start} to {report.period.end}, UTC), written by node "
-              f"{report.exporter or '?'}.")
+              f"({report.period.start} to {report.period.end}, UTC), written by {by}.")
     if report.ca_fingerprint:
         print(f"Store CA fingerprint (SHA-256): {report.ca_fingerprint}")
         print("  Compare it with the one on the store's Z reports and in its records: an "

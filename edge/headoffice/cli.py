@@ -56,6 +56,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     with_db(stores)
     stores.add_argument("--json", action="store_true", help="machine-readable output")
 
+    archive = commands.add_parser(
+        "archive", help="write a store's signed archive of a period, as its nodes write it "
+                        "(`edge verify ARCHIVE` checks it)")
+    with_db(archive)
+    archive.add_argument("--store", required=True, help="the store's id")
+    archive.add_argument("--period", required=True,
+                         help="a business day (2026-11-30), a month (2026-11) or a fiscal year "
+                              "(2026); cut as the store's closure of it was, if it has one")
+    archive.add_argument("--out", type=Path, help="the file (or folder) to write; default: "
+                         "edge-archive-<store>-<period>.zip in the current folder")
+    archive.add_argument("--day-cutoff", type=int, default=4,
+                         help="for a period the store has not closed: the hour its business "
+                              "day starts (its fiscal.day_cutoff; default 4)")
+    archive.add_argument("--year-start", default="01-01",
+                         help="for a period the store has not closed: its fiscal.year_start "
+                              "(default 01-01)")
+
 
 def run(args: argparse.Namespace) -> int:
     try:
@@ -76,6 +93,8 @@ async def _run(args: argparse.Namespace) -> int:
 
     if args.headoffice_command == "serve":
         return await _serve(args)
+    if args.headoffice_command == "archive":
+        return await _archive(args)
     storage = HeadOfficeStorage(args.db)
     await storage.open()
     try:
@@ -106,6 +125,39 @@ async def _run(args: argparse.Namespace) -> int:
                       f"{row['last_received'] or 'never'}  conflicts {row['conflicts']}")
     finally:
         await storage.close()
+    return 0
+
+
+async def _archive(args: argparse.Namespace) -> int:
+    from edge.fiscal.archive import ArchiveError
+    from edge.fiscal.archive_admin import archive_name
+    from edge.fiscal.periods import Calendar
+    from edge.headoffice.archive import store_period, write_headoffice_archive
+    from edge.headoffice.storage import HeadOfficeStorage
+
+    storage = HeadOfficeStorage(args.db)
+    await storage.open()
+    try:
+        try:
+            period = await store_period(storage, args.store, args.period,
+                                        Calendar(args.day_cutoff, args.year_start))
+        except ValueError as error:
+            print(f"Cannot archive: {error}.", file=sys.stderr)
+            return 2
+        out = args.out if args.out is not None and not args.out.is_dir() else \
+            (args.out or Path.cwd()) / archive_name(args.store, period.label)
+        try:
+            written = await write_headoffice_archive(storage, args.store, period, out)
+        except ArchiveError as error:
+            print(f"Archive not written: {error}", file=sys.stderr)
+            return 1
+    finally:
+        await storage.close()
+    print(f"Archive of store {args.store}, {period.label} ({period.start} to {period.end} UTC), "
+          f"written by head office to {written.path}: {written.events} events, "
+          f"{written.sales} sale(s) and refund(s), net {written.totals['net']['total']} cents.")
+    print(f"Manifest SHA-256 {written.manifest_sha256}, signed with head office's key as the "
+          f"store's CA certified it. Check it with `edge verify {written.path}`.")
     return 0
 
 
