@@ -591,6 +591,12 @@ MIGRATIONS: list[str] = [
         event_hash TEXT NOT NULL
     );
     """,
+    # 28: a till asks for the catalogue changes since its version (a version vector):
+    # the product events of each origin after a seq, found without reading the journal.
+    """
+    CREATE INDEX events_catalogue ON events (origin, seq)
+        WHERE type IN ('product_upserted', 'product_delisted');
+    """,
 ]
 
 
