@@ -31,7 +31,10 @@ def section(name: str) -> Callable[[Section], Section]:
 @section("node")
 def _node(config: Config, db: sqlite3.Connection) -> dict[str, Any]:
     node_file = config.data_dir / "node-id"
-    events, origins = db.execute("SELECT COUNT(*), COUNT(DISTINCT origin) FROM events").fetchone()
+    # Each origin's seqs are gapless from 1 (its hash chain), so the kept heads
+    # count the journal: a COUNT(*) read ten million rows.
+    events, origins = db.execute(
+        "SELECT COALESCE(SUM(last_seq), 0), COUNT(*) FROM origins").fetchone()
     return {
         "store": config.store_id,
         "node": node_file.read_text().strip() if node_file.exists() else None,
@@ -298,9 +301,9 @@ def _peers(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
     node_file = config.data_dir / "node-id"
     me = node_file.read_text().strip() if node_file.exists() else None
     rows = db.execute(
-        """SELECT origin, seq, time FROM events AS e WHERE seq = (
-               SELECT MAX(seq) FROM events WHERE origin = e.origin)
-           AND origin != ? AND origin NOT LIKE 'headoffice%' ORDER BY origin""",
+        """SELECT e.origin, e.seq, e.time FROM origins AS o
+           JOIN events AS e ON e.origin = o.origin AND e.seq = o.last_seq
+           WHERE o.origin != ? AND o.origin NOT LIKE 'headoffice%' ORDER BY o.origin""",
         (me or "",),
     ).fetchall()
     live = _live_peers(config)

@@ -304,3 +304,44 @@ def test_edge_status_reads_the_backlog_from_the_file_in_steps_that_barely_grow(
     # A binary search per origin: log2(10) ≈ 3.3 more probes each, never 10x.
     assert steps[1] < steps[0] * 1.5, steps
     db.close()
+
+
+def test_every_edge_status_section_reads_in_steps_that_barely_grow_and_counts_right(
+    tmp_path: Path,
+) -> None:
+    """`edge status` as a whole: the node's event count and each peer's last event come
+    from the kept heads (a COUNT(*) and a per-origin MAX read every event)."""
+    from edge.config import Config
+    from edge.status import SECTIONS
+
+    config = Config(data_dir=tmp_path)
+    db = sqlite3.connect(config.database, isolation_level=None)
+    migrate(db)
+    db.row_factory = sqlite3.Row
+    steps = []
+    for total in (2_000, 20_000):
+        (held,) = db.execute("SELECT COUNT(*) FROM events").fetchone()
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT INTO events (origin, seq, id, time, type, body, prev_hash, hash, sig) "
+            "VALUES (?, ?, ?, ?, 'sale_completed', '{}', '', '', '')",
+            [(origin, n // 2 + 1, f"{origin}-{n}", f"2026-11-25T08:00:{n % 60:02d}.000Z")
+             for n in range(held, total) for origin in ("n1", "n2") if n % 2 == (origin == "n2")])
+        db.execute("COMMIT")
+        counted = [0]
+
+        def step(counted: list[int] = counted) -> int:
+            counted[0] += 1
+            return 0
+
+        db.set_progress_handler(step, 1)
+        status = {name: function(config, db) for name, function in SECTIONS.items()}
+        db.set_progress_handler(None, 1)
+        steps.append(counted[0])
+        assert status["node"]["journal_events"] == total
+        assert status["node"]["origins"] == 2
+        last = db.execute("SELECT seq, time FROM events WHERE origin = 'n2' "
+                          "ORDER BY seq DESC LIMIT 1").fetchone()
+        assert status["peers"]["n2"] == f"last event #{last['seq']} at {last['time']}"
+    assert steps[1] < steps[0] * 1.5, steps
+    db.close()
