@@ -14,30 +14,42 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import Config
-from edge.journal.datafolder import LOCK_FILE
+from edge.journal.datafolder import LOCK_FILE, read_node_id
 
 Section = Callable[[Config, sqlite3.Connection], dict[str, Any] | None]
 SECTIONS: dict[str, Section] = {}
 
 
 def section(name: str) -> Callable[[Section], Section]:
+    """Register a section; one that finds the data of an older edge (a table or column
+    missing until the node upgrades it at start) is left out rather than failing."""
+
     def register(function: Section) -> Section:
-        SECTIONS[name] = function
+        def read(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
+            try:
+                return function(config, db)
+            except sqlite3.OperationalError:
+                return None
+
+        SECTIONS[name] = read
         return function
 
     return register
 
 
+def node_id(config: Config) -> str | None:
+    return read_node_id(config.data_dir)
+
+
 @section("node")
 def _node(config: Config, db: sqlite3.Connection) -> dict[str, Any]:
-    node_file = config.data_dir / "node-id"
     # Each origin's seqs are gapless from 1 (its hash chain), so the kept heads
     # count the journal: a COUNT(*) read ten million rows.
     events, origins = db.execute(
         "SELECT COALESCE(SUM(last_seq), 0), COUNT(*) FROM origins").fetchone()
     return {
         "store": config.store_id,
-        "node": node_file.read_text().strip() if node_file.exists() else None,
+        "node": node_id(config),
         "running": running_in_words(config),
         "data": str(config.data_dir.resolve()),
         "free_space": free_space(config.data_dir),
@@ -149,12 +161,9 @@ def _history(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
     """Restored or copied data folders: which node continues which, and why, in words."""
     from edge.journal.lineage import explain
 
-    try:
-        rows = db.execute("SELECT * FROM origin_lineage ORDER BY time").fetchall()
-        fenced = db.execute("SELECT value FROM meta WHERE key = 'origin_fenced'").fetchone()
-        backup = db.execute("SELECT value FROM meta WHERE key = 'backup_of'").fetchone()
-    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
-        return None
+    rows = db.execute("SELECT * FROM origin_lineage ORDER BY time").fetchall()
+    fenced = db.execute("SELECT value FROM meta WHERE key = 'origin_fenced'").fetchone()
+    backup = db.execute("SELECT value FROM meta WHERE key = 'backup_of'").fetchone()
     also = {}
     for origin, successor in db.execute(
             "SELECT retired.origin, retired.successor FROM retired_origins AS retired "
@@ -177,10 +186,7 @@ def _before_signing(config: Config, db: sqlite3.Connection) -> dict[str, Any] | 
     """Events from before signing that only this node holds (no store CA vouch covers them)."""
     from edge.journal.vouches import unvouched_here
 
-    try:
-        said = unvouched_here(db)
-    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
-        return None
+    said = unvouched_here(db)
     return {f"held here only ({number})": words
             for number, words in enumerate(said, start=1)} or None
 
@@ -189,10 +195,7 @@ def _before_signing(config: Config, db: sqlite3.Connection) -> dict[str, Any] | 
 def _sales_to_check(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
     from edge.selling.sales import baskets_sold_twice
 
-    try:
-        return baskets_sold_twice(db) or None
-    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
-        return None
+    return baskets_sold_twice(db) or None
 
 
 @section("refunds to check")
@@ -200,10 +203,7 @@ def _refunds_to_check(config: Config, db: sqlite3.Connection) -> dict[str, Any] 
     """Receipts refunded beyond what they sold (by nodes cut apart), for a manager to settle."""
     from edge.selling.refund_conflicts import over_refunds_in_words
 
-    try:
-        return over_refunds_in_words(db) or None
-    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
-        return None
+    return over_refunds_in_words(db) or None
 
 
 @section("closures")
@@ -211,10 +211,7 @@ def _closures(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
     """The last closures; this node lacking what the last one covered, in words."""
     from edge.fiscal.closing import status_in_words
 
-    try:
-        return status_in_words(db)
-    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
-        return None
+    return status_in_words(db)
 
 
 @section("automatic archive")
@@ -222,12 +219,7 @@ def _auto_archive(config: Config, db: sqlite3.Connection) -> dict[str, Any] | No
     """The last month's or year's archive written in `<data>/archives`, and any failure."""
     from edge.fiscal.auto_archive import status_in_words
 
-    node_file = config.data_dir / "node-id"
-    origin = node_file.read_text().strip() if node_file.exists() else ""
-    try:
-        return status_in_words(db, config.data_dir, config.store_id, origin)
-    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
-        return None
+    return status_in_words(db, config.data_dir, config.store_id, node_id(config) or "")
 
 
 @section("printing")
@@ -235,34 +227,25 @@ def _printing(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
     """Print jobs a restored node's past left unfinished: how many, and who decides."""
     from edge.devices.in_doubt import stranded_summary
 
-    try:
-        return stranded_summary(db)
-    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
-        return None
+    return stranded_summary(db)
 
 
 @section("card terminals")
 def _terminals(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
     """This node's card terminals: busy or free, the last payment; payments to settle."""
-    node_file = config.data_dir / "node-id"
-    me = node_file.read_text().strip() if node_file.exists() else ""
-    try:
-        unsettled = db.execute("SELECT COUNT(*) FROM card_payments WHERE status = 'unknown' "
-                               "AND settled IS NULL AND request != '{}'").fetchone()[0]
-        terminals = {}
-        for terminal in config.terminals:
-            last = db.execute(
-                "SELECT status, requested_at FROM card_payments WHERE node = ? AND terminal = ? "
-                "AND request != '{}' ORDER BY requested_at DESC LIMIT 1",
-                (me, terminal.name)).fetchone()
-            tills = " ".join(terminal.tills) or "every other till"
-            state = ("no payment yet" if last is None else
-                     "ON A PAYMENT" if last["status"] in ("requested", "started") else
-                     f"last payment {last['status']} (asked at {last['requested_at']})")
-            terminals[terminal.name] = (f"{terminal.host}:{terminal.port}, tills {tills}; "
-                                        f"{state}")
-    except sqlite3.OperationalError:  # data of an older edge: the node upgrades it at start
-        return None
+    unsettled = db.execute("SELECT COUNT(*) FROM card_payments WHERE status = 'unknown' "
+                           "AND settled IS NULL AND request != '{}'").fetchone()[0]
+    terminals = {}
+    for terminal in config.terminals:
+        last = db.execute(
+            "SELECT status, requested_at FROM card_payments WHERE node = ? AND terminal = ? "
+            "AND request != '{}' ORDER BY requested_at DESC LIMIT 1",
+            (node_id(config) or "", terminal.name)).fetchone()
+        tills = " ".join(terminal.tills) or "every other till"
+        state = ("no payment yet" if last is None else
+                 "ON A PAYMENT" if last["status"] in ("requested", "started") else
+                 f"last payment {last['status']} (asked at {last['requested_at']})")
+        terminals[terminal.name] = f"{terminal.host}:{terminal.port}, tills {tills}; {state}"
     if unsettled:
         terminals["to settle"] = (f"{unsettled} card payment(s) whose answer was lost: the "
                                   "cashier settles each from the terminal's slip")
@@ -298,8 +281,7 @@ def _headoffice(config: Config, db: sqlite3.Connection) -> dict[str, Any]:
 @section("peers")
 def _peers(config: Config, db: sqlite3.Connection) -> dict[str, Any] | None:
     """The store's other nodes: what this journal holds of each, and the live link if up."""
-    node_file = config.data_dir / "node-id"
-    me = node_file.read_text().strip() if node_file.exists() else None
+    me = node_id(config)
     rows = db.execute(
         """SELECT e.origin, e.seq, e.time FROM origins AS o
            JOIN events AS e ON e.origin = o.origin AND e.seq = o.last_seq
