@@ -50,11 +50,14 @@ def test_every_registered_type_is_written_somewhere() -> None:
     assert set(registry()) - set(written_types()) == set()
 
 
+DECLARES = r"^(@event_type|record_type)\("
+
+
 def test_every_module_declaring_types_is_loaded_with_the_registry() -> None:
     declaring = {f"edge.{path.stem}" for path in EDGE.glob("*.py")
-                 if re.search(r"^@event_type\(", path.read_text(), re.MULTILINE)}
+                 if re.search(DECLARES, path.read_text(), re.MULTILINE)}
     declaring |= {f"edge.{path.parent.name}.{path.stem}" for path in EDGE.glob("*/*.py")
-                  if re.search(r"^@event_type\(", path.read_text(), re.MULTILINE)}
+                  if re.search(DECLARES, path.read_text(), re.MULTILINE)}
     assert declaring == set(DECLARING_MODULES)
 
 

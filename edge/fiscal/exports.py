@@ -9,13 +9,12 @@ place in the exporting node's chain, which every node and head office holds.
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from edge.admin import AdminRefused
 from edge.journal.chain import Event
-from edge.journal.event_types import event_type
+from edge.journal.event_types import record_type
 from edge.journal.store import Journal, Tx
 
 ARCHIVE_EXPORTED = "archive_exported"
@@ -33,11 +32,7 @@ class ArchiveExported:
     name: str = ""  # the archive's file name
 
 
-@event_type(ARCHIVE_EXPORTED, schema=ArchiveExported,
-            merge="nothing projected: each export is a record in its origin's chain, read "
-                  "from the journal")
-def _archive_exported(db: sqlite3.Connection, event: Event) -> None:
-    return None
+record_type(ARCHIVE_EXPORTED, schema=ArchiveExported)
 
 
 def export_body(period: dict[str, str], manifest_sha256: str, files: list[str], events: int,

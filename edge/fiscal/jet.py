@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import orjson
 from edge import __version__
 from edge.fiscal.periods import event_time
 from edge.journal.chain import Event
-from edge.journal.event_types import event_type
+from edge.journal.event_types import record_type
 from edge.journal.store import Journal
 
 __all__ = ["ClockWatch", "OfflinePeriods", "config_digest", "event_time"]
@@ -177,18 +176,13 @@ class OfflinePeriods:
 
 # --- event types: records, nothing projected --------------------------------------------
 
-RECORD = "nothing projected: a record in its origin's chain, read from the journal"
-
-
 @dataclass(slots=True)
 class NodeStarted:
     version: str
     config_digest: str
 
 
-@event_type("node_started", schema=NodeStarted, merge=RECORD)
-def _node_started(db: sqlite3.Connection, event: Event) -> None:
-    return None
+record_type("node_started", schema=NodeStarted)
 
 
 @dataclass(slots=True)
@@ -197,9 +191,7 @@ class NodeStopped:
     why: str = ""
 
 
-@event_type("node_stopped", schema=NodeStopped, merge=RECORD)
-def _node_stopped(db: sqlite3.Connection, event: Event) -> None:
-    return None
+record_type("node_stopped", schema=NodeStopped)
 
 
 @dataclass(slots=True)
@@ -208,9 +200,7 @@ class CashierLoggedOut:
     cashier: str
 
 
-@event_type("cashier_logged_out", schema=CashierLoggedOut, merge=RECORD)
-def _cashier_logged_out(db: sqlite3.Connection, event: Event) -> None:
-    return None
+record_type("cashier_logged_out", schema=CashierLoggedOut)
 
 
 @dataclass(slots=True)
@@ -221,9 +211,7 @@ class TillOffline:
     sales: int
 
 
-@event_type("till_offline", schema=TillOffline, merge=RECORD)
-def _till_offline(db: sqlite3.Connection, event: Event) -> None:
-    return None
+record_type("till_offline", schema=TillOffline)
 
 
 @dataclass(slots=True)
@@ -231,6 +219,4 @@ class ClockJumped:
     seconds: int  # and `from`, `to`: event times (a Python keyword cannot be a field)
 
 
-@event_type("clock_jumped", schema=ClockJumped, merge=RECORD)
-def _clock_jumped(db: sqlite3.Connection, event: Event) -> None:
-    return None
+record_type("clock_jumped", schema=ClockJumped)

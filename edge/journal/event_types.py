@@ -134,6 +134,19 @@ def event_type(name: str, *, schema: type, merge: str,
     return register
 
 
+RECORD_ONLY = "nothing projected: a record in its origin's chain, read from the journal"
+
+
+def _nothing_to_project(db: sqlite3.Connection, event: Event) -> None:
+    return None
+
+
+def record_type(name: str, *, schema: type) -> None:
+    """Declare an event type no table projects: a record the journal keeps (the fiscal log,
+    exports), read from the events themselves."""
+    event_type(name, schema=schema, merge=RECORD_ONLY)(_nothing_to_project)
+
+
 def registry() -> Mapping[str, EventType]:
     """Every event type, by name."""
     global _complete
