@@ -71,7 +71,7 @@ DECLARING_MODULES = (
     "edge.devices.print_jobs",
     "edge.devices.store_printers",
     "edge.devices.store_terminals",
-    "edge.devices.card_payments",
+    "edge.devices.card_payment_events",
     "edge.fiscal.exports",
     "edge.fiscal.closures",
     "edge.fiscal.shifts",

@@ -487,7 +487,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE basket_lines ADD COLUMN unit TEXT NOT NULL DEFAULT 'piece';
     ALTER TABLE basket_lines ADD COLUMN price_embedded INTEGER NOT NULL DEFAULT 0;
     """,
-    # 25 (issue 13, card payments through the terminal, edge/devices/card_payments.py):
+    # 25 (issue 13, card payments through the terminal, edge/devices/card_payment_events.py):
     # each payment asked of a terminal, as its events tell it (a row made by whichever
     # comes first; `request` '{}' until its request arrives); the terminals each node
     # announces (routed like printers, edge/devices/till_routing.py).
