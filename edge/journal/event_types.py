@@ -67,7 +67,7 @@ DECLARING_MODULES = (
     "edge.selling.discounts",
     "edge.selling.parking",
     "edge.selling.sales",
-    "edge.selling.refunds",
+    "edge.selling.refund_events",
     "edge.devices.print_jobs",
     "edge.devices.store_printers",
     "edge.devices.store_terminals",

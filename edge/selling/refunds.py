@@ -11,21 +11,20 @@ Its id is the till's, qualified by the till (`refund_id_for`): a till resending
 a refund, through any node, records nothing twice. On one node a refund never
 exceeds what was sold; nodes cut apart may each accept one of the same last
 unit: both are kept (the money went out), and `over_refunds` shows the excess
-on every node once they meet (edge/selling/refund_conflicts.py).
+on every node once they meet (edge/selling/refund_conflicts.py). The event
+and its projection are edge/selling/refund_events.py.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from edge.devices import print_jobs, store_printers
-from edge.journal.chain import Event
-from edge.journal.event_types import event_type
 from edge.journal.store import Journal, Tx
 from edge.messages import (
     INVALID_FIELD,
@@ -41,9 +40,7 @@ from edge.selling.baskets import Seller
 from edge.selling.money import line_gross, settle
 from edge.selling.sales import (
     Marks,
-    SaleTotals,
     is_training_body,
-    keep_sale_row,
     last_receipt_no_in,
     last_training_no_in,
     receipt_number,
@@ -412,65 +409,3 @@ def _sale_id_by_hash(tx: Tx, qr: str) -> str:
     if row is None:
         raise EdgeError(UNKNOWN_SALE, "no sale of this store has that receipt code")
     return str(row["id"])
-
-
-@dataclass(slots=True)
-class RefundedLine:
-    product_id: str
-    name: str
-    vat_rate: int
-    quantity: int
-    amount: int
-    line_id: str | None = None  # None: a refund without receipt
-    unit_price: int = 0
-    total: int = 0  # -amount: summed like a sale's lines
-
-
-@dataclass(slots=True)
-class RefundTender:
-    method: str
-    amount: int
-    reference: str | None = None
-    kind: str | None = None
-
-
-@dataclass(slots=True)
-class SaleRefunded:
-    id: str
-    till: str
-    receipt_no: int
-    receipt_number: str
-    cashier: str
-    lines: list[RefundedLine]
-    totals: SaleTotals
-    tenders: list[RefundTender]
-    reason: str
-    refund_of: str | None = None  # the refunded sale's id; None: without a receipt
-    refund_of_receipt: str | None = None
-    approved_by: str | None = None
-    change: int = 0
-    offline: bool = False
-    resent: bool = False
-    flags: list[str] = field(default_factory=list)
-
-
-@event_type("sale_refunded", schema=SaleRefunded,
-            merge="one refund per id: the smaller event hash wins, in `sales` (a negative "
-                  "sale in its till's receipt series) and in `refund_lines` alike; what is "
-                  "refunded beyond a sale is read from those, never stored")
-def _sale_refunded(db: sqlite3.Connection, event: Event) -> None:
-    body = event.body
-    # A basket of its own: never taken for a basket sold twice.
-    keep_sale_row(db, event, basket_id=body["id"])
-    # The lines of the refund's winning event, whichever came first.
-    (held,) = db.execute("SELECT MIN(event_hash) FROM refund_lines WHERE refund_id = ?",
-                         (body["id"],)).fetchone()
-    if held is not None and held <= event.hash:
-        return
-    db.execute("DELETE FROM refund_lines WHERE refund_id = ?", (body["id"],))
-    db.executemany(
-        """INSERT INTO refund_lines (refund_id, position, sale_id, line_id, product_id,
-            quantity, amount, event_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-        [(body["id"], position, body.get("refund_of"), line.get("line_id"),
-          line["product_id"], line["quantity"], line["amount"], event.hash)
-         for position, line in enumerate(body["lines"])])
