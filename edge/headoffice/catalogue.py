@@ -1,7 +1,10 @@
 """Head office's catalogue: a CSV of every product on sale becomes the events that change it.
 
-The CSV is checked as a whole first (`parse_catalogue_csv`, the same rules as
-a node's): one bad row and nothing is imported, every bad row named by line.
+The CSV is checked as a whole first (the same rules as a node's, a row at a
+time into a scratch file: catalogue_staging.py): one bad row and nothing is
+imported, the bad rows named by line. The differences are then published a
+page at a time in one transaction (catalogue_storage.py): memory stays flat
+for a million products.
 Only differences become events: a new or changed product is
 `product_upserted`, a product missing from the CSV is `product_delisted`
 (unless the import says to keep what it does not mention).
@@ -9,11 +12,15 @@ Only differences become events: a new or changed product is
 
 from __future__ import annotations
 
+import asyncio
+import io
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
+from edge.headoffice.catalogue_staging import stage_catalogue
+from edge.headoffice.catalogue_storage import apply_staged
 from edge.headoffice.storage import PRODUCT_FIELDS, HeadOfficeStorage
-from edge.selling.catalogue_import import parse_catalogue_csv
 
 Change = tuple[str, dict[str, Any]]
 
@@ -31,7 +38,10 @@ class ImportSummary:
 def catalogue_changes(
     products: list[dict[str, Any]], current: dict[str, dict[str, Any]], keep_missing: bool
 ) -> list[Change]:
-    """The events that turn `current` (head office's products) into `products`."""
+    """The events that turn `current` (head office's products) into `products`.
+
+    The rule in memory, for a few products; an import applies the same rule in
+    SQL, a page at a time (catalogue_storage.py)."""
     changes: list[Change] = []
     for product in products:
         held = current.get(product["id"])
@@ -47,28 +57,33 @@ def catalogue_changes(
     return changes
 
 
-def summarise(changes: list[Change], current: dict[str, dict[str, Any]]) -> ImportSummary:
-    upserted = [body["id"] for type_, body in changes if type_ == "product_upserted"]
-    added = sum(1 for product_id in upserted if product_id not in current)
-    delisted = sum(1 for type_, _ in changes if type_ == "product_delisted")
-    return ImportSummary(added, len(upserted) - added, delisted)
-
-
 async def import_catalogue_csv(
     storage: HeadOfficeStorage, text: str, keep_missing: bool = False
 ) -> ImportSummary:
-    """Import a catalogue CSV; CatalogueError (every bad line) and nothing changed if it is bad."""
-    # The columns head office keeps (a store adds how its tills show them: its own import).
-    products = parse_catalogue_csv(text, store_fields=False)
-    summaries: list[ImportSummary] = []
+    """Import a catalogue CSV; CatalogueError (its bad lines) and nothing changed if it is bad."""
+    return await import_catalogue_stream(storage, io.StringIO(text.removeprefix("\ufeff")),
+                                         keep_missing)
 
-    def changes_for(current: dict[str, dict[str, Any]]) -> list[Change]:
-        changes = catalogue_changes(products, current, keep_missing)
-        summaries.append(summarise(changes, current))
-        return changes
 
-    await storage.change_catalogue(changes_for)
-    return summaries[-1]
+async def import_catalogue_file(
+    storage: HeadOfficeStorage, path: Path, keep_missing: bool = False
+) -> ImportSummary:
+    """`import_catalogue_csv` of a file, read as a stream (a million products in flat memory)."""
+    with path.open(encoding="utf-8-sig", newline="") as stream:
+        return await import_catalogue_stream(storage, stream, keep_missing)
+
+
+async def import_catalogue_stream(
+    storage: HeadOfficeStorage, stream: TextIO, keep_missing: bool = False
+) -> ImportSummary:
+    # Checked whole first, into a scratch file (the columns head office keeps: a
+    # store adds how its tills show them, its own import); then the differences
+    # published a page at a time in one transaction.
+    staged = await asyncio.to_thread(stage_catalogue, stream)
+    try:
+        return ImportSummary(*await apply_staged(storage, staged, keep_missing))
+    finally:
+        await asyncio.to_thread(staged.close)
 
 
 async def delist(storage: HeadOfficeStorage, product_ids: list[str]) -> int:

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from edge.headoffice.catalogue import delist, import_catalogue_csv
+    from edge.headoffice.catalogue import delist, import_catalogue_file
     from edge.headoffice.storage import HeadOfficeStorage
 
     if args.headoffice_command == "serve":
@@ -110,8 +110,7 @@ async def _run(args: argparse.Namespace) -> int:
                 print(f"store {args.store}: token (shown once, keep it secret): {token}")
             print("Put it in the store's headoffice.token_file; an older token stops working.")
         elif args.headoffice_command == "import-catalogue":
-            text = args.csv.read_text(encoding="utf-8")
-            summary = await import_catalogue_csv(storage, text, args.keep_missing)
+            summary = await import_catalogue_file(storage, args.csv, args.keep_missing)
             print(f"{args.csv}: {summary}")
         elif args.headoffice_command == "delist":
             count = await delist(storage, args.products)

@@ -441,18 +441,7 @@ class HeadOfficeStorage:
             events = await _append_catalogue(tx, self.origin, changes_for(await _products(tx)),
                                              self.key)
             events = [event for event in events if event.type != ORIGIN_CERTIFIED]
-            upserts = [e.body for e in events if e.type == "product_upserted"]
-            await tx.executemany(
-                """INSERT INTO products (id, barcode, name, price, vat_rate, category, active)
-                VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT (id) DO UPDATE SET
-                    barcode = excluded.barcode, name = excluded.name, price = excluded.price,
-                    vat_rate = excluded.vat_rate, category = excluded.category, active = 1""",
-                [tuple(body[key] for key in PRODUCT_FIELDS) for body in upserts],
-            )
-            await tx.executemany(
-                "UPDATE products SET active = 0 WHERE id = $1",
-                [(e.body["id"],) for e in events if e.type == "product_delisted"],
-            )
+            await _apply_to_products(tx, events)
         return events
 
     async def catalogue_after(self, seq: int, limit: int) -> list[Event]:
@@ -556,6 +545,22 @@ async def _products(tx: Transaction) -> dict[str, dict[str, Any]]:
         "SELECT id, barcode, name, price, vat_rate, category, active FROM products ORDER BY id"
     )
     return {row["id"]: dict(row) for row in rows}
+
+
+async def _apply_to_products(tx: Transaction, events: list[Event]) -> None:
+    """The products table after head office's catalogue `events`."""
+    await tx.executemany(
+        """INSERT INTO products (id, barcode, name, price, vat_rate, category, active)
+        VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT (id) DO UPDATE SET
+            barcode = excluded.barcode, name = excluded.name, price = excluded.price,
+            vat_rate = excluded.vat_rate, category = excluded.category, active = 1""",
+        [tuple(e.body[key] for key in PRODUCT_FIELDS) for e in events
+         if e.type == "product_upserted"],
+    )
+    await tx.executemany(
+        "UPDATE products SET active = 0 WHERE id = $1",
+        [(e.body["id"],) for e in events if e.type == "product_delisted"],
+    )
 
 
 async def _signing_key(tx: Transaction) -> ed25519.Ed25519PrivateKey:
