@@ -457,6 +457,25 @@ class Journal:
     async def read_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         return list(await self._reader_db.execute_fetchall(sql, bind_params(params)))  # type: ignore[arg-type]
 
+    async def read_in_snapshot(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        """`read(db)` in the reader's thread, all its statements in one read snapshot.
+
+        For answers whose parts must agree (a version and the rows sent with it).
+        aiosqlite runs one function at a time in its thread, so nothing else
+        reads on that connection meanwhile: keep `read` short.
+        """
+        reader = self._reader_db
+
+        def in_snapshot() -> T:
+            db: sqlite3.Connection = reader._conn  # type: ignore[union-attr]
+            db.execute("BEGIN")
+            try:
+                return read(db)
+            finally:
+                db.execute("COMMIT")
+
+        return await reader._execute(in_snapshot)  # type: ignore[union-attr]
+
     async def events(self, origin: str | None = None) -> AsyncIterator[Event]:
         """Every event, per origin in seq order."""
         where, params = ("WHERE origin = ?", (origin,)) if origin else ("", ())
