@@ -34,11 +34,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.nodes import free_port
-from bench.sync import edge_command, make_certificates, sell_one, wait_for_port
-from edge.config import Config, load_config
+from bench.sync import edge_command, make_certificates, wait_for_port, write_day
+from edge.config import load_config
 from edge.headoffice.storage import HeadOfficeStorage
 from edge.journal.store import Journal, folder_trust
-from edge.node import Node
 from edge.sync.client import SyncClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,22 +93,6 @@ def store_config(folder: Path, store: str, url: str, token: str, ca: Path) -> Pa
         f'[server]\ndata = "data"\nadvertise = false\nport = {free_port()}\n'
         f'[headoffice]\nurl = "{url}"\ntoken_file = "headoffice.token"\nca_file = "{ca}"\n')
     return path
-
-
-async def write_day(config: Config, sales: int) -> None:
-    """A day of `sales` sales in the store's journal, as bench/sync.py's tills make them."""
-    node = Node(config.with_overrides(headoffice_enabled=False))
-    await node.start()  # the demo store: its CA, catalogue, cashiers
-    await node.stop()
-    journal = Journal(config.database, trust=folder_trust(config.data_dir))
-    await journal.open()
-    try:
-        for start in range(0, sales, 500):
-            await journal.write(lambda tx, start=start: [
-                sell_one(tx, f"T{1 + n % 8:02d}", 1 + n // 8)
-                for n in range(start, min(start + 500, sales))])
-    finally:
-        await journal.close()
 
 
 async def make_stores(folder: Path, count: int, sales: int, ca: Path) -> list[Path]:

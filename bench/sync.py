@@ -116,7 +116,7 @@ async def write_day(config: Config, sales: int) -> int:
     node = Node(config.with_overrides(headoffice_enabled=False))
     await node.start()  # the demo store: catalogue, cashiers
     await node.stop()
-    journal = Journal(config.database)  # the folder's own origin
+    journal = Journal(config.database, trust=folder_trust(config.data_dir))  # its own origin
     await journal.open()
     try:
         for start in range(0, sales, 500):
