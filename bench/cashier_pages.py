@@ -209,17 +209,17 @@ async def served_bare_page(store: Store, work: Path) -> AsyncIterator[str]:
         server.wait(10)
 
 
-# How many products the till has saved for offline (web/offline.js: its IndexedDB). A
-# read waits for the write under way, so this counts the saved copy whole or not at all.
+# How many products the till has saved for offline (web/catalogue-worker.js: its own
+# IndexedDB, the size saved with the copy in use), so the saved copy whole or not at all.
 SAVED_PRODUCTS = """() => new Promise((resolve) => {
-  const opening = indexedDB.open('edge-till');
+  const opening = indexedDB.open('edge-till-catalogue');
   opening.onerror = () => resolve(0);
   opening.onsuccess = () => {
     const db = opening.result;
-    if (!db.objectStoreNames.contains('products')) { db.close(); resolve(0); return; }
-    const count = db.transaction('products').objectStore('products').count();
-    count.onsuccess = () => { db.close(); resolve(count.result); };
-    count.onerror = () => { db.close(); resolve(0); };
+    if (!db.objectStoreNames.contains('meta')) { db.close(); resolve(0); return; }
+    const copy = db.transaction('meta').objectStore('meta').get('copy');
+    copy.onsuccess = () => { db.close(); resolve(copy.result?.size ?? 0); };
+    copy.onerror = () => { db.close(); resolve(0); };
   };
 })"""
 

@@ -312,3 +312,20 @@ async def same_catalogue(a: Journal, b: Journal) -> bool:
 async def _has(journal: Journal, product_id: str) -> bool:
     return await journal.read_one("SELECT 1 FROM products WHERE id = ? AND active",
                                   (product_id,)) is not None
+
+
+async def test_a_barcode_given_back_by_a_delisting_reaches_the_till(node: NodeUnderTest) -> None:
+    """Two products declare one barcode: the one listed later holds it; delisted, it goes
+    back to the other, whose row changes with no event naming it."""
+    journal = node_of(node).journal
+    barcode = "200000950000" + str(gtin_check_digit("200000950000"))
+    await import_products(journal, [{**product("old-holder"), "barcode": barcode}])
+    await import_products(journal, [{**product("new-holder"), "barcode": barcode}])
+    async with node.till(cashier=None) as till:
+        start = await pull(till, None)
+        assert start.products["new-holder"]["barcode"] == barcode
+        assert start.products["old-holder"]["barcode"] is None
+        await delist(journal, "new-holder")
+        delta = await pull(till, start.version)
+    assert delta.delisted == {"new-holder"}
+    assert delta.products["old-holder"]["barcode"] == barcode

@@ -341,53 +341,67 @@ async def modules_page() -> AsyncIterator[Page]:
         yield page
 
 
-CATALOGUE_FOLLOWS_EVENTS = """async () => {
-  const { LocalCatalogue } = await import('/catalogue.js');
-  const product = (id, barcode, name, price, vat_rate, category) =>
-    ({ id, barcode, name, price, vat_rate, category });
-  const products = [
-    product('p1', '111', 'Café expresso', 150, 1000, 'Boissons'),
-    product('p2', '222', 'Croissant pur beurre', 115, 550, 'Viennoiserie'),
-    product('p3', '333', 'Crème brûlée', 300, 550, 'Pâtisserie'),
+CATALOGUE_FOLLOWS_CHANGES = """async () => {
+  const { LocalCatalogue, WorkerCopy, COLUMNS } = await import('/catalogue.js');
+  const row = (id, barcode, name, price, vat_rate, category) => COLUMNS.map((column) => ({
+    id, barcode, name, price, vat_rate, category, unit: 'piece', colour: '', image: '',
+    favourite: 0, open_price: false })[column]);
+  const rows = [
+    row('p1', '111', 'Café expresso', 150, 1000, 'Boissons'),
+    row('p2', '222', 'Croissant pur beurre', 115, 550, 'Viennoiserie'),
+    row('p3', '333', 'Crème brûlée', 300, 550, 'Pâtisserie'),
   ];
-  const pages = {
-    '': { products: products.slice(0, 2), next: 'p2' },
-    p2: { products: products.slice(2), next: null },
+  const grid = { categories: [], favourites: [], tiles: 48 };
+  const extras = { grid, promotions: [], embedded_barcodes: [] };
+  const page = (version, full, products, next, delisted = []) =>
+    ({ version, full, behind: false, columns: COLUMNS, products, delisted, next, ...extras });
+  // A full copy in two pages, then changes: p1 dearer, p3 takes p1's barcode, p2 delisted.
+  const answers = {
+    full: page({ n: 5 }, true, rows.slice(0, 2), 'p2'),
+    'full p2': page({ n: 5 }, true, rows.slice(2), null),
+    changes: page({ n: 9 }, false, [
+      row('p1', '111', 'Café expresso', 160, 1000, 'Boissons'),
+      row('p3', '111', 'Crème brûlée', 300, 550, 'Pâtisserie'),
+    ], null, ['p2']),
   };
-  const catalogue = new LocalCatalogue(null);
+  const catalogue = new LocalCatalogue(new WorkerCopy()); // IndexedDB, in the worker
   const calls = [];
-  await catalogue.sync(async (type, args) => {
-    calls.push(type);
-    if (type === 'catalogue/export') {
-      // A change pushed while the export runs is applied after it, not lost under it.
-      const dearer = { ...products[0], price: 160 };
-      if (!args.after) catalogue.onEvent({ type: 'product_upserted', body: dearer });
-      return pages[args.after ?? ''];
-    }
-    return null;
-  });
-  const found = (query) => catalogue.search(query, 20).map((p) => p.id);
-  const result = { calls, size: catalogue.size, price: catalogue.lookup('111').price,
-                   cafe: found('cafe'), cr: found('CR'), creme: found('crème brul'),
-                   viennoiserie: found('vienn crois'), none: found('pain') };
-  // The barcode moves to another product; a product leaves the catalogue.
-  catalogue.onEvent({ type: 'product_upserted', body: { ...products[2], barcode: '111' } });
-  catalogue.onEvent({ type: 'product_delisted', body: { id: 'p2' } });
+  const call = async (type, args) => {
+    const json = JSON.stringify;
+    calls.push(type === 'catalogue/changes'
+      ? `changes since ${json(args.since)} upto ${json(args.upto)} after ${args.after}` : type);
+    if (type !== 'catalogue/changes') return null;
+    if (args.since === null) return answers[args.after ? `full ${args.after}` : 'full'];
+    return answers.changes;
+  };
+  await catalogue.sync(call);
+  const found = async (query) => (await catalogue.search(query, 20)).map((p) => p.id);
+  const result = {
+    size: catalogue.size, version: catalogue.version, price: (await catalogue.lookup('111')).price,
+    cafe: await found('cafe'), cr: await found('CR'), creme: await found('crème brul'),
+    viennoiserie: await found('vienn crois'), none: await found('pain'),
+  };
+  catalogue.onEvent({ type: 'catalogue_changed' }); // catalogue/follow's push
+  await catalogue.running;
   Object.assign(result, {
-    moved: catalogue.lookup('111').id, oldHolder: catalogue.find('p1').barcode,
-    delisted: catalogue.lookup('222'), after: catalogue.size,
+    moved: (await catalogue.lookup('111')).id, oldHolder: (await catalogue.find('p1')).barcode,
+    dearer: (await catalogue.find('p1')).price, delisted: await catalogue.lookup('222'),
+    after: catalogue.size, changed: catalogue.version, calls,
   });
   return result;
 }"""
 
 
-async def test_the_tills_catalogue_copy_follows_the_nodes_events(modules_page: Page) -> None:
-    result = await modules_page.evaluate(CATALOGUE_FOLLOWS_EVENTS)
+async def test_the_tills_catalogue_copy_follows_the_nodes_changes(modules_page: Page) -> None:
+    result = await modules_page.evaluate(CATALOGUE_FOLLOWS_CHANGES)
     assert result == {
-        "calls": ["subscribe_events", "catalogue/export", "catalogue/export"],
-        "size": 3, "price": 160,
+        "size": 3, "version": {"n": 5}, "price": 150,
         "cafe": ["p1"], "cr": ["p3", "p2"], "creme": ["p3"], "viennoiserie": ["p2"], "none": [],
-        "moved": "p3", "oldHolder": None, "delisted": None, "after": 2,
+        "moved": "p3", "oldHolder": None, "dearer": 160, "delisted": None, "after": 2,
+        "changed": {"n": 9},
+        "calls": ["catalogue/follow", "changes since null upto null after null",
+                  "changes since null upto {\"n\":5} after p2",
+                  "changes since {\"n\":5} upto null after null"],
     }
 
 

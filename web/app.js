@@ -20,7 +20,7 @@
 import { t, getLang, setLang, translatePage, errorText } from './i18n.js';
 import { TillClient } from './client.js';
 import { TillStore } from './offline.js';
-import { LocalCatalogue } from './catalogue.js';
+import { LocalCatalogue, tillCopy } from './catalogue.js';
 import { TillLedger } from './ledger.js';
 import { TillSession, systemClock } from './session.js';
 import { TillPrinting } from './printing.js';
@@ -46,7 +46,8 @@ const LOUD_ERROR_HIDE_MS = 8000;
 
 const client = new TillClient(location.origin);
 const ledger = new TillLedger(); // receipt numbering, the outbox of offline sales, the day's sales
-const catalogue = new LocalCatalogue(null); // the till's copy, to sell offline
+// The till's copy of the catalogue, to sell offline: in IndexedDB, by its worker (nothing waits for it).
+const catalogue = new LocalCatalogue(tillCopy());
 
 const printing = new TillPrinting({
   client,
@@ -135,6 +136,7 @@ function renderStatus() {
   status.dataset.waitingSales = String(count);
   status.dataset.keptSales = String(ledger.keptSales);
   status.dataset.catalogue = String(catalogue.size);
+  status.dataset.catalogueVersion = catalogue.version ? JSON.stringify(catalogue.version) : '';
   status.dataset.node = online ? client.node?.id ?? '' : '';
   let text;
   if (!paired) text = t('status.unpaired');
@@ -343,14 +345,15 @@ function wireEvents() {
   window.addEventListener('pagehide', () => session.save()); // a reload (F5) keeps the session and basket
 }
 
-/** The browser's own storage: outbox, receipt counter, catalogue copy. Selling online works without it. */
+/**
+ * The browser's own storage: outbox, receipt counter (the catalogue copy has
+ * its own database, opened by its worker). Selling online works without it.
+ */
 async function openTillStorage() {
   try {
     const store = await TillStore.open();
     ledger.attach(store);
     await ledger.dropOlderDays().catch(() => {}); // a till left on overnight: yesterday is the nodes' business
-    catalogue.store = store;
-    await catalogue.loadSaved();
   } catch (error) {
     console.warn('no offline storage on this till', error);
   }

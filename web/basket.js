@@ -183,7 +183,7 @@ export async function reconcileBasket(call, { local, voided = [], saleInFlight =
     const remoteLine = remote?.lines.find((candidate) => candidate.id === line.id);
     try {
       if (!remoteLine) {
-        remote = await call('basket/add', addArgsFor(local.id, line, catalogue?.find(line.product_id)));
+        remote = await call('basket/add', addArgsFor(local.id, line, await catalogue?.find(line.product_id)));
       } else if (remoteLine.quantity !== line.quantity) {
         remote = await call('basket/set_quantity', { basket_id: local.id, line_id: line.id, quantity: line.quantity });
       }

@@ -1,18 +1,27 @@
 // The till's own copy of the catalogue, so barcodes and names still find
-// products when no node answers. Refreshed in full after every `auth`
-// (`catalogue/export`), kept current by the node's product events, held in
-// memory for instant lookups and in IndexedDB to outlive a reload. With the
-// products, what the export's first page adds for selling offline: the
-// store's grid settings (the grid is built here: grid-layout.js), the
+// products when no node answers (docs/protocol.md, `catalogue/changes`).
+// The till keeps the catalogue version it holds and asks the node only for
+// the changes since it: on every `auth`, and when the node pushes
+// `catalogue_changed` (`catalogue/follow`); a full copy for a new till or
+// after a long gap. The products live in IndexedDB, written and read by a
+// Web Worker (catalogue-worker.js): the page never holds them all, and a
+// million of them written never delays a scan. This module, on the page's
+// side, keeps what is small: the version, the size, the grid (built by the
+// worker from a bounded read), the open-price products, and what every
+// first page carries for selling offline: the store's grid settings, the
 // promotions not ended (those running today price the basket as the node
-// does) and the in-store barcode layouts (barcodes.js readEmbedded).
+// does) and the in-store barcode layouts (barcodes.js readEmbedded). Online
+// the till asks the node for everything, as ever; the copy answers offline.
+// Without a worker or IndexedDB (and in unit tests) the copy is in memory.
 
 import { buildGrid } from './grid-layout.js';
 
-const EXPORT_PAGE = 2000;
-const PRODUCT_EVENTS = ['product_upserted', 'product_delisted'];
-const PROMOTION_EVENTS = ['promotion_upserted', 'promotion_ended'];
-const CATALOGUE_EVENTS = [...PRODUCT_EVENTS, ...PROMOTION_EVENTS];
+export const COLUMNS = ['id', 'barcode', 'name', 'price', 'vat_rate', 'category', 'unit',
+  'colour', 'image', 'favourite', 'open_price'];
+const PAGE_ROWS = 5000; // about 0.5 MB of JSON: parsed on the page in a few ms
+const EXPORT_PAGE = 2000; // an older node's catalogue/export
+const OPEN_PRICE_CHOICES = 4;
+const DEFAULT_GRID = { categories: [], favourites: [], tiles: 48 }; // an older node's first page has none
 
 /** Today in the till's local time, "YYYY-MM-DD" (promotions' dates are the store's days). */
 export function localDay(date = new Date()) {
@@ -21,7 +30,7 @@ export function localDay(date = new Date()) {
 }
 
 /** A product event written before tiles existed lacks their fields: the node reads them so. */
-function withTileFields(product) {
+export function withTileFields(product) {
   return {
     unit: 'piece', colour: '', image: '', favourite: 0, open_price: false,
     ...product,
@@ -39,32 +48,171 @@ export function searchWords(text) {
   return plain.match(/[\p{L}\p{N}_]+/gu) ?? [];
 }
 
-export class LocalCatalogue extends EventTarget {
-  /** `store`: a TillStore, or null when IndexedDB is unavailable (then memory only). */
-  constructor(store) {
-    super();
-    this.store = store;
+
+/** What a first page carries besides products: kept whole, replaced by every run. */
+function extrasOf(page) {
+  return { grid: page.grid ?? DEFAULT_GRID, promotions: page.promotions ?? [], embedded_barcodes: page.embedded_barcodes ?? [] };
+}
+
+/** Every query word starts a word of `words` (the node's rule). */
+function matches(wanted, words) {
+  return wanted.every((prefix) => words.some((word) => word.startsWith(prefix)));
+}
+
+/** A page's rows (in `columns` order) as products. */
+export function productsOf(columns, rows) {
+  return rows.map((row) => withTileFields(Object.fromEntries(columns.map((column, i) => [column, row[i]]))));
+}
+
+/**
+ * The copy in memory, with the worker's requests and answers: for a browser
+ * with no worker or no IndexedDB (nothing outlives a reload), and for unit tests.
+ */
+export class MemoryCopy {
+  constructor() {
     this.byId = new Map();
-    this.byBarcode = new Map();
-    this.words = new Map(); // product id -> its searchable words
-    this.pendingEvents = null; // events that arrive while an export is under way
-    this.syncRun = 0;
-    this.gridSettings = null; // {categories, favourites, tiles}: null until a first export
+    this.version = null;
+    this.extras = { grid: null, promotions: [], embedded_barcodes: [] };
+    this.onState = null;
+  }
+
+  /** Products straight in (tests). */
+  replace(products) {
+    this.byId = new Map(products.map((product) => [product.id, withTileFields(product)]));
+  }
+
+  holderOf(barcode) {
+    for (const product of this.byId.values()) if (product.barcode === barcode) return product;
+    return null;
+  }
+
+  async request(op, args) {
+    if (op === 'lookup') return this.holderOf(args.barcode);
+    if (op === 'find') return this.byId.get(args.id) ?? null;
+    if (op === 'search') {
+      const wanted = searchWords(args.query).slice(0, MAX_QUERY_WORDS);
+      if (!wanted.length) return [];
+      const found = [...this.byId.values()].filter((product) =>
+        matches(wanted, searchWords(`${product.name} ${product.category ?? ''}`)));
+      return found.sort((a, b) => a.name.localeCompare(b.name, 'fr')).slice(0, args.limit);
+    }
+    if (op !== 'page') throw new Error(`unknown request ${op}`);
+    const { full, first, last, columns, products, delisted = [], version, pageExtras } = args;
+    if (full && first) this.incoming = new Map();
+    const target = full ? this.incoming : this.byId;
+    for (const product of productsOf(columns, products)) {
+      // A barcode moved to this product leaves its old holder, as on the node.
+      const holder = product.barcode ? this.holderOf(product.barcode) : null;
+      if (!full && holder && holder.id !== product.id) target.set(holder.id, { ...holder, barcode: null });
+      target.set(product.id, product);
+    }
+    for (const id of delisted) target.delete(id);
+    if (last) {
+      if (full) this.byId = this.incoming;
+      this.version = version;
+      if (pageExtras) this.extras = pageExtras;
+      this.onState?.(this.state());
+    }
+    return { size: this.byId.size };
+  }
+
+  state() {
+    const products = [...this.byId.values()];
+    const openPrice = products.filter((product) => product.open_price)
+      .sort((a, b) => a.vat_rate - b.vat_rate || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .slice(0, OPEN_PRICE_CHOICES);
+    const grid = this.extras.grid ? buildGrid(products, this.extras.grid) : null;
+    return { version: this.version, size: this.byId.size, extras: this.extras, grid, openPrice };
+  }
+}
+
+/** The copy in IndexedDB, in catalogue-worker.js: each request answered by its id. */
+export class WorkerCopy {
+  constructor(url = new URL('./catalogue-worker.js', import.meta.url)) {
+    this.worker = new Worker(url, { type: 'module' });
+    this.waiting = new Map(); // request id -> {resolve, reject}
+    this.nextId = 1;
+    this.onState = null;
+    this.onBroken = null;
+    this.worker.onmessage = ({ data }) => this.receive(data);
+    this.worker.onerror = (event) => this.broken(event.message ?? 'the catalogue worker failed');
+  }
+
+  request(op, args) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ id, op, args });
+    });
+  }
+
+  receive(data) {
+    if (data.type === 'state') return this.onState?.(data.state);
+    if (data.type === 'broken') return this.broken(data.error);
+    const waiter = this.waiting.get(data.id);
+    if (!waiter) return;
+    this.waiting.delete(data.id);
+    if ('error' in data) waiter.reject(new Error(data.error));
+    else waiter.resolve(data.result);
+  }
+
+  broken(message) {
+    for (const waiter of this.waiting.values()) waiter.reject(new Error(message));
+    this.waiting.clear();
+    this.onBroken?.(message);
+  }
+}
+
+/** The copy a till page uses: IndexedDB through the worker, or memory where the browser has neither. */
+export function tillCopy() {
+  try {
+    if (typeof Worker === 'function' && typeof indexedDB === 'object' && indexedDB) return new WorkerCopy();
+  } catch (error) {
+    console.warn('no catalogue worker: the offline copy lives in memory', error);
+  }
+  return new MemoryCopy();
+}
+
+export class LocalCatalogue extends EventTarget {
+  /** `copy`: a WorkerCopy or MemoryCopy (tillCopy()); by default (null) one in memory. */
+  constructor(copy = null) {
+    super();
+    copy ??= new MemoryCopy();
+    this.copy = copy;
+    this.version = null; // the copy's catalogue version: {origin: seq}, null for none
+    this.size = 0;
+    this.gridSettings = null; // {categories, favourites, tiles}: null until a first copy
     this.promotions = new Map(); // id -> promotion not ended
     this.embeddedBarcodes = []; // [{prefix, layout, value}]
-    this.builtGrid = null; // the grid, built again after a change
+    this.builtGrid = null; // the grid, as the copy's worker built it
+    this.openPrice = []; // the first open-price products, by VAT rate then name
+    this.call = null; // the node's commands, once a connection is authenticated
+    this.running = null; // the run of catalogue/changes under way
+    this.runAgain = false;
+    // The copy's first state (the saved one): offline answers wait for it, nothing else does.
+    this.loaded = new Promise((resolve) => {
+      copy.onState = (state) => {
+        this.adoptState(state);
+        resolve();
+      };
+      copy.onBroken = () => resolve();
+    });
+    if (copy instanceof MemoryCopy) copy.onState(copy.state());
   }
 
-  get size() {
-    return this.byId.size;
+  /** Tests: products straight into an in-memory copy. */
+  replaceInMemory(products) {
+    this.copy.replace(products);
+    this.adoptState(this.copy.state());
   }
 
-  async loadSaved() {
-    if (!this.store) return;
-    const products = await this.store.loadProducts();
-    if (this.byId.size === 0) this.replaceInMemory(products);
-    const extras = await this.store.loadCatalogueExtras?.().catch(() => null);
-    if (extras && this.gridSettings === null) this.adoptExtras(extras);
+  adoptState({ version, size, extras, grid, openPrice }) {
+    this.version = version ?? null;
+    this.size = size ?? 0;
+    this.adoptExtras(extras ?? {});
+    this.builtGrid = grid ?? null;
+    this.openPrice = openPrice ?? [];
+    this.dispatchEvent(new Event('change'));
   }
 
   /** The promotions running on `day` ("YYYY-MM-DD", inclusive dates), by id: what pricing is given. */
@@ -74,159 +222,141 @@ export class LocalCatalogue extends EventTarget {
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  /** The grid as catalogue/grid gives it, from this copy; null before a first export. */
+  /** The grid as catalogue/grid gives it, from this copy; null before a first copy. */
   grid() {
-    if (this.gridSettings === null) return null;
-    this.builtGrid ??= buildGrid([...this.byId.values()], this.gridSettings);
-    return this.builtGrid;
+    return this.gridSettings === null ? null : this.builtGrid;
+  }
+
+  /** A few open-price products ("Divers", one per VAT rate), for an unknown barcode. */
+  openPriceProducts() {
+    return this.openPrice;
   }
 
   adoptExtras({ grid = null, promotions = [], embedded_barcodes: layouts = [] }) {
-    this.gridSettings = grid ?? { categories: [], favourites: [], tiles: 48 };
-    this.promotions = new Map(promotions.map((promotion) => [promotion.id, promotion]));
+    this.gridSettings = grid ?? null;
+    this.promotions = new Map((promotions ?? []).map((promotion) => [promotion.id, promotion]));
     this.embeddedBarcodes = Array.isArray(layouts) ? layouts : [];
-    this.builtGrid = null;
   }
 
-  extras() {
-    return {
-      grid: this.gridSettings, promotions: [...this.promotions.values()], embedded_barcodes: this.embeddedBarcodes,
-    };
+  // --- offline answers, from the copy (async: IndexedDB, in the worker) ---
+
+  async lookup(barcode) {
+    return this.ask('lookup', { barcode }, null);
   }
 
-  /**
-   * Full refresh from the node just authenticated. The subscription comes
-   * first, so no change falls between the export and the events; changes that
-   * arrive during the export are applied after it.
-   */
-  async sync(call) {
-    const run = ++this.syncRun;
-    this.pendingEvents = [];
-    try {
-      await call('subscribe_events', { event_types: CATALOGUE_EVENTS });
-      const products = [];
-      let after = null;
-      let extras = null;
-      do {
-        const page = await call('catalogue/export', after ? { after, limit: EXPORT_PAGE } : { limit: EXPORT_PAGE });
-        products.push(...page.products);
-        // The first page: grid settings, promotions, barcode layouts (absent from an older node).
-        if (!after) extras = { grid: page.grid, promotions: page.promotions, embedded_barcodes: page.embedded_barcodes };
-        after = page.next;
-      } while (after);
-      if (run !== this.syncRun) return; // a newer connection refreshes it
-      this.replaceInMemory(products);
-      if (extras) this.adoptExtras(extras);
-      const events = this.pendingEvents;
-      this.pendingEvents = null;
-      for (const event of events) this.applyInMemory(event);
-      if (this.store) {
-        await this.store.replaceProducts([...this.byId.values()]);
-        await this.store.saveCatalogueExtras?.(this.extras()).catch(() => {});
-      }
-      this.dispatchEvent(new Event('change'));
-    } finally {
-      if (run === this.syncRun) this.pendingEvents = null;
-    }
-  }
-
-  /** A pushed event (subscribe_events); anything but product events is ignored. */
-  onEvent(event) {
-    if (!event || !CATALOGUE_EVENTS.includes(event.type)) return;
-    if (this.pendingEvents) {
-      this.pendingEvents.push(event);
-      return;
-    }
-    const changed = this.applyInMemory(event);
-    if (PROMOTION_EVENTS.includes(event.type)) {
-      this.store?.saveCatalogueExtras?.(this.extras()).catch(() => {});
-    } else if (this.store) {
-      const saved = event.type === 'product_upserted'
-        ? this.store.putProducts(changed)
-        : this.store.deleteProduct(event.body.id);
-      saved.catch(() => {}); // the memory copy is current; the next sync rewrites the saved one
-    }
-    this.dispatchEvent(new Event('change'));
-  }
-
-  lookup(barcode) {
-    return this.byBarcode.get(barcode) ?? null;
-  }
-
-  find(productId) {
-    return this.byId.get(productId) ?? null;
+  async find(productId) {
+    return this.ask('find', { id: productId }, null);
   }
 
   /** Every query word must start a word of the name or category, as on the node. Sorted by name. */
-  search(query, limit) {
-    const wanted = searchWords(query).slice(0, MAX_QUERY_WORDS);
-    if (!wanted.length) return [];
-    const found = [];
-    for (const [id, words] of this.words) {
-      if (wanted.every((prefix) => words.some((word) => word.startsWith(prefix)))) {
-        found.push(this.byId.get(id));
-      }
-    }
-    found.sort((a, b) => a.name.localeCompare(b.name, 'fr'));
-    return found.slice(0, limit);
+  async search(query, limit) {
+    return this.ask('search', { query, limit }, []);
   }
 
-  // --- internals ---
-
-  replaceInMemory(products) {
-    this.builtGrid = null;
-    this.byId.clear();
-    this.byBarcode.clear();
-    this.words.clear();
-    for (const product of products) this.putInMemory(product);
+  async ask(op, args, otherwise) {
+    await this.loaded;
+    try {
+      return (await this.copy.request(op, args)) ?? otherwise;
+    } catch (error) {
+      console.warn('the catalogue copy did not answer', error);
+      return otherwise;
+    }
   }
 
-  /** Returns the products it changed: this one, and the one whose barcode it took. */
-  putInMemory(saved) {
-    const product = withTileFields(saved);
-    this.builtGrid = null;
-    const changed = [product];
-    const previous = this.byId.get(product.id);
-    if (previous?.barcode && this.byBarcode.get(previous.barcode)?.id === product.id) {
-      this.byBarcode.delete(previous.barcode);
+  // --- keeping the copy current ---
+
+  /**
+   * A connection is authenticated (`call`: its commands): follow the node's
+   * catalogue changes, and ask for those since the copy's version.
+   */
+  async sync(call) {
+    this.call = call;
+    try {
+      await call('catalogue/follow', {});
+    } catch (error) {
+      if (error.code !== 'unknown_command') throw error;
     }
-    this.byId.set(product.id, product);
-    // A barcode moved to this product leaves its old one, as on the node.
-    if (product.barcode) {
-      const holder = this.byBarcode.get(product.barcode);
-      if (holder && holder.id !== product.id) {
-        const moved = { ...holder, barcode: null };
-        this.byId.set(holder.id, moved);
-        changed.push(moved);
-      }
-      this.byBarcode.set(product.barcode, product);
-    }
-    this.words.set(product.id, searchWords(`${product.name} ${product.category ?? ''}`));
-    return changed;
+    await this.requestRun();
   }
 
-  applyInMemory(event) {
-    if (event.type === 'promotion_upserted') {
-      this.promotions.set(event.body.id, event.body);
-      return [];
+  /** A push: `catalogue_changed` (catalogue/follow) asks for the changes again. */
+  onEvent(event) {
+    if (event?.type === 'catalogue_changed') this.requestRun().catch(() => {});
+  }
+
+  /** One run at a time; asked again meanwhile, one more run after it. */
+  requestRun() {
+    if (this.running) {
+      this.runAgain = true;
+      return this.running;
     }
-    if (event.type === 'promotion_ended') {
-      this.promotions.delete(event.body.id);
-      return [];
-    }
-    if (event.type === 'product_upserted') {
-      return this.putInMemory(event.body);
-    }
-    if (event.type === 'product_delisted') {
-      const product = this.byId.get(event.body.id);
-      if (!product) return [];
-      this.byId.delete(product.id);
-      this.builtGrid = null;
-      this.words.delete(product.id);
-      if (product.barcode && this.byBarcode.get(product.barcode)?.id === product.id) {
-        this.byBarcode.delete(product.barcode);
+    this.running = (async () => {
+      try {
+        do {
+          this.runAgain = false;
+          try {
+            await this.runChanges(this.call);
+          } catch (error) {
+            if (!this.runAgain) throw error; // (a run for a lost connection: the new one runs now)
+          }
+        } while (this.runAgain);
+      } finally {
+        this.running = null;
       }
+    })();
+    return this.running;
+  }
+
+  async runChanges(call) {
+    await this.loaded;
+    const since = this.version;
+    let page;
+    try {
+      page = await call('catalogue/changes', { since, upto: null, after: null, limit: PAGE_ROWS });
+    } catch (error) {
+      if (error.code === 'unknown_command') return this.copyExport(call); // an older node
+      throw error;
     }
-    return [];
+    if (page.behind) return; // a node catching up: the copy stays, asked again later
+    const upto = page.version;
+    const extras = extrasOf(page);
+    this.adoptExtras(extras); // online pricing offline at once; the grid follows the products
+    await this.writePages(page.full ? 'full' : 'delta', page, (after) =>
+      call('catalogue/changes', { since, upto, after, limit: PAGE_ROWS }), extras);
+  }
+
+  /** Pages to the copy as they come: the next asked while the copy writes this one. */
+  async writePages(kind, page, nextPage, extras) {
+    const run = `${Date.now()}-${Math.random()}`;
+    let first = true;
+    for (;;) {
+      const last = !page.next;
+      const writing = this.copy.request('page', {
+        run, full: kind === 'full', first, last, columns: page.columns ?? COLUMNS, products: page.products,
+        delisted: page.delisted ?? [], version: page.version ?? null, pageExtras: last ? extras : null,
+      });
+      const next = last ? null : nextPage(page.next);
+      next?.catch(() => {}); // if the write fails first, this answer is not awaited
+      await writing;
+      if (last) return;
+      const answer = await next;
+      // Another node answered mid-run (a failover): one behind, or one that cuts this
+      // version differently, ends the run; the version is saved only with a last page.
+      if (answer.behind || (answer.full !== undefined && answer.full !== (kind === 'full'))) {
+        throw new Error('the catalogue run was cut short by another node: asked again later');
+      }
+      page = { ...answer, version: page.version };
+      first = false;
+    }
+  }
+
+  /** An older node (no catalogue/changes): its whole export, as a full copy with no version. */
+  async copyExport(call) {
+    const ask = (after) => call('catalogue/export', after ? { after, limit: EXPORT_PAGE } : { limit: EXPORT_PAGE })
+      .then((page) => ({ ...page, products: page.products.map((product) => COLUMNS.map((column) => product[column])) }));
+    const page = await ask(null);
+    const extras = extrasOf(page);
+    this.adoptExtras(extras);
+    await this.writePages('full', { ...page, version: null }, ask, extras);
   }
 }

@@ -191,7 +191,7 @@ export class BasketCommands {
       const { args } = command;
       switch (command.type) {
         case 'basket/add':
-          this.addLocally(args);
+          await this.addLocally(args);
           break;
         case 'basket/set_quantity':
           if (!s.findLine(args.line_id)) throw new CommandError('unknown_line');
@@ -236,17 +236,19 @@ export class BasketCommands {
    * or price; past the store's open-price limit a manager is named (no node
    * checks a PIN offline: the manager picked, or the one logged in).
    */
-  addLocally(args) {
+  async addLocally(args) {
     const s = this.session;
     if (s.basket?.lines.some((line) => line.id === args.line_id)) return; // sent again: done already
     let product;
     let embedded = null;
+    // The copy answers from IndexedDB (catalogue.js): the layouts and promotions are in once it has.
+    await s.catalogue.loaded;
     if (args.product_id) {
-      product = s.catalogue.find(args.product_id);
+      product = await s.catalogue.find(args.product_id);
       if (!product) throw new CommandError('unknown_product', 'not in the offline catalogue');
     } else {
       embedded = readEmbedded(args.barcode, s.catalogue.embeddedBarcodes ?? []);
-      product = s.catalogue.lookup(embedded ? embedded.lookup : args.barcode);
+      product = await s.catalogue.lookup(embedded ? embedded.lookup : args.barcode);
       if (!product) throw new CommandError('unknown_barcode', 'not in the offline catalogue');
     }
     const fields = lineFields(product, args.quantity, { embedded, grams: args.grams ?? null, price: args.price ?? null });

@@ -1,12 +1,14 @@
 // What the till keeps in the browser (IndexedDB): the outbox of sales made
 // offline, every sale of the day it completed (the till is the source of
 // truth for its own sales: a node may acknowledge one and die before passing
-// it on), the till's own receipt counter, and a copy of the catalogue.
+// it on) and the till's own receipt counter. The catalogue copy has its own
+// database, written by its worker (catalogue-worker.js); versions 1 and 2
+// kept one here, dropped by version 3.
 // IndexedDB works on a shop's plain-http origin, where service workers and
 // crypto.subtle do not.
 
 const DB_NAME = 'edge-till';
-const DB_VERSION = 2;
+const DB_VERSION = 3;
 
 /** Wraps an IDBRequest in a promise. */
 function done(request) {
@@ -35,13 +37,17 @@ function openDatabase() {
         db.createObjectStore('outbox', { keyPath: 'seq', autoIncrement: true }).createIndex('till', 'till');
         // Small values: the receipt counter of each till ("receipt:<store>/<till>").
         db.createObjectStore('meta', { keyPath: 'key' });
-        db.createObjectStore('products', { keyPath: 'id' });
       }
       if (event.oldVersion < 2) {
         // Every sale of the day, online or offline, by sale id: {id, till, day, receipt_no, offline, sale}.
         const sales = db.createObjectStore('sales', { keyPath: 'id' });
         sales.createIndex('till', 'till');
         sales.createIndex('day', 'day'); // local date "YYYY-MM-DD", to drop older days
+      }
+      if (event.oldVersion >= 1 && event.oldVersion < 3) {
+        // The old catalogue copy (all products in one transaction): catalogue-worker.js keeps it now.
+        if (db.objectStoreNames.contains('products')) db.deleteObjectStore('products');
+        request.transaction.objectStore('meta').delete('catalogue-extras');
       }
     };
     request.onsuccess = () => {
@@ -154,49 +160,7 @@ export class TillStore {
     };
     await committed(transaction);
   }
-
-  // --- the catalogue copy ---
-
-  async loadProducts() {
-    return done(this.db.transaction('products').objectStore('products').getAll());
-  }
-
-  async replaceProducts(products) {
-    const transaction = this.db.transaction('products', 'readwrite');
-    const store = transaction.objectStore('products');
-    store.clear();
-    for (const product of products) store.put(product);
-    await committed(transaction);
-  }
-
-  async putProducts(products) {
-    const transaction = this.db.transaction('products', 'readwrite');
-    const store = transaction.objectStore('products');
-    for (const product of products) store.put(product);
-    await committed(transaction);
-  }
-
-  async deleteProduct(id) {
-    const transaction = this.db.transaction('products', 'readwrite');
-    transaction.objectStore('products').delete(id);
-    await committed(transaction);
-  }
-
-  // --- what the export's first page adds: grid settings, promotions, barcode layouts ---
-
-  async loadCatalogueExtras() {
-    const row = await done(this.db.transaction('meta').objectStore('meta').get(EXTRAS_KEY));
-    return row?.value ?? null;
-  }
-
-  async saveCatalogueExtras(extras) {
-    const transaction = this.db.transaction('meta', 'readwrite');
-    transaction.objectStore('meta').put({ key: EXTRAS_KEY, value: extras });
-    await committed(transaction);
-  }
 }
-
-const EXTRAS_KEY = 'catalogue-extras';
 
 function keptSale(till, sale, day, offline) {
   return { id: sale.id, till, day, receipt_no: sale.receipt_no, offline, sale };

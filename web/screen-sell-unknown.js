@@ -10,14 +10,9 @@ const MAX_OPEN_PRICE_CHOICES = 4;
 export function unknownBarcodeOffer(ui, { searchFor, addProduct }) {
   let barcode = null;
 
-  /** The catalogue's open-price products, from the till's copy (it answers offline too). */
+  /** The catalogue's open-price products, from the till's copy (it answers offline too): kept on the page. */
   function openPriceProducts() {
-    const found = [];
-    for (const product of ui.session.catalogue.byId?.values() ?? []) {
-      if (product.open_price) found.push(product);
-      if (found.length === MAX_OPEN_PRICE_CHOICES) break;
-    }
-    return found.sort((a, b) => a.vat_rate - b.vat_rate || a.name.localeCompare(b.name));
+    return (ui.session.catalogue.openPriceProducts?.() ?? []).slice(0, MAX_OPEN_PRICE_CHOICES);
   }
 
   function panel() {
@@ -70,7 +65,7 @@ export function unknownBarcodeOffer(ui, { searchFor, addProduct }) {
       hide();
       ui.screens.sell.refocusScan();
     } else if (button.dataset.productId) {
-      const product = ui.session.catalogue.find(button.dataset.productId);
+      const product = openPriceProducts().find((choice) => choice.id === button.dataset.productId);
       hide();
       if (product) addProduct(product);
     }

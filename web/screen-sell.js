@@ -53,7 +53,7 @@ export function sellScreen(ui) {
     const productId = error?.data?.product_id;
     if (error?.code === 'unknown_barcode') return; // the offer shows (session event)
     if (!productId || !['weight_required', 'price_required'].includes(error.code)) return;
-    const product = session.catalogue.find(productId) ?? { id: productId, name: productId, price: null };
+    const product = (await session.catalogue.find(productId)) ?? { id: productId, name: productId, price: null };
     if (error.code === 'weight_required') await addWeighed({ ...product, unit: 'kg' });
     else await addOpenPrice({ ...product, open_price: true });
   }

@@ -157,7 +157,18 @@ def touched(db: sqlite3.Connection, since: Version, upto: Version) -> Touched:
                 return Touched(full=True)
             if events > FULL_COPY_EVENTS_MIN and not on_sale.at_least(events):
                 return Touched(full=True)
-    return Touched(full=False, ids=tuple(sorted(ids)))
+    return Touched(full=False, ids=tuple(sorted(ids | sharing_a_barcode(db, ids))))
+
+
+def sharing_a_barcode(db: sqlite3.Connection, ids: set[str]) -> set[str]:
+    """The products declaring a barcode one of `ids` declares: a barcode goes to one of
+    them (catalogue.py's rule), so one taking it or giving it back (delisted) changes the
+    others' rows with no event naming them."""
+    return {product_id for (product_id,) in db.execute(
+        """SELECT id FROM products WHERE declared_barcode IN (
+               SELECT declared_barcode FROM products
+               WHERE id IN (SELECT value FROM json_each(?)) AND declared_barcode IS NOT NULL)""",
+        (orjson.dumps(sorted(ids)).decode(),))}
 
 
 def _key(version: Version) -> tuple[tuple[str, int], ...]:

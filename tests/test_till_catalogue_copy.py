@@ -1,0 +1,232 @@
+"""The browser till's offline copy of the catalogue follows the node by versions (issue 12).
+
+One demo node in this process and one chromium page (Debian's), the till's
+websocket routed through Playwright (page.route_web_socket): the test reads
+every `catalogue/changes` answer the till gets, and cuts the link to make
+the till offline (no node answers) while the node itself, and the page's
+service worker, stay up. Changes are made on the node's journal as head
+office's or the store's import would write them. What is checked: a new till
+gets a full copy; a change on the node reaches the till's copy (an offline
+sale at the new price, a delisted product unknown offline); a till that
+reconnects gets only the changes; the copy is complete after a reload with
+no node; a version too old gets a full copy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from conftest import NodeUnderTest, free_port, node_of
+from headoffice_support import wait_for
+from playwright.async_api import Page, WebSocketRoute, async_playwright, expect
+from test_pricing_vectors import CHROMIUM_ARGS
+from test_till_offline import log_in, pay_cash, scan
+
+from edge.api.catalogue_commands import grid_settings
+from edge.api.server import make_app
+from edge.config import Config
+from edge.selling.catalogue import product_json
+from edge.selling.catalogue_grid import grid
+from edge.selling.catalogue_versions import FULL_COPY_MIN
+from edge.selling.tills import create_pairing_code
+
+BAGUETTE_ID, BAGUETTE = "p0001", "2000001000014"
+ESPRESSO_ID, ESPRESSO = "p0004", "2000004000011"
+CROISSANT_ID = "p0002"
+BACK_ONLINE_MS = 20_000  # the till backs off to 5 s between rounds of nodes
+
+
+@dataclass
+class Link:
+    """The till's websocket to the node, through Playwright: cut at will, answers read."""
+
+    online: bool = True
+    sockets: list[WebSocketRoute] = field(default_factory=list)
+    asked: dict[int, str] = field(default_factory=dict)  # command id -> type, this connection
+    changes: list[dict[str, Any]] = field(default_factory=list)  # catalogue/changes answers
+
+    async def route(self, page_side: WebSocketRoute) -> None:
+        if not self.online:
+            await page_side.close()
+            return
+        node_side = page_side.connect_to_server()
+        self.sockets.append(page_side)
+
+        def from_page(message: str | bytes) -> None:
+            command = json.loads(message)
+            self.asked[command.get("id")] = command.get("type")
+            node_side.send(message)
+
+        def from_node(message: str | bytes) -> None:
+            answer = json.loads(message)
+            asked = self.asked.get(answer.get("id"))
+            if answer.get("type") == "result" and asked == "catalogue/changes":
+                result = answer["result"]
+                self.changes.append({key: result[key] for key in ("full", "behind", "next")}
+                                    | {"products": len(result["products"]),
+                                       "delisted": len(result["delisted"])})
+            page_side.send(message)
+
+        page_side.on_message(from_page)
+        node_side.on_message(from_node)
+
+    async def cut(self) -> None:
+        self.online = False
+        for socket in self.sockets:
+            await socket.close()
+        self.sockets.clear()
+
+    def products_sent(self, since: int) -> int:
+        return sum(answer["products"] for answer in self.changes[since:])
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[NodeUnderTest]:
+    """conftest's demo node, told its port: the page it serves may open its websocket."""
+    port = free_port()
+    config = Config(data_dir=tmp_path / "data", advertise=False, host="127.0.0.1", port=port)
+    server = TestServer(make_app(config), host="127.0.0.1", port=port)
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        yield NodeUnderTest(f"http://127.0.0.1:{port}", config.data_dir, session, server.app)
+    await server.close()
+
+
+def on_sale(node: NodeUnderTest) -> list[dict[str, Any]]:
+    with sqlite3.connect(node.data_dir / "edge.sqlite3") as db:
+        db.row_factory = sqlite3.Row
+        return [product_json(row) for row in db.execute("SELECT * FROM products WHERE active")]
+
+
+async def change_on_node(node: NodeUnderTest, events: list[tuple[str, dict[str, Any]]]) -> None:
+    def append(tx: Any) -> None:
+        for event_type, body in events:
+            tx.append(event_type, body)
+    await node_of(node).journal.write(append)
+
+
+def priced(node: NodeUnderTest, product_id: str, price: int) -> tuple[str, dict[str, Any]]:
+    [product] = [p for p in on_sale(node) if p["id"] == product_id]
+    return ("product_upserted", {**product, "price": price})
+
+
+# A second reader of the till's saved copy (its own worker, the same IndexedDB): how many
+# of `ids` it finds, the price of each barcode asked, and the grid it shows offline.
+READ_SAVED_COPY = """async ({ ids, barcodes }) => {
+  const { LocalCatalogue, WorkerCopy } = await import('/catalogue.js');
+  const saved = new LocalCatalogue(new WorkerCopy());
+  await saved.loaded;
+  const found = await Promise.all(ids.map((id) => saved.find(id)));
+  const prices = {};
+  for (const barcode of barcodes) prices[barcode] = (await saved.lookup(barcode))?.price ?? null;
+  saved.copy.worker.terminate();
+  return { found: found.filter(Boolean).length, size: saved.size, prices, grid: saved.grid() };
+}"""
+
+
+async def read_saved_copy(page: Page, ids: list[str], barcodes: list[str]) -> dict[str, Any]:
+    return await page.evaluate(READ_SAVED_COPY, {"ids": ids, "barcodes": barcodes})
+
+
+async def node_grid(node: NodeUnderTest) -> dict[str, Any]:
+    """What `catalogue/grid` answers, the grid a till shows online."""
+    running = node_of(node)
+    return await grid(running.journal, grid_settings(running.config))
+
+
+def euros(cents: int) -> re.Pattern[str]:
+    return re.compile(rf"{cents // 100},{cents % 100:02d}\s€")
+
+
+async def test_the_tills_copy_follows_the_node_by_versions(node: NodeUnderTest) -> None:
+    link = Link()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                                   args=CHROMIUM_ARGS)
+        page = await browser.new_page(locale="fr-FR")
+        await page.route_web_socket(re.compile(r".*/api/ws$"), link.route)
+        status = page.locator("#status")
+        code = create_pairing_code(node.data_dir / "edge.sqlite3")
+        await page.goto(f"{node.url}/#pair={code}")
+        await log_in(page)
+
+        # A new till: a full copy, every product on sale.
+        products = on_sale(node)
+        await expect(status).to_have_attribute("data-catalogue", str(len(products)))
+        assert link.changes and all(answer["full"] for answer in link.changes)
+        assert link.products_sent(0) == len(products)
+
+        # On the node: the baguette dearer, the espresso delisted. The till is told, and asks
+        # for the changes: those two only.
+        version = await status.get_attribute("data-catalogue-version")
+        before = len(link.changes)
+        await change_on_node(node, [priced(node, BAGUETTE_ID, 135),
+                                    ("product_delisted", {"id": ESPRESSO_ID})])
+        await expect(status).not_to_have_attribute("data-catalogue-version", version or "")
+        await expect(status).to_have_attribute("data-catalogue", str(len(products) - 1))
+        assert link.changes[before:] == [
+            {"full": False, "behind": False, "next": None, "products": 1, "delisted": 1}]
+
+        # Offline: the espresso is unknown, the baguette sells at its new price.
+        await link.cut()
+        await expect(status).to_have_attribute("data-state", "offline")
+        await scan(page, ESPRESSO)
+        await expect(page.locator("#error")).to_contain_text(ESPRESSO)
+        await scan(page, BAGUETTE)
+        await expect(page.locator(".basket-line")).to_have_count(1)
+        await expect(page.locator("#total")).to_have_text(euros(135))
+        await pay_cash(page, "2")
+        await page.click("#new-sale")
+
+        # The croissant's price changes while the till is away: back, it gets that change only.
+        await change_on_node(node, [priced(node, CROISSANT_ID, 125)])
+        before = len(link.changes)
+        link.online = True
+        await expect(status).to_have_attribute("data-state", "online", timeout=BACK_ONLINE_MS)
+        await wait_for(lambda: len(link.changes) > before, what="the changes since its version")
+        assert link.changes[before:] == [
+            {"full": False, "behind": False, "next": None, "products": 1, "delisted": 0}]
+        await expect(status).to_have_attribute("data-waiting-sales", "0")
+
+        # Reloaded with no node answering: the saved copy is whole, at the latest prices,
+        # and the cashier still signed in sells from it at once.
+        await link.cut()
+        await page.reload()
+        await expect(page.locator("#screen-sell")).to_be_visible()
+        await expect(status).to_have_attribute("data-state", "offline")
+        on_sale_now = on_sale(node)
+        saved = await read_saved_copy(page, [p["id"] for p in on_sale_now],
+                                      [BAGUETTE, ESPRESSO])
+        assert saved.pop("grid") == await node_grid(node)
+        assert saved == {"found": len(on_sale_now), "size": len(on_sale_now),
+                         "prices": {BAGUETTE: 135, ESPRESSO: None}}
+        await page.locator("#search").click()
+        await page.keyboard.type("crois beur")
+        await page.locator(".search-result").first.click()
+        await expect(page.locator("#total")).to_have_text(euros(125))
+
+        # Away through more changes than FULL_COPY_MIN: back, a full copy, not the changes.
+        many = FULL_COPY_MIN + 100
+        await change_on_node(node, [("product_upserted", {
+            "id": f"L-{n:05d}", "barcode": None, "name": f"Produit local {n}", "price": 100 + n,
+            "vat_rate": 550, "category": "Local"}) for n in range(many)])
+        before = len(link.changes)
+        link.online = True
+        await expect(status).to_have_attribute("data-state", "online", timeout=BACK_ONLINE_MS)
+        await expect(status).to_have_attribute("data-catalogue", str(len(on_sale_now) + many))
+        assert link.changes[before]["full"] is True
+        assert link.products_sent(before) == len(on_sale_now) + many
+        saved = await read_saved_copy(page, ["L-00000", ESPRESSO_ID], [BAGUETTE])
+        # The grid from a bounded read of the copy (a category of 1,100: its first tiles).
+        assert saved.pop("grid") == await node_grid(node)
+        assert saved == {"found": 1, "size": len(on_sale_now) + many, "prices": {BAGUETTE: 135}}
+        await browser.close()
