@@ -619,7 +619,7 @@ def _folder() -> Iterator[Path]:
 
 # About 4 s. No shrinking: each example opens three journals, and a failure
 # already names the table that differs and shows the history that did it.
-@settings(max_examples=30, deadline=None, phases=[Phase.generate],
+@settings(max_examples=20, deadline=None, phases=[Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_every_node_projects_the_same_tables_whatever_the_order_of_arrival(
