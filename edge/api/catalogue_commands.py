@@ -103,5 +103,15 @@ class _Follower:
 
 @command("catalogue/follow", NoArgs, access="till")
 async def catalogue_follow(conn: Connection, args: NoArgs) -> None:
-    """Stopped by `unsubscribe_events` with this command's id, or when the till goes."""
+    """Stopped by `unsubscribe_events` with this command's id, or when the till goes.
+
+    One follower per connection: asked again, the new one replaces the one
+    before (and whatever held this id), so a till repeating itself, or a
+    hostile one, never leaves a listener behind nor piles them up.
+    """
+    for subscription, stop in list(conn.subscriptions.items()):
+        if subscription == conn.current_id or isinstance(getattr(stop, "__self__", None),
+                                                         _Follower):
+            del conn.subscriptions[subscription]
+            stop()
     conn.subscriptions[conn.current_id] = _Follower(conn, conn.current_id).stop

@@ -2,8 +2,9 @@
 
 Head office's catalogue may hold a million products. The CSV is read as a
 stream (never whole), each row checked by the node's rules
-(`product_from_row`, head office's columns), and the good rows written to a
-scratch SQLite file in the system's temporary folder (`$TMPDIR`). Ids and
+(`product_from_row`, head office's columns), and the good rows written to
+SQLite's own temporary database (in `$SQLITE_TMPDIR` or `$TMPDIR`; its file
+unlinked as it is opened, so a process killed mid-import leaves none). Ids and
 barcodes that appear twice are found there, by index, not in sets held in
 memory. One bad row and nothing is imported: `CatalogueError` names the
 bad lines in line order, the first MAX_PROBLEMS of them, then how many more.
@@ -14,11 +15,9 @@ Synchronous (file and SQLite work): callers run it in a thread.
 from __future__ import annotations
 
 import csv
-import os
 import sqlite3
-import tempfile
+from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, TextIO
 
 from edge.selling.catalogue_import import PRODUCT_COLUMNS, CatalogueError, product_from_row
@@ -30,11 +29,12 @@ STAGED_COLUMNS = ("line", "id", "barcode", "name", "price", "vat_rate", "categor
 
 
 class StagedCatalogue:
-    """The checked rows of one CSV, in a scratch SQLite file removed by `close`."""
+    """The checked rows of one CSV, in a temporary SQLite database gone at `close`."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    def __init__(self) -> None:
+        # "": SQLite's private temporary database, in memory until its cache fills,
+        # then in a file it unlinks at once (nothing left behind by a kill -9).
+        self.db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode = OFF")  # scratch: nothing to recover
         self.db.execute("PRAGMA synchronous = OFF")
         self.rows = 0
@@ -53,14 +53,11 @@ class StagedCatalogue:
 
     def close(self) -> None:
         self.db.close()
-        self.path.unlink(missing_ok=True)
 
 
 def stage_catalogue(stream: TextIO) -> StagedCatalogue:
     """Check the CSV in `stream` whole; its rows staged, or CatalogueError and nothing kept."""
-    descriptor, name = tempfile.mkstemp(prefix="edge-catalogue-", suffix=".sqlite3")
-    os.close(descriptor)
-    staged = StagedCatalogue(Path(name))
+    staged = StagedCatalogue()
     try:
         _stage(stream, staged)
     except BaseException:
@@ -84,6 +81,12 @@ def _stage(stream: TextIO, staged: StagedCatalogue) -> None:
                    if column not in (reader.fieldnames or [])]
         if missing:
             raise CatalogueError([f"line 1: missing column(s) {', '.join(missing)}"])
+        # A column named twice (a supplier's price and the shop's): DictReader would
+        # take the last one silently.
+        counted = Counter(reader.fieldnames or [])
+        twice = sorted(name for name, count in counted.items() if count > 1)[:MAX_PROBLEMS]
+        if twice:
+            raise CatalogueError([f"line 1: column {name} appears twice" for name in twice])
         db.execute("BEGIN")
         for row in reader:
             try:

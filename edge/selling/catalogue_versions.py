@@ -115,6 +115,15 @@ def is_behind(held: Version, version: Version) -> bool:
     return any(seq > held.get(origin, 0) for origin, seq in version.items())
 
 
+def ahead_only_on_retired(db: sqlite3.Connection, held: Version, version: Version) -> bool:
+    """`version` is ahead of this node only on origins its lineage retired: a data folder
+    restored from a backup, whose old origin's events after the backup may be gone for
+    good (a one-node store: no peer holds them). Waiting for them could last for ever."""
+    return all(db.execute("SELECT 1 FROM retired_origins WHERE origin = ?", (origin,))
+               .fetchone() is not None
+               for origin, seq in version.items() if seq > held.get(origin, 0))
+
+
 class OnSale:
     """How many products are on sale, counted only as far as a question needs.
 
@@ -242,13 +251,18 @@ def delta_page(db: sqlite3.Connection, ids: tuple[str, ...], after: str | None,
 def changes(db: sqlite3.Connection, request: Request, cache: TouchedCache) -> dict[str, Any]:
     """One page of `catalogue/changes`, in one read snapshot (the caller's)."""
     held = held_seqs(db)
+    since = request.since
+    if since is not None and is_behind(held, since) and ahead_only_on_retired(db, held, since):
+        # A restored node: `behind` might never end, the till's copy frozen. A full copy
+        # (on every page of the run: the same `since` gives the same answer).
+        since = None
     version = request.upto if request.upto is not None else catalogue_version(db, held)
-    if is_behind(held, request.since or {}) or is_behind(held, version):
-        return answer(request.since or {}, full=False, behind=True)
-    if request.since is None:
+    if is_behind(held, since or {}) or is_behind(held, version):
+        return answer(since or {}, full=False, behind=True)
+    if since is None:
         full = True
     else:
-        found = cache.get(db, request.since, version)
+        found = cache.get(db, since, version)
         full = found.full
     if full:
         products, next_id = full_page(db, request.after, request.limit)
