@@ -117,3 +117,5 @@ def error_message(
 
 def event_message(subscription_id: int, event: Any) -> dict[str, Any]:
     return {"id": subscription_id, "type": "event", "event": event}
+# A till holds at most MAX_SUBSCRIPTIONS pushes at once (edge/api/websocket_api.py).
+TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"

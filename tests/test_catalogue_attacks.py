@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import NodeUnderTest, node_of
+from conftest import CommandFailed, NodeUnderTest, node_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -300,6 +300,36 @@ async def test_a_till_asking_to_follow_again_and_again_holds_one_follower(
             break
         await asyncio.sleep(0.05)
     assert len(journal._listeners) == listening, "followers left listening after the till went"
+
+
+async def test_subscriptions_are_replaced_by_their_id_and_bounded_per_till(
+    node: NodeUnderTest
+) -> None:
+    """subscribe_events and printer/subscribe as catalogue/follow: a resend of one id
+    stops what it held; past MAX_SUBSCRIPTIONS a till is refused, nothing left listening."""
+    from edge.api.websocket_api import MAX_SUBSCRIPTIONS
+
+    journal = node_of(node).journal
+    listening = len(journal._listeners)
+    async with node.till(cashier=None) as till:
+        authenticated = len(journal._listeners)
+        for _ in range(20):  # the same id, again and again
+            await till.ws.send_json({"id": 900, "type": "subscribe_events"})
+            assert (await till.receive_result())["success"]
+        assert len(journal._listeners) == authenticated + 1
+        for _ in range(MAX_SUBSCRIPTIONS - 1):
+            await till.call("subscribe_events", event_types=["product_upserted"])
+        with pytest.raises(CommandFailed) as refused:
+            await till.call("printer/subscribe")
+        assert refused.value.code == "too_many_subscriptions"
+        assert len(journal._listeners) == authenticated + MAX_SUBSCRIPTIONS
+        await till.call("unsubscribe_events", subscription=900)
+        await till.call("printer/subscribe")
+    for _ in range(100):
+        if len(journal._listeners) == listening:
+            break
+        await asyncio.sleep(0.05)
+    assert len(journal._listeners) == listening
 
 
 # --- the reader's work per page ----------------------------------------------------------------

@@ -110,8 +110,7 @@ async def catalogue_follow(conn: Connection, args: NoArgs) -> None:
     hostile one, never leaves a listener behind nor piles them up.
     """
     for subscription, stop in list(conn.subscriptions.items()):
-        if subscription == conn.current_id or isinstance(getattr(stop, "__self__", None),
-                                                         _Follower):
+        if isinstance(getattr(stop, "__self__", None), _Follower):
             del conn.subscriptions[subscription]
             stop()
-    conn.subscriptions[conn.current_id] = _Follower(conn, conn.current_id).stop
+    conn.subscribe(_Follower(conn, conn.current_id).stop)

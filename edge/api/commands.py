@@ -325,7 +325,7 @@ async def subscribe_events(conn: Connection, args: SubscribeArgs) -> None:
                     "time": event.time, "body": event.body,
                 }))
 
-    conn.subscriptions[subscription] = conn.node.journal.add_listener(push)
+    conn.subscribe(conn.node.journal.add_listener(push))
 
 
 @dataclass(frozen=True)

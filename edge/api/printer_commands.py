@@ -79,7 +79,7 @@ async def printer_subscribe(conn: Connection, args: NoArgs) -> dict[str, Any]:
         stop_status()
         stop_drawers()
 
-    conn.subscriptions[subscription] = unsubscribe
+    conn.subscribe(unsubscribe)
     return await _printers(conn)
 
 

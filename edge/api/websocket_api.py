@@ -47,6 +47,8 @@ MAX_ECHO = 64
 # never authenticate would otherwise hold the node's connections for good
 # (they are "being served", so never evicted as idle).
 AUTH_WITHIN = 5.0  # seconds
+# Pushes one till follows at once (events, catalogue, printers): a handful in use.
+MAX_SUBSCRIPTIONS = 16
 CLOSE_NO_AUTH = 4003
 Access = Literal["anyone", "till", "cashier"]
 Handler = Callable[["Connection", Any], Awaitable[Any]]
@@ -170,6 +172,23 @@ class Connection:
         self._abort = abort  # cuts the socket (its transport's abort)
         self._on_authenticated = on_authenticated
         self._closing: asyncio.Task[None] | None = None
+
+    def subscribe(self, stop: Callable[[], None]) -> None:
+        """Keep `stop` under this command's id until unsubscribed or the till goes.
+
+        A resend of the same id replaces (and stops) what it held: nothing is left
+        listening for a connection that is gone. Bounded: a till that keeps asking
+        without unsubscribing is refused, with its listener stopped.
+        """
+        older = self.subscriptions.pop(self.current_id, None)
+        if older is not None:
+            older()
+        if len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
+            stop()
+            raise EdgeError(messages.TOO_MANY_SUBSCRIPTIONS,
+                            f"a till follows at most {MAX_SUBSCRIPTIONS} subscriptions at once: "
+                            "unsubscribe_events first")
+        self.subscriptions[self.current_id] = stop
 
     @property
     def who(self) -> str:
