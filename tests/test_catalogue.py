@@ -1,11 +1,28 @@
-"""Catalogue CSV: validated as a whole, bad rows reported by line number."""
+"""Catalogue CSV: validated as a whole, bad rows reported by line number; search and lookup."""
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
+import pytest
+from signing_support import identity
+
+from edge.api import commands  # noqa: F401  (registers every projection)
+from edge.journal.store import Journal
+from edge.messages import EdgeError
+from edge.selling import catalogue
 from edge.selling.barcodes import gtin_check_digit, is_valid_gtin
-from edge.selling.catalogue import DEMO_CATALOGUE, CatalogueError, fts_query, parse_catalogue_csv
+from edge.selling.catalogue import (
+    DEMO_CATALOGUE,
+    CatalogueError,
+    fts_query,
+    import_products,
+    lookup,
+    parse_catalogue_csv,
+    search,
+)
 
 HEADER = "id,barcode,name,price,vat_rate,category\n"
 
@@ -71,3 +88,58 @@ def test_search_queries_are_accent_free_word_prefixes() -> None:
     assert fts_query("Éclair  CAFÉ") == '"eclair"* "cafe"*'
     assert fts_query('pain" OR 1=1 --') == '"pain"* "or"* "1"* "1"*'
     assert fts_query("  -- ") is None
+
+
+# Search, lookup and loading at scale (issue 12): bounded work, the same answers
+
+@pytest.fixture
+async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
+    journal = Journal(tmp_path / "store.sqlite3", origin="node-a", trust=identity("node-a"))
+    await journal.open()
+    yield journal
+    await journal.close()
+
+
+def _product(number: int, name: str, category: str = "Divers") -> dict[str, Any]:
+    body = f"300000{number:06d}"
+    return {"id": f"p{number}", "barcode": body + str(gtin_check_digit(body)), "name": name,
+            "price": 100 + number, "vat_rate": 550, "category": category}
+
+
+async def test_search_puts_names_starting_with_the_first_word_first_then_by_name(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalogue, "IMPORT_BATCH", 2)  # loaded a few per transaction
+    names = ["Tarte aux pommes", "Pomme golden", "Compote de pommes", "Pomme Pink Lady",
+             "Éclair au café", "Café moulu", "Pommeau de Normandie"]
+    loaded = await import_products(journal, (_product(n, name) for n, name in
+                                             enumerate(names, start=1)))
+    assert loaded == len(names)
+    found = [p["name"] for p in await search(journal, "POMM", 20)]
+    assert found == ["Pomme golden", "Pomme Pink Lady", "Pommeau de Normandie",
+                     "Compote de pommes", "Tarte aux pommes"]
+    assert [p["name"] for p in await search(journal, "pom pin", 20)] == ["Pomme Pink Lady"]
+    assert [p["name"] for p in await search(journal, "cafe", 20)] == [
+        "Café moulu", "Éclair au café"]
+    assert [p["name"] for p in await search(journal, "pomm", 2)] == [
+        "Pomme golden", "Pomme Pink Lady"]
+    assert [p["name"] for p in await search(journal, "pomm", 4)][3] == "Compote de pommes"
+    assert await search(journal, " -- ", 20) == []
+    # A price change leaves the product found; a new name is found, the old one not.
+    changed = _product(2, "Poire williams") | {"price": 999}
+    await import_products(journal, [_product(1, "Tarte aux pommes") | {"price": 5}, changed])
+    assert "Tarte aux pommes" in [p["name"] for p in await search(journal, "tart", 20)]
+    assert [p["name"] for p in await search(journal, "poire", 20)] == ["Poire williams"]
+    assert "Pomme golden" not in [p["name"] for p in await search(journal, "pomme", 20)]
+
+
+async def test_lookup_answers_the_latest_committed_listing(journal: Journal) -> None:
+    product = _product(1, "Baguette")
+    await import_products(journal, [product])
+    assert (await lookup(journal, product["barcode"]))["price"] == 101
+    await import_products(journal, [product | {"price": 130}])
+    assert (await lookup(journal, product["barcode"]))["price"] == 130
+    await journal.write(lambda tx: tx.append("product_delisted", {"id": "p1"}))
+    with pytest.raises(EdgeError) as gone:
+        await lookup(journal, product["barcode"])
+    assert gone.value.code == "unknown_barcode"

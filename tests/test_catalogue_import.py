@@ -22,6 +22,7 @@ from signing_support import identity
 
 from edge.api import commands  # noqa: F401  (registers every projection)
 from edge.journal.store import Journal
+from edge.selling import catalogue_admin
 from edge.selling.catalogue import DEMO_CATALOGUE
 from edge.selling.catalogue_admin import import_texts
 from edge.selling.catalogue_import import (
@@ -357,3 +358,51 @@ async def test_the_store_it_page_form_imports_all_or_nothing(tmp_path: Path) -> 
         assert "L-eau,3760999000012," in exported.stdout
     finally:
         node.stop()
+
+
+# A large file: read and written a batch at a time (issue 12)
+
+async def test_a_file_larger_than_a_batch_is_imported_whole_or_not_at_all(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalogue_admin, "IMPORT_BATCH", 2)
+    # L-eau's barcode moves to L-eau-bis, named before it in the file (another batch).
+    moved = GOOD.replace("L-eau,3760999000012", "L-eau,").replace(
+        "L-baguette,", "L-eau-bis,3760999000012,Eau bis,90,550,Boissons,,,,,\nL-baguette,", 1)
+    await import_texts(journal, GOOD, None)
+    held = await _count(journal)
+    # A bad line in the last batch, a repeat across batches: nothing written.
+    with pytest.raises(CatalogueError) as bad:
+        await import_texts(journal, moved + "L-baguette,,Encore,1,550,,,,,,\n"
+                           "L-z,,Z,-1,550,,,,,,\n", None)
+    assert bad.value.problems == ["line 8: id L-baguette appears twice",
+                                  "line 9: price -1 must be positive"]
+    assert await _count(journal) == held
+    summary = await import_texts(journal, moved, None)
+    assert (summary.added, summary.changed, summary.unchanged) == (1, 1, 4)
+    owner = await journal.read_one("SELECT id FROM products WHERE barcode = '3760999000012'")
+    assert owner["id"] == "L-eau-bis"
+
+
+async def test_an_import_cut_short_keeps_whole_batches_and_finishes_when_run_again(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalogue_admin, "IMPORT_BATCH", 2)
+    writes = 0
+    real_import_into = catalogue_admin.import_into
+
+    def crash_on_the_second_batch(tx, products, promotions, in_file=None, write=True):  # type: ignore[no-untyped-def]
+        nonlocal writes
+        writes += write
+        if write and writes == 2:
+            raise RuntimeError("power cut")
+        return real_import_into(tx, products, promotions, in_file, write)
+
+    monkeypatch.setattr(catalogue_admin, "import_into", crash_on_the_second_batch)
+    with pytest.raises(RuntimeError):
+        await import_texts(journal, GOOD, None)
+    ids = [row["id"] for row in await journal.read_all("SELECT id FROM products ORDER BY id")]
+    assert ids == ["L-baguette", "L-croissant"]  # the first batch, whole
+    summary = await import_texts(journal, GOOD, None)
+    assert (summary.added, summary.unchanged) == (3, 2)
+    assert (await journal.read_one("SELECT COUNT(*) FROM products WHERE active"))[0] == 5

@@ -597,6 +597,19 @@ MIGRATIONS: list[str] = [
     CREATE INDEX events_catalogue ON events (origin, seq)
         WHERE type IN ('product_upserted', 'product_delisted');
     """,
+    # 29 (issue 12, a million products, edge/selling/catalogue.py): a product's search
+    # entry is rewritten only when its name or category changes; before, any update of
+    # it (its price, whether it is on sale, its barcode) deleted and re-added the entry.
+    """
+    DROP TRIGGER products_au;
+    CREATE TRIGGER products_au AFTER UPDATE OF name, category ON products
+    WHEN old.name IS NOT new.name OR old.category IS NOT new.category BEGIN
+        INSERT INTO products_fts (products_fts, rowid, name, category)
+        VALUES ('delete', old.rowid, old.name, old.category);
+        INSERT INTO products_fts (rowid, name, category)
+        VALUES (new.rowid, new.name, new.category);
+    END;
+    """,
 ]
 
 

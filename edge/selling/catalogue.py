@@ -6,6 +6,7 @@ Catalogue events come from head office, or from a CSV loaded by store IT
 
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
 import unicodedata
@@ -84,73 +85,95 @@ def _settle_barcodes(db: sqlite3.Connection, barcodes: set[str | None]) -> None:
 
     The products on sale first, then the one listed latest: a barcode moved
     to another product leaves the old one, whatever order their events
-    arrive in.
+    arrive in. Read first, written only when its holder changes (most
+    events change no barcode: two index reads, no write).
     """
     for barcode in barcodes - {None}:
-        db.execute("UPDATE products SET barcode = NULL WHERE barcode = ?", (barcode,))
-        db.execute(
-            """UPDATE products SET barcode = ? WHERE id = (
-                SELECT id FROM products WHERE declared_barcode = ?
-                ORDER BY active DESC, listed_time DESC, listed_hash DESC LIMIT 1)""",
-            (barcode, barcode),
-        )
-
-
-def _named_barcode(db: sqlite3.Connection, product_id: str) -> str | None:
-    row = db.execute("SELECT declared_barcode FROM products WHERE id = ?",
-                     (product_id,)).fetchone()
-    return row[0] if row else None
+        winner = db.execute(
+            """SELECT id FROM products WHERE declared_barcode = ?
+                ORDER BY active DESC, listed_time DESC, listed_hash DESC LIMIT 1""",
+            (barcode,)).fetchone()
+        holder = db.execute("SELECT id FROM products WHERE barcode = ?", (barcode,)).fetchone()
+        if winner == holder:
+            continue
+        if holder is not None:
+            db.execute("UPDATE products SET barcode = NULL WHERE id = ?", (holder[0],))
+        if winner is not None:
+            db.execute("UPDATE products SET barcode = ? WHERE id = ?", (barcode, winner[0]))
 
 
 # On sale: listed after it was last delisted ('' when never: every time is later).
 ACTIVE = "(listed_time, listed_hash) > (delisted_time, delisted_hash)"
+
+# What an event needs of the product it names: one read by id.
+STANDING = ("SELECT declared_barcode, listed_time, listed_hash, delisted_time, delisted_hash "
+            "FROM products WHERE id = ?")
 
 
 # Head office's catalogue, and a node loading a CSV: the only types head office writes.
 CATALOGUE_WRITERS = ("node", "headoffice")
 
 
+def _listing(product: dict[str, Any], event: Event) -> tuple[Any, ...]:
+    tile = {key: product.get(key, default) for key, default in TILE_DEFAULTS.items()}
+    return (product.get("barcode"), product["name"], product["price"], product["vat_rate"],
+            product.get("category", ""), tile["unit"], tile["colour"], tile["image"],
+            tile["favourite"], int(tile["open_price"]), event.origin, event.time, event.hash)
+
+
 @event_type("product_upserted", schema=ProductUpserted, merge=CATALOGUE_MERGE,
             written_by=CATALOGUE_WRITERS)
 def _product_upserted(db: sqlite3.Connection, event: Event) -> None:
+    # One read of what is held, then one write: the row whole if it is new
+    # here, its listing if this one is later, nothing if a later listing is
+    # already here (its details, whether it is on sale and its barcode's
+    # holder are then unchanged). Python compares (time, hash) as SQLite
+    # does: code point order is UTF-8 byte order.
     product = event.body
-    named = _named_barcode(db, product["id"])
-    # Made bare first if this is its first event here, then filled in unless
-    # a later listing of it is already here.
-    db.execute(
-        "INSERT OR IGNORE INTO products (id, name, price, vat_rate, active) "
-        "VALUES (?, '', 0, 0, 0)", (product["id"],))
-    tile = {key: product.get(key, default) for key, default in TILE_DEFAULTS.items()}
+    held = db.execute(STANDING, (product["id"],)).fetchone()
+    barcode = product.get("barcode")
+    if held is None:
+        # New here, so on sale; it takes its barcode unless a product holds it
+        # (then no product that names it lacks it: the settling decides).
+        db.execute(
+            """INSERT INTO products (id, declared_barcode, name, price, vat_rate, category,
+                unit, colour, image, favourite, open_price, listed_origin, listed_time,
+                listed_hash, active, barcode)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1,
+                (SELECT ?2 WHERE NOT EXISTS (SELECT 1 FROM products WHERE barcode = ?2)))""",
+            (product["id"], *_listing(product, event)))
+        if barcode is not None:
+            _settle_barcodes(db, {barcode})
+        return
+    if (held[1], held[2]) >= (event.time, event.hash):
+        return
+    active = int((event.time, event.hash) > (held[3], held[4]))
     db.execute(
         """UPDATE products SET declared_barcode = ?, name = ?, price = ?, vat_rate = ?,
             category = ?, unit = ?, colour = ?, image = ?, favourite = ?, open_price = ?,
-            listed_origin = ?, listed_time = ?, listed_hash = ? WHERE id = ?
-            AND (listed_time, listed_hash) < (?, ?)""",
-        (product.get("barcode"), product["name"], product["price"], product["vat_rate"],
-         product.get("category", ""), tile["unit"], tile["colour"], tile["image"],
-         tile["favourite"], int(tile["open_price"]), event.origin, event.time, event.hash,
-         product["id"], event.time, event.hash),
-    )
-    db.execute(f"UPDATE products SET active = {ACTIVE} WHERE id = ?", (product["id"],))
-    _settle_barcodes(db, {named, product.get("barcode")})
+            listed_origin = ?, listed_time = ?, listed_hash = ?, active = ? WHERE id = ?""",
+        (*_listing(product, event), active, product["id"]))
+    _settle_barcodes(db, {held[0], barcode})
 
 
 @event_type("product_delisted", schema=ProductDelisted, merge=CATALOGUE_MERGE,
             written_by=CATALOGUE_WRITERS)
 def _product_delisted(db: sqlite3.Connection, event: Event) -> None:
     product_id = event.body["id"]
-    # Delisted before its listing arrived: the row remembers it, so that the
-    # older listing, arriving later, does not put the product on sale.
-    db.execute(
-        "INSERT OR IGNORE INTO products (id, name, price, vat_rate, active) "
-        "VALUES (?, '', 0, 0, 0)", (product_id,))
-    db.execute(
-        """UPDATE products SET delisted_time = ?, delisted_hash = ? WHERE id = ?
-            AND (delisted_time, delisted_hash) < (?, ?)""",
-        (event.time, event.hash, product_id, event.time, event.hash),
-    )
-    db.execute(f"UPDATE products SET active = {ACTIVE} WHERE id = ?", (product_id,))
-    _settle_barcodes(db, {_named_barcode(db, product_id)})
+    held = db.execute(STANDING, (product_id,)).fetchone()
+    if held is None:
+        # Delisted before its listing arrived: the row remembers it, so that the
+        # older listing, arriving later, does not put the product on sale.
+        db.execute(
+            "INSERT INTO products (id, name, price, vat_rate, active, delisted_time, "
+            "delisted_hash) VALUES (?, '', 0, 0, 0, ?, ?)", (product_id, event.time, event.hash))
+        return
+    if (held[3], held[4]) >= (event.time, event.hash):
+        return
+    active = int((held[1], held[2]) > (event.time, event.hash))
+    db.execute("UPDATE products SET delisted_time = ?, delisted_hash = ?, active = ? "
+               "WHERE id = ?", (event.time, event.hash, active, product_id))
+    _settle_barcodes(db, {held[0]})
 
 
 def find_product(
@@ -190,41 +213,76 @@ async def export(journal: Journal, after: str | None, limit: int) -> list[dict[s
     return [product_json(row) for row in rows]
 
 
-def fts_query(text: str) -> str | None:
-    """Every word of `text` as a prefix, accents and punctuation dropped."""
+def search_words(text: str) -> list[str]:
+    """The words of `text` a search matches as prefixes: accents and punctuation dropped."""
     plain = unicodedata.normalize("NFKD", text)
     plain = "".join(char for char in plain if not unicodedata.combining(char))
-    words = re.findall(r"\w+", plain.lower())
-    return " ".join(f'"{word}"*' for word in words[:8]) or None
+    return re.findall(r"\w+", plain.lower())[:8]
 
 
-# Ranking only a bounded set of candidates keeps a one-letter query cheap
-# on a large catalogue.
-SEARCH_CANDIDATES = 200
+def fts_query(text: str) -> str | None:
+    """Every word of `text` as a prefix, accents and punctuation dropped."""
+    return " ".join(f'"{word}"*' for word in search_words(text)) or None
+
+
+# Each kind of match reads the first matches the index gives until `limit` are on
+# sale, SEARCH_SLACK more at most (delisted ones are skipped), and sorts only those:
+# a one-letter query on a million products costs what a rare word does. No relevance
+# score: FTS5's bm25 counts every match of every word first.
+SEARCH_SLACK = 20
+SEARCH_ORDER = ("products whose name starts with the first word first, then the others "
+                "matching every word; each group the first the index finds, shown by name "
+                "(ASCII letters' case ignored)")
 
 
 async def search(journal: Journal, text: str, limit: int) -> list[dict[str, Any]]:
-    query = fts_query(text)
-    if query is None:
+    """Products on sale matching every word of `text` as a prefix (SEARCH_ORDER)."""
+    words = search_words(text)
+    if not words:
         return []
+    rest = [f'"{word}"*' for word in words[1:]]
+    found = await _matching(journal, " ".join([f'name : ^"{words[0]}"*', *rest]), limit)
+    if len(found) < limit:  # too few start with it: those with the word further on
+        held = {product["id"] for product in found}
+        found += [product for product in await _matching(
+            journal, " ".join([f'"{words[0]}"*', *rest]), limit + len(found))
+            if product["id"] not in held][:limit - len(found)]
+    return found
+
+
+async def _matching(journal: Journal, query: str, limit: int) -> list[dict[str, Any]]:
     rows = await journal.read_all(
         f"""SELECT {PRODUCT_COLUMNS} FROM (
-                SELECT rowid, rank FROM products_fts WHERE products_fts MATCH ?
-                LIMIT {SEARCH_CANDIDATES}
-            ) AS hits JOIN products ON products.rowid = hits.rowid
-            WHERE products.active ORDER BY hits.rank, products.name LIMIT ?""",
-        (query, limit),
+                SELECT products.* FROM (
+                    SELECT rowid FROM products_fts WHERE products_fts MATCH ? LIMIT ?
+                ) AS hits JOIN products ON products.rowid = hits.rowid
+                WHERE products.active LIMIT ?
+            ) ORDER BY name COLLATE NOCASE, name""",
+        (query, limit + SEARCH_SLACK, limit),
     )
     return [product_json(row) for row in rows]
 
 
+# Products per transaction when loading a catalogue: bounded memory, and the tills'
+# sales wait for one batch at most.
+IMPORT_BATCH = 1000
+
+
 async def import_products(journal: Journal, products: Iterable[dict[str, Any]]) -> int:
-    """Record each product as an event, all in one transaction."""
-    products = list(products)
+    """Record each product as an event, IMPORT_BATCH per transaction, as `products` yields
+    them (a crash midway leaves whole batches: loading the same products again is safe)."""
+    count = 0
+    batch: list[dict[str, Any]] = []
+    for product in itertools.chain(products, [None]):
+        if product is not None:
+            batch.append(product)
+        if batch and (product is None or len(batch) >= IMPORT_BATCH):
+            count += await journal.write(lambda tx, batch=batch: _append_all(tx, batch))
+            batch = []
+    return count
 
-    def work(tx: Tx) -> int:
-        for product in products:
-            tx.append("product_upserted", product)
-        return len(products)
 
-    return await journal.write(work)
+def _append_all(tx: Tx, products: list[dict[str, Any]]) -> int:
+    for product in products:
+        tx.append("product_upserted", product)
+    return len(products)

@@ -3,7 +3,10 @@
 `edge catalogue import FILE.csv [--promotions FILE.csv]` checks both files
 whole, with head office's rules and line-numbered problems
 (edge/selling/catalogue_import.py), then against what the store holds, and
-writes every change in one transaction: all of it or nothing. Like `edge
+writes nothing if one line does not fit; then writes every change, a batch
+of products per transaction (bounded memory at a million products, the tills
+selling meanwhile; after a crash mid-import, the same import again finishes
+it: see `import_texts`). Like `edge
 staff` (edge/admin.py): through the running node when one holds the data
 folder (`POST /api/admin/catalogue`, the files sent in parts that fit the
 node's request bound, put together by the node), else here, under the lock.
@@ -28,6 +31,7 @@ import sys
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +44,8 @@ from edge.journal.store import Journal, Tx, local_journal
 from edge.selling.catalogue import TILE_DEFAULTS, product_json
 from edge.selling.catalogue_import import (
     CatalogueError,
-    parse_catalogue_rows,
+    CheckedFile,
+    check_catalogue,
     parse_promotion_rows,
 )
 from edge.selling.promotions import PROMOTION_FIELDS, promotion_json, store_promotion_ids
@@ -50,6 +55,10 @@ PART_CHARACTERS = 12_000  # a part's JSON stays under the node's 64 KB request b
 UPLOAD_SECONDS = 600  # an upload left unfinished this long is dropped
 MAX_PROBLEMS_SHOWN = 100
 FILES = ("products", "promotions")
+# Products per transaction of a large import: bounded memory, and the tills' sales
+# wait for one batch at most, never for the whole file.
+IMPORT_BATCH = 1000
+InFile = Callable[[str], bool]
 PRODUCT_FIELDS = ("id", "barcode", "name", "price", "vat_rate", "category", *TILE_DEFAULTS)
 
 
@@ -77,25 +86,37 @@ class ImportSummary:
 # The import itself, in one write transaction
 
 def import_into(tx: Tx, products: list[tuple[int, dict[str, Any]]],
-                promotions: list[tuple[int, dict[str, Any]]] | None) -> ImportSummary:
+                promotions: list[tuple[int, dict[str, Any]]] | None,
+                in_file: InFile | None = None, write: bool = True) -> ImportSummary:
     """Check the parsed files against the store and write the differences; CatalogueError
-    (every problem, by line) and nothing written if one does not fit."""
+    (every problem, by line) and nothing written if one does not fit. `in_file`: is a
+    product id in the products file (by default: among `products`); not `write`: the
+    checks and the summary only."""
     summary, problems = ImportSummary(), []
-    listed = {product["id"] for _, product in products}
+    if in_file is None:
+        ids = {product["id"] for _, product in products}
+        in_file = ids.__contains__
     upserts = []
+    # What the store holds of the batch's ids and barcodes: two reads, not two per line.
+    holding = {row["id"]: row for row in _rows_naming(
+        tx, "SELECT * FROM products WHERE id IN ({})", [p["id"] for _, p in products])}
+    owners: dict[str, list[sqlite3.Row]] = {}
+    for row in _rows_naming(
+            tx, "SELECT id, name, listed_origin, declared_barcode FROM products "
+                "WHERE declared_barcode IN ({}) AND active ORDER BY declared_barcode, rowid",
+            [p["barcode"] for _, p in products if p["barcode"] is not None]):
+        owners.setdefault(row["declared_barcode"], []).append(row)
     for line, product in products:
-        held = tx.fetchone("SELECT * FROM products WHERE id = ?",
-                           (product["id"],))
+        held = holding.get(product["id"])
         if held is not None and is_headoffice_origin(held["listed_origin"]):
             problems.append(f"line {line}: id {product['id']} is head office's product "
                             f"({held['name']}): give the store's own products ids of their "
                             f"own, e.g. L-{product['id']}")
             continue
         if product["barcode"] is not None:
-            owner = tx.fetchone(
-                "SELECT id, name, listed_origin FROM products WHERE declared_barcode = ? "
-                "AND active AND id != ?", (product["barcode"], product["id"]))
-            if owner is not None and (owner["id"] not in listed
+            owner = next((row for row in owners.get(product["barcode"], [])
+                          if row["id"] != product["id"]), None)
+            if owner is not None and (not in_file(owner["id"])
                                       or is_headoffice_origin(owner["listed_origin"])):
                 problems.append(f"line {line}: barcode {product['barcode']} is product "
                                 f"{owner['id']}'s ({owner['name']}): change or remove one")
@@ -110,9 +131,11 @@ def import_into(tx: Tx, products: list[tuple[int, dict[str, Any]]],
         upserts.append(product)
     endings: list[str] = []
     if promotions is not None:
-        endings = _promotion_changes(tx, promotions, listed, summary, problems)
+        endings = _promotion_changes(tx, promotions, in_file, summary, problems)
     if problems:
         raise CatalogueError(problems)
+    if not write:
+        return summary
     for product in upserts:
         tx.append("product_upserted", product)
     for _, promotion in promotions or []:
@@ -124,19 +147,28 @@ def import_into(tx: Tx, products: list[tuple[int, dict[str, Any]]],
     return summary
 
 
+def _rows_naming(tx: Tx, sql: str, keys: list[str]) -> list[sqlite3.Row]:
+    """`sql`'s rows for `keys` (its `IN ({})`), asked in parts SQLite takes."""
+    rows = []
+    for start in range(0, len(keys), 500):
+        part = keys[start:start + 500]
+        rows += tx.fetchall(sql.format(", ".join("?" * len(part))), part)
+    return rows
+
+
 def _same_product(held: sqlite3.Row, product: dict[str, Any]) -> bool:
     now = {key: held[key] for key in PRODUCT_FIELDS} | {
         "barcode": held["declared_barcode"], "open_price": bool(held["open_price"])}
     return now == {key: product[key] for key in PRODUCT_FIELDS}
 
 
-def _promotion_changes(tx: Tx, promotions: list[tuple[int, dict[str, Any]]], listed: set[str],
+def _promotion_changes(tx: Tx, promotions: list[tuple[int, dict[str, Any]]], in_file: InFile,
                        summary: ImportSummary, problems: list[str]) -> list[str]:
     """Mark the promotions to write; the store's own ones to end (not in the file)."""
     current = store_promotion_ids(tx.db)
     for line, promotion in promotions:
         unknown = [product_id for product_id in promotion["products"]
-                   if product_id not in listed and tx.fetchone(
+                   if not in_file(product_id) and tx.fetchone(
                        "SELECT 1 FROM products WHERE id = ? AND active", (product_id,)) is None]
         held = tx.fetchone("SELECT listed_origin, listed_time FROM promotions WHERE id = ?",
                            (promotion["id"],))
@@ -168,22 +200,85 @@ def _same_promotion(held: dict[str, Any] | None, promotion: dict[str, Any]) -> b
 
 async def import_texts(journal: Journal, products_text: str,
                        promotions_text: str | None) -> ImportSummary:
-    """Parse both files (every problem at once), then import them in one transaction."""
-    problems: list[str] = []
-    products: list[tuple[int, dict[str, Any]]] = []
-    promotions = None
+    """Check both files whole (every problem at once), then import them.
+
+    Read a batch of IMPORT_BATCH products at a time, in bounded memory, the
+    tills selling between two batches: every line checked, then every batch
+    against the store; nothing is written if one line does not fit. Then
+    written, a batch per transaction. A crash (power cut, kill) while writing
+    leaves the batches written so far, never half of one: the same import run
+    again writes only what is still missing (only differences become events).
+    """
+    checked = CheckedFile()
     try:
-        products = parse_catalogue_rows(products_text)
-    except CatalogueError as error:
-        problems += error.problems
-    if promotions_text is not None:
-        try:
-            promotions = parse_promotion_rows(promotions_text)
+        parse_problems: list[str] = []
+        store_problems: list[str] = []
+        promotions = None
+        try:  # every line read first (every id met: a product may name a later one)
+            check_catalogue(products_text, checked)
         except CatalogueError as error:
-            problems += error.problems
-    if problems:
-        raise CatalogueError(problems)
-    return await journal.write(lambda tx: import_into(tx, products, promotions))
+            parse_problems += error.problems
+        if promotions_text is not None:
+            try:
+                promotions = parse_promotion_rows(promotions_text)
+            except CatalogueError as error:
+                parse_problems += error.problems
+        if parse_problems:
+            raise CatalogueError(parse_problems)
+        for batch in checked.batches(IMPORT_BATCH):
+            store_problems += await journal.write(_check(batch, None, checked))
+        if promotions is not None:
+            store_problems += await journal.write(_check([], promotions, checked))
+        if store_problems:
+            raise CatalogueError(store_problems)
+        return await _write_in_batches(journal, promotions, checked)
+    finally:
+        checked.close()
+
+
+Rows = list[tuple[int, dict[str, Any]]]
+
+
+def _check(batch: Rows, promotions: Rows | None, checked: CheckedFile) -> Callable[[Tx], list[str]]:
+    """A write that checks a batch against the store and writes nothing: its problems."""
+    def work(tx: Tx) -> list[str]:
+        try:
+            import_into(tx, batch, promotions and [(line, dict(promotion))
+                                                   for line, promotion in promotions],
+                        _in_file(checked), write=False)
+        except CatalogueError as error:
+            return error.problems
+        return []
+    return work
+
+
+def _in_file(checked: CheckedFile) -> InFile:
+    return lambda product_id: checked.has("id", product_id)
+
+
+async def _write_in_batches(journal: Journal, promotions: Rows | None,
+                            checked: CheckedFile) -> ImportSummary:
+    summary, last_line = ImportSummary(), 0
+    try:
+        for batch in checked.batches(IMPORT_BATCH):
+            done = await journal.write(
+                lambda tx, batch=batch: import_into(tx, batch, None, _in_file(checked)))
+            summary.added += done.added
+            summary.changed += done.changed
+            summary.unchanged += done.unchanged
+            last_line = batch[-1][0]
+        if promotions is not None:
+            done = await journal.write(
+                lambda tx: import_into(tx, [], promotions, _in_file(checked)))
+            summary.promotions_added = done.promotions_added
+            summary.promotions_changed = done.promotions_changed
+            summary.promotions_unchanged = done.promotions_unchanged
+            summary.promotions_ended = done.promotions_ended
+    except CatalogueError as error:  # the store changed between the check and the write
+        written = ([f"the products up to line {last_line} were imported: correct the file "
+                    "and import it again"] if last_line else [])
+        raise CatalogueError([*error.problems, *written]) from None
+    return summary
 
 
 # The running node's side: parts of an upload, then the import
@@ -292,7 +387,8 @@ def run_catalogue(config: Config, args: argparse.Namespace) -> int:
     except AdminRefused as error:
         print(error.message, file=sys.stderr)
         return 2
-    lines = {file: max(0, len(text.splitlines()) - 1) for file, text in texts.items()}
+    lines = {file: max(0, text.count("\n") + (not text.endswith("\n")) - 1)  # no copy
+             for file, text in texts.items()}
     print(f"Checking {lines['products']} product line(s)"
           + (f" and {lines['promotions']} promotion line(s)" if "promotions" in texts else "")
           + "…", file=sys.stderr)
