@@ -22,14 +22,14 @@ from signing_support import identity
 
 from edge.api import commands  # noqa: F401  (registers every projection)
 from edge.journal.store import Journal
-from edge.selling import catalogue_admin
+from edge.selling import catalogue_loading
 from edge.selling.catalogue import DEMO_CATALOGUE
-from edge.selling.catalogue_admin import import_texts
 from edge.selling.catalogue_import import (
     CatalogueError,
     parse_catalogue_csv,
     parse_promotions_csv,
 )
+from edge.selling.catalogue_loading import import_texts
 from edge.selling.tills import create_pairing_code
 
 HEADER = "id,barcode,name,price,vat_rate,category,unit,colour,image,favourite,open_price\n"
@@ -365,7 +365,7 @@ async def test_the_store_it_page_form_imports_all_or_nothing(tmp_path: Path) -> 
 async def test_a_file_larger_than_a_batch_is_imported_whole_or_not_at_all(
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(catalogue_admin, "IMPORT_BATCH", 2)
+    monkeypatch.setattr(catalogue_loading, "IMPORT_BATCH", 2)
     # L-eau's barcode moves to L-eau-bis, named before it in the file (another batch).
     moved = GOOD.replace("L-eau,3760999000012", "L-eau,").replace(
         "L-baguette,", "L-eau-bis,3760999000012,Eau bis,90,550,Boissons,,,,,\nL-baguette,", 1)
@@ -387,9 +387,9 @@ async def test_a_file_larger_than_a_batch_is_imported_whole_or_not_at_all(
 async def test_an_import_cut_short_keeps_whole_batches_and_finishes_when_run_again(
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(catalogue_admin, "IMPORT_BATCH", 2)
+    monkeypatch.setattr(catalogue_loading, "IMPORT_BATCH", 2)
     writes = 0
-    real_import_into = catalogue_admin.import_into
+    real_import_into = catalogue_loading.import_into
 
     def crash_on_the_second_batch(tx, products, promotions, in_file=None, write=True):  # type: ignore[no-untyped-def]
         nonlocal writes
@@ -398,7 +398,7 @@ async def test_an_import_cut_short_keeps_whole_batches_and_finishes_when_run_aga
             raise RuntimeError("power cut")
         return real_import_into(tx, products, promotions, in_file, write)
 
-    monkeypatch.setattr(catalogue_admin, "import_into", crash_on_the_second_batch)
+    monkeypatch.setattr(catalogue_loading, "import_into", crash_on_the_second_batch)
     with pytest.raises(RuntimeError):
         await import_texts(journal, GOOD, None)
     ids = [row["id"] for row in await journal.read_all("SELECT id FROM products ORDER BY id")]
