@@ -1,6 +1,6 @@
 """A browser till's start: first price, full offline copy, scans meanwhile, a reload (issue 12).
 
-Run: ./dev bench till_start   (options --sizes, --scans)
+Run: ./dev bench till_start   (options --sizes, --scans, --changed)
 
 Debian's chromium through Playwright at touch size, headless, against a real
 `edge serve` on loopback holding the demo store's products plus generated
@@ -14,6 +14,12 @@ and Alice logs in; then, timed in the page from its navigation start:
 - scans while the copy loads: a barcode scanned again and again (from the
   Enter key to the total shown) until the copy is whole: the longest, and the
   main thread's longest task meanwhile (PerformanceObserver 'longtask');
+- a price change once the copy is whole: 20,000 products (`--changed`) a cent
+  dearer, imported into the running node (`edge catalogue import`, as a
+  store or head office would send them); scans meanwhile, until the till's
+  copy holds the change (its version past the import's last event): the
+  longest, the main thread's longest task, and the time from the import's
+  end to the change saved in the copy;
 - a reload (F5) once the copy is whole: the sell screen shown, the saved copy
   read (its size back), and the first price after the PIN;
 - the copy alone: lookups and name searches answered by the saved copy
@@ -28,14 +34,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
+import sqlite3
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 from playwright.async_api import Browser, Page, async_playwright
 
 from bench.cashier import BROWSER_ARGS, CHROMIUM
@@ -44,13 +54,22 @@ from bench.cashier_pages import (
     TOUCH,
     Store,
     cached_store,
+    catalogue_csv,
+    generated_products,
     products_on_sale,
     served_till,
 )
 from bench.nodes import ROOT, BenchNode, free_port, percentile
+from edge.admin import TOKEN_FILE
+from edge.selling.catalogue_admin import PART_CHARACTERS
 from edge.selling.tills import create_pairing_code
 
 COPY_TIMEOUT_S = 900
+# Issue 12's goals at 1M products: a full offline copy within 20 s, no scan slower
+# than 100 ms while it loads or while a 20,000-price change arrives, a reload usable in 2 s.
+COPY_GOAL_MS = 20_000
+SCAN_GOAL_MS = 100
+RELOAD_GOAL_MS = 2_000
 DEMO_BARCODES = ["2000001000014", "2000002000013", "2000004000011"]  # baguette, croissant, espresso
 
 # In the till's page before its own scripts: the main thread's long tasks, the
@@ -121,6 +140,12 @@ class Start:
     reload_first_price_ms: float = 0.0
     lookups: list[float] = field(default_factory=list)
     searches: list[float] = field(default_factory=list)
+    changed: int = 0  # products repriced on the node once the copy is whole
+    change_scans: list[float] = field(default_factory=list)  # ms, while the node imports it
+    change_after_scans: list[float] = field(default_factory=list)  # ms, the import done, till not
+    change_longest_task_ms: float = 0.0
+    change_import_s: float = 0.0  # the node importing it
+    change_saved_s: float | None = None  # from the import's end to the change saved in the copy
 
 
 async def log_in(page: Page) -> None:
@@ -138,7 +163,77 @@ async def copy_whole_at(page: Page, size: int, since: float = 0.0) -> float | No
     return None
 
 
-async def measure_start(browser: Browser, node: BenchNode, store: Store, scans: int) -> Start:
+def catalogue_version_seqs(database: Path) -> dict[str, int]:
+    """Each origin's last product event on the node: a till's copy whose version reaches
+    these holds every change made so far."""
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return dict(db.execute(
+            "SELECT origin, MAX(seq) FROM events WHERE type IN ('product_upserted', "
+            "'product_delisted') GROUP BY origin"))
+    finally:
+        db.close()
+
+
+async def till_holds(page: Page, wanted: dict[str, int]) -> bool:
+    saved = await page.get_attribute("#status", "data-catalogue-version")
+    version = json.loads(saved) if saved else {}
+    return all(version.get(origin, 0) >= seq for origin, seq in wanted.items())
+
+
+async def import_on_node(node: BenchNode, text: str) -> None:
+    """`edge catalogue import` through the running node (its admin API, parts as the CLI
+    sends them)."""
+    token = (node.data / TOKEN_FILE).read_text().strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    upload = str(uuid.uuid4())
+    url = f"{node.url}/api/admin/catalogue"
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for start in range(0, len(text), PART_CHARACTERS):
+            part = {"action": "upload", "upload": upload, "file": "products",
+                    "text": text[start:start + PART_CHARACTERS]}
+            async with session.post(url, json=part) as answer:
+                answer.raise_for_status()
+        async with session.post(url, json={"action": "import", "upload": upload},
+                                timeout=aiohttp.ClientTimeout(total=COPY_TIMEOUT_S)) as answer:
+            answer.raise_for_status()
+
+
+async def measure_change(page: Page, node: BenchNode, store: Store, changed: int,
+                         barcodes: list[str], figures: Start) -> None:
+    """`changed` generated products a cent dearer, imported into the running node while
+    the till scans, until the till's copy holds the change."""
+    generated = generated_products(max(0, store.size - store.demo))
+    picked = random.Random(changed).sample(generated, min(changed, len(generated)))
+    csv_file = node.folder / "repriced.csv"
+    csv_file.write_text(catalogue_csv([{**p, "price": int(p["price"]) + 1} for p in picked]))
+    figures.changed = len(picked)
+    since = await page.evaluate("performance.now()")
+    started = time.perf_counter()
+    importing = asyncio.ensure_future(import_on_node(node, csv_file.read_text()))
+    wanted: dict[str, int] | None = None
+    imported_at = 0.0
+    n = 0
+    while time.perf_counter() - started < COPY_TIMEOUT_S:
+        _, took = await page.evaluate("(code) => window.__scan(code)", barcodes[n % len(barcodes)])
+        (figures.change_scans if wanted is None else figures.change_after_scans).append(took)
+        n += 1
+        if wanted is None and importing.done():
+            importing.result()
+            imported_at = time.perf_counter()
+            figures.change_import_s = imported_at - started
+            wanted = catalogue_version_seqs(node.data / "edge.sqlite3")
+        if wanted is not None and await till_holds(page, wanted):
+            figures.change_saved_s = time.perf_counter() - imported_at
+            break
+    until = await page.evaluate("performance.now()")
+    tasks = await page.evaluate("window.__longTasks")
+    figures.change_longest_task_ms = max(
+        (duration for at, duration in tasks if since <= at <= until), default=0.0)
+
+
+async def measure_start(browser: Browser, node: BenchNode, store: Store, scans: int,
+                        changed: int = 0) -> Start:
     size = len(store.products)
     barcodes = store.barcodes(5) or DEMO_BARCODES
     figures = Start(size)
@@ -166,6 +261,8 @@ async def measure_start(browser: Browser, node: BenchNode, store: Store, scans: 
     tasks = await page.evaluate("window.__longTasks")
     until = figures.full_copy_ms or float("inf")
     figures.longest_task_ms = max((duration for at, duration in tasks if at <= until), default=0.0)
+    if changed and figures.full_copy_ms is not None:
+        await measure_change(page, node, store, changed, barcodes, figures)
 
     # A reload (F5): the sell screen at once, the saved copy read again, the PIN, a price.
     await page.reload()
@@ -199,11 +296,30 @@ def report(figures: Start, baseline: float) -> None:
     print(f"\n{figures.size:,} products")
     print(f"  sell screen (PIN typed at once) {ms(figures.sell_shown_ms)}")
     print(f"  first price (node)              {ms(figures.first_price_ms)}")
-    print(f"  full offline copy saved         {ms(figures.full_copy_ms)}")
+    print(f"  full offline copy saved         {ms(figures.full_copy_ms)}"
+          + ("" if figures.full_copy_ms is None or figures.full_copy_ms < figures.sell_shown_ms else
+             f", {figures.full_copy_ms - figures.sell_shown_ms:,.0f} ms after the sell screen "
+             f"({(figures.full_copy_ms - figures.sell_shown_ms) / COPY_GOAL_MS:.2f}x the "
+             f"{COPY_GOAL_MS / 1000:.0f} s goal)"))
     print(f"  scans while it loads            {len(figures.scans)}, p50 "
-          f"{percentile(figures.scans, 0.5):.1f} ms, longest {max(figures.scans):.1f} ms")
+          f"{percentile(figures.scans, 0.5):.1f} ms, longest {max(figures.scans):.1f} ms "
+          f"({max(figures.scans) / SCAN_GOAL_MS:.1f}x the {SCAN_GOAL_MS} ms goal)")
     print(f"  main thread's longest task      {figures.longest_task_ms:.0f} ms")
-    print(f"  reload: sell screen shown       {ms(figures.reload_sell_ms)}")
+    if figures.changed:
+        saved = "—" if figures.change_saved_s is None else f"{figures.change_saved_s:.1f} s"
+        print(f"  {figures.changed:,} prices changed: node import {figures.change_import_s:.1f} s, "
+              f"then saved in the copy in {saved}")
+        for label, scans in (("while the node imports it", figures.change_scans),
+                             ("then until the copy has it", figures.change_after_scans)):
+            longest = max(scans, default=0.0)
+            middle = percentile(scans, 0.5) if scans else 0.0
+            print(f"  scans {label:26} {len(scans)}, p50 {middle:.1f} ms, longest "
+                  f"{longest:.1f} ms ({longest / SCAN_GOAL_MS:.1f}x the "
+                  f"{SCAN_GOAL_MS} ms goal)")
+        print(f"  main thread's longest task meanwhile {figures.change_longest_task_ms:.0f} ms")
+    reload_ratio = figures.reload_sell_ms / RELOAD_GOAL_MS
+    print(f"  reload: sell screen shown       {ms(figures.reload_sell_ms)} "
+          f"({reload_ratio:.2f}x the {RELOAD_GOAL_MS / 1000:.0f} s goal)")
     print(f"  reload: saved copy read         {ms(figures.reload_copy_ms)}")
     print(f"  reload: first price (PIN typed) {ms(figures.reload_first_price_ms)}")
     print(f"  copy alone: lookup p50 / max    {percentile(figures.lookups, 0.5):.2f} / "
@@ -232,7 +348,8 @@ async def run(args: argparse.Namespace) -> None:
                 for size in (int(n) for n in args.sizes.split(",")):
                     store = await cached_store(size)
                     async with served_till(store, Path(tmp)) as node:
-                        figures = await measure_start(browser, node, store, args.scans)
+                        figures = await measure_start(browser, node, store, args.scans,
+                                                      args.changed)
                     report(figures, baseline.first_price_ms)
             finally:
                 await browser.close()
@@ -240,7 +357,10 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000", help="catalogue sizes, products")
+    parser.add_argument("--sizes", default="10000,100000,1000000",
+                        help="catalogue sizes, products")
+    parser.add_argument("--changed", type=int, default=20_000,
+                        help="prices changed on the node once the copy is whole (0: none)")
     parser.add_argument("--scans", type=int, default=20,
                         help="scans at least (more while the copy loads)")
     args = parser.parse_args(argv)

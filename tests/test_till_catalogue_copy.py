@@ -50,6 +50,9 @@ class Link:
     """The till's websocket to the node, through Playwright: cut at will, answers read."""
 
     online: bool = True
+    # The till's pages made small (its 5,000 rows would be one page here): a run of several
+    # pages, the later ones handed to the copy's worker as text, one asked while one is written.
+    page_limit: int = 200
     sockets: list[WebSocketRoute] = field(default_factory=list)
     asked: dict[int, str] = field(default_factory=dict)  # command id -> type, this connection
     changes: list[dict[str, Any]] = field(default_factory=list)  # catalogue/changes answers
@@ -64,6 +67,8 @@ class Link:
         def from_page(message: str | bytes) -> None:
             command = json.loads(message)
             self.asked[command.get("id")] = command.get("type")
+            if command.get("type") == "catalogue/changes":
+                message = json.dumps({**command, "limit": self.page_limit})
             node_side.send(message)
 
         def from_node(message: str | bytes) -> None:
@@ -120,21 +125,32 @@ def priced(node: NodeUnderTest, product_id: str, price: int) -> tuple[str, dict[
 
 
 # A second reader of the till's saved copy (its own worker, the same IndexedDB): how many
-# of `ids` it finds, the price of each barcode asked, and the grid it shows offline.
-READ_SAVED_COPY = """async ({ ids, barcodes }) => {
+# of `ids` it finds, the price of each barcode asked, and the grid it shows offline; and
+# on demand, the ids each search query finds and the whole product of each id in `details`.
+READ_SAVED_COPY = """async ({ ids, barcodes, queries, details }) => {
   const { LocalCatalogue, WorkerCopy } = await import('/catalogue.js');
   const saved = new LocalCatalogue(new WorkerCopy());
   await saved.loaded;
   const found = await Promise.all(ids.map((id) => saved.find(id)));
   const prices = {};
   for (const barcode of barcodes) prices[barcode] = (await saved.lookup(barcode))?.price ?? null;
+  const searched = {};
+  for (const query of queries) searched[query] = (await saved.search(query, 20)).map((p) => p.id);
+  const products = {};
+  for (const id of details) products[id] = await saved.find(id);
   saved.copy.worker.terminate();
-  return { found: found.filter(Boolean).length, size: saved.size, prices, grid: saved.grid() };
+  const found_ = found.filter(Boolean).length;
+  const answer = { found: found_, size: saved.size, prices, grid: saved.grid() };
+  return queries.length || details.length ? { ...answer, searched, products } : answer;
 }"""
 
 
-async def read_saved_copy(page: Page, ids: list[str], barcodes: list[str]) -> dict[str, Any]:
-    return await page.evaluate(READ_SAVED_COPY, {"ids": ids, "barcodes": barcodes})
+async def read_saved_copy(page: Page, ids: list[str], barcodes: list[str],
+                          queries: tuple[str, ...] = (),
+                          details: tuple[str, ...] = ()) -> dict[str, Any]:
+    return await page.evaluate(READ_SAVED_COPY, {"ids": ids, "barcodes": barcodes,
+                                                 "queries": list(queries),
+                                                 "details": list(details)})
 
 
 async def node_grid(node: NodeUnderTest) -> dict[str, Any]:
@@ -229,4 +245,41 @@ async def test_the_tills_copy_follows_the_node_by_versions(node: NodeUnderTest) 
         # The grid from a bounded read of the copy (a category of 1,100: its first tiles).
         assert saved.pop("grid") == await node_grid(node)
         assert saved == {"found": 1, "size": len(on_sale_now) + many, "prices": {BAGUETTE: 135}}
+
+        # A change spread over the copy (it touches many of its chunks): prices all along
+        # the catalogue, a product renamed, the baguette's barcode moved to a local product,
+        # one delisted, and new products enough to cut the chunk they land in. The saved
+        # copy then answers as the node does: by id, by barcode (the baguette has none now),
+        # by a prefix of the new name (not of the old one), and finds every new product.
+        spread = [f"L-{n:05d}" for n in range(0, many, 97)]
+        link.page_limit = 50  # the change in several pages too
+        before = len(link.changes)
+        added = [{"id": f"M-{n:03d}", "barcode": f"30000000{n:05d}", "name": f"Galette {n}",
+                  "price": 900 + n, "vat_rate": 550, "category": "Local"} for n in range(150)]
+        held = {p["id"]: p for p in on_sale(node)}
+        await change_on_node(node, [
+            *(("product_upserted", {**held[product_id], "price": 777}) for product_id in spread),
+            ("product_upserted", {**held["L-00042"], "name": "Brioche tressée vanille"}),
+            ("product_upserted", {**held["L-00500"], "barcode": BAGUETTE}),
+            ("product_delisted", {"id": "L-00999"}),
+            *(("product_upserted", product) for product in added)])
+        size = len(on_sale_now) + many - 1 + len(added)
+        await expect(status).to_have_attribute("data-catalogue", str(size))
+        assert len(link.changes[before:]) > 1 and not any(a["full"] for a in link.changes[before:])
+        touched = [BAGUETTE_ID, "L-00042", "L-00500", "L-00999", *spread]
+        saved = await read_saved_copy(page, [p["id"] for p in added],
+                                      [BAGUETTE, added[-1]["barcode"]],
+                                      queries=("brioch tres", "local 42", "galette 14"),
+                                      details=touched)
+        node_now = {p["id"]: p for p in on_sale(node)}
+        assert saved["products"] == {product_id: node_now.get(product_id) for product_id in touched}
+        assert saved["products"][BAGUETTE_ID]["barcode"] is None
+        assert saved["prices"] == {BAGUETTE: node_now["L-00500"]["price"],
+                                   added[-1]["barcode"]: added[-1]["price"]}
+        assert (saved["found"], saved["size"]) == (len(added), size)
+        assert saved["searched"]["galette 14"] == [f"M-{n:03d}" for n in (14, *range(140, 150))]
+        assert saved["searched"]["brioch tres"] == ["L-00042"]
+        assert "L-00042" not in saved["searched"]["local 42"]
+        assert "L-00420" in saved["searched"]["local 42"]
+        assert saved.pop("grid") == await node_grid(node)
         await browser.close()

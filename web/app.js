@@ -48,6 +48,7 @@ const client = new TillClient(location.origin);
 const ledger = new TillLedger(); // receipt numbering, the outbox of offline sales, the day's sales
 // The till's copy of the catalogue, to sell offline: in IndexedDB, by its worker (nothing waits for it).
 const catalogue = new LocalCatalogue(tillCopy());
+catalogue.useClient(client); // catalogue pages to its worker unparsed, never while a scan waits
 
 const printing = new TillPrinting({
   client,

@@ -6,32 +6,43 @@
 // grid, open-price products, promotions and layouts) after every change.
 //
 // Its own database (not offline.js's "edge-till"): the sales outbox, which is
-// money, never waits on a catalogue schema upgrade, and the catalogue's
-// schema moves on its own. Two product stores, "products-a" and
-// "products-b": the meta row "copy" names the one in use and its version. A
-// full copy fills the other one, one transaction per page, and the
-// transaction of its last page names it in use with its version: a till
-// reloaded in the middle of a full copy still has its previous complete copy.
-// A delta is written into the store in use, and its version goes with its
-// last page (a run cut short is sent again from the old version: harmless).
+// money, never waits on a catalogue schema upgrade. IndexedDB's cost is per
+// record, so products are kept in CHUNKS (catalogue-chunks.js): one record
+// per few dozen products, keyed by the first id it may hold; and what finds
+// them is small records too: barcode buckets (barcode -> id), the words'
+// blocks (word -> the regions of ids holding it, for search), the grid's
+// side records. Two sets of these stores, slots "a" and "b": the meta row
+// "copy" names the slot in use and its version. A full copy fills the other
+// slot, one transaction per page (its side records, built in memory meanwhile,
+// with its last page), and that last transaction names it in use with its
+// version: a till reloaded in the middle of a full copy still has its
+// previous complete copy. A delta rewrites only the chunks and side records
+// it touches, in the slot in use, one transaction per page; its version goes
+// with its last page (a run cut short is sent again from the old version).
 import { buildGrid } from './grid-layout.js';
-import { searchWords, withTileFields } from './catalogue.js';
+import { pageRows, searchWords } from './catalogue.js';
+import {
+  BARCODE, CATEGORY, ID, TEXT,
+  FullCopyBuilder, applyDelta, bucketOf, chunkIndex, chunkRows, holderIn, keepFor, productOf, rowsOf, slotStores, SLOTS,
+} from './catalogue-chunks.js';
 
 const DB_NAME = 'edge-till-catalogue';
-const DB_VERSION = 1;
-const STORES = ['products-a', 'products-b'];
+const DB_VERSION = 2; // 1: one record per product (products-a/b): dropped, a full copy follows
 const MAX_QUERY_WORDS = 8;
-// A search reads at most this many index entries: a one-letter query on a
-// million products stays a few milliseconds (the node, online, ranks them all).
-const SEARCH_READ_LIMIT = 1000;
+// A search reads the regions (about a thousand products each) holding its longest
+// word until it has this many matches or has read that many regions: a few ms.
+const SEARCH_FOUND_ENOUGH = 60;
+const SEARCH_REGIONS_READ = 8;
 const OPEN_PRICE_CHOICES = 4;
 const MAX_CATEGORIES = 41; // the grid looks at the first 40 (+1, to know there are more)
 const RELAXED = { durability: 'relaxed' }; // a lost page is fetched again: no fsync per page
 
 let db = null;
-let copy = { key: 'copy', store: STORES[0], generation: 0, version: null, size: 0 };
+let copy = { slot: SLOTS[0], generation: 0, version: null, size: 0 };
 let extras = { grid: null, promotions: [], embedded_barcodes: [] };
-let state = null; // what the main thread was last told
+const builders = new Map(); // run -> its FullCopyBuilder (a full copy under way in this worker)
+const deltaRuns = new Map(); // run -> the generation of the copy it began on
+const others = typeof BroadcastChannel === 'function' ? new BroadcastChannel(DB_NAME) : null;
 
 function done(request) {
   return new Promise((resolve, reject) => {
@@ -53,15 +64,8 @@ function openDatabase() {
     const request = indexedDB.open(DB_NAME, DB_VERSION);
     request.onupgradeneeded = () => {
       const database = request.result;
-      for (const name of STORES) {
-        const store = database.createObjectStore(name, { keyPath: 'id' });
-        store.createIndex('barcode', 'barcode');
-        store.createIndex('words', 'w', { multiEntry: true }); // search: every word of name and category
-        // Sparse indexes (the field only where it applies): the grid and the open prices read a few rows.
-        store.createIndex('category', 'c'); // [category, name]
-        store.createIndex('favourite', 'f'); // [rank, name], rank > 0
-        store.createIndex('open_price', 'o'); // [vat_rate, name]
-      }
+      for (const name of [...database.objectStoreNames]) database.deleteObjectStore(name);
+      for (const slot of SLOTS) for (const name of slotStores(slot)) database.createObjectStore(name);
       database.createObjectStore('meta', { keyPath: 'key' });
     };
     request.onsuccess = () => {
@@ -73,239 +77,326 @@ function openDatabase() {
   });
 }
 
-/** A row of `catalogue/changes` (in `columns` order) as the copy keeps it: with its index fields. */
-function record(columns, row) {
-  const product = withTileFields(Object.fromEntries(columns.map((column, i) => [column, row[i]])));
-  product.open_price = Boolean(product.open_price);
-  return indexed(product);
-}
-
-function indexed(product) {
-  const kept = { ...product, w: [...new Set(searchWords(`${product.name} ${product.category ?? ''}`))] };
-  if (typeof product.category === 'string') kept.c = [product.category, product.name];
-  if (product.favourite > 0) kept.f = [product.favourite, product.name];
-  if (product.open_price) kept.o = [product.vat_rate, product.name];
-  if (kept.barcode == null) delete kept.barcode; // not indexed
-  return kept;
-}
-
-/** A product as the till's code sees it (the node's product_json): without the index fields. */
-function plain(kept) {
-  if (!kept) return null;
-  const { w, c, f, o, ...product } = kept;
-  return { ...product, barcode: product.barcode ?? null };
-}
-
 // --- writing ---
 
 /**
- * One page of a run, in one transaction. `full`: the page goes to the store
+ * One page of a run, in one transaction. `full`: the page goes to the slot
  * not in use (the first page empties it first), and the last page puts it in
- * use and empties the old one. Otherwise into the store in use. Another tab
- * of this till may sync too: a full copy it starts takes over the store
+ * use and empties the old one. Otherwise into the slot in use. Another tab
+ * of this till may sync too: a full copy it starts takes over the slot
  * being filled, and a full copy it ends stops a delta run begun on the copy
  * before; the run stopped (an error) goes again later, from the version saved.
  */
-const deltaRuns = new Map(); // run -> the generation of the copy it began on
-
-async function writePage({ run, full, first, last, columns, products, delisted = [], version, pageExtras }) {
+async function writePage(page) {
+  const { run, full, first, last, columns, products, delisted = [], version, pageExtras, tiles } = pageRows(page);
   const meta = await done(db.transaction('meta').objectStore('meta').get('copy')) ?? copy;
   if (!full && first) deltaRuns.set(run, meta.generation);
-  const target = full ? STORES[1 - STORES.indexOf(meta.store)] : meta.store;
-  const other = STORES[1 - STORES.indexOf(target)];
-  const transaction = db.transaction([target, other, 'meta'], 'readwrite', RELAXED);
-  const store = transaction.objectStore(target);
+  const target = full ? SLOTS[1 - SLOTS.indexOf(meta.slot)] : meta.slot;
+  const other = SLOTS[1 - SLOTS.indexOf(target)];
+  const names = [...slotStores(target), ...(full && last ? slotStores(other) : []), 'meta'];
+  const rows = rowsOf(columns, products);
+  await unpaused();
+  const transaction = db.transaction(names, 'readwrite', RELAXED);
+  const stores = Object.fromEntries(slotStores(target).map((name) => [name.split('-')[0], transaction.objectStore(name)]));
   const metaStore = transaction.objectStore('meta');
-  let size = meta.size ?? 0;
-  const finish = () => {
-    const generation = meta.generation + (full && last ? 1 : 0);
-    if (full && !last) {
-      metaStore.put({ key: 'filling', run, size });
-      return;
-    }
-    metaStore.put({ key: 'copy', store: target, generation, version: last ? version : meta.version, size });
-    if (last && pageExtras) metaStore.put({ key: 'extras', value: pageExtras });
-    if (full) {
-      metaStore.delete('filling');
-      transaction.objectStore(other).clear(); // the copy it replaces
-    }
-  };
-  // This run still owns what it writes: the copy it fills (full) or the copy it began on (a delta).
-  const check = metaStore.get(full ? 'filling' : 'copy');
-  check.onsuccess = () => {
-    const owner = check.result;
+  const writing = (async () => {
+    // This run still owns what it writes: the slot it fills (full) or the copy it began on (a delta).
+    const owner = await done(metaStore.get(full ? 'filling' : 'copy'));
     const stolen = full ? !first && owner?.run !== run : owner && owner.generation !== deltaRuns.get(run);
-    if (stolen) {
+    if (stolen || (full && !first && !builders.has(run))) {
       transaction.abort();
       return;
     }
     if (full) {
-      if (first) store.clear();
-      for (const row of products) store.put(record(columns, row));
-      size = (first ? 0 : owner.size) + products.length;
-      finish();
-      return;
+      if (first) {
+        for (const store of Object.values(stores)) store.clear();
+        builders.clear(); // a full copy this one took over, or one cut short: never finished now
+        builders.set(run, new FullCopyBuilder(tiles));
+      }
+      const builder = builders.get(run);
+      builder.add(stores.chunks, rows);
+      if (!last) {
+        metaStore.put({ key: 'filling', run, size: builder.size });
+        return;
+      }
+      const { size, buckets, keep } = builder.finish(stores);
+      metaStore.put({ key: 'copy', slot: target, generation: meta.generation + 1, version, size, buckets, keep });
+      metaStore.delete('filling');
+      for (const name of slotStores(other)) transaction.objectStore(name).clear(); // the copy it replaces
+    } else {
+      const held = owner ?? meta; // the copy as this transaction sees it (another tab may have written)
+      const changed = await applyDelta(stores, held, rows, delisted);
+      const size = (held.size ?? 0) + changed.size;
+      metaStore.put({ ...held, key: 'copy', version: last ? version : held.version, size });
+      if (changed.stale.size) scheduleRefill(changed.stale);
     }
-    writeDelta(store, columns, products, delisted, (change) => { size += change; }, finish);
-  };
+    if (last && pageExtras) metaStore.put({ key: 'extras', value: pageExtras });
+  })();
+  writing.catch(() => {
+    try {
+      transaction.abort();
+    } catch { /* already over */ }
+  });
   try {
-    await committed(transaction);
+    await Promise.all([writing, committed(transaction)]);
+  } catch (error) {
+    builders.delete(run);
+    throw error;
   } finally {
-    if (last) deltaRuns.delete(run);
+    if (last) {
+      deltaRuns.delete(run);
+      builders.delete(run);
+    }
   }
-  copy = { ...(await done(db.transaction('meta').objectStore('meta').get('copy')) ?? copy) };
+  await readCopyMeta();
   if (last && pageExtras) extras = pageExtras;
+  if (last) others?.postMessage('changed');
   return { size: copy.size };
 }
 
-/**
- * Rows as the node holds them now, and ids delisted, into the copy in use.
- * A barcode moved to a product leaves the one that had it (as on the node);
- * `counted(±1)` follows the size. `then` runs once every request is answered.
- */
-function writeDelta(store, columns, products, delisted, counted, then) {
-  let waiting = 0;
-  const answered = () => {
-    waiting--;
-    if (waiting === 0) then();
-  };
-  const ask = (request, onAnswer) => {
-    waiting++;
-    request.onsuccess = () => {
-      onAnswer(request.result);
-      answered();
-    };
-  };
-  waiting++; // until every request below is made
-  for (const row of products) {
-    const product = record(columns, row);
-    ask(store.getKey(product.id), (key) => key === undefined && counted(1));
-    if (product.barcode != null) {
-      ask(store.index('barcode').getAll(product.barcode), (holders) => {
-        for (const holder of holders) {
-          if (holder.id !== product.id) store.put(indexed({ ...plain(holder), barcode: null }));
-        }
-      });
-    }
-    store.put(product);
-  }
-  for (const id of delisted) {
-    ask(store.getKey(id), (key) => key !== undefined && counted(-1));
-    store.delete(id);
-  }
-  answered();
-}
-
-// --- reading ---
-
-function readStore() {
-  return db.transaction(copy.store).objectStore(copy.store);
-}
-
-async function lookup(barcode) {
-  if (typeof barcode !== 'string' || !barcode) return null;
-  const [holder] = await done(readStore().index('barcode').getAll(barcode, 1));
-  return plain(holder);
-}
-
-async function find(id) {
-  if (typeof id !== 'string' || !id) return null;
-  return plain(await done(readStore().get(id)));
-}
-
-/** Every query word starts a word of the name or category (as on the node), sorted by name. */
-async function search(query, limit) {
-  const wanted = searchWords(query).slice(0, MAX_QUERY_WORDS);
-  if (!wanted.length) return [];
-  // The longest word narrows most: its index range is read, the others checked on each row.
-  const key = wanted.reduce((longest, word) => (word.length > longest.length ? word : longest));
-  const range = IDBKeyRange.bound(key, `${key}\uffff`);
-  const rows = await done(readStore().index('words').getAll(range, SEARCH_READ_LIMIT));
-  const found = new Map();
-  for (const row of rows) {
-    if (!found.has(row.id) && wanted.every((prefix) => row.w.some((word) => word.startsWith(prefix)))) {
-      found.set(row.id, plain(row));
-    }
-  }
-  return [...found.values()].sort((a, b) => a.name.localeCompare(b.name, 'fr')).slice(0, limit);
-}
-
-/**
- * The grid from a bounded read, never the whole copy: the store's
- * favourites, the ranked ones, and for the first categories by name (and the
- * store's own) their first tiles + 1 by name. grid-layout.js makes of these
- * the same grid as from every product (the rows left out are never shown).
- */
-async function readGrid() {
-  const settings = extras.grid;
-  if (!settings) return null;
-  const tiles = Math.max(1, Math.min(Number.isInteger(settings.tiles) ? settings.tiles : 48, 200));
-  const store = readStore();
-  const wantedIds = [...new Set(settings.favourites ?? [])].slice(0, tiles);
-  const reads = wantedIds.map((id) => done(store.get(id)));
-  reads.push(done(store.index('favourite').getAll(IDBKeyRange.lowerBound([0, []], true), tiles * 2)));
-  const names = await firstCategories(store.index('category'));
-  for (const name of new Set([...names, ...(settings.categories ?? []).slice(0, MAX_CATEGORIES - 1)])) {
-    if (typeof name !== 'string') continue;
-    reads.push(done(store.index('category').getAll(IDBKeyRange.bound([name, ''], [name, []]), tiles + 1)));
-  }
-  const products = new Map();
-  for (const rows of await Promise.all(reads)) {
-    for (const row of [rows].flat()) if (row) products.set(row.id, plain(row));
-  }
-  return buildGrid([...products.values()], settings);
-}
-
-/** The first MAX_CATEGORIES category names, one key-cursor jump per category. */
-function firstCategories(index) {
-  return new Promise((resolve, reject) => {
-    const names = [];
-    const cursor = index.openKeyCursor();
-    cursor.onerror = () => reject(cursor.error);
-    cursor.onsuccess = () => {
-      const at = cursor.result;
-      if (!at || names.length >= MAX_CATEGORIES) return resolve(names);
-      names.push(at.key[0]);
-      at.continue([at.key[0], []]); // past every name of this category
-    };
-  });
-}
-
-async function openPriceProducts() {
-  const rows = await done(readStore().index('open_price').getAll(null, OPEN_PRICE_CHOICES));
-  return rows.map(plain);
-}
-
-/** The small state the main thread keeps, read again after a change. */
-async function tellState() {
-  const [grid, openPrice] = await Promise.all([readGrid(), openPriceProducts()]);
-  state = { version: copy.version, size: copy.size ?? 0, extras, grid, openPrice };
-  postMessage({ type: 'state', state });
-}
-
-async function load() {
-  db = await openDatabase();
+async function readCopyMeta() {
   const meta = db.transaction('meta').objectStore('meta');
   const [saved, savedExtras] = await Promise.all([done(meta.get('copy')), done(meta.get('extras'))]);
   if (saved) copy = saved;
   if (savedExtras) extras = savedExtras.value;
 }
 
+// Categories whose first tiles a delta left short (their first products delisted or
+// renamed away), or every one when the store shows more tiles than were kept:
+// refilled from every chunk, in the background, a slice of chunks at a time.
+const EVERY_CATEGORY = '\u0000every category';
+const REFILL_SLICE = 256;
+let refilling = null;
+let refilledEvery = null; // the copy (generation/keep) last refilled whole: never twice in a row
+const toRefill = new Set();
+
+function scheduleRefill(categories) {
+  for (const name of categories) toRefill.add(name);
+  refilling ??= refill().catch((error) => console.warn('the grid refill failed', error))
+    .finally(() => {
+      refilling = null;
+      if (toRefill.size) scheduleRefill([]);
+      else tellState().catch(() => {});
+    });
+}
+
+async function refill() {
+  const names = new Set(toRefill);
+  toRefill.clear();
+  const { slot, generation } = copy;
+  const every = names.has(EVERY_CATEGORY);
+  const keep = every ? keepFor(extras.grid?.tiles) : copy.keep ?? keepFor(null);
+  const [chunksName, , , sideName] = slotStores(slot);
+  const found = new Map([...names].filter((name) => name !== EVERY_CATEGORY).map((name) => [name, []]));
+  let after = null;
+  for (;;) { // a slice of chunks per transaction: a delta's page gets in between
+    const range = after === null ? null : IDBKeyRange.lowerBound(after, true);
+    const store = db.transaction(chunksName).objectStore(chunksName);
+    const [keys, values] = await Promise.all([
+      done(store.getAllKeys(range, REFILL_SLICE)), done(store.getAll(range, REFILL_SLICE))]);
+    for (const value of values) {
+      for (const row of chunkRows(value)) {
+        const name = row[CATEGORY];
+        if (typeof name !== 'string') continue;
+        if (every && !found.has(name)) found.set(name, []);
+        found.get(name)?.push(row);
+      }
+    }
+    for (const [name, rows] of found) found.set(name, chunkIndex.firstByName(rows, keep));
+    if (keys.length < REFILL_SLICE) break;
+    after = keys.at(-1);
+  }
+  const transaction = db.transaction(['meta', sideName], 'readwrite', RELAXED);
+  const metaStore = transaction.objectStore('meta');
+  const meta = await done(metaStore.get('copy'));
+  if (meta?.generation !== generation || meta.slot !== slot) return transaction.abort();
+  for (const [name, rows] of found) transaction.objectStore(sideName).put(rows, ['top', name]);
+  if (every) metaStore.put({ ...meta, keep });
+  await committed(transaction);
+  await readCopyMeta();
+}
+
+// --- reading ---
+
+function reading(...kinds) {
+  const names = slotStores(copy.slot);
+  const wanted = kinds.map((kind) => names.find((name) => name.startsWith(`${kind}-`)));
+  const transaction = db.transaction(wanted);
+  return wanted.map((name) => transaction.objectStore(name));
+}
+
+/** The row holding `id` in `chunks` (an object store or index-less read), or null. */
+async function rowOf(chunks, id) {
+  const cursor = await done(chunks.openCursor(IDBKeyRange.upperBound(id), 'prev'));
+  if (!cursor) return null;
+  const rows = chunkRows(cursor.value);
+  const at = chunkIndex.find(rows, id);
+  return at < 0 ? null : rows[at];
+}
+
+async function lookup(barcode) {
+  if (typeof barcode !== 'string' || !barcode || !copy.buckets) return null;
+  const [barcodes, chunks] = reading('barcodes', 'chunks');
+  const bucket = await done(barcodes.get(bucketOf(barcode, copy.buckets)));
+  const id = holderIn(bucket, barcode);
+  if (!id) return null;
+  const row = await rowOf(chunks, id);
+  return row && row[BARCODE] === barcode ? productOf(row) : null;
+}
+
+async function find(id) {
+  if (typeof id !== 'string' || !id) return null;
+  const [chunks] = reading('chunks');
+  const row = await rowOf(chunks, id);
+  return row ? productOf(row) : null;
+}
+
+/** Every query word starts a word of the name or category (as on the node), sorted by name. */
+async function search(query, limit) {
+  const wanted = searchWords(query).slice(0, MAX_QUERY_WORDS);
+  if (!wanted.length) return [];
+  // The longest word narrows most: the regions holding a word it starts are read, each row checked.
+  const key = wanted.reduce((longest, word) => (word.length > longest.length ? word : longest));
+  const [words, chunks, side] = reading('words', 'chunks', 'side');
+  const [regions, before, blocks] = await Promise.all([
+    done(side.get('regions')),
+    done(words.openCursor(IDBKeyRange.upperBound(key), 'prev')),
+    done(words.getAll(IDBKeyRange.bound(key, `${key}\uffff`, true))),
+  ]);
+  if (!regions) return [];
+  const holding = new Set();
+  for (const block of [before?.value, ...blocks]) {
+    for (const [word, ordinals] of Object.entries(block ?? {})) {
+      if (word.startsWith(key)) for (const ordinal of ordinals) holding.add(ordinal);
+    }
+  }
+  const prefixes = wanted.map((word) => ` ${word}`);
+  const found = [];
+  for (const ordinal of [...holding].sort((a, b) => a - b).slice(0, SEARCH_REGIONS_READ)) {
+    const range = ordinal + 1 < regions.length
+      ? IDBKeyRange.bound(regions[ordinal], regions[ordinal + 1], false, true)
+      : IDBKeyRange.lowerBound(regions[ordinal]);
+    for (const value of await done(chunks.getAll(range))) {
+      for (const row of chunkRows(value)) {
+        const text = ` ${row[TEXT]}`;
+        if (prefixes.every((prefix) => text.includes(prefix))) found.push(row);
+      }
+    }
+    if (found.length >= SEARCH_FOUND_ENOUGH) break;
+  }
+  return found.map(productOf).sort((a, b) => a.name.localeCompare(b.name, 'fr')).slice(0, limit);
+}
+
+/**
+ * The grid from a bounded read, never the whole copy: the store's
+ * favourites, the ranked ones, and for the first categories by name (and the
+ * store's own) their first tiles + 1 by name, kept by the writes in side
+ * records. grid-layout.js makes of these the same grid as from every product
+ * (the rows left out are never shown).
+ */
+async function readGrid() {
+  const settings = extras.grid;
+  if (!settings) return null;
+  const tiles = Math.max(1, Math.min(Number.isInteger(settings.tiles) ? settings.tiles : 48, 200));
+  const kept = `${copy.generation}/${copy.keep}`;
+  if (tiles + 1 > (copy.keep ?? 0) && copy.size && refilledEvery !== kept) {
+    refilledEvery = kept; // the store shows more tiles than the copy kept
+    scheduleRefill([EVERY_CATEGORY]);
+  }
+  const [side, chunks] = reading('side', 'chunks');
+  const [counts, favourites] = await Promise.all([done(side.get('counts')), done(side.get('favourites'))]);
+  const present = Object.keys(counts ?? {}).filter((name) => counts[name] > 0).sort(chunkIndex.compareNames);
+  const names = new Set([...present.slice(0, MAX_CATEGORIES), ...(settings.categories ?? []).slice(0, MAX_CATEGORIES - 1)]);
+  const reads = [...new Set(settings.favourites ?? [])].slice(0, tiles).map((id) => rowOf(chunks, id));
+  for (const name of names) {
+    if (typeof name === 'string' && counts?.[name]) {
+      reads.push(done(side.get(['top', name])).then((rows) => (rows ?? []).slice(0, tiles + 1)));
+    }
+  }
+  const products = new Map();
+  for (const row of [...(favourites ?? []), ...(await Promise.all(reads)).flat()]) {
+    if (row) products.set(row[ID], productOf(row));
+  }
+  return buildGrid([...products.values()], settings);
+}
+
+async function openPriceProducts() {
+  const [side] = reading('side');
+  const rows = (await done(side.get('open'))) ?? [];
+  return rows.slice(0, OPEN_PRICE_CHOICES).map(productOf);
+}
+
+/** The small state the main thread keeps, read again after a change. */
+async function tellState() {
+  const [grid, openPrice] = await Promise.all([readGrid(), openPriceProducts()]);
+  postMessage({ type: 'state', state: { version: copy.version, size: copy.size ?? 0, extras, grid, openPrice } });
+}
+
+async function load() {
+  db = await openDatabase();
+  await readCopyMeta();
+}
+
 const ready = load();
+
+// Another tab's worker changed the copy: its slot, version and grid are read again.
+if (others) {
+  others.onmessage = () => ready.then(readCopyMeta).then(tellState).catch(() => {});
+}
+
+// Pages are written one after the other, in the order posted: the till posts the
+// next page while this one is written. A page that failed fails the rest of its run,
+// so a run's version is never saved with a page missing.
+let pages = Promise.resolve();
+const failedRuns = new Set();
+
+// While the till waits for the node (a scan: catalogue.js says so), pages wait too, at
+// most PAUSE_MAX_MS: the cores go to the scan, not to the copy.
+const PAUSE_MAX_MS = 300;
+let paused = false;
+let resume = () => {};
+
+function unpaused() {
+  if (!paused) return null;
+  return new Promise((resolve) => {
+    resume = resolve;
+    setTimeout(resolve, PAUSE_MAX_MS);
+  });
+}
+
+function queuePage(page) {
+  const writing = pages.then(async () => {
+    await unpaused();
+    if (failedRuns.has(page.run)) throw new Error('an earlier page of this run was not saved');
+    try {
+      const result = await writePage(page);
+      if (page.last) await tellState();
+      return result;
+    } catch (error) {
+      failedRuns.add(page.run);
+      throw error;
+    } finally {
+      if (page.last) failedRuns.delete(page.run);
+    }
+  });
+  pages = writing.catch(() => {});
+  return writing;
+}
 
 const OPERATIONS = {
   lookup: ({ barcode }) => lookup(barcode),
   find: ({ id }) => find(id),
   search: ({ query, limit }) => search(query, limit),
-  page: async (page) => {
-    const result = await writePage(page);
-    if (page.last) await tellState();
-    return result;
-  },
+  page: queuePage,
 };
 
 self.onmessage = async ({ data }) => {
   const { id, op, args } = data;
+  if (op === 'pause') { // no answer
+    paused = Boolean(args?.busy);
+    if (!paused) resume();
+    return;
+  }
   try {
     await ready;
     postMessage({ id, result: await OPERATIONS[op](args ?? {}) });

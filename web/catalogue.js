@@ -18,9 +18,12 @@ import { buildGrid } from './grid-layout.js';
 
 export const COLUMNS = ['id', 'barcode', 'name', 'price', 'vat_rate', 'category', 'unit',
   'colour', 'image', 'favourite', 'open_price'];
-const PAGE_ROWS = 5000; // about 0.5 MB of JSON: parsed on the page in a few ms
+const PAGE_ROWS = 5000; // about 0.5 MB of JSON: the first page parsed here, the others by the worker
 const EXPORT_PAGE = 2000; // an older node's catalogue/export
 const OPEN_PRICE_CHOICES = 4;
+const PAGES_AHEAD = 2; // about 1 MB of page text waiting in the worker, at most
+const QUIET_POLL_MS = 5;
+const QUIET_WAIT_MS = 500; // a node that never answers a command is left by client.js
 const DEFAULT_GRID = { categories: [], favourites: [], tiles: 48 }; // an older node's first page has none
 
 /** Today in the till's local time, "YYYY-MM-DD" (promotions' dates are the store's days). */
@@ -52,6 +55,31 @@ export function searchWords(text) {
 /** What a first page carries besides products: kept whole, replaced by every run. */
 function extrasOf(page) {
   return { grid: page.grid ?? DEFAULT_GRID, promotions: page.promotions ?? [], embedded_barcodes: page.embedded_barcodes ?? [] };
+}
+
+/**
+ * A page of `catalogue/changes` given as JSON text (client.js callText): what the
+ * run needs of it read from its head and tail ({full, behind, next, text}), its
+ * rows left to the worker to parse. A small page, or one laid out otherwise, parsed whole.
+ */
+export function pageFromText(text) {
+  if (text.length < 16_384) return JSON.parse(text);
+  try {
+    const head = JSON.parse(`${text.slice(0, text.indexOf(',"columns":'))}}`);
+    const next = JSON.parse(text.slice(text.lastIndexOf('"next":') + 7, -1));
+    if (typeof head.full === 'boolean' && typeof head.behind === 'boolean'
+      && (next === null || typeof next === 'string')) {
+      return { full: head.full, behind: head.behind, next, text };
+    }
+  } catch { /* another layout */ }
+  return JSON.parse(text);
+}
+
+/** A page's products, delisted ids and columns, from its text if it came as text. */
+export function pageRows(args) {
+  if (typeof args.text !== 'string') return args;
+  const { columns, products, delisted } = JSON.parse(args.text);
+  return { ...args, columns: columns ?? COLUMNS, products: products ?? [], delisted: delisted ?? [] };
 }
 
 /** Every query word starts a word of `words` (the node's rule). */
@@ -97,7 +125,7 @@ export class MemoryCopy {
       return found.sort((a, b) => a.name.localeCompare(b.name, 'fr')).slice(0, args.limit);
     }
     if (op !== 'page') throw new Error(`unknown request ${op}`);
-    const { full, first, last, columns, products, delisted = [], version, pageExtras } = args;
+    const { full, first, last, columns, products, delisted = [], version, pageExtras } = pageRows(args);
     if (full && first) this.incoming = new Map();
     const target = full ? this.incoming : this.byId;
     for (const product of productsOf(columns, products)) {
@@ -146,6 +174,11 @@ export class WorkerCopy {
     });
   }
 
+  /** Pages wait (busy) or go on: no answer. */
+  pause(busy) {
+    this.worker.postMessage({ op: 'pause', args: { busy } });
+  }
+
   receive(data) {
     if (data.type === 'state') return this.onState?.(data.state);
     if (data.type === 'broken') return this.broken(data.error);
@@ -187,6 +220,8 @@ export class LocalCatalogue extends EventTarget {
     this.builtGrid = null; // the grid, as the copy's worker built it
     this.openPrice = []; // the first open-price products, by VAT rate then name
     this.call = null; // the node's commands, once a connection is authenticated
+    this.callText = null; // the same, answers as JSON text (client.js callText): pages go to the worker unparsed
+    this.busy = () => false; // a cashier's command waits for the node (client.js busy)
     this.running = null; // the run of catalogue/changes under way
     this.runAgain = false;
     // The copy's first state (the saved one): offline answers wait for it, nothing else does.
@@ -198,6 +233,23 @@ export class LocalCatalogue extends EventTarget {
       copy.onBroken = () => resolve();
     });
     if (copy instanceof MemoryCopy) copy.onState(copy.state());
+  }
+
+  /**
+   * The till's websocket client (client.js): pages of a run asked as text (the
+   * worker parses them), and the next page asked only once no other command waits
+   * (a scan is never queued behind a page on the node's side of the socket).
+   */
+  useClient(client) {
+    this.callText = (type, args) => client.callText(type, args);
+    this.busy = () => client.busy;
+  }
+
+  /** Until no cashier's command waits for the node (at most QUIET_WAIT_MS). */
+  async quiet() {
+    for (let waited = 0; this.busy() && waited < QUIET_WAIT_MS; waited += QUIET_POLL_MS) {
+      await new Promise((resolve) => setTimeout(resolve, QUIET_POLL_MS));
+    }
   }
 
   /** Tests: products straight into an in-memory copy. */
@@ -321,24 +373,58 @@ export class LocalCatalogue extends EventTarget {
     const upto = page.version;
     const extras = extrasOf(page);
     this.adoptExtras(extras); // online pricing offline at once; the grid follows the products
-    await this.writePages(page.full ? 'full' : 'delta', page, (after) =>
-      call('catalogue/changes', { since, upto, after, limit: PAGE_ROWS }), extras);
+    const callText = this.callText;
+    const nextPage = callText
+      ? (after) => callText('catalogue/changes', { since, upto, after, limit: PAGE_ROWS }).then(pageFromText)
+      : (after) => call('catalogue/changes', { since, upto, after, limit: PAGE_ROWS });
+    await this.writePages(page.full ? 'full' : 'delta', page, nextPage, extras);
   }
 
-  /** Pages to the copy as they come: the next asked while the copy writes this one. */
+  /**
+   * Pages to the copy as they come: the next asked while the copy writes this
+   * one, and posted to it as soon as it comes (the worker writes them in order),
+   * at most PAGES_AHEAD pages waiting behind the one being written: the worker
+   * never waits for the node.
+   */
   async writePages(kind, page, nextPage, extras) {
     const run = `${Date.now()}-${Math.random()}`;
+    // The worker pauses between pages while a cashier's command waits for the node.
+    let busy = false;
+    const watch = setInterval(() => {
+      if (this.busy() === busy) return;
+      busy = !busy;
+      this.copy.pause?.(busy);
+    }, QUIET_POLL_MS);
+    try {
+      await this.writeEveryPage(kind, page, nextPage, extras, run);
+    } finally {
+      clearInterval(watch);
+      if (busy) this.copy.pause?.(false);
+    }
+  }
+
+  async writeEveryPage(kind, page, nextPage, extras, run) {
+    const writing = []; // the pages posted to the copy, not known written yet
     let first = true;
     for (;;) {
       const last = !page.next;
-      const writing = this.copy.request('page', {
-        run, full: kind === 'full', first, last, columns: page.columns ?? COLUMNS, products: page.products,
-        delisted: page.delisted ?? [], version: page.version ?? null, pageExtras: last ? extras : null,
+      const rows = typeof page.text === 'string' ? { text: page.text }
+        : { columns: page.columns ?? COLUMNS, products: page.products, delisted: page.delisted ?? [] };
+      const written = this.copy.request('page', {
+        run, full: kind === 'full', first, last, ...rows, version: page.version ?? null,
+        pageExtras: last ? extras : null,
+        tiles: extras.grid?.tiles, // a full copy keeps each category's first tiles for the grid
       });
-      const next = last ? null : nextPage(page.next);
-      next?.catch(() => {}); // if the write fails first, this answer is not awaited
-      await writing;
-      if (last) return;
+      written.catch(() => {}); // awaited below, in order
+      writing.push(written);
+      if (last) {
+        for (const each of writing) await each;
+        return;
+      }
+      await this.quiet();
+      const next = nextPage(page.next);
+      next.catch(() => {}); // if a write fails first, this answer is not awaited
+      while (writing.length > PAGES_AHEAD) await writing.shift();
       const answer = await next;
       // Another node answered mid-run (a failover): one behind, or one that cuts this
       // version differently, ends the run; the version is saved only with a last page.

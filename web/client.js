@@ -15,6 +15,9 @@ const CONNECT_TIMEOUT_MS = 2000;
 const FIRST_RETRY_DELAY_MS = 500;
 const MAX_RETRY_DELAY_MS = 5000;
 const NODES_KEY = 'edge.nodes';
+// A result as the node writes it (edge/messages.py result_message): its text after this
+// head is the result's JSON, handed on unparsed by callText.
+const RESULT_HEAD = /^\{"id":(\d+),"type":"result","success":true,"result":/;
 const MAX_NODES = 16;
 
 /**
@@ -166,6 +169,24 @@ export class TillClient extends EventTarget {
     return this.send(type, args);
   }
 
+  /**
+   * As call, the result as JSON text, not parsed: for a large answer parsed
+   * elsewhere (a catalogue page, by the catalogue's worker: the page's main
+   * thread never holds its rows).
+   */
+  callText(type, args = {}) {
+    if (!this.authed) {
+      return Promise.reject(new CommandError('disconnected', 'not connected'));
+    }
+    return this.send(type, args, true);
+  }
+
+  /** A command waits for its answer (not a ping, not a text one: a catalogue page). */
+  get busy() {
+    for (const waiter of this.pending.values()) if (!waiter.asText && waiter.type !== 'ping') return true;
+    return false;
+  }
+
   // --- the store's nodes ---
 
   /** The page's own node is always worth a try, even if the nodes forget to list it. */
@@ -204,10 +225,10 @@ export class TillClient extends EventTarget {
 
   // --- internals ---
 
-  send(type, args) {
+  send(type, args, asText = false) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, sentAt: Date.now() });
+      this.pending.set(id, { resolve, reject, sentAt: Date.now(), asText, type });
       this.socket.send(JSON.stringify({ ...args, id, type }));
     });
   }
@@ -262,6 +283,13 @@ export class TillClient extends EventTarget {
   }
 
   receive(data) {
+    const head = RESULT_HEAD.exec(data.slice(0, 80));
+    const asked = head && this.pending.get(Number(head[1]));
+    if (asked?.asText) {
+      this.pending.delete(Number(head[1]));
+      asked.resolve(data.slice(head[0].length, data.lastIndexOf('}')));
+      return;
+    }
     let message;
     try {
       message = JSON.parse(data);
@@ -273,7 +301,7 @@ export class TillClient extends EventTarget {
       if (!waiter) return;
       this.pending.delete(message.id);
       if (message.success) {
-        waiter.resolve(message.result);
+        waiter.resolve(waiter.asText ? JSON.stringify(message.result) : message.result);
       } else {
         const error = message.error || {};
         waiter.reject(new CommandError(error.code || 'unknown', error.message, { data: error.data }));
