@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -273,6 +274,22 @@ async def as_json(node: NodeUnderTest) -> dict[str, Any]:
         return (await response.json())["headoffice"]
 
 
+def steps_of(db: sqlite3.Connection, read: Callable[[], Any]) -> tuple[Any, int]:
+    """What `read` returns, and the SQLite VM steps it took on `db`."""
+    counted = 0
+
+    def step() -> int:
+        nonlocal counted
+        counted += 1
+        return 0
+
+    db.set_progress_handler(step, 1)
+    try:
+        return read(), counted
+    finally:
+        db.set_progress_handler(None, 1)
+
+
 def test_edge_status_reads_the_backlog_from_the_file_in_steps_that_barely_grow(
     tmp_path: Path,
 ) -> None:
@@ -290,17 +307,9 @@ def test_edge_status_reads_the_backlog_from_the_file_in_steps_that_barely_grow(
              for origin in ("n1", "n2") if n % 2 == (origin == "n2")])
         db.execute("UPDATE headoffice_sync SET acknowledged_position = ?", (total // 3,))
         db.execute("COMMIT")
-        counted = [0]
-
-        def step(counted: list[int] = counted) -> int:
-            counted[0] += 1
-            return 0
-
-        db.set_progress_handler(step, 1)
-        read = unsent(db)
-        db.set_progress_handler(None, 1)
+        read, taken = steps_of(db, lambda: unsent(db))
         assert read == scanned(db)
-        steps.append(counted[0])
+        steps.append(taken)
     # A binary search per origin: log2(10) ≈ 3.3 more probes each, never 10x.
     assert steps[1] < steps[0] * 1.5, steps
     db.close()
@@ -328,16 +337,9 @@ def test_every_edge_status_section_reads_in_steps_that_barely_grow_and_counts_ri
             [(origin, n // 2 + 1, f"{origin}-{n}", f"2026-11-25T08:00:{n % 60:02d}.000Z")
              for n in range(held, total) for origin in ("n1", "n2") if n % 2 == (origin == "n2")])
         db.execute("COMMIT")
-        counted = [0]
-
-        def step(counted: list[int] = counted) -> int:
-            counted[0] += 1
-            return 0
-
-        db.set_progress_handler(step, 1)
-        status = {name: function(config, db) for name, function in SECTIONS.items()}
-        db.set_progress_handler(None, 1)
-        steps.append(counted[0])
+        status, taken = steps_of(
+            db, lambda: {name: function(config, db) for name, function in SECTIONS.items()})
+        steps.append(taken)
         assert status["node"]["journal_events"] == total
         assert status["node"]["origins"] == 2
         last = db.execute("SELECT seq, time FROM events WHERE origin = 'n2' "
