@@ -14,3 +14,28 @@ export function el(tag, attributes = {}, ...children) {
   element.append(...children.filter((child) => child !== null && child !== undefined));
   return element;
 }
+
+const inputKey = (input) => input.id || JSON.stringify({ ...input.dataset });
+
+/**
+ * container.replaceChildren(...children), keeping what the cashier had typed in
+ * inputs that are drawn again (same id, or same data- attributes) and where the
+ * caret was: a screen redrawn when the node's answer arrives must not wipe an
+ * amount typed meanwhile.
+ */
+export function redraw(container, children) {
+  const typed = new Map();
+  for (const input of container.querySelectorAll('input')) typed.set(inputKey(input), input.value);
+  const focused = container.contains(document.activeElement) && document.activeElement.tagName === 'INPUT'
+    ? { key: inputKey(document.activeElement), start: document.activeElement.selectionStart, end: document.activeElement.selectionEnd }
+    : null;
+  container.replaceChildren(...children);
+  for (const input of container.querySelectorAll('input')) {
+    const key = inputKey(input);
+    if (typed.has(key)) input.value = typed.get(key);
+    if (focused?.key === key) {
+      input.focus();
+      if (focused.start !== null) input.setSelectionRange(focused.start, focused.end);
+    }
+  }
+}

@@ -13,7 +13,7 @@
 // Its section is made here (appended to <main>); its button goes in the sell
 // screen's actions row. Read from the node: offline, it waits for one.
 import { t, formatMoney, formatAmountForInput } from './i18n.js';
-import { $, el } from './dom.js';
+import { $, el, redraw } from './dom.js';
 import { sellActionsRow } from './screen-discount.js';
 import { parseAmount } from './screen-pay-tenders.js';
 import { newUuid } from './client.js';
@@ -277,7 +277,7 @@ export function shiftScreen(ui) {
     if (ui.screen !== 'shift') return;
     $('#shift-title').textContent = t('shift.title');
     $('#shift-back-label').textContent = t('shift.back');
-    $('#shift-body').replaceChildren(...body());
+    redraw($('#shift-body'), body());
   }
 
   function onKey(event) {
