@@ -9,7 +9,7 @@ figure a ratio to a baseline measured in the same run:
     sqlite3 import of the same CSV into a plain table (id and barcode
     indexes), each in a child process: time and peak RSS (wait4);
 (b) a node applying head office's signed catalogue events as its sync client
-    does (`apply_all` in pages of MAX_PULL_EVENTS through the journal: chain,
+    does (`apply_pulled` in pages of MAX_PULL_EVENTS through the journal: chain,
     signature, schema, projection), in a child, against raw sqlite3 inserting
     the same event rows and product rows (plain tables, the same pages), and
     that plus checking each ed25519 signature (what any node must do);
@@ -95,7 +95,7 @@ def child_apply(folder: str, count: str, page: str) -> dict[str, Any]:
         sign,
     )
     from edge.journal.store import Journal, folder_trust
-    from edge.sync.client import apply_all
+    from edge.sync.client import apply_pulled
     from edge.trust.folder import TrustFolder
 
     data = Path(folder)
@@ -123,8 +123,8 @@ def child_apply(folder: str, count: str, page: str) -> dict[str, Any]:
                 if not events:
                     return applied
                 began = time.perf_counter()
-                applied += await journal.write(
-                    apply_all(events, {public_hex(key): certificate} if first else None))
+                applied += await apply_pulled(
+                    journal, events, {public_hex(key): certificate} if first else None)
                 applying += time.perf_counter() - began
                 first = False
         finally:

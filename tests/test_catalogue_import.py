@@ -21,6 +21,7 @@ from conftest import EDGE, ROOT, EdgeProcess, Till, free_port
 from signing_support import identity
 
 from edge.api import commands  # noqa: F401  (registers every projection)
+from edge.journal import store
 from edge.journal.store import Journal
 from edge.selling import catalogue_loading
 from edge.selling.catalogue import DEMO_CATALOGUE
@@ -384,10 +385,11 @@ async def test_a_file_larger_than_a_batch_is_imported_whole_or_not_at_all(
     assert owner["id"] == "L-eau-bis"
 
 
-async def test_an_import_cut_short_keeps_whole_batches_and_finishes_when_run_again(
+async def test_an_import_cut_short_keeps_whole_slices_and_finishes_when_run_again(
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(catalogue_loading, "IMPORT_BATCH", 2)
+    monkeypatch.setattr(store, "FIRST_SLICE", 2)  # then sized by time: the rest at once
     writes = 0
     real_import_into = catalogue_loading.import_into
 
@@ -402,7 +404,28 @@ async def test_an_import_cut_short_keeps_whole_batches_and_finishes_when_run_aga
     with pytest.raises(RuntimeError):
         await import_texts(journal, GOOD, None)
     ids = [row["id"] for row in await journal.read_all("SELECT id FROM products ORDER BY id")]
-    assert ids == ["L-baguette", "L-croissant"]  # the first batch, whole
+    assert ids == ["L-baguette", "L-croissant"]  # the first slice, whole
     summary = await import_texts(journal, GOOD, None)
     assert (summary.added, summary.unchanged) == (3, 2)
     assert (await journal.read_one("SELECT COUNT(*) FROM products WHERE active"))[0] == 5
+
+
+async def test_a_sale_written_during_a_large_import_does_not_wait_for_it(
+    journal: Journal,
+) -> None:
+    # Issue 12: a 20,000-price change held the writer for a whole batch of signed
+    # events, and every till's scan queued behind it. Now the import goes in slices
+    # (the first of FIRST_SLICE products), and a write queued meanwhile goes between.
+    text = HEADER + "".join(f"L-{n},,Produit {n},{100 + n},550,,,,,,\n" for n in range(3000))
+    first_slice = asyncio.Event()
+    journal.add_listener(lambda events: first_slice.set())
+    importing = asyncio.ensure_future(import_texts(journal, text, None))
+    await first_slice.wait()
+    sale = await journal.write(lambda tx: tx.append("product_delisted", {"id": "L-between"}))
+    assert not importing.done()  # answered while the import still had slices to write
+    assert (await importing).added == 3000
+    # It waited for a slice or two of the import, not for a batch of IMPORT_BATCH.
+    before = await journal.read_one(
+        "SELECT COUNT(*) FROM events WHERE type = 'product_upserted' AND position < "
+        "(SELECT position FROM events WHERE id = ?)", (sale.id,))
+    assert 0 < before[0] < catalogue_loading.IMPORT_BATCH

@@ -4,12 +4,14 @@
 hand their files' texts to `import_texts`: every line checked first (the CSV
 rules are edge/selling/catalogue_import.py's), then every batch against what
 the store holds (head office's products are refused), and nothing written if
-one line does not fit; then only the differences become events, IMPORT_BATCH
-products per transaction.
+one line does not fit; then only the differences become events, read
+IMPORT_BATCH products at a time and written in slices the tills' sales go
+between (`Journal.write_in_slices`).
 """
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,8 +28,8 @@ from edge.selling.catalogue_import import (
 )
 from edge.selling.promotions import PROMOTION_FIELDS, store_promotion_ids
 
-# Products per transaction of a large import: bounded memory, and the tills' sales
-# wait for one batch at most, never for the whole file.
+# Products read and checked at a time: bounded memory; each batch is written in
+# slices of a few hundredths of a second, so a till's sale never waits for more.
 IMPORT_BATCH = 1000
 InFile = Callable[[str], bool]
 PRODUCT_FIELDS = ("id", "barcode", "name", "price", "vat_rate", "category", *TILE_DEFAULTS)
@@ -176,7 +178,7 @@ async def import_texts(journal: Journal, products_text: str,
     Read a batch of IMPORT_BATCH products at a time, in bounded memory, the
     tills selling between two batches: every line checked, then every batch
     against the store; nothing is written if one line does not fit. Then
-    written, a batch per transaction. A crash (power cut, kill) while writing
+    written, a slice of a batch per transaction. A crash (power cut, kill) while writing
     leaves the batches written so far, never half of one: the same import run
     again writes only what is still missing (only differences become events).
     """
@@ -230,17 +232,23 @@ def _in_file(checked: CheckedFile) -> InFile:
 async def _write_in_batches(journal: Journal, promotions: Rows | None,
                             checked: CheckedFile) -> ImportSummary:
     summary, last_line = ImportSummary(), 0
+    in_file = _in_file(checked)
+
+    def write(tx: Tx, part: Rows) -> None:
+        nonlocal last_line
+        done = import_into(tx, part, None, in_file)
+        summary.added += done.added
+        summary.changed += done.changed
+        summary.unchanged += done.unchanged
+        last_line = part[-1][0]
+
     try:
-        for batch in checked.batches(IMPORT_BATCH):
-            done = await journal.write(
-                lambda tx, batch=batch: import_into(tx, batch, None, _in_file(checked)))
-            summary.added += done.added
-            summary.changed += done.changed
-            summary.unchanged += done.unchanged
-            last_line = batch[-1][0]
+        # In slices of a few hundredths of a second: the tills' scans go between.
+        await journal.write_in_slices(
+            itertools.chain.from_iterable(checked.batches(IMPORT_BATCH)), write)
         if promotions is not None:
             done = await journal.write(
-                lambda tx: import_into(tx, [], promotions, _in_file(checked)))
+                lambda tx: import_into(tx, [], promotions, in_file))
             summary.promotions_added = done.promotions_added
             summary.promotions_changed = done.promotions_changed
             summary.promotions_unchanged = done.promotions_unchanged

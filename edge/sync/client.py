@@ -334,7 +334,7 @@ class SyncClient:
                 await self._resend_lost(vector, held, progress)
             certificates = await self._certify_headoffice_keys(events)
             try:
-                applied = await self.journal.write(apply_all(events, certificates))
+                applied = await apply_pulled(self.journal, events, certificates)
             except ChainError as error:
                 raise SyncError(f"head office's catalogue does not follow what this store "
                                 f"holds: {error}") from None
@@ -561,26 +561,28 @@ def round_error(pulled: str | None, pushed: str | None, sent: bool) -> str:
     return pushed if pushed == pulled else f"{pushed}; and the catalogue pull: {pulled}"
 
 
-def apply_all(events: list[Event], certificates: dict[str, str] | None = None
-              ) -> Callable[[Tx], int]:
-    """A journal write applying head office's `events` (chain- and signature-checked).
+async def apply_pulled(journal: Journal, events: list[Event],
+                       certificates: dict[str, str] | None = None) -> int:
+    """Apply head office's `events` (chain- and signature-checked) in slices the tills'
+    sales go between (`Journal.write_in_slices`): how many catalogue changes were new here.
 
-    How many catalogue changes were new here. The store CA's `certificates`
-    ({key: PEM}) for head office's keys this store had not certified are
-    written first (`headoffice_key_trusted`), each unless one already is
-    (`edge sync` and the node may both have made one).
+    The store CA's `certificates` ({key: PEM}) for head office's keys this store had
+    not certified are written first (`headoffice_key_trusted`), each unless one already
+    is (`edge sync` and the node may both have made one). A crash between two slices
+    keeps the first ones: the next pull asks from there (the chain's order holds).
     """
-    def work(tx: Tx) -> int:
+    def trust(tx: Tx) -> None:
         for key, pem in (certificates or {}).items():
             if not headoffice_key_trusted(tx.db, key):
                 tx.append("headoffice_key_trusted", {"cert": pem})
-        applied = 0
-        for event in events:
-            # Counted: the catalogue's changes (not its origin's certificate).
-            applied += tx.apply(event) and event.type != ORIGIN_CERTIFIED
-        return applied
 
-    return work
+    def apply(tx: Tx, part: list[Event]) -> int:
+        # Counted: the catalogue's changes (not its origin's certificate).
+        return sum(tx.apply(event) and event.type != ORIGIN_CERTIFIED for event in part)
+
+    if certificates:
+        await journal.write(trust)
+    return sum(await journal.write_in_slices(events, apply))
 
 
 async def sync_now(config: Config, progress: Progress) -> dict[str, Any]:
