@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,10 +198,12 @@ async def import_texts(journal: Journal, products_text: str,
                 parse_problems += error.problems
         if parse_problems:
             raise CatalogueError(parse_problems)
-        for batch in checked.batches(IMPORT_BATCH):
-            store_problems += await journal.write(_check(batch, None, checked))
+        for problems in await journal.write_in_slices(
+                _every_row(checked), lambda tx, part: _problems(tx, part, None, checked)):
+            store_problems += problems
         if promotions is not None:
-            store_problems += await journal.write(_check([], promotions, checked))
+            store_problems += await journal.write(
+                lambda tx: _problems(tx, [], promotions, checked))
         if store_problems:
             raise CatalogueError(store_problems)
         return await _write_in_batches(journal, promotions, checked)
@@ -212,17 +214,21 @@ async def import_texts(journal: Journal, products_text: str,
 Rows = list[tuple[int, dict[str, Any]]]
 
 
-def _check(batch: Rows, promotions: Rows | None, checked: CheckedFile) -> Callable[[Tx], list[str]]:
-    """A write that checks a batch against the store and writes nothing: its problems."""
-    def work(tx: Tx) -> list[str]:
-        try:
-            import_into(tx, batch, promotions and [(line, dict(promotion))
-                                                   for line, promotion in promotions],
-                        _in_file(checked), write=False)
-        except CatalogueError as error:
-            return error.problems
-        return []
-    return work
+def _problems(tx: Tx, batch: Rows, promotions: Rows | None, checked: CheckedFile
+              ) -> list[str]:
+    """In a write that writes nothing: what does not fit the store in `batch`."""
+    try:
+        import_into(tx, batch, promotions and [(line, dict(promotion))
+                                               for line, promotion in promotions],
+                    _in_file(checked), write=False)
+    except CatalogueError as error:
+        return error.problems
+    return []
+
+
+def _every_row(checked: CheckedFile) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The file's products, read IMPORT_BATCH at a time (bounded memory)."""
+    return itertools.chain.from_iterable(checked.batches(IMPORT_BATCH))
 
 
 def _in_file(checked: CheckedFile) -> InFile:
@@ -244,8 +250,7 @@ async def _write_in_batches(journal: Journal, promotions: Rows | None,
 
     try:
         # In slices of a few hundredths of a second: the tills' scans go between.
-        await journal.write_in_slices(
-            itertools.chain.from_iterable(checked.batches(IMPORT_BATCH)), write)
+        await journal.write_in_slices(_every_row(checked), write)
         if promotions is not None:
             done = await journal.write(
                 lambda tx: import_into(tx, [], promotions, in_file))
