@@ -2,11 +2,12 @@
 
 Head office's catalogue may hold a million products. The CSV is read as a
 stream (never whole), each row checked by the node's rules
-(`product_from_row`, head office's columns), and the good rows written to
-SQLite's own temporary database (in `$SQLITE_TMPDIR` or `$TMPDIR`; its file
-unlinked as it is opened, so a process killed mid-import leaves none). Ids and
-barcodes that appear twice are found there, by index, not in sets held in
-memory. One bad row and nothing is imported: `CatalogueError` names the
+(`product_from_row`, head office's columns: an id, name or category holding a
+bidirectional override or another hidden character is a bad line), and the good
+rows written to SQLite's own temporary database (in `$SQLITE_TMPDIR` or
+`$TMPDIR`; its file unlinked as it is opened, so a process killed mid-import
+leaves none). Ids and barcodes that appear twice are found there, by index, not
+in sets held in memory. One bad row and nothing is imported: `CatalogueError` names the
 bad lines in line order, the first MAX_PROBLEMS of them, then how many more.
 
 Synchronous (file and SQLite work): callers run it in a thread.
@@ -16,11 +17,15 @@ from __future__ import annotations
 
 import csv
 import sqlite3
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from edge.selling.catalogue_import import PRODUCT_COLUMNS, CatalogueError, product_from_row
+from edge.selling.catalogue_import import (
+    PRODUCT_COLUMNS,
+    CatalogueError,
+    header_problems,
+    product_from_row,
+)
 
 # Bad lines named in full: a wrong export names the same mistake a million times.
 MAX_PROBLEMS = 100
@@ -77,16 +82,12 @@ def _stage(stream: TextIO, staged: StagedCatalogue) -> None:
     batch: list[tuple[Any, ...]] = []
     insert = f"INSERT INTO staged VALUES ({', '.join('?' * len(STAGED_COLUMNS))})"
     try:
-        missing = [column for column in PRODUCT_COLUMNS
-                   if column not in (reader.fieldnames or [])]
-        if missing:
-            raise CatalogueError([f"line 1: missing column(s) {', '.join(missing)}"])
-        # A column named twice (a supplier's price and the shop's): DictReader would
-        # take the last one silently.
-        counted = Counter(reader.fieldnames or [])
-        twice = sorted(name for name, count in counted.items() if count > 1)[:MAX_PROBLEMS]
-        if twice:
-            raise CatalogueError([f"line 1: column {name} appears twice" for name in twice])
+        # The node's rules: a column missing, named twice (a supplier's price and the
+        # shop's: DictReader would take the last one silently), or holding a hidden
+        # character.
+        header = header_problems(reader.fieldnames or [], PRODUCT_COLUMNS)
+        if header:
+            raise CatalogueError(header[:MAX_PROBLEMS])
         db.execute("BEGIN")
         for row in reader:
             try:

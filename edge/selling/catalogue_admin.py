@@ -42,6 +42,7 @@ from edge.journal.store import Journal, local_journal
 from edge.selling.catalogue import product_json
 from edge.selling.catalogue_import import CatalogueError
 from edge.selling.catalogue_loading import PRODUCT_FIELDS, import_texts
+from edge.selling.catalogue_text import spreadsheet_safe
 from edge.selling.promotions import PROMOTION_FIELDS, promotion_json
 
 MAX_IMPORT_BYTES = 8 * 1024 * 1024  # both files together, as the node holds them
@@ -209,10 +210,14 @@ async def _import_alone(config: Config, texts: dict[str, str]) -> dict[str, Any]
 
 
 def rows_csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
+    """The rows as CSV, each text cell a spreadsheet would run as a formula (a name
+    "=HYPERLINK(...)") behind a single quote, which the import takes off again. Numbers
+    are written as they are: none is negative in a catalogue, and a number is no formula."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({column: spreadsheet_safe(value) if isinstance(value, str) else value
+                      for column, value in row.items()} for row in rows)
     return out.getvalue()
 
 

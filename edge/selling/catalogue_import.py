@@ -9,6 +9,10 @@ Head office reads the columns it keeps (`store_fields=False`: id, barcode,
 name, price, vat_rate, category; a barcode required); a store also reads how
 its till shows and sells each product (unit, colour, image, favourite,
 open_price), and a product without a barcode (bread is sold from a tile).
+
+Both refuse a first line naming a column twice and text a till or a receipt
+would show otherwise than it is held, and take off the quote `edge catalogue
+export` puts before a cell a spreadsheet would run (edge/selling/catalogue_text.py).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import csv
 import io
 import re
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -24,8 +29,8 @@ from typing import Any
 
 import orjson
 
-from edge.schema import CONTROL_CHARACTERS
 from edge.selling.barcodes import is_valid_gtin
+from edge.selling.catalogue_text import from_spreadsheet_safe, hidden_character
 
 VAT_RATES = (210, 550, 1000, 2000)
 UNITS = ("piece", "kg")  # kg: the price is per kilogram, the till sells grams
@@ -196,20 +201,38 @@ class CheckedFile:
 
 def _check_columns(reader: csv.DictReader[str], required: tuple[str, ...],
                    where: str = "line 1") -> None:
-    missing = [column for column in required if column not in (reader.fieldnames or [])]
+    problems = header_problems(reader.fieldnames or [], required, where)
+    if problems:
+        raise CatalogueError(problems)
+
+
+def header_problems(columns: list[str], required: tuple[str, ...],
+                    where: str = "line 1") -> list[str]:
+    """What is wrong with a file's first line: a required column missing, a column
+    named twice (a supplier's price and the shop's: csv.DictReader would silently
+    take the last), a column name holding a hidden character (two columns shown
+    `price`, one read). Empty names (a spreadsheet's blank columns) are never read."""
+    missing = [column for column in required if column not in columns]
     if missing:
-        raise CatalogueError([f"{where}: missing column(s) {', '.join(missing)}"])
+        return [f"{where}: missing column(s) {', '.join(missing)}"]
+    problems = [f"{where}: column {number} {problem}" for number, column
+                in enumerate(columns, start=1) if (problem := hidden_character(column))]
+    # " Price" is price to whoever reads the file, whichever one DictReader reads.
+    counted = Counter(column.strip().casefold() for column in columns if column.strip())
+    return problems + [f"{where}: column {name} appears twice"
+                       for name, count in sorted(counted.items()) if count > 1]
 
 
 def _text(row: dict[str, str], column: str) -> str:
-    return (row.get(column) or "").strip()
+    return from_spreadsheet_safe((row.get(column) or "").strip())
 
 
 def _bounded_text(value: str, what: str, longest: int) -> str:
     if len(value) > longest:
         raise ValueError(f"{what} is longer than {longest} characters")
-    if CONTROL_CHARACTERS.search(value):
-        raise ValueError(f"{what} holds a control character")
+    problem = hidden_character(value)
+    if problem:
+        raise ValueError(f"{what} {problem}")
     return value
 
 
@@ -331,6 +354,8 @@ def promotion_from_row(row: dict[str, str]) -> dict[str, Any]:
     products = [product.strip() for product in _text(row, "products").split("|")]
     if products == [""] or "" in products:
         raise ValueError("products must be product ids separated by |, none empty")
+    for product in products:
+        _bounded_text(product, "products", MAX_ID)
     body: dict[str, Any] = {"id": promotion_id, "name": name, "kind": _text(row, "kind"),
                             "products": products}
     for column in ("n", "m", "percent", "price"):
