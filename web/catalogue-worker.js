@@ -19,12 +19,15 @@
 // previous complete copy. A delta rewrites only the chunks and side records
 // it touches, in the slot in use, one transaction per page; its version goes
 // with its last page (a run cut short is sent again from the old version).
+// The meta row also names the store the copy came from: `forget` empties
+// everything when the till is paired again or meets another store's node.
 import { buildGrid } from './grid-layout.js';
 import { pageRows, searchWords } from './catalogue.js';
 import {
   BARCODE, CATEGORY, ID, TEXT,
   FullCopyBuilder, applyDelta, bucketOf, chunkIndex, chunkRows, holderIn, keepFor, productOf, rowsOf, slotStores, SLOTS,
 } from './catalogue-chunks.js';
+import { committed, done, openDatabase } from './idb.js';
 
 const DB_NAME = 'edge-till-catalogue';
 const DB_VERSION = 2; // 1: one record per product (products-a/b): dropped, a full copy follows
@@ -38,44 +41,25 @@ const MAX_CATEGORIES = 41; // the grid looks at the first 40 (+1, to know there 
 const RELAXED = { durability: 'relaxed' }; // a lost page is fetched again: no fsync per page
 
 let db = null;
-let copy = { slot: SLOTS[0], generation: 0, version: null, size: 0 };
-let extras = { grid: null, promotions: [], embedded_barcodes: [] };
+// `store`: the id of the store whose node sent the copy (auth's store.id): a till moved to
+// another store forgets it (catalogue.js). null: not known (a copy saved before it was kept).
+let copy = { slot: SLOTS[0], generation: 0, version: null, size: 0, store: null };
+const NO_EXTRAS = { grid: null, promotions: [], embedded_barcodes: [] };
+let extras = NO_EXTRAS;
 const builders = new Map(); // run -> its FullCopyBuilder (a full copy under way in this worker)
 const deltaRuns = new Map(); // run -> the generation of the copy it began on
 const others = typeof BroadcastChannel === 'function' ? new BroadcastChannel(DB_NAME) : null;
 
-function done(request) {
-  return new Promise((resolve, reject) => {
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
+function openCopyDatabase() {
+  return openDatabase(DB_NAME, DB_VERSION, (database) => {
+    for (const name of [...database.objectStoreNames]) database.deleteObjectStore(name);
+    for (const slot of SLOTS) for (const name of slotStores(slot)) database.createObjectStore(name);
+    database.createObjectStore('meta', { keyPath: 'key' });
+  }, 'the catalogue database is held open by an older tab');
 }
 
-function committed(transaction) {
-  return new Promise((resolve, reject) => {
-    transaction.oncomplete = () => resolve();
-    transaction.onerror = () => reject(transaction.error);
-    transaction.onabort = () => reject(transaction.error ?? new Error('superseded'));
-  });
-}
-
-function openDatabase() {
-  return new Promise((resolve, reject) => {
-    const request = indexedDB.open(DB_NAME, DB_VERSION);
-    request.onupgradeneeded = () => {
-      const database = request.result;
-      for (const name of [...database.objectStoreNames]) database.deleteObjectStore(name);
-      for (const slot of SLOTS) for (const name of slotStores(slot)) database.createObjectStore(name);
-      database.createObjectStore('meta', { keyPath: 'key' });
-    };
-    request.onsuccess = () => {
-      request.result.onversionchange = () => request.result.close();
-      resolve(request.result);
-    };
-    request.onerror = () => reject(request.error);
-    request.onblocked = () => reject(new Error('the catalogue database is held open by an older tab'));
-  });
-}
+// A transaction of this worker's aborted with no error was superseded (another tab's run, a copy forgotten).
+const SUPERSEDED = 'superseded';
 
 // --- writing ---
 
@@ -88,7 +72,7 @@ function openDatabase() {
  * before; the run stopped (an error) goes again later, from the version saved.
  */
 async function writePage(page) {
-  const { run, full, first, last, columns, products, delisted = [], version, pageExtras, tiles } = pageRows(page);
+  const { run, full, first, last, columns, products, delisted = [], version, pageExtras, tiles, store = null } = pageRows(page);
   const meta = await done(db.transaction('meta').objectStore('meta').get('copy')) ?? copy;
   if (!full && first) deltaRuns.set(run, meta.generation);
   const target = full ? SLOTS[1 - SLOTS.indexOf(meta.slot)] : meta.slot;
@@ -120,14 +104,16 @@ async function writePage(page) {
         return;
       }
       const { size, buckets, keep } = builder.finish(stores);
-      metaStore.put({ key: 'copy', slot: target, generation: meta.generation + 1, version, size, buckets, keep });
+      metaStore.put({ key: 'copy', slot: target, generation: meta.generation + 1, version, size, buckets, keep, store });
       metaStore.delete('filling');
       for (const name of slotStores(other)) transaction.objectStore(name).clear(); // the copy it replaces
     } else {
       const held = owner ?? meta; // the copy as this transaction sees it (another tab may have written)
       const changed = await applyDelta(stores, held, rows, delisted);
       const size = (held.size ?? 0) + changed.size;
-      metaStore.put({ ...held, key: 'copy', version: last ? version : held.version, size });
+      // A copy saved with no store (before stores were kept) takes that of the node that brought it up to date.
+      const heldStore = last && store ? store : held.store ?? null;
+      metaStore.put({ ...held, key: 'copy', version: last ? version : held.version, size, store: heldStore });
       if (changed.stale.size) scheduleRefill(changed.stale);
     }
     if (last && pageExtras) metaStore.put({ key: 'extras', value: pageExtras });
@@ -138,7 +124,7 @@ async function writePage(page) {
     } catch { /* already over */ }
   });
   try {
-    await Promise.all([writing, committed(transaction)]);
+    await Promise.all([writing, committed(transaction, SUPERSEDED)]);
   } catch (error) {
     builders.delete(run);
     throw error;
@@ -152,6 +138,32 @@ async function writePage(page) {
   if (last && pageExtras) extras = pageExtras;
   if (last) others?.postMessage('changed');
   return { size: copy.size };
+}
+
+/**
+ * The copy emptied, version, store and first-page extras too (the till was paired
+ * again, or its node belongs to another store): in one transaction, queued
+ * behind the pages posted before. A new generation: a run under way fails at
+ * its next page (a delta began on another copy, a full copy's slot is no
+ * longer being filled), so nothing of the old store comes back.
+ */
+async function forget() {
+  const names = [...SLOTS.flatMap(slotStores), 'meta'];
+  const transaction = db.transaction(names, 'readwrite');
+  const metaStore = transaction.objectStore('meta');
+  const writing = done(metaStore.get('copy')).then((held) => {
+    for (const name of names) transaction.objectStore(name).clear();
+    const { slot, generation } = held ?? copy;
+    metaStore.put({ key: 'copy', slot, generation: (generation ?? 0) + 1, version: null, size: 0, store: null });
+    metaStore.put({ key: 'extras', value: NO_EXTRAS });
+  });
+  await Promise.all([writing, committed(transaction)]);
+  builders.clear();
+  deltaRuns.clear();
+  toRefill.clear();
+  await readCopyMeta();
+  others?.postMessage('changed');
+  await tellState(); // before the answer: the page's catalogue has the empty state once told
 }
 
 async function readCopyMeta() {
@@ -212,7 +224,7 @@ async function refill() {
   if (meta?.generation !== generation || meta.slot !== slot) return transaction.abort();
   for (const [name, rows] of found) transaction.objectStore(sideName).put(rows, ['top', name]);
   if (every) metaStore.put({ ...meta, keep });
-  await committed(transaction);
+  await committed(transaction, SUPERSEDED);
   await readCopyMeta();
 }
 
@@ -329,11 +341,13 @@ async function openPriceProducts() {
 /** The small state the main thread keeps, read again after a change. */
 async function tellState() {
   const [grid, openPrice] = await Promise.all([readGrid(), openPriceProducts()]);
-  postMessage({ type: 'state', state: { version: copy.version, size: copy.size ?? 0, extras, grid, openPrice } });
+  postMessage({
+    type: 'state', state: { version: copy.version, store: copy.store ?? null, size: copy.size ?? 0, extras, grid, openPrice },
+  });
 }
 
 async function load() {
-  db = await openDatabase();
+  db = await openCopyDatabase();
   await readCopyMeta();
 }
 
@@ -383,11 +397,19 @@ function queuePage(page) {
   return writing;
 }
 
+/** Forgetting waits for the pages posted before it, as a page does. */
+function queueForget() {
+  const forgetting = pages.then(forget);
+  pages = forgetting.catch(() => {});
+  return forgetting;
+}
+
 const OPERATIONS = {
   lookup: ({ barcode }) => lookup(barcode),
   find: ({ id }) => find(id),
   search: ({ query, limit }) => search(query, limit),
   page: queuePage,
+  forget: queueForget,
 };
 
 self.onmessage = async ({ data }) => {

@@ -100,6 +100,7 @@ export class MemoryCopy {
   constructor() {
     this.byId = new Map();
     this.version = null;
+    this.store = null; // the store whose node sent the copy
     this.extras = { grid: null, promotions: [], embedded_barcodes: [] };
     this.onState = null;
   }
@@ -124,9 +125,17 @@ export class MemoryCopy {
         matches(wanted, searchWords(`${product.name} ${product.category ?? ''}`)));
       return found.sort((a, b) => a.name.localeCompare(b.name, 'fr')).slice(0, args.limit);
     }
+    if (op === 'forget') {
+      this.incoming = null;
+      this.byId = new Map();
+      Object.assign(this, { version: null, store: null, extras: { grid: null, promotions: [], embedded_barcodes: [] } });
+      this.onState?.(this.state());
+      return null;
+    }
     if (op !== 'page') throw new Error(`unknown request ${op}`);
-    const { full, first, last, columns, products, delisted = [], version, pageExtras } = pageRows(args);
+    const { full, first, last, columns, products, delisted = [], version, pageExtras, store = null } = pageRows(args);
     if (full && first) this.incoming = new Map();
+    if (full && !this.incoming) throw new Error('superseded'); // forgotten meanwhile
     const target = full ? this.incoming : this.byId;
     for (const product of productsOf(columns, products)) {
       // A barcode moved to this product leaves its old holder, as on the node.
@@ -138,6 +147,7 @@ export class MemoryCopy {
     if (last) {
       if (full) this.byId = this.incoming;
       this.version = version;
+      this.store = full ? store : store ?? this.store;
       if (pageExtras) this.extras = pageExtras;
       this.onState?.(this.state());
     }
@@ -150,7 +160,7 @@ export class MemoryCopy {
       .sort((a, b) => a.vat_rate - b.vat_rate || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
       .slice(0, OPEN_PRICE_CHOICES);
     const grid = this.extras.grid ? buildGrid(products, this.extras.grid) : null;
-    return { version: this.version, size: this.byId.size, extras: this.extras, grid, openPrice };
+    return { version: this.version, store: this.store, size: this.byId.size, extras: this.extras, grid, openPrice };
   }
 }
 
@@ -213,6 +223,8 @@ export class LocalCatalogue extends EventTarget {
     copy ??= new MemoryCopy();
     this.copy = copy;
     this.version = null; // the copy's catalogue version: {origin: seq}, null for none
+    this.store = null; // the id of the store the copy came from; null: none (or not known)
+    this.nodeStore = null; // the id of the store of the node the till talks to (auth's store.id)
     this.size = 0;
     this.gridSettings = null; // {categories, favourites, tiles}: null until a first copy
     this.promotions = new Map(); // id -> promotion not ended
@@ -258,8 +270,9 @@ export class LocalCatalogue extends EventTarget {
     this.adoptState(this.copy.state());
   }
 
-  adoptState({ version, size, extras, grid, openPrice }) {
+  adoptState({ version, store, size, extras, grid, openPrice }) {
     this.version = version ?? null;
+    this.store = store ?? null;
     this.size = size ?? 0;
     this.adoptExtras(extras ?? {});
     this.builtGrid = grid ?? null;
@@ -318,17 +331,41 @@ export class LocalCatalogue extends EventTarget {
   // --- keeping the copy current ---
 
   /**
-   * A connection is authenticated (`call`: its commands): follow the node's
-   * catalogue changes, and ask for those since the copy's version.
+   * A connection is authenticated (`call`: its commands; `store`: auth's
+   * store.id): follow the node's catalogue changes, and ask for those since
+   * the copy's version. A copy of another store's is forgotten first: its
+   * version means nothing to this node (it would answer `behind` for ever),
+   * and its products must not be sold offline here.
    */
-  async sync(call) {
+  async sync(call, store = null) {
     this.call = call;
+    this.nodeStore = store;
+    await this.loaded;
+    if (store && this.store && this.store !== store) {
+      await this.forget().catch((error) => console.warn('the old store\'s catalogue copy was not emptied', error));
+    }
     try {
       await call('catalogue/follow', {});
     } catch (error) {
       if (error.code !== 'unknown_command') throw error;
     }
     await this.requestRun();
+  }
+
+  /**
+   * Empties the copy (products, version, store, grid, promotions, layouts): the
+   * till was paired again, maybe to another store. A run under way fails at
+   * its next page; the next run is a full copy.
+   */
+  async forget() {
+    await this.loaded;
+    try {
+      await this.copy.request('forget', {});
+    } finally {
+      // Nothing of the old copy is used here, even one that could not be emptied: with no
+      // version, the next run is a full copy, which replaces it whole.
+      this.adoptState({});
+    }
   }
 
   /** A push: `catalogue_changed` (catalogue/follow) asks for the changes again. */
@@ -362,6 +399,7 @@ export class LocalCatalogue extends EventTarget {
   async runChanges(call) {
     await this.loaded;
     const since = this.version;
+    const store = this.nodeStore; // saved with the copy, with the run's last page
     let page;
     try {
       page = await call('catalogue/changes', { since, upto: null, after: null, limit: PAGE_ROWS });
@@ -377,7 +415,7 @@ export class LocalCatalogue extends EventTarget {
     const nextPage = callText
       ? (after) => callText('catalogue/changes', { since, upto, after, limit: PAGE_ROWS }).then(pageFromText)
       : (after) => call('catalogue/changes', { since, upto, after, limit: PAGE_ROWS });
-    await this.writePages(page.full ? 'full' : 'delta', page, nextPage, extras);
+    await this.writePages(page.full ? 'full' : 'delta', page, nextPage, extras, store);
   }
 
   /**
@@ -386,7 +424,7 @@ export class LocalCatalogue extends EventTarget {
    * at most PAGES_AHEAD pages waiting behind the one being written: the worker
    * never waits for the node.
    */
-  async writePages(kind, page, nextPage, extras) {
+  async writePages(kind, page, nextPage, extras, store = null) {
     const run = `${Date.now()}-${Math.random()}`;
     // The worker pauses between pages while a cashier's command waits for the node.
     let busy = false;
@@ -396,14 +434,14 @@ export class LocalCatalogue extends EventTarget {
       this.copy.pause?.(busy);
     }, QUIET_POLL_MS);
     try {
-      await this.writeEveryPage(kind, page, nextPage, extras, run);
+      await this.writeEveryPage(kind, page, nextPage, extras, run, store);
     } finally {
       clearInterval(watch);
       if (busy) this.copy.pause?.(false);
     }
   }
 
-  async writeEveryPage(kind, page, nextPage, extras, run) {
+  async writeEveryPage(kind, page, nextPage, extras, run, store) {
     const writing = []; // the pages posted to the copy, not known written yet
     let first = true;
     for (;;) {
@@ -413,6 +451,7 @@ export class LocalCatalogue extends EventTarget {
       const written = this.copy.request('page', {
         run, full: kind === 'full', first, last, ...rows, version: page.version ?? null,
         pageExtras: last ? extras : null,
+        store: last ? store : null,
         tiles: extras.grid?.tiles, // a full copy keeps each category's first tiles for the grid
       });
       written.catch(() => {}); // awaited below, in order
@@ -440,9 +479,10 @@ export class LocalCatalogue extends EventTarget {
   async copyExport(call) {
     const ask = (after) => call('catalogue/export', after ? { after, limit: EXPORT_PAGE } : { limit: EXPORT_PAGE })
       .then((page) => ({ ...page, products: page.products.map((product) => COLUMNS.map((column) => product[column])) }));
+    const store = this.nodeStore;
     const page = await ask(null);
     const extras = extrasOf(page);
     this.adoptExtras(extras);
-    await this.writePages('full', { ...page, version: null }, ask, extras);
+    await this.writePages('full', { ...page, version: null }, ask, extras, store);
   }
 }

@@ -198,6 +198,13 @@ export class TillClient extends EventTarget {
     return list;
   }
 
+  /** Paired again (maybe in another store): the nodes known before are forgotten, the page's own is kept. */
+  forgetNodes() {
+    this.nodes = this.withHome([]);
+    this.nodeIndex = 0;
+    localStorage.removeItem(NODES_KEY);
+  }
+
   /**
    * Takes the node list of an `auth` reply, remembers it across reloads, and
    * finds ourselves in it. Nodes known before stay on the list, after the

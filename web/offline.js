@@ -7,58 +7,31 @@
 // IndexedDB works on a shop's plain-http origin, where service workers and
 // crypto.subtle do not.
 
+import { committed, done, openDatabase } from './idb.js';
+
 const DB_NAME = 'edge-till';
 const DB_VERSION = 3;
 
-/** Wraps an IDBRequest in a promise. */
-function done(request) {
-  return new Promise((resolve, reject) => {
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-}
-
-/** Resolves when the transaction is committed (with 'strict' durability: on disk). */
-function committed(transaction) {
-  return new Promise((resolve, reject) => {
-    transaction.oncomplete = () => resolve();
-    transaction.onerror = () => reject(transaction.error);
-    transaction.onabort = () => reject(transaction.error ?? new Error('transaction aborted'));
-  });
-}
-
-function openDatabase() {
-  return new Promise((resolve, reject) => {
-    const request = indexedDB.open(DB_NAME, DB_VERSION);
-    request.onupgradeneeded = (event) => {
-      const db = request.result;
-      if (event.oldVersion < 1) {
-        // Sales completed offline, in the order they were made (seq), each with the till it belongs to.
-        db.createObjectStore('outbox', { keyPath: 'seq', autoIncrement: true }).createIndex('till', 'till');
-        // Small values: the receipt counter of each till ("receipt:<store>/<till>").
-        db.createObjectStore('meta', { keyPath: 'key' });
-      }
-      if (event.oldVersion < 2) {
-        // Every sale of the day, online or offline, by sale id: {id, till, day, receipt_no, offline, sale}.
-        const sales = db.createObjectStore('sales', { keyPath: 'id' });
-        sales.createIndex('till', 'till');
-        sales.createIndex('day', 'day'); // local date "YYYY-MM-DD", to drop older days
-      }
-      if (event.oldVersion >= 1 && event.oldVersion < 3) {
-        // The old catalogue copy (all products in one transaction): catalogue-worker.js keeps it now.
-        if (db.objectStoreNames.contains('products')) db.deleteObjectStore('products');
-        request.transaction.objectStore('meta').delete('catalogue-extras');
-      }
-    };
-    request.onsuccess = () => {
-      const db = request.result;
-      // A newer version of the app opened in another tab: let it upgrade rather than block it.
-      db.onversionchange = () => db.close();
-      resolve(db);
-    };
-    request.onerror = () => reject(request.error);
-    request.onblocked = () => reject(new Error('the till database is held open by an older tab'));
-  });
+function openTillDatabase() {
+  return openDatabase(DB_NAME, DB_VERSION, (db, event, transaction) => {
+    if (event.oldVersion < 1) {
+      // Sales completed offline, in the order they were made (seq), each with the till it belongs to.
+      db.createObjectStore('outbox', { keyPath: 'seq', autoIncrement: true }).createIndex('till', 'till');
+      // Small values: the receipt counter of each till ("receipt:<store>/<till>").
+      db.createObjectStore('meta', { keyPath: 'key' });
+    }
+    if (event.oldVersion < 2) {
+      // Every sale of the day, online or offline, by sale id: {id, till, day, receipt_no, offline, sale}.
+      const sales = db.createObjectStore('sales', { keyPath: 'id' });
+      sales.createIndex('till', 'till');
+      sales.createIndex('day', 'day'); // local date "YYYY-MM-DD", to drop older days
+    }
+    if (event.oldVersion >= 1 && event.oldVersion < 3) {
+      // The old catalogue copy (all products in one transaction): catalogue-worker.js keeps it now.
+      if (db.objectStoreNames.contains('products')) db.deleteObjectStore('products');
+      transaction.objectStore('meta').delete('catalogue-extras');
+    }
+  }, 'the till database is held open by an older tab');
 }
 
 const receiptKey = (till) => `receipt:${till}`;
@@ -69,7 +42,7 @@ const receiptKey = (till) => `receipt:${till}`;
  */
 export class TillStore {
   static async open() {
-    return new TillStore(await openDatabase());
+    return new TillStore(await openTillDatabase());
   }
 
   constructor(db) {

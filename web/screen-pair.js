@@ -25,6 +25,16 @@ function pairingError(status, body) {
 
 /** `ui.startConnection()` is called once the till has its token. */
 export function pairScreen(ui) {
+  /**
+   * Paired again, maybe in another store: the catalogue copy and the nodes known
+   * belong to the till it was. Its sales stay (offline.js keeps them under that
+   * store and till, sent only to a node that authenticates the till as that one).
+   */
+  async function forgetThePreviousTill() {
+    ui.client.forgetNodes();
+    await ui.session.catalogue.forget().catch((error) => console.warn('the catalogue copy was not emptied', error));
+  }
+
   async function pair(code, name) {
     const button = $('#pair-submit');
     button.disabled = true;
@@ -41,6 +51,7 @@ export function pairScreen(ui) {
       }
       const body = await response.json().catch(() => null);
       if (!response.ok) throw pairingError(response.status, body);
+      await forgetThePreviousTill();
       localStorage.setItem(TOKEN_KEY, body.token);
       $('#pair-code').value = '';
       ui.hideError();

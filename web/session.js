@@ -369,7 +369,7 @@ export class TillSession extends EventTarget {
     this.auth = auth;
     await this.ledger.adopt(auth);
     if (connection !== this.connectionEpoch) return;
-    this.catalogue.sync((type, args) => this.call(type, args)).catch(() => {
+    this.catalogue.sync((type, args) => this.call(type, args), auth.store?.id ?? null).catch(() => {
       // Lost the connection meanwhile: the next one refreshes it.
     });
     this.printing?.onAuthed(auth);
