@@ -71,7 +71,10 @@ def catalogue(draw: st.DrawFn) -> list[Step]:
         origin = draw(st.sampled_from([HEAD_OFFICE, HEAD_OFFICE, "n1"]))
         product = draw(st.sampled_from(["p1", "p2", "p3"]))
         if index != 1 and (index == 0 or draw(st.integers(0, 3))):
-            body = {"id": product, "barcode": draw(st.sampled_from(["3000", "3001", "3002"])),
+            # A barcode or none: products share one, move away from it and back
+            # (`former_barcodes` keeps what each named besides its latest listing).
+            body = {"id": product,
+                    "barcode": draw(st.sampled_from(["3000", "3001", "3002", None])),
                     "name": draw(st.sampled_from(["Pain", "Baguette"])),
                     "price": draw(st.sampled_from([100, 120])), "vat_rate": 550,
                     "category": ""}
@@ -147,8 +150,10 @@ def tills(draw: st.DrawFn) -> list[Step]:
     for origin in NODES:
         for number in range(draw(st.integers(1 if origin == "n1" else 0, 2))):
             code = f"T{number + 2:02d}-{origin}"
-            steps.append((origin, "till_paired", {"code": code, "name": code,
-                                                  "token_sha256": f"new-{code}"}, draw(TIMES)))
+            body = {"code": code, "name": code, "token_sha256": f"new-{code}"}
+            if number and draw(st.booleans()):  # paired again: sends its earlier codes' sales
+                body["takes_over"] = [f"T02-{origin}", "T01"]
+            steps.append((origin, "till_paired", body, draw(TIMES)))
     # Store IT revoking T02-n1 on one or two nodes (twice), maybe before a node has
     # its pairing, and an old till revoked under the code it had there.
     for origin in draw(st.lists(st.sampled_from(NODES), min_size=1, max_size=2, unique=True)):

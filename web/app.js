@@ -140,11 +140,15 @@ function renderStatus() {
   status.dataset.catalogueVersion = catalogue.version ? JSON.stringify(catalogue.version) : '';
   status.dataset.node = online ? client.node?.id ?? '' : '';
   let text;
-  if (!paired) text = t('status.unpaired');
+  if (!paired) text = count ? `${t('status.unpaired')} · ${t('status.salesToSend', { count })}` : t('status.unpaired');
   else if (online) text = count ? `${t('status.online')} · ${t('status.salesToSend', { count })}` : t('status.online');
   else text = count ? t('status.offlineWaiting', { count }) : t('status.offline');
   const waiting = session.queue.length;
   if (waiting && !session.ready) text += ` · ${t('status.pending', { count: waiting })}`;
+  // Sales this store's nodes will not take from this till (made as a till it no longer is).
+  const elsewhere = session.waitingElsewhere ?? [];
+  status.dataset.waitingElsewhere = String(elsewhere.reduce((sum, row) => sum + row.count, 0));
+  for (const row of elsewhere) text += ` · ${t(row.otherStore ? 'status.otherStoreSales' : 'status.earlierTillSales', row)}`;
   status.textContent = text;
   // Which node serves the till: out of the cashier's way, there for store IT.
   const node = online ? client.node : null;

@@ -1055,3 +1055,21 @@ Object.assign(STRINGS.en, {
   'error.not_caught_up': 'A server of the store was not heard: bring it back online before closing',
   'error.covers_backwards': 'This server lost events already closed: call support',
 });
+
+// --- Sales a till made as a till it no longer is (earlier-tills.js): paired again, or moved ---
+Object.assign(STRINGS.fr, {
+  'status.otherStoreSales': ({ count, store, till }) =>
+    `${count} ${count <= 1 ? 'vente' : 'ventes'} du magasin précédent (${store}, caisse ${till}) `
+    + `${count <= 1 ? 'attend' : 'attendent'} sur cette caisse : à envoyer au serveur de ce magasin`,
+  'status.earlierTillSales': ({ count, till }) =>
+    `${count} ${count <= 1 ? 'vente' : 'ventes'} de la caisse ${till} `
+    + `${count <= 1 ? 'attend' : 'attendent'} sur cette caisse : appairez-la à nouveau dans ce magasin pour l’envoyer`,
+});
+Object.assign(STRINGS.en, {
+  'status.otherStoreSales': ({ count, store, till }) =>
+    `${count} ${count === 1 ? 'sale' : 'sales'} of the previous store (${store}, till ${till}) `
+    + `${count === 1 ? 'waits' : 'wait'} on this till: to be sent to that store’s node`,
+  'status.earlierTillSales': ({ count, till }) =>
+    `${count} ${count === 1 ? 'sale' : 'sales'} of till ${till} ${count === 1 ? 'waits' : 'wait'} `
+    + 'on this till: pair it again in this store to send them',
+});

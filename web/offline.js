@@ -35,6 +35,8 @@ function openTillDatabase() {
 }
 
 const receiptKey = (till) => `receipt:${till}`;
+const TOKEN_PREFIX = 'token:';
+const tokenKey = (till) => `${TOKEN_PREFIX}${till}`;
 
 /**
  * `till` arguments are "<store id>/<till code>": receipt numbers belong to a
@@ -87,9 +89,52 @@ export class TillStore {
     );
   }
 
+  /**
+   * Every sale waiting in the outbox, whatever till it was made as (`till` is
+   * not a filter): a till paired again, or moved to another store, still holds
+   * the sales it made as the till it was, and the cashier and store IT must see them.
+   */
   async countWaitingSales(till) {
     const transaction = this.db.transaction('outbox');
-    return done(transaction.objectStore('outbox').index('till').count(till));
+    return done(transaction.objectStore('outbox').count());
+  }
+
+  /** How many sales wait under each till ("<store id>/<till code>"): {till: count}. */
+  async waitingTills() {
+    const transaction = this.db.transaction('outbox');
+    const counts = {};
+    const cursor = transaction.objectStore('outbox').index('till').openKeyCursor();
+    cursor.onsuccess = () => {
+      if (!cursor.result) return;
+      counts[cursor.result.key] = (counts[cursor.result.key] ?? 0) + 1;
+      cursor.result.continue();
+    };
+    await committed(transaction);
+    return counts;
+  }
+
+  // --- the tokens of the tills this browser was (its proof when paired again) ---
+
+  /** The token the till had as `till` ("<store id>/<till code>"), kept while it may be needed. */
+  async saveTillToken(till, token) {
+    const transaction = this.db.transaction('meta', 'readwrite', { durability: 'strict' });
+    transaction.objectStore('meta').put({ key: tokenKey(till), value: token });
+    await committed(transaction);
+  }
+
+  /** {till: token} of every till this browser kept a token of. */
+  async tillTokens() {
+    const transaction = this.db.transaction('meta');
+    const rows = await done(transaction.objectStore('meta').getAll(IDBKeyRange.bound(TOKEN_PREFIX, `${TOKEN_PREFIX}\uffff`)));
+    return Object.fromEntries(rows.map((row) => [row.key.slice(TOKEN_PREFIX.length), row.value]));
+  }
+
+  /** Forgets the tokens of the tills not in `keep` (a Set of "<store id>/<till code>"). */
+  async forgetTillTokensBut(keep) {
+    const tokens = await this.tillTokens();
+    const transaction = this.db.transaction('meta', 'readwrite');
+    for (const till of Object.keys(tokens)) if (!keep.has(till)) transaction.objectStore('meta').delete(tokenKey(till));
+    await committed(transaction);
   }
 
   /** Only once a node has acknowledged the sale (a resend is harmless, a loss is not). */

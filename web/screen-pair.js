@@ -2,6 +2,7 @@
 // (typed, or from a `#pair=CODE` link) gets one from the node (/api/pair).
 import { CommandError } from './client.js';
 import { $ } from './dom.js';
+import { forgetTokensNoLongerNeeded, proofForPairing } from './earlier-tills.js';
 
 export const TOKEN_KEY = 'edge.till_token';
 const DEFAULT_TILL_NAME = 'Caisse';
@@ -28,23 +29,43 @@ export function pairScreen(ui) {
   /**
    * Paired again, maybe in another store: the catalogue copy and the nodes known
    * belong to the till it was. Its sales stay (offline.js keeps them under that
-   * store and till, sent only to a node that authenticates the till as that one).
+   * store and till): sent by the new till when it showed that till's token at
+   * pairing (same store), else shown as waiting for their store's node.
    */
   async function forgetThePreviousTill() {
     ui.client.forgetNodes();
     await ui.session.catalogue.forget().catch((error) => console.warn('the catalogue copy was not emptied', error));
+    await forgetTokensNoLongerNeeded(ui.session.ledger.store).catch(() => {});
+  }
+
+  /**
+   * The tokens of the tills this browser was in the node's store whose sales still
+   * wait here: with them the new till sends those sales (earlier-tills.js). The node's
+   * store comes from /healthz first, so no token ever goes to another store's node.
+   */
+  async function proofOfEarlierTills() {
+    try {
+      const store = ui.session.ledger.store;
+      if (!store) return [];
+      const health = await fetch('/healthz').then((response) => (response.ok ? response.json() : null));
+      return await proofForPairing(store, health?.store_id, localStorage.getItem(TOKEN_KEY));
+    } catch (error) {
+      console.warn('no proof of the earlier tills: their sales stay on this till', error);
+      return [];
+    }
   }
 
   async function pair(code, name) {
     const button = $('#pair-submit');
     button.disabled = true;
     try {
+      const previous = await proofOfEarlierTills();
       let response;
       try {
         response = await fetch('/api/pair', {
           method: 'POST',
           headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify({ code, name }),
+          body: JSON.stringify({ code, name, ...(previous.length ? { previous } : {}) }),
         });
       } catch {
         throw new CommandError('network', 'server unreachable');

@@ -28,6 +28,9 @@ import { receiptNumber, reconcileBasket } from './basket.js';
 import { BasketCommands, SessionGate } from './command-queue.js';
 import { reconcileDiscounts } from './discounts.js';
 import { mealVoucherCapOf } from './screen-pay-tenders.js';
+import {
+  forgetTokensNoLongerNeeded, rememberTillToken, salesWaitingElsewhere, sendEarlierTillsSales,
+} from './earlier-tills.js';
 
 export { SALE_FAILOVER_WAIT_MS } from './command-queue.js';
 export const MAX_QUANTITY = 9999;
@@ -75,6 +78,9 @@ export class TillSession extends EventTarget {
     // if its node died meanwhile, the next node may already know the sale.
     this.saleInFlight = null;
     this.voidedOffline = []; // baskets voided while no node answered: voided on the next node too
+    // Sales waiting on this till that this till cannot send to this store's nodes (earlier-tills.js):
+    // [{store, till, count, otherStore}]; the status line says where they must go.
+    this.waitingElsewhere = [];
     this.commands = new BasketCommands(this); // basket commands, one at a time (command-queue.js)
     client.addEventListener('authed', (event) => this.onAuthed(event.detail));
     client.addEventListener('offline', () => this.onOffline());
@@ -360,6 +366,7 @@ export class TillSession extends EventTarget {
   forgetTill() {
     this.endSession();
     this.auth = null;
+    this.waitingElsewhere = []; // its sales wait all the same: the status counts them
   }
 
   // --- the connection ---
@@ -368,6 +375,8 @@ export class TillSession extends EventTarget {
     const connection = ++this.connectionEpoch;
     this.auth = auth;
     await this.ledger.adopt(auth);
+    if (connection !== this.connectionEpoch) return;
+    await this.noteEarlierTills(auth);
     if (connection !== this.connectionEpoch) return;
     this.catalogue.sync((type, args) => this.call(type, args), auth.store?.id ?? null).catch(() => {
       // Lost the connection meanwhile: the next one refreshes it.
@@ -409,10 +418,14 @@ export class TillSession extends EventTarget {
     this.gate.startSync();
     const call = (type, args) => this.call(type, args);
     try {
-      await this.ledger.flush(call, (sale, error) => {
-        const receipt = receiptNumber(this.auth.till.code, sale.receipt_no);
+      const onRefused = (sale, error) => {
+        const till = sale.id?.includes('@') ? sale.id.slice(sale.id.lastIndexOf('@') + 1) : this.auth.till.code;
+        const receipt = receiptNumber(till, sale.receipt_no);
         this.showError({ code: 'sale_not_sent', receipt, detail: error.message });
-      });
+      };
+      await this.ledger.flush(call, onRefused);
+      // Then those this till made as the till it was before it was paired again.
+      if (await sendEarlierTillsSales(this.ledger, call, this.auth, onRefused)) await this.noteEarlierTills(this.auth);
       const { basket: reconciled, outcome, dropped } = await reconcileBasket(call, {
         local: this.basket, voided: this.voidedOffline, saleInFlight: this.saleInFlight, catalogue: this.catalogue,
       });
@@ -437,6 +450,22 @@ export class TillSession extends EventTarget {
     if (stale()) return;
     this.gate.open();
     this.emit('ready');
+  }
+
+  /**
+   * After `auth`: keeps the till's token (its proof, should it be paired again while
+   * sales wait), and notes the waiting sales this store's nodes will not take from it.
+   */
+  async noteEarlierTills(auth) {
+    const store = this.ledger.store;
+    try {
+      await rememberTillToken(store, auth, this.client.token);
+      await forgetTokensNoLongerNeeded(store, `${auth.store?.id}/${auth.till?.code}`);
+      this.waitingElsewhere = await salesWaitingElsewhere(store, auth);
+    } catch (error) {
+      console.warn('the sales of earlier tills were not looked at', error);
+    }
+    this.emit('change');
   }
 
   onOffline() {

@@ -125,6 +125,7 @@ async def sale_record(conn: Connection, args: RecordArgs) -> dict[str, Any]:
     recorded = await offline_sales.record_offline_sale(
         conn.node.journal, seller.till, sale, offline=args.offline, logged_in=seller.cashier,
         print_receipt=args.print, rules=offline_sales.StoreRules.of(conn.node.config),
+        takes_over=conn.till.get("takes_over", ()) if conn.till else (),
     )
     conn.node.metrics.sales += 1
     return recorded

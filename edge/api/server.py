@@ -123,10 +123,16 @@ async def pair(request: web.Request) -> web.Response:
         return _error(EdgeError(INVALID_REQUEST, "'code' must be the 6-digit pairing code"))
     if not isinstance(name, str) or len(name) > 40 or CONTROL_CHARACTERS.search(name):
         return _error(EdgeError(INVALID_REQUEST, "'name' must be a till name of 40 characters"))
+    # A till paired again shows the tokens it had (docs/protocol.md, "Paired again").
+    previous = data.get("previous") or []
+    if not isinstance(previous, list) or len(previous) > tills.MAX_PREVIOUS_TOKENS or not all(
+            isinstance(token, str) and 0 < len(token) <= 256 for token in previous):
+        return _error(EdgeError(INVALID_REQUEST, "'previous' must be a list of at most "
+                                f"{tills.MAX_PREVIOUS_TOKENS} till tokens"))
     try:
         # Counted before the code is checked, per address: see PairingThrottle.
         node.pairing_throttle.attempt(request.remote or "")
-        token, till = await tills.pair(node.journal, code, name.strip() or "Caisse")
+        token, till = await tills.pair(node.journal, code, name.strip() or "Caisse", previous)
     except EdgeError as error:
         if error.code == INVALID_PAIRING_CODE and node.pairing_throttle.wrong_guess():
             withdrawn = await tills.withdraw_pairing_codes(node.journal)
@@ -136,7 +142,9 @@ async def pair(request: web.Request) -> web.Response:
                             node.pairing_throttle.max_wrong, withdrawn)
         return _error(error)
     node.pairing_throttle.succeeded(request.remote or "")
-    log.info("till %s (%s) paired", till["code"], till["name"])
+    log.info("till %s (%s) paired%s", till["code"], till["name"],
+             f", taking over the unsent sales of {', '.join(till['takes_over'])}"
+             if till.get("takes_over") else "")
     return json_response({"token": token, "till": till})
 
 

@@ -536,9 +536,8 @@ async def _current_origin(tx: Transaction) -> str:
 
 
 async def _catalogue_head(tx: Transaction) -> ChainHead:
-    row = await tx.fetchrow(
-        "SELECT seq, hash, time FROM catalogue_events ORDER BY seq DESC LIMIT 1")
-    return ChainHead(row["seq"], row["hash"], row["time"]) if row else ChainHead()
+    row = await tx.fetchrow("SELECT seq, hash FROM catalogue_events ORDER BY seq DESC LIMIT 1")
+    return ChainHead(row["seq"], row["hash"]) if row else ChainHead()
 
 
 async def _products(tx: Transaction) -> dict[str, dict[str, Any]]:
@@ -596,7 +595,7 @@ async def _append_catalogue(tx: Transaction, origin: str, changes: Changes,
     events = []
     for type_, body in changes:
         event = sign(head.next(origin, type_, body), key)
-        head = ChainHead(event.seq, event.hash, event.time)
+        head = ChainHead(event.seq, event.hash)
         events.append(event)
     await tx.executemany(
         f"INSERT INTO catalogue_events ({CATALOGUE_COLUMNS}) "

@@ -11,7 +11,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -27,28 +27,6 @@ def canonical_json(value: Any) -> bytes:
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-# How far an origin's event times may run ahead of its clock so that they never go
-# back: a clock stepped back further than this was wrong before, and its new time wins.
-MONOTONE_WITHIN = timedelta(seconds=60)
-TICK = timedelta(milliseconds=1)
-
-
-def time_after(previous: str) -> str:
-    """Now, or one tick after `previous` (the origin's last event) if now is not later.
-
-    Later events of one origin must sort later: the catalogue keeps the latest
-    listing by (time, hash), and a product listed then delisted within one
-    millisecond (or across a small clock step back) must stay delisted.
-    """
-    now = utc_now()
-    if now > previous or not previous:
-        return now
-    after = datetime.fromisoformat(previous) + TICK
-    if after - datetime.fromisoformat(now) > MONOTONE_WITHIN:
-        return now
-    return after.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +86,12 @@ class ChainHead:
 
     seq: int = 0
     hash: str = GENESIS_HASH
-    time: str = ""  # the last event's, which the next one's may not precede
 
     def next(self, origin: str, type_: str, body: dict[str, Any]) -> Event:
         """The next event of `origin`, not yet signed (`signing.sign` does that)."""
         seq = self.seq + 1
         event_id = str(uuid.uuid4())
-        time = time_after(self.time)
+        time = utc_now()
         digest = event_hash(origin, seq, event_id, time, type_, body, self.hash)
         return Event(origin, seq, event_id, time, type_, body, self.hash, digest)
 

@@ -610,6 +610,32 @@ MIGRATIONS: list[str] = [
         VALUES (new.rowid, new.name, new.category);
     END;
     """,
+    # 30 (issue 12, catalogue versions, edge/selling/catalogue.py): the barcodes each
+    # product's listings named besides its latest one, so that a till's changes include
+    # the product that gets a barcode back when another moves away from it. Filled from
+    # the product events held (through the index of migration 28): reads each product
+    # event's body once and one product by id, a few seconds for a million; it writes
+    # only the products that ever changed barcode (few).
+    """
+    CREATE TABLE former_barcodes (
+        product_id TEXT NOT NULL,
+        barcode TEXT NOT NULL,
+        PRIMARY KEY (product_id, barcode)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO former_barcodes (product_id, barcode)
+    SELECT listing.product_id, listing.barcode FROM (
+        SELECT json_extract(body, '$.id') AS product_id,
+               json_extract(body, '$.barcode') AS barcode
+        FROM events INDEXED BY events_catalogue
+        WHERE type IN ('product_upserted', 'product_delisted') AND type = 'product_upserted'
+    ) AS listing JOIN products ON products.id = listing.product_id
+    WHERE listing.barcode IS NOT NULL AND listing.barcode IS NOT products.declared_barcode;
+    """,
+    # 31 (a till paired again, edge/selling/tills.py): the codes of earlier tills whose
+    # unsent offline sales a till sends (JSON list; NULL: none), from its `till_paired`.
+    """
+    ALTER TABLE tills ADD COLUMN takes_over TEXT;
+    """,
 ]
 
 

@@ -62,9 +62,9 @@ def key_change(journal: Journal, db: sqlite3.Connection, origin: str) -> str | N
 
 def stored_head(db: sqlite3.Connection, origin: str) -> ChainHead:
     row = db.execute(
-        "SELECT seq, hash, time FROM events WHERE origin = ? ORDER BY seq DESC LIMIT 1", (origin,)
+        "SELECT seq, hash FROM events WHERE origin = ? ORDER BY seq DESC LIMIT 1", (origin,)
     ).fetchone()
-    return ChainHead(row["seq"], row["hash"], row["time"]) if row else ChainHead()
+    return ChainHead(row["seq"], row["hash"]) if row else ChainHead()
 
 def claim_origin(journal: Journal, db: sqlite3.Connection) -> None:
     """Which origin this folder writes; a new one if it cannot safely go on (datafolder.py)."""

@@ -105,7 +105,7 @@ class Tx:
             self.append("origin_certified", node_certified_body(identity))
         event = sign(journal.head.next(journal.origin, type_, body), identity.signing_key)
         self._insert(event)
-        journal.head = ChainHead(event.seq, event.hash, event.time)
+        journal.head = ChainHead(event.seq, event.hash)
         return event
 
     def apply(self, event: Event) -> bool:

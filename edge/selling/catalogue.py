@@ -77,7 +77,15 @@ class ProductDelisted:
 CATALOGUE_MERGE = ("one product per id: its latest listing (time, then event hash) gives "
                    "its details, and it is on sale if that listing is later than its latest "
                    "delisting; a barcode named by several products goes to one on sale, "
-                   "then the one listed latest")
+                   "then the one listed latest; its former barcodes are those its listings "
+                   "name besides its latest one")
+
+# The barcodes a product's listings named besides its latest one (former_barcodes):
+# a till asking for the changes since its version must be sent the product that
+# gets a barcode back when another moves away from it, with no event naming it
+# (catalogue_versions.sharing_a_barcode). The same set on every node: every
+# barcode of its listings held here but the latest's, whatever the order.
+_FORMER = "INSERT OR IGNORE INTO former_barcodes (product_id, barcode) VALUES (?, ?)"
 
 
 def _settle_barcodes(db: sqlite3.Connection, barcodes: set[str | None]) -> None:
@@ -146,6 +154,10 @@ def _product_upserted(db: sqlite3.Connection, event: Event) -> None:
             _settle_barcodes(db, {barcode})
         return
     if (held[1], held[2]) >= (event.time, event.hash):
+        # An older listing (or this one again): its barcode is a former one, unless the
+        # latest names it too. Most listings name the barcode of the latest: no write.
+        if barcode is not None and barcode != held[0]:
+            db.execute(_FORMER, (product["id"], barcode))
         return
     active = int((event.time, event.hash) > (held[3], held[4]))
     db.execute(
@@ -153,6 +165,12 @@ def _product_upserted(db: sqlite3.Connection, event: Event) -> None:
             category = ?, unit = ?, colour = ?, image = ?, favourite = ?, open_price = ?,
             listed_origin = ?, listed_time = ?, listed_hash = ?, active = ? WHERE id = ?""",
         (*_listing(product, event), active, product["id"]))
+    if barcode != held[0]:  # a move, rare: the old barcode becomes a former one
+        if held[0] is not None:
+            db.execute(_FORMER, (product["id"], held[0]))
+        if barcode is not None:
+            db.execute("DELETE FROM former_barcodes WHERE product_id = ? AND barcode = ?",
+                       (product["id"], barcode))
     _settle_barcodes(db, {held[0], barcode})
 
 

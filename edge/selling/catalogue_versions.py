@@ -14,11 +14,14 @@ it may lack a product event the till's copy reflects, and says `behind`).
 "Changes since V" are the products named by the product events in (V, W]
 (W: this node's version, read in the same snapshot as the rows sent), sent
 as their current state here (on sale → their row; not on sale → delisted):
-W >= V, so this node's rows hold everything the till had. Those events are
-found through the partial index `events_catalogue` (migration 28): the cost
-is the changes', never the journal's nor the catalogue's. Past
-FULL_COPY_AFTER the answer is a full copy instead (`full`), paged by id on
-the products table. docs/protocol.md, "Catalogue versions", is the contract.
+W >= V, so this node's rows hold everything the till had; with them, the
+products whose barcode changed hands with no event naming them
+(`sharing_a_barcode`). Those events are found through the partial index
+`events_catalogue` (migration 28): the cost is the changes', never the
+journal's nor the catalogue's. Past FULL_COPY_* (the events counted through
+the index alone first) the answer is a full copy instead (`full`),
+paged by id on the products table. docs/protocol.md, "Catalogue versions",
+is the contract.
 """
 
 from __future__ import annotations
@@ -47,13 +50,15 @@ _ROW_JSON = "json_array({})".format(", ".join(
     "json(iif(open_price, 'true', 'false'))" if column == "open_price" else column
     for column in COLUMNS))
 
-# "Too old", the answer is a full copy: more products changed than a quarter of
-# those on sale (at least FULL_COPY_MIN), or more product events happened since
-# the version than there are products on sale (at least 4 x FULL_COPY_MIN): then
-# reading the changes would cost more than sending the whole catalogue.
+# "Too old", the answer is a full copy: more products changed since the version
+# than a quarter of the products this node holds (listed or delisted; at least
+# FULL_COPY_MIN), or more product events happened since it than that (at least
+# FULL_COPY_EVENTS_MIN): then reading the changes would cost more than a copy.
+# The events are counted through the index alone before any is read, so a
+# version far back (a stale till, or a hostile one) costs a bounded count.
 FULL_COPY_MIN = 1000
-FULL_COPY_SHARE = 4  # a quarter
 FULL_COPY_EVENTS_MIN = 4 * FULL_COPY_MIN
+FULL_COPY_SHARE = 4  # a quarter
 
 MAX_ORIGINS = 1000
 MAX_ORIGIN_LENGTH = 128
@@ -124,59 +129,61 @@ def ahead_only_on_retired(db: sqlite3.Connection, held: Version, version: Versio
                for origin, seq in version.items() if seq > held.get(origin, 0))
 
 
-class OnSale:
-    """How many products are on sale, counted only as far as a question needs.
-
-    Counting doubles each time it is asked further, so it costs at most
-    twice the largest question: proportional to the changes, never to the
-    whole catalogue for a small delta.
-    """
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-        self.counted = 0
-        self.exact = False
-
-    def at_least(self, count: int) -> bool:
-        if self.counted < count and not self.exact:
-            wanted = max(count, 2 * self.counted)
-            (self.counted,) = self.db.execute(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM products WHERE active LIMIT ?)",
-                (wanted,)).fetchone()
-            self.exact = self.counted < wanted
-        return self.counted >= count
+def products_held(db: sqlite3.Connection) -> int:
+    """The products this node holds, listed or delisted: their rows are never deleted, so
+    the largest rowid counts them (one index read, where COUNT(*) reads them all)."""
+    (held,) = db.execute("SELECT COALESCE(MAX(rowid), 0) FROM products").fetchone()
+    return int(held)
 
 
 def touched(db: sqlite3.Connection, since: Version, upto: Version) -> Touched:
-    """The products the product events in (since, upto] name, unless FULL_COPY_AFTER says copy."""
-    on_sale = OnSale(db)
-    ids: set[str] = set()
+    """The products the product events in (since, upto] name, unless too many for a delta.
+
+    The events are counted first through the index alone (no event read), never
+    further than the threshold: whatever versions a till sends, a range too long
+    costs that count. Only a range under it has its events read, for their ids.
+    """
+    ranges = [(origin, since.get(origin, 0), last) for origin, last in sorted(upto.items())
+              if last > since.get(origin, 0)]
+    share = products_held(db) // FULL_COPY_SHARE
+    allowed_events = max(FULL_COPY_EVENTS_MIN, share)
+    allowed_products = max(FULL_COPY_MIN, share)
     events = 0
-    for origin, last in upto.items():
-        first = since.get(origin, 0)
-        if last <= first:
-            continue
+    for origin, first, last in ranges:
+        # Past the allowance? One probe that skips as many index entries, no row read.
+        if db.execute(f"SELECT 1 FROM events WHERE origin = ? AND seq > ? AND seq <= ? AND "
+                      f"{PRODUCT_EVENTS} ORDER BY seq LIMIT 1 OFFSET ?",
+                      (origin, first, last, allowed_events - events)).fetchone():
+            return Touched(full=True)
+        (count,) = db.execute(f"SELECT COUNT(*) FROM events WHERE origin = ? AND seq > ? "
+                              f"AND seq <= ? AND {PRODUCT_EVENTS}", (origin, first, last)
+                              ).fetchone()
+        events += count
+    ids: set[str] = set()
+    for origin, first, last in ranges:
         for (product_id,) in db.execute(
                 f"SELECT json_extract(body, '$.id') FROM events WHERE origin = ? AND seq > ? "
                 f"AND seq <= ? AND {PRODUCT_EVENTS}", (origin, first, last)):
             ids.add(product_id)
-            events += 1
-            # distinct > on_sale // 4  <=>  on_sale < 4 * distinct
-            if len(ids) > FULL_COPY_MIN and not on_sale.at_least(FULL_COPY_SHARE * len(ids)):
-                return Touched(full=True)
-            if events > FULL_COPY_EVENTS_MIN and not on_sale.at_least(events):
+            if len(ids) > allowed_products:
                 return Touched(full=True)
     return Touched(full=False, ids=tuple(sorted(ids | sharing_a_barcode(db, ids))))
 
 
 def sharing_a_barcode(db: sqlite3.Connection, ids: set[str]) -> set[str]:
-    """The products declaring a barcode one of `ids` declares: a barcode goes to one of
-    them (catalogue.py's rule), so one taking it or giving it back (delisted) changes the
-    others' rows with no event naming them."""
+    """The products declaring a barcode one of `ids` declares or declared before: a
+    barcode goes to one of them (catalogue.py's rule), so one taking it, giving it back
+    (delisted) or moving away from it changes the others' rows with no event naming
+    them. `former_barcodes` keeps the barcodes a product named before its latest
+    listing: the one it held at the till's version is among them."""
+    if not ids:
+        return set()
     return {product_id for (product_id,) in db.execute(
-        """SELECT id FROM products WHERE declared_barcode IN (
+        """WITH changed (id) AS (SELECT value FROM json_each(?))
+           SELECT id FROM products WHERE declared_barcode IN (
                SELECT declared_barcode FROM products
-               WHERE id IN (SELECT value FROM json_each(?)) AND declared_barcode IS NOT NULL)""",
+               WHERE id IN changed AND declared_barcode IS NOT NULL
+               UNION SELECT barcode FROM former_barcodes WHERE product_id IN changed)""",
         (orjson.dumps(sorted(ids)).decode(),))}
 
 

@@ -9,7 +9,7 @@ and died before passing on, resent by the till, comes the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,6 +54,19 @@ def _basket_of(till: str, sale: dict[str, Any]) -> str:
         raise EdgeError(INVALID_FIELD, f"sale.id must be {sale_id_for(till, basket_id)!r} "
                         "when basket_id is given", {"field": "sale.id"})
     return basket_id
+
+
+def sold_by(till: str, sale: dict[str, Any], takes_over: Collection[str]) -> str:
+    """The till whose sale this is: `till`, or an earlier code of it.
+
+    A till paired again sends the offline sales it made under the codes it
+    proved it had (its old tokens, at pairing: `till.takes_over`). Those are
+    recorded as that code's sales, as they were made and numbered: exactly
+    as the old till would have sent them, so a resend by either form of the
+    till, through any node, is the one sale (the id settles it).
+    """
+    earlier = sale["id"].rpartition("@")[2] if "@" in sale["id"] else None
+    return earlier if earlier in takes_over and earlier != till else till
 
 
 def _already_sold(tx: Tx, till: str, sale_id: str) -> dict[str, Any] | None:
@@ -149,7 +162,7 @@ def _promotions_when_sold(tx: Tx, till_time: str) -> tuple[list[dict[str, Any]],
 async def record_offline_sale(
     journal: Journal, till: str, sale: dict[str, Any], offline: bool = True,
     logged_in: str | None = None, print_receipt: bool = True,
-    rules: StoreRules = StoreRules(),
+    rules: StoreRules = StoreRules(), takes_over: Collection[str] = (),
 ) -> dict[str, Any]:
     """Record a sale the till completed offline: the money was taken, so never refuse it.
 
@@ -171,7 +184,12 @@ async def record_offline_sale(
     a cashier who logged out since) but flagged `cashier_differs`, with who
     was logged in; one naming a cashier the store does not know is flagged
     `unknown_cashier`.
+
+    `takes_over`: the earlier codes of this till (paired again): a sale whose
+    id names one of them is recorded as that till's (`sold_by`), with
+    `sent_by` naming the till that sent it.
     """
+    sender, till = till, sold_by(till, sale, takes_over)
 
     def work(tx: Tx) -> dict[str, Any]:
         basket_id = _basket_of(till, sale)
@@ -249,6 +267,8 @@ async def record_offline_sale(
             body["logged_in_cashier"] = logged_in
         if not offline:
             body["resent"] = True
+        if sender != till:
+            body["sent_by"] = sender
         event = tx.append("sale_completed", body)
         return sale_json(body, event.time, event.hash)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import logging
 import math
 import re
@@ -24,6 +25,7 @@ import secrets
 import sqlite3
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,17 +85,27 @@ def next_till_code(db: sqlite3.Connection, node: str) -> str:
     return qualified_code(max(numbers, default=0) + 1, node)
 
 
+# How many earlier codes one pairing may take over (a till paired again and again
+# while it held sales of each code): far more than a store sees, and a bound.
+MAX_TAKEN_OVER = 32
+# How many earlier tokens a till may show when it pairs again.
+MAX_PREVIOUS_TOKENS = 8
+
+
 @dataclass(slots=True)
 class TillPaired:
     code: str
     name: str
     token_sha256: str
+    # The codes of this store's tills whose unsent offline sales this till sends
+    # (it showed their tokens when it paired: "Paired again", docs/protocol.md).
+    takes_over: list[str] | None = field(default=None, metadata=limits(max_length=MAX_TAKEN_OVER))
 
 
 @event_type("till_paired", schema=TillPaired,
             merge="one till per token; a code as given (unique by construction); a plain "
                   "code from before: the smallest event hash keeps it, the others become "
-                  "`<code>-<their node>`")
+                  "`<code>-<their node>`; the codes it takes over as given, with it")
 def _till_paired(db: sqlite3.Connection, event: Event) -> None:
     body = event.body
     known = db.execute(
@@ -112,10 +124,12 @@ def _till_paired(db: sqlite3.Connection, event: Event) -> None:
         log.error("till code %s given twice by %s: the later till becomes %s-%d",
                   code, event.origin, code, event.seq)
         code = f"{code}-{event.seq}"
+    taken_over = body.get("takes_over")
     db.execute(
-        """INSERT INTO tills (code, name, token_sha256, paired_at, event_hash, origin)
-        VALUES (?, ?, ?, ?, ?, ?)""",
-        (code, body["name"], body["token_sha256"], event.time, event.hash, event.origin),
+        """INSERT INTO tills (code, name, token_sha256, paired_at, event_hash, origin, takes_over)
+        VALUES (?, ?, ?, ?, ?, ?, ?)""",
+        (code, body["name"], body["token_sha256"], event.time, event.hash, event.origin,
+         json.dumps(taken_over) if taken_over else None),
     )
 
 
@@ -226,11 +240,22 @@ async def withdraw_pairing_codes(journal: Journal) -> int:
         lambda tx: tx.db.execute("DELETE FROM pairing_codes WHERE 1").rowcount)
 
 
-async def pair(journal: Journal, code: str, name: str) -> tuple[str, dict[str, str]]:
-    """Trade a pairing code for a new till and its token."""
-    token = secrets.token_urlsafe(32)
+async def pair(journal: Journal, code: str, name: str,
+               previous_tokens: Iterable[str] = ()) -> tuple[str, dict[str, Any]]:
+    """Trade a pairing code for a new till and its token.
 
-    def work(tx: Tx) -> dict[str, str]:
+    `previous_tokens`: the tokens this browser held before (a till paired
+    again: its token revoked while it sold offline, or store IT pairing it
+    anew). Each one this store gave, revoked or not, is the proof that this
+    till was that one: the new till takes over the codes they had (and those
+    they had taken over), so it may send their unsent offline sales
+    (`sale/record`). A token this store never gave (another store's, or
+    made up) proves nothing and is passed over.
+    """
+    token = secrets.token_urlsafe(32)
+    previous = [digest(old) for old in previous_tokens]
+
+    def work(tx: Tx) -> dict[str, Any]:
         cursor = tx.db.execute(
             "DELETE FROM pairing_codes WHERE code_sha256 = ? AND expires_at >= ?",
             (digest(code), time.time()),
@@ -238,16 +263,37 @@ async def pair(journal: Journal, code: str, name: str) -> tuple[str, dict[str, s
         if cursor.rowcount == 0:
             raise EdgeError(INVALID_PAIRING_CODE, "this pairing code is wrong, used or expired")
         till_code = next_till_code(tx.db, tx.origin)
-        tx.append("till_paired", {"code": till_code, "name": name, "token_sha256": digest(token)})
-        return {"code": till_code, "name": name}
+        taken_over = codes_proven(tx.db, previous)
+        body: dict[str, Any] = {"code": till_code, "name": name, "token_sha256": digest(token)}
+        if taken_over:
+            body["takes_over"] = taken_over
+        tx.append("till_paired", body)
+        return {"code": till_code, "name": name,
+                **({"takes_over": taken_over} if taken_over else {})}
 
     till = await journal.write(work)
     return token, till
 
 
+def codes_proven(db: sqlite3.Connection, token_digests: Iterable[str]) -> list[str]:
+    """The codes of this store's tills whose tokens these are, revoked or not, with the
+    codes each had taken over: what a till paired again with those tokens takes over."""
+    codes: list[str] = []
+    for token_sha256 in token_digests:
+        row = db.execute("SELECT code, takes_over FROM tills WHERE token_sha256 = ?",
+                         (token_sha256,)).fetchone()
+        if row is None:
+            continue
+        for code in [row[0], *json.loads(row[1] or "[]")]:
+            if code not in codes:
+                codes.append(code)
+    return codes[:MAX_TAKEN_OVER]
+
+
 async def authenticate(journal: Journal, token: str) -> dict[str, Any]:
     row = await journal.read_one(
-        """SELECT tills.code AS code, tills.name AS name, revoked.revoked_at AS revoked_at
+        """SELECT tills.code AS code, tills.name AS name, revoked.revoked_at AS revoked_at,
+        tills.takes_over AS takes_over
         FROM tills LEFT JOIN till_revocations AS revoked USING (token_sha256)
         WHERE tills.token_sha256 = ?""", (digest(token),)
     )
@@ -256,7 +302,11 @@ async def authenticate(journal: Journal, token: str) -> dict[str, Any]:
     if row["revoked_at"] is not None:
         raise EdgeError(INVALID_TOKEN, f"this till ({row['code']}) was revoked by store IT: "
                                        "pair it again")
-    return {"code": row["code"], "name": row["name"]}
+    till: dict[str, Any] = {"code": row["code"], "name": row["name"]}
+    if row["takes_over"]:
+        # The codes whose unsent sales this till sends (it was them before it paired again).
+        till["takes_over"] = json.loads(row["takes_over"])
+    return till
 
 
 # Revoking a till (`edge tills revoke`): its token is refused from then on
