@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from ports import free_port
 
 from edge.api.server import NODE, make_app
 from edge.config import Config
@@ -60,12 +60,6 @@ async def verify_no_tasks() -> AsyncIterator[None]:
     await asyncio.sleep(0)
     leftover = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
     assert not leftover, f"tasks left behind: {leftover}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class CommandFailed(Exception):

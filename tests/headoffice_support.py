@@ -36,6 +36,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from ports import free_port
 from yarl import URL
 
 from edge.api.server import make_app
@@ -43,15 +44,6 @@ from edge.config import load_config
 from edge.headoffice.protocol import PUSH_PATH
 from edge.headoffice.server import HeadOfficeServer, server_tls
 from edge.sync.client import Timing
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 # TLS: a store's own CA, as a head office might run it
 

@@ -113,6 +113,24 @@ def rows(node: EdgeProcess, sql: str, params: tuple[Any, ...] = ()) -> list[tupl
         return db.execute(sql, params).fetchall()
 
 
+async def heard_everything(session: aiohttp.ClientSession, node: EdgeProcess,
+                           peer: EdgeProcess) -> None:
+    """Return once `node` is linked to its peer again and holds every event the peer has
+    written: a closure waits for that (`not_caught_up`), and just after a restart the
+    nodes have not dialled each other yet."""
+    for _ in range(300):
+        async with session.get(f"{peer.url}/healthz") as response:
+            theirs = (await response.json())["journal"]
+        async with session.get(f"{node.url}/healthz") as response:
+            links = [link["connected"] for link in (await response.json())["peers"]]
+        [(held,)] = rows(node, "SELECT COALESCE(MAX(seq), 0) FROM events WHERE origin = ?",
+                         (theirs["origin"],))
+        if links and all(links) and held >= theirs["seq"]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{node.url} never heard everything from {peer.url}")
+
+
 def plain_sums(bodies: list[dict[str, Any]]) -> tuple[int, dict[str, int], dict[str, int]]:
     """The net total, VAT per rate and money per tender of sales and refunds, summed by
     hand from their bodies (cash net of the change)."""
@@ -288,6 +306,7 @@ async def test_a_day_on_two_tills_two_nodes_closed_with_its_z(
                 # The manager's till (shifts required: it opens on its shift screen).
                 manager = await till_page(browser, first, "bruno", "567890")
                 await expect(manager.locator("#screen-shift")).to_be_visible()
+                await heard_everything(session, first, second)
                 await manager.click("#shift-close-day")
                 await expect(manager.locator("#shift-z")).to_contain_text(day.isoformat())
                 await browser.close()

@@ -33,6 +33,7 @@ export function refundScreen(ui) {
     asked: {}, // receipt: line id -> quantity to refund
     products: [], // without receipt: [{product, quantity}]
     results: [], // product search results
+    query: '', // the search the results answer: shown only while the field still says it
     allCash: false,
     refundId: null, // kept for every try of one refund (approval, resend)
     ask: null,
@@ -80,6 +81,7 @@ export function refundScreen(ui) {
   }
 
   function withoutReceipt() {
+    dropSearch();
     Object.assign(state, { mode: 'products', found: null, products: [], results: [], refundId: desk.newRefundId(), ask: null, allCash: false });
     $('#refund-reason').value = '';
     $('#refund-search').value = '';
@@ -117,23 +119,32 @@ export function refundScreen(ui) {
     if (item) item.quantity = Math.min(item.quantity + 1, MAX_PIECES);
     else state.products.push({ product, quantity: 1 });
     $('#refund-search').value = '';
-    state.results = [];
+    dropSearch();
     render();
   }
 
-  function onSearchInput() {
+  /** No results, and none to come from a search typed before (its timer, its answer). */
+  function dropSearch() {
     clearTimeout(searchTimer);
+    searchSequence++;
+    state.results = [];
+    state.query = '';
+  }
+
+  function onSearchInput() {
     const query = $('#refund-search').value.trim();
-    if (!query) {
-      state.results = [];
-      return render();
-    }
+    dropSearch();
+    // The results of what the field said before go at once: a tap on them now would
+    // refund another product than the one typed (as the sell screen's search).
+    render();
+    if (!query) return;
     searchTimer = setTimeout(async () => {
       const sequence = ++searchSequence;
       try {
         const results = await session.searchProducts(query);
         if (sequence !== searchSequence) return;
         state.results = results.filter((product) => product.unit !== 'kg' && !product.open_price);
+        state.query = query;
       } catch (error) {
         ui.showError(error);
       }
@@ -335,11 +346,12 @@ export function refundScreen(ui) {
         + (state.found.refunds?.length ? ` · ${t('refund.earlier', { count: state.found.refunds.length })}` : '')
       : t('refund.withoutReceiptInfo');
     $('#refund-product-search').hidden = receipt;
-    $('#refund-search-results').replaceChildren(...(receipt ? [] : state.results.map((product, index) =>
+    const results = !receipt && state.query === $('#refund-search').value.trim() ? state.results : [];
+    $('#refund-search-results').replaceChildren(...results.map((product, index) =>
       el('button', { type: 'button', class: 'search-result', dataset: { index: String(index) } },
         el('span', { class: 'result-name' }, el('strong', {}, product.name)),
-        el('span', { class: 'money' }, formatMoney(product.price))))));
-    $('#refund-search-results').hidden = receipt || !state.results.length;
+        el('span', { class: 'money' }, formatMoney(product.price)))));
+    $('#refund-search-results').hidden = !results.length;
     const lines = refundLines();
     const amounts = new Map(lines.map((line) => [line.line_id, line.amount]));
     $('#refund-lines').replaceChildren(...(receipt
