@@ -8,7 +8,8 @@ figure a ratio to a baseline measured in the same run:
     process, the node stopped: under the folder's lock) against a raw
     sqlite3 import of the same CSV into a plain table (id and barcode
     indexes), each in a child process: time and peak RSS (wait4);
-(b) a node applying head office's signed catalogue events as its sync client
+(b) a node applying head office's signed catalogue events (batches of 100
+    products, or one product an event with --single-events) as its sync client
     does (`apply_pulled` in pages of MAX_PULL_EVENTS through the journal: chain,
     signature, schema, projection), in a child, against raw sqlite3 inserting
     the same event rows and product rows (plain tables, the same pages), and
@@ -81,8 +82,10 @@ def child_raw_import(csv_path: str, database: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - began}
 
 
-def child_apply(folder: str, count: str, page: str) -> dict[str, Any]:
-    """Head office's `count` products as signed events, applied as the sync client does."""
+def child_apply(folder: str, count: str, page: str, single: str) -> dict[str, Any]:
+    """Head office's `count` products as signed events, applied as the sync client does:
+    batches of PRODUCTS_PER_EVENT as head office writes them (`single` "1": one product
+    an event, as it does for a store whose edge does not read batches)."""
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     from edge.api import commands  # noqa: F401  (registers every projection)
@@ -95,6 +98,7 @@ def child_apply(folder: str, count: str, page: str) -> dict[str, Any]:
         sign,
     )
     from edge.journal.store import Journal, folder_trust
+    from edge.selling.catalogue_batches import PRODUCTS_PER_EVENT
     from edge.sync.client import apply_pulled
     from edge.trust.folder import TrustFolder
 
@@ -112,7 +116,10 @@ def child_apply(folder: str, count: str, page: str) -> dict[str, Any]:
         journal = Journal(data / "edge.sqlite3", origin="bench-node", trust=trust)
         await journal.open()
         head, applied, first = ChainHead(), 0, True
-        stream = (("product_upserted", product) for product in products(int(count)))
+        listed = products(int(count))
+        stream: Any = ((("product_upserted", product) for product in listed) if single == "1"
+                       else (("products_listed", {"products": chunk}) for chunk in
+                             iter(lambda: _take(listed, PRODUCTS_PER_EVENT), [])))
         try:
             while True:
                 events = []
@@ -301,7 +308,7 @@ async def in_process(data: Path, raw: Any, count: int, queries: dict[str, list[s
             show(f"(e) search() {kind} in process", ours, base, None, "raw FTS5 prefix query")
 
 
-def run_size(count: int, folder: Path, page: int) -> None:
+def run_size(count: int, folder: Path, page: int, single: bool) -> None:
     print(f"\n-- {count:,} products", flush=True)
     csv_path = folder / "products.csv"
     write_csv(csv_path, count)
@@ -320,14 +327,15 @@ def run_size(count: int, folder: Path, page: int) -> None:
           f"{verdict(ours['rss_mb'] / IMPORT_RSS_GOAL_MB, 1.0)})", flush=True)
     # (b) head office's events applied on a node
     applying = folder / "applying"
-    ours = in_child("apply", str(applying), str(count), str(page))
+    ours = in_child("apply", str(applying), str(count), str(page), "1" if single else "0")
     node_db = applying / "edge.sqlite3"
     plain = in_child("raw_apply", str(node_db), str(folder / "raw-apply.sqlite3"), str(page),
                      "0")
     checked = in_child("raw_apply", str(node_db), str(folder / "raw-checked.sqlite3"),
                        str(page), "1")
     ratio = ours["seconds"] / checked["seconds"]
-    print(f"  (b) node applying head office's events: {ours['seconds']:.2f} s "
+    print(f"  (b) node applying head office's events "
+          f"({'one product each' if single else 'batches of products'}): {ours['seconds']:.2f} s "
           f"({ours['applied']:,} applied), peak RSS {ours['rss_mb']:.0f} MB; raw insert "
           f"{plain['seconds']:.2f} s ({ours['seconds'] / plain['seconds']:.2f}x), raw insert "
           f"+ signature checks {checked['seconds']:.2f} s: {ratio:.2f}x (goal <= "
@@ -362,6 +370,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="catalogue sizes, comma-separated (1000000 for a hypermarket)")
     parser.add_argument("--page", type=int, default=0,
                         help="events per pull page (default: head office's MAX_PULL_EVENTS)")
+    parser.add_argument("--single-events", action="store_true",
+                        help="(b): one product an event, as before catalogue batches")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -373,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     for count in (int(size) for size in args.sizes.split(",")):
         folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".bench-catalogue-"))
         try:
-            run_size(count, folder, args.page or MAX_PULL_EVENTS)
+            run_size(count, folder, args.page or MAX_PULL_EVENTS, args.single_events)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 

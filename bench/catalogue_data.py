@@ -113,6 +113,7 @@ def raw_apply(node_db: Path, database: Path, origin: str, page: int,
     import orjson
 
     from edge.journal.signing import SIGNED_PREFIX, load_public_hex
+    from edge.selling.catalogue_batches import one_by_one
 
     source = sqlite3.connect(f"file:{node_db}?mode=ro", uri=True)
     rows = source.execute("SELECT seq, id, time, type, body, prev_hash, hash, sig FROM events "
@@ -130,7 +131,9 @@ def raw_apply(node_db: Path, database: Path, origin: str, page: int,
         if verify:
             for row in chunk:
                 key.verify(bytes.fromhex(row[7]), SIGNED_PREFIX + row[6].encode())
-        bodies = [orjson.loads(row[4]) for row in chunk if row[3] == "product_upserted"]
+        bodies = [body for row in chunk
+                  for type_, body in one_by_one(row[3], orjson.loads(row[4]))
+                  if type_ == "product_upserted"]
         db.execute("BEGIN")
         db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        ((origin, *row) for row in chunk))

@@ -24,7 +24,7 @@ from test_peers import BARCODES, converged, journal_of, pair
 from edge.api import commands  # noqa: F401  (registers the projections)
 from edge.journal.chain import Event
 from edge.journal.store import Journal, Tx
-from edge.replication.catchup import Batch, JournalReader, Outflow
+from edge.replication.catchup import MAX_BYTES, Batch, JournalReader, Outflow
 from edge.replication.pacing import TillActivity
 from edge.till_client import TillClient
 
@@ -93,6 +93,23 @@ async def test_an_outflow_sends_each_event_once_in_order_whatever_happens_meanwh
     finally:
         await reader.close()
         await journal.close()
+
+
+async def test_live_events_go_out_in_batches_bounded_in_bytes(tmp_path: Path) -> None:
+    # Head office's catalogue batches are tens of KB each: a hundred of them in one
+    # message would pass the peer's 4 MiB limit, and the peer would hang up for ever.
+    reader = JournalReader(tmp_path / "unused.sqlite3")
+    big = {"products": [{"id": f"p{n}", "name": "x" * 400} for n in range(100)]}
+    events = [Event("headoffice-1a2b3c", seq, f"e{seq}", "2026-12-01T10:00:00.000Z",
+                    "products_listed", big, "", f"{seq:064x}", "") for seq in range(1, 101)]
+    outflow = Outflow(reader, {"headoffice-1a2b3c": 100}, {})
+    outflow.start({})
+    outflow.offer(events)
+    sent: list[int] = []
+    while (batch := await outflow.next_batch()) is not None:
+        assert len(batch.payload) < MAX_BYTES + 2 * len(orjson.dumps(big))
+        sent += seqs(batch)
+    assert sent == list(range(1, 101))
 
 
 def node(tmp_path: Path, name: str, peer_urls: list[str], port: int | None = None) -> EdgeProcess:

@@ -23,10 +23,12 @@ from edge.journal.store import Journal, Tx
 EDGE = ROOT / "edge"
 # Where code names the type of an event it writes: `tx.append("type", ...)` (`self.`
 # in Tx itself),
-# `head.next(origin, "type", ...)`, and head office's catalogue changes.
+# `head.next(origin, "type", ...)`, head office's catalogue changes, and the batches
+# they are packed into (`BATCH_TYPES`' values, edge/selling/catalogue_batches.py).
 WRITTEN = [re.compile(r"(?:tx|self|\))\.append\(\s*\"([a-z]+_[a-z_]+)\""),
            re.compile(r"\.next\([^,()]+,\s*\"([a-z]+_[a-z_]+)\""),
-           re.compile(r"\(\"(product_[a-z]+ed)\", ")]
+           re.compile(r"\(\"(product_[a-z]+ed)\", "),
+           re.compile(r"\"product_[a-z]+ed\": \"(products_[a-z]+ed)\"")]
 
 
 def written_types() -> dict[str, list[str]]:

@@ -24,8 +24,10 @@ from edge.headoffice.catalogue import catalogue_changes, delist, import_catalogu
 from edge.headoffice.protocol import PULL_PATH, PUSH_PATH
 from edge.headoffice.server import HeadOfficeServer
 from edge.headoffice.storage import HeadOfficeStorage
-from edge.journal.chain import Event
+from edge.journal.chain import Event, canonical_json
 from edge.journal.signing import sign
+from edge.selling.barcodes import gtin_check_digit
+from edge.selling.catalogue_batches import one_by_one
 from edge.trust.certificates import cert_pem
 
 STORE = "paris-11"
@@ -129,6 +131,11 @@ async def test_a_sale_recorded_by_two_nodes_is_one_sale(storage: HeadOfficeStora
     assert await storage.sale_ids(STORE) == ["s1", "s2", "s3"]
 
 
+def product_ids(event: Event) -> list[str]:
+    """The products a catalogue event names, one at a time or a batch."""
+    return [body["id"] for _, body in one_by_one(event.type, event.body)]
+
+
 async def test_catalogue_imports_only_what_changed(storage: HeadOfficeStorage) -> None:
     header = "id,barcode,name,price,vat_rate,category\n"
     one = header + "p1,2000001000014,Baguette,120,550,Pain\np2,2000002000013,Croissant,115,550,\n"
@@ -138,19 +145,53 @@ async def test_catalogue_imports_only_what_changed(storage: HeadOfficeStorage) -
     summary = await import_catalogue_csv(storage, partial, keep_missing=True)
     assert str(summary) == "1 new, 0 changed, 0 delisted"
     assert await delist(storage, ["p2", "p2", "nope"]) == 1
+    # Every store reads catalogue batches (none said otherwise): a batch per change.
     events = await storage.catalogue_after(0, 100)
-    assert [(e.seq, e.type, e.body.get("id")) for e in events] == [
-        (1, "origin_certified", None), (2, "product_upserted", "p1"),
-        (3, "product_upserted", "p2"), (4, "product_upserted", "p3"),
-        (5, "product_delisted", "p2")]
+    assert [(e.seq, e.type, product_ids(e)) for e in events] == [
+        (1, "origin_certified", []), (2, "products_listed", ["p1", "p2"]),
+        (3, "products_listed", ["p3"]), (4, "products_delisted", ["p2"])]
     assert events[0].body == {"role": "headoffice", "public_key": storage.public_key}
     assert all(e.origin == storage.origin and e.sig for e in events)
     assert [e.seq for e in await storage.catalogue_after(2, 1)] == [3]
+    # A node whose edge does not read them (it said so at its pull, as an edge from before
+    # does by saying nothing): one product an event, while another node reads them.
+    await storage.note_edition(STORE, "n1", reads_batches=True)
+    await storage.note_edition(STORE, "n2", reads_batches=False)
+    dearer = one.replace("Baguette,120", "Baguette,125").replace("Croissant,115", "Croissant,116")
+    assert str(await import_catalogue_csv(storage, dearer)) == "0 new, 2 changed, 1 delisted"
+    assert [(e.type, product_ids(e)) for e in await storage.catalogue_after(4, 100)] == [
+        ("product_upserted", ["p1"]), ("product_upserted", ["p2"]),
+        ("product_delisted", ["p3"])]
+    # Once it is upgraded, batches again.
+    await storage.note_edition(STORE, "n2", reads_batches=True)
+    assert await delist(storage, ["p1", "p2"]) == 2
+    assert [e.type for e in await storage.catalogue_after(7, 100)] == ["products_delisted"]
     # Relisting a delisted product is a change too.
     assert catalogue_changes([{"id": "p2", "barcode": "2000002000013", "name": "Croissant",
                                "price": 115, "vat_rate": 550, "category": ""}],
                              {p["id"]: p for p in await storage.products()},
                              keep_missing=True)[0][0] == "product_upserted"
+
+
+async def test_a_pull_is_bounded_in_bytes_and_says_more_follow(
+    storage: HeadOfficeStorage,
+) -> None:
+    header = "id,barcode,name,price,vat_rate,category\n"
+    codes = [f"200{n:09d}" for n in range(250)]
+    await import_catalogue_csv(storage, header + "".join(
+        f"p{n},{code}{gtin_check_digit(code)},Produit numéro {n},{100 + n},550,Rayon\n"
+        for n, code in enumerate(codes)))
+    whole = await storage.catalogue_after(0, 100)
+    assert [product_ids(e)[:1] for e in whole[1:]] == [["p0"], ["p100"], ["p200"]]
+    one_batch = len(canonical_json(whole[1].body))
+    got: list[Event] = []
+    more = True
+    while more:  # a few bodies' worth at a time, at least one event, until none is left
+        _, events, more = await storage.catalogue_for(
+            {storage.origin: got[-1].seq if got else 0}, {}, 100, max_bytes=one_batch + 10)
+        assert 1 <= len(events) <= 2
+        got += events
+    assert got == whole
 
 
 # HTTP: only stores get in, and only well-formed batches
@@ -252,7 +293,7 @@ async def test_a_store_claiming_over_and_over_that_head_office_lost_events_cuts_
     # Unsigned events mean a store's word is all head office has: a replayed or
     # lying pull may make it cut its chain once, never again and again.
     for _ in range(5):
-        origin, _ = await storage.catalogue_for({storage.origin: 10**9}, {}, 100)
+        origin, _, _ = await storage.catalogue_for({storage.origin: 10**9}, {}, 100)
     origins = await storage.origins()
     assert [o["predecessor"] for o in origins] == ["", first]
     assert origin == origins[1]["origin"]

@@ -14,7 +14,9 @@ import pytest
 from edge.headoffice import catalogue_staging, catalogue_storage
 from edge.headoffice.catalogue import import_catalogue_csv, import_catalogue_file
 from edge.headoffice.storage import HeadOfficeStorage
+from edge.journal.chain import Event
 from edge.selling.barcodes import gtin_check_digit
+from edge.selling.catalogue_batches import one_by_one
 from edge.selling.catalogue_import import CatalogueError
 
 HEADER = "id,barcode,name,price,vat_rate,category\n"
@@ -31,6 +33,12 @@ def row(number: int, price: int = 100) -> str:
 
 def csv_of(numbers: range, price: int = 100) -> str:
     return HEADER + "".join(row(number, price) for number in numbers)
+
+
+def changes_in(events: list[Event]) -> list[tuple[str, str]]:
+    """Each product listed or delisted by `events`, in order, batches opened."""
+    return [(type_, body["id"]) for event in events
+            for type_, body in one_by_one(event.type, event.body)]
 
 
 @pytest.fixture
@@ -52,9 +60,9 @@ async def test_a_csv_of_many_pages_imports_whole_and_only_its_differences(
     path.write_text("\ufeff" + csv_of(range(1, 31)), encoding="utf-8")
     assert str(await import_catalogue_file(storage, path)) == "30 new, 0 changed, 0 delisted"
     events = await storage.catalogue_after(0, 1000)
-    assert [e.type for e in events] == ["origin_certified"] + ["product_upserted"] * 30
-    assert [e.body["id"] for e in events[1:]] == [f"p{n:04d}" for n in range(1, 31)]
-    assert [e.seq for e in events] == list(range(1, 32))
+    assert [e.type for e in events] == ["origin_certified"] + ["products_listed"] * 8
+    assert changes_in(events) == [("product_upserted", f"p{n:04d}") for n in range(1, 31)]
+    assert [e.seq for e in events] == list(range(1, 10))  # a batch a page of 4
     products = await storage.products()
     assert len(products) == 30 and products[4] == {
         "id": "p0005", "barcode": barcode(5), "name": "Produit 5", "price": 105,
@@ -62,7 +70,7 @@ async def test_a_csv_of_many_pages_imports_whole_and_only_its_differences(
 
     # The same CSV again: nothing to publish.
     assert str(await import_catalogue_file(storage, path)) == "0 new, 0 changed, 0 delisted"
-    assert len(await storage.catalogue_after(0, 1000)) == 31
+    assert len(await storage.catalogue_after(0, 1000)) == 9
 
     # Kept missing: 1-10 untouched, 11-20 repriced, 31-36 new; nothing delisted.
     text = csv_of(range(11, 21), price=200) + csv_of(range(31, 37)).removeprefix(HEADER)
@@ -74,10 +82,10 @@ async def test_a_csv_of_many_pages_imports_whole_and_only_its_differences(
     before = len(await storage.catalogue_after(0, 1000))
     summary = await import_catalogue_csv(storage, csv_of(range(5, 36)))
     assert str(summary) == "0 new, 10 changed, 5 delisted"  # 11-20 back to their old price
-    events = (await storage.catalogue_after(0, 1000))[before:]
-    assert [e.body["id"] for e in events if e.type == "product_delisted"] == [
+    changes = changes_in((await storage.catalogue_after(0, 1000))[before:])
+    assert [product_id for type_, product_id in changes if type_ == "product_delisted"] == [
         "p0001", "p0002", "p0003", "p0004", "p0036"]
-    assert events[-1].type == "product_delisted"
+    assert changes[-1][0] == "product_delisted"
     active = {p["id"] for p in await storage.products() if p["active"]}
     assert active == {f"p{n:04d}" for n in range(5, 36)}
     # Relisting a delisted product is a change.

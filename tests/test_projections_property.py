@@ -86,6 +86,16 @@ def catalogue(draw: st.DrawFn) -> list[Step]:
             steps.append((origin, "product_upserted", body, draw(TIMES)))
         else:
             steps.append((origin, "product_delisted", {"id": product}, draw(TIMES)))
+    # Head office's batches (edge/selling/catalogue_batches.py): the same few products,
+    # several an event, one sometimes named twice (its first listing in the batch holds).
+    listed = draw(st.lists(st.sampled_from(["p1", "p2", "p3"]), min_size=1, max_size=3))
+    steps.insert(draw(st.integers(0, len(steps))), (HEAD_OFFICE, "products_listed", {
+        "products": [{"id": product, "barcode": draw(st.sampled_from(["3000", "3001", None])),
+                      "name": "Lot", "price": draw(st.sampled_from([100, 130])),
+                      "vat_rate": 550, "category": ""} for product in listed]}, draw(TIMES)))
+    steps.insert(draw(st.integers(0, len(steps))), (HEAD_OFFICE, "products_delisted", {
+        "ids": draw(st.lists(st.sampled_from(["p1", "p2", "p3"]), min_size=1, max_size=2))},
+        draw(TIMES)))
     # Promotions of the same few ids, listed, changed and ended by head office and a node.
     for index in range(draw(st.integers(2, 6))):
         origin = draw(st.sampled_from([HEAD_OFFICE, "n1", "n2"]))

@@ -18,6 +18,7 @@ from headoffice_support import CertificateAuthority, HeadOffice, store_node, wai
 from edge.headoffice.catalogue import import_catalogue_csv
 from edge.selling.barcodes import gtin_check_digit
 from edge.selling.catalogue import CatalogueError
+from edge.selling.catalogue_batches import one_by_one
 
 STORE = "demo-boulangerie"
 HEADER = "id,barcode,name,price,vat_rate,category\n"
@@ -105,7 +106,10 @@ async def test_a_catalogue_change_reaches_every_till_and_a_bad_csv_changes_nothi
                                                                                  strict=True)),
                            30, "two more sync rounds")
             assert (await tills[0].call("catalogue/lookup", barcode=BAGUETTE))["price"] == 130
-            # Every change pulled once (the origin's certificate is no change).
-            assert [sync.counters.pulled for sync in syncs] == [len(catalogue_before) - 1] * 2
+            # Every change pulled once, a batch's products each (the origin's certificate
+            # is no change).
+            changes = sum(len(one_by_one(e.type, e.body)) for e in catalogue_before)
+            assert changes == 5  # 2 listed, then 1 new, 1 changed, 1 delisted
+            assert [sync.counters.pulled for sync in syncs] == [changes] * 2
     finally:
         await headoffice.stop()

@@ -22,6 +22,7 @@ from edge.journal.chain import Event
 from edge.journal.store import Journal
 from edge.messages import event_message
 from edge.schema import limits
+from edge.selling.catalogue_batches import PRODUCT_EVENT_TYPES
 from edge.selling.catalogue_grid import GridSettings, grid
 from edge.selling.catalogue_versions import Request, TouchedCache, changes, checked_version
 from edge.selling.promotions import promotions_for_tills
@@ -52,7 +53,7 @@ async def till_catalogue_settings(journal: Journal, config: Config) -> dict[str,
 # A till following the catalogue is told at most this often (seconds) that it changed:
 # one push for a 20,000-price change, not 20,000.
 FOLLOW_EVERY = 0.5
-FOLLOWED_EVENT_TYPES = frozenset({"product_upserted", "product_delisted"}) | PROMOTION_EVENT_TYPES
+FOLLOWED_EVENT_TYPES = PRODUCT_EVENT_TYPES | PROMOTION_EVENT_TYPES
 # Per journal: the (since, upto) worked out last, shared by its tills.
 _TOUCHED: weakref.WeakKeyDictionary[Journal, TouchedCache] = weakref.WeakKeyDictionary()
 

@@ -19,6 +19,7 @@ from edge.journal.chain import Event
 from edge.messages import INVALID_FIELD, MANAGER_REQUIRED, EdgeError, event_message
 from edge.schema import limits
 from edge.selling import baskets, catalogue, logins, parking, sales, staff, tills
+from edge.selling.catalogue_batches import one_product_each
 from edge.selling.line_items import MAX_GRAMS, MAX_PIECES
 
 log = logging.getLogger(__name__)
@@ -318,7 +319,7 @@ async def subscribe_events(conn: Connection, args: SubscribeArgs) -> None:
 
     def push(events: list[Event]) -> None:
         logged_in = conn.cashier is not None  # looked at each time: logout stops the rest
-        for event in events:
+        for event in one_product_each(events):  # head office's batches: a product each
             if event.type in wanted and (logged_in or event.type in CATALOGUE_EVENT_TYPES):
                 conn.send(event_message(subscription, {
                     "origin": event.origin, "seq": event.seq, "type": event.type,

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from edge.headoffice.catalogue_staging import stage_catalogue
 from edge.headoffice.catalogue_storage import apply_staged
 from edge.headoffice.storage import PRODUCT_FIELDS, HeadOfficeStorage
+from edge.selling.catalogue_batches import one_by_one
 
 Change = tuple[str, dict[str, Any]]
 
@@ -94,4 +95,5 @@ async def delist(storage: HeadOfficeStorage, product_ids: list[str]) -> int:
         return [("product_delisted", {"id": product_id}) for product_id in wanted
                 if current.get(product_id, {}).get("active")]
 
-    return len(await storage.change_catalogue(changes_for))
+    events = await storage.change_catalogue(changes_for)
+    return sum(len(one_by_one(event.type, event.body)) for event in events)

@@ -8,6 +8,7 @@ Every call is an HTTPS POST of JSON, `Authorization: Bearer <store token>`,
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from edge.journal.chain import Event
@@ -21,6 +22,9 @@ PULL_PATH = "/api/sync/v1/catalogue"
 MAX_BATCH_EVENTS = 5000
 MAX_BATCH_BYTES = 16 * 1024 * 1024  # after decompression
 MAX_PULL_EVENTS = 1000
+# A pull's `reads`: the node applies catalogue events of many products
+# (edge/selling/catalogue_batches.py); head office writes them once every store does.
+CATALOGUE_BATCHES = "catalogue_batches"
 MAX_VECTOR_ORIGINS = 10_000  # a store's nodes, ever, and head office's origins
 
 # What one field may hold. Head office indexes and stores these as they come
@@ -58,12 +62,17 @@ def _is_origin(value: Any) -> bool:
     return isinstance(value, str) and ORIGIN.fullmatch(value) is not None
 
 
-def parse_pull(data: Any) -> tuple[dict[str, int], dict[str, str], int]:
-    """(vector, heads, limit) from a decoded pull body; BadBatch if it is not one.
+@dataclass(frozen=True)
+class Pull:
+    vector: dict[str, int]  # every origin the node holds, with its last seq
+    heads: dict[str, str]  # the hash of its last event of each head-office origin
+    limit: int
+    node: str  # the node pulling ('' from an edge that did not say)
+    reads_batches: bool  # it reads catalogue events of many products
 
-    `vector` is every origin the node holds with its last seq; `heads` the hash
-    of the last event of each head-office origin it holds.
-    """
+
+def parse_pull(data: Any) -> Pull:
+    """A decoded pull body; BadBatch if it is not one."""
     if not isinstance(data, dict):
         raise BadBatch('send {"vector": {origin: seq}, "heads": {origin: hash}, "limit": n}')
     vector, heads = data.get("vector"), data.get("heads", {})
@@ -81,7 +90,13 @@ def parse_pull(data: Any) -> tuple[dict[str, int], dict[str, str], int]:
         raise BadBatch("heads values are event hashes (64 hex digits)")
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise BadBatch("'limit' is a number of events, at least 1")
-    return vector, heads, min(limit, MAX_PULL_EVENTS)
+    reads, node = data.get("reads", []), data.get("node", "")
+    if not isinstance(reads, list) or len(reads) > 16 \
+            or not all(isinstance(item, str) and len(item) <= 64 for item in reads):
+        raise BadBatch("'reads' is a list of at most 16 names")
+    if node != "" and not _is_origin(node):
+        raise BadBatch("'node' is a node's id (letters, digits, '._-', at most 64)")
+    return Pull(vector, heads, min(limit, MAX_PULL_EVENTS), node, CATALOGUE_BATCHES in reads)
 
 
 def parse_push(data: Any) -> tuple[str, list[tuple[int, Event]], str | None]:

@@ -269,16 +269,17 @@ async def pull(request: web.Request) -> web.Response:
 
 async def _pull(request: web.Request, store: str) -> web.Response:
     try:
-        vector, heads, limit = parse_pull(await read_json(request))
+        asked = parse_pull(await read_json(request))
     except BadBatch as bad:
         raise error(400, bad.code, str(bad)) from None
     storage = request.app[STORAGE]
-    origin, events = await storage.catalogue_for(vector, heads, limit + 1)
-    held = await storage.held(store, [o for o in vector if not is_headoffice_origin(o)])
+    await storage.note_edition(store, asked.node, asked.reads_batches)
+    origin, events, more = await storage.catalogue_for(asked.vector, asked.heads, asked.limit)
+    held = await storage.held(store, [o for o in asked.vector if not is_headoffice_origin(o)])
     return json_response({
         "origin": origin,
-        "events": [event.as_dict() for event in events[:limit]],
-        "more": len(events) > limit,
+        "events": [event.as_dict() for event in events],
+        "more": more,
         "held": held,
     })
 

@@ -42,9 +42,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -87,6 +88,7 @@ from edge.journal.vouches import (
     vouch_problem,
     vouched_heads,
 )
+from edge.selling.catalogue_batches import batched, one_by_one
 from edge.selling.sales import SALE_EVENT_TYPES
 from edge.trust.certificates import load_cert, stores_named
 
@@ -199,9 +201,23 @@ UPGRADES: list[tuple[str, ...]] = [
         "seq BIGINT NOT NULL, hash TEXT NOT NULL, voucher TEXT NOT NULL, "
         "PRIMARY KEY (store, origin, seq, voucher))",
     ),
+    # 3: whether each node's edge reads catalogue events of many products, as it said at
+    # its pulls (edge/selling/catalogue_batches.py); node '' is an edge that did not say.
+    (
+        "CREATE TABLE store_editions (store TEXT NOT NULL, node TEXT NOT NULL, "
+        "reads_batches INTEGER NOT NULL, seen_at TEXT NOT NULL, PRIMARY KEY (store, node))",
+    ),
 ]
 
 EVENT_COLUMNS = "origin, seq, id, time, type, body, prev_hash, hash, sig"
+# A node that said it does not read catalogue batches holds them back this long after
+# its last pull; what it said is written again at most this often (seconds).
+EDITIONS_KEPT = timedelta(days=7)
+EDITION_REFRESH = 3600.0
+# A pull's answer: about this many bytes of event bodies at most (a catalogue batch is
+# about 30 KB), read from the database this many rows at a time.
+MAX_PULL_BYTES = 4 * 1024 * 1024
+ROWS_AT_ONCE = 256
 CATALOGUE_COLUMNS = "seq, id, time, type, body, prev_hash, hash, sig"
 PRODUCT_FIELDS = ("id", "barcode", "name", "price", "vat_rate", "category")
 
@@ -266,6 +282,8 @@ class HeadOfficeStorage:
         # Each store's events from before signing below a vouched head, until their
         # run reaches it (h30: edge/journal/vouches.py); the node resends what is lost.
         self.staged: dict[str, StagedUnsigned] = {}
+        # What each node said it reads at its last pull, and when that was written here.
+        self.editions: dict[tuple[str, str], tuple[bool, float]] = {}
 
     @property
     def key(self) -> ed25519.Ed25519PrivateKey:
@@ -340,6 +358,22 @@ class HeadOfficeStorage:
                 store_id, name, token_digest(token), utc_now(),
             )
         return token
+
+    async def note_edition(self, store: str, node: str, reads_batches: bool) -> None:
+        """Whether a node's edge reads catalogue batches, as its pull says: head office
+        writes them only while no node heard from lately said otherwise. Written when it
+        changes, and its time at most hourly (not at every pull)."""
+        known = self.editions.get((store, node))
+        if known is not None and known[0] is reads_batches \
+                and time.monotonic() - known[1] < EDITION_REFRESH:
+            return
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO store_editions (store, node, reads_batches, seen_at) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (store, node) DO UPDATE SET "
+                "reads_batches = excluded.reads_batches, seen_at = excluded.seen_at",
+                store, node, int(reads_batches), utc_now())
+        self.editions[(store, node)] = (reads_batches, time.monotonic())
 
     async def store_for_token(self, token: str) -> str | None:
         async with self.db.transaction() as tx:
@@ -448,12 +482,15 @@ class HeadOfficeStorage:
         """The current origin's catalogue events after `seq`."""
         async with self.db.transaction() as tx:
             origin = await _current_origin(tx)
-            return await _catalogue_rows(tx, origin, seq, limit)
+            return (await _catalogue_rows(tx, origin, seq, limit))[0]
 
     async def catalogue_for(
-        self, vector: dict[str, int], heads: dict[str, str], limit: int
-    ) -> tuple[str, list[Event]]:
-        """(current origin, its events a store with `vector` lacks), fencing first if need be.
+        self, vector: dict[str, int], heads: dict[str, str], limit: int,
+        max_bytes: int = MAX_PULL_BYTES,
+    ) -> tuple[str, list[Event], bool]:
+        """(current origin, its events a store with `vector` lacks: at most `limit` and
+        about `max_bytes` of bodies, at least one; whether more follow), fencing first if
+        need be.
 
         A store that holds more of head office's current origin than head office
         does, or another event at a seq head office holds, shows that head office
@@ -477,7 +514,9 @@ class HeadOfficeStorage:
                 elif evidence:
                     origin = await _fence(tx, origin, evidence, self.key)
             self.origin = origin
-            return origin, await _catalogue_rows(tx, origin, vector.get(origin, 0), limit)
+            events, more = await _catalogue_rows(tx, origin, vector.get(origin, 0), limit,
+                                                 max_bytes)
+            return origin, events, more
 
     async def catalogue_history(self) -> dict[str, list[Event]]:
         """Every catalogue chain head office has written, former and current, by origin."""
@@ -485,7 +524,7 @@ class HeadOfficeStorage:
             origin = await _current_origin(tx)
             rows = await tx.fetch(f"SELECT {EVENT_COLUMNS} FROM former_catalogue_events "
                                   "ORDER BY origin, seq")
-            current = await _catalogue_rows(tx, origin, 0, None)
+            current, _ = await _catalogue_rows(tx, origin, 0, None)
         history: dict[str, list[Event]] = {}
         for row in rows:
             history.setdefault(row["origin"], []).append(_event(row))
@@ -549,18 +588,18 @@ async def _products(tx: Transaction) -> dict[str, dict[str, Any]]:
 
 async def _apply_to_products(tx: Transaction, events: list[Event]) -> None:
     """The products table after head office's catalogue `events`."""
+    changes = [change for event in events for change in one_by_one(event.type, event.body)]
+    listed = [body for type_, body in changes if type_ == "product_upserted"]
+    delisted = [body["id"] for type_, body in changes if type_ == "product_delisted"]
     await tx.executemany(
         """INSERT INTO products (id, barcode, name, price, vat_rate, category, active)
         VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT (id) DO UPDATE SET
             barcode = excluded.barcode, name = excluded.name, price = excluded.price,
             vat_rate = excluded.vat_rate, category = excluded.category, active = 1""",
-        [tuple(e.body[key] for key in PRODUCT_FIELDS) for e in events
-         if e.type == "product_upserted"],
+        [tuple(product[key] for key in PRODUCT_FIELDS) for product in listed],
     )
-    await tx.executemany(
-        "UPDATE products SET active = 0 WHERE id = $1",
-        [(e.body["id"],) for e in events if e.type == "product_delisted"],
-    )
+    await tx.executemany("UPDATE products SET active = 0 WHERE id = $1",
+                         [(product_id,) for product_id in delisted])
 
 
 async def _signing_key(tx: Transaction) -> ed25519.Ed25519PrivateKey:
@@ -573,23 +612,35 @@ async def _signing_key(tx: Transaction) -> ed25519.Ed25519PrivateKey:
     return ed25519.Ed25519PrivateKey.from_private_bytes(bytes.fromhex(row["value"]))
 
 
-async def _catalogue_rows(
-    tx: Transaction, origin: str, after: int, limit: int | None
-) -> list[Event]:
+async def _catalogue_rows(tx: Transaction, origin: str, after: int, limit: int | None,
+                          max_bytes: int | None = None) -> tuple[list[Event], bool]:
+    """The current origin's events after `after`, at most `limit` and, with `max_bytes`,
+    those whose bodies fit in it (at least one); and whether more follow."""
     # catalogue_events holds the current origin's chain only (former ones are moved out).
-    rows = await tx.fetch(
-        f"SELECT {CATALOGUE_COLUMNS} FROM catalogue_events WHERE seq > $1 ORDER BY seq"
-        + (" LIMIT $2" if limit is not None else ""), after, *([] if limit is None else [limit]),
-    )
-    return [Event(origin, row["seq"], row["id"], row["time"], row["type"],
-                  orjson.loads(row["body"]), row["prev_hash"], row["hash"], row["sig"])
-            for row in rows]
+    events: list[Event] = []
+    size = 0
+    while True:
+        want = ROWS_AT_ONCE if limit is None else min(ROWS_AT_ONCE, limit + 1 - len(events))
+        rows = await tx.fetch(f"SELECT {CATALOGUE_COLUMNS} FROM catalogue_events "
+                              "WHERE seq > $1 ORDER BY seq LIMIT $2", after, want)
+        for row in rows:
+            size += len(row["body"])
+            if len(events) == limit or (max_bytes is not None and size > max_bytes and events):
+                return events, True
+            events.append(Event(origin, row["seq"], row["id"], row["time"], row["type"],
+                                orjson.loads(row["body"]), row["prev_hash"], row["hash"],
+                                row["sig"]))
+        if len(rows) < want:
+            return events, False
+        after = rows[-1]["seq"]
 
 
 async def _append_catalogue(tx: Transaction, origin: str, changes: Changes,
                             key: ed25519.Ed25519PrivateKey) -> list[Event]:
     """The catalogue events for `changes`, signed; an origin's first certifies the key."""
     head = await _catalogue_head(tx)
+    if await _every_store_reads_batches(tx):
+        changes = batched(changes)
     if head.seq == 0 and changes:
         changes = [(ORIGIN_CERTIFIED, headoffice_certified_body(key)), *changes]
     events = []
@@ -604,6 +655,17 @@ async def _append_catalogue(tx: Transaction, origin: str, changes: Changes,
           e.sig) for e in events],
     )
     return events
+
+
+async def _every_store_reads_batches(tx: Transaction) -> bool:
+    """No node heard from in EDITIONS_KEPT said at its last pull that it does not read
+    catalogue batches (a store that never pulled is installed with an edge that does; a
+    node silent that long was upgraded, replaced or retired)."""
+    since = (datetime.now(UTC) - EDITIONS_KEPT).isoformat(timespec="milliseconds")
+    row = await tx.fetchrow("SELECT COUNT(*) AS old FROM store_editions "
+                            "WHERE reads_batches = 0 AND seen_at > $1",
+                            since.replace("+00:00", "Z"))
+    return row is not None and row["old"] == 0
 
 
 async def _restore_evidence(

@@ -59,6 +59,7 @@ DECLARING_MODULES = (
     "edge.journal.signing",
     "edge.journal.vouches",
     "edge.selling.catalogue",
+    "edge.selling.catalogue_batches",
     "edge.selling.promotions",
     "edge.selling.staff",
     "edge.selling.logins",

@@ -636,6 +636,15 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE tills ADD COLUMN takes_over TEXT;
     """,
+    # 32 (issue 12, head office's catalogue in batches, edge/selling/catalogue_batches.py):
+    # the product events' index takes the batches too (catalogue_versions.PRODUCT_EVENTS,
+    # word for word). One pass over the events, as migration 28.
+    """
+    DROP INDEX events_catalogue;
+    CREATE INDEX events_catalogue ON events (origin, seq)
+        WHERE type IN ('product_upserted', 'product_delisted', 'products_listed',
+                       'products_delisted');
+    """,
 ]
 
 

@@ -213,11 +213,14 @@ class Outflow:
         if not self.started:
             return None
         ready: list[Event] = []
-        while self._live and len(ready) < MAX_EVENTS:
+        size = 0  # bodies' bytes, bounded as the reader's batches are (a catalogue batch
+        # from head office is tens of KB: a hundred of them would pass the peer's limit)
+        while self._live and len(ready) < MAX_EVENTS and size < MAX_BYTES:
             event = self._live.popleft()
             held = self._held(event.origin)
             if event.seq == held + 1:
                 ready.append(event)
+                size += len(orjson.dumps(event.body))
                 self.sent[event.origin] = event.seq
             elif event.seq > held + 1:
                 # A hole (a catch-up still running, or the buffer overflowed):

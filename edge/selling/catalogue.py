@@ -77,7 +77,8 @@ class ProductDelisted:
 CATALOGUE_MERGE = ("one product per id: its latest listing (time, then event hash) gives "
                    "its details, and it is on sale if that listing is later than its latest "
                    "delisting; a barcode named by several products goes to one on sale, "
-                   "then the one listed latest; its former barcodes are those its listings "
+                   "then the one listed latest, then the larger id (a batch lists several "
+                   "at one time and hash); its former barcodes are those its listings "
                    "name besides its latest one")
 
 # The barcodes a product's listings named besides its latest one (former_barcodes):
@@ -99,7 +100,7 @@ def _settle_barcodes(db: sqlite3.Connection, barcodes: set[str | None]) -> None:
     for barcode in barcodes - {None}:
         winner = db.execute(
             """SELECT id FROM products WHERE declared_barcode = ?
-                ORDER BY active DESC, listed_time DESC, listed_hash DESC LIMIT 1""",
+                ORDER BY active DESC, listed_time DESC, listed_hash DESC, id DESC LIMIT 1""",
             (barcode,)).fetchone()
         holder = db.execute("SELECT id FROM products WHERE barcode = ?", (barcode,)).fetchone()
         if winner == holder:

@@ -6,7 +6,8 @@ holds the same events under the same (origin, seq)), so a version got from
 one node means the same on another: failover never re-downloads.
 
 The version counts catalogue events only: for each origin, the seq of its
-last `product_upserted` / `product_delisted` held here. A node that lacks a
+last product event held here (`product_upserted` / `product_delisted`, or
+head office's batches of them, `products_listed` / `products_delisted`). A node that lacks a
 few of a dead peer's sales is therefore not "behind" a till's version; it is
 behind only when it lacks an event at or below a seq the version names (then
 it may lack a product event the till's copy reflects, and says `behind`).
@@ -17,7 +18,7 @@ as their current state here (on sale → their row; not on sale → delisted):
 W >= V, so this node's rows hold everything the till had; with them, the
 products whose barcode changed hands with no event naming them
 (`sharing_a_barcode`). Those events are found through the partial index
-`events_catalogue` (migration 28): the cost is the changes', never the
+`events_catalogue` (migrations 28 and 32): the cost is the changes', never the
 journal's nor the catalogue's. Past FULL_COPY_* (the events counted through
 the index alone first) the answer is a full copy instead (`full`),
 paged by id on the products table. docs/protocol.md, "Catalogue versions",
@@ -40,7 +41,14 @@ from edge.messages import INVALID_FIELD, EdgeError
 Version = dict[str, int]
 
 # Word for word the WHERE of the partial index events_catalogue, so SQLite uses it.
-PRODUCT_EVENTS = "type IN ('product_upserted', 'product_delisted')"
+PRODUCT_EVENTS = ("type IN ('product_upserted', 'product_delisted', 'products_listed', "
+                  "'products_delisted')")
+# The product ids each event of PRODUCT_EVENTS names, one or a batch's
+# (edge/selling/catalogue_batches.py): `SELECT {NAMED_IDS} FROM (events) AS events {NAMED}`.
+NAMED_IDS = """CASE events.type WHEN 'products_listed' THEN json_extract(named.value, '$.id')
+    WHEN 'products_delisted' THEN named.value ELSE json_extract(events.body, '$.id') END"""
+NAMED = """LEFT JOIN json_each(events.body, CASE events.type WHEN 'products_listed'
+    THEN '$.products' WHEN 'products_delisted' THEN '$.ids' ELSE '$.none' END) AS named"""
 # The rows' columns, in the order each row lists them (the contract's order).
 COLUMNS = ("id", "barcode", "name", "price", "vat_rate", "category", "unit", "colour",
            "image", "favourite", "open_price")
@@ -162,8 +170,9 @@ def touched(db: sqlite3.Connection, since: Version, upto: Version) -> Touched:
     ids: set[str] = set()
     for origin, first, last in ranges:
         for (product_id,) in db.execute(
-                f"SELECT json_extract(body, '$.id') FROM events WHERE origin = ? AND seq > ? "
-                f"AND seq <= ? AND {PRODUCT_EVENTS}", (origin, first, last)):
+                f"SELECT {NAMED_IDS} FROM (SELECT type, body FROM events WHERE origin = ? "
+                f"AND seq > ? AND seq <= ? AND {PRODUCT_EVENTS}) AS events {NAMED}",
+                (origin, first, last)):
             ids.add(product_id)
             if len(ids) > allowed_products:
                 return Touched(full=True)

@@ -75,6 +75,7 @@ import orjson
 from edge import __version__
 from edge.config import Config
 from edge.headoffice.protocol import (
+    CATALOGUE_BATCHES,
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
     MAX_PULL_EVENTS,
@@ -91,6 +92,7 @@ from edge.journal.signing import (
     headoffice_key_trusted,
 )
 from edge.journal.store import Journal, Tx, local_journal
+from edge.selling.catalogue_batches import one_by_one
 from edge.sync.backlog import Backlog
 from edge.sync.link import Batch, SyncError, build_batch, client_tls, describe, read_token, refusal
 from edge.sync.schedule import parse_window, retry_delay, seconds_until_window
@@ -312,7 +314,8 @@ class SyncClient:
             known = (await self.state_row())["headoffice_origin"]
             vector = await self.journal.version_vector()
             heads = await self._in_thread(self._headoffice_heads, vector)
-            request = {"vector": vector, "heads": heads, "limit": MAX_PULL_EVENTS}
+            request = {"vector": vector, "heads": heads, "limit": MAX_PULL_EVENTS,
+                       "node": self.node_id, "reads": [CATALOGUE_BATCHES]}
             answer = await self._post(PULL_PATH, token, orjson.dumps(request), False)
             try:
                 origin = str(answer["origin"])
@@ -561,6 +564,13 @@ def round_error(pulled: str | None, pushed: str | None, sent: bool) -> str:
     return pushed if pushed == pulled else f"{pushed}; and the catalogue pull: {pulled}"
 
 
+def changes_in(event: Event) -> int:
+    """How many catalogue changes `event` makes: a batch's products each."""
+    if event.type == ORIGIN_CERTIFIED:
+        return 0
+    return len(one_by_one(event.type, event.body)) or 1
+
+
 async def apply_pulled(journal: Journal, events: list[Event],
                        certificates: dict[str, str] | None = None) -> int:
     """Apply head office's `events` (chain- and signature-checked) in slices the tills'
@@ -577,8 +587,8 @@ async def apply_pulled(journal: Journal, events: list[Event],
                 tx.append("headoffice_key_trusted", {"cert": pem})
 
     def apply(tx: Tx, part: list[Event]) -> int:
-        # Counted: the catalogue's changes (not its origin's certificate).
-        return sum(tx.apply(event) and event.type != ORIGIN_CERTIFIED for event in part)
+        # Counted: the catalogue's changes, a batch's products each (not the certificate).
+        return sum(changes_in(event) for event in part if tx.apply(event))
 
     if certificates:
         await journal.write(trust)
