@@ -319,8 +319,10 @@ export function shiftScreen(ui) {
     $('#shift-open')?.addEventListener('click', open);
     session.addEventListener('ready', () => refresh());
     session.addEventListener('ended', () => {
-      Object.assign(state, { current: null, report: null, closing: false, z: null });
+      Object.assign(state, { current: null, report: null, closing: false, z: null, moveId: null });
       session.training = false;
+      // What this cashier typed is not the next one's (dom.redraw keeps typed inputs).
+      body.replaceChildren();
       renderBanners();
     });
     clearInterval(warnTimer);

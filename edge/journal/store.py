@@ -31,7 +31,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,6 +90,21 @@ MAX_BATCH = 500
 SLICE_SECONDS = 0.025
 FIRST_SLICE = 50
 MOST_IN_A_SLICE = 2000
+
+
+def _weighed_part(rest: Iterator[Item], size: int,
+                  weight: Callable[[Item], int] | None) -> list[Item]:
+    """The next items of `rest` weighing `size` together (at least one, however heavy)."""
+    if weight is None:
+        return list(itertools.islice(rest, size))
+    part: list[Item] = []
+    total = 0
+    for item in rest:
+        part.append(item)
+        total += max(1, weight(item))
+        if total >= size:
+            break
+    return part
 
 
 PRAGMAS = (
@@ -298,27 +313,29 @@ class Journal:
                     said = True
                 await asyncio.sleep(1.0)
 
-    async def write_in_slices(self, items: Iterable[Item], write: Callable[[Tx, list[Item]], T]
-                              ) -> list[T]:
+    async def write_in_slices(self, items: Iterable[Item], write: Callable[[Tx, list[Item]], T],
+                              weight: Callable[[Item], int] | None = None) -> list[T]:
         """`write(tx, part)` for consecutive parts of `items`, one transaction each, sized
         from the last one's time so that each holds the writer about SLICE_SECONDS.
 
         `items` is read a part at a time (a stream keeps memory bounded). Each part is
         committed on its own: a crash keeps the parts written so far, so `write` must be
         one the rest can follow later (events in chain order, an import that writes only
-        what is still missing).
+        what is still missing). `weight`: what an item costs, in units of the lightest
+        (head office's batch: its products); slices are sized in those units, so a first
+        slice of FIRST_SLICE is never fifty batches of a hundred products (h68).
         """
         results: list[T] = []
         rest, size = iter(items), FIRST_SLICE
-        while part := list(itertools.islice(rest, size)):
+        while part := _weighed_part(rest, size, weight):
             def timed(tx: Tx, part: list[Item] = part) -> tuple[T, float]:
                 began = time.perf_counter()
                 return write(tx, part), time.perf_counter() - began
 
             result, took = await self.write(timed)
             results.append(result)
-            size = max(1, min(MOST_IN_A_SLICE,
-                              int(len(part) * SLICE_SECONDS / max(took, 1e-6))))
+            done = len(part) if weight is None else sum(max(1, weight(item)) for item in part)
+            size = max(1, min(MOST_IN_A_SLICE, int(done * SLICE_SECONDS / max(took, 1e-6))))
         return results
 
     async def _write_loop(self) -> None:

@@ -18,11 +18,14 @@ import unicodedata
 # C0 and C1 controls and DEL; bidirectional marks, embeddings, overrides and isolates
 # (a name "Pain " + U+202E + "05,1" is shown "Pain 1,50"); the invisible ones (zero
 # width space, word joiner, invisible operators, byte order mark, line and paragraph
-# separators) that make two ids look alike. ZWNJ and ZWJ (U+200C, U+200D) stay: emoji
-# and several scripts need them. Written as escapes: this file holds none of them.
-HIDDEN_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f"
-                               "\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
-                               "\ufff9-\ufffb]")
+# separators) that make two ids look alike, and as invisible: the soft hyphen, the
+# combining grapheme joiner, the Mongolian vowel separator, the Hangul fillers and the
+# tag characters (h68). ZWNJ and ZWJ (U+200C, U+200D) stay: emoji and several scripts
+# need them. Written as escapes: this file holds none of them.
+HIDDEN_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160"
+                               "\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064"
+                               "\u2066-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb"
+                               "\U000e0000-\U000e007f]")
 
 
 def hidden_character(value: str) -> str | None:

@@ -61,7 +61,8 @@ _ROW_JSON = "json_array({})".format(", ".join(
 # "Too old", the answer is a full copy: more products changed since the version
 # than a quarter of the products this node holds (listed or delisted; at least
 # FULL_COPY_MIN), or more product events happened since it than that (at least
-# FULL_COPY_EVENTS_MIN): then reading the changes would cost more than a copy.
+# FULL_COPY_EVENTS_MIN; or more product changes, a batch's products each): then
+# reading the changes would cost more than a copy.
 # The events are counted through the index alone before any is read, so a
 # version far back (a stale till, or a hostile one) costs a bounded count.
 FULL_COPY_MIN = 1000
@@ -168,13 +169,17 @@ def touched(db: sqlite3.Connection, since: Version, upto: Version) -> Touched:
                               ).fetchone()
         events += count
     ids: set[str] = set()
+    # A batch of head office's names up to a thousand products: the changes read are
+    # bounded as the events counted are (h68), however they were packed.
+    named = 0
     for origin, first, last in ranges:
         for (product_id,) in db.execute(
                 f"SELECT {NAMED_IDS} FROM (SELECT type, body FROM events WHERE origin = ? "
                 f"AND seq > ? AND seq <= ? AND {PRODUCT_EVENTS}) AS events {NAMED}",
                 (origin, first, last)):
             ids.add(product_id)
-            if len(ids) > allowed_products:
+            named += 1
+            if len(ids) > allowed_products or named > allowed_events:
                 return Touched(full=True)
     return Touched(full=False, ids=tuple(sorted(ids | sharing_a_barcode(db, ids))))
 

@@ -592,7 +592,8 @@ async def apply_pulled(journal: Journal, events: list[Event],
 
     if certificates:
         await journal.write(trust)
-    return sum(await journal.write_in_slices(events, apply))
+    # Weighed in products: a slice holds a few batches of head office's, not fifty.
+    return sum(await journal.write_in_slices(events, apply, weight=changes_in))
 
 
 async def sync_now(config: Config, progress: Progress) -> dict[str, Any]:
