@@ -23,7 +23,7 @@ from test_sync_outage import own_events, sell_in_bulk, settled
 from edge.headoffice.catalogue import catalogue_changes, delist, import_catalogue_csv
 from edge.headoffice.protocol import PULL_PATH, PUSH_PATH
 from edge.headoffice.server import HeadOfficeServer
-from edge.headoffice.storage import HeadOfficeStorage
+from edge.headoffice.storage import MOST_NODES_NOTED, HeadOfficeStorage
 from edge.journal.chain import Event, canonical_json
 from edge.journal.signing import sign
 from edge.selling.barcodes import gtin_check_digit
@@ -171,6 +171,19 @@ async def test_catalogue_imports_only_what_changed(storage: HeadOfficeStorage) -
                                "price": 115, "vat_rate": 550, "category": ""}],
                              {p["id"]: p for p in await storage.products()},
                              keep_missing=True)[0][0] == "product_upserted"
+
+
+async def test_a_store_naming_node_after_node_is_kept_bounded(
+    storage: HeadOfficeStorage,
+) -> None:
+    # A store's token could name a new node at every pull; what head office keeps of
+    # them is bounded, and one more said "no batches" past the bound changes nothing.
+    for number in range(MOST_NODES_NOTED):
+        await storage.note_edition(STORE, f"n{number}", reads_batches=True)
+    await storage.note_edition(STORE, "one-too-many", reads_batches=False)
+    header = "id,barcode,name,price,vat_rate,category\n"
+    await import_catalogue_csv(storage, header + "p1,2000001000014,Baguette,120,550,Pain\n")
+    assert [e.type for e in await storage.catalogue_after(1, 10)] == ["products_listed"]
 
 
 async def test_a_pull_is_bounded_in_bytes_and_says_more_follow(

@@ -82,15 +82,23 @@ export async function sendEarlierTillsSales(ledger, call, auth, onRefused) {
  * The tokens to show when pairing with the node of `storeId`: those of the tills
  * of that store whose sales wait here (never another store's: a token is a secret
  * of its store). `currentToken`: the token this browser holds now, shown too when
- * sales of that store wait (a till that never saved its token: an older version).
+ * it is that store's (saved as one of its tills', or, never saved by an older
+ * version, while only that store's sales wait here).
  */
 export async function proofForPairing(store, storeId, currentToken = null) {
   if (!storeId || !usable(store, 'waitingTills')) return [];
-  const waiting = Object.keys(await store.waitingTills()).filter((key) => splitKey(key).store === storeId);
+  const everyWaiting = Object.keys(await store.waitingTills());
+  const waiting = everyWaiting.filter((key) => splitKey(key).store === storeId);
   if (!waiting.length) return [];
   const tokens = usable(store, 'tillTokens') ? await store.tillTokens() : {};
   const proof = waiting.map((key) => tokens[key]).filter(Boolean);
-  if (currentToken && !proof.includes(currentToken)) proof.push(currentToken);
+  // The till's current token too when it is this store's: saved as one of its tills', or
+  // never saved (an older version) while only this store's sales wait here. Never another
+  // store's token, even for the node to hash (h68).
+  const currentKey = Object.keys(tokens).find((key) => tokens[key] === currentToken);
+  const ours = currentKey ? splitKey(currentKey).store === storeId
+    : everyWaiting.every((key) => splitKey(key).store === storeId);
+  if (currentToken && ours && !proof.includes(currentToken)) proof.push(currentToken);
   return [...new Set(proof)].slice(0, MAX_PREVIOUS_TOKENS);
 }
 

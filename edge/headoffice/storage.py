@@ -214,6 +214,7 @@ EVENT_COLUMNS = "origin, seq, id, time, type, body, prev_hash, hash, sig"
 # its last pull; what it said is written again at most this often (seconds).
 EDITIONS_KEPT = timedelta(days=7)
 EDITION_REFRESH = 3600.0
+MOST_NODES_NOTED = 64  # per store, heard from in EDITIONS_KEPT: a store has a few nodes
 # A pull's answer: about this many bytes of event bodies at most (a catalogue batch is
 # about 30 KB), read from the database this many rows at a time.
 MAX_PULL_BYTES = 4 * 1024 * 1024
@@ -368,6 +369,8 @@ class HeadOfficeStorage:
                 and time.monotonic() - known[1] < EDITION_REFRESH:
             return
         async with self.db.transaction() as tx:
+            if known is None and await _nodes_noted(tx, store) >= MOST_NODES_NOTED:
+                return  # a store's token naming node after node: kept bounded
             await tx.execute(
                 "INSERT INTO store_editions (store, node, reads_batches, seen_at) "
                 "VALUES ($1, $2, $3, $4) ON CONFLICT (store, node) DO UPDATE SET "
@@ -657,14 +660,24 @@ async def _append_catalogue(tx: Transaction, origin: str, changes: Changes,
     return events
 
 
+def _editions_since() -> str:
+    """What a node said at a pull older than this no longer counts (EDITIONS_KEPT)."""
+    since = datetime.now(UTC) - EDITIONS_KEPT
+    return since.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def _nodes_noted(tx: Transaction, store: str) -> int:
+    row = await tx.fetchrow("SELECT COUNT(*) AS nodes FROM store_editions WHERE store = $1 "
+                            "AND seen_at > $2", store, _editions_since())
+    return row["nodes"] if row else 0
+
+
 async def _every_store_reads_batches(tx: Transaction) -> bool:
     """No node heard from in EDITIONS_KEPT said at its last pull that it does not read
     catalogue batches (a store that never pulled is installed with an edge that does; a
     node silent that long was upgraded, replaced or retired)."""
-    since = (datetime.now(UTC) - EDITIONS_KEPT).isoformat(timespec="milliseconds")
     row = await tx.fetchrow("SELECT COUNT(*) AS old FROM store_editions "
-                            "WHERE reads_batches = 0 AND seen_at > $1",
-                            since.replace("+00:00", "Z"))
+                            "WHERE reads_batches = 0 AND seen_at > $1", _editions_since())
     return row is not None and row["old"] == 0
 
 

@@ -11,6 +11,7 @@ between (`Journal.write_in_slices`).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -187,13 +188,14 @@ async def import_texts(journal: Journal, products_text: str,
         parse_problems: list[str] = []
         store_problems: list[str] = []
         promotions = None
-        try:  # every line read first (every id met: a product may name a later one)
-            check_catalogue(products_text, checked)
+        try:  # every line read first (every id met: a product may name a later one);
+            # in a thread: a million lines take seconds the tills' scans must not wait
+            await asyncio.to_thread(check_catalogue, products_text, checked)
         except CatalogueError as error:
             parse_problems += error.problems
         if promotions_text is not None:
             try:
-                promotions = parse_promotion_rows(promotions_text)
+                promotions = await asyncio.to_thread(parse_promotion_rows, promotions_text)
             except CatalogueError as error:
                 parse_problems += error.problems
         if parse_problems:
