@@ -25,9 +25,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from ports import free_port
+from signing_support import identity
 
 from edge.api.server import NODE, make_app
 from edge.config import Config
+from edge.journal.store import Journal
 from edge.selling.tills import create_pairing_code
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +62,15 @@ async def verify_no_tasks() -> AsyncIterator[None]:
     await asyncio.sleep(0)
     leftover = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
     assert not leftover, f"tasks left behind: {leftover}"
+
+
+@pytest.fixture
+async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
+    """A node's journal in a fresh folder, opened (no node around it)."""
+    journal = Journal(tmp_path / "store.sqlite3", origin="node-a", trust=identity("node-a"))
+    await journal.open()
+    yield journal
+    await journal.close()
 
 
 class CommandFailed(Exception):

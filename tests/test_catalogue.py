@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from signing_support import identity
 
 from edge.api import commands  # noqa: F401  (registers every projection)
 from edge.journal.store import Journal
@@ -91,14 +88,6 @@ def test_search_queries_are_accent_free_word_prefixes() -> None:
 
 
 # Search, lookup and loading at scale (issue 12): bounded work, the same answers
-
-@pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    journal = Journal(tmp_path / "store.sqlite3", origin="node-a", trust=identity("node-a"))
-    await journal.open()
-    yield journal
-    await journal.close()
-
 
 def _product(number: int, name: str, category: str = "Divers") -> dict[str, Any]:
     body = f"300000{number:06d}"

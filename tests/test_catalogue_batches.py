@@ -7,7 +7,6 @@ side: tests/test_headoffice.py; a till following them: tests/test_sync_catalogue
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +35,6 @@ AT = ["2026-12-01T10:00:00.000Z", "2026-12-01T10:00:01.000Z", "2026-12-01T10:00:
 def product(number: int, price: int = 100) -> dict[str, Any]:
     return {"id": f"p{number}", "barcode": None, "name": f"Produit {number}",
             "price": price + number, "vat_rate": 550, "category": "Rayon"}
-
-
-@pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    journal = Journal(tmp_path / "store.sqlite3", origin="node-a", trust=identity("node-a"))
-    await journal.open()
-    yield journal
-    await journal.close()
 
 
 async def pulled(journal: Journal, events: list) -> int:

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from conftest import EDGE, ROOT, EdgeProcess, Till, free_port
-from signing_support import identity
 
 from edge.api import commands  # noqa: F401  (registers every projection)
 from edge.journal import store
@@ -157,14 +155,6 @@ def test_every_bad_promotion_line_is_named() -> None:
     with pytest.raises(CatalogueError) as missing:
         parse_promotions_csv("id,name,kind\n")
     assert missing.value.problems == ["promotions line 1: missing column(s) products, n"]
-
-
-@pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    journal = Journal(tmp_path / "store.sqlite3", origin="node-a", trust=identity("node-a"))
-    await journal.open()
-    yield journal
-    await journal.close()
 
 
 async def _count(journal: Journal) -> int:

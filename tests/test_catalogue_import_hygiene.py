@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from signing_support import identity
 
 from edge.api import commands  # noqa: F401  (registers every projection)
 from edge.headoffice.catalogue import import_catalogue_csv
@@ -37,14 +36,6 @@ HEADOFFICE_HEADER = "id,barcode,name,price,vat_rate,category\n"
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: the rest of the line is shown reversed
 SEEN_AS = "an invisible character that changes how a receipt or a till shows the text; " \
     "remove it"
-
-
-@pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    journal = Journal(tmp_path / "store.sqlite3", origin="node-a", trust=identity("node-a"))
-    await journal.open()
-    yield journal
-    await journal.close()
 
 
 @pytest.fixture

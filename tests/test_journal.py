@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -121,3 +123,19 @@ async def test_two_nodes_pairing_a_till_at_once_keep_both(two_journals) -> None:
     # Each code carries its pairing node, so they never clash and neither moves
     # (tests/test_till_codes.py has the rest: orders, repeats, upgrades, processes).
     assert codes["node-a"] == ["T01-node-a", "T01-node-b"]
+
+
+async def test_no_commit_checkpoints_the_log_its_own_thread_does(journal: Journal) -> None:
+    # A checkpoint inside a commit made the sale behind it wait up to half a second on a
+    # million-product database (edge/journal/checkpoints.py).
+    assert (await journal._in_writer(
+        lambda: journal._writer_db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])) == 0
+    for number in range(20):
+        await journal.write(lambda tx, n=number: tx.append("product_delisted", {"id": f"p{n}"}))
+    deadline = asyncio.get_running_loop().time() + 30
+    while journal.checkpointer.checkpoints == 0:
+        assert asyncio.get_running_loop().time() < deadline, "no checkpoint ran"
+        await asyncio.sleep(0.05)
+    # What it copied back is in the database file: read without the log, it is there.
+    with sqlite3.connect(f"file:{journal.path}?mode=ro&immutable=1", uri=True) as db:
+        assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] >= 1

@@ -45,6 +45,7 @@ from edge.journal.chain import (
     Event,
     utc_now,
 )
+from edge.journal.checkpoints import Checkpointer
 from edge.journal.datafolder import (
     FolderLock,
     HeadMark,
@@ -214,6 +215,7 @@ class Journal:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-writer")
         self.commits = 0
         self.committed_events = 0
+        self.checkpointer = Checkpointer(self.path)
 
     @property
     def identity(self) -> SigningIdentity:
@@ -227,6 +229,7 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._writer_db = await self._in_writer(self._open_writer)
+            await self.checkpointer.open()
             self._reader_db = await aiosqlite.connect(self.path, isolation_level=None)
             self._reader_db.row_factory = sqlite3.Row
             for pragma in PRAGMAS:
@@ -238,6 +241,8 @@ class Journal:
 
     def _open_writer(self) -> sqlite3.Connection:
         db = connect(self.path)
+        # Never in a commit a till waits for: the checkpointer's thread does it.
+        db.execute("PRAGMA wal_autocheckpoint = 0")
         try:
             migrate(db)
             if self._claims_origin:
@@ -283,6 +288,7 @@ class Journal:
             await self._in_writer(self._writer_db.close)
             self._writer_db = None
         self._thread.shutdown(wait=True)
+        await self.checkpointer.close()
         if self._reader_db is not None:
             await self._reader_db.close()
             self._reader_db = None
@@ -382,6 +388,7 @@ class Journal:
         else:
             self.commits += 1
             self.committed_events += len(committed)
+            self.checkpointer.after_commit()
             if self.disk_full_since is not None and has_room(self.path.parent):
                 log.warning("the disk has room again: the journal writes again (it was full "
                             "since %s)", self.disk_full_since)
