@@ -416,6 +416,7 @@ async def test_a_sale_written_during_a_large_import_does_not_wait_for_it(
     assert (await importing).added == 3000
     # It waited for a slice or two of the import, not for a batch of IMPORT_BATCH.
     before = await journal.read_one(
-        "SELECT COUNT(*) FROM events WHERE type = 'product_upserted' AND position < "
-        "(SELECT position FROM events WHERE id = ?)", (sale.id,))
+        "SELECT SUM(json_array_length(body, '$.products')) FROM events WHERE type = "
+        "'products_listed' AND position < (SELECT position FROM events WHERE id = ?)",
+        (sale.id,))
     assert 0 < before[0] < catalogue_loading.IMPORT_BATCH

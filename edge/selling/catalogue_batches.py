@@ -1,5 +1,6 @@
-"""Head office's catalogue in events of many products: one signature, one chain link and
-one journal row for up to PRODUCTS_PER_EVENT products (issue 12, a million products).
+"""The catalogue in events of many products: one signature, one chain link and one
+journal row for up to PRODUCTS_PER_EVENT products (issue 12, a million products), as
+head office and a store's own CSV import (edge/selling/catalogue_loading.py) write it.
 
 `products_listed` carries listings as `product_upserted` bodies, `products_delisted`
 product ids; each product is projected exactly as its own event would be, stamped with
@@ -8,7 +9,8 @@ so); should one repeat, its first listing in the batch is the one kept, on every
 alike (the batch's order is part of its hash). Head office writes them only once every
 store it knows has said its edge reads them (`reads: ["catalogue_batches"]` in its
 pull, edge/headoffice/protocol.py): an edge from before would refuse them as unknown types and
-stop taking head office's catalogue.
+stop taking head office's catalogue. A store's nodes are upgraded together (as for
+any new event type, docs/architecture.md), so a node's own import writes them always.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from edge.journal.event_types import event_type
 from edge.schema import limits
 from edge.selling.catalogue import (
     CATALOGUE_MERGE,
+    CATALOGUE_WRITERS,
     ProductUpserted,
     _product_delisted,
     _product_upserted,
@@ -51,7 +54,7 @@ class ProductsDelisted:
     ids: list[str] = field(metadata=limits(min=1, max_length=MOST_IN_AN_EVENT))
 
 
-@event_type("products_listed", schema=ProductsListed, written_by=("headoffice",),
+@event_type("products_listed", schema=ProductsListed, written_by=CATALOGUE_WRITERS,
             merge=CATALOGUE_MERGE + " (each product of the batch as its own listing, "
             "stamped with the batch's time and hash)")
 def _products_listed(db: sqlite3.Connection, event: Event) -> None:
@@ -59,7 +62,7 @@ def _products_listed(db: sqlite3.Connection, event: Event) -> None:
         _product_upserted(db, dataclasses.replace(event, body=product))
 
 
-@event_type("products_delisted", schema=ProductsDelisted, written_by=("headoffice",),
+@event_type("products_delisted", schema=ProductsDelisted, written_by=CATALOGUE_WRITERS,
             merge=CATALOGUE_MERGE + " (each id of the batch as its own delisting, stamped "
             "with the batch's time and hash)")
 def _products_delisted(db: sqlite3.Connection, event: Event) -> None:

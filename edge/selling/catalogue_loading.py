@@ -21,6 +21,7 @@ from typing import Any
 from edge.journal.signing import is_headoffice_origin
 from edge.journal.store import Journal, Tx
 from edge.selling.catalogue import TILE_DEFAULTS
+from edge.selling.catalogue_batches import batched
 from edge.selling.catalogue_import import (
     CatalogueError,
     CheckedFile,
@@ -110,8 +111,10 @@ def import_into(tx: Tx, products: list[tuple[int, dict[str, Any]]],
         raise CatalogueError(problems)
     if not write:
         return summary
-    for product in upserts:
-        tx.append("product_upserted", product)
+    # A hundred products an event (catalogue_batches.py): one signature and chain link
+    # each, not one per product.
+    for type_, body in batched([("product_upserted", product) for product in upserts]):
+        tx.append(type_, body)
     for _, promotion in promotions or []:
         if promotion.get("write"):
             tx.append("promotion_upserted", {key: value for key, value in promotion.items()
