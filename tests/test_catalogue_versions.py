@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 from aiohttp.test_utils import TestServer
 from conftest import NodeUnderTest, Till, free_port, node_of
 from headoffice_support import (
@@ -27,6 +29,7 @@ from headoffice_support import (
     write_store_config,
 )
 
+from edge.api import catalogue_commands
 from edge.api.server import make_app
 from edge.config import load_config
 from edge.headoffice.catalogue import import_catalogue_csv
@@ -356,3 +359,26 @@ def test_the_barcodes_products_named_before_are_found_in_a_database_from_before(
                         ("none", None, None)])
         migrate(db)
         assert db.execute("SELECT * FROM former_barcodes").fetchall() == [("mover", "3001")]
+
+
+async def test_a_scan_sent_after_a_catalogue_page_is_answered_first(
+    node: NodeUnderTest, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A page of the catalogue is a long read at a million products; the scan the cashier
+    # makes meanwhile, on the same socket, must not wait for it (it waited 150-440 ms).
+    release = asyncio.Event()
+    settings = catalogue_commands.till_catalogue_settings
+
+    async def slow_page(journal: Journal, config: Any) -> dict[str, Any]:
+        await release.wait()
+        return await settings(journal, config)
+
+    monkeypatch.setattr(catalogue_commands, "till_catalogue_settings", slow_page)
+    async with node.till() as till:
+        await till.ws.send_json({"id": 1000, "type": "catalogue/changes", "since": None})
+        scan = await till.reply("basket/add", basket_id=str(uuid.uuid4()),
+                                line_id=str(uuid.uuid4()), barcode="2000001000014")
+        assert scan["success"], scan
+        release.set()
+        page = await till.receive_result()
+        assert page["id"] == 1000 and page["success"] and page["result"]["full"]

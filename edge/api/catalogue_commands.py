@@ -66,7 +66,7 @@ class ChangesArgs:
     limit: int = field(default=5000, metadata=limits(min=1, max=10_000))
 
 
-@command("catalogue/changes", ChangesArgs, access="till")
+@command("catalogue/changes", ChangesArgs, access="till", aside=True)
 async def catalogue_changes(conn: Connection, args: ChangesArgs) -> dict[str, Any]:
     request = Request(since=checked_version(args.since, "since"),
                       upto=checked_version(args.upto, "upto"), after=args.after, limit=args.limit)

@@ -295,7 +295,7 @@ class ExportArgs:
     limit: int = field(default=500, metadata=limits(min=1, max=2000))
 
 
-@command("catalogue/export", ExportArgs, access="till")
+@command("catalogue/export", ExportArgs, access="till", aside=True)
 async def catalogue_export(conn: Connection, args: ExportArgs) -> dict[str, Any]:
     products = await catalogue.export(conn.node.journal, args.after, args.limit)
     more = len(products) == args.limit

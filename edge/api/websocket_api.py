@@ -65,18 +65,22 @@ class Command:
     args: type
     handler: Handler
     access: Access
+    # Answered beside the till's next commands, not before them: a long read (a page
+    # of the catalogue) must not hold up a scan sent after it. Such a handler reads
+    # only its arguments (never `conn.current_id`, which the next command sets).
+    aside: bool = False
 
 
 COMMANDS: dict[str, Command] = {}
 
 
 def command(
-    type_: str, args: type = NoArgs, *, access: Access = "cashier"
+    type_: str, args: type = NoArgs, *, access: Access = "cashier", aside: bool = False
 ) -> Callable[[Handler], Handler]:
-    """Register a till command. `access` says who may call it."""
+    """Register a till command. `access` says who may call it; `aside`: see Command."""
 
     def register(handler: Handler) -> Handler:
-        COMMANDS[type_] = Command(type_, args, handler, access)
+        COMMANDS[type_] = Command(type_, args, handler, access, aside)
         return handler
 
     return register
@@ -169,6 +173,7 @@ class Connection:
         self.current_id = 0
         self._budget: UnsentBudget = node.unsent
         self._outbox = Outbox(budget=self._budget)
+        self._aside: asyncio.Task[None] | None = None  # a command answered aside (Command)
         self._abort = abort  # cuts the socket (its transport's abort)
         self._on_authenticated = on_authenticated
         self._closing: asyncio.Task[None] | None = None
@@ -256,6 +261,11 @@ class Connection:
                 if self._closing is not None:
                     break  # hung up on: what it still sends is not read
                 if msg.type == WSMsgType.TEXT:
+                    if self._aside is None and _runs_aside(msg.data):
+                        # One at a time, beside the rest; a second waits its turn inline.
+                        self._aside = asyncio.create_task(self._handle_aside(msg.data),
+                                                          name="ws-aside")
+                        continue
                     await self.handle(msg.data)
                     if self.till is not None and self._on_authenticated is not None:
                         self._on_authenticated()
@@ -269,6 +279,8 @@ class Connection:
         finally:
             self._budget.connections.discard(self)
             deadline.cancel()
+            if self._aside is not None:
+                await self._aside
             for unsubscribe in [*self.subscriptions.values(), *self.watches.values()]:
                 unsubscribe()
             self.subscriptions.clear()
@@ -277,6 +289,12 @@ class Connection:
             await writer
             if self._closing is not None:
                 await self._closing
+
+    async def _handle_aside(self, raw: str) -> None:
+        try:
+            await self.handle(raw)
+        finally:
+            self._aside = None
 
     def _auth_overdue(self) -> None:
         if self.till is None:
@@ -328,6 +346,17 @@ class Connection:
             raise EdgeError(messages.UNAUTHORIZED, "authenticate the till first ('auth')")
         if cmd.access == "cashier" and self.cashier is None:
             raise EdgeError(messages.NOT_LOGGED_IN, "a cashier must log in first")
+
+
+def _runs_aside(raw: str) -> bool:
+    """Is this message a command answered aside (Command.aside)? A peek at its type."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    kind = message.get("type") if isinstance(message, dict) else None
+    cmd = COMMANDS.get(kind) if isinstance(kind, str) else None
+    return cmd is not None and cmd.aside
 
 
 def _echo(text: str) -> str:
