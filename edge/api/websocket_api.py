@@ -67,7 +67,8 @@ class Command:
     access: Access
     # Answered beside the till's next commands, not before them: a long read (a page
     # of the catalogue) must not hold up a scan sent after it. Such a handler reads
-    # only its arguments (never `conn.current_id`, which the next command sets).
+    # only its arguments: `conn.current_id` stays the other commands' (a subscription's
+    # id, read after an await, must never become the page's).
     aside: bool = False
 
 
@@ -319,7 +320,8 @@ class Connection:
             if cmd is None:
                 raise EdgeError(messages.UNKNOWN_COMMAND,
                                 f"unknown command {_echo(message['type'])!r}")
-            self.current_id = msg_id
+            if not cmd.aside:  # (an aside command may run while another one reads it)
+                self.current_id = msg_id
             self._check_access(cmd)
             args = parse(cmd.args, message, plain_text=True)
             self.node.metrics.commands += 1
