@@ -180,8 +180,9 @@ async def cached_store(size: int) -> Store:
 # The two pages
 
 @contextlib.asynccontextmanager
-async def served_till(store: Store, work: Path) -> AsyncIterator[BenchNode]:
-    node = BenchNode(work / f"node-{store.size}", free_port())
+async def served_till(store: Store, work: Path,
+                      cores: set[int] | None = None) -> AsyncIterator[BenchNode]:
+    node = BenchNode(work / f"node-{store.size}", free_port(), cores=cores)
     shutil.copytree(store.data, node.data)
     await node.start()
     try:

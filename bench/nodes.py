@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -26,8 +27,10 @@ def free_port() -> int:
 
 
 class BenchNode:
-    def __init__(self, folder: Path, port: int, peer_ports: list[int] | None = None) -> None:
+    def __init__(self, folder: Path, port: int, peer_ports: list[int] | None = None,
+                 cores: set[int] | None = None) -> None:
         self.folder = folder
+        self.cores = cores  # the CPU cores it runs on (all of its threads); None: as this one
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.data = folder / "data"
@@ -48,8 +51,10 @@ class BenchNode:
     async def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         log = (self.folder / "edge.log").open("ab")
+        cores = self.cores
         self.proc = subprocess.Popen(  # noqa: ASYNC220 (starting it does not wait for it)
-            self.args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+            self.args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            preexec_fn=None if cores is None else lambda: os.sched_setaffinity(0, cores),
         )
         async with aiohttp.ClientSession() as session:
             for _ in range(400):

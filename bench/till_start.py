@@ -1,10 +1,11 @@
 """A browser till's start: first price, full offline copy, scans meanwhile, a reload (issue 12).
 
-Run: ./dev bench till_start   (options --sizes, --scans, --changed, --together)
+Run: ./dev bench till_start   (options --sizes, --scans, --changed, --pace, --together)
 
-A till is a machine of its own: by default the browser runs on one core and
-writes its profile (IndexedDB) to a RAM disk, and the node on the other core
-and the real disk, so that neither's disk flushes nor CPU stand in for the
+A till is a machine of its own: by default the browser (with Playwright's
+driver and this process, the cashier's hands) runs on one core and writes its
+profile (IndexedDB) to a RAM disk, and the node alone on the other core and
+the real disk, so that neither's disk flushes nor CPU stand in for the
 other's. `--together` shares both cores and the disk, as before (a till in a
 browser on the node's own box).
 
@@ -17,8 +18,9 @@ and Alice logs in; then, timed in the page from its navigation start:
 - first price: the first scan answered (its total shown), the node answering;
 - full copy: the till's offline copy whole and saved (web/catalogue-worker.js
   writes it to IndexedDB; `#status[data-catalogue]` is its saved size);
-- scans while the copy loads: a barcode scanned again and again (from the
-  Enter key to the total shown) until the copy is whole: the longest, and the
+- scans while the copy loads: a barcode scanned again and again at a fast
+  cashier's pace (`--pace`, one every 250 ms; from the Enter key to the total
+  shown) until the copy is whole: the longest, and the
   main thread's longest task meanwhile (PerformanceObserver 'longtask');
 - a price change once the copy is whole: 20,000 products (`--changed`) a cent
   dearer, imported into the running node (`edge catalogue import`, as a
@@ -41,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -49,12 +52,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-from playwright.async_api import Browser, Page, Playwright, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 from bench.cashier import BROWSER_ARGS, CHROMIUM
 from bench.cashier_pages import (
@@ -78,6 +81,9 @@ COPY_TIMEOUT_S = 900
 COPY_GOAL_MS = 20_000
 SCAN_GOAL_MS = 100
 RELOAD_GOAL_MS = 2_000
+# A scan every 250 ms at most: four a second, faster than any cashier keeps up
+# (back to back, the bench scanned ten a second into one basket of hundreds of lines).
+SCAN_PACE_MS = 250
 DEMO_BARCODES = ["2000001000014", "2000002000013", "2000004000011"]  # baguette, croissant, espresso
 
 # In the till's page before its own scripts: the main thread's long tasks, the
@@ -207,8 +213,17 @@ async def import_on_node(node: BenchNode, text: str) -> None:
             answer.raise_for_status()
 
 
+async def scan(page: Page, barcode: str, pace: float) -> tuple[float, float]:
+    """A scan timed in the page (its Enter to the total shown), then a wait that keeps a
+    cashier's pace: a scan every `pace` seconds at most (0: back to back)."""
+    began = time.perf_counter()
+    at, took = await page.evaluate("(code) => window.__scan(code)", barcode)
+    await asyncio.sleep(max(0.0, pace - (time.perf_counter() - began)))
+    return at, took
+
+
 async def measure_change(page: Page, node: BenchNode, store: Store, changed: int,
-                         barcodes: list[str], figures: Start) -> None:
+                         barcodes: list[str], pace: float, figures: Start) -> None:
     """`changed` generated products a cent dearer, imported into the running node while
     the till scans, until the till's copy holds the change."""
     generated = generated_products(max(0, store.size - store.demo))
@@ -216,6 +231,8 @@ async def measure_change(page: Page, node: BenchNode, store: Store, changed: int
     csv_file = node.folder / "repriced.csv"
     csv_file.write_text(catalogue_csv([{**p, "price": int(p["price"]) + 1} for p in picked]))
     figures.changed = len(picked)
+    del generated, picked
+    quiet_heap()
     since = await page.evaluate("performance.now()")
     started = time.perf_counter()
     importing = asyncio.ensure_future(import_on_node(node, csv_file.read_text()))
@@ -223,7 +240,7 @@ async def measure_change(page: Page, node: BenchNode, store: Store, changed: int
     imported_at = 0.0
     n = 0
     while time.perf_counter() - started < COPY_TIMEOUT_S:
-        _, took = await page.evaluate("(code) => window.__scan(code)", barcodes[n % len(barcodes)])
+        _, took = await scan(page, barcodes[n % len(barcodes)], pace)
         (figures.change_scans if wanted is None else figures.change_after_scans).append(took)
         n += 1
         if wanted is None and importing.done():
@@ -241,7 +258,7 @@ async def measure_change(page: Page, node: BenchNode, store: Store, changed: int
 
 
 async def measure_start(browser: Browser, node: BenchNode, store: Store, scans: int,
-                        changed: int = 0) -> Start:
+                        pace: float, changed: int = 0) -> Start:
     size = len(store.products)
     barcodes = store.barcodes(5) or DEMO_BARCODES
     figures = Start(size)
@@ -255,7 +272,7 @@ async def measure_start(browser: Browser, node: BenchNode, store: Store, scans: 
     started = time.perf_counter()
     n = 0
     while True:
-        at, took = await page.evaluate("(code) => window.__scan(code)", barcodes[n % len(barcodes)])
+        at, took = await scan(page, barcodes[n % len(barcodes)], pace)
         if n == 0:
             figures.first_price_ms = at + took
         figures.scans.append(took)
@@ -270,7 +287,7 @@ async def measure_start(browser: Browser, node: BenchNode, store: Store, scans: 
     until = figures.full_copy_ms or float("inf")
     figures.longest_task_ms = max((duration for at, duration in tasks if at <= until), default=0.0)
     if changed and figures.full_copy_ms is not None:
-        await measure_change(page, node, store, changed, barcodes, figures)
+        await measure_change(page, node, store, changed, barcodes, pace, figures)
 
     # A reload (F5): the sell screen at once, the saved copy read again, the PIN, a price.
     await page.reload()
@@ -338,51 +355,55 @@ def report(figures: Start, baseline: float) -> None:
 RAM_DISK_THERE = Path("/dev/shm").is_dir()
 
 
-@contextlib.asynccontextmanager
-async def till_browser(playwright: Playwright, together: bool
-                       ) -> AsyncIterator[tuple[Browser, str]]:
-    """Chromium, apart from the nodes started afterwards unless `together` (see above):
-    on the last core with its profiles on a RAM disk, this process and the nodes on the
-    other cores. Yields it and a line saying which."""
+@dataclass(frozen=True)
+class Machines:
+    """Which cores the till (chromium, Playwright's driver and this process: the cashier's
+    hands) and the node run on; `node_cores` None: shared, as the OS likes."""
+    node_cores: set[int] | None
+    setting: str
+
+
+@contextlib.contextmanager
+def machines(together: bool) -> Iterator[Machines]:
+    """The till apart from the node (see above), unless `together`: this process moves to
+    the last core, so that Playwright's driver and chromium started from it stay there
+    with it, and chromium's profiles go to a RAM disk; nodes are started on the others.
+    The driver belongs with the till: on the node's core its garbage collections over a
+    million products stalled the node (measured: 100-300 ms with the core saturated)."""
     cores = sorted(os.sched_getaffinity(0))
     if together or len(cores) < 2 or not RAM_DISK_THERE:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                                   args=BROWSER_ARGS)
-        try:
-            yield browser, "till and node sharing the cores and the disk"
-        finally:
-            await browser.close()
+        yield Machines(None, "till and node sharing the cores and the disk")
         return
     with tempfile.TemporaryDirectory(dir="/dev/shm", prefix="edge-bench-till-") as profiles:
         tmpdir = os.environ.get("TMPDIR")
         os.environ["TMPDIR"] = profiles  # chromium's profiles are made in its TMPDIR
-        os.sched_setaffinity(0, cores[-1:])  # chromium inherits this core
+        os.sched_setaffinity(0, cores[-1:])
         try:
-            browser = await playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                                       args=BROWSER_ARGS)
+            yield Machines(set(cores[:-1]),
+                           f"till apart: chromium, its driver and this bench on core "
+                           f"{cores[-1]}, its profile on a RAM disk; the node alone on "
+                           f"core(s) {cores[:-1]} and the disk")
         finally:
-            os.sched_setaffinity(0, cores[:-1])
-            os.environ.pop("TMPDIR") if tmpdir is None else os.environ.update(TMPDIR=tmpdir)
-        try:
-            yield browser, (f"till apart: chromium on core {cores[-1]}, its profile on a RAM "
-                            f"disk; the node on core(s) {cores[:-1]} and the disk")
-        finally:
-            await browser.close()
             os.sched_setaffinity(0, cores)
+            os.environ.pop("TMPDIR") if tmpdir is None else os.environ.update(TMPDIR=tmpdir)
 
 
 async def run(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory(dir=ROOT, prefix=".bench-") as tmp:
-        async with async_playwright() as playwright, \
-                till_browser(playwright, args.together) as (browser, setting):
+    with tempfile.TemporaryDirectory(dir=ROOT, prefix=".bench-") as tmp, \
+            machines(args.together) as apart:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                                       args=BROWSER_ARGS)
             print(f"machine: {os.cpu_count()} cores; chromium {browser.version} headless; "
-                  f"{setting}")
-            node = BenchNode(Path(tmp) / "baseline", free_port())  # the demo store alone
+                  f"{apart.setting}")
+            node = BenchNode(Path(tmp) / "baseline", free_port(),  # the demo store alone
+                             cores=apart.node_cores)
             await node.start()
             try:
                 demo = products_on_sale(node.data / "edge.sqlite3")
                 demo_store = Store(len(demo), node.data, demo, len(demo), 0.0)
-                baseline = await measure_start(browser, node, demo_store, args.scans)
+                baseline = await measure_start(browser, node, demo_store, args.scans,
+                                               args.pace / 1000)
             finally:
                 node.stop()
             print(f"baseline: the demo store's {baseline.size} products, first price "
@@ -390,10 +411,19 @@ async def run(args: argparse.Namespace) -> None:
             report(baseline, baseline.first_price_ms)
             for size in (int(n) for n in args.sizes.split(",")):
                 store = await cached_store(size)
-                async with served_till(store, Path(tmp)) as node:
+                quiet_heap()
+                async with served_till(store, Path(tmp), apart.node_cores) as node:
                     figures = await measure_start(browser, node, store, args.scans,
-                                                  args.changed)
+                                                  args.pace / 1000, args.changed)
                 report(figures, baseline.first_price_ms)
+            await browser.close()
+
+
+def quiet_heap() -> None:
+    """This process holds a million products: out of the garbage collector's sight, or
+    each full collection walks them all (a pause of the till's core, not the till's)."""
+    gc.collect()
+    gc.freeze()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -404,6 +434,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="prices changed on the node once the copy is whole (0: none)")
     parser.add_argument("--scans", type=int, default=20,
                         help="scans at least (more while the copy loads)")
+    parser.add_argument("--pace", type=int, default=SCAN_PACE_MS,
+                        help="ms from one scan's start to the next's at least (0: back to back)")
     parser.add_argument("--together", action="store_true",
                         help="the browser and the node share the cores and the disk")
     args = parser.parse_args(argv)
