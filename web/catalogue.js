@@ -18,10 +18,14 @@ import { buildGrid } from './grid-layout.js';
 
 export const COLUMNS = ['id', 'barcode', 'name', 'price', 'vat_rate', 'category', 'unit',
   'colour', 'image', 'favourite', 'open_price'];
-const PAGE_ROWS = 5000; // about 0.5 MB of JSON: the first page parsed here, the others by the worker
+// About 0.2 MB of JSON: the first page parsed here, the others by the worker. Each page
+// is written without a pause, so its size bounds a scan's wait on a till of one core:
+// at 1M products, 5,000 a page let scans reach 111-130 ms, 2,000 kept them under 90 ms
+// (and the copy took 23-25 s instead of 22: docs/benchmarks.md).
+const PAGE_ROWS = 2000;
 const EXPORT_PAGE = 2000; // an older node's catalogue/export
 const OPEN_PRICE_CHOICES = 4;
-const PAGES_AHEAD = 2; // about 1 MB of page text waiting in the worker, at most
+const PAGES_AHEAD = 2; // about 0.4 MB of page text waiting in the worker, at most
 const QUIET_POLL_MS = 5;
 const QUIET_WAIT_MS = 500; // a node that never answers a command is left by client.js
 const DEFAULT_GRID = { categories: [], favourites: [], tiles: 48 }; // an older node's first page has none
