@@ -181,7 +181,7 @@ async def cached_store(size: int) -> Store:
 
 @contextlib.asynccontextmanager
 async def served_till(store: Store, work: Path,
-                      cores: set[int] | None = None) -> AsyncIterator[BenchNode]:
+                      cores: frozenset[int] | None = None) -> AsyncIterator[BenchNode]:
     node = BenchNode(work / f"node-{store.size}", free_port(), cores=cores)
     shutil.copytree(store.data, node.data)
     await node.start()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -28,7 +27,7 @@ def free_port() -> int:
 
 class BenchNode:
     def __init__(self, folder: Path, port: int, peer_ports: list[int] | None = None,
-                 cores: set[int] | None = None) -> None:
+                 cores: frozenset[int] | None = None) -> None:
         self.folder = folder
         self.cores = cores  # the CPU cores it runs on (all of its threads); None: as this one
         self.port = port
@@ -51,10 +50,11 @@ class BenchNode:
     async def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         log = (self.folder / "edge.log").open("ab")
-        cores = self.cores
+        # taskset before it starts: every thread it makes runs on those cores.
+        pinned = [] if self.cores is None else [
+            "taskset", "--cpu-list", ",".join(map(str, sorted(self.cores)))]
         self.proc = subprocess.Popen(  # noqa: ASYNC220 (starting it does not wait for it)
-            self.args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-            preexec_fn=None if cores is None else lambda: os.sched_setaffinity(0, cores),
+            [*pinned, *self.args], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
         )
         async with aiohttp.ClientSession() as session:
             for _ in range(400):

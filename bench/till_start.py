@@ -6,8 +6,10 @@ A till is a machine of its own: by default the browser (with Playwright's
 driver and this process, the cashier's hands) runs on one core and writes its
 profile (IndexedDB) to a RAM disk, and the node alone on the other core and
 the real disk, so that neither's disk flushes nor CPU stand in for the
-other's. `--together` shares both cores and the disk, as before (a till in a
-browser on the node's own box).
+other's. `--together` shares both cores and the disk (a till in a browser on
+the node's own box). `--together --pace 0` is close to the runs before
+2026-12-01's, which believed chromium pinned to its core with its profile on
+a RAM disk: neither held (docs/benchmarks.md).
 
 Debian's chromium through Playwright at touch size, headless, against a real
 `edge serve` on loopback holding the demo store's products plus generated
@@ -84,6 +86,7 @@ RELOAD_GOAL_MS = 2_000
 # A scan every 250 ms at most: four a second, faster than any cashier keeps up
 # (back to back, the bench scanned ten a second into one basket of hundreds of lines).
 SCAN_PACE_MS = 250
+POLL_S = 0.02
 DEMO_BARCODES = ["2000001000014", "2000002000013", "2000004000011"]  # baguette, croissant, espresso
 
 # In the till's page before its own scripts: the main thread's long tasks, the
@@ -106,20 +109,28 @@ document.addEventListener('DOMContentLoaded', () => {
     if (!last || last[1] !== value) window.__catalogueAt.push([performance.now(), value]);
   }).observe(status, { attributes: true, attributeFilter: ['data-catalogue'] });
 });
-window.__scan = (barcode) => new Promise((resolve) => {
+// A scan as a scanner sends it: the code in the field, then a real Enter through the
+// browser's input. Timed from the Enter's timeStamp (when the browser took the key, not
+// when a busy main thread got round to it) to the total shown.
+window.__armScan = (barcode) => {
   const total = document.querySelector('#total');
-  const before = total.textContent;
   const field = document.querySelector('#scan');
+  const before = total.textContent;
   field.value = barcode;
-  const started = performance.now();
-  const observer = new MutationObserver(() => {
-    if (total.textContent === before) return;
-    observer.disconnect();
-    resolve([started, performance.now() - started]);
+  field.focus();
+  window.__scanned = new Promise((resolve) => {
+    let pressed = null;
+    field.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter') pressed = event.timeStamp;
+    }, { capture: true, once: true });
+    const observer = new MutationObserver(() => {
+      if (pressed === null || total.textContent === before) return;
+      observer.disconnect();
+      resolve([pressed, performance.now() - pressed]);
+    });
+    observer.observe(total, { childList: true, characterData: true, subtree: true });
   });
-  observer.observe(total, { childList: true, characterData: true, subtree: true });
-  field.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }));
-});
+};
 """
 
 # The saved copy alone, through a reader of its own (the till's module, its own worker).
@@ -214,10 +225,13 @@ async def import_on_node(node: BenchNode, text: str) -> None:
 
 
 async def scan(page: Page, barcode: str, pace: float) -> tuple[float, float]:
-    """A scan timed in the page (its Enter to the total shown), then a wait that keeps a
-    cashier's pace: a scan every `pace` seconds at most (0: back to back)."""
+    """A scan (PROBE_JS: from its Enter to the total shown, in the page's clock) as
+    (when, how long) in ms, then a wait that keeps a cashier's pace: a scan every
+    `pace` seconds at most (0: back to back)."""
     began = time.perf_counter()
-    at, took = await page.evaluate("(code) => window.__scan(code)", barcode)
+    await page.evaluate("(code) => window.__armScan(code)", barcode)
+    await page.keyboard.press("Enter")
+    at, took = await page.evaluate("window.__scanned")
     await asyncio.sleep(max(0.0, pace - (time.perf_counter() - began)))
     return at, took
 
@@ -240,16 +254,25 @@ async def measure_change(page: Page, node: BenchNode, store: Store, changed: int
     imported_at = 0.0
     n = 0
     while time.perf_counter() - started < COPY_TIMEOUT_S:
-        _, took = await scan(page, barcodes[n % len(barcodes)], pace)
+        began = time.perf_counter()
+        _, took = await scan(page, barcodes[n % len(barcodes)], 0.0)
         (figures.change_scans if wanted is None else figures.change_after_scans).append(took)
         n += 1
-        if wanted is None and importing.done():
-            importing.result()
-            imported_at = time.perf_counter()
-            figures.change_import_s = imported_at - started
-            wanted = catalogue_version_seqs(node.data / "edge.sqlite3")
-        if wanted is not None and await till_holds(page, wanted):
-            figures.change_saved_s = time.perf_counter() - imported_at
+        # Between scans (the pace), the import and the copy are looked at every 20 ms:
+        # their times are not rounded up to a scan's.
+        while True:
+            if wanted is None and importing.done():
+                importing.result()
+                imported_at = time.perf_counter()
+                figures.change_import_s = imported_at - started
+                wanted = catalogue_version_seqs(node.data / "edge.sqlite3")
+            if wanted is not None and await till_holds(page, wanted):
+                figures.change_saved_s = time.perf_counter() - imported_at
+                break
+            if time.perf_counter() - began >= pace:
+                break
+            await asyncio.sleep(POLL_S)
+        if figures.change_saved_s is not None:
             break
     until = await page.evaluate("performance.now()")
     tasks = await page.evaluate("window.__longTasks")
@@ -297,7 +320,7 @@ async def measure_start(browser: Browser, node: BenchNode, store: Store, scans: 
     await page.keyboard.type("1234")
     await page.keyboard.press("Enter")
     await page.locator("#screen-sell").wait_for(state="visible")
-    at, took = await page.evaluate("(code) => window.__scan(code)", barcodes[0])
+    at, took = await scan(page, barcodes[0], 0.0)
     figures.reload_first_price_ms = at + took
     for _ in range(200):
         figures.reload_copy_ms = await copy_whole_at(page, size)
@@ -358,46 +381,62 @@ RAM_DISK_THERE = Path("/dev/shm").is_dir()
 @dataclass(frozen=True)
 class Machines:
     """Which cores the till (chromium, Playwright's driver and this process: the cashier's
-    hands) and the node run on; `node_cores` None: shared, as the OS likes."""
-    node_cores: set[int] | None
+    hands) and the node run on, and where chromium's profiles go; None: as the OS likes."""
+    node_cores: frozenset[int] | None
+    profiles: str | None
     setting: str
 
 
 @contextlib.contextmanager
 def machines(together: bool) -> Iterator[Machines]:
     """The till apart from the node (see above), unless `together`: this process moves to
-    the last core, so that Playwright's driver and chromium started from it stay there
-    with it, and chromium's profiles go to a RAM disk; nodes are started on the others.
-    The driver belongs with the till: on the node's core its garbage collections over a
-    million products stalled the node (measured: 100-300 ms with the core saturated)."""
+    the last core, so that Playwright's driver and the chromium it starts stay there with
+    it; nodes are started on the others. The bench's driver belongs with the till: on the
+    node's core this process's garbage collections over a million products, and chromium
+    free on both cores, stalled the node's whole core (150-440 ms, docs/benchmarks.md)."""
     cores = sorted(os.sched_getaffinity(0))
     if together or len(cores) < 2 or not RAM_DISK_THERE:
-        yield Machines(None, "till and node sharing the cores and the disk")
+        yield Machines(None, None, "till and node sharing the cores and the disk")
         return
     with tempfile.TemporaryDirectory(dir="/dev/shm", prefix="edge-bench-till-") as profiles:
-        tmpdir = os.environ.get("TMPDIR")
-        os.environ["TMPDIR"] = profiles  # chromium's profiles are made in its TMPDIR
         os.sched_setaffinity(0, cores[-1:])
         try:
-            yield Machines(set(cores[:-1]),
+            yield Machines(frozenset(cores[:-1]), profiles,
                            f"till apart: chromium, its driver and this bench on core "
                            f"{cores[-1]}, its profile on a RAM disk; the node alone on "
                            f"core(s) {cores[:-1]} and the disk")
         finally:
             os.sched_setaffinity(0, cores)
-            os.environ.pop("TMPDIR") if tmpdir is None else os.environ.update(TMPDIR=tmpdir)
+
+
+@contextlib.contextmanager
+def temporary_dir(folder: str | None) -> Iterator[None]:
+    """TMPDIR set to `folder` (None: left alone) while Playwright's driver starts: the
+    driver makes chromium's profiles there; the nodes started later keep the real disk."""
+    if folder is None:
+        yield
+        return
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = folder
+    try:
+        yield
+    finally:
+        os.environ.pop("TMPDIR") if before is None else os.environ.update(TMPDIR=before)
 
 
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(dir=ROOT, prefix=".bench-") as tmp, \
-            machines(args.together) as apart:
-        async with async_playwright() as playwright:
+            machines(args.together) as setting:
+        async with contextlib.AsyncExitStack() as stack:
+            with temporary_dir(setting.profiles):
+                playwright = await stack.enter_async_context(async_playwright())
             browser = await playwright.chromium.launch(executable_path=str(CHROMIUM),
                                                        args=BROWSER_ARGS)
+            stack.push_async_callback(browser.close)
             print(f"machine: {os.cpu_count()} cores; chromium {browser.version} headless; "
-                  f"{apart.setting}")
+                  f"{setting.setting}; a scan every {args.pace} ms at most")
             node = BenchNode(Path(tmp) / "baseline", free_port(),  # the demo store alone
-                             cores=apart.node_cores)
+                             cores=setting.node_cores)
             await node.start()
             try:
                 demo = products_on_sale(node.data / "edge.sqlite3")
@@ -412,16 +451,16 @@ async def run(args: argparse.Namespace) -> None:
             for size in (int(n) for n in args.sizes.split(",")):
                 store = await cached_store(size)
                 quiet_heap()
-                async with served_till(store, Path(tmp), apart.node_cores) as node:
+                async with served_till(store, Path(tmp), setting.node_cores) as node:
                     figures = await measure_start(browser, node, store, args.scans,
                                                   args.pace / 1000, args.changed)
                 report(figures, baseline.first_price_ms)
-            await browser.close()
 
 
 def quiet_heap() -> None:
     """This process holds a million products: out of the garbage collector's sight, or
-    each full collection walks them all (a pause of the till's core, not the till's)."""
+    each of its full collections walks them all, taking the core it shares with chromium
+    for the length of it (a stall no real till has: its cashier is not a Python heap)."""
     gc.collect()
     gc.freeze()
 

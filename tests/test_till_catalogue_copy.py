@@ -50,7 +50,7 @@ class Link:
     """The till's websocket to the node, through Playwright: cut at will, answers read."""
 
     online: bool = True
-    # The till's pages made small (its 5,000 rows would be one page here): a run of several
+    # The till's pages made small (its 2,000 rows would be one page here): a run of several
     # pages, the later ones handed to the copy's worker as text, one asked while one is written.
     page_limit: int = 200
     sockets: list[WebSocketRoute] = field(default_factory=list)

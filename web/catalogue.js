@@ -18,10 +18,12 @@ import { buildGrid } from './grid-layout.js';
 
 export const COLUMNS = ['id', 'barcode', 'name', 'price', 'vat_rate', 'category', 'unit',
   'colour', 'image', 'favourite', 'open_price'];
-// About 0.2 MB of JSON: the first page parsed here, the others by the worker. Each page
-// is written without a pause, so its size bounds a scan's wait on a till of one core:
-// at 1M products, 5,000 a page let scans reach 111-130 ms, 2,000 kept them under 90 ms
-// (and the copy took 23-25 s instead of 22: docs/benchmarks.md).
+// About 0.2 MB of JSON: the first page parsed here, the others by the worker. The worker
+// pauses between pages while a scan waits, not within one, so on a till of one core a
+// page's size bounds that wait (but for a full copy's last page, which also indexes the
+// whole copy's barcodes and words): at 1M products, 5,000 a page let scans reach
+// 111-130 ms while the copy loaded, 2,000 kept them under 90 ms; the copy took 23-25 s
+// instead of 22 (docs/benchmarks.md, "A till's start").
 const PAGE_ROWS = 2000;
 const EXPORT_PAGE = 2000; // an older node's catalogue/export
 const OPEN_PRICE_CHOICES = 4;
