@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -324,6 +325,12 @@ async def serve(config: Config) -> str | None:
         except OSError as error:
             raise CannotListen(f"cannot listen on {config.host}:{config.port}: "
                                f"{error.strerror or error}") from error
+        # What start-up made (modules, the node's state) lives as long as the process:
+        # kept out of the collector's full passes, which otherwise walk it all, every few
+        # seconds while a till copies the catalogue, holding up every till's command
+        # (measured at 1M products: 16-29 ms each, 0-1 ms frozen). Its garbage first.
+        gc.collect()
+        gc.freeze()
         scheme = config.scheme
         local = "127.0.0.1" if config.host == "0.0.0.0" else config.host
         url = f"{scheme}://{local}:{config.port}/"
