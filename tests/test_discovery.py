@@ -7,10 +7,15 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from conftest import EDGE, ROOT, EdgeProcess, free_port
 from netns import in_namespace, linked_hosts
 
 from edge.trust.folder import TrustFolder
+
+# Nodes announced on the machine's own loopback find each other by mDNS: never beside
+# another worker's (./dev test runs two), which could be one of the same demo store.
+pytestmark = pytest.mark.xdist_group("mdns-on-loopback")
 
 
 def discover(args: list[str], node_id: str, deadline: float = 30) -> dict:

@@ -1,41 +1,50 @@
 """The suite's loopback ports: one port is never handed to two servers of a run.
 
-A port is picked, closed, and bound later by a node, so the kernel may offer it
-again meanwhile (about once in 12,000 picks here): two nodes of one test then
-shared a port and one failed to start, once in a while, in CI.
+A port is picked, closed, and bound later by a node. Picked by the kernel (bind to
+port 0), it could be offered again meanwhile (about once in 12,000 picks here): two
+nodes of one test then shared a port, once in a while, in CI. And ./dev test runs two
+workers: a port handed out by one must never be handed out by the other.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import socket
+from collections.abc import Iterator
 
 import ports
 import pytest
 
 
-def test_a_port_the_kernel_offers_again_is_not_handed_out_twice(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    offered = iter([41001, 41001, 41003])
-
-    class OfferedSocket:
-        """A socket bound where the kernel says: the same port twice in a row."""
-
-        def __init__(self) -> None:
-            self.port = next(offered)
-
-        def __enter__(self) -> OfferedSocket:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            return None
-
-        def bind(self, address: tuple[str, int]) -> None:
-            assert address == ("127.0.0.1", 0)
-
-        def getsockname(self) -> tuple[str, int]:
-            return ("127.0.0.1", self.port)
-
+@pytest.fixture
+def picks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The ports free_port will try, in order (a fresh run: none handed out yet)."""
+    tried: list[int] = []
     monkeypatch.setattr(ports, "_PORTS_GIVEN", set())
-    monkeypatch.setattr(ports, "socket", SimpleNamespace(socket=OfferedSocket))
-    assert [ports.free_port(), ports.free_port()] == [41001, 41003]
+    monkeypatch.setattr(ports.random, "randrange", lambda *_: tried.pop(0))
+    yield tried
+
+
+def test_a_port_is_never_handed_out_twice(picks: list[int]) -> None:
+    picks.extend([21001, 21001, 21003])
+    assert [ports.free_port(), ports.free_port()] == [21001, 21003]
+
+
+def test_a_port_someone_listens_on_is_skipped(picks: list[int]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        picks.extend([taken.getsockname()[1], 21005])
+        assert ports.free_port() == 21005
+
+
+def test_two_workers_never_share_a_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    handed: dict[int, set[int]] = {}
+    for share in (0, 1):
+        monkeypatch.setattr(ports, "_PORTS_GIVEN", set())
+        monkeypatch.setattr(ports, "_WORKERS", 2)
+        monkeypatch.setattr(ports, "_SHARE", share)
+        handed[share] = {ports.free_port() for _ in range(200)}
+        assert all(port % 2 == share for port in handed[share])  # FIRST is even
+        assert all(ports.FIRST <= port < ports.LAST for port in handed[share])
+    assert len(handed[0]) == len(handed[1]) == 200
+    assert not handed[0] & handed[1]
