@@ -356,8 +356,9 @@ def report(figures: Start, baseline: float) -> None:
           f"({max(figures.scans) / SCAN_GOAL_MS:.1f}x the {SCAN_GOAL_MS} ms goal)")
     if figures.full_copy_ms:  # when the slowest came: the copy's last page indexes it all
         slowest = figures.scans_at[figures.scans.index(max(figures.scans))]
-        print(f"  the longest came at             {slowest:,.0f} ms, "
-              f"{(figures.full_copy_ms - slowest) / 1000:.1f} s before the copy was whole")
+        gap = (figures.full_copy_ms - slowest) / 1000
+        print(f"  the longest came at             {slowest:,.0f} ms, {abs(gap):.1f} s "
+              f"{'before' if gap >= 0 else 'after'} the copy was whole")
     print(f"  main thread's longest task      {figures.longest_task_ms:.0f} ms")
     if figures.changed:
         saved = "—" if figures.change_saved_s is None else f"{figures.change_saved_s:.1f} s"
