@@ -24,17 +24,31 @@ def picks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     yield tried
 
 
+def unused_ports(count: int) -> list[int]:
+    """Ports nobody holds this instant (the kernel's picks, never free_port's: the other
+    worker may be listening on any of those)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    found = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return found
+
+
 def test_a_port_is_never_handed_out_twice(picks: list[int]) -> None:
-    picks.extend([21001, 21001, 21003])
-    assert [ports.free_port(), ports.free_port()] == [21001, 21003]
+    first, second = unused_ports(2)
+    picks.extend([first, first, second])
+    assert [ports.free_port(), ports.free_port()] == [first, second]
 
 
 def test_a_port_someone_listens_on_is_skipped(picks: list[int]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        picks.extend([taken.getsockname()[1], 21005])
-        assert ports.free_port() == 21005
+        [free] = unused_ports(1)
+        picks.extend([taken.getsockname()[1], free])
+        assert ports.free_port() == free
 
 
 def test_two_workers_never_share_a_port(monkeypatch: pytest.MonkeyPatch) -> None:
