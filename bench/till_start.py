@@ -30,10 +30,17 @@ and Alice logs in; then, timed in the page from its navigation start:
   copy holds the change (its version past the import's last event): the
   longest, the main thread's longest task, and the time from the import's
   end to the change saved in the copy;
+- the same scans once the copy is whole and nothing changes: what the copy and
+  the change add to a scan;
 - a reload (F5) once the copy is whole: the sell screen shown, the saved copy
   read (its size back), and the first price after the PIN;
 - the copy alone: lookups and name searches answered by the saved copy
   (what the till does offline), p50 and the slowest.
+
+For the longest scan of each phase the report says where its time went: how
+long the Enter waited for the page's main thread, when its command went to the
+node and when the answer's message reached the page (a node answers in a few
+ms; on a till of one core the rest is the till's own CPU).
 
 Every figure is also given as a ratio to the baseline measured in the same
 run: the same page's first price with the demo store's catalogue (a few
@@ -90,8 +97,9 @@ POLL_S = 0.02
 DEMO_BARCODES = ["2000001000014", "2000002000013", "2000004000011"]  # baguette, croissant, espresso
 
 # In the till's page before its own scripts: the main thread's long tasks, the
-# times `data-catalogue` changed, and a scan timed from its Enter to the total shown.
-PROBE_JS = """
+# times `data-catalogue` changed, the page's commands and answers, and a scan timed
+# from its Enter to the total shown.
+PROBE_JS = r"""
 window.__longTasks = [];
 try {
   new PerformanceObserver((list) => {
@@ -109,6 +117,26 @@ document.addEventListener('DOMContentLoaded', () => {
     if (!last || last[1] !== value) window.__catalogueAt.push([performance.now(), value]);
   }).observe(status, { attributes: true, attributeFilter: ['data-catalogue'] });
 });
+// Where a scan's time went: each command the page sent (client.js writes its id and type
+// last) and when its answer's message event ran (the answer's text starts with its id).
+window.__sent = [];
+window.__answered = new Map();
+const PageSocket = window.WebSocket;
+window.WebSocket = class extends PageSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener('message', ({ data }) => {
+      const id = typeof data === 'string' && /^\{"id":(\d+),/.exec(data);
+      if (id) window.__answered.set(Number(id[1]), performance.now());
+    });
+  }
+
+  send(data) {
+    const sent = typeof data === 'string' && /"id":(\d+),"type":"([^"]+)"\}$/.exec(data);
+    if (sent) window.__sent.push([performance.now(), Number(sent[1]), sent[2]]);
+    return super.send(data);
+  }
+};
 // A scan as a scanner sends it: the code in the field, then a real Enter through the
 // browser's input. Timed from the Enter's timeStamp (when the browser took the key, not
 // when a busy main thread got round to it) to the total shown.
@@ -120,13 +148,20 @@ window.__armScan = (barcode) => {
   field.focus();
   window.__scanned = new Promise((resolve) => {
     let pressed = null;
+    let handled = null;
     field.addEventListener('keydown', (event) => {
-      if (event.key === 'Enter') pressed = event.timeStamp;
+      if (event.key === 'Enter') [pressed, handled] = [event.timeStamp, performance.now()];
     }, { capture: true, once: true });
     const observer = new MutationObserver(() => {
       if (pressed === null || total.textContent === before) return;
       observer.disconnect();
-      resolve([pressed, performance.now() - pressed]);
+      const shown = performance.now();
+      // The cashier's commands between the key and the total (not the copy's pages).
+      const trips = window.__sent
+        .filter(([at, , type]) => at >= handled && at <= shown && !type.startsWith('catalogue/'))
+        .map(([at, id, type]) => [
+          type, at - pressed, (window.__answered.get(id) ?? shown) - pressed]);
+      resolve([pressed, shown - pressed, handled - pressed, trips]);
     });
     observer.observe(total, { childList: true, characterData: true, subtree: true });
   });
@@ -158,8 +193,7 @@ class Start:
     first_price_ms: float = 0.0
     sell_shown_ms: float = 0.0  # the PIN typed at once: the sell screen, before any scan
     full_copy_ms: float | None = None
-    scans: list[float] = field(default_factory=list)  # ms, while the copy loads
-    scans_at: list[float] = field(default_factory=list)  # each one's Enter, page ms
+    scans: list[Scan] = field(default_factory=list)  # while the copy loads
     longest_task_ms: float = 0.0
     reload_sell_ms: float = 0.0
     reload_copy_ms: float | None = None
@@ -167,9 +201,10 @@ class Start:
     lookups: list[float] = field(default_factory=list)
     searches: list[float] = field(default_factory=list)
     changed: int = 0  # products repriced on the node once the copy is whole
-    change_scans: list[float] = field(default_factory=list)  # ms, while the node imports it
-    change_after_scans: list[float] = field(default_factory=list)  # ms, the import done, till not
+    change_scans: list[Scan] = field(default_factory=list)  # while the node imports it
+    change_after_scans: list[Scan] = field(default_factory=list)  # the import done, till not
     change_longest_task_ms: float = 0.0
+    quiet_scans: list[Scan] = field(default_factory=list)  # the copy whole, nothing changing
     change_import_s: float = 0.0  # the node importing it
     change_saved_s: float | None = None  # from the import's end to the change saved in the copy
 
@@ -225,16 +260,34 @@ async def import_on_node(node: BenchNode, text: str) -> None:
             answer.raise_for_status()
 
 
-async def scan(page: Page, barcode: str, pace: float) -> tuple[float, float]:
-    """A scan (PROBE_JS: from its Enter to the total shown, in the page's clock) as
-    (when, how long) in ms, then a wait that keeps a cashier's pace: a scan every
-    `pace` seconds at most (0: back to back)."""
+@dataclass(frozen=True)
+class Scan:
+    """One scan, in the page's clock (ms): its Enter `at`, how long until the total showed,
+    how long the key waited for the page's main thread, and each command it sent to the
+    node as (type, sent, answered), both from the Enter."""
+    at: float
+    took: float
+    key_wait: float
+    trips: tuple[tuple[str, float, float], ...]
+
+    def where(self) -> str:
+        """Where its time went, in words."""
+        parts = [f"the key waited {self.key_wait:.0f} ms for the page"]
+        for kind, sent, answered in self.trips:
+            parts.append(f"{kind} sent at {sent:.0f}, answered at {answered:.0f}")
+        return "; ".join(parts) + f"; total shown at {self.took:.0f} ms"
+
+
+async def scan(page: Page, barcode: str, pace: float) -> Scan:
+    """A scan (PROBE_JS: from its Enter to the total shown, in the page's clock), then a
+    wait that keeps a cashier's pace: a scan every `pace` seconds at most (0: back to
+    back)."""
     began = time.perf_counter()
     await page.evaluate("(code) => window.__armScan(code)", barcode)
     await page.keyboard.press("Enter")
-    at, took = await page.evaluate("window.__scanned")
+    at, took, key_wait, trips = await page.evaluate("window.__scanned")
     await asyncio.sleep(max(0.0, pace - (time.perf_counter() - began)))
-    return at, took
+    return Scan(at, took, key_wait, tuple(tuple(trip) for trip in trips))
 
 
 async def measure_change(page: Page, node: BenchNode, store: Store, changed: int,
@@ -256,8 +309,8 @@ async def measure_change(page: Page, node: BenchNode, store: Store, changed: int
     n = 0
     while time.perf_counter() - started < COPY_TIMEOUT_S:
         began = time.perf_counter()
-        _, took = await scan(page, barcodes[n % len(barcodes)], 0.0)
-        (figures.change_scans if wanted is None else figures.change_after_scans).append(took)
+        scanned = await scan(page, barcodes[n % len(barcodes)], 0.0)
+        (figures.change_scans if wanted is None else figures.change_after_scans).append(scanned)
         n += 1
         # Between scans (the pace), the import and the copy are looked at every 20 ms:
         # their times are not rounded up to a scan's.
@@ -296,11 +349,10 @@ async def measure_start(browser: Browser, node: BenchNode, store: Store, scans: 
     started = time.perf_counter()
     n = 0
     while True:
-        at, took = await scan(page, barcodes[n % len(barcodes)], pace)
+        scanned = await scan(page, barcodes[n % len(barcodes)], pace)
         if n == 0:
-            figures.first_price_ms = at + took
-        figures.scans.append(took)
-        figures.scans_at.append(at)
+            figures.first_price_ms = scanned.at + scanned.took
+        figures.scans.append(scanned)
         n += 1
         whole = await copy_whole_at(page, size)
         if whole is not None and n >= scans:
@@ -313,6 +365,9 @@ async def measure_start(browser: Browser, node: BenchNode, store: Store, scans: 
     figures.longest_task_ms = max((duration for at, duration in tasks if at <= until), default=0.0)
     if changed and figures.full_copy_ms is not None:
         await measure_change(page, node, store, changed, barcodes, pace, figures)
+    # The same scans with nothing going on: what the copy and the change add to them.
+    for n in range(scans):
+        figures.quiet_scans.append(await scan(page, barcodes[n % len(barcodes)], pace))
 
     # A reload (F5): the sell screen at once, the saved copy read again, the PIN, a price.
     await page.reload()
@@ -322,8 +377,8 @@ async def measure_start(browser: Browser, node: BenchNode, store: Store, scans: 
     await page.keyboard.type("1234")
     await page.keyboard.press("Enter")
     await page.locator("#screen-sell").wait_for(state="visible")
-    at, took = await scan(page, barcodes[0], 0.0)
-    figures.reload_first_price_ms = at + took
+    scanned = await scan(page, barcodes[0], 0.0)
+    figures.reload_first_price_ms = scanned.at + scanned.took
     for _ in range(200):
         figures.reload_copy_ms = await copy_whole_at(page, size)
         if figures.reload_copy_ms is not None:
@@ -339,6 +394,20 @@ async def measure_start(browser: Browser, node: BenchNode, store: Store, scans: 
     return figures
 
 
+def scans_line(scans: list[Scan]) -> str:
+    """Their count, p50 and longest against the goal, and where the longest's time went."""
+    if not scans:
+        return "0"
+    times = [each.took for each in scans]
+    slowest = max(scans, key=lambda each: each.took)
+    return (f"{len(scans)}, p50 {percentile(times, 0.5):.1f} ms, longest {slowest.took:.1f} ms "
+            f"({slowest.took / SCAN_GOAL_MS:.1f}x the {SCAN_GOAL_MS} ms goal)\n"
+            f"    the longest: {slowest.where()}\n"
+            f"    all scans, p50: the key waited {percentile([e.key_wait for e in scans], 0.5):.0f}"
+            f" ms; answered at {percentile([e.trips[-1][2] for e in scans if e.trips], 0.5):.0f}"
+            " ms")
+
+
 def report(figures: Start, baseline: float) -> None:
     def ms(value: float | None) -> str:
         return "—" if value is None else f"{value:,.0f} ms ({value / baseline:.1f}x)"
@@ -351,11 +420,9 @@ def report(figures: Start, baseline: float) -> None:
              f", {figures.full_copy_ms - figures.sell_shown_ms:,.0f} ms after the sell screen "
              f"({(figures.full_copy_ms - figures.sell_shown_ms) / COPY_GOAL_MS:.2f}x the "
              f"{COPY_GOAL_MS / 1000:.0f} s goal)"))
-    print(f"  scans while it loads            {len(figures.scans)}, p50 "
-          f"{percentile(figures.scans, 0.5):.1f} ms, longest {max(figures.scans):.1f} ms "
-          f"({max(figures.scans) / SCAN_GOAL_MS:.1f}x the {SCAN_GOAL_MS} ms goal)")
+    print(f"  scans while it loads            {scans_line(figures.scans)}")
     if figures.full_copy_ms:  # when the slowest came: the copy's last page indexes it all
-        slowest = figures.scans_at[figures.scans.index(max(figures.scans))]
+        slowest = max(figures.scans, key=lambda each: each.took).at
         gap = (figures.full_copy_ms - slowest) / 1000
         print(f"  the longest came at             {slowest:,.0f} ms, {abs(gap):.1f} s "
               f"{'before' if gap >= 0 else 'after'} the copy was whole")
@@ -366,12 +433,9 @@ def report(figures: Start, baseline: float) -> None:
               f"then saved in the copy in {saved}")
         for label, scans in (("while the node imports it", figures.change_scans),
                              ("then until the copy has it", figures.change_after_scans)):
-            longest = max(scans, default=0.0)
-            middle = percentile(scans, 0.5) if scans else 0.0
-            print(f"  scans {label:26} {len(scans)}, p50 {middle:.1f} ms, longest "
-                  f"{longest:.1f} ms ({longest / SCAN_GOAL_MS:.1f}x the "
-                  f"{SCAN_GOAL_MS} ms goal)")
+            print(f"  scans {label:26} {scans_line(scans)}")
         print(f"  main thread's longest task meanwhile {figures.change_longest_task_ms:.0f} ms")
+    print(f"  scans then, nothing going on    {scans_line(figures.quiet_scans)}")
     reload_ratio = figures.reload_sell_ms / RELOAD_GOAL_MS
     print(f"  reload: sell screen shown       {ms(figures.reload_sell_ms)} "
           f"({reload_ratio:.2f}x the {RELOAD_GOAL_MS / 1000:.0f} s goal)")

@@ -28,7 +28,7 @@ from aiohttp.test_utils import TestServer
 from conftest import NodeUnderTest, free_port, node_of
 from headoffice_support import wait_for
 from playwright.async_api import Page, WebSocketRoute, async_playwright, expect
-from test_pricing_vectors import CHROMIUM_ARGS
+from test_pricing_vectors import CHROMIUM_ARGS, served_web_page
 from test_till_offline import log_in, pay_cash, scan
 
 from edge.api.catalogue_commands import grid_settings
@@ -283,3 +283,43 @@ async def test_the_tills_copy_follows_the_node_by_versions(node: NodeUnderTest) 
         assert "L-00420" in saved["searched"]["local 42"]
         assert saved.pop("grid") == await node_grid(node)
         await browser.close()
+
+
+async def test_a_scan_sent_pauses_the_copy_at_once_until_its_answer_is_shown() -> None:
+    """On a till of one core a scan's answer waits for the CPU behind the copy: the
+    client says 'busy' the moment a cashier's command goes (not a catalogue page, not
+    a ping), the copy's worker is told to pause then, and to go on a task after the
+    answer; the next page is asked only once no command waits."""
+    async with served_web_page() as page:
+        seen = await page.evaluate("""async () => {
+            const { TillClient } = await import('/client.js');
+            const { LocalCatalogue } = await import('/catalogue.js');
+            const told = [];
+            const client = new TillClient('http://127.0.0.1:1');
+            client.addEventListener('busy', ({ detail }) => told.push(`busy ${detail}`));
+            Object.assign(client, { authed: true, socket: { send: () => {} } });
+            const catalogue = new LocalCatalogue();
+            catalogue.copy.pause = (busy) => told.push(`pause ${busy}`);
+            catalogue.useClient(client);
+            const answer = (id) => client.receive(
+                `{"id":${id},"type":"result","success":true,"result":{}}`);
+
+            client.callText('catalogue/changes', {});  // a page: not busy
+            client.call('ping', {});  // nor a ping
+            const scanned = client.call('basket/add', {});
+            told.push(`after send: quiet ${!catalogue.busy()}`);
+            let quiet = false;
+            catalogue.quiet().then(() => { quiet = true; });
+            answer(3);
+            await scanned;
+            told.push(`answered: quiet yet ${quiet}`);
+            await new Promise((resolve) => setTimeout(resolve, 0));
+            await null;
+            told.push(`a task later: quiet ${quiet}`);
+            return told;
+        }""")
+    assert seen == [
+        "busy true", "pause true", "after send: quiet false",
+        "busy false", "answered: quiet yet false",
+        "pause false", "a task later: quiet true",
+    ]

@@ -28,7 +28,6 @@ const PAGE_ROWS = 2000;
 const EXPORT_PAGE = 2000; // an older node's catalogue/export
 const OPEN_PRICE_CHOICES = 4;
 const PAGES_AHEAD = 2; // about 0.4 MB of page text waiting in the worker, at most
-const QUIET_POLL_MS = 5;
 const QUIET_WAIT_MS = 500; // a node that never answers a command is left by client.js
 const DEFAULT_GRID = { categories: [], favourites: [], tiles: 48 }; // an older node's first page has none
 
@@ -240,6 +239,7 @@ export class LocalCatalogue extends EventTarget {
     this.call = null; // the node's commands, once a connection is authenticated
     this.callText = null; // the same, answers as JSON text (client.js callText): pages go to the worker unparsed
     this.busy = () => false; // a cashier's command waits for the node (client.js busy)
+    this.quietWaiters = []; // quiet()'s, until no cashier's command waits
     this.running = null; // the run of catalogue/changes under way
     this.runAgain = false;
     // The copy's first state (the saved one): offline answers wait for it, nothing else does.
@@ -261,13 +261,33 @@ export class LocalCatalogue extends EventTarget {
   useClient(client) {
     this.callText = (type, args) => client.callText(type, args);
     this.busy = () => client.busy;
+    client.addEventListener('busy', ({ detail }) => this.busyChanged(detail));
+  }
+
+  /**
+   * A cashier's command sent: the copy's worker pauses at once (on a till of one
+   * core, a scan's answer otherwise waits for the CPU behind the copy). Answered:
+   * the copy goes on a task later, once the page has shown the answer.
+   */
+  busyChanged(busy) {
+    if (busy) {
+      this.copy.pause?.(true);
+      return;
+    }
+    setTimeout(() => {
+      if (this.busy()) return;
+      this.copy.pause?.(false);
+      for (const resolve of this.quietWaiters.splice(0)) resolve();
+    }, 0);
   }
 
   /** Until no cashier's command waits for the node (at most QUIET_WAIT_MS). */
-  async quiet() {
-    for (let waited = 0; this.busy() && waited < QUIET_WAIT_MS; waited += QUIET_POLL_MS) {
-      await new Promise((resolve) => setTimeout(resolve, QUIET_POLL_MS));
-    }
+  quiet() {
+    if (!this.busy()) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.quietWaiters.push(resolve);
+      setTimeout(resolve, QUIET_WAIT_MS);
+    });
   }
 
   /** Tests: products straight into an in-memory copy. */
@@ -432,22 +452,6 @@ export class LocalCatalogue extends EventTarget {
    */
   async writePages(kind, page, nextPage, extras, store = null) {
     const run = `${Date.now()}-${Math.random()}`;
-    // The worker pauses between pages while a cashier's command waits for the node.
-    let busy = false;
-    const watch = setInterval(() => {
-      if (this.busy() === busy) return;
-      busy = !busy;
-      this.copy.pause?.(busy);
-    }, QUIET_POLL_MS);
-    try {
-      await this.writeEveryPage(kind, page, nextPage, extras, run, store);
-    } finally {
-      clearInterval(watch);
-      if (busy) this.copy.pause?.(false);
-    }
-  }
-
-  async writeEveryPage(kind, page, nextPage, extras, run, store) {
     const writing = []; // the pages posted to the copy, not known written yet
     let first = true;
     for (;;) {

@@ -117,7 +117,8 @@ export class TillClient extends EventTarget {
     this.authed = false;
     this.running = false;
     this.nextId = 1; // never reset: ids stay increasing across reconnects too
-    this.pending = new Map(); // id -> {resolve, reject, sentAt}
+    this.pending = new Map(); // id -> {resolve, reject, sentAt, asText, type}
+    this.wasBusy = false; // busy, as last told to 'busy' listeners
     this.pingPending = false;
     this.lastHeardAt = 0;
     this.connectStartedAt = 0;
@@ -187,6 +188,17 @@ export class TillClient extends EventTarget {
     return false;
   }
 
+  /**
+   * A 'busy' event (detail: `busy`) as soon as it changes: catalogue.js pauses its
+   * copy the moment a scan is sent, not at its next look.
+   */
+  noteBusy() {
+    const busy = this.busy;
+    if (busy === this.wasBusy) return;
+    this.wasBusy = busy;
+    this.dispatchEvent(new CustomEvent('busy', { detail: busy }));
+  }
+
   // --- the store's nodes ---
 
   /** The page's own node is always worth a try, even if the nodes forget to list it. */
@@ -237,6 +249,7 @@ export class TillClient extends EventTarget {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, sentAt: Date.now(), asText, type });
       this.socket.send(JSON.stringify({ ...args, id, type }));
+      this.noteBusy();
     });
   }
 
@@ -295,6 +308,7 @@ export class TillClient extends EventTarget {
     if (asked?.asText) {
       this.pending.delete(Number(head[1]));
       asked.resolve(data.slice(head[0].length, data.lastIndexOf('}')));
+      this.noteBusy();
       return;
     }
     let message;
@@ -307,6 +321,7 @@ export class TillClient extends EventTarget {
       const waiter = this.pending.get(message.id);
       if (!waiter) return;
       this.pending.delete(message.id);
+      this.noteBusy();
       if (message.success) {
         waiter.resolve(waiter.asText ? JSON.stringify(message.result) : message.result);
       } else {
@@ -327,6 +342,7 @@ export class TillClient extends EventTarget {
     this.pingPending = false;
     const pending = [...this.pending.values()];
     this.pending.clear();
+    this.noteBusy();
     for (const waiter of pending) {
       waiter.reject(new CommandError('disconnected', 'connection lost'));
     }
