@@ -1,12 +1,15 @@
 """A browser till's start: first price, full offline copy, scans meanwhile, a reload (issue 12).
 
-Run: ./dev bench till_start   (options --sizes, --scans, --changed, --pace, --together)
+Run: ./dev bench till_start   (options --sizes, --scans, --changed, --pace, --together,
+--hands)
 
 A till is a machine of its own: by default the browser (with Playwright's
 driver and this process, the cashier's hands) runs on one core and writes its
 profile (IndexedDB) to a RAM disk, and the node alone on the other core and
 the real disk, so that neither's disk flushes nor CPU stand in for the
-other's. `--together` shares both cores and the disk (a till in a browser on
+other's; chromium is started through `taskset`, so none of its processes leaves that
+core. `--hands node` moves this process and the driver to the node's core.
+`--together` shares both cores and the disk (a till in a browser on
 the node's own box). `--together --pace 0` is close to the runs before
 2026-12-01's, which believed chromium pinned to its core with its profile on
 a RAM disk: neither held (docs/benchmarks.md).
@@ -451,31 +454,45 @@ RAM_DISK_THERE = Path("/dev/shm").is_dir()
 
 @dataclass(frozen=True)
 class Machines:
-    """Which cores the till (chromium, Playwright's driver and this process: the cashier's
-    hands) and the node run on, and where chromium's profiles go; None: as the OS likes."""
+    """Which cores the till (chromium) and the node run on, the chromium to start (pinned
+    to the till's core), and where chromium's profiles go; None: as the OS likes."""
     node_cores: frozenset[int] | None
+    browser: Path
     profiles: str | None
     setting: str
 
 
+HANDS = {
+    "till": "on the till's core, with chromium",
+    "node": "on the node's core",
+}
+
+
 @contextlib.contextmanager
-def machines(together: bool) -> Iterator[Machines]:
-    """The till apart from the node (see above), unless `together`: this process moves to
-    the last core, so that Playwright's driver and the chromium it starts stay there with
-    it; nodes are started on the others. The bench's driver belongs with the till: on the
-    node's core this process's garbage collections over a million products, and chromium
-    free on both cores, stalled the node's whole core (150-440 ms, docs/benchmarks.md)."""
+def machines(together: bool, hands: str) -> Iterator[Machines]:
+    """The till apart from the node (see above), unless `together`: chromium on the last
+    core (started through `taskset`, so every process it makes stays there), nodes on the
+    others. The bench's hands (this process and Playwright's driver, which sends each key
+    and reads each figure) cost CPU no real till spends, at the very moment of each scan:
+    by default on the till's core (about 14% of it during a 1M copy), `node` puts them on
+    the node's core, where they slow the node's answers instead (docs/benchmarks.md). This
+    process's products are frozen out of its garbage collector (quiet_heap): its
+    collections over a million products once stalled the core it ran on for 150-440 ms."""
     cores = sorted(os.sched_getaffinity(0))
     if together or len(cores) < 2 or not RAM_DISK_THERE:
-        yield Machines(None, None, "till and node sharing the cores and the disk")
+        yield Machines(None, CHROMIUM, None, "till and node sharing the cores and the disk")
         return
+    till, node = cores[-1:], cores[:-1]
     with tempfile.TemporaryDirectory(dir="/dev/shm", prefix="edge-bench-till-") as profiles:
-        os.sched_setaffinity(0, cores[-1:])
+        browser = Path(profiles) / "chromium-on-the-till-core"
+        browser.write_text(f'#!/bin/sh\nexec taskset --cpu-list {till[0]} {CHROMIUM} "$@"\n')
+        browser.chmod(0o755)
+        os.sched_setaffinity(0, node if hands == "node" else till)
         try:
-            yield Machines(frozenset(cores[:-1]), profiles,
-                           f"till apart: chromium, its driver and this bench on core "
-                           f"{cores[-1]}, its profile on a RAM disk; the node alone on "
-                           f"core(s) {cores[:-1]} and the disk")
+            yield Machines(frozenset(node), browser, profiles,
+                           f"till apart: chromium on core {till[0]}, its profile on a RAM "
+                           f"disk; the node on core(s) {node} and the disk; the bench's "
+                           f"hands {HANDS[hands]}")
         finally:
             os.sched_setaffinity(0, cores)
 
@@ -497,11 +514,11 @@ def temporary_dir(folder: str | None) -> Iterator[None]:
 
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(dir=ROOT, prefix=".bench-") as tmp, \
-            machines(args.together) as setting:
+            machines(args.together, args.hands) as setting:
         async with contextlib.AsyncExitStack() as stack:
             with temporary_dir(setting.profiles):
                 playwright = await stack.enter_async_context(async_playwright())
-            browser = await playwright.chromium.launch(executable_path=str(CHROMIUM),
+            browser = await playwright.chromium.launch(executable_path=str(setting.browser),
                                                        args=BROWSER_ARGS)
             stack.push_async_callback(browser.close)
             print(f"machine: {os.cpu_count()} cores; chromium {browser.version} headless; "
@@ -548,6 +565,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="ms from one scan's start to the next's at least (0: back to back)")
     parser.add_argument("--together", action="store_true",
                         help="the browser and the node share the cores and the disk")
+    parser.add_argument("--hands", choices=sorted(HANDS), default="till",
+                        help="where this bench and Playwright's driver run: "
+                             + "; ".join(f"{name}: {what}" for name, what in HANDS.items()))
     args = parser.parse_args(argv)
     if not CHROMIUM.exists():
         sys.exit(f"{CHROMIUM} is missing: `./dev test` installs it (apt-get install chromium)")
