@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import dataclasses
-import os
-import platform
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -142,20 +139,3 @@ async def test_no_commit_checkpoints_the_log_its_own_thread_does(journal: Journa
     # What it copied back is in the database file: read without the log, it is there.
     with sqlite3.connect(f"file:{journal.path}?mode=ro&immutable=1", uri=True) as db:
         assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] >= 1
-
-
-IOPRIO_GET = {"x86_64": 252, "aarch64": 31}
-
-
-async def test_checkpoints_write_at_the_disks_idle_priority(journal: Journal) -> None:
-    # A checkpoint's writes and sync queued ahead of a sale's commit made it wait up to
-    # 211 ms after a 20,000-price change at 1M products (edge/journal/checkpoints.py).
-    def io_class() -> int:
-        libc = ctypes.CDLL(None, use_errno=True)
-        value = libc.syscall(IOPRIO_GET[platform.machine()], 1, 0)  # this thread
-        assert value >= 0, os.strerror(ctypes.get_errno())
-        return value >> 13
-
-    checkpointer = journal.checkpointer
-    assert await asyncio.get_running_loop().run_in_executor(checkpointer._thread, io_class) == 3
-    assert io_class() != 3  # the rest of the node keeps its own

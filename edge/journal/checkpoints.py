@@ -11,20 +11,12 @@ checkpoints (`wal_autocheckpoint = 0`), and this checkpointer does, PASSIVE
 CHECKPOINT_EVERY seconds after commits, on a connection and a thread of its
 own. A crash between two loses nothing: the log is synced at every commit and
 read back at the next open.
-
-Its thread's disk I/O is in Linux's idle class: a checkpoint writes back many
-scattered pages and syncs them, and a sale's commit (a small write and a sync of
-the log) queued behind that waited up to 211 ms after a 20,000-price change at
-1M products (docs/benchmarks.md). With an I/O scheduler that honours classes
-(mq-deadline, bfq) the commit goes first; with none, nothing changes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
-import platform
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,20 +25,6 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY = 1.0
-
-# ioprio_set(2) by architecture, and its arguments for "this thread, idle class".
-IOPRIO_SET = {"x86_64": 251, "aarch64": 30}
-IOPRIO_WHO_PROCESS = 1  # with who = 0: the calling thread
-IOPRIO_IDLE = 3 << 13  # IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT
-
-
-def idle_io_for_this_thread() -> bool:
-    """This thread's disk I/O in the idle class; False where that cannot be done."""
-    number = IOPRIO_SET.get(platform.machine())
-    if number is None:
-        return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.syscall(number, IOPRIO_WHO_PROCESS, 0, IOPRIO_IDLE) == 0
 
 
 class Checkpointer:
@@ -63,8 +41,6 @@ class Checkpointer:
         self._db = await asyncio.get_running_loop().run_in_executor(self._thread, self._connect)
 
     def _connect(self) -> sqlite3.Connection:
-        if not idle_io_for_this_thread():
-            log.debug("checkpoints keep the normal disk priority here")
         return sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
 
     def after_commit(self) -> None:
