@@ -59,6 +59,7 @@ import gc
 import json
 import os
 import random
+import shlex
 import sqlite3
 import sys
 import tempfile
@@ -469,7 +470,7 @@ HANDS = {
 
 
 @contextlib.contextmanager
-def machines(together: bool, hands: str) -> Iterator[Machines]:
+def machines(together: bool, hands: str, work: Path) -> Iterator[Machines]:
     """The till apart from the node (see above), unless `together`: chromium on the last
     core (started through `taskset`, so every process it makes stays there), nodes on the
     others. The bench's hands (this process and Playwright's driver, which sends each key
@@ -484,8 +485,10 @@ def machines(together: bool, hands: str) -> Iterator[Machines]:
         return
     till, node = cores[-1:], cores[:-1]
     with tempfile.TemporaryDirectory(dir="/dev/shm", prefix="edge-bench-till-") as profiles:
-        browser = Path(profiles) / "chromium-on-the-till-core"
-        browser.write_text(f'#!/bin/sh\nexec taskset --cpu-list {till[0]} {CHROMIUM} "$@"\n')
+        # Beside the bench's files, not on the RAM disk: /dev/shm may be mounted noexec.
+        browser = work / "chromium-on-the-till-core"
+        pinned = f"taskset --cpu-list {till[0]} {shlex.quote(str(CHROMIUM))}"
+        browser.write_text(f'#!/bin/sh\nexec {pinned} "$@"\n')
         browser.chmod(0o755)
         os.sched_setaffinity(0, node if hands == "node" else till)
         try:
@@ -514,7 +517,7 @@ def temporary_dir(folder: str | None) -> Iterator[None]:
 
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(dir=ROOT, prefix=".bench-") as tmp, \
-            machines(args.together, args.hands) as setting:
+            machines(args.together, args.hands, Path(tmp)) as setting:
         async with contextlib.AsyncExitStack() as stack:
             with temporary_dir(setting.profiles):
                 playwright = await stack.enter_async_context(async_playwright())

@@ -78,7 +78,6 @@ async function writePage(page) {
   const target = full ? SLOTS[1 - SLOTS.indexOf(meta.slot)] : meta.slot;
   const other = SLOTS[1 - SLOTS.indexOf(target)];
   const names = [...slotStores(target), ...(full && last ? slotStores(other) : []), 'meta'];
-  await unpaused(); // (a scan sent while the page was parsed)
   const rows = rowsOf(columns, products);
   await unpaused();
   const transaction = db.transaction(names, 'readwrite', RELAXED);
@@ -366,8 +365,8 @@ let pages = Promise.resolve();
 const failedRuns = new Set();
 
 // While the till waits for the node (a scan: catalogue.js says so the moment it is sent),
-// pages wait too, at most PAUSE_MAX_MS: the cores go to the scan, not to the copy. A page
-// looks before it is parsed, before its rows are worked out and before its transaction.
+// pages wait too, at most PAUSE_MAX_MS before a page and again before its transaction:
+// the cores go to the scan, not to the copy.
 const PAUSE_MAX_MS = 300;
 let paused = false;
 let resume = () => {};
