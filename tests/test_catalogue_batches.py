@@ -28,7 +28,8 @@ from edge.selling.catalogue_versions import Request, TouchedCache, changes
 from edge.sync.client import apply_pulled
 
 HEADOFFICE = "headoffice-1a2b3c"
-# Changes a millisecond or more apart (within one, their hash orders them).
+# Changes a millisecond or more apart (within one, their hash orders them), each with its
+# time: one stamped "now" is later than these once the clock passes them (CI did, 10:00 UTC).
 AT = ["2026-12-01T10:00:00.000Z", "2026-12-01T10:00:01.000Z", "2026-12-01T10:00:02.000Z"]
 
 
@@ -67,7 +68,7 @@ async def test_a_batch_lists_and_delists_as_its_products_would_one_by_one(
     journal: Journal, tmp_path: Path,
 ) -> None:
     office = SignedChain(HEADOFFICE)
-    office.add("products_listed", {"products": [product(n) for n in range(1, 6)]})
+    office.add("products_listed", {"products": [product(n) for n in range(1, 6)]}, time=AT[0])
     office.add("products_delisted", {"ids": ["p2", "p4"]}, time=AT[1])
     office.add("products_listed", {"products": [product(4, price=300)]}, time=AT[2])
     assert await pulled(journal, office.events) == 8  # each product counted
