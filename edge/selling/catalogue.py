@@ -115,8 +115,22 @@ def _settle_barcodes(db: sqlite3.Connection, barcodes: set[str | None]) -> None:
 ACTIVE = "(listed_time, listed_hash) > (delisted_time, delisted_hash)"
 
 # What an event needs of the product it names: one read by id.
-STANDING = ("SELECT declared_barcode, listed_time, listed_hash, delisted_time, delisted_hash "
-            "FROM products WHERE id = ?")
+# What a listing sets, in _listing's order, and what is held of it (STANDING's last
+# columns). An update sets only the columns that differ: SQLite rewrites an index whose
+# columns or WHERE an UPDATE names even to the same value, so a price change that named
+# them all rewrote three index pages beside its row, scattered over a big catalogue (at
+# 1M products a 20,000-price import logged about 246 MiB, docs/benchmarks.md).
+LISTED = ("declared_barcode", "name", "price", "vat_rate", "category", "unit", "colour",
+          "image", "favourite", "open_price")
+STANDING = ("SELECT declared_barcode, listed_time, listed_hash, delisted_time, delisted_hash, "
+            "name, price, vat_rate, category, unit, colour, image, favourite, open_price, "
+            "active FROM products WHERE id = ?")
+
+
+def _update(db: sqlite3.Connection, product_id: str, changes: dict[str, Any]) -> None:
+    """The columns in `changes` (LISTED's and the listing's or delisting's own) set."""
+    columns = ", ".join(f"{column} = ?" for column in changes)
+    db.execute(f"UPDATE products SET {columns} WHERE id = ?", (*changes.values(), product_id))
 
 
 # Head office's catalogue, and a node loading a CSV: the only types head office writes.
@@ -161,11 +175,13 @@ def _product_upserted(db: sqlite3.Connection, event: Event) -> None:
             db.execute(_FORMER, (product["id"], barcode))
         return
     active = int((event.time, event.hash) > (held[3], held[4]))
-    db.execute(
-        """UPDATE products SET declared_barcode = ?, name = ?, price = ?, vat_rate = ?,
-            category = ?, unit = ?, colour = ?, image = ?, favourite = ?, open_price = ?,
-            listed_origin = ?, listed_time = ?, listed_hash = ?, active = ? WHERE id = ?""",
-        (*_listing(product, event), active, product["id"]))
+    listed = _listing(product, event)[:len(LISTED)]
+    changes = {column: value for column, value, before
+               in zip(LISTED, listed, (held[0], *held[5:14]), strict=True) if value != before}
+    changes.update(listed_origin=event.origin, listed_time=event.time, listed_hash=event.hash)
+    if active != held[14]:
+        changes["active"] = active
+    _update(db, product["id"], changes)
     if barcode != held[0]:  # a move, rare: the old barcode becomes a former one
         if held[0] is not None:
             db.execute(_FORMER, (product["id"], held[0]))
@@ -190,8 +206,10 @@ def _product_delisted(db: sqlite3.Connection, event: Event) -> None:
     if (held[3], held[4]) >= (event.time, event.hash):
         return
     active = int((held[1], held[2]) > (event.time, event.hash))
-    db.execute("UPDATE products SET delisted_time = ?, delisted_hash = ?, active = ? "
-               "WHERE id = ?", (event.time, event.hash, active, product_id))
+    changes: dict[str, Any] = {"delisted_time": event.time, "delisted_hash": event.hash}
+    if active != held[14]:
+        changes["active"] = active
+    _update(db, product_id, changes)
     _settle_barcodes(db, {held[0]})
 
 
