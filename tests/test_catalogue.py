@@ -139,3 +139,18 @@ async def test_lookup_answers_the_latest_committed_listing(
     with pytest.raises(EdgeError) as gone:
         await lookup(journal, product["barcode"])
     assert gone.value.code == "unknown_barcode"
+
+
+async def test_a_listing_with_null_for_an_optional_field_reads_it_as_absent(
+    journal: Journal,
+) -> None:
+    # The schema reads null as absent (edge/schema.py); the projection did not, and a
+    # listing with "category": null, however signed, failed on every node it reached.
+    listing = {**_product(1, "Baguette"), "category": None, "unit": None, "colour": None,
+               "image": None, "favourite": None, "open_price": None}
+    await journal.write(lambda tx: tx.append("product_upserted", listing))
+    rows = await journal.read_all(
+        "SELECT category, unit, colour, image, favourite, open_price FROM products")
+    assert [dict(row) for row in rows] == [
+        {"category": "", "unit": "piece", "colour": "", "image": "", "favourite": 0,
+         "open_price": 0}]

@@ -138,9 +138,12 @@ CATALOGUE_WRITERS = ("node", "headoffice")
 
 
 def _listing(product: dict[str, Any], event: Event) -> tuple[Any, ...]:
-    tile = {key: product.get(key, default) for key, default in TILE_DEFAULTS.items()}
-    return (product.get("barcode"), product["name"], product["price"], product["vat_rate"],
-            product.get("category", ""), tile["unit"], tile["colour"], tile["image"],
+    # null is absent, as the schema reads it (edge/schema.py): the default, not a NULL
+    # that a NOT NULL column refuses on every node the listing reaches.
+    given = {key: value for key, value in product.items() if value is not None}
+    tile = {key: given.get(key, default) for key, default in TILE_DEFAULTS.items()}
+    return (given.get("barcode"), product["name"], product["price"], product["vat_rate"],
+            given.get("category", ""), tile["unit"], tile["colour"], tile["image"],
             tile["favourite"], int(tile["open_price"]), event.origin, event.time, event.hash)
 
 
