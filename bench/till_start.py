@@ -404,12 +404,13 @@ def scans_line(scans: list[Scan]) -> str:
         return "0"
     times = [each.took for each in scans]
     slowest = max(scans, key=lambda each: each.took)
+    answered = [each.trips[-1][2] for each in scans if each.trips]  # none: sold offline
     return (f"{len(scans)}, p50 {percentile(times, 0.5):.1f} ms, longest {slowest.took:.1f} ms "
             f"({slowest.took / SCAN_GOAL_MS:.1f}x the {SCAN_GOAL_MS} ms goal)\n"
             f"    the longest: {slowest.where()}\n"
             f"    all scans, p50: the key waited {percentile([e.key_wait for e in scans], 0.5):.0f}"
-            f" ms; answered at {percentile([e.trips[-1][2] for e in scans if e.trips], 0.5):.0f}"
-            " ms")
+            f" ms; answered at "
+            + (f"{percentile(answered, 0.5):.0f} ms" if answered else "— (no command sent)"))
 
 
 def report(figures: Start, baseline: float) -> None:

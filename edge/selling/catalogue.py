@@ -114,9 +114,9 @@ def _settle_barcodes(db: sqlite3.Connection, barcodes: set[str | None]) -> None:
 # On sale: listed after it was last delisted ('' when never: every time is later).
 ACTIVE = "(listed_time, listed_hash) > (delisted_time, delisted_hash)"
 
-# What an event needs of the product it names: one read by id.
 # What a listing sets, in _listing's order, and what is held of it (STANDING's last
-# columns). An update sets only the columns that differ: SQLite rewrites an index whose
+# columns, after what an event needs of the product it names: one read by id). An
+# update sets only the columns that differ: SQLite rewrites an index whose
 # columns or WHERE an UPDATE names even to the same value, so a price change that named
 # them all rewrote three index pages beside its row, scattered over a big catalogue (at
 # 1M products a 20,000-price import logged about 246 MiB, docs/benchmarks.md).
