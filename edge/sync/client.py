@@ -275,14 +275,16 @@ class SyncClient:
             pushed, cause = self._failed(error), error
         if pulled or pushed:
             message = round_error(pulled, pushed, self.counters.pushed > pushed_before)
-            self.counters.errors += 1
-            self.state, self.last_error = "failing", message
             log.warning("head-office sync: %s", message)
+            # Recorded first, so what /healthz reads from the database is never behind
+            # what this object says.
             await self._record("last_attempt = ?, last_error = ?, last_error_at = ?",
                                attempt, message, utc_now())
+            self.counters.errors += 1
+            self.state, self.last_error = "failing", message
             raise SyncError(message) from cause
-        self.state = "ok"
         await self._record("last_attempt = ?, last_success = ?", attempt, utc_now())
+        self.state = "ok"
 
     def _failed(self, error: Exception) -> str:
         """Count a failed request (or step); its message for store IT."""
