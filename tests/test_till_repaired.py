@@ -28,8 +28,10 @@ from headoffice_support import wait_for
 from playwright.async_api import Page, Request, Route, async_playwright, expect
 from test_offline_and_takeover import BAGUETTE, ESPRESSO, offline_sale
 from test_pricing_vectors import CHROMIUM_ARGS
+from test_refunds import made_elsewhere
 from test_till_catalogue_copy import Link, on_sale
 from test_till_offline import log_in, pay_cash, scan
+from test_till_refunds import find_receipt, refund, refund_line
 from test_till_store_change import STORE_B, pairing_code, store_node
 
 from edge.selling import tills
@@ -94,6 +96,44 @@ async def test_a_till_paired_again_sends_its_old_codes_sales_once(node: NodeUnde
     events = await node_of(node).journal.read_all(
         "SELECT COUNT(*) AS n FROM events WHERE type = 'sale_completed'")
     assert events[0]["n"] == 3
+
+
+async def test_a_till_paired_again_sends_its_old_codes_refunds_once(
+        node: NodeUnderTest) -> None:
+    """A refund's id does not name its till: the till says which earlier code made it."""
+    first = await pair(node.session, node.url, node.data_dir)
+    other = await pair(node.session, node.url, node.data_dir)
+    old, others = first["till"]["code"], other["till"]["code"]
+    sale = sale_of(old, 1)
+    async with node.till(first["token"]) as till:
+        await till.call("sale/record", sale=sale)
+    await revoke(node, old)
+    again = await pair(node.session, node.url, node.data_dir, previous=[first["token"]])
+    new = again["till"]["code"]
+    baguette = {"line_id": sale["lines"][0]["id"], "product_id": BAGUETTE["product_id"],
+                "name": BAGUETTE["name"], "vat_rate": 550, "unit_price": 120, "quantity": 1,
+                "amount": 120}
+    made = made_elsewhere(sale_id=sale["id"], receipt_no=2, lines=[baguette],
+                          tenders=[{"method": "cash", "amount": -120}])
+    async with node.till(again["token"]) as till:
+        await till.call("login", cashier_id="alice", pin="1234")
+        # A code it never proved (another till's, or made up): refused, nothing recorded.
+        for code in (others, "T99"):
+            with pytest.raises(CommandFailed) as refused:
+                await till.call("sale/record_refund", refund=made, till=code)
+            assert refused.value.code == "invalid_field"
+            assert f"is not till {code!r}" in str(refused.value)
+        recorded = await till.call("sale/record_refund", refund=made, till=old)
+        # A resend (the answer lost): the same refund.
+        assert await till.call("sale/record_refund", refund=made, till=old) == recorded
+    assert recorded["till"] == old and recorded["sent_by"] == new
+    assert recorded["receipt_number"] == f"{old}-000002" and recorded["refund_of"] == sale["id"]
+    rows = await node_of(node).journal.read_all(
+        "SELECT till, receipt_no FROM sales ORDER BY till, receipt_no")
+    assert [tuple(row) for row in rows] == [(old, 1), (old, 2)]
+    events = await node_of(node).journal.read_all(
+        "SELECT COUNT(*) AS n FROM events WHERE type = 'sale_refunded'")
+    assert events[0]["n"] == 1
 
 
 async def test_a_till_sends_only_the_codes_it_proved(node: NodeUnderTest) -> None:
@@ -234,24 +274,34 @@ async def test_a_browser_till_revoked_while_offline_sends_its_sale_once_paired_a
             await expect(status).to_have_attribute("data-catalogue", str(len(on_sale(node_a))))
             old = (await node_of(node_a).journal.read_one("SELECT code FROM tills"))["code"]
 
-            # No node answers: a sale made offline waits on the till, as till `old`.
+            # No node answers: a sale made offline waits on the till, as till `old`, and
+            # so does a refund of it (a refund's id does not name its till, as a sale's does).
             await sell_offline(page, link)
+            await find_receipt(page, f"{old}-000001")
+            await refund_line(page, "Baguette").locator('[data-step="1"]').click()
+            await refund(page, "Produit défectueux")
+            await expect(page.locator("#refund-done-offline")).to_be_visible()
+            await page.click("#refund-finish")
+            await expect(status).to_have_attribute("data-waiting-sales", "2")
 
             # Meanwhile store IT revokes the till: back online, the node refuses its token.
             await revoke(node_a, old)
             link.online = True
             await expect(page.locator("#screen-pair")).to_be_visible(timeout=20_000)
-            await expect(status).to_have_attribute("data-waiting-sales", "1")
+            await expect(status).to_have_attribute("data-waiting-sales", "2")
 
             # Paired again (its token gone from the page: the one kept with its sales is
-            # the proof): the sale goes to the store, as the old till's, once.
+            # the proof): the sale and its refund go to the store, as the old till's, once.
             await page.goto(f"{node_a.url}/?again#pair={pairing_code(node_a)}")
             await log_in(page)
             await expect(status).to_have_attribute("data-waiting-sales", "0")
             assert len(pairings[-1]["previous"]) == 1
-            [sale] = node_sales(node_a)
+            sale, refunded = sorted(node_sales(node_a), key=lambda body: body["receipt_no"])
             assert sale["till"] == old and sale["sent_by"] != old
             assert sale["receipt_number"] == f"{old}-000001" and sale["offline"] is True
+            assert refunded["till"] == old and refunded["sent_by"] == sale["sent_by"]
+            assert refunded["receipt_number"] == f"{old}-000002"
+            assert refunded["refund_of"] == sale["id"] and refunded["offline"] is True
 
             # Another sale offline, as the new till, then the till goes to another store.
             await sell_offline(page, link)

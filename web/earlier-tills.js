@@ -54,10 +54,10 @@ export async function salesWaitingElsewhere(store, auth) {
 
 /**
  * Sends the waiting sales of the earlier tills this till took over (after its own,
- * oldest first), each with `sale/record` under its own id: the node records it as
- * that till's sale, once. A sale leaves the outbox only once recorded. Refunds made
- * offline as an earlier till stay on the till (a refund's id does not name its
- * till): they are counted and shown. Throws when the connection is lost.
+ * oldest first), each with `sale/record` under its own id, a refund with
+ * `sale/record_refund` naming that till (its id does not): the node records it as
+ * that till's, once. A sale leaves the outbox only once recorded. Throws when the
+ * connection is lost.
  */
 export async function sendEarlierTillsSales(ledger, call, auth, onRefused) {
   const store = ledger.store;
@@ -65,8 +65,7 @@ export async function sendEarlierTillsSales(ledger, call, auth, onRefused) {
   let sent = 0;
   for (const code of auth.till?.takes_over ?? []) {
     for (const { seq, sale } of await store.waitingSales(keyOf(auth.store.id, code))) {
-      if (sale.kind === 'refund') continue;
-      if (!(await ledger.record(call, sale, { offline: true }, onRefused))) continue;
+      if (!(await ledger.record(call, sale, { offline: true, till: code }, onRefused))) continue;
       await store.removeSale(seq);
       sent++;
     }

@@ -190,8 +190,12 @@ export class TillLedger extends EventTarget {
     }
   }
 
-  /** One `sale/record`; true once the node has the sale. */
-  async record(call, sale, { offline }, onRefused) {
+  /**
+   * One `sale/record` (or `sale/record_refund`); true once the node has the sale.
+   * `till`: the earlier code this till made it as (paired again since), for a refund,
+   * whose id does not name its till as a sale's does.
+   */
+  async record(call, sale, { offline, till = null }, onRefused) {
     if (tooLargeToSend(sale)) {
       // The node would close the socket (1009) at each try: the till would never get back online.
       onRefused(sale, new CommandError('sale_too_large', 'too many lines for one message'));
@@ -201,7 +205,7 @@ export class TillLedger extends EventTarget {
       if (sale.kind === 'refund') {
         // A refund (refunds.js): its own command; the mark stays on the till.
         const { kind, ...refund } = sale;
-        await call('sale/record_refund', { refund, offline });
+        await call('sale/record_refund', { refund, offline, ...(till ? { till } : {}) });
       } else {
         // The customer's receipt choice is kept with the sale and sent beside it (sale/record's `print`).
         const { print, ...recorded } = sale;

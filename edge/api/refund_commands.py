@@ -121,6 +121,9 @@ class OfflineRefund:
 class RecordRefundArgs:
     refund: OfflineRefund
     offline: bool = True
+    # The code of the till that made it, when that is an earlier code of this till (paired
+    # again: `auth`'s `till.takes_over`); a refund's id does not name its till as a sale's does.
+    till: str | None = field(default=None, metadata=limits(min=1, max_length=64))
 
 
 @command("sale/record_refund", RecordRefundArgs)
@@ -128,9 +131,15 @@ async def sale_record_refund(conn: Connection, args: RecordRefundArgs) -> dict[s
     """A refund the till made with no node answering (or another node acknowledged): the
     money went out, so it is recorded whatever this node finds, and flagged."""
     seller = seller_of(conn)
+    made_by = seller.till if args.till is None else args.till
+    if made_by != seller.till and made_by not in (conn.till or {}).get("takes_over", ()):
+        raise EdgeError(INVALID_FIELD, f"this till is not till {made_by!r}: it sends the "
+                        "refunds of its own code and of those it took over when paired again",
+                        {"field": "till"})
     given = dataclasses.asdict(args.refund)
-    return await refunds.record_refund(conn.node.journal, seller.till, given,
-                                       offline=args.offline, logged_in=seller.cashier)
+    return await refunds.record_refund(conn.node.journal, made_by, given,
+                                       offline=args.offline, logged_in=seller.cashier,
+                                       sent_by=seller.till)
 
 
 @command("refunds/conflicts", NoArgs)

@@ -268,10 +268,13 @@ def _tender(tender: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def record_refund(journal: Journal, till: str, given: Mapping[str, Any],
-                        offline: bool = True, logged_in: str | None = None) -> dict[str, Any]:
+                        offline: bool = True, logged_in: str | None = None,
+                        sent_by: str | None = None) -> dict[str, Any]:
     """Record a refund the till made while no node answered (or that another node
     acknowledged and this one lacks: `offline=False`). The money went out, so it is never
-    refused: what this node finds wrong is flagged (docs/protocol.md lists the flags)."""
+    refused: what this node finds wrong is flagged (docs/protocol.md lists the flags).
+    `till` made it; `sent_by`, when another, is the till that sends it (paired again
+    since), named in the refund as a taken-over sale names it."""
 
     def work(tx: Tx) -> dict[str, Any]:
         refund_id = refund_id_for(till, given["id"])
@@ -330,6 +333,8 @@ async def record_refund(journal: Journal, till: str, given: Mapping[str, Any],
             body["till_totals"] = given["totals"]
         if not offline:
             body["resent"] = True
+        if sent_by is not None and sent_by != till:
+            body["sent_by"] = sent_by
         event = tx.append("sale_refunded", body)
         return sale_json(body, event.time, event.hash)
 
