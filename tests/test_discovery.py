@@ -43,7 +43,7 @@ def test_a_node_on_loopback_is_found_with_its_txt_fields(tmp_path: Path) -> None
                           "--seconds", "3"], node_id)
     finally:
         node.stop()
-    assert found["txt"] == {"store": "demo-boulangerie", "node": node_id, "protocol": "1",
+    assert found["txt"] == {"store": "demo-boulangerie", "node": node_id, "protocol": "2",
                             "version": "0.1.0"}
     assert found["port"] == node.port
     assert found["addresses"] == ["127.0.0.1"]

@@ -53,6 +53,7 @@ class Link:
     # The till's pages made small (its 2,000 rows would be one page here): a run of several
     # pages, the later ones handed to the copy's worker as text, one asked while one is written.
     page_limit: int = 200
+    protocol: int | None = None  # said in `auth`'s answer instead of the node's (an older node)
     sockets: list[WebSocketRoute] = field(default_factory=list)
     asked: dict[int, str] = field(default_factory=dict)  # command id -> type, this connection
     changes: list[dict[str, Any]] = field(default_factory=list)  # catalogue/changes answers
@@ -79,6 +80,9 @@ class Link:
                 self.changes.append({key: result[key] for key in ("full", "behind", "next")}
                                     | {"products": len(result["products"]),
                                        "delisted": len(result["delisted"])})
+            if answer.get("type") == "result" and asked == "auth" and self.protocol is not None:
+                message = json.dumps({**answer, "result": {**answer["result"],
+                                                           "protocol": self.protocol}})
             page_side.send(message)
 
         page_side.on_message(from_page)

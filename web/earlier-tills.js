@@ -10,6 +10,9 @@
 
 // A node takes at most 8 earlier tokens with a pairing.
 const MAX_PREVIOUS_TOKENS = 8;
+// `auth`'s protocol from which `sale/record_refund` takes `till`: an older node would read
+// past it and record an earlier till's refund as this till's.
+const REFUNDS_NAME_THEIR_TILL = 2;
 
 const keyOf = (storeId, code) => `${storeId}/${code}`;
 
@@ -55,16 +58,18 @@ export async function salesWaitingElsewhere(store, auth) {
 /**
  * Sends the waiting sales of the earlier tills this till took over (after its own,
  * oldest first), each with `sale/record` under its own id, a refund with
- * `sale/record_refund` naming that till (its id does not): the node records it as
- * that till's, once. A sale leaves the outbox only once recorded. Throws when the
- * connection is lost.
+ * `sale/record_refund` naming that till (its id does not; a node of an older protocol
+ * would not read it, so those refunds wait): the node records it as that till's, once.
+ * A sale leaves the outbox only once recorded. Throws when the connection is lost.
  */
 export async function sendEarlierTillsSales(ledger, call, auth, onRefused) {
   const store = ledger.store;
   if (!usable(store, 'waitingSales') || !auth?.store?.id) return 0;
   let sent = 0;
+  const refundsToo = auth.protocol >= REFUNDS_NAME_THEIR_TILL;
   for (const code of auth.till?.takes_over ?? []) {
     for (const { seq, sale } of await store.waitingSales(keyOf(auth.store.id, code))) {
+      if (sale.kind === 'refund' && !refundsToo) continue; // kept, counted and shown
       if (!(await ledger.record(call, sale, { offline: true, till: code }, onRefused))) continue;
       await store.removeSale(seq);
       sent++;

@@ -198,7 +198,7 @@ export class TillLedger extends EventTarget {
   async record(call, sale, { offline, till = null }, onRefused) {
     if (tooLargeToSend(sale)) {
       // The node would close the socket (1009) at each try: the till would never get back online.
-      onRefused(sale, new CommandError('sale_too_large', 'too many lines for one message'));
+      onRefused(sale, new CommandError('sale_too_large', 'too many lines for one message'), till);
       return false;
     }
     try {
@@ -214,7 +214,7 @@ export class TillLedger extends EventTarget {
       return true;
     } catch (error) {
       if (error.code === 'disconnected') throw error;
-      onRefused(sale, error); // the money was taken: keep the sale, and say so
+      onRefused(sale, error, till); // the money was taken: keep the sale, and say so
       return false;
     }
   }

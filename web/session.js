@@ -418,8 +418,8 @@ export class TillSession extends EventTarget {
     this.gate.startSync();
     const call = (type, args) => this.call(type, args);
     try {
-      const onRefused = (sale, error) => {
-        const till = sale.id?.includes('@') ? sale.id.slice(sale.id.lastIndexOf('@') + 1) : this.auth.till.code;
+      const onRefused = (sale, error, madeAs = null) => {
+        const till = madeAs ?? (sale.id?.includes('@') ? sale.id.slice(sale.id.lastIndexOf('@') + 1) : this.auth.till.code);
         const receipt = receiptNumber(till, sale.receipt_no);
         this.showError({ code: 'sale_not_sent', receipt, detail: error.message });
       };
