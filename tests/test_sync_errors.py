@@ -29,7 +29,10 @@ async def failing_with(node: NodeUnderTest, words: str) -> dict:
     sync = node_of(node).sync
 
     def failed() -> bool:
-        return sync.counters.errors >= 2 and words in (sync.last_error or "")
+        # Failing now: a round that failed (on a loaded machine a pull can pass 0.3 s too)
+        # may be followed by one that succeeds, which keeps the last error.
+        return sync.state == "failing" and sync.counters.errors >= 2 \
+            and words in (sync.last_error or "")
 
     await wait_for(failed, 30, f"sync to fail with {words!r}")
     state = await health(node)
