@@ -86,6 +86,7 @@ from bench.cashier_pages import (
 from bench.nodes import ROOT, BenchNode, free_port, percentile
 from edge.admin import TOKEN_FILE
 from edge.selling.catalogue_admin import PART_CHARACTERS
+from edge.selling.catalogue_versions import catalogue_version, held_seqs
 from edge.selling.tills import create_pairing_code
 
 COPY_TIMEOUT_S = 900
@@ -229,13 +230,13 @@ async def copy_whole_at(page: Page, size: int, since: float = 0.0) -> float | No
 
 
 def catalogue_version_seqs(database: Path) -> dict[str, int]:
-    """Each origin's last product event on the node: a till's copy whose version reaches
-    these holds every change made so far."""
+    """The node's catalogue version (each origin's last product event, batches too, as
+    `catalogue/changes` says it): a till's copy whose version reaches it holds every
+    change made so far. (Until 2026-12-01 this read single product events only, so a
+    change imported in batches read as held at once: "saved in the copy in 0.1 s".)"""
     db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
-        return dict(db.execute(
-            "SELECT origin, MAX(seq) FROM events WHERE type IN ('product_upserted', "
-            "'product_delisted') GROUP BY origin"))
+        return catalogue_version(db, held_seqs(db))
     finally:
         db.close()
 
@@ -446,8 +447,9 @@ def report(figures: Start, baseline: float) -> None:
           f"({reload_ratio:.2f}x the {RELOAD_GOAL_MS / 1000:.0f} s goal)")
     print(f"  reload: saved copy read         {ms(figures.reload_copy_ms)}")
     print(f"  reload: first price (PIN typed) {ms(figures.reload_first_price_ms)}")
-    print(f"  copy alone: lookup p50 / max    {percentile(figures.lookups, 0.5):.2f} / "
-          f"{max(figures.lookups):.2f} ms; search p50 / max "
+    print(f"  copy alone: first lookup {figures.lookups[0]:.2f} ms, then p50 / max "
+          f"{percentile(figures.lookups[1:], 0.5):.2f} / "
+          f"{max(figures.lookups[1:]):.2f} ms; search p50 / max "
           f"{percentile(figures.searches, 0.5):.2f} / {max(figures.searches):.2f} ms")
 
 
