@@ -38,7 +38,7 @@ and Alice logs in; then, timed in the page from its navigation start:
 - a reload (F5) once the copy is whole: the sell screen shown, the saved copy
   read (its size back), and the first price after the PIN;
 - the copy alone: lookups and name searches answered by the saved copy
-  (what the till does offline), p50 and the slowest.
+  (what the till does offline), the first lookup apart, p50 and the slowest.
 
 For the longest scan of each phase the report says where its time went: how
 long the Enter waited for the page's main thread, when its command went to the
