@@ -119,6 +119,11 @@ function byKey(a, b) {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** Keys as IndexedDB holds them: once each, in its order (the node pages by code point). */
+function inKeyOrder(keys) {
+  return [...new Set(keys)].sort(byKey);
+}
+
 function byId(a, b) {
   return a[ID] < b[ID] ? -1 : a[ID] > b[ID] ? 1 : 0;
 }
@@ -284,7 +289,7 @@ export class FullCopyBuilder {
     for (const [bucket, holders] of filled) stores.barcodes.put(holders, bucket);
     writeBlocks(stores.words, '', [...this.vocabulary.keys()].sort(), this.vocabulary);
     stores.side.put(this.regions.length ? this.regions : [''], 'regions');
-    stores.side.put(this.chunks, 'chunk-keys');
+    stores.side.put(inKeyOrder(this.chunks), 'chunk-keys');
     this.summary.write(stores.side);
     return { size: this.size, buckets, keep: this.summary.keep };
   }
@@ -320,9 +325,11 @@ export async function applyDelta(stores, meta, rows, delisted) {
   const [savedKeys, regions, counts, favourites, open] = await Promise.all([
     done(stores.side.get('chunk-keys')), done(stores.side.get('regions')), done(stores.side.get('counts')),
     done(stores.side.get('favourites')), done(stores.side.get('open'))]);
-  // (A copy saved before the keys were kept: read once, and kept from this page on.)
-  const keys = savedKeys ?? await done(stores.chunks.getAllKeys());
-  const keysChanged = !savedKeys;
+  // (A copy saved before the keys were kept, or kept in the node's order: read or put in
+  // IndexedDB's order once, and kept so from this page on.)
+  const ascending = savedKeys?.every((key, i) => i === 0 || savedKeys[i - 1] < key);
+  const keys = ascending ? savedKeys : savedKeys ? inKeyOrder(savedKeys) : await done(stores.chunks.getAllKeys());
+  const keysChanged = keys !== savedKeys;
   if (keys[0] !== '') keys.unshift(''); // an empty copy: its first chunk
   const chunks = new Map(); // chunk key -> rows (those read, and changed)
   const chunkOf = (id) => keys[floorIndex(keys, id)];
@@ -391,7 +398,7 @@ export async function applyDelta(stores, meta, rows, delisted) {
     }
   }
   if (newKeys.length || keysChanged) {
-    stores.side.put([...keys, ...newKeys].sort(byKey), 'chunk-keys');
+    stores.side.put(inKeyOrder([...keys, ...newKeys]), 'chunk-keys');
   }
   return { size, stale: new Set(summary.short()) };
 }
