@@ -114,15 +114,12 @@ export function bucketOf(barcode, count) {
   return (hash >>> 0) % count;
 }
 
-// IndexedDB orders string keys by UTF-16 code units, as `<` does.
-function byKey(a, b) {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /** Keys as IndexedDB holds them: once each, in its order (the node pages by code point). */
 function inKeyOrder(keys) {
-  return [...new Set(keys)].sort(byKey);
+  return [...new Set(keys)].sort(); // by UTF-16 code units, as IndexedDB orders strings
 }
+
+// IndexedDB orders string keys by UTF-16 code units, as `<` does.
 
 function byId(a, b) {
   return a[ID] < b[ID] ? -1 : a[ID] > b[ID] ? 1 : 0;

@@ -56,6 +56,11 @@ def seller_of(conn: Connection) -> baskets.Seller:
     return baskets.Seller(till=conn.till["code"], cashier=conn.cashier["id"])
 
 
+def taken_over(conn: Connection) -> tuple[str, ...]:
+    """The earlier codes this till sends the offline sales and refunds of (paired again)."""
+    return tuple(conn.till.get("takes_over", ())) if conn.till else ()
+
+
 # Every authenticated till connection (of any node in this process), so a
 # takeover can tell a basket's holder is on screen here. Gone with the socket.
 _TILL_CONNECTIONS: weakref.WeakSet[Connection] = weakref.WeakSet()

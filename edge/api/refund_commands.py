@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from edge.api.approvals import Approval, approved_by
-from edge.api.commands import client_id, seller_of
+from edge.api.commands import client_id, seller_of, taken_over
 from edge.api.sale_commands import TillTotals
 from edge.api.websocket_api import Connection, NoArgs, command
 from edge.fiscal.shifts import sale_marks
@@ -132,7 +132,7 @@ async def sale_record_refund(conn: Connection, args: RecordRefundArgs) -> dict[s
     money went out, so it is recorded whatever this node finds, and flagged."""
     seller = seller_of(conn)
     made_by = seller.till if args.till is None else args.till
-    if made_by != seller.till and made_by not in (conn.till or {}).get("takes_over", ()):
+    if made_by != seller.till and made_by not in taken_over(conn):
         raise EdgeError(INVALID_FIELD, f"this till is not till {made_by!r}: it sends the "
                         "refunds of its own code and of those it took over when paired again",
                         {"field": "till"})

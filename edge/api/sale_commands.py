@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edge.api.commands import client_id, sale_id_arg, seller_of
+from edge.api.commands import client_id, sale_id_arg, seller_of, taken_over
 from edge.api.websocket_api import Connection, command
 from edge.devices import print_jobs, store_printers
 from edge.fiscal.shifts import sale_marks
@@ -125,7 +125,7 @@ async def sale_record(conn: Connection, args: RecordArgs) -> dict[str, Any]:
     recorded = await offline_sales.record_offline_sale(
         conn.node.journal, seller.till, sale, offline=args.offline, logged_in=seller.cashier,
         print_receipt=args.print, rules=offline_sales.StoreRules.of(conn.node.config),
-        takes_over=conn.till.get("takes_over", ()) if conn.till else (),
+        takes_over=taken_over(conn),
     )
     conn.node.metrics.sales += 1
     return recorded
