@@ -235,34 +235,46 @@ async def test_the_tills_copy_follows_the_node_by_versions(node: NodeUnderTest) 
         await expect(page.locator("#total")).to_have_text(euros(125))
 
         # Away through more changes than FULL_COPY_MIN: back, a full copy, not the changes.
-        many = FULL_COPY_MIN + 100
+        # Among them, ids the node orders by code point where IndexedDB's UTF-16 order
+        # differs: fullwidth letters (U+FF21), then emoji (beyond U+FFFF) on the next page.
+        wide = [f"\uff21{n:02d}" for n in range(40)] + [f"\U0001f600{n:02d}" for n in range(40)]
+        link.page_limit = 80
+        local = FULL_COPY_MIN + 100 + (-(len(on_sale_now) + FULL_COPY_MIN + 100 + 40) % 80)
+        many = local + len(wide)
         await change_on_node(node, [("product_upserted", {
-            "id": f"L-{n:05d}", "barcode": None, "name": f"Produit local {n}", "price": 100 + n,
-            "vat_rate": 550, "category": "Local"}) for n in range(many)])
+            "id": product_id, "barcode": None, "name": f"Produit local {n}", "price": 100 + n,
+            "vat_rate": 550, "category": "Local"})
+            for n, product_id in enumerate([f"L-{n:05d}" for n in range(local)] + wide)])
         before = len(link.changes)
         link.online = True
         await expect(status).to_have_attribute("data-state", "online", timeout=BACK_ONLINE_MS)
         await expect(status).to_have_attribute("data-catalogue", str(len(on_sale_now) + many))
         assert link.changes[before]["full"] is True
         assert link.products_sent(before) == len(on_sale_now) + many
-        saved = await read_saved_copy(page, ["L-00000", ESPRESSO_ID], [BAGUETTE])
+        saved = await read_saved_copy(page, ["L-00000", ESPRESSO_ID, *wide], [BAGUETTE])
         # The grid from a bounded read of the copy (a category of 1,100: its first tiles).
         assert saved.pop("grid") == await node_grid(node)
-        assert saved == {"found": 1, "size": len(on_sale_now) + many, "prices": {BAGUETTE: 135}}
+        assert saved == {"found": 1 + len(wide), "size": len(on_sale_now) + many,
+                         "prices": {BAGUETTE: 135}}
 
         # A change spread over the copy (it touches many of its chunks): prices all along
         # the catalogue, a product renamed, the baguette's barcode moved to a local product,
         # one delisted, and new products enough to cut the chunk they land in. The saved
         # copy then answers as the node does: by id, by barcode (the baguette has none now),
         # by a prefix of the new name (not of the old one), and finds every new product.
-        spread = [f"L-{n:05d}" for n in range(0, many, 97)]
+        spread = [f"L-{n:05d}" for n in range(0, local, 97)]
         link.page_limit = 50  # the change in several pages too
         before = len(link.changes)
         added = [{"id": f"M-{n:03d}", "barcode": f"30000000{n:05d}", "name": f"Galette {n}",
                   "price": 900 + n, "vat_rate": 550, "category": "Local"} for n in range(150)]
+        # (and beside the emoji ids, enough new ones to cut their chunks)
+        added = [{"id": f"\U0001f600{n:02d}{mark}", "barcode": None, "name": f"Sourire {n}",
+                  "price": 900, "vat_rate": 550, "category": "Local"}
+                 for n in range(40) for mark in "+-"] + added
         held = {p["id"]: p for p in on_sale(node)}
         await change_on_node(node, [
-            *(("product_upserted", {**held[product_id], "price": 777}) for product_id in spread),
+            *(("product_upserted", {**held[product_id], "price": 777})
+              for product_id in [*spread, *wide[::3]]),
             ("product_upserted", {**held["L-00042"], "name": "Brioche tressée vanille"}),
             ("product_upserted", {**held["L-00500"], "barcode": BAGUETTE}),
             ("product_delisted", {"id": "L-00999"}),
@@ -270,7 +282,7 @@ async def test_the_tills_copy_follows_the_node_by_versions(node: NodeUnderTest) 
         size = len(on_sale_now) + many - 1 + len(added)
         await expect(status).to_have_attribute("data-catalogue", str(size))
         assert len(link.changes[before:]) > 1 and not any(a["full"] for a in link.changes[before:])
-        touched = [BAGUETTE_ID, "L-00042", "L-00500", "L-00999", *spread]
+        touched = [BAGUETTE_ID, "L-00042", "L-00500", "L-00999", *spread, *wide]
         saved = await read_saved_copy(page, [p["id"] for p in added],
                                       [BAGUETTE, added[-1]["barcode"]],
                                       queries=("brioch tres", "local 42", "galette 14"),

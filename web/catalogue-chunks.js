@@ -16,6 +16,9 @@
 //   'open' (the rows ranked as favourites, the open-price ones), and for
 //   each category ['top', name] its first rows by name: the grid from a few
 //   reads.
+// Ids are ordered as the node orders them, by code point, and a chunk's key is
+// `idKey` of its first id: IndexedDB orders strings by UTF-16 units, which differs
+// where a character U+E000–U+FFFF meets one beyond U+FFFF.
 // A chunk is stored as the JSON text of its rows: IndexedDB copies a string whole,
 // where it walks an array of arrays value by value (a full copy's costliest step).
 // A full copy builds the side records in memory as its pages go by and
@@ -97,7 +100,16 @@ export function rowsOf(columns, products) {
     row[TEXT] = wordsOf(`${row[NAME]} ${row[CATEGORY] ?? ''}`);
     return row;
   });
-  return rows.sort(byId);
+  return inIdOrder(rows);
+}
+
+/** `rows` by id, each id once (the last given): the node sends them so, checked in one pass. */
+function inIdOrder(rows) {
+  const keys = rows.map((row) => idKey(row[ID]));
+  if (keys.every((key, i) => i === 0 || keys[i - 1] < key)) return rows;
+  const order = keys.map((_, i) => i)
+    .sort((a, b) => (keys[a] < keys[b] ? -1 : keys[a] > keys[b] ? 1 : a - b));
+  return order.filter((at, i) => keys[order[i + 1]] !== keys[at]).map((at) => rows[at]);
 }
 
 /** A stored row as the till's code sees a product (the node's product_json). */
@@ -114,15 +126,39 @@ export function bucketOf(barcode, count) {
   return (hash >>> 0) % count;
 }
 
-/** Keys as IndexedDB holds them: once each, in its order (the node pages by code point). */
+/** The copy's meta row says `keys: KEYS` when its chunks are keyed by `idKey`. */
+export const KEYS = 'code-points';
+const ABOVE_D7FF = /[\ud800-\uffff]/;
+
+/**
+ * The IndexedDB key of an id: ordered by UTF-16 units (as IndexedDB and `<` order
+ * strings) as the ids are by code point. Surrogates (D800–DFFF) move above
+ * E000–FFFF, which move down by 0x800; every other id is its own key.
+ */
+export function idKey(id) {
+  if (!ABOVE_D7FF.test(id)) return id;
+  let key = '';
+  for (let i = 0; i < id.length; i++) {
+    const unit = id.charCodeAt(i);
+    key += String.fromCharCode(unit >= 0xe000 ? unit - 0x800 : unit >= 0xd800 ? unit + 0x2000 : unit);
+  }
+  return key;
+}
+
+/** Whether a copy saved before `idKey` keyed its chunks by ids that `idKey` changes. */
+export function keyedOtherwise(keys) {
+  return keys.some((key) => ABOVE_D7FF.test(key));
+}
+
+/** Keys as IndexedDB holds them: once each, in its order. */
 function inKeyOrder(keys) {
   return [...new Set(keys)].sort(); // by UTF-16 code units, as IndexedDB orders strings
 }
 
-// IndexedDB orders string keys by UTF-16 code units, as `<` does.
-
 function byId(a, b) {
-  return a[ID] < b[ID] ? -1 : a[ID] > b[ID] ? 1 : 0;
+  const left = idKey(a[ID]);
+  const right = idKey(b[ID]);
+  return left < right ? -1 : left > right ? 1 : 0;
 }
 
 const SURROGATE = /[\ud800-\udfff]/;
@@ -151,11 +187,12 @@ function floorIndex(keys, key) {
 
 /** Where `id` is, or would go, in `rows` (by id). */
 function lowerBound(rows, id) {
+  const key = idKey(id);
   let low = 0;
   let high = rows.length;
   while (low < high) {
     const middle = (low + high) >> 1;
-    if (rows[middle][ID] < id) low = middle + 1;
+    if (idKey(rows[middle][ID]) < key) low = middle + 1;
     else high = middle;
   }
   return low;
@@ -255,7 +292,7 @@ export class FullCopyBuilder {
   add(chunkStore, rows) {
     for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
       const chunk = rows.slice(start, start + CHUNK_ROWS);
-      const key = this.chunks.length === 0 ? '' : chunk[0][ID];
+      const key = this.chunks.length === 0 ? '' : idKey(chunk[0][ID]);
       if (this.chunks.length % REGION_CHUNKS === 0) this.regions.push(key);
       this.chunks.push(key);
       chunkStore.put(JSON.stringify(chunk), key);
@@ -288,7 +325,7 @@ export class FullCopyBuilder {
     stores.side.put(this.regions.length ? this.regions : [''], 'regions');
     stores.side.put(inKeyOrder(this.chunks), 'chunk-keys');
     this.summary.write(stores.side);
-    return { size: this.size, buckets, keep: this.summary.keep };
+    return { size: this.size, buckets, keep: this.summary.keep, keys: KEYS };
   }
 }
 
@@ -329,7 +366,7 @@ export async function applyDelta(stores, meta, rows, delisted) {
   const keysChanged = keys !== savedKeys;
   if (keys[0] !== '') keys.unshift(''); // an empty copy: its first chunk
   const chunks = new Map(); // chunk key -> rows (those read, and changed)
-  const chunkOf = (id) => keys[floorIndex(keys, id)];
+  const chunkOf = (id) => keys[floorIndex(keys, idKey(id))];
   const readChunks = async (ids) => {
     const wanted = [...new Set(ids.map(chunkOf))].filter((key) => !chunks.has(key));
     const read = await Promise.all(wanted.map((key) => done(stores.chunks.get(key))));
@@ -389,8 +426,9 @@ export async function applyDelta(stores, meta, rows, delisted) {
     // A chunk grown by new products is cut in two: a chunk stays a few dozen rows.
     for (let start = 0; start < chunk.length || start === 0; start += CHUNK_ROWS) {
       const piece = chunk.length > 2 * CHUNK_ROWS ? chunk.slice(start, start + CHUNK_ROWS) : chunk;
-      if (start > 0) newKeys.push(piece[0][ID]);
-      stores.chunks.put(JSON.stringify(piece), start === 0 ? key : piece[0][ID]);
+      const pieceKey = start === 0 ? key : idKey(piece[0][ID]);
+      if (start > 0) newKeys.push(pieceKey);
+      stores.chunks.put(JSON.stringify(piece), pieceKey);
       if (piece === chunk) break;
     }
   }
@@ -449,7 +487,7 @@ async function addWords(store, regions, changes) {
   const wanted = new Map(); // word -> regions to add
   for (const [before, now] of changes) {
     if (!now || before?.[TEXT] === now[TEXT]) continue;
-    const region = floorIndex(regions, now[ID]);
+    const region = floorIndex(regions, idKey(now[ID]));
     for (const word of now[TEXT].split(' ')) {
       if (!word) continue;
       if (!wanted.has(word)) wanted.set(word, new Set());

@@ -25,7 +25,8 @@ import { buildGrid } from './grid-layout.js';
 import { pageRows, searchWords } from './catalogue.js';
 import {
   BARCODE, CATEGORY, ID, TEXT,
-  FullCopyBuilder, applyDelta, bucketOf, chunkIndex, chunkRows, holderIn, keepFor, productOf, rowsOf, slotStores, SLOTS,
+  FullCopyBuilder, KEYS, SLOTS, applyDelta, bucketOf, chunkIndex, chunkRows, holderIn, idKey, keepFor, keyedOtherwise,
+  productOf, rowsOf, slotStores,
 } from './catalogue-chunks.js';
 import { committed, done, openDatabase } from './idb.js';
 
@@ -103,8 +104,8 @@ async function writePage(page) {
         metaStore.put({ key: 'filling', run, size: builder.size });
         return;
       }
-      const { size, buckets, keep } = builder.finish(stores);
-      metaStore.put({ key: 'copy', slot: target, generation: meta.generation + 1, version, size, buckets, keep, store });
+      const { size, buckets, keep, keys } = builder.finish(stores);
+      metaStore.put({ key: 'copy', slot: target, generation: meta.generation + 1, version, size, buckets, keep, store, keys });
       metaStore.delete('filling');
       for (const name of slotStores(other)) transaction.objectStore(name).clear(); // the copy it replaces
     } else {
@@ -154,7 +155,7 @@ async function forget() {
   const writing = done(metaStore.get('copy')).then((held) => {
     for (const name of names) transaction.objectStore(name).clear();
     const { slot, generation } = held ?? copy;
-    metaStore.put({ key: 'copy', slot, generation: (generation ?? 0) + 1, version: null, size: 0, store: null });
+    metaStore.put({ key: 'copy', slot, generation: (generation ?? 0) + 1, version: null, size: 0, store: null, keys: KEYS });
     metaStore.put({ key: 'extras', value: NO_EXTRAS });
   });
   await Promise.all([writing, committed(transaction)]);
@@ -239,7 +240,7 @@ function reading(...kinds) {
 
 /** The row holding `id` in `chunks` (an object store or index-less read), or null. */
 async function rowOf(chunks, id) {
-  const cursor = await done(chunks.openCursor(IDBKeyRange.upperBound(id), 'prev'));
+  const cursor = await done(chunks.openCursor(IDBKeyRange.upperBound(idKey(id)), 'prev'));
   if (!cursor) return null;
   const rows = chunkRows(cursor.value);
   const at = chunkIndex.find(rows, id);
@@ -348,7 +349,26 @@ async function tellState() {
 
 async function load() {
   db = await openCopyDatabase();
+  await upgradeKeys();
   await readCopyMeta();
+}
+
+/**
+ * A copy saved before its chunks were keyed by `idKey` (no `keys` in its meta row): marked
+ * so if its keys are the same either way (ids below U+D800: nearly every store), else its
+ * version is dropped, so that the next sync brings a full copy in their place.
+ */
+async function upgradeKeys() {
+  const transaction = db.transaction(['meta', ...SLOTS.flatMap((slot) => slotStores(slot))], 'readwrite');
+  const metaStore = transaction.objectStore('meta');
+  const checking = (async () => {
+    const meta = await done(metaStore.get('copy'));
+    if (!meta || meta.keys === KEYS) return;
+    const [chunks, , , side] = slotStores(meta.slot).map((name) => transaction.objectStore(name));
+    const keys = await done(side.get('chunk-keys')) ?? await done(chunks.getAllKeys());
+    metaStore.put(keyedOtherwise(keys) ? { ...meta, version: null } : { ...meta, keys: KEYS });
+  })();
+  await Promise.all([checking, committed(transaction)]);
 }
 
 const ready = load();
