@@ -39,7 +39,8 @@ import orjson
 from edge.fiscal.archive import ArchiveError, Written, write_from
 from edge.fiscal.closures import CLOSURE_MADE
 from edge.fiscal.periods import Calendar, Period, parse_period
-from edge.headoffice.storage import EVENT_COLUMNS, HeadOfficeStorage
+from edge.headoffice.intake import EVENT_COLUMNS
+from edge.headoffice.storage import HeadOfficeStorage
 from edge.journal.chain import Event
 from edge.journal.event_types import project
 from edge.journal.signing import (
