@@ -145,9 +145,13 @@ export function idKey(id) {
   return key;
 }
 
-/** Whether a copy saved before `idKey` keyed its chunks by ids that `idKey` changes. */
-export function keyedOtherwise(keys) {
-  return keys.some((key) => ABOVE_D7FF.test(key));
+/**
+ * Whether a chunk saved before `idKey` holds an id that `idKey` changes: its rows, and
+ * the chunks around it, may then be in IndexedDB's order rather than the node's.
+ */
+export function keyedOtherwise(value) {
+  if (typeof value === 'string' && !ABOVE_D7FF.test(value)) return false; // (most chunks: one test)
+  return chunkRows(value).some((row) => ABOVE_D7FF.test(row[ID]));
 }
 
 /** Keys as IndexedDB holds them: once each, in its order. */

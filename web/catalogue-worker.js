@@ -349,26 +349,43 @@ async function tellState() {
 
 async function load() {
   db = await openCopyDatabase();
-  await upgradeKeys();
   await readCopyMeta();
 }
 
 /**
- * A copy saved before its chunks were keyed by `idKey` (no `keys` in its meta row): marked
- * so if its keys are the same either way (ids below U+D800: nearly every store), else its
- * version is dropped, so that the next sync brings a full copy in their place.
+ * A copy saved before its chunks were keyed by `idKey` (no `keys` in its meta row) is
+ * read once, in the background: marked so if no id in it is changed by `idKey` (ids
+ * below U+D800: nearly every store), else its version is dropped, so that the next
+ * sync brings a full copy in its place (its rows may be in another order than the
+ * node's). Until then it is used as it is, as before.
  */
 async function upgradeKeys() {
-  const transaction = db.transaction(['meta', ...SLOTS.flatMap((slot) => slotStores(slot))], 'readwrite');
+  const { slot, generation, keys, size } = copy;
+  if (keys === KEYS || !generation) return;
+  const [chunksName] = slotStores(slot);
+  let otherwise = false;
+  let after = null;
+  while (size && !otherwise) {
+    const range = after === null ? null : IDBKeyRange.lowerBound(after, true);
+    const store = db.transaction(chunksName).objectStore(chunksName);
+    const [chunkKeys, values] = await Promise.all([
+      done(store.getAllKeys(range, REFILL_SLICE)), done(store.getAll(range, REFILL_SLICE))]);
+    otherwise = values.some(keyedOtherwise);
+    if (chunkKeys.length < REFILL_SLICE) break;
+    after = chunkKeys.at(-1);
+  }
+  const transaction = db.transaction('meta', 'readwrite');
   const metaStore = transaction.objectStore('meta');
-  const checking = (async () => {
-    const meta = await done(metaStore.get('copy'));
-    if (!meta || meta.keys === KEYS) return;
-    const [chunks, , , side] = slotStores(meta.slot).map((name) => transaction.objectStore(name));
-    const keys = await done(side.get('chunk-keys')) ?? await done(chunks.getAllKeys());
-    metaStore.put(keyedOtherwise(keys) ? { ...meta, version: null } : { ...meta, keys: KEYS });
-  })();
-  await Promise.all([checking, committed(transaction)]);
+  const marking = done(metaStore.get('copy')).then((meta) => {
+    if (!meta || meta.generation !== generation || meta.slot !== slot || meta.keys === KEYS) return;
+    metaStore.put(otherwise ? { ...meta, version: null } : { ...meta, keys: KEYS });
+  });
+  await Promise.all([marking, committed(transaction)]);
+  await readCopyMeta();
+  if (otherwise) {
+    others?.postMessage('changed');
+    await tellState();
+  }
 }
 
 const ready = load();
@@ -449,3 +466,4 @@ self.onmessage = async ({ data }) => {
 };
 
 ready.then(tellState).catch((error) => postMessage({ type: 'broken', error: String(error?.message ?? error) }));
+ready.then(upgradeKeys).catch((error) => console.warn('the copy saved before this version was not checked', error));
