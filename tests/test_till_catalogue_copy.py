@@ -339,3 +339,101 @@ async def test_a_scan_sent_pauses_the_copy_at_once_until_its_answer_is_shown() -
         "busy false", "answered: quiet yet false",
         "pause false", "a task later: quiet true",
     ]
+
+
+# The offline copy's worker alone, in a page: `copy(rows)` makes a complete copy of one
+# page; `saved()` reads its meta row and each chunk's ids, as IndexedDB holds them.
+COPY_HARNESS = """async () => {
+  const { WorkerCopy, COLUMNS } = await import('/catalogue.js');
+  const request = (r) => new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+  const database = () => request(indexedDB.open('edge-till-catalogue'));
+  let runs = 0;
+  window.copyHarness = {
+    row: (id) => [id, null, `Produit ${id}`, 100, 550, 'Cat', 'piece', '', '', 0, false],
+    worker: () => new WorkerCopy(),
+    async full(worker, pages, version) {
+      const run = `full-${runs++}`;
+      for (const [i, products] of pages.entries()) {
+        await worker.request('page', {
+          run, full: true, first: i === 0, last: i === pages.length - 1, columns: COLUMNS,
+          products, delisted: [], version, pageExtras: null, store: null, tiles: 48 });
+      }
+    },
+    async saved() {
+      const db = await database();
+      const meta = await request(db.transaction('meta').objectStore('meta').get('copy'));
+      const chunks = db.transaction(`chunks-${meta.slot}`).objectStore(`chunks-${meta.slot}`);
+      const values = await request(chunks.getAll());
+      db.close();
+      return { meta, chunks: values.map((value) => JSON.parse(value).map((row) => row[0])) };
+    },
+    /** The copy as a version before chunk keys were kept in the node's order left it. */
+    async asSavedBefore(chunks) {
+      const db = await database();
+      const meta = await request(db.transaction('meta').objectStore('meta').get('copy'));
+      const transaction = db.transaction(['meta', `chunks-${meta.slot}`], 'readwrite');
+      const { keys, ...older } = meta;
+      transaction.objectStore('meta').put(older);
+      const store = transaction.objectStore(`chunks-${meta.slot}`);
+      store.clear();
+      chunks.forEach((ids, i) => {  // the first chunk keyed '', as the full copy keys it
+        store.put(JSON.stringify(ids.map(window.copyHarness.row)), i === 0 ? '' : ids[0]);
+      });
+      await new Promise((resolve) => { transaction.oncomplete = resolve; });
+      db.close();
+    },
+  };
+}"""
+
+
+async def test_a_copy_saved_before_id_order_is_checked_once_and_a_page_out_of_order_refused(
+) -> None:
+    """The node orders ids by code point, IndexedDB by UTF-16 units. A copy an older
+    version saved holding ids where the two differ (its rows in IndexedDB's order) loses
+    its version once read, so that a full copy replaces it; any other copy is marked read
+    and kept. A full copy's page that does not follow the one before it is refused: the
+    copy held before stays whole."""
+    wide = ["A", "A\uff21", "A\U0001f600"]  # the node's order: fullwidth A before the emoji
+    async with served_web_page() as page:
+        await page.evaluate(COPY_HARNESS)
+        seen = await page.evaluate("""async (wide) => {
+            const h = window.copyHarness;
+            const upgraded = async (chunks) => {
+              let worker = h.worker();
+              await h.full(worker, [chunks.flat().map(h.row)], { s: 1 });
+              worker.worker.terminate();
+              await h.asSavedBefore(chunks);
+              worker = h.worker();
+              for (let tries = 0; tries < 200; tries++) {
+                const { meta } = await h.saved();
+                if (meta.keys || meta.version === null) break;
+                await new Promise((resolve) => setTimeout(resolve, 25));
+              }
+              worker.worker.terminate();
+              return (await h.saved()).meta;
+            };
+            const plain = await upgraded([['a1', 'a2'], ['b1']]);
+            const mixed = await upgraded([['A', 'A\\u{1F600}', 'A\\uFF21']]);
+
+            const worker = h.worker();
+            await h.full(worker, [wide.map(h.row)], { s: 2 });
+            const before = await h.saved();
+            let refused = null;
+            try {
+              await h.full(worker, [['m1', 'm2'].map(h.row), ['c1'].map(h.row)], { s: 3 });
+            } catch (error) {
+              refused = String(error.message ?? error);
+            }
+            const found = await Promise.all(wide.map((id) => worker.request('find', { id })));
+            return { plain, mixed, before, after: await h.saved(), refused,
+                     found: found.map((product) => product?.id ?? null) };
+        }""", wide)
+    assert (seen["plain"]["keys"], seen["plain"]["version"]) == ("code-points", {"s": 1})
+    assert "keys" not in seen["mixed"] and seen["mixed"]["version"] is None
+    assert seen["before"]["chunks"] == [wide]
+    assert seen["refused"] == "a page of the full copy does not follow the one before it"
+    assert seen["after"] == seen["before"]
+    assert seen["found"] == wide

@@ -291,9 +291,16 @@ export class FullCopyBuilder {
     this.regions = [];
     this.barcodes = new Map(); // barcode -> id
     this.vocabulary = new Map(); // word -> its regions, ascending
+    this.lastKey = null; // the last page's last id's key
   }
 
   add(chunkStore, rows) {
+    if (!rows.length) return;
+    // Pages come by id: one that does not would overwrite chunks already written.
+    if (this.lastKey !== null && idKey(rows[0][ID]) <= this.lastKey) {
+      throw new Error('a page of the full copy does not follow the one before it');
+    }
+    this.lastKey = idKey(rows.at(-1)[ID]);
     for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
       const chunk = rows.slice(start, start + CHUNK_ROWS);
       const key = this.chunks.length === 0 ? '' : idKey(chunk[0][ID]);
