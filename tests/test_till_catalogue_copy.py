@@ -102,7 +102,9 @@ class Link:
 async def node(tmp_path: Path) -> AsyncIterator[NodeUnderTest]:
     """conftest's demo node, told its port: the page it serves may open its websocket."""
     port = free_port()
-    config = Config(data_dir=tmp_path / "data", advertise=False, host="127.0.0.1", port=port)
+    # The store's own favourites too: the offline grid reads them apart from the categories.
+    config = Config(data_dir=tmp_path / "data", advertise=False, host="127.0.0.1", port=port,
+                    grid_favourites=(CROISSANT_ID, BAGUETTE_ID))
     server = TestServer(make_app(config), host="127.0.0.1", port=port)
     await server.start_server()
     async with aiohttp.ClientSession() as session:
@@ -155,6 +157,10 @@ async def read_saved_copy(page: Page, ids: list[str], barcodes: list[str],
     return await page.evaluate(READ_SAVED_COPY, {"ids": ids, "barcodes": barcodes,
                                                  "queries": list(queries),
                                                  "details": list(details)})
+
+
+async def grid_saved_is(page: Page, expected: dict[str, Any]) -> bool:
+    return (await read_saved_copy(page, [], []))["grid"] == expected
 
 
 async def node_grid(node: NodeUnderTest) -> dict[str, Any]:
@@ -276,6 +282,8 @@ async def test_the_tills_copy_follows_the_node_by_versions(node: NodeUnderTest) 
             *(("product_upserted", {**held[product_id], "price": 777})
               for product_id in [*spread, *wide[::3]]),
             ("product_upserted", {**held["L-00042"], "name": "Brioche tressée vanille"}),
+            # the category's first by name renamed after the rest: its first tiles are read again
+            ("product_upserted", {**held["L-00000"], "name": "Zébu local"}),
             ("product_upserted", {**held["L-00500"], "barcode": BAGUETTE}),
             ("product_delisted", {"id": "L-00999"}),
             *(("product_upserted", product) for product in added)])
@@ -297,7 +305,9 @@ async def test_the_tills_copy_follows_the_node_by_versions(node: NodeUnderTest) 
         assert saved["searched"]["brioch tres"] == ["L-00042"]
         assert "L-00042" not in saved["searched"]["local 42"]
         assert "L-00420" in saved["searched"]["local 42"]
-        assert saved.pop("grid") == await node_grid(node)
+        # (the category's first rows read again from the whole copy, in the background)
+        expected = await node_grid(node)
+        await wait_for(lambda: grid_saved_is(page, expected), what="the offline grid as the node's")
         await browser.close()
 
 
@@ -361,6 +371,20 @@ COPY_HARNESS = """async () => {
           run, full: true, first: i === 0, last: i === pages.length - 1, columns: COLUMNS,
           products, delisted: [], version, pageExtras: null, store: null, tiles: 48 });
       }
+    },
+    async delta(worker, products, version) {
+      await worker.request('page', {
+        run: `delta-${runs++}`, full: false, first: true, last: true, columns: COLUMNS,
+        products, delisted: [], version, pageExtras: null, store: null });
+    },
+    /** The names of a category's first rows, as kept for the grid. */
+    async top(category) {
+      const db = await database();
+      const meta = await request(db.transaction('meta').objectStore('meta').get('copy'));
+      const side = db.transaction(`side-${meta.slot}`).objectStore(`side-${meta.slot}`);
+      const rows = await request(side.get(['top', category]));
+      db.close();
+      return (rows ?? []).map((row) => row[2]);
     },
     async saved() {
       const db = await database();
@@ -437,3 +461,25 @@ async def test_a_copy_saved_before_id_order_is_checked_once_and_a_page_out_of_or
     assert seen["refused"] == "a page of the full copy does not follow the one before it"
     assert seen["after"] == seen["before"]
     assert seen["found"] == wide
+
+    # A category's first rows by name are kept for the grid (65 for 48 tiles): the first
+    # renamed after all the others leaves, and the next one not kept comes in its place.
+    ids = [f"n{n:02d}" for n in range(70)]  # named "Produit n00" and on, all in "Cat"
+    async with served_web_page() as page:
+        await page.evaluate(COPY_HARNESS)
+        kept = await page.evaluate("""async (ids) => {
+            const h = window.copyHarness;
+            const worker = h.worker();
+            await h.full(worker, [ids.map(h.row)], { s: 1 });
+            const before = await h.top('Cat');
+            const renamed = h.row('n00');
+            renamed[2] = 'Zébu';
+            await h.delta(worker, [renamed], { s: 2 });
+            const refilled = (top) => top.length === before.length && !top.includes('Zébu');
+            for (let tries = 0; tries < 200 && !refilled(await h.top('Cat')); tries++) {
+              await new Promise((resolve) => setTimeout(resolve, 25));
+            }
+            return { before, after: await h.top('Cat') };
+        }""", ids)
+    names = [f"Produit {product_id}" for product_id in ids]
+    assert kept == {"before": names[:65], "after": names[1:66]}

@@ -246,7 +246,11 @@ class Summary {
     if (typeof category === 'string') {
       this.counts[category] = (this.counts[category] ?? 0) + 1;
       if (!this.tops.has(category)) this.tops.set(category, []);
-      insertTop(this.tops.get(category), row, this.keep);
+      const top = this.tops.get(category);
+      // A row after the last one kept goes at the end only if every other row is kept:
+      // else one not kept may come between (a top product renamed to a later name).
+      const whole = top.length >= this.counts[category] - 1;
+      if (whole || !top.length || byName(row, top[top.length - 1]) < 0) insertTop(top, row, this.keep);
     }
     if (row[FAVOURITE] > 0) this.favourites.push(row);
     if (row[OPEN_PRICE]) this.open.push(row);

@@ -320,7 +320,8 @@ async function readGrid() {
   const [counts, favourites] = await Promise.all([done(side.get('counts')), done(side.get('favourites'))]);
   const present = Object.keys(counts ?? {}).filter((name) => counts[name] > 0).sort(chunkIndex.compareNames);
   const names = new Set([...present.slice(0, MAX_CATEGORIES), ...(settings.categories ?? []).slice(0, MAX_CATEGORIES - 1)]);
-  const reads = [...new Set(settings.favourites ?? [])].slice(0, tiles).map((id) => rowOf(chunks, id));
+  const reads = [...new Set(settings.favourites ?? [])].slice(0, tiles)
+    .map((id) => rowOf(chunks, id).then((row) => (row ? [row] : [])));
   for (const name of names) {
     if (typeof name === 'string' && counts?.[name]) {
       reads.push(done(side.get(['top', name])).then((rows) => (rows ?? []).slice(0, tiles + 1)));
