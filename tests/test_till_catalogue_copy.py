@@ -462,8 +462,9 @@ async def test_a_copy_saved_before_id_order_is_checked_once_and_a_page_out_of_or
     assert seen["after"] == seen["before"]
     assert seen["found"] == wide
 
-    # A category's first rows by name are kept for the grid (65 for 48 tiles): the first
-    # renamed after all the others leaves, and the next one not kept comes in its place.
+    # A category's first rows by name are kept for the grid (65 for 48 tiles): the last
+    # kept, repriced, stays; the first, renamed after all the others, leaves, and the next
+    # one not kept comes in its place.
     ids = [f"n{n:02d}" for n in range(70)]  # named "Produit n00" and on, all in "Cat"
     async with served_web_page() as page:
         await page.evaluate(COPY_HARNESS)
@@ -472,14 +473,18 @@ async def test_a_copy_saved_before_id_order_is_checked_once_and_a_page_out_of_or
             const worker = h.worker();
             await h.full(worker, [ids.map(h.row)], { s: 1 });
             const before = await h.top('Cat');
+            const priced = h.row('n64');  // the last kept: still in place, nothing to read again
+            priced[3] = 999;
+            await h.delta(worker, [priced], { s: 2 });
+            const repriced = await h.top('Cat');
             const renamed = h.row('n00');
             renamed[2] = 'Zébu';
-            await h.delta(worker, [renamed], { s: 2 });
+            await h.delta(worker, [renamed], { s: 3 });
             const refilled = (top) => top.length === before.length && !top.includes('Zébu');
             for (let tries = 0; tries < 200 && !refilled(await h.top('Cat')); tries++) {
               await new Promise((resolve) => setTimeout(resolve, 25));
             }
-            return { before, after: await h.top('Cat') };
+            return { before, repriced, after: await h.top('Cat') };
         }""", ids)
     names = [f"Produit {product_id}" for product_id in ids]
-    assert kept == {"before": names[:65], "after": names[1:66]}
+    assert kept == {"before": names[:65], "repriced": names[:65], "after": names[1:66]}

@@ -214,8 +214,9 @@ export const chunkIndex = {
   },
 };
 
+/** `row` into `list` (sorted by name, at most `keep`): returns the row that left it, if one did. */
 function insertTop(list, row, keep) {
-  if (list.length >= keep && byName(row, list[list.length - 1]) >= 0) return;
+  if (list.length >= keep && byName(row, list[list.length - 1]) >= 0) return row;
   let low = 0;
   let high = list.length;
   while (low < high) {
@@ -224,7 +225,7 @@ function insertTop(list, row, keep) {
     else high = middle;
   }
   list.splice(low, 0, row);
-  if (list.length > keep) list.pop();
+  return list.length > keep ? list.pop() : undefined;
 }
 
 function byRateThenName(a, b) {
@@ -239,6 +240,15 @@ class Summary {
     this.favourites = favourites;
     this.open = open;
     this.tops = new Map(); // category -> its first rows by name (those loaded)
+    // category -> a row every row not kept sorts at or after (none: every row is kept, or
+    // every row is seen, as in a full copy): a row after it may not go in at the end.
+    this.limits = new Map();
+  }
+
+  /** A category's first rows as saved, before a delta changes them. */
+  loadTop(category, rows) {
+    this.tops.set(category, rows);
+    if (rows.length && rows.length < (this.counts[category] ?? 0)) this.limits.set(category, rows.at(-1));
   }
 
   add(row) {
@@ -246,11 +256,13 @@ class Summary {
     if (typeof category === 'string') {
       this.counts[category] = (this.counts[category] ?? 0) + 1;
       if (!this.tops.has(category)) this.tops.set(category, []);
-      const top = this.tops.get(category);
-      // A row after the last one kept goes at the end only if every other row is kept:
-      // else one not kept may come between (a top product renamed to a later name).
-      const whole = top.length >= this.counts[category] - 1;
-      if (whole || !top.length || byName(row, top[top.length - 1]) < 0) insertTop(top, row, this.keep);
+      // (Not after the limit: a row not kept may come before it, as when a product among
+      // the first is renamed after all the others. The list is short then, and refilled.)
+      const limit = this.limits.get(category);
+      if (!limit || byName(row, limit) <= 0) {
+        const left = insertTop(this.tops.get(category), row, this.keep);
+        if (left && limit && byName(left, limit) < 0) this.limits.set(category, left);
+      }
     }
     if (row[FAVOURITE] > 0) this.favourites.push(row);
     if (row[OPEN_PRICE]) this.open.push(row);
@@ -429,7 +441,7 @@ export async function applyDelta(stores, meta, rows, delisted) {
   const categories = new Set(changes.flat().filter(Boolean).map((row) => row[CATEGORY])
     .filter((name) => typeof name === 'string'));
   const tops = await Promise.all([...categories].map((name) => done(stores.side.get(['top', name]))));
-  [...categories].forEach((name, i) => summary.tops.set(name, tops[i] ?? []));
+  [...categories].forEach((name, i) => summary.loadTop(name, tops[i] ?? []));
   for (const [before, now] of changes) {
     if (before) summary.remove(before);
     if (now) summary.add(now);
