@@ -80,6 +80,20 @@ async def test_without_settings_the_catalogue_s_favourites_and_names(journal: Jo
         "Alcool", "Crèmerie", "Pain", "Viennoiserie", ""]
 
 
+async def test_products_sharing_a_name_go_by_id_whatever_order_they_came_in(
+    journal: Journal,
+) -> None:
+    """As the till's offline grid orders them (web/grid-layout.js), never by arrival."""
+    def same_names(tx):  # type: ignore[no-untyped-def]
+        for product_id in ("t3", "t1", "t2"):
+            tx.append("product_upserted", product(product_id, "Pain de mie", "Tie", 5))
+
+    await journal.write(same_names)
+    answer = await grid(journal, GridSettings(tiles=5))
+    assert _shown(answer)[0] == ("*", ["v1", "b1", "d1", "t1", "t2"], False)
+    assert ("Tie", ["t1", "t2", "t3"], False) in _shown(answer)
+
+
 async def test_categories_are_bounded(journal: Journal) -> None:
     def many(tx):  # type: ignore[no-untyped-def]
         for n in range(MAX_CATEGORIES + 5):

@@ -27,8 +27,9 @@ function tilesPerCategory(settings) {
   return Math.max(1, Math.min(wanted, MAX_TILES));
 }
 
+/** By name, then id (as the node orders tiles: two products may share a name). */
 function byName(a, b) {
-  return compareCodePoints(a.name, b.name);
+  return compareCodePoints(a.name, b.name) || compareCodePoints(a.id, b.id);
 }
 
 /** The store's favourites (ids, in order), then the catalogue's (rank, then name). */

@@ -9,7 +9,8 @@ at most `MAX_CATEGORIES` categories, each at most `tiles` tiles.
 The store decides the order (`[grid]` in the config): its favourites (product
 ids) first, then the catalogue's (`favourite` rank > 0, lowest first, then by
 name); its categories in the order it lists them, then the others by name,
-the products without a category last. A till offline builds the same grid
+the products without a category last. Tiles go by name, then id (two products
+may share a name: the order is the same everywhere). A till offline builds the same grid
 from its copy of the catalogue with the same rule (catalogue/export gives it
 the store's settings).
 """
@@ -86,7 +87,7 @@ async def grid(journal: Journal, settings: GridSettings) -> dict[str, Any]:
     if names:
         parts = " UNION ALL ".join(
             f"SELECT * FROM (SELECT {TILE_COLUMNS}, category FROM products "
-            "WHERE active AND category = ? ORDER BY name LIMIT ?)" for _ in names)
+            "WHERE active AND category = ? ORDER BY name, id LIMIT ?)" for _ in names)
         params: list[Any] = []
         for name in names:
             params += [name, tiles + 1]
@@ -115,7 +116,7 @@ async def _favourites(journal: Journal, settings: GridSettings,
     if len(shown) < tiles:
         rows = await journal.read_all(
             f"SELECT {TILE_COLUMNS} FROM products WHERE active AND favourite > 0 "
-            "ORDER BY favourite, name LIMIT ?", (tiles + len(shown),))
+            "ORDER BY favourite, name, id LIMIT ?", (tiles + len(shown),))
         for row in rows:
             shown.setdefault(row["id"], tile_json(row))
     return list(shown.values())[:tiles]
