@@ -484,7 +484,24 @@ async def test_a_copy_saved_before_id_order_is_checked_once_and_a_page_out_of_or
             for (let tries = 0; tries < 200 && !refilled(await h.top('Cat')); tries++) {
               await new Promise((resolve) => setTimeout(resolve, 25));
             }
-            return { before, repriced, after: await h.top('Cat') };
+            // A category kept whole (65): in one page a first row comes (the last kept leaves
+            // the list), one kept moves to another category, and one comes after all.
+            const whole = (id, category = 'Whole') => {
+              const row = h.row(id);
+              row[5] = category;
+              return row;
+            };
+            await h.delta(worker, ids.slice(0, 65).map((id) => whole(`w${id}`)), { s: 4 });
+            const page = [whole('w-first'), whole('wn05', 'Other'), whole('wzz')];
+            await h.delta(worker, page, { s: 5 });
+            const full = (top) => top.length === 65;
+            for (let tries = 0; tries < 200 && !full(await h.top('Whole')); tries++) {
+              await new Promise((resolve) => setTimeout(resolve, 25));
+            }
+            return { before, repriced, after: await h.top('Cat'), whole: await h.top('Whole') };
         }""", ids)
     names = [f"Produit {product_id}" for product_id in ids]
-    assert kept == {"before": names[:65], "repriced": names[:65], "after": names[1:66]}
+    assert {key: kept[key] for key in ("before", "repriced", "after")} == {
+        "before": names[:65], "repriced": names[:65], "after": names[1:66]}
+    assert kept["whole"] == ["Produit w-first",
+                             *(f"Produit w{n}" for n in ids[:65] if n != "n05")]

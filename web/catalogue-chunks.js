@@ -261,7 +261,7 @@ class Summary {
       const limit = this.limits.get(category);
       if (!limit || byName(row, limit) <= 0) {
         const left = insertTop(this.tops.get(category), row, this.keep);
-        if (left && limit && byName(left, limit) < 0) this.limits.set(category, left);
+        if (left && (!limit || byName(left, limit) < 0)) this.limits.set(category, left); // not kept now
       }
     }
     if (row[FAVOURITE] > 0) this.favourites.push(row);
