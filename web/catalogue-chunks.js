@@ -24,7 +24,6 @@
 // A full copy builds the side records in memory as its pages go by and
 // writes them with its last page; a delta rewrites the chunks and side
 // records it touches (a read-modify-write in its page's transaction).
-import { compareCodePoints } from './promotion_rules.js';
 import { COLUMNS, searchWords } from './catalogue.js';
 
 export const SLOTS = ['a', 'b'];
@@ -159,22 +158,19 @@ function inKeyOrder(keys) {
   return [...new Set(keys)].sort(); // by UTF-16 code units, as IndexedDB orders strings
 }
 
-function byId(a, b) {
-  const left = idKey(a[ID]);
-  const right = idKey(b[ID]);
+/** Strings as the node sorts them, by code point (`idKey` orders them so for `<`). */
+function byCodePoints(a, b) {
+  const left = idKey(a);
+  const right = idKey(b);
   return left < right ? -1 : left > right ? 1 : 0;
 }
 
-const SURROGATE = /[\ud800-\udfff]/;
-
-/** Names as the node sorts them (code points); `<` where both are the same thing. */
-function compareNames(a, b) {
-  if (SURROGATE.test(a) || SURROGATE.test(b)) return compareCodePoints(a, b);
-  return a < b ? -1 : a > b ? 1 : 0;
+function byId(a, b) {
+  return byCodePoints(a[ID], b[ID]);
 }
 
 function byName(a, b) {
-  return compareNames(a[NAME], b[NAME]) || byId(a, b);
+  return byCodePoints(a[NAME], b[NAME]) || byId(a, b);
 }
 
 /** The index of the greatest of the sorted `keys` <= `key` (0 when none: the first chunk is ''). */
@@ -203,7 +199,7 @@ function lowerBound(rows, id) {
 }
 
 export const chunkIndex = {
-  compareNames,
+  compareNames: byCodePoints,
   /** The index of the row of `id` in a chunk, -1 if none. */
   find(rows, id) {
     const at = lowerBound(rows, id);

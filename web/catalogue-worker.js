@@ -193,6 +193,20 @@ function scheduleRefill(categories) {
     });
 }
 
+/** A slot's chunks (their stored values), a slice per transaction: a delta's page gets in between. */
+async function* chunkSlices(chunksName) {
+  let after = null;
+  for (;;) {
+    const range = after === null ? null : IDBKeyRange.lowerBound(after, true);
+    const store = db.transaction(chunksName).objectStore(chunksName);
+    const [keys, values] = await Promise.all([
+      done(store.getAllKeys(range, REFILL_SLICE)), done(store.getAll(range, REFILL_SLICE))]);
+    yield values;
+    if (keys.length < REFILL_SLICE) return;
+    after = keys.at(-1);
+  }
+}
+
 async function refill() {
   const names = new Set(toRefill);
   toRefill.clear();
@@ -201,12 +215,7 @@ async function refill() {
   const keep = every ? keepFor(extras.grid?.tiles) : copy.keep ?? keepFor(null);
   const [chunksName, , , sideName] = slotStores(slot);
   const found = new Map([...names].filter((name) => name !== EVERY_CATEGORY).map((name) => [name, []]));
-  let after = null;
-  for (;;) { // a slice of chunks per transaction: a delta's page gets in between
-    const range = after === null ? null : IDBKeyRange.lowerBound(after, true);
-    const store = db.transaction(chunksName).objectStore(chunksName);
-    const [keys, values] = await Promise.all([
-      done(store.getAllKeys(range, REFILL_SLICE)), done(store.getAll(range, REFILL_SLICE))]);
+  for await (const values of chunkSlices(chunksName)) {
     for (const value of values) {
       for (const row of chunkRows(value)) {
         const name = row[CATEGORY];
@@ -216,8 +225,6 @@ async function refill() {
       }
     }
     for (const [name, rows] of found) found.set(name, chunkIndex.firstByName(rows, keep));
-    if (keys.length < REFILL_SLICE) break;
-    after = keys.at(-1);
   }
   const transaction = db.transaction(['meta', sideName], 'readwrite', RELAXED);
   const metaStore = transaction.objectStore('meta');
@@ -363,17 +370,12 @@ async function load() {
 async function upgradeKeys() {
   const { slot, generation, keys, size } = copy;
   if (keys === KEYS || !generation) return;
-  const [chunksName] = slotStores(slot);
   let otherwise = false;
-  let after = null;
-  while (size && !otherwise) {
-    const range = after === null ? null : IDBKeyRange.lowerBound(after, true);
-    const store = db.transaction(chunksName).objectStore(chunksName);
-    const [chunkKeys, values] = await Promise.all([
-      done(store.getAllKeys(range, REFILL_SLICE)), done(store.getAll(range, REFILL_SLICE))]);
-    otherwise = values.some(keyedOtherwise);
-    if (chunkKeys.length < REFILL_SLICE) break;
-    after = chunkKeys.at(-1);
+  if (size) {
+    for await (const values of chunkSlices(slotStores(slot)[0])) {
+      otherwise = values.some(keyedOtherwise);
+      if (otherwise) break;
+    }
   }
   const transaction = db.transaction('meta', 'readwrite');
   const metaStore = transaction.objectStore('meta');
