@@ -24,7 +24,7 @@ import { LocalCatalogue, tillCopy } from './catalogue.js';
 import { TillLedger } from './ledger.js';
 import { TillSession, systemClock } from './session.js';
 import { TillPrinting } from './printing.js';
-import { $ } from './dom.js';
+import { $, setText } from './dom.js';
 import { pairScreen, TOKEN_KEY } from './screen-pair.js';
 import { loginScreen } from './screen-login.js';
 import { sellScreen } from './screen-sell.js';
@@ -149,12 +149,12 @@ function renderStatus() {
   const elsewhere = session.waitingElsewhere ?? [];
   status.dataset.waitingElsewhere = String(elsewhere.reduce((sum, row) => sum + row.count, 0));
   for (const row of elsewhere) text += ` · ${t(row.otherStore ? 'status.otherStoreSales' : 'status.earlierTillSales', row)}`;
-  status.textContent = text;
+  setText(status, text);
   // Which node serves the till: out of the cashier's way, there for store IT.
   const node = online ? client.node : null;
   status.title = node ? t('status.servedBy', { node: node.id ?? '?', url: node.url }) : '';
-  $('#node-name').textContent = node ? t('status.node', { node: node.id ?? node.url }) : '';
-  $('#lang').textContent = t('lang.toggle');
+  setText($('#node-name'), node ? t('status.node', { node: node.id ?? node.url }) : '');
+  setText($('#lang'), t('lang.toggle'));
   $('#lang').title = t('lang.toggleTitle');
 }
 

@@ -15,6 +15,32 @@ export function el(tag, attributes = {}, ...children) {
   return element;
 }
 
+/**
+ * `node.textContent = text`, unless it already reads so: the setter replaces the
+ * text node even with the same text, and the till would lay the screen out again
+ * for nothing on every change (a scan's answer draws the sell screen twice or three times).
+ */
+export function setText(node, text) {
+  if (node && node.textContent !== text) node.textContent = text;
+}
+
+/**
+ * `container`'s children made `nodes`, in order, moving only what moved: a node
+ * already in its place is left alone (laid out again only if it changed).
+ */
+export function place(container, nodes) {
+  let at = container.firstChild;
+  for (const node of nodes) {
+    if (at === node) at = at.nextSibling;
+    else container.insertBefore(node, at);
+  }
+  while (at) {
+    const next = at.nextSibling;
+    at.remove();
+    at = next;
+  }
+}
+
 const inputKey = (input) => input.id || JSON.stringify({ ...input.dataset });
 
 /**

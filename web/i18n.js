@@ -428,11 +428,18 @@ export function formatMoney(cents) {
   return moneyFormat.format(cents / 100).replace(/[\u00a0\u202f]/g, ' ');
 }
 
+const rateFormats = new Map(); // language -> its Intl.NumberFormat, made once (as moneyFormat)
+
+function rateFormat(lang) {
+  if (!rateFormats.has(lang)) {
+    rateFormats.set(lang, new Intl.NumberFormat(lang === 'fr' ? 'fr-FR' : 'en-GB', { maximumFractionDigits: 2 }));
+  }
+  return rateFormats.get(lang);
+}
+
 /** VAT basis points to "5,5 %" (fr) or "5.5%" (en). */
 export function formatRate(basisPoints) {
-  const percent = new Intl.NumberFormat(currentLang === 'fr' ? 'fr-FR' : 'en-GB', {
-    maximumFractionDigits: 2,
-  }).format(basisPoints / 100);
+  const percent = rateFormat(currentLang).format(basisPoints / 100);
   return currentLang === 'fr' ? `${percent} %` : `${percent}%`;
 }
 

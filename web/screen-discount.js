@@ -8,8 +8,8 @@
 //
 // A panel over the sell screen, not a screen of its own: a <dialog> made here,
 // and the marks on the sell screen's basket added after each of its renders.
-import { t, formatMoney, formatRate, formatAmountForInput } from './i18n.js';
-import { $, el } from './dom.js';
+import { t, formatMoney, formatRate, formatAmountForInput, getLang } from './i18n.js';
+import { $, el, setText } from './dom.js';
 import { discountOff } from './pricing.js';
 
 const MAX_PERCENT = 10000; // basis points
@@ -243,12 +243,16 @@ export function discountPanel(ui) {
       const line = session.findLine(row.dataset.lineId);
       const name = row.querySelector('.line-name');
       if (!line || !name) continue;
-      name.querySelector('.line-discount')?.remove();
       const discounted = line.discount_amount > 0 || line.discount;
-      const mark = el('small', { class: discounted ? 'line-discount active' : 'line-discount' },
-        discounted
-          ? `${t('discount.mark', { off: discountLabel(line.discount), reason: line.discount.reason })} = −${formatMoney(line.discount_amount ?? 0)}`
-          : null,
+      const text = discounted
+        ? `${t('discount.mark', { off: discountLabel(line.discount), reason: line.discount.reason })} = −${formatMoney(line.discount_amount ?? 0)}`
+        : '';
+      const held = name.querySelector('.line-discount');
+      // A line drawn before and unchanged keeps its mark: nothing laid out again.
+      if (held && held.dataset.shows === `${getLang()} ${text}`) continue;
+      held?.remove();
+      const mark = el('small', { class: discounted ? 'line-discount active' : 'line-discount', dataset: { shows: `${getLang()} ${text}` } },
+        text || null,
         el('button', { type: 'button', class: 'line-discount-open', dataset: { action: 'discount' }, title: t('discount.lineTitle') }, '%'));
       name.append(mark);
     }
@@ -256,7 +260,7 @@ export function discountPanel(ui) {
     const button = $('#discount-basket');
     if (button) {
       button.disabled = !session.hasLines || session.paying;
-      button.textContent = t('discount.basketButton');
+      setText(button, t('discount.basketButton'));
     }
   }
 

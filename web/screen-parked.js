@@ -8,7 +8,7 @@
 //
 // Its button goes in the sell screen's actions row; its dialog is made here.
 import { t, getLang, formatMoney } from './i18n.js';
-import { $, el } from './dom.js';
+import { $, el, setText } from './dom.js';
 import { sellActionsRow } from './screen-discount.js';
 
 const NAME_MAX = 40; // as basket/park keeps it
@@ -147,7 +147,7 @@ export function parkedPanel(ui) {
     const button = $('#park-basket');
     if (!button) return;
     button.disabled = !canPark();
-    button.textContent = t('parked.park');
+    setText(button, t('parked.park'));
   }
 
   function render() {

@@ -5,7 +5,7 @@
 // drawing (screen-discount.js watches #basket), so a line keeps its shape:
 // `.basket-line[data-line-id]` with `.line-name`, `.line-quantity`, `.line-total`.
 import { t, getLang, formatMoney, formatRate } from './i18n.js';
-import { $, el } from './dom.js';
+import { $, el, place, setText } from './dom.js';
 
 /** "450 g" / "1,250 kg": how a weighed line's quantity reads. */
 export function formatGrams(grams) {
@@ -27,6 +27,7 @@ function unitLabel(line) {
 export function basketView(ui) {
   const { session } = ui;
   let scrolledForAdds = 0; // session.addsApplied when the basket last scrolled to its new line
+  let vatShown = null; // what the VAT rows show (as drawn by renderTotals)
 
   function quantityCell(line) {
     // A weighed line's quantity is its weight: weighed again, not stepped by one.
@@ -67,10 +68,14 @@ export function basketView(ui) {
 
   function renderTotals() {
     const totals = session.basket?.totals;
-    $('#total').textContent = formatMoney(totals?.total ?? 0);
-    $('#item-count').textContent = t('sell.items', { count: totals?.items ?? 0 });
+    setText($('#total'), formatMoney(totals?.total ?? 0));
+    setText($('#item-count'), t('sell.items', { count: totals?.items ?? 0 }));
+    const vat = totals?.vat ?? [];
+    const vatShows = JSON.stringify([getLang(), vat]);
+    if (vatShows === vatShown) return;
+    vatShown = vatShows;
     $('#vat-rows').replaceChildren(
-      ...(totals?.vat ?? []).map((row) =>
+      ...vat.map((row) =>
         el(
           'tr',
           {},
@@ -83,20 +88,52 @@ export function basketView(ui) {
     );
   }
 
+  // What is on screen, by key. A row is drawn again only when its shape changed;
+  // otherwise it stays in place and only its counts are set (a scan's answer lays
+  // out one quantity and one total, not the basket).
+  const shown = new Map(); // key -> {shape, node}
+
+  function drawn(key, shape, draw, patch = () => {}) {
+    const held = shown.get(key);
+    if (held?.shape === shape) {
+      patch(held.node);
+      return held.node;
+    }
+    const node = draw();
+    shown.set(key, { shape, node });
+    return node;
+  }
+
+  /** A line: its counts (quantity, total) and whether it is the last added set in place. */
+  function lineRow(lang, line) {
+    const { quantity, total, gross, ...shape } = line; // (gross: quantity × price, not shown)
+    return [`line ${line.id}`, JSON.stringify([lang, shape]), () => basketRow(line), (node) => {
+      setText(node.querySelector('.qty-value'), isWeighed(line) ? formatGrams(quantity) : String(quantity));
+      setText(node.querySelector('.line-total'), formatMoney(total));
+      node.classList.toggle('last', line.id === session.lastAddedLineId);
+    }];
+  }
+
   function render() {
-    const list = $('#basket');
-    const rows = session.lines.map(basketRow);
+    const lang = getLang();
+    const wanted = session.lines.map((line) => lineRow(lang, line));
     // While offline, show what was scanned so the cashier knows it was not lost.
-    if (!session.ready) rows.push(...session.pendingLines().map(pendingRow));
-    if (!rows.length) {
-      rows.push(el('p', { class: 'basket-empty' }, t('sell.empty')));
+    if (!session.ready) {
+      wanted.push(...session.pendingLines().map((preview, i) => [
+        `pending ${i}`, JSON.stringify([lang, preview]), () => pendingRow(preview)]));
+    }
+    if (!wanted.length) {
+      wanted.push(['empty', lang, () => el('p', { class: 'basket-empty' }, t('sell.empty'))]);
       // An empty till can resume a basket left open on another one (a till that died, a queue moved).
       if (ui.client.online && session.ready && !session.queue.length) {
-        rows.push(el('div', { class: 'parked-entry' },
-          el('button', { type: 'button', id: 'parked-open', class: 'ghost' }, t('parked.open'))));
+        wanted.push(['parked', lang, () => el('div', { class: 'parked-entry' },
+          el('button', { type: 'button', id: 'parked-open', class: 'ghost' }, t('parked.open')))]);
       }
     }
-    list.replaceChildren(...rows);
+    const keys = new Set(wanted.map(([key]) => key));
+    for (const key of shown.keys()) if (!keys.has(key)) shown.delete(key);
+    const list = $('#basket');
+    place(list, wanted.map(([key, shape, draw, patch]) => drawn(key, shape, draw, patch)));
     // Only right after an add, not when the cashier scrolled up to fix a line.
     if (scrolledForAdds !== session.addsApplied) {
       scrolledForAdds = session.addsApplied;

@@ -9,7 +9,7 @@
 // too (ui.scan). See app.js for the `ui` every screen is given.
 import { t, formatMoney } from './i18n.js';
 import { MAX_QUANTITY } from './session.js';
-import { $ } from './dom.js';
+import { $, setText } from './dom.js';
 import { basketView } from './screen-sell-basket.js';
 import { searchView } from './screen-sell-search.js';
 import { SellKeypad } from './screen-sell-keypad.js';
@@ -157,7 +157,7 @@ export function sellScreen(ui) {
     const armed = Date.now() < clearArmedUntil;
     clearButton.disabled = !canClearBasket();
     clearButton.classList.toggle('armed', armed);
-    $('#clear-basket-label').textContent = armed ? t('sell.clearConfirm') : t('sell.clear');
+    setText($('#clear-basket-label'), armed ? t('sell.clearConfirm') : t('sell.clear'));
   }
 
   // --- keys and taps ---
