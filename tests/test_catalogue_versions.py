@@ -151,6 +151,24 @@ async def test_a_till_gets_a_copy_once_then_only_the_changes(node: NodeUnderTest
         assert set(old.products) == set(await on_sale(journal))
 
 
+async def test_a_page_asked_in_binary_is_the_same_json_in_a_binary_frame(
+        node: NodeUnderTest) -> None:
+    """The browser till asks its pages so (its worker decodes them, not the page)."""
+    token = await node.pair()
+    async with node.till(token, cashier=None) as till:
+        as_text = await till.call("catalogue/changes", limit=50)
+        await till.ws.send_json({"id": 90, "type": "catalogue/changes", "limit": 50,
+                                 "binary": True})
+        frame = await till.ws.receive(timeout=10)
+        assert frame.type == aiohttp.WSMsgType.BINARY
+        answer = orjson.loads(frame.data)
+        assert (answer["id"], answer["success"]) == (90, True)
+        assert answer["result"] == as_text and len(as_text["products"]) == 50
+        # A refusal is said in text, as any other.
+        refused = await till.reply("catalogue/changes", limit=0, binary=True)
+        assert refused["success"] is False and refused["error"]["code"] == "invalid_field"
+
+
 async def test_changes_are_found_through_the_catalogue_index(node: NodeUnderTest) -> None:
     journal = node_of(node).journal
 

@@ -16,15 +16,19 @@
 
 import { buildGrid } from './grid-layout.js';
 
+const utf8 = new TextDecoder();
 export const COLUMNS = ['id', 'barcode', 'name', 'price', 'vat_rate', 'category', 'unit',
   'colour', 'image', 'favourite', 'open_price'];
-// About 0.2 MB of JSON: the first page parsed here, the others by the worker. The worker
+// About 0.2 MB of JSON, decoded and parsed by the worker. The worker
 // pauses between pages while a scan waits, not within one, so on a till of one core a
 // page's size bounds that wait (but for a full copy's last page, which also indexes the
 // whole copy's barcodes and words): at 1M products, 5,000 a page let scans reach
 // 111-130 ms while the copy loaded, 2,000 kept them under 90 ms; the copy took 23-25 s
 // instead of 22 (docs/benchmarks.md, "A till's start").
 const PAGE_ROWS = 2000;
+// A run's first page is read here (it says whether the run is full, and brings the grid,
+// promotions and layouts): a small one, not 0.2 MB parsed and copied on the main thread.
+const FIRST_PAGE_ROWS = 200;
 const EXPORT_PAGE = 2000; // an older node's catalogue/export
 const OPEN_PRICE_CHOICES = 4;
 const PAGES_AHEAD = 2; // about 0.4 MB of page text waiting in the worker, at most
@@ -63,7 +67,7 @@ function extrasOf(page) {
 }
 
 /**
- * A page of `catalogue/changes` given as JSON text (client.js callText): what the
+ * A page of `catalogue/changes` given as JSON text (client.js callBytes, an older node): what the
  * run needs of it read from its head and tail ({full, behind, next, text}), its
  * rows left to the worker to parse. A small page, or one laid out otherwise, parsed whole.
  */
@@ -80,10 +84,40 @@ export function pageFromText(text) {
   return JSON.parse(text);
 }
 
-/** A page's products, delisted ids and columns, from its text if it came as text. */
+/**
+ * A page of `catalogue/changes` given as bytes (client.js callBytes: {buffer, start}):
+ * as pageFromText, only its head and tail decoded; its rows, as `bytes`, left to
+ * the worker (the buffer is handed over, not copied).
+ */
+export function pageFromBytes({ buffer, start }) {
+  const bytes = new Uint8Array(buffer, start, buffer.byteLength - start - 1); // the result's JSON
+  try {
+    const headText = utf8.decode(bytes.subarray(0, 4096));
+    const tailText = utf8.decode(bytes.subarray(Math.max(0, bytes.length - 1024)));
+    const at = headText.indexOf(',"columns":');
+    const nextAt = tailText.lastIndexOf('"next":');
+    if (at >= 0 && nextAt >= 0) {
+      const head = JSON.parse(`${headText.slice(0, at)}}`);
+      const next = JSON.parse(tailText.slice(nextAt + 7, -1));
+      if (typeof head.full === 'boolean' && typeof head.behind === 'boolean'
+        && (next === null || typeof next === 'string')) {
+        return { full: head.full, behind: head.behind, next, bytes };
+      }
+    }
+  } catch { /* another layout */ }
+  return JSON.parse(utf8.decode(bytes));
+}
+
+/** A page as callText or callBytes gave it (text: an older node's answer). */
+export function pageFromAnswer(answer) {
+  return typeof answer === 'string' ? pageFromText(answer) : pageFromBytes(answer);
+}
+
+/** A page's products, delisted ids and columns, from its text or bytes if it came so. */
 export function pageRows(args) {
-  if (typeof args.text !== 'string') return args;
-  const { columns, products, delisted } = JSON.parse(args.text);
+  const text = args.bytes ? utf8.decode(args.bytes) : args.text;
+  if (typeof text !== 'string') return args;
+  const { columns, products, delisted } = JSON.parse(text);
   return { ...args, columns: columns ?? COLUMNS, products: products ?? [], delisted: delisted ?? [] };
 }
 
@@ -181,11 +215,12 @@ export class WorkerCopy {
     this.worker.onerror = (event) => this.broken(event.message ?? 'the catalogue worker failed');
   }
 
-  request(op, args) {
+  /** `transfer`: buffers handed over to the worker (a page's bytes), no longer usable here. */
+  request(op, args, transfer = []) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.worker.postMessage({ id, op, args });
+      this.worker.postMessage({ id, op, args }, transfer);
     });
   }
 
@@ -237,7 +272,7 @@ export class LocalCatalogue extends EventTarget {
     this.builtGrid = null; // the grid, as the copy's worker built it
     this.openPrice = []; // the first open-price products, by VAT rate then name
     this.call = null; // the node's commands, once a connection is authenticated
-    this.callText = null; // the same, answers as JSON text (client.js callText): pages go to the worker unparsed
+    this.callBytes = null; // the same, answers as bytes (client.js callBytes): pages go to the worker undecoded
     this.busy = () => false; // a cashier's command waits for the node (client.js busy)
     this.quietWaiters = []; // quiet()'s, until no cashier's command waits
     this.running = null; // the run of catalogue/changes under way
@@ -254,12 +289,13 @@ export class LocalCatalogue extends EventTarget {
   }
 
   /**
-   * The till's websocket client (client.js): pages of a run asked as text (the
-   * worker parses them), and the next page asked only once no other command waits
-   * (a scan is never queued behind a page on the node's side of the socket).
+   * The till's websocket client (client.js): pages of a run asked as bytes (the
+   * worker decodes and parses them: a page's 0.2 MB never decoded on the page's main
+   * thread, where the scans run), and the next page asked only once no other
+   * command waits (a scan is never queued behind a page on the node's side of the socket).
    */
   useClient(client) {
-    this.callText = (type, args) => client.callText(type, args);
+    this.callBytes = (type, args) => client.callBytes(type, args);
     this.busy = () => client.busy;
     client.addEventListener('busy', ({ detail }) => this.busyChanged(detail));
   }
@@ -428,7 +464,7 @@ export class LocalCatalogue extends EventTarget {
     const store = this.nodeStore; // saved with the copy, with the run's last page
     let page;
     try {
-      page = await call('catalogue/changes', { since, upto: null, after: null, limit: PAGE_ROWS });
+      page = await call('catalogue/changes', { since, upto: null, after: null, limit: FIRST_PAGE_ROWS });
     } catch (error) {
       if (error.code === 'unknown_command') return this.copyExport(call); // an older node
       throw error;
@@ -437,9 +473,9 @@ export class LocalCatalogue extends EventTarget {
     const upto = page.version;
     const extras = extrasOf(page);
     this.adoptExtras(extras); // online pricing offline at once; the grid follows the products
-    const callText = this.callText;
-    const nextPage = callText
-      ? (after) => callText('catalogue/changes', { since, upto, after, limit: PAGE_ROWS }).then(pageFromText)
+    const callBytes = this.callBytes;
+    const nextPage = callBytes
+      ? (after) => callBytes('catalogue/changes', { since, upto, after, limit: PAGE_ROWS }).then(pageFromAnswer)
       : (after) => call('catalogue/changes', { since, upto, after, limit: PAGE_ROWS });
     await this.writePages(page.full ? 'full' : 'delta', page, nextPage, extras, store);
   }
@@ -456,14 +492,15 @@ export class LocalCatalogue extends EventTarget {
     let first = true;
     for (;;) {
       const last = !page.next;
-      const rows = typeof page.text === 'string' ? { text: page.text }
-        : { columns: page.columns ?? COLUMNS, products: page.products, delisted: page.delisted ?? [] };
+      let rows = { columns: page.columns ?? COLUMNS, products: page.products, delisted: page.delisted ?? [] };
+      if (typeof page.text === 'string') rows = { text: page.text };
+      if (page.bytes) rows = { bytes: page.bytes };
       const written = this.copy.request('page', {
         run, full: kind === 'full', first, last, ...rows, version: page.version ?? null,
         pageExtras: last ? extras : null,
         store: last ? store : null,
         tiles: extras.grid?.tiles, // a full copy keeps each category's first tiles for the grid
-      });
+      }, page.bytes ? [page.bytes.buffer] : []); // its bytes handed over to the worker, not copied
       written.catch(() => {}); // awaited below, in order
       writing.push(written);
       if (last) {

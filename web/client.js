@@ -16,9 +16,10 @@ const FIRST_RETRY_DELAY_MS = 500;
 const MAX_RETRY_DELAY_MS = 5000;
 const NODES_KEY = 'edge.nodes';
 // A result as the node writes it (edge/messages.py result_message): its text after this
-// head is the result's JSON, handed on unparsed by callText.
+// head is the result's JSON, handed on unparsed by callBytes.
 const RESULT_HEAD = /^\{"id":(\d+),"type":"result","success":true,"result":/;
 const MAX_NODES = 16;
+const utf8 = new TextDecoder();
 
 /**
  * UUID v4 from crypto.getRandomValues: crypto.randomUUID() only exists in
@@ -117,7 +118,7 @@ export class TillClient extends EventTarget {
     this.authed = false;
     this.running = false;
     this.nextId = 1; // never reset: ids stay increasing across reconnects too
-    this.pending = new Map(); // id -> {resolve, reject, sentAt, asText, type}
+    this.pending = new Map(); // id -> {resolve, reject, sentAt, unparsed, type}
     this.wasBusy = false; // busy, as last told to 'busy' listeners
     this.pingPending = false;
     this.lastHeardAt = 0;
@@ -171,20 +172,22 @@ export class TillClient extends EventTarget {
   }
 
   /**
-   * As call, the result as JSON text, not parsed: for a large answer parsed
-   * elsewhere (a catalogue page, by the catalogue's worker: the page's main
-   * thread never holds its rows).
+   * As call, for a large answer handed on as it came (a catalogue page, to the
+   * catalogue's worker): the node asked to answer in a binary frame (`binary: true`),
+   * the result given as {buffer, start} (its JSON, UTF-8, from byte `start` to the
+   * last but one), never decoded here; an older node's answer in text, as the
+   * result's JSON text, not parsed.
    */
-  callText(type, args = {}) {
+  callBytes(type, args = {}) {
     if (!this.authed) {
       return Promise.reject(new CommandError('disconnected', 'not connected'));
     }
-    return this.send(type, args, true);
+    return this.send(type, { ...args, binary: true }, true);
   }
 
-  /** A command waits for its answer (not a ping, not a text one: a catalogue page). */
+  /** A command waits for its answer (not a ping, not a large one: a catalogue page). */
   get busy() {
-    for (const waiter of this.pending.values()) if (!waiter.asText && waiter.type !== 'ping') return true;
+    for (const waiter of this.pending.values()) if (!waiter.unparsed && waiter.type !== 'ping') return true;
     return false;
   }
 
@@ -244,10 +247,11 @@ export class TillClient extends EventTarget {
 
   // --- internals ---
 
-  send(type, args, asText = false) {
+  /** `unparsed`: a large answer, handed on as it came (callBytes). */
+  send(type, args, unparsed = false) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, sentAt: Date.now(), asText, type });
+      this.pending.set(id, { resolve, reject, sentAt: Date.now(), unparsed, type });
       this.socket.send(JSON.stringify({ ...args, id, type }));
       this.noteBusy();
     });
@@ -257,6 +261,7 @@ export class TillClient extends EventTarget {
     const node = this.nodes[this.nodeIndex % this.nodes.length];
     this.attemptsThisRound++;
     const socket = new WebSocket(socketUrlOf(node.url, this.homeUrl));
+    socket.binaryType = 'arraybuffer'; // callBytes' answers
     this.socket = socket;
     this.connectStartedAt = Date.now();
     socket.onopen = () => {
@@ -303,9 +308,19 @@ export class TillClient extends EventTarget {
   }
 
   receive(data) {
+    if (data instanceof ArrayBuffer) {
+      // A binary frame: a callBytes answer, its head (ASCII) decoded to know whose it is.
+      const head = RESULT_HEAD.exec(utf8.decode(new Uint8Array(data, 0, Math.min(80, data.byteLength))));
+      const asked = head && this.pending.get(Number(head[1]));
+      if (!asked?.unparsed) return this.receive(utf8.decode(data));
+      this.pending.delete(Number(head[1]));
+      asked.resolve({ buffer: data, start: head[0].length });
+      this.noteBusy();
+      return;
+    }
     const head = RESULT_HEAD.exec(data.slice(0, 80));
     const asked = head && this.pending.get(Number(head[1]));
-    if (asked?.asText) {
+    if (asked?.unparsed) {
       this.pending.delete(Number(head[1]));
       asked.resolve(data.slice(head[0].length, data.lastIndexOf('}')));
       this.noteBusy();
@@ -323,7 +338,7 @@ export class TillClient extends EventTarget {
       this.pending.delete(message.id);
       this.noteBusy();
       if (message.success) {
-        waiter.resolve(waiter.asText ? JSON.stringify(message.result) : message.result);
+        waiter.resolve(waiter.unparsed ? JSON.stringify(message.result) : message.result);
       } else {
         const error = message.error || {};
         waiter.reject(new CommandError(error.code || 'unknown', error.message, { data: error.data }));

@@ -16,7 +16,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.api.websocket_api import Connection, NoArgs, command
+from edge.api.websocket_api import AsBinary, Connection, NoArgs, command
 from edge.config import Config
 from edge.journal.chain import Event
 from edge.journal.store import Journal
@@ -64,10 +64,12 @@ class ChangesArgs:
     upto: dict[str, int] | None = None
     after: str | None = field(default=None, metadata=limits(max_length=64))
     limit: int = field(default=5000, metadata=limits(min=1, max=10_000))
+    # The answer in a binary frame (UTF-8 JSON): the browser till passes it to its worker undecoded.
+    binary: bool = False
 
 
 @command("catalogue/changes", ChangesArgs, access="till", aside=True)
-async def catalogue_changes(conn: Connection, args: ChangesArgs) -> dict[str, Any]:
+async def catalogue_changes(conn: Connection, args: ChangesArgs) -> dict[str, Any] | AsBinary:
     request = Request(since=checked_version(args.since, "since"),
                       upto=checked_version(args.upto, "upto"), after=args.after, limit=args.limit)
     journal = conn.node.journal
@@ -75,7 +77,7 @@ async def catalogue_changes(conn: Connection, args: ChangesArgs) -> dict[str, An
     page = await journal.read_in_snapshot(lambda db: changes(db, request, cache))
     if args.after is None and not page["behind"]:  # the first page: as catalogue/export's
         page |= await till_catalogue_settings(journal, conn.node.config)
-    return page
+    return AsBinary(page) if args.binary else page
 
 
 class _Follower:

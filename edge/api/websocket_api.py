@@ -75,6 +75,15 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
+@dataclass(frozen=True)
+class AsBinary:
+    """A handler's result sent in a binary frame: the same JSON message, as UTF-8
+    bytes. A browser hands a large one (a catalogue page) to its worker as it came,
+    without decoding it on the page's main thread, where the cashier's scans run."""
+
+    result: Any
+
+
 def command(
     type_: str, args: type = NoArgs, *, access: Access = "cashier", aside: bool = False
 ) -> Callable[[Handler], Handler]:
@@ -112,15 +121,16 @@ class Outbox:
         self.max_messages = max_messages
         self.budget = budget or UnsentBudget()
         self.bytes = 0
-        self._items: deque[bytes] = deque()
+        self._items: deque[tuple[bytes, bool]] = deque()  # (message, in a binary frame)
         self._ready = asyncio.Event()
         self._closed = False
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, data: bytes) -> bool:
-        """Queue `data`; False (nothing queued) if that would pass the bound.
+    def put(self, data: bytes, binary: bool = False) -> bool:
+        """Queue `data` (`binary`: for a binary frame); False (nothing queued) if that
+        would pass the bound.
 
         One message alone always fits: a large reply to a till that reads is fine.
         """
@@ -129,7 +139,7 @@ class Outbox:
         if self._items and (len(self._items) >= self.max_messages
                             or self.bytes + len(data) > self.max_bytes):
             return False
-        self._items.append(data)
+        self._items.append((data, binary))
         self._count(len(data))
         self._ready.set()
         return True
@@ -138,16 +148,16 @@ class Outbox:
         self.bytes += change
         self.budget.bytes += change
 
-    async def get(self) -> bytes | None:
-        """The next message; None once closed and empty."""
+    async def get(self) -> tuple[bytes, bool] | None:
+        """The next message and whether it goes in a binary frame; None once closed and empty."""
         while not self._items:
             if self._closed:
                 return None
             self._ready.clear()
             await self._ready.wait()
-        data = self._items.popleft()
+        data, binary = self._items.popleft()
         self._count(-len(data))
-        return data
+        return data, binary
 
     def close(self, *, drop: bool = False) -> None:
         """No more messages; `drop`: forget those waiting too (they will never be read)."""
@@ -200,14 +210,14 @@ class Connection:
     def who(self) -> str:
         return f"till {self.till['code']}" if self.till else "an unauthenticated till"
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any], binary: bool = False) -> None:
         """Queue a message; one writer keeps replies and pushed events in order.
 
         A till that does not read what it is sent is hung up on once its
         unread messages pass the bound: it would otherwise grow the node's
         memory without end (issue 9, point 5).
         """
-        if not self._outbox.put(orjson.dumps(message)):
+        if not self._outbox.put(orjson.dumps(message), binary):
             self._drop_for_unread("")
         while self._budget.over() and (behind := self._budget.most_behind()) is not None:
             behind._drop_for_unread(f" while the node's tills together left over "
@@ -241,11 +251,15 @@ class Connection:
 
     async def _write_loop(self) -> None:
         try:
-            while (data := await self._outbox.get()) is not None:
+            while (item := await self._outbox.get()) is not None:
                 if self.ws.closed:
                     return
+                data, binary = item
                 try:
-                    await self.ws.send_str(data.decode())
+                    if binary:
+                        await self.ws.send_bytes(data)
+                    else:
+                        await self.ws.send_str(data.decode())
                 except ConnectionError as error:  # reset, or lost while draining
                     log.info("%s: connection lost while sending to it (%s)", self.who,
                              error.strerror or error)
@@ -328,7 +342,10 @@ class Connection:
             # Marked busy: a peer's catch-up waits for the answer (replication/pacing.py).
             with self.node.peers.till_activity.busy():
                 result = await cmd.handler(self, args)
-                self.send(messages.result_message(msg_id, result))
+                if isinstance(result, AsBinary):
+                    self.send(messages.result_message(msg_id, result.result), binary=True)
+                else:
+                    self.send(messages.result_message(msg_id, result))
         except EdgeError as error:
             self.node.metrics.command_errors += 1
             self.send(messages.error_message(msg_id, error.code, error.message, error.data))
