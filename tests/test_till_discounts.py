@@ -108,6 +108,17 @@ async def test_line_and_basket_discounts_online_and_offline(
                                           f"{expected['discounts']['basket'] % 100:02d}")
     await expect(page.locator("#cashier-name")).to_have_text("Alice")
 
+    # The same 20 % for another reason: no line changes, and the summary says it all the same.
+    await page.click("#discount-basket")
+    await expect(dialog).to_be_visible()
+    await dialog.locator("#discount-value").fill("20")
+    await dialog.locator("#discount-reason").fill("geste commercial")
+    await dialog.locator("#discount-apply").click()
+    await approve(page, "bruno", "567890")
+    await expect(dialog).to_be_hidden()
+    await expect(summary).to_contain_text("Remise ticket \u221220 % (geste commercial)")
+    basket_discount = dict(basket_discount, reason="geste commercial")
+
     # Sold: the sale keeps both discounts, the basket's with who approved it.
     await page.click("#pay-cash")
     await page.fill("#cash-given", "20")

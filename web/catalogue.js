@@ -86,18 +86,17 @@ export function pageFromText(text) {
 
 /**
  * A page of `catalogue/changes` given as bytes (client.js callBytes: {buffer, start}):
- * as pageFromText, only its head and tail decoded; its rows, as `bytes`, left to
+ * as pageFromText, only its head (up to its columns) and tail decoded; its rows, as `bytes`, left to
  * the worker (the buffer is handed over, not copied).
  */
 export function pageFromBytes({ buffer, start }) {
   const bytes = new Uint8Array(buffer, start, buffer.byteLength - start - 1); // the result's JSON
   try {
-    const headText = utf8.decode(bytes.subarray(0, 4096));
+    const at = indexOfBytes(bytes, COLUMNS_KEY);
     const tailText = utf8.decode(bytes.subarray(Math.max(0, bytes.length - 1024)));
-    const at = headText.indexOf(',"columns":');
     const nextAt = tailText.lastIndexOf('"next":');
     if (at >= 0 && nextAt >= 0) {
-      const head = JSON.parse(`${headText.slice(0, at)}}`);
+      const head = JSON.parse(`${utf8.decode(bytes.subarray(0, at))}}`);
       const next = JSON.parse(tailText.slice(nextAt + 7, -1));
       if (typeof head.full === 'boolean' && typeof head.behind === 'boolean'
         && (next === null || typeof next === 'string')) {
@@ -108,7 +107,17 @@ export function pageFromBytes({ buffer, start }) {
   return JSON.parse(utf8.decode(bytes));
 }
 
-/** A page as callText or callBytes gave it (text: an older node's answer). */
+const COLUMNS_KEY = new TextEncoder().encode(',"columns":');
+
+/** Where `pattern` first starts in `bytes`, or -1. */
+function indexOfBytes(bytes, pattern) {
+  for (let at = bytes.indexOf(pattern[0]); at >= 0; at = bytes.indexOf(pattern[0], at + 1)) {
+    if (pattern.every((byte, i) => bytes[at + i] === byte)) return at;
+  }
+  return -1;
+}
+
+/** A page as callBytes gave it (text: an older node's answer). */
 export function pageFromAnswer(answer) {
   return typeof answer === 'string' ? pageFromText(answer) : pageFromBytes(answer);
 }

@@ -29,8 +29,14 @@ export function setText(node, text) {
  * already in its place is left alone (laid out again only if it changed).
  */
 export function place(container, nodes) {
+  const wanted = new Set(nodes);
   let at = container.firstChild;
   for (const node of nodes) {
+    while (at && !wanted.has(at)) { // gone (or drawn anew): out, so the rows after stay put
+      const next = at.nextSibling;
+      at.remove();
+      at = next;
+    }
     if (at === node) at = at.nextSibling;
     else container.insertBefore(node, at);
   }

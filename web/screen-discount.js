@@ -52,7 +52,6 @@ export function discountPanel(ui) {
   // What the open dialog discounts: {lineId} or {basket: true}; and its kind.
   let target = null;
   let kind = 'percent';
-  let observer = null;
 
   // --- what is discounted ---
 
@@ -289,9 +288,8 @@ export function discountPanel(ui) {
   }
 
   function wire() {
-    // The sell screen draws the basket; the marks go on after each drawing.
-    observer = new MutationObserver(() => renderMarks());
-    observer.observe($('#basket'), { childList: true });
+    // The sell screen draws the basket; the marks go on after each drawing ('drawn').
+    $('#basket').addEventListener('drawn', () => renderMarks());
     $('#basket').addEventListener('click', (event) => {
       const row = event.target.closest('.basket-line[data-line-id]');
       if (!row) return;

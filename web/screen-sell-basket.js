@@ -2,7 +2,7 @@
 // per kilo, price labels), the scans still on their way, and the totals with
 // their VAT rows. Drawing only: what a tap on a line does is the session's
 // (screen-sell.js wires it). Other panels decorate the lines after each
-// drawing (screen-discount.js watches #basket), so a line keeps its shape:
+// drawing (screen-discount.js listens for #basket's 'drawn'), so a line keeps its shape:
 // `.basket-line[data-line-id]` with `.line-name`, `.line-quantity`, `.line-total`.
 import { t, getLang, formatMoney, formatRate } from './i18n.js';
 import { $, el, place, setText } from './dom.js';
@@ -140,6 +140,7 @@ export function basketView(ui) {
       list.querySelector('.basket-line.last')?.scrollIntoView({ block: 'nearest' });
     }
     renderTotals();
+    list.dispatchEvent(new Event('drawn')); // for the panels that decorate the lines
   }
 
   /** Taps on the lines: +, −, ×, and the parked baskets' entry. */
