@@ -75,15 +75,9 @@ function extrasOf(page) {
  */
 export function pageFromText(text) {
   if (text.length < 16_384) return JSON.parse(text);
-  try {
-    const head = JSON.parse(`${text.slice(0, text.indexOf(',"columns":'))}}`);
-    const next = JSON.parse(text.slice(text.lastIndexOf('"next":') + 7, -1));
-    if (typeof head.full === 'boolean' && typeof head.behind === 'boolean'
-      && (next === null || typeof next === 'string')) {
-      return { full: head.full, behind: head.behind, next, text };
-    }
-  } catch { /* another layout */ }
-  return JSON.parse(text);
+  const at = text.indexOf(',"columns":');
+  const ends = at < 0 ? null : pageEnds(text.slice(0, at), text.slice(-1024));
+  return ends ? { ...ends, text } : JSON.parse(text);
 }
 
 /**
@@ -93,20 +87,24 @@ export function pageFromText(text) {
  */
 export function pageFromBytes({ buffer, start }) {
   const bytes = new Uint8Array(buffer, start, buffer.byteLength - start - 1); // the result's JSON
+  const at = indexOfBytes(bytes, COLUMNS_KEY);
+  const ends = at < 0 ? null
+    : pageEnds(utf8.decode(bytes.subarray(0, at)), utf8.decode(bytes.subarray(Math.max(0, bytes.length - 1024))));
+  return ends ? { ...ends, bytes } : JSON.parse(utf8.decode(bytes));
+}
+
+/** {full, behind, next} from a page's head (its JSON up to its columns) and its last KB; null if laid out otherwise. */
+function pageEnds(head, tail) {
+  const nextAt = tail.lastIndexOf('"next":');
+  if (nextAt < 0) return null;
   try {
-    const at = indexOfBytes(bytes, COLUMNS_KEY);
-    const tailText = utf8.decode(bytes.subarray(Math.max(0, bytes.length - 1024)));
-    const nextAt = tailText.lastIndexOf('"next":');
-    if (at >= 0 && nextAt >= 0) {
-      const head = JSON.parse(`${utf8.decode(bytes.subarray(0, at))}}`);
-      const next = JSON.parse(tailText.slice(nextAt + 7, -1));
-      if (typeof head.full === 'boolean' && typeof head.behind === 'boolean'
-        && (next === null || typeof next === 'string')) {
-        return { full: head.full, behind: head.behind, next, bytes };
-      }
+    const { full, behind } = JSON.parse(`${head}}`);
+    const next = JSON.parse(tail.slice(nextAt + 7, -1));
+    if (typeof full === 'boolean' && typeof behind === 'boolean' && (next === null || typeof next === 'string')) {
+      return { full, behind, next };
     }
   } catch { /* another layout */ }
-  return JSON.parse(utf8.decode(bytes));
+  return null;
 }
 
 const COLUMNS_KEY = new TextEncoder().encode(',"columns":');
