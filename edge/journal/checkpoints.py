@@ -11,62 +11,22 @@ checkpoints (`wal_autocheckpoint = 0`), and this checkpointer does, PASSIVE
 CHECKPOINT_EVERY seconds after commits, on a connection and a thread of its
 own. A crash between two loses nothing: the log is synced at every commit and
 read back at the next open. The disk is still shared: a commit's sync of the
-log could queue behind a large checkpoint's sync of the database file: after a
-20,000-price change at 1M, a checkpoint's sync took 470-510 ms and the sale
-committed meanwhile 204-229 ms, its log's sync waiting for its pages behind the
-checkpoint's on the disk (sampled in the kernel: `folio_wait_bit` against
-`rq_qos_wait`). So the checkpoint does not sync in one go: it copies the log's
-pages into the file unsynced (`synchronous = OFF` on its connection), then
-starts their write-back a step of the file at a time, each step's writes done
-before the next (`sync_file_range`), and syncs the file at the end: a commit's
-sync queues behind one step's writes at most. Until that final sync the log
-must not be overwritten, since it still holds the only durable copy: a read
-transaction held on the log meanwhile (`_pinned`) keeps any writer from
-restarting it.
+log can queue behind a large checkpoint's sync of the database file (210 ms
+against 610 ms after a 20,000-price change at 1M, docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import logging
-import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY = 1.0
-# A write-back step: 1 MiB of the file holds a few dozen of a big change's scattered
-# pages (measured: commits meanwhile took at most 14-33 ms, against 204-229 ms behind
-# one sync of the whole file; docs/benchmarks.md).
-WRITE_BACK_STEP = 1 << 20
-
-
-def _sync_file_range() -> Callable[[int, int, int], None] | None:
-    """Linux's sync_file_range(fd, offset, length), waiting for the range's writes;
-    None elsewhere (the final sync alone then writes everything back)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        call = libc.sync_file_range
-    except (OSError, AttributeError, TypeError):
-        return None
-    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    wait_before, write, wait_after = 1, 2, 4  # SYNC_FILE_RANGE_* (linux/fs.h)
-
-    def sync_range(fd: int, offset: int, length: int) -> None:
-        if call(fd, offset, length, wait_before | write | wait_after) != 0:
-            error = ctypes.get_errno()
-            raise OSError(error, os.strerror(error))
-    return sync_range
-
-
-SYNC_RANGE = _sync_file_range()
 
 
 class Checkpointer:
@@ -74,31 +34,26 @@ class Checkpointer:
         self.path = path
         self.checkpoints = 0
         self._db: sqlite3.Connection | None = None
-        self._pin: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-checkpoint")
         self._running: asyncio.Task[None] | None = None
         self._last = 0.0
         self._failing = False
 
     async def open(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._connect)
+        self._db = await asyncio.get_running_loop().run_in_executor(self._thread, self._connect)
 
-    def _connect(self) -> None:
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # Its copies are synced by write_back, not by SQLite (the module's docstring).
-        self._db.execute("PRAGMA synchronous = OFF")
-        self._pin = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
 
     def after_commit(self) -> None:
         """On the event loop, after a commit: start a checkpoint unless one ran lately."""
         if self._db is None or self._running is not None \
                 or time.monotonic() - self._last < CHECKPOINT_EVERY:
             return
-        self._running = asyncio.get_running_loop().create_task(self.checkpoint(),
+        self._running = asyncio.get_running_loop().create_task(self._checkpoint(),
                                                                name="journal-checkpoint")
 
-    async def checkpoint(self) -> None:
-        """One checkpoint now, in the thread (after_commit starts them on its own)."""
+    async def _checkpoint(self) -> None:
         try:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._passive)
             self.checkpoints += 1
@@ -114,49 +69,12 @@ class Checkpointer:
 
     def _passive(self) -> None:
         assert self._db is not None
-        with self._pinned():
-            _busy, logged, _copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if logged > 0:
-                self.write_back()
-
-    @contextmanager
-    def _pinned(self) -> Iterator[None]:
-        """A read transaction on the log: no writer restarts it (overwriting frames a
-        power cut would still need) while this reader is in it.
-
-        Taken before the checkpoint, so it reads the log as it is then: were the log
-        wholly copied already, it reads the file alone, and then the checkpoint copies
-        nothing (it waits for no reader of the file alone), so nothing is left unsynced.
-        """
-        assert self._pin is not None
-        self._pin.execute("BEGIN")
-        try:
-            self._pin.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            yield
-        finally:
-            self._pin.execute("ROLLBACK")
-
-    def write_back(self) -> None:
-        """The database file to disk: a step at a time, then synced."""
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            if SYNC_RANGE is not None:
-                size = os.fstat(fd).st_size
-                for offset in range(0, size, WRITE_BACK_STEP):
-                    SYNC_RANGE(fd, offset, WRITE_BACK_STEP)
-            os.fdatasync(fd)
-        finally:
-            os.close(fd)
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     async def close(self) -> None:
         if self._running is not None:
             await self._running
         if self._db is not None:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._disconnect)
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._db.close)
+            self._db = None
         self._thread.shutdown(wait=True)
-
-    def _disconnect(self) -> None:
-        for db in (self._db, self._pin):
-            if db is not None:
-                db.close()
-        self._db = self._pin = None
