@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from signing_support import identity
 
 from edge.api import commands  # noqa: F401  (registers projections through the modules)
 from edge.journal.chain import ChainError, ChainGap, Event
-from edge.journal.store import Journal, Tx
+from edge.journal.checkpoints import Checkpointer
+from edge.journal.store import Journal, Tx, connect
 from edge.selling.catalogue import parse_catalogue_csv
 from edge.selling.tills import authenticate, create_pairing_code, pair
 
@@ -139,3 +141,90 @@ async def test_no_commit_checkpoints_the_log_its_own_thread_does(journal: Journa
     # What it copied back is in the database file: read without the log, it is there.
     with sqlite3.connect(f"file:{journal.path}?mode=ro&immutable=1", uri=True) as db:
         assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] >= 1
+
+
+def wal_salts(path: Path) -> bytes:
+    """The log's header salts: a writer that restarts the log (overwriting it from its
+    first frame) changes them."""
+    with open(f"{path}-wal", "rb") as wal:
+        return wal.read(32)[16:24]
+
+
+async def test_the_log_is_not_overwritten_before_its_checkpoint_is_synced(
+        tmp_path: Path) -> None:
+    # The checkpoint copies the log into the file unsynced and syncs it afterwards, a
+    # step at a time (edge/journal/checkpoints.py): until then the log is the only copy
+    # a power cut would keep, so a commit meanwhile must not start it afresh.
+    path = tmp_path / "journal.sqlite3"
+    writer = connect(path)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("CREATE TABLE sales (id INTEGER PRIMARY KEY)")
+    checkpointer = Checkpointer(path)
+    await checkpointer.open()
+    writing_back, go_on = threading.Event(), threading.Event()
+    write_back = checkpointer.write_back
+
+    def held_write_back() -> None:
+        writing_back.set()
+        assert go_on.wait(10)
+        write_back()
+
+    checkpointer.write_back = held_write_back  # type: ignore[method-assign]
+    try:
+        writer.executemany("INSERT INTO sales VALUES (?)", [(n,) for n in range(5)])
+        checkpoint = asyncio.create_task(checkpointer.checkpoint())
+        assert await asyncio.get_running_loop().run_in_executor(None, writing_back.wait, 10)
+        salts = wal_salts(path)
+        # The log is wholly copied, and no reader is in it but the checkpoint's own.
+        writer.executemany("INSERT INTO sales VALUES (?)", [(n,) for n in range(5, 10)])
+        assert wal_salts(path) == salts
+        go_on.set()
+        await checkpoint
+        checkpointer.write_back = write_back  # type: ignore[method-assign]
+        await checkpointer.checkpoint()  # and the five committed meanwhile
+        assert checkpointer.checkpoints == 2
+        # All synced, and the log let go of: a commit starts it afresh, losing nothing.
+        writer.execute("INSERT INTO sales VALUES (10)")
+        assert wal_salts(path) != salts
+        assert writer.execute("SELECT COUNT(*) FROM sales").fetchone()[0] == 11
+    finally:
+        go_on.set()
+        writer.close()
+        await checkpointer.close()
+
+
+async def test_a_failed_write_back_keeps_the_log_whole_until_one_succeeds(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # A disk error in the sync: the file may not have what was copied into it, so the
+    # log stays the durable copy (pinned) until a write-back succeeds.
+    path = tmp_path / "journal.sqlite3"
+    writer = connect(path)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("CREATE TABLE sales (id INTEGER PRIMARY KEY)")
+    checkpointer = Checkpointer(path)
+    await checkpointer.open()
+    write_back = checkpointer.write_back
+
+    def failing_write_back() -> None:
+        raise OSError(5, "Input/output error")
+
+    try:
+        writer.executemany("INSERT INTO sales VALUES (?)", [(n,) for n in range(5)])
+        checkpointer.write_back = failing_write_back  # type: ignore[method-assign]
+        await checkpointer.checkpoint()
+        assert checkpointer.checkpoints == 0
+        assert "could not checkpoint the journal's log" in caplog.text
+        salts = wal_salts(path)
+        for number in range(5, 8):
+            writer.execute("INSERT INTO sales VALUES (?)", (number,))
+            await checkpointer.checkpoint()  # failing still: the log stays whole
+        assert wal_salts(path) == salts
+        checkpointer.write_back = write_back  # type: ignore[method-assign]
+        await checkpointer.checkpoint()
+        await checkpointer.checkpoint()  # what came while it was pinned
+        writer.execute("INSERT INTO sales VALUES (8)")
+        assert wal_salts(path) != salts
+        assert writer.execute("SELECT COUNT(*) FROM sales").fetchone()[0] == 9
+    finally:
+        writer.close()
+        await checkpointer.close()

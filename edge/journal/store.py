@@ -290,10 +290,11 @@ class Journal:
             await self._in_writer(self._writer_db.close)
             self._writer_db = None
         self._thread.shutdown(wait=True)
-        await self.checkpointer.close()
         if self._reader_db is not None:
             await self._reader_db.close()
             self._reader_db = None
+        # Last: it closes a descriptor of the file, which drops the process's locks on it.
+        await self.checkpointer.close()
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` with each batch of events once it is committed."""
