@@ -135,6 +135,8 @@ def in_words(health: dict[str, Any]) -> str:
         parts.append(f"STOPPED: {health['failure']}")
     else:
         parts.append("selling")
+    if journal.get("write_back_failed"):
+        parts.append(f"NEEDS A RESTART: {journal['write_back_failed']}")
     tills = health.get("tills_connected", 0)
     parts.append(f"{tills} till{'s' if tills != 1 else ''} connected")
     peers = health.get("peers") or []

@@ -13,6 +13,7 @@ from conftest import EDGE, ROOT, EdgeProcess, NodeUnderTest, Till, node_of
 from playwright.async_api import async_playwright, expect
 
 from edge.selling.tills import create_pairing_code
+from edge.status import in_words
 from edge.supervisor import TaskState
 
 
@@ -93,6 +94,11 @@ async def test_the_store_it_page_speaks_one_language_in_local_time_without_pytho
         node: NodeUnderTest) -> None:
     edge = node_of(node)
     edge.journal.disk_full_since = "2026-11-25T09:12:03.114Z"
+    edge.journal.checkpointer.failed = "the journal's database file could not be written"
+    async with aiohttp.ClientSession() as session, session.get(f"{node.url}/healthz") as reply:
+        health = await reply.json()
+    assert health["status"] == "degraded"
+    assert "NEEDS A RESTART: the journal's database file" in in_words(health)  # edge status
     edge.tasks.states["print-queue"] = TaskState(
         "print-queue", "restarting", 1, "RuntimeError: journal commit failed: boom",
         "2026-11-25T09:12:04.000Z")
@@ -107,12 +113,14 @@ async def test_the_store_it_page_speaks_one_language_in_local_time_without_pytho
             summary = page.locator("#summary")
             await expect(summary).to_contain_text("DISQUE PLEIN depuis 25/11/2026 04:12:03")
             await expect(summary).to_contain_text("journalctl -u edge")
+            await expect(summary).to_contain_text("À REDÉMARRER : le disque a refusé")
             await expect(page.locator("#sections")).to_contain_text("Imprimante prête")
             french = await page.locator("body").inner_text()
             assert "RuntimeError" not in french and "boom" not in french
             assert "ready" not in french and "09:12" not in french, french
             await page.click("#lang")
             await expect(summary).to_contain_text("DISK FULL since 25/11/2026, 04:12:03")
+            await expect(summary).to_contain_text("NEEDS A RESTART: the disk refused")
             await expect(page.locator("#sections")).to_contain_text("Printer ready")
             english = await page.locator("body").inner_text()
             assert "RuntimeError" not in english and "DISQUE" not in english

@@ -20,6 +20,9 @@ const TEXT = {
     diskFull: 'DISQUE PLEIN depuis {since} : ce serveur refuse les ventes. Libérez de la place '
       + '(df -h /var/lib/edge) : il revend tout seul, rien de ce qui a été validé n’est perdu.',
     stopped: 'Ce serveur a cessé d’écrire et redémarre (voir journalctl -u edge).',
+    writeBackFailed: 'À REDÉMARRER : le disque a refusé d’écrire la base du journal. Ce serveur '
+      + 'vend toujours et garde tout dans son journal d’écriture, qui grossit : redémarrez-le '
+      + '(systemctl restart edge) et faites vérifier le disque.',
     seeLog: 'détail : journalctl -u edge', days: 'j', hours: 'h', minutes: 'min',
     'office.ok': 'à jour', 'office.failing': 'en échec, nouvel essai automatique',
     'office.waiting': 'pas encore essayé', 'office.never run': 'jamais lancée',
@@ -48,6 +51,9 @@ const TEXT = {
     diskFull: 'DISK FULL since {since}: this server refuses sales. Free some space '
       + '(df -h /var/lib/edge): it sells again by itself, nothing confirmed is lost.',
     stopped: 'This server stopped writing and restarts (see journalctl -u edge).',
+    writeBackFailed: 'NEEDS A RESTART: the disk refused to write the journal’s database. This '
+      + 'server still sells and keeps everything in its write-ahead log, which grows: restart it '
+      + '(systemctl restart edge) and have the disk checked.',
     seeLog: 'details: journalctl -u edge', days: 'd', hours: 'h', minutes: 'min',
     'office.ok': 'up to date', 'office.failing': 'failing, tried again automatically',
     'office.waiting': 'not tried yet', 'office.never run': 'never run',
@@ -141,6 +147,7 @@ function problems(health) {
   const found = [];
   const since = health.journal?.disk_full_since;
   if (since) found.push(t('diskFull', { since: localTime(since) ?? '?' }));
+  if (health.journal?.write_back_failed) found.push(t('writeBackFailed'));
   for (const peer of health.peers || []) {
     if (!peer.connected) found.push(`${t('nodeId')} ${peer.node_id}: ${t('notConnected')}`);
   }

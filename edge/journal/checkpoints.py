@@ -22,8 +22,17 @@ before the next (`sync_file_range`), and syncs the file at the end: a commit's
 sync queues behind one step's writes at most. Until that final sync the log
 must not be overwritten, since it still holds the only durable copy: a read
 transaction held on the log meanwhile (`_pin_log`) keeps any writer from
-restarting it, and a write-back that fails (a disk error) keeps it held until
-one succeeds: the log grows meanwhile, and loses nothing.
+restarting it.
+
+A write-back that fails is final for this process: SQLite already counts the
+copied pages as in the file, and Linux marks pages whose write failed clean and
+reports the error once, so a later sync would "succeed" without them. The log
+is then the only good copy, and stays whole until the node restarts (whose first
+open reads it back whole and copies it again): the pin is never let go, and a
+lock of the file's own descriptor (an OFD lock on SQLite's shared bytes) keeps
+the process's last connection from deleting the log as it closes. The node
+sells on meanwhile, its log growing, and says it needs a restart (`failed`,
+on /healthz and `edge status`).
 
 The write-back needs a descriptor of the file, and closing one drops every
 POSIX lock the process holds on that file, SQLite's connections' included
@@ -37,9 +46,11 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import fcntl
 import logging
 import os
 import sqlite3
+import struct
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -74,6 +85,9 @@ def _sync_file_range() -> Callable[[int, int, int], None] | None:
 
 
 SYNC_RANGE = _sync_file_range()
+# SQLite's lock bytes in the database file (os_unix.c): a read lock on its shared range
+# keeps any connection from taking the exclusive lock it needs to delete the log.
+SHARED_FIRST, SHARED_SIZE = 0x40000000 + 2, 510
 
 
 class Checkpointer:
@@ -83,7 +97,8 @@ class Checkpointer:
         self._db: sqlite3.Connection | None = None
         self._pin: sqlite3.Connection | None = None
         self._fd: int | None = None  # the file's, for its write-back: closed last (above)
-        self._pinned = False
+        # Why the file could not be written back: the node needs a restart (above).
+        self.failed: str | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-checkpoint")
         self._running: asyncio.Task[None] | None = None
         self._last = 0.0
@@ -94,14 +109,17 @@ class Checkpointer:
 
     def _connect(self) -> None:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # Its copies are synced by write_back, not by SQLite (the module's docstring).
+        # Its copies are synced by write_back, not by SQLite (the module's docstring). OFF
+        # also skips syncing the log before copying it: every writer syncs it at each
+        # commit (synchronous = FULL, journal/store.py), and must go on doing so.
         self._db.execute("PRAGMA synchronous = OFF")
         self._pin = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._pin.execute("PRAGMA synchronous = FULL")  # should it close last (below)
         self._fd = os.open(self.path, os.O_RDONLY)
 
     def after_commit(self) -> None:
         """On the event loop, after a commit: start a checkpoint unless one ran lately."""
-        if self._db is None or self._running is not None \
+        if self._db is None or self._running is not None or self.failed \
                 or time.monotonic() - self._last < CHECKPOINT_EVERY:
             return
         self._running = asyncio.get_running_loop().create_task(self.checkpoint(),
@@ -109,9 +127,12 @@ class Checkpointer:
 
     async def checkpoint(self) -> None:
         """One checkpoint now, in the thread (after_commit starts them on its own)."""
+        if self.failed:
+            return
         try:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._passive)
-            self.checkpoints += 1
+            if not self.failed:
+                self.checkpoints += 1
             self._failing = False
         except (sqlite3.Error, OSError) as error:  # the next tries again; nothing is lost
             if not self._failing:  # once, not every second (a full disk)
@@ -124,12 +145,33 @@ class Checkpointer:
 
     def _passive(self) -> None:
         assert self._db is not None
-        if not self._pinned:  # still pinned if the last write-back failed
-            self._pin_log()
-        _busy, logged, _copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self._pin_log()
+        try:
+            _busy, logged, _copied = self._db.execute(
+                "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:  # it counts nothing copied until it has copied all it could
+            self._let_go()
+            raise
         if logged > 0:
-            self.write_back()
+            try:
+                self.write_back()
+            except OSError as error:
+                self._keep_log_whole(error)
+                return
         self._let_go()  # only once the file has what it copied
+
+    def _keep_log_whole(self, error: OSError) -> None:
+        """The file may lack what was copied into it: the log stays whole (module doc)."""
+        assert self._fd is not None
+        self.failed = (f"the journal's database file could not be written to disk "
+                       f"({error}); it sells on, its log keeping everything: restart the "
+                       f"node and check the disk")
+        log.error("%s", self.failed)
+        lock = struct.pack("hhqqi4x", fcntl.F_RDLCK, os.SEEK_SET, SHARED_FIRST, SHARED_SIZE, 0)
+        try:
+            fcntl.fcntl(self._fd, fcntl.F_OFD_SETLK, lock)
+        except OSError as refused:  # an old kernel: the last connection may delete the log
+            log.error("could not lock the journal's file to keep its log: %s", refused)
 
     def _pin_log(self) -> None:
         """A read transaction on the log: no writer restarts it (overwriting frames a
@@ -146,12 +188,10 @@ class Checkpointer:
         except BaseException:
             self._pin.execute("ROLLBACK")
             raise
-        self._pinned = True
 
     def _let_go(self) -> None:
         assert self._pin is not None
         self._pin.execute("ROLLBACK")
-        self._pinned = False
 
     def write_back(self) -> None:
         """The database file to disk: a step at a time, then synced."""
@@ -172,12 +212,16 @@ class Checkpointer:
 
     def _disconnect(self) -> None:
         if self._db is not None:
-            # The process's last connection copies the log back as it closes: synced.
+            # Whichever connection of the process closes last copies the log back as it
+            # closes, with its own setting: this one's is set back.
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.close()
+            self._db = None
+        if self.failed:
+            return  # the pin and the file's lock stay until the process ends (module doc)
         if self._pin is not None:
             self._pin.close()
-        self._db = self._pin = None
+            self._pin = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
