@@ -151,15 +151,21 @@ def wal_salts(path: Path) -> bytes:
         return wal.read(32)[16:24]
 
 
+def sales_writer(path: Path) -> sqlite3.Connection:
+    """A writer as the journal's: each commit synced, no checkpoint of its own."""
+    writer = connect(path)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("CREATE TABLE sales (id INTEGER PRIMARY KEY)")
+    return writer
+
+
 async def test_the_log_is_not_overwritten_before_its_checkpoint_is_synced(
         tmp_path: Path) -> None:
     # The checkpoint copies the log into the file unsynced and syncs it afterwards, a
     # step at a time (edge/journal/checkpoints.py): until then the log is the only copy
     # a power cut would keep, so a commit meanwhile must not start it afresh.
     path = tmp_path / "journal.sqlite3"
-    writer = connect(path)
-    writer.execute("PRAGMA wal_autocheckpoint = 0")
-    writer.execute("CREATE TABLE sales (id INTEGER PRIMARY KEY)")
+    writer = sales_writer(path)
     checkpointer = Checkpointer(path)
     await checkpointer.open()
     writing_back, go_on = threading.Event(), threading.Event()
@@ -201,9 +207,7 @@ async def test_a_failed_write_back_keeps_the_log_whole_until_the_node_restarts(
     # (never restarted, not deleted by the last connection's close), and the next open
     # reads it back whole (edge/journal/checkpoints.py).
     path = tmp_path / "journal.sqlite3"
-    writer = connect(path)
-    writer.execute("PRAGMA wal_autocheckpoint = 0")
-    writer.execute("CREATE TABLE sales (id INTEGER PRIMARY KEY)")
+    writer = sales_writer(path)
     checkpointer = Checkpointer(path)
     await checkpointer.open()
 
