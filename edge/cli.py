@@ -387,8 +387,7 @@ async def describe_node(node: Any) -> str:
     from edge.sync.status import sync_health
 
     return in_words({
-        "journal": {"disk_full_since": node.journal.disk_full_since,
-                    "write_back_failed": node.journal.checkpointer.failed},
+        "journal": node.journal.troubles(),
         "failure": node.failure,
         "tills_connected": len(node.till_sockets),
         "peers": await node.peers.status(),

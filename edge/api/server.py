@@ -53,15 +53,13 @@ async def healthz(request: web.Request) -> web.Response:
     node = request.app[NODE]
     journal = node.journal
     return json_response({
-        "status": ("ok" if node.tasks.all_up and not node.failure and not journal.disk_full_since
-                   and not journal.checkpointer.failed else "degraded"),
+        "status": ("ok" if node.tasks.all_up and not node.failure
+                   and not any(journal.troubles().values()) else "degraded"),
         "store_id": node.config.store_id,
         "node_id": node.node_id,
         "version": __version__,
         "uptime_s": round(time.monotonic() - request.app[STARTED], 1),
-        "journal": {"origin": journal.origin, "seq": journal.head.seq,
-                    "disk_full_since": journal.disk_full_since,
-                    "write_back_failed": journal.checkpointer.failed},
+        "journal": {"origin": journal.origin, "seq": journal.head.seq, **journal.troubles()},
         "printers": node.print_queue.statuses(),
         "terminals": node.terminals.statuses(),  # card terminals (edge/devices/terminals.py)
         "tills_connected": len(node.till_sockets),

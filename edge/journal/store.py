@@ -296,6 +296,12 @@ class Journal:
         # Last: it closes a descriptor of the file, which drops the process's locks on it.
         await self.checkpointer.close()
 
+    def troubles(self) -> dict[str, str | None]:
+        """What stands in the way of its writes, for /healthz and systemd's status line:
+        a full disk (since when), a failed write-back (why: the node needs a restart)."""
+        return {"disk_full_since": self.disk_full_since,
+                "write_back_failed": self.checkpointer.failed}
+
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` with each batch of events once it is committed."""
         self._listeners.append(listener)
