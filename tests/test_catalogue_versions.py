@@ -4,6 +4,8 @@ A new till gets a full copy and a version; a till that comes back with its
 version gets only what changed (prices, new products, delistings), on any
 node of the store; a version too old gets a full copy, a node behind the
 till says so; `catalogue/follow` tells a till, once per burst, when to ask.
+A price head office imports from its CSV reaches a following till, and a
+browser till's offline copy (chromium, the copy saved in IndexedDB).
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from headoffice_support import (
     wait_for,
     write_store_config,
 )
+from playwright.async_api import Page, async_playwright, expect
+from test_pricing_vectors import CHROMIUM_ARGS
+from test_till_catalogue_copy import read_saved_copy
+from test_till_offline import log_in
 
 from edge.api import catalogue_commands
 from edge.api.server import make_app
@@ -44,6 +50,7 @@ from edge.selling.catalogue_versions import (
     catalogue_version,
     held_seqs,
 )
+from edge.selling.tills import create_pairing_code
 from edge.sync.client import Timing
 
 BAGUETTE_ID = "p0001"
@@ -274,7 +281,9 @@ async def peered_nodes(tmp_path: Path, headoffice: HeadOffice, token: str,
         for number, port in enumerate(ports):
             path = write_store_config(tmp_path / f"node{number}", headoffice.url, token, ca)
             others = ", ".join(f'"http://127.0.0.1:{other}"' for other in ports if other != port)
-            path.write_text(path.read_text() + f"[peers]\nurls = [{others}]\n")
+            # Its own port said: a browser till's page it serves may open its websocket.
+            path.write_text(path.read_text().replace("[server]\n", f"[server]\nport = {port}\n")
+                            + f"[peers]\nurls = [{others}]\n")
             config = load_config(path)
             with tuned_sync(timing):
                 app = make_app(config)
@@ -294,12 +303,22 @@ async def test_a_head_office_price_reaches_a_following_till_and_a_version_holds_
     try:
         token = await server.storage.add_store(STORE)
         await import_catalogue_csv(server.storage, catalogue_csv(1850))
-        async with peered_nodes(tmp_path, headoffice, token, ca) as (a, b):
+        async with (peered_nodes(tmp_path, headoffice, token, ca) as (a, b),
+                    contextlib.AsyncExitStack() as stack):
             journal_a, journal_b = node_of(a).journal, node_of(b).journal
             # Both demo catalogues and head office's on both nodes.
             await wait_for(lambda: same_catalogue(journal_a, journal_b), 30,
                            "the nodes to hold the same catalogue")
             token_a = await a.pair()
+            # And a browser till on a, with its offline copy (IndexedDB, in its worker).
+            browser_till = await stack.enter_async_context(browser_page())
+            await browser_till.goto(
+                f"{a.url}/#pair={create_pairing_code(a.data_dir / 'edge.sqlite3')}")
+            await log_in(browser_till)
+            await expect(browser_till.locator("#status")).to_have_attribute(
+                "data-catalogue", str(len(await on_sale(journal_a))))
+            assert (await read_saved_copy(browser_till, [], [gtin(1)]))["prices"] == {
+                gtin(1): 1850}
             async with a.till(token_a, cashier=None) as till:
                 await till.call("catalogue/follow")
                 copy = await pull(till, None)
@@ -314,6 +333,9 @@ async def test_a_head_office_price_reaches_a_following_till_and_a_version_holds_
                 assert not changed.full and not changed.delisted
                 assert {pid: row["price"] for pid, row in changed.products.items()} == {
                     "ho-1": 1990}
+                # The browser till was told too: its saved copy sells the tarte at 19,90.
+                await wait_for(lambda: saved_price_is(browser_till, gtin(1), 1990), 30,
+                               "head office's price in the browser till's offline copy")
 
             # A change on a, replicated to b: b, given a's version, sends only that.
             await import_products(journal_a, [product("from-a", price=444)])
@@ -326,6 +348,19 @@ async def test_a_head_office_price_reaches_a_following_till_and_a_version_holds_
                 assert on_b.version[journal_a.origin] > changed.version.get(journal_a.origin, 0)
     finally:
         await headoffice.stop()
+
+
+@contextlib.asynccontextmanager
+async def browser_page() -> AsyncIterator[Page]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                                   args=CHROMIUM_ARGS)
+        yield await browser.new_page(locale="fr-FR")
+        await browser.close()
+
+
+async def saved_price_is(page: Page, barcode: str, price: int) -> bool:
+    return (await read_saved_copy(page, [], [barcode]))["prices"] == {barcode: price}
 
 
 async def same_catalogue(a: Journal, b: Journal) -> bool:
