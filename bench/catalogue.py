@@ -49,17 +49,13 @@ from bench.catalogue_data import (
     raw_sizes,
     write_csv,
 )
-from bench.nodes import ROOT, BenchNode, free_port, percentile
+from bench.nodes import ROOT, BenchNode, free_port, percentile, verdict
 
 GOALS = {"import": 3.0, "apply": 1.5, "size": 1.5, "lookup": 1.3}
 SEARCH_P99_GOAL_MS = 2.0
 IMPORT_RSS_GOAL_MB = 200
 HEADOFFICE = "headoffice-b3c4d5"
 QUERIES = 400  # per kind of query
-
-
-def verdict(ratio: float, goal: float) -> str:
-    return "met" if ratio <= goal else f"MISSED by {ratio / goal:.2f}x"
 
 
 # Children: each prints its figures as JSON on its last line.

@@ -40,7 +40,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from bench.catalogue_data import products
-from bench.nodes import ROOT, free_port
+from bench.nodes import ROOT, free_port, verdict
 from edge.api.server import NODE, make_app
 from edge.config import Config
 from edge.selling.catalogue import import_products
@@ -255,7 +255,7 @@ async def measure(till: Socket, database: Path, journal: Any, generated: list[An
           f"= {copy_deflated / export_deflated:.2f}")
     goal = copy_deflated / (FIRST_COPY_GOAL_MB * 1e6)
     print(f"  a first copy on the wire: {copy_deflated / 1e6:.1f} MB deflated, {goal:.2f}x the "
-          f"{FIRST_COPY_GOAL_MB} MB goal: {'met' if goal <= 1 else f'missed by {goal:.2f}x'}")
+          f"{FIRST_COPY_GOAL_MB} MB goal: {verdict(goal)}")
     print(f"  time {best(copies) * 1000:.0f} ms (export {best(exports) * 1000:.0f} ms); raw "
           f"sqlite3 reading the same rows {raw_all * 1000:.0f} ms: "
           f"{best(copies) / raw_all:.1f}x raw (export {best(exports) / raw_all:.1f}x)")

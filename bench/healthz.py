@@ -28,7 +28,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.catchup_journal import cached_sender
-from bench.nodes import ROOT, BenchNode, free_port, percentile
+from bench.nodes import ROOT, BenchNode, free_port, percentile, verdict
 from edge.sync.backlog import unsent
 
 GOAL = 2.0  # the loaded /healthz may take at most this many times a bare one
@@ -87,10 +87,9 @@ async def compare(loaded: BenchNode, bare: BenchNode, path: str, requests: int) 
             light += await latencies(b, f"{bare.url}{path}", ROUND)
     for name, fraction in (("p50", 0.5), ("p99", 0.99)):
         ratio = percentile(heavy, fraction) / percentile(light, fraction)
-        verdict = "met" if ratio <= GOAL else f"MISSED by {ratio / GOAL:.2f}x"
         print(f"  {path} {name}: {percentile(heavy, fraction) * 1000:.3f} ms loaded, "
               f"{percentile(light, fraction) * 1000:.3f} ms bare: {ratio:.2f} x "
-              f"(goal <= {GOAL:g} x: {verdict})", flush=True)
+              f"(goal <= {GOAL:g} x: {verdict(ratio, GOAL)})", flush=True)
 
 
 async def patiently(node: BenchNode, seconds: float = 1800) -> None:

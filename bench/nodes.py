@@ -98,3 +98,8 @@ async def known_everywhere(nodes: list[BenchNode], token: str) -> None:
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def verdict(ratio: float, goal: float = 1.0) -> str:
+    """Whether a measured ratio meets its goal, and by how much it misses."""
+    return "met" if ratio <= goal else f"MISSED by {ratio / goal:.2f}x"
