@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -243,3 +244,29 @@ async def test_a_failed_write_back_keeps_the_log_whole_until_the_node_restarts(
     finally:
         reader.close()
         await again.close()
+
+
+async def test_close_waits_for_a_job_on_its_own_connection(tmp_path: Path) -> None:
+    # Closing the checkpointer's descriptor drops every POSIX lock this process holds on
+    # the file: a job still reading on its own connection would lose its read lock.
+    journal = Journal(tmp_path / "store.sqlite3", origin="node-a", trust=identity("node-a"))
+    await journal.open()
+    reading, finished = threading.Event(), threading.Event()
+
+    def read_slowly() -> int:
+        db = connect(journal.path)
+        try:
+            db.execute("BEGIN")
+            count = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            reading.set()
+            time.sleep(0.3)
+            return count
+        finally:
+            db.close()
+            finished.set()
+
+    job = asyncio.ensure_future(journal.with_own_connection(read_slowly))
+    await asyncio.to_thread(reading.wait, 5)
+    await journal.close()
+    assert finished.is_set()
+    assert await job == 0

@@ -212,8 +212,9 @@ async def admin_pair(request: web.Request, body: dict[str, Any]) -> web.Response
     if type(minutes) is not int or not 1 <= minutes <= MAX_PAIRING_MINUTES:
         return admin_error(400, "invalid_request",
                            f"minutes must be a whole number from 1 to {MAX_PAIRING_MINUTES}")
-    database = request.app[NODE].config.database
-    code = await asyncio.to_thread(tills.create_pairing_code, database, minutes * 60)
+    node = request.app[NODE]
+    code = await node.journal.with_own_connection(tills.create_pairing_code,
+                                                  node.config.database, minutes * 60)
     return json_response({"code": code, "minutes": minutes})
 
 

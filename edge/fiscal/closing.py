@@ -259,7 +259,8 @@ async def close_period(journal: Journal, calendar: Calendar, request: Request,
     lock = _LOCKS.setdefault(journal, asyncio.Lock())
     async with lock:  # one closure at a time on this node
         for _ in range(3):
-            body = await asyncio.to_thread(_read_body, journal.path, calendar, request, now())
+            body = await journal.with_own_connection(_read_body, journal.path, calendar,
+                                                     request, now())
             # The store CA's fingerprint, printed on the Z: what an auditor compares an
             # archive's with (a forger's own CA checks just as well, but not this).
             body["store_ca"] = fingerprint(journal.identity.ca_cert)

@@ -215,6 +215,9 @@ class Journal:
         self._writer_db: sqlite3.Connection | None = None
         self._reader_db: aiosqlite.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-writer")
+        # Jobs that open a connection of their own to the file (see with_own_connection).
+        self._own_connections = ThreadPoolExecutor(max_workers=2,
+                                                   thread_name_prefix="journal-own-connection")
         self.commits = 0
         self.committed_events = 0
         self.checkpointer = Checkpointer(self.path)
@@ -276,8 +279,18 @@ class Journal:
     async def _in_writer(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
 
+    async def with_own_connection(self, function: Callable[..., T], *args: Any) -> T:
+        """Run off the loop a job that opens its own connection to the database.
+
+        `close` waits for these before it lets the checkpointer close its descriptor,
+        which drops every POSIX lock the process holds on the file, theirs included.
+        """
+        return await asyncio.get_running_loop().run_in_executor(
+            self._own_connections, function, *args)
+
     async def close(self) -> None:
         """Commit and answer every write already asked for, then close."""
+        await asyncio.get_running_loop().run_in_executor(None, self._own_connections.shutdown)
         if self._writer_task:
             self._writes.put_nowait(None)
             await self._writer_task
