@@ -200,6 +200,7 @@ class Start:
     full_copy_ms: float | None = None
     scans: list[Scan] = field(default_factory=list)  # while the copy loads
     longest_task_ms: float = 0.0
+    long_tasks: list[tuple[float, float]] = field(default_factory=list)  # (at, ms) over 50 ms
     reload_sell_ms: float = 0.0
     reload_copy_ms: float | None = None
     reload_first_price_ms: float = 0.0
@@ -368,6 +369,7 @@ async def measure_start(browser: Browser, node: BenchNode, store: Store, scans: 
     tasks = await page.evaluate("window.__longTasks")
     until = figures.full_copy_ms or float("inf")
     figures.longest_task_ms = max((duration for at, duration in tasks if at <= until), default=0.0)
+    figures.long_tasks = [(at, duration) for at, duration in tasks if at <= until and duration > 50]
     if changed and figures.full_copy_ms is not None:
         await measure_change(page, node, store, changed, barcodes, pace, figures)
     # The same scans with nothing going on: what the copy and the change add to them.
@@ -432,7 +434,10 @@ def report(figures: Start, baseline: float) -> None:
         gap = (figures.full_copy_ms - slowest) / 1000
         print(f"  the longest came at             {slowest:,.0f} ms, {abs(gap):.1f} s "
               f"{'before' if gap >= 0 else 'after'} the copy was whole")
-    print(f"  main thread's longest task      {figures.longest_task_ms:.0f} ms")
+    print(f"  main thread's longest task      {figures.longest_task_ms:.0f} ms; over 50 ms: "
+          + (", ".join(f"{duration:.0f} ms at {(at - figures.sell_shown_ms) / 1000:+.1f} s"
+                       for at, duration in figures.long_tasks[:12]) or "none")
+          + " (from the sell screen)")
     if figures.changed:
         saved = "—" if figures.change_saved_s is None else f"{figures.change_saved_s:.1f} s"
         print(f"  {figures.changed:,} prices changed: node import {figures.change_import_s:.1f} s, "
