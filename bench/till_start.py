@@ -3,18 +3,20 @@
 Run: ./dev bench till_start   (options --sizes, --scans, --changed, --pace, --together,
 --hands)
 
-A till is a machine of its own: by default the browser (with Playwright's
-driver and this process, the cashier's hands) runs on one core and writes its
-profile (IndexedDB) to a RAM disk, and the node alone on the other core and
-the real disk, so that neither's disk flushes nor CPU stand in for the
-other's; chromium is started through `taskset`, so none of its processes leaves that
-core. `--hands node` moves this process and the driver to the node's core.
+A till is a machine of its own: by default the browser (with this process,
+the cashier's hands) runs on one core and writes its profile to a RAM disk,
+and the node alone on the other core and the real disk, so that neither's disk
+flushes nor CPU stand in for the other's; chromium is started through
+`taskset`, so none of its processes leaves that core. `--hands node` moves this
+process to the node's core.
 `--together` shares both cores and the disk (a till in a browser on
 the node's own box). `--together --pace 0` is close to the runs before
 2026-12-01's, which believed chromium pinned to its core with its profile on
 a RAM disk: neither held (docs/benchmarks.md).
 
-Debian's chromium through Playwright at touch size, headless, against a real
+Debian's chromium at touch size, headless, driven over its DevTools pipe with
+no Network domain (bench/devtools.py: Playwright's copies every websocket frame
+to its driver, a load no till has), against a real
 `edge serve` on loopback holding the demo store's products plus generated
 ones (bench/cashier_pages.py: imported once, cached in .bench-cache/). For
 each size, a new till (a fresh browser context: no saved copy) is paired
@@ -70,7 +72,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-from playwright.async_api import Browser, Page, async_playwright
 
 from bench.cashier import BROWSER_ARGS, CHROMIUM
 from bench.cashier_pages import (
@@ -83,6 +84,7 @@ from bench.cashier_pages import (
     products_on_sale,
     served_till,
 )
+from bench.devtools import Chromium, Tab
 from bench.nodes import ROOT, BenchNode, free_port, percentile, verdict
 from edge.admin import TOKEN_FILE
 from edge.selling.catalogue_admin import PART_CHARACTERS
@@ -215,14 +217,14 @@ class Start:
     change_saved_s: float | None = None  # from the import's end to the change saved in the copy
 
 
-async def log_in(page: Page) -> None:
+async def log_in(page: Tab) -> None:
     await page.click('[data-cashier-id="alice"]')
-    await page.keyboard.type("1234")
-    await page.keyboard.press("Enter")
-    await page.locator("#screen-sell").wait_for(state="visible")
+    await page.type("1234")
+    await page.press("Enter")
+    await page.wait_visible("#screen-sell")
 
 
-async def copy_whole_at(page: Page, size: int, since: float = 0.0) -> float | None:
+async def copy_whole_at(page: Tab, size: int, since: float = 0.0) -> float | None:
     """When (page ms) `data-catalogue` first said the whole copy, after `since`; None yet."""
     for at, value in await page.evaluate("window.__catalogueAt"):
         if at >= since and value == str(size):
@@ -242,8 +244,8 @@ def catalogue_version_seqs(database: Path) -> dict[str, int]:
         db.close()
 
 
-async def till_holds(page: Page, wanted: dict[str, int]) -> bool:
-    saved = await page.get_attribute("#status", "data-catalogue-version")
+async def till_holds(page: Tab, wanted: dict[str, int]) -> bool:
+    saved = await page.attribute("#status", "data-catalogue-version")
     version = json.loads(saved) if saved else {}
     return all(version.get(origin, 0) >= seq for origin, seq in wanted.items())
 
@@ -284,19 +286,19 @@ class Scan:
         return "; ".join(parts) + f"; total shown at {self.took:.0f} ms"
 
 
-async def scan(page: Page, barcode: str, pace: float) -> Scan:
+async def scan(page: Tab, barcode: str, pace: float) -> Scan:
     """A scan (PROBE_JS: from its Enter to the total shown, in the page's clock), then a
     wait that keeps a cashier's pace: a scan every `pace` seconds at most (0: back to
     back)."""
     began = time.perf_counter()
     await page.evaluate("(code) => window.__armScan(code)", barcode)
-    await page.keyboard.press("Enter")
+    await page.press("Enter")
     at, took, key_wait, trips = await page.evaluate("window.__scanned")
     await asyncio.sleep(max(0.0, pace - (time.perf_counter() - began)))
     return Scan(at, took, key_wait, tuple(tuple(trip) for trip in trips))
 
 
-async def measure_change(page: Page, node: BenchNode, store: Store, changed: int,
+async def measure_change(page: Tab, node: BenchNode, store: Store, changed: int,
                          barcodes: list[str], pace: float, figures: Start) -> None:
     """`changed` generated products a cent dearer, imported into the running node while
     the till scans, until the till's copy holds the change."""
@@ -340,13 +342,12 @@ async def measure_change(page: Page, node: BenchNode, store: Store, changed: int
         (duration for at, duration in tasks if since <= at <= until), default=0.0)
 
 
-async def measure_start(browser: Browser, node: BenchNode, store: Store, scans: int,
+async def measure_start(browser: Chromium, node: BenchNode, store: Store, scans: int,
                         pace: float, changed: int = 0) -> Start:
     size = len(store.products)
     barcodes = store.barcodes(5) or DEMO_BARCODES
     figures = Start(size)
-    context = await browser.new_context(viewport=TOUCH, locale="fr-FR")  # nothing saved
-    page = await context.new_page()
+    page = await browser.new_tab(TOUCH["width"], TOUCH["height"], "fr-FR")  # nothing saved
     await page.add_init_script(PROBE_JS)
     await page.goto(f"{node.url}/#pair={create_pairing_code(node.data / 'edge.sqlite3')}")
     await log_in(page)
@@ -378,12 +379,12 @@ async def measure_start(browser: Browser, node: BenchNode, store: Store, scans: 
 
     # A reload (F5): the sell screen at once, the saved copy read again, the PIN, a price.
     await page.reload()
-    await page.locator("#screen-sell, #screen-login").first.wait_for(state="visible")
+    await page.wait_visible("#screen-sell, #screen-login")
     figures.reload_sell_ms = await page.evaluate("performance.now()")
-    await page.locator("#screen-login").wait_for(state="visible")  # the node asks the PIN
-    await page.keyboard.type("1234")
-    await page.keyboard.press("Enter")
-    await page.locator("#screen-sell").wait_for(state="visible")
+    await page.wait_visible("#screen-login")  # the node asks the PIN
+    await page.type("1234")
+    await page.press("Enter")
+    await page.wait_visible("#screen-sell")
     scanned = await scan(page, barcodes[0], 0.0)
     figures.reload_first_price_ms = scanned.at + scanned.took
     for _ in range(200):
@@ -397,7 +398,7 @@ async def measure_start(browser: Browser, node: BenchNode, store: Store, scans: 
     queries = [*SEARCHES, "c", "b"]  # and one letter: the most matches
     alone = await page.evaluate(COPY_ALONE_JS, {"barcodes": asked, "queries": queries})
     figures.lookups, figures.searches = alone["lookups"], alone["searches"]
-    await context.close()
+    await page.close()
     return figures
 
 
@@ -481,10 +482,10 @@ HANDS = {
 def machines(together: bool, hands: str, work: Path) -> Iterator[Machines]:
     """The till apart from the node (see above), unless `together`: chromium on the last
     core (started through `taskset`, so every process it makes stays there), nodes on the
-    others. The bench's hands (this process and Playwright's driver, which sends each key
-    and reads each figure) cost CPU no real till spends, at the very moment of each scan:
-    by default on the till's core (about 14% of it during a 1M copy), `node` puts them on
-    the node's core, where they slow the node's answers instead (docs/benchmarks.md). This
+    others. The bench's hands (this process, which sends each key and reads each figure)
+    cost CPU no real till spends, at the very moment of each scan: by default on the
+    till's core (under 1% of it during a 1M copy), `node` puts them on the node's core,
+    where they slow the node's answers instead (docs/benchmarks.md). This
     process's products are frozen out of its garbage collector (quiet_heap): its
     collections over a million products once stalled the core it ran on for 150-440 ms."""
     cores = sorted(os.sched_getaffinity(0))
@@ -508,30 +509,10 @@ def machines(together: bool, hands: str, work: Path) -> Iterator[Machines]:
             os.sched_setaffinity(0, cores)
 
 
-@contextlib.contextmanager
-def temporary_dir(folder: str | None) -> Iterator[None]:
-    """TMPDIR set to `folder` (None: left alone) while Playwright's driver starts: the
-    driver makes chromium's profiles there; the nodes started later keep the real disk."""
-    if folder is None:
-        yield
-        return
-    before = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = folder
-    try:
-        yield
-    finally:
-        os.environ.pop("TMPDIR") if before is None else os.environ.update(TMPDIR=before)
-
-
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(dir=ROOT, prefix=".bench-") as tmp, \
             machines(args.together, args.hands, Path(tmp)) as setting:
-        async with contextlib.AsyncExitStack() as stack:
-            with temporary_dir(setting.profiles):
-                playwright = await stack.enter_async_context(async_playwright())
-            browser = await playwright.chromium.launch(executable_path=str(setting.browser),
-                                                       args=BROWSER_ARGS)
-            stack.push_async_callback(browser.close)
+        async with Chromium.launched(setting.browser, BROWSER_ARGS, setting.profiles) as browser:
             print(f"machine: {os.cpu_count()} cores; chromium {browser.version} headless; "
                   f"{setting.setting}; a scan every {args.pace} ms at most")
             node = BenchNode(Path(tmp) / "baseline", free_port(),  # the demo store alone
@@ -577,7 +558,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--together", action="store_true",
                         help="the browser and the node share the cores and the disk")
     parser.add_argument("--hands", choices=sorted(HANDS), default="till",
-                        help="where this bench and Playwright's driver run: "
+                        help="where this bench runs: "
                              + "; ".join(f"{name}: {what}" for name, what in HANDS.items()))
     args = parser.parse_args(argv)
     if not CHROMIUM.exists():
