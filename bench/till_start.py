@@ -218,7 +218,14 @@ class Start:
 
 
 async def log_in(page: Tab) -> None:
-    await page.click('[data-cashier-id="alice"]')
+    """Alice taps her tile (again if the list was drawn anew under her finger, as when
+    the connecting notice goes), types her PIN and Enter."""
+    alice = '[data-cashier-id="alice"]'
+    for _ in range(50):
+        await page.click(alice)
+        if await page.attribute(alice, "aria-pressed") == "true":
+            break
+        await asyncio.sleep(0.1)
     await page.type("1234")
     await page.press("Enter")
     await page.wait_visible("#screen-sell")
