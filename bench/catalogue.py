@@ -350,6 +350,10 @@ def run_size(count: int, folder: Path, page: int, single: bool) -> None:
                                         for name, bytes_ in object_sizes(node_db)), flush=True)
     # (d), (e): the store node of (a), serving
     queries = search_queries(count)
+    # (a)-(c) left gigabytes for the kernel to write back: on disk first, or the lookups
+    # share the machine with it (at 1M: p50 0.78 ms, 5.35x the echo; a settled 1M node
+    # answers in 0.41 ms, 2.6-2.9x; docs/benchmarks.md).
+    os.sync()
     asyncio.run(node.start())
     try:
         asyncio.run(over_websocket(node, count, queries))
