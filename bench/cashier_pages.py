@@ -188,7 +188,7 @@ async def served_till(store: Store, work: Path,
     # On disk before the node starts: else the kernel writes the copy back (560 MB at 1M)
     # while the node serves, and each of its commits' syncs waits behind it (a scan's
     # answer held 120-190 ms in 2026-12-01's eighth-session runs).
-    os.sync()
+    await asyncio.to_thread(os.sync)
     await node.start()
     try:
         yield node

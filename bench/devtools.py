@@ -41,8 +41,10 @@ class Chromium:
         self._writer = writer
         self._next_id = 0
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._gone: BaseException | None = None
         self._reading = asyncio.ensure_future(self._read())
         self.version = ""
+        self.user_agent = ""
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -62,13 +64,20 @@ class Chromium:
                 os.dup2(reading, 3)
                 os.dup2(writing, 4)
 
-            process = await asyncio.create_subprocess_exec(
-                str(executable), *args, "--remote-debugging-pipe", f"--user-data-dir={profile}",
-                "about:blank", stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-                preexec_fn=pipe_on_3_and_4, pass_fds=(3, 4))
-            os.close(to_browser)
-            os.close(from_browser)
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    str(executable), *args, "--remote-debugging-pipe",
+                    f"--user-data-dir={profile}", "about:blank",
+                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL, preexec_fn=pipe_on_3_and_4,
+                    pass_fds=(3, 4))
+            except BaseException:
+                for descriptor in (to_us, from_us):
+                    os.close(descriptor)
+                raise
+            finally:
+                os.close(to_browser)
+                os.close(from_browser)
             loop = asyncio.get_running_loop()
             reader = asyncio.StreamReader(limit=MESSAGE_LIMIT)
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
@@ -77,13 +86,16 @@ class Chromium:
                                                       os.fdopen(from_us, "wb", buffering=0))
             browser = cls(process, reader, writer)
             try:
-                browser.version = (await browser.send("Browser.getVersion"))["product"]
+                version = await browser.send("Browser.getVersion")
+                browser.version, browser.user_agent = version["product"], version["userAgent"]
                 yield browser
             finally:
                 await browser.close()
 
     async def send(self, method: str, params: dict[str, Any] | None = None,
                    session: str | None = None) -> dict[str, Any]:
+        if self._reading.done():
+            raise DevToolsError(f"chromium went away: {self._gone}")
         self._next_id += 1
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
@@ -94,6 +106,8 @@ class Chromium:
         return await answer
 
     async def _read(self) -> None:
+        """Answers to their commands, until chromium closes the pipe (or sends what is not
+        the protocol): every command waiting then, or sent later, fails."""
         try:
             while True:
                 message = json.loads((await self._reader.readuntil(b"\0"))[:-1])
@@ -101,13 +115,16 @@ class Chromium:
                 if waiting is None or waiting.done():
                     continue  # an event: none asked for
                 if "error" in message:
-                    waiting.set_exception(DevToolsError(f"{message['error']}"))
+                    waiting.set_exception(DevToolsError(str(message["error"])))
                 else:
                     waiting.set_result(message.get("result", {}))
-        except (asyncio.IncompleteReadError, ConnectionError) as error:
+        except Exception as error:  # the pipe closed, or garbled: the end either way
+            self._gone = error
+        finally:
             for waiting in self._waiting.values():
                 if not waiting.done():
-                    waiting.set_exception(DevToolsError(f"chromium went away: {error}"))
+                    waiting.set_exception(DevToolsError(f"chromium went away: {self._gone}"))
+            self._waiting.clear()
 
     async def new_tab(self, width: int, height: int, locale: str) -> Tab:
         """A tab in a browser context of its own (nothing saved before it)."""
@@ -120,21 +137,28 @@ class Chromium:
         await tab.send("Page.enable")
         await tab.send("Emulation.setDeviceMetricsOverride",
                        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        # The page's language (navigator.language, Accept-Language) and its Intl formats.
+        await tab.send("Emulation.setUserAgentOverride",
+                       {"userAgent": self.user_agent, "acceptLanguage": locale})
         await tab.send("Emulation.setLocaleOverride", {"locale": locale})
         return tab
 
     async def close(self) -> None:
-        with contextlib.suppress(DevToolsError, ConnectionError):
-            await asyncio.wait_for(self.send("Browser.close"), 10)
+        """Asked to close, then killed if it has not within 10 s."""
         try:
-            await asyncio.wait_for(self.process.wait(), 10)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-        self._reading.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reading
-        self._writer.close()
+            if not self._reading.done():
+                with contextlib.suppress(DevToolsError, TimeoutError):
+                    await asyncio.wait_for(self.send("Browser.close"), 10)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), 10)
+        finally:
+            if self.process.returncode is None:
+                self.process.kill()
+                await self.process.wait()
+            self._reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reading
+            self._writer.close()
 
 
 class Tab:
@@ -149,8 +173,9 @@ class Tab:
         return await self.browser.send(method, params, self.session)
 
     async def evaluate(self, function: str, arg: Any = None) -> Any:
-        """`function` (a JavaScript expression of a function, or a plain expression when
-        `arg` is None) called with `arg`, awaited, its value as JSON."""
+        """`function` (JavaScript) called with `arg`, awaited, its value as JSON; with no
+        `arg`, `function` is a plain expression instead (`"() => 5"` is then the function
+        itself, not 5)."""
         expression = function if arg is None else f"({function})({json.dumps(arg)})"
         answer = await self.send("Runtime.evaluate", {
             "expression": expression, "awaitPromise": True, "returnByValue": True})
@@ -163,7 +188,9 @@ class Tab:
         await self.send("Page.addScriptToEvaluateOnNewDocument", {"source": source})
 
     async def goto(self, url: str) -> None:
-        await self.send("Page.navigate", {"url": url})
+        navigated = await self.send("Page.navigate", {"url": url})
+        if navigated.get("errorText"):
+            raise DevToolsError(f"{url}: {navigated['errorText']}")
         await self._loaded()
 
     async def reload(self) -> None:

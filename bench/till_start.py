@@ -84,7 +84,7 @@ from bench.cashier_pages import (
     products_on_sale,
     served_till,
 )
-from bench.devtools import Chromium, Tab
+from bench.devtools import Chromium, DevToolsError, Tab
 from bench.nodes import ROOT, BenchNode, free_port, percentile, verdict
 from edge.admin import TOKEN_FILE
 from edge.selling.catalogue_admin import PART_CHARACTERS
@@ -222,10 +222,13 @@ async def log_in(page: Tab) -> None:
     the connecting notice goes), types her PIN and Enter."""
     alice = '[data-cashier-id="alice"]'
     for _ in range(50):
-        await page.click(alice)
+        with contextlib.suppress(DevToolsError):  # the tile drawn anew between two steps
+            await page.click(alice)
         if await page.attribute(alice, "aria-pressed") == "true":
             break
         await asyncio.sleep(0.1)
+    else:
+        raise DevToolsError("Alice's tile never took her tap")
     await page.type("1234")
     await page.press("Enter")
     await page.wait_visible("#screen-sell")
@@ -525,6 +528,7 @@ async def run(args: argparse.Namespace) -> None:
             node = BenchNode(Path(tmp) / "baseline", free_port(),  # the demo store alone
                              cores=setting.node_cores)
             await node.start()
+            await asyncio.to_thread(os.sync)  # its first writes on disk, as served_till's
             try:
                 demo = products_on_sale(node.data / "edge.sqlite3")
                 demo_store = Store(len(demo), node.data, demo, len(demo), 0.0)

@@ -151,6 +151,33 @@ def test_a_sale_whose_node_died_before_answering_is_completed_once_on_a_node_tha
     assert outcome["basketAdds"] == ["a", "a", "b", "b"]  # the basket was put back on b first
 
 
+# --- sending ---------------------------------------------------------------------------------
+
+
+def test_a_scan_goes_to_the_node_before_the_screen_draws_it_pending(page: ModulePage) -> None:
+    # The node answers while the page draws: a basket's first line took 6-16 ms to draw,
+    # which a scan used to wait for (docs/benchmarks.md, "eighth session").
+    outcome = page.scenario("""
+      const till = await f.tillOn(new f.FakeNode('a'));
+      const order = [];
+      const call = till.client.call.bind(till.client);
+      till.client.call = (type, args) => {
+        order.push(`sent ${type}`);
+        return call(type, args);
+      };
+      till.session.addEventListener('change', () => order.push(
+        `drawn, ${till.session.pendingLines().length} pending`));
+      till.session.addItem({ barcode: '111' });
+      till.session.addItem({ barcode: '222' });
+      await f.settle();
+      return { order: order.slice(0, 4), lines: till.session.lines.length };
+    """)
+    # The second scan waits for the first's answer, and is drawn pending meanwhile.
+    assert outcome["order"] == ["sent basket/add", "drawn, 1 pending", "drawn, 2 pending",
+                                "drawn, 1 pending"]
+    assert outcome["lines"] == 2
+
+
 # --- offline --------------------------------------------------------------------------------
 
 
